@@ -1,0 +1,33 @@
+// Runs every compiled test file with node's test runner. Test files are found under each
+// workspace's dist/ (compiled from src/**/*.test.ts); e2e suites decide for themselves whether
+// a container engine is there. Extra arguments are passed to `node --test`.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const roots = ['sdk/dist', 'daemon/dist', 'examples/dist', 'e2e/dist'];
+const files = [];
+function walk(dir) {
+  let entries;
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (name.endsWith('.test.js')) files.push(p);
+  }
+}
+for (const r of roots) walk(r);
+files.sort();
+const filter = process.env.FERRY_TEST_FILTER;
+const chosen = filter ? files.filter((f) => f.includes(filter)) : files;
+if (chosen.length === 0) {
+  console.error('run-tests: no test files found (did the build run?)');
+  process.exit(1);
+}
+const args = ['--test', '--test-concurrency=1', ...process.argv.slice(2), ...chosen];
+const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+process.exit(r.status ?? 1);

@@ -1,0 +1,107 @@
+/**
+ * The one table of Ferry error codes. Codes never change; messages may.
+ *
+ * Where a condition has an exact POSIX / node:net meaning the POSIX code is used, so code written
+ * for net.Socket keeps working (`if (err.code === 'ECONNREFUSED')`). Everything else is
+ * `ERR_FERRY_*`. Match on `err.code`, never on the message. docs/errors.md has a section for every
+ * code (a test checks).
+ */
+
+const kFerryError = Symbol.for('ferry.error');
+
+export const ERROR_MESSAGES = {
+  // POSIX meanings (also produced by sys/ from errno).
+  EACCES: 'Permission denied',
+  EADDRINUSE: 'Address already in use',
+  EAGAIN: 'Resource temporarily unavailable',
+  EBADF: 'Bad file descriptor',
+  ECONNREFUSED: 'Connection refused',
+  ECONNRESET: 'Connection reset by peer',
+  EHOSTUNREACH: 'No route to host',
+  EINVAL: 'Invalid argument',
+  EMFILE: 'Too many open files',
+  ENOENT: 'No such file or directory',
+  ENOMEM: 'Cannot allocate memory',
+  ENOTCONN: 'Socket is not connected',
+  EPIPE: 'Broken pipe',
+  EPERM: 'Operation not permitted',
+  ETIMEDOUT: 'Operation timed out',
+  // Arguments (thrown synchronously, Node core's codes).
+  ERR_INVALID_ARG_TYPE: 'Invalid argument type',
+  ERR_INVALID_ARG_VALUE: 'Invalid argument value',
+  ERR_OUT_OF_RANGE: 'Value out of range',
+  // Native boundary.
+  ERR_FERRY_SYS: 'System call failed',
+  ERR_FERRY_FD_CTRUNC: 'Ancillary data was truncated; file descriptors were lost',
+  ERR_FERRY_FD_UNEXPECTED: 'Unexpected file descriptors were received and closed',
+  ERR_FERRY_MAPPING_RELEASED: 'The shared-memory mapping has been released',
+  // Shared memory.
+  ERR_FERRY_SHM_BAD_LAYOUT: 'Shared-memory header is invalid (magic, version or size)',
+  ERR_FERRY_SHM_NOT_SEALED: 'Shared-memory file is not sealed against shrinking and growing',
+  ERR_FERRY_SHM_NO_SPACE: 'No room left in the shared-memory segment',
+  ERR_FERRY_FIFO_CORRUPT: 'Fifo indices in shared memory are inconsistent',
+  ERR_FERRY_QUEUE_CORRUPT: 'Event queue in shared memory is inconsistent',
+  // Control protocol.
+  ERR_FERRY_PROTO_MALFORMED: 'Malformed control message',
+  ERR_FERRY_PROTO_TOO_LARGE: 'Control message is larger than allowed',
+  ERR_FERRY_PROTO_UNKNOWN_MSG: 'Unknown control message type',
+  ERR_FERRY_PROTO_VERSION: 'Incompatible control protocol version',
+  // Daemon and attachment.
+  ERR_FERRY_DAEMON_UNREACHABLE: 'Cannot reach ferryd',
+  ERR_FERRY_DAEMON_LOST: 'Connection to ferryd was lost',
+  ERR_FERRY_NOT_ATTACHED: 'The app is not attached to ferryd',
+  ERR_FERRY_LIMIT: 'A configured limit was reached',
+  // Sessions and sockets.
+  ERR_FERRY_BAD_URI: 'Invalid session URI',
+  ERR_FERRY_SESSION_NOT_FOUND: 'No such session',
+  ERR_FERRY_SESSION_STATE: 'Operation not allowed in the session state',
+  ERR_FERRY_SOCKET_CLOSED: 'Socket is closed',
+  ERR_FERRY_SERVER_LISTENING: 'Server is already listening',
+  ERR_FERRY_NOT_SUPPORTED: 'Not supported',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_MESSAGES;
+
+export interface FerryErrorOptions extends ErrorOptions {
+  /** The errno value, for errors that came from a system call. */
+  errno?: number;
+  /** The system call that failed. */
+  syscall?: string;
+  /** The numeric status, for errors that crossed the control wire. */
+  wireStatus?: number;
+}
+
+/** A Ferry error: `code` is stable; `instanceof` works across two loaded copies of the SDK. */
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly errno: number | undefined;
+  readonly syscall: string | undefined;
+  readonly wireStatus: number | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: FerryErrorOptions) {
+    super(message ?? ERROR_MESSAGES[code], options);
+    this.name = 'FerryError';
+    this.code = code;
+    this.errno = options?.errno;
+    this.syscall = options?.syscall;
+    this.wireStatus = options?.wireStatus;
+  }
+
+  get [kFerryError](): true {
+    return true;
+  }
+
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[kFerryError] === true;
+  }
+}
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(ERROR_MESSAGES, s);
+}
+
+/** Builds a FerryError with the table's message and an optional detail appended. */
+export function ferryError(code: ErrorCode, detail?: string, options?: FerryErrorOptions): FerryError {
+  const base = ERROR_MESSAGES[code];
+  return new FerryError(code, detail ? `${base}: ${detail}` : base, options);
+}
