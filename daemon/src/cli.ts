@@ -1,15 +1,29 @@
 /** The `ferry` command: subcommands for the daemon, inspection and tools. */
+import { parseArgs } from 'node:util';
+import { defaultConfig } from './config.js';
+import { Daemon } from './daemon.js';
+import { formatShow, queryAdmin } from './inspect/show-client.js';
+import { SHOW_TOPICS } from './inspect/snapshot.js';
 
 const HELP = `Usage: ferry <command> [options]
 
 Commands:
-  daemon [--socket PATH|@NAME] [--config FILE]   run ferryd in the foreground
-  help                                           show this help
+  daemon [--socket PATH|@NAME] [--demo]      run ferryd in the foreground
+  show sessions|apps|segments|listeners|stats [--json] [--socket PATH|@NAME]
+                                             what a running ferryd holds
+  help                                       show this help
+
+The socket defaults to $FERRY_SOCKET, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
+/run/ferry/ferryd.sock.
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const [cmd = 'help'] = argv;
+  const [cmd = 'help', ...rest] = argv;
   switch (cmd) {
+    case 'daemon':
+      return runDaemon(rest);
+    case 'show':
+      return runShow(rest);
     case 'help':
     case '--help':
     case '-h':
@@ -18,5 +32,52 @@ export async function main(argv: readonly string[]): Promise<number> {
     default:
       process.stderr.write(`ferry: unknown command '${cmd}'\n${HELP}`);
       return 2;
+  }
+}
+
+async function runDaemon(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { socket: { type: 'string' }, demo: { type: 'boolean', default: false } },
+  });
+  const config = defaultConfig();
+  if (values.socket) config.socket = values.socket;
+  const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
+  const daemon = new Daemon(config, log).start();
+  log(`listening on ${config.socket} (admin ${config.socket}.admin), pid ${process.pid}`);
+  const stop = () => {
+    log('stopping');
+    daemon.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  if (values.demo) {
+    const { runDemo } = await import('./demo.js');
+    await runDemo(config.socket, log);
+  }
+  // Keep running: the control socket is watched off the event loop, so hold the loop open.
+  setInterval(() => {}, 1 << 30);
+  return new Promise<number>(() => {});
+}
+
+async function runShow(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { socket: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
+  const what = positionals[0] ?? 'sessions';
+  if (!(SHOW_TOPICS as readonly string[]).includes(what)) {
+    process.stderr.write(`ferry show: one of ${SHOW_TOPICS.join(', ')}\n`);
+    return 2;
+  }
+  try {
+    const data = await queryAdmin(values.socket ?? defaultConfig().socket, what);
+    process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : formatShow(data));
+    return 0;
+  } catch (err) {
+    process.stderr.write(`ferry show: ${(err as Error).message}\n`);
+    return 1;
   }
 }

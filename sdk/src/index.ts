@@ -1,2 +1,8 @@
 /** @ferry/sdk public surface: explicit named exports only. */
+
+export { connect, createConnection, createServer } from './api/connect.js';
+export type { AttachmentOptions, ConnectOptions, ListenOptions, ServerOptions } from './api/options.js';
+export { Server } from './api/server.js';
+export { Socket, type SocketOptions } from './api/socket.js';
 export { ERROR_MESSAGES, type ErrorCode, FerryError } from './errors.js';
+export type { NotifyMode } from './proto/ctrl/messages.js';

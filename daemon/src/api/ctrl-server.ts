@@ -1,0 +1,210 @@
+/**
+ * The app control socket: accepts SEQPACKET connections, runs the HELLO exchange, then hands each
+ * app's requests to the handlers. One misbehaving app costs only its own channel.
+ */
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  type AppRequest,
+  accept,
+  bindUnix,
+  CtrlChannel,
+  type CtrlMessage,
+  close,
+  connectUnix,
+  Doorbell,
+  FEATURE,
+  FdPoller,
+  type FerryError,
+  ferryError,
+  type Hello,
+  listen,
+  negotiate,
+  PROTO_VERSION,
+  peerCredentials,
+  statusOf,
+  unixSocket,
+} from '@ferry/sdk/internal';
+import { App } from '../app/app.js';
+import type { DaemonConfig } from '../config.js';
+import type { SessionLayer } from '../session/session-layer.js';
+import { handleRequest } from './handlers.js';
+
+/** Bad messages an app may send before ferryd closes its channel. */
+const MAX_BAD_MESSAGES = 64;
+const SUPPORTED_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE;
+
+export interface CtrlServerCounters {
+  accepted: number;
+  helloRejected: number;
+  badMessages: number;
+  channelsClosed: number;
+}
+
+export class CtrlServer {
+  readonly apps = new Map<number, App>();
+  readonly counters: CtrlServerCounters = { accepted: 0, helloRejected: 0, badMessages: 0, channelsClosed: 0 };
+  /** Channels that connected but have not finished HELLO. */
+  readonly pending = new Set<CtrlChannel>();
+  #config: DaemonConfig;
+  #layer: SessionLayer | null = null;
+  #poller = new FdPoller();
+  #fd = -1;
+  #nextApp = 1;
+  #log: (line: string) => void;
+
+  constructor(config: DaemonConfig, log: (line: string) => void) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  start(layer: SessionLayer): void {
+    this.#layer = layer;
+    const path = this.#config.socket;
+    if (!path.startsWith('@')) prepareSocketPath(path, this.#config.socketMode);
+    this.#fd = unixSocket('seqpacket', { nonblock: true });
+    bindUnix(this.#fd, path);
+    if (!path.startsWith('@')) chmodSync(path, this.#config.socketMode);
+    listen(this.#fd, 512);
+    this.#poller.watch(this.#fd, { readable: true }, () => this.#acceptAll());
+  }
+
+  stop(): void {
+    if (this.#fd >= 0) {
+      this.#poller.unwatch(this.#fd);
+      close(this.#fd);
+      this.#fd = -1;
+      if (!this.#config.socket.startsWith('@')) {
+        try {
+          unlinkSync(this.#config.socket);
+        } catch {}
+      }
+    }
+    for (const ch of this.pending) ch.close();
+    for (const app of [...this.apps.values()]) app.channel.close();
+    this.#poller.close();
+  }
+
+  #acceptAll(): void {
+    for (;;) {
+      let fd: number;
+      try {
+        fd = accept(this.#fd, { nonblock: true });
+      } catch (err) {
+        this.#log(`accept failed: ${(err as Error).message}`);
+        return;
+      }
+      if (fd < 0) return;
+      this.counters.accepted++;
+      this.#onConnection(fd);
+    }
+  }
+
+  #onConnection(fd: number): void {
+    let app: App | null = null;
+    const ch: CtrlChannel = new CtrlChannel(fd, {
+      onMessage: (msg, fds) => {
+        if (app) {
+          for (const extra of fds) close(extra);
+          this.#onRequest(app, msg);
+          return;
+        }
+        app = this.#onHello(ch, msg, fds);
+      },
+      onBadMessage: (err) => {
+        this.counters.badMessages++;
+        ch.send({ t: 'error', id: 0, st: statusOf(err.code), err: err.message });
+        if (app && ++app.badMessages > MAX_BAD_MESSAGES) ch.close();
+        if (!app) ch.close();
+      },
+      onClose: () => {
+        this.counters.channelsClosed++;
+        this.pending.delete(ch);
+        if (app) this.#onAppGone(app);
+      },
+    });
+    this.pending.add(ch);
+    ch.watchWith(this.#poller);
+  }
+
+  #onHello(ch: CtrlChannel, msg: CtrlMessage, fds: number[]): App | null {
+    const reject = (err: FerryError): null => {
+      for (const fd of fds) close(fd);
+      this.counters.helloRejected++;
+      ch.send({ t: 'hello-reply', id: msg.id, st: statusOf(err.code), err: err.message, version: PROTO_VERSION, features: 0, appId: 0, fds: [] });
+      ch.close();
+      return null;
+    };
+    if (msg.t !== 'hello') return reject(ferryError('ERR_FERRY_NOT_ATTACHED', `'${msg.t}' before hello`));
+    const hello = msg as Hello;
+    const version = negotiate(hello.version, hello.minVersion);
+    if (version === null) {
+      return reject(ferryError('ERR_FERRY_PROTO_VERSION', `app speaks ${hello.minVersion}..${hello.version}, ferryd ${PROTO_VERSION}`));
+    }
+    const wakeIdx = hello.fds.indexOf('wake');
+    const bellIdx = hello.fds.indexOf('doorbell');
+    const appWake = fds[wakeIdx];
+    const doorbell = fds[bellIdx];
+    if (wakeIdx < 0 || bellIdx < 0 || appWake === undefined || doorbell === undefined || fds.length !== hello.fds.length) {
+      return reject(ferryError('ERR_FERRY_PROTO_MALFORMED', 'hello must carry exactly the wake and doorbell fds it names'));
+    }
+    if (this.apps.size >= this.#config.maxApps) return reject(ferryError('ERR_FERRY_LIMIT', 'too many apps'));
+    const creds = peerCredentials(ch.fd);
+    const app = new App(this.#nextApp++, hello.name, hello.namespace || 'default', creds, ch, doorbell);
+    this.apps.set(app.id, app);
+    this.pending.delete(ch);
+
+    const ourWake = Doorbell.create();
+    ch.useWakePipes(ourWake, appWake);
+    ch.send(
+      { t: 'hello-reply', id: hello.id, st: 0, err: '', version, features: hello.features & SUPPORTED_FEATURES, appId: app.id, fds: ['wake'] },
+      [ourWake.ringFd],
+    );
+    // The app now holds the only write end: our read end sees 'end' the moment it dies.
+    ourWake.dropRingFd();
+    this.#log(`app ${app.id} '${app.name}' attached (pid ${creds.pid}, uid ${creds.uid}, ns ${app.namespace})`);
+    return app;
+  }
+
+  #onRequest(app: App, msg: CtrlMessage): void {
+    const layer = this.#layer;
+    if (!layer) return;
+    if (msg.t === 'detach') {
+      app.send({ t: 'status', id: msg.id, st: 0, err: '' });
+      app.channel.close();
+      return;
+    }
+    const reply = isAppRequest(msg) ? handleRequest(layer, app, msg) : null;
+    if (reply) app.send(reply);
+    else app.send({ t: 'error', id: msg.id, st: statusOf('ERR_FERRY_PROTO_UNKNOWN_MSG'), err: `'${msg.t}' is not a request` });
+  }
+
+  #onAppGone(app: App): void {
+    if (!this.apps.delete(app.id)) return;
+    this.#layer?.appGone(app);
+    close(app.doorbellFd);
+    this.#log(`app ${app.id} '${app.name}' gone`);
+  }
+}
+
+const REQUESTS = new Set<string>(['hello', 'detach', 'listen', 'unlisten', 'connect', 'shutdown', 'close', 'reset', 'segment-released', 'ping']);
+
+function isAppRequest(msg: CtrlMessage): msg is AppRequest {
+  return REQUESTS.has(msg.t);
+}
+
+/** Creates the socket's directory and removes a stale socket file no one listens on. */
+function prepareSocketPath(path: string, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true, mode: mode | 0o110 });
+  const probe = unixSocket('seqpacket', { nonblock: true });
+  try {
+    connectUnix(probe, path);
+    throw ferryError('EADDRINUSE', `${path}: another ferryd is listening`);
+  } catch (err) {
+    const code = (err as FerryError).code;
+    if (code === 'ECONNREFUSED') unlinkSync(path);
+    else if (code !== 'ENOENT') throw err;
+  } finally {
+    close(probe);
+  }
+}

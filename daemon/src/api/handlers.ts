@@ -1,0 +1,60 @@
+/** One function per app request: call the session layer, turn the outcome into a reply. */
+import { type AppRequest, type DaemonMessage, FerryError, ferryError, statusOf } from '@ferry/sdk/internal';
+import type { App } from '../app/app.js';
+import type { SessionLayer } from '../session/session-layer.js';
+
+function failure(err: unknown): { st: number; err: string } {
+  const e = err instanceof FerryError ? err : ferryError('ERR_FERRY_SYS', String(err));
+  return { st: statusOf(e.code), err: e.message };
+}
+
+/** Handles a request from an attached app and returns the reply to send (never throws). */
+export function handleRequest(layer: SessionLayer, app: App, msg: AppRequest): DaemonMessage | null {
+  const ok = { t: 'status' as const, id: msg.id, st: 0, err: '' };
+  try {
+    switch (msg.t) {
+      case 'listen':
+        return layer.listen(app, msg.id, msg.uri);
+      case 'unlisten':
+        layer.unlisten(app, msg.listener);
+        return ok;
+      case 'connect':
+        return layer.connect(app, msg);
+      case 'shutdown':
+        layer.shutdown(app, msg.session);
+        return ok;
+      case 'close':
+        layer.close(app, msg.session);
+        return ok;
+      case 'reset':
+        layer.reset(app, msg.session);
+        return ok;
+      case 'segment-released':
+        layer.segmentReleased(app, msg.segment);
+        return ok;
+      case 'ping':
+        return { t: 'pong', id: msg.id, st: 0, err: '' };
+      case 'hello':
+        return { t: 'status', id: msg.id, ...failure(ferryError('ERR_FERRY_SESSION_STATE', 'already attached')) };
+      case 'detach':
+        return ok;
+    }
+  } catch (err) {
+    const f = failure(err);
+    if (msg.t === 'listen') return { t: 'listen-reply', id: msg.id, ...f, listener: 0, uri: '' };
+    if (msg.t === 'connect') {
+      return {
+        t: 'connect-reply',
+        id: msg.id,
+        ...f,
+        session: 0,
+        fifos: null,
+        localUri: '',
+        remoteUri: '',
+        fds: [],
+        transport: '',
+      };
+    }
+    return { t: 'status', id: msg.id, ...f };
+  }
+}

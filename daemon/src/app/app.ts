@@ -1,0 +1,44 @@
+/** An attached application as ferryd sees it: who it is, its channel and what it owns. */
+import type { CtrlChannel, CtrlMessage } from '@ferry/sdk/internal';
+
+export interface Credentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export class App {
+  readonly id: number;
+  readonly name: string;
+  readonly namespace: string;
+  readonly creds: Credentials;
+  readonly channel: CtrlChannel;
+  /** Write end of the app's data doorbell: handed to each peer that shares a segment with it. */
+  readonly doorbellFd: number;
+  readonly attachedAt = Date.now();
+  readonly sessions = new Set<number>();
+  readonly listeners = new Set<number>();
+  /** Pair segments this app maps. */
+  readonly segments = new Set<number>();
+  badMessages = 0;
+
+  constructor(
+    id: number,
+    name: string,
+    namespace: string,
+    creds: Credentials,
+    channel: CtrlChannel,
+    doorbellFd: number,
+  ) {
+    this.id = id;
+    this.name = name;
+    this.namespace = namespace;
+    this.creds = creds;
+    this.channel = channel;
+    this.doorbellFd = doorbellFd;
+  }
+
+  send(msg: CtrlMessage, fds: readonly number[] = []): void {
+    this.channel.send(msg, fds);
+  }
+}

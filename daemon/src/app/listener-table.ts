@@ -1,0 +1,55 @@
+/** Cut-through listeners: endpoint -> listening app, per namespace. */
+import { endpointKey, type SessionUri } from '@ferry/sdk/internal';
+
+export interface Listener {
+  id: number;
+  appId: number;
+  namespace: string;
+  uri: SessionUri;
+  /** Sessions accepted through it, for `ferry show listeners`. */
+  accepted: number;
+}
+
+export class ListenerTable {
+  #byId = new Map<number, Listener>();
+  #byKey = new Map<string, Listener>();
+  #nextId = 1;
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  values(): IterableIterator<Listener> {
+    return this.#byId.values();
+  }
+
+  get(id: number): Listener | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** Registers a listener; null if the endpoint is taken in that namespace. */
+  add(appId: number, namespace: string, uri: SessionUri): Listener | null {
+    const key = `${namespace}|${endpointKey(uri)}`;
+    if (this.#byKey.has(key)) return null;
+    const l: Listener = { id: this.#nextId++, appId, namespace, uri, accepted: 0 };
+    this.#byId.set(l.id, l);
+    this.#byKey.set(key, l);
+    return l;
+  }
+
+  remove(id: number): Listener | undefined {
+    const l = this.#byId.get(id);
+    if (!l) return undefined;
+    this.#byId.delete(id);
+    this.#byKey.delete(`${l.namespace}|${endpointKey(l.uri)}`);
+    return l;
+  }
+
+  /** The listener a connect reaches: exact host first, then a wildcard on the same port. */
+  lookup(namespace: string, uri: SessionUri): Listener | undefined {
+    return (
+      this.#byKey.get(`${namespace}|${endpointKey(uri)}`) ??
+      this.#byKey.get(`${namespace}|${endpointKey({ ...uri, host: '*' })}`)
+    );
+  }
+}

@@ -1,0 +1,81 @@
+/** What ferryd holds, as plain JSON-able objects: the data behind `ferry show`. */
+import { readdirSync } from 'node:fs';
+import { formatUri } from '@ferry/sdk/internal';
+import type { CtrlServer } from '../api/ctrl-server.js';
+import type { SessionLayer } from '../session/session-layer.js';
+
+export const SHOW_TOPICS = ['sessions', 'apps', 'segments', 'listeners', 'stats'] as const;
+export type ShowTopic = (typeof SHOW_TOPICS)[number];
+
+export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLayer): unknown {
+  switch (topic) {
+    case 'sessions':
+      return [...layer.sessions.values()].map((s) => ({
+        id: s.id,
+        app: s.appId,
+        transport: s.transport,
+        state: s.state,
+        local: s.localUri,
+        remote: s.remoteUri,
+        peer: s.peer?.id ?? null,
+        segment: s.segmentId,
+        slot: s.slot,
+        listener: s.listenerId || null,
+        // ferryd is not on a cut-through data path: it has moved none of these bytes.
+        daemonBytes: 0,
+        ageMs: Date.now() - s.createdAt,
+      }));
+    case 'apps':
+      return [...server.apps.values()].map((a) => ({
+        id: a.id,
+        name: a.name,
+        namespace: a.namespace,
+        pid: a.creds.pid,
+        uid: a.creds.uid,
+        gid: a.creds.gid,
+        sessions: a.sessions.size,
+        listeners: a.listeners.size,
+        segments: a.segments.size,
+        badMessages: a.badMessages,
+        ageMs: Date.now() - a.attachedAt,
+      }));
+    case 'segments':
+      return [...layer.segments.values()].map((s) => ({
+        id: s.id,
+        apps: [s.appA, s.appB],
+        sizeBytes: s.segment.size,
+        sessions: s.liveSessions,
+        mappedBy: [...s.mappedBy],
+      }));
+    case 'listeners':
+      return [...layer.listeners.values()].map((l) => ({
+        id: l.id,
+        app: l.appId,
+        namespace: l.namespace,
+        uri: formatUri(l.uri),
+        transports: ['ct'],
+        accepted: l.accepted,
+      }));
+    case 'stats':
+      return {
+        apps: server.apps.size,
+        pendingChannels: server.pending.size,
+        sessions: layer.sessions.size,
+        segments: layer.segments.size,
+        segmentBytes: layer.segments.totalBytes,
+        listeners: layer.listeners.size,
+        fds: openFdCount(),
+        ctrl: { ...server.counters },
+        session: { ...layer.counters },
+        rssBytes: process.memoryUsage().rss,
+      };
+  }
+}
+
+function openFdCount(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return -1;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * A shared segment for one pair of apps (VPP's cut-through segment per app-worker pair): their
+ * two event queues, and the fifo pairs of the sessions between them.
+ *
+ * Allocation state stays in ferryd's private memory; the apps only learn offsets through control
+ * messages, so nothing an app scribbles into the segment can mislead ferryd's allocator.
+ */
+import {
+  eventQueueFootprint,
+  fifoFootprint,
+  initEventQueue,
+  initFifo,
+  Segment,
+} from '@ferry/sdk/internal';
+
+export interface FifoPairAlloc {
+  slot: number;
+  /** Fifo written by side A and read by side B, and the reverse. */
+  a2bOffset: number;
+  b2aOffset: number;
+  a2bSize: number;
+  b2aSize: number;
+}
+
+export class PairSegment {
+  readonly id: number;
+  readonly segment: Segment;
+  /** The two apps, by id; side A is the one listed first. */
+  readonly appA: number;
+  readonly appB: number;
+  readonly queueCapacity: number;
+  /** Event queue A drains (B posts) and the one B drains (A posts). */
+  readonly queueToA: number;
+  readonly queueToB: number;
+  #slots: (FifoPairAlloc | null)[];
+  #freeSlots: number[] = [];
+  #live = 0;
+  /** Apps that still map it: cleared as each acknowledges segment-del or dies. */
+  readonly mappedBy = new Set<number>();
+
+  constructor(id: number, appA: number, appB: number, sizeBytes: number, queueCapacity: number) {
+    this.id = id;
+    this.appA = appA;
+    this.appB = appB;
+    this.queueCapacity = queueCapacity;
+    this.segment = Segment.create(`ferry-pair-${id}`, sizeBytes);
+    const qBytes = eventQueueFootprint(queueCapacity);
+    this.queueToA = this.#allocOrThrow(qBytes);
+    this.queueToB = this.#allocOrThrow(qBytes);
+    initEventQueue(this.segment.buffer, this.queueToA, queueCapacity);
+    initEventQueue(this.segment.buffer, this.queueToB, queueCapacity);
+    this.#slots = new Array<FifoPairAlloc | null>(queueCapacity).fill(null);
+    for (let i = queueCapacity - 1; i >= 0; i--) this.#freeSlots.push(i);
+    this.mappedBy.add(appA).add(appB);
+  }
+
+  get liveSessions(): number {
+    return this.#live;
+  }
+
+  get maxSlot(): number {
+    return this.queueCapacity - 1;
+  }
+
+  /** Carves a fifo pair; null when the segment has no slot or no room left. */
+  allocPair(a2bSize: number, b2aSize: number): FifoPairAlloc | null {
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined) return null;
+    const a2bOffset = this.segment.alloc(fifoFootprint(a2bSize));
+    if (a2bOffset < 0) {
+      this.#freeSlots.push(slot);
+      return null;
+    }
+    const b2aOffset = this.segment.alloc(fifoFootprint(b2aSize));
+    if (b2aOffset < 0) {
+      this.segment.free(a2bOffset);
+      this.#freeSlots.push(slot);
+      return null;
+    }
+    initFifo(this.segment.buffer, a2bOffset, a2bSize);
+    initFifo(this.segment.buffer, b2aOffset, b2aSize);
+    const pair = { slot, a2bOffset, b2aOffset, a2bSize, b2aSize };
+    this.#slots[slot] = pair;
+    this.#live++;
+    return pair;
+  }
+
+  /** Returns a pair's memory; only once both apps have let go of the session. */
+  freePair(slot: number): void {
+    const pair = this.#slots[slot];
+    if (!pair) return;
+    this.segment.free(pair.a2bOffset);
+    this.segment.free(pair.b2aOffset);
+    this.#slots[slot] = null;
+    this.#freeSlots.push(slot);
+    this.#live--;
+  }
+
+  pairAt(slot: number): FifoPairAlloc | null {
+    return this.#slots[slot] ?? null;
+  }
+
+  sideOf(appId: number): 'a' | 'b' {
+    return appId === this.appA ? 'a' : 'b';
+  }
+
+  release(): void {
+    this.segment.release();
+  }
+
+  #allocOrThrow(bytes: number): number {
+    const off = this.segment.alloc(bytes);
+    if (off < 0) throw new RangeError('segment too small for its event queues');
+    return off;
+  }
+}

@@ -1,0 +1,65 @@
+/** One app's end of a connection, and its transitions (checked against states.ts). */
+import { ferryError } from '@ferry/sdk/internal';
+import { nextState, type SessionEvent, type SessionState } from './states.js';
+
+export class Session {
+  readonly id: number;
+  readonly appId: number;
+  readonly transport: 'ct';
+  readonly localUri: string;
+  readonly remoteUri: string;
+  readonly createdAt = Date.now();
+  /** Pair segment and slot of the fifo pair; `side` says which fifo this end writes. */
+  readonly segmentId: number;
+  readonly slot: number;
+  readonly side: 'a' | 'b';
+  readonly listenerId: number;
+  state: SessionState = 'established';
+  /** The other end, for cut-through sessions. */
+  peer: Session | null = null;
+  /** The app has let go of the fifos (sent close, or is gone). */
+  released = false;
+
+  constructor(init: {
+    id: number;
+    appId: number;
+    localUri: string;
+    remoteUri: string;
+    segmentId: number;
+    slot: number;
+    side: 'a' | 'b';
+    listenerId: number;
+  }) {
+    this.id = init.id;
+    this.appId = init.appId;
+    this.transport = 'ct';
+    this.localUri = init.localUri;
+    this.remoteUri = init.remoteUri;
+    this.segmentId = init.segmentId;
+    this.slot = init.slot;
+    this.side = init.side;
+    this.listenerId = init.listenerId;
+  }
+
+  /** Applies an event; throws ERR_FERRY_SESSION_STATE when the table refuses it. */
+  apply(event: SessionEvent): SessionState {
+    const next = nextState(this.state, event);
+    if (next === undefined) {
+      throw ferryError('ERR_FERRY_SESSION_STATE', `session ${this.id}: '${event}' in state '${this.state}'`);
+    }
+    this.state = next;
+    return next;
+  }
+
+  /** Like apply(), but an event the table does not list leaves the state alone. */
+  tryApply(event: SessionEvent): boolean {
+    const next = nextState(this.state, event);
+    if (next === undefined) return false;
+    this.state = next;
+    return true;
+  }
+
+  get terminal(): boolean {
+    return this.state === 'closed' || this.state === 'reset';
+  }
+}

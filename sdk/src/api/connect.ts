@@ -1,0 +1,64 @@
+/** connect() and createServer(): the node:net-shaped entry points. */
+import { AppSession } from '../app/app-session.js';
+import { ferryError } from '../errors.js';
+import type { ConnectReply } from '../proto/ctrl/messages.js';
+import { getAttachment } from './attachments.js';
+import { type ConnectOptions, resolveUri, type ServerOptions } from './options.js';
+import { Server } from './server.js';
+import { Socket } from './socket.js';
+
+export function connect(target: string | ConnectOptions, listener?: () => void): Socket {
+  const opts: ConnectOptions = typeof target === 'string' ? { uri: target } : target;
+  const uri = resolveUri(opts);
+  const sock = new Socket({ allowHalfOpen: opts.allowHalfOpen ?? false });
+  if (listener) sock.once('connect', listener);
+  sock.connecting = true;
+  const timeoutMs = opts.timeout ?? 10_000;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    sock.destroy(ferryError('ETIMEDOUT', `connect to ${uri} timed out after ${timeoutMs} ms`));
+  }, timeoutMs);
+  (async () => {
+    const att = await getAttachment(opts);
+    const reply = (await att.request({
+      t: 'connect',
+      id: 0,
+      uri,
+      rxFifoSize: opts.rxFifoSize ?? 0,
+      txFifoSize: opts.txFifoSize ?? 0,
+    })) as ConnectReply;
+    clearTimeout(timer);
+    const seg = reply.fifos ? att.segments.get(reply.fifos.segment) : undefined;
+    if (!reply.fifos || !seg) {
+      att.notify({ t: 'reset', id: 0, session: reply.session });
+      throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
+    }
+    if (timedOut || sock.destroyed) {
+      att.notify({ t: 'reset', id: 0, session: reply.session });
+      return;
+    }
+    const session = new AppSession(reply.session, seg, reply.fifos);
+    sock._attach(att, session, reply.localUri, reply.remoteUri, reply.transport);
+    sock.emit('connect');
+    sock.emit('ready');
+  })().catch((err: Error) => {
+    clearTimeout(timer);
+    sock.connecting = false;
+    if (!sock.destroyed) sock.destroy(err);
+  });
+  return sock;
+}
+
+export const createConnection = connect;
+
+export function createServer(
+  optionsOrListener?: ServerOptions | ((socket: Socket) => void),
+  listener?: (socket: Socket) => void,
+): Server {
+  const opts = typeof optionsOrListener === 'object' ? optionsOrListener : {};
+  const onConn = typeof optionsOrListener === 'function' ? optionsOrListener : listener;
+  const server = new Server(opts);
+  if (onConn) server.on('connection', onConn);
+  return server;
+}

@@ -1,0 +1,66 @@
+/** Public options of the socket API, their defaults and the FERRY_* variables behind them. */
+import { join } from 'node:path';
+import { ferryError } from '../errors.js';
+import type { NotifyMode } from '../proto/ctrl/messages.js';
+
+export interface AttachmentOptions {
+  /** ferryd's control socket: a path or '@name' (abstract). Default: $FERRY_SOCKET, else
+   *  $XDG_RUNTIME_DIR/ferry/ferryd.sock, else /run/ferry/ferryd.sock. */
+  socket?: string;
+  /** How this process waits for data: 'interrupt' (sleep on the doorbell), 'poll' (spin on
+   *  shared memory, lowest latency, burns a core) or 'adaptive' (default). $FERRY_MODE. */
+  mode?: NotifyMode;
+  /** App name shown by `ferry show apps`. */
+  name?: string;
+  namespace?: string;
+  token?: string;
+}
+
+export interface ConnectOptions extends AttachmentOptions {
+  uri?: string;
+  host?: string;
+  port?: number;
+  /** Fifo sizes in bytes for this session (rounded up to a power of two by ferryd). */
+  rxFifoSize?: number;
+  txFifoSize?: number;
+  /** Connect timeout in ms (ETIMEDOUT). Default 10000. */
+  timeout?: number;
+  allowHalfOpen?: boolean;
+}
+
+export interface ServerOptions extends AttachmentOptions {
+  allowHalfOpen?: boolean;
+}
+
+export interface ListenOptions {
+  uri?: string;
+  host?: string;
+  port?: number;
+}
+
+const MODES: readonly NotifyMode[] = ['interrupt', 'poll', 'adaptive'];
+
+export function resolveSocketPath(opt?: string): string {
+  if (opt) return opt;
+  const env = process.env['FERRY_SOCKET'];
+  if (env) return env;
+  const rt = process.env['XDG_RUNTIME_DIR'];
+  return rt ? join(rt, 'ferry', 'ferryd.sock') : '/run/ferry/ferryd.sock';
+}
+
+export function resolveMode(opt?: NotifyMode): NotifyMode {
+  const m = opt ?? (process.env['FERRY_MODE'] as NotifyMode | undefined) ?? 'adaptive';
+  if (!MODES.includes(m)) {
+    throw ferryError('ERR_INVALID_ARG_VALUE', `mode must be one of ${MODES.join(', ')}, got '${String(m)}'`);
+  }
+  return m;
+}
+
+/** URI from a string, { uri }, or { host, port } (tcp), as net.connect takes host and port. */
+export function resolveUri(target: string | { uri?: string; host?: string; port?: number }): string {
+  if (typeof target === 'string') return target;
+  if (target.uri) return target.uri;
+  if (target.port === undefined) throw ferryError('ERR_INVALID_ARG_VALUE', 'need a uri, or a port (and host)');
+  const host = target.host ?? '127.0.0.1';
+  return `tcp://${host.includes(':') ? `[${host}]` : host}:${target.port}`;
+}

@@ -1,0 +1,114 @@
+/** Server: listen(uri) registers a listener with ferryd; each accepted session is a Socket. */
+import { EventEmitter } from 'node:events';
+import { AppSession } from '../app/app-session.js';
+import type { Attachment } from '../app/attachment.js';
+import { ferryError } from '../errors.js';
+import type { Accepted, ListenReply } from '../proto/ctrl/messages.js';
+import { parseUri } from '../proto/uri.js';
+import { getAttachment } from './attachments.js';
+import { type ListenOptions, resolveUri, type ServerOptions } from './options.js';
+import { Socket } from './socket.js';
+
+export class Server extends EventEmitter {
+  listening = false;
+  #opts: ServerOptions;
+  #att: Attachment | null = null;
+  #listener = 0;
+  #uri = '';
+  #connections = new Set<Socket>();
+  #closing = false;
+
+  constructor(opts: ServerOptions = {}) {
+    super();
+    this.#opts = opts;
+  }
+
+  listen(target: string | ListenOptions | number, cb?: () => void): this {
+    if (this.listening || this.#att) throw ferryError('ERR_FERRY_SERVER_LISTENING');
+    const uri = resolveUri(typeof target === 'number' ? { port: target } : target);
+    if (cb) this.once('listening', cb);
+    (async () => {
+      const att = await getAttachment(this.#opts);
+      const reply = (await att.request({ t: 'listen', id: 0, uri })) as ListenReply;
+      this.#att = att;
+      this.#listener = reply.listener;
+      this.#uri = reply.uri;
+      this.listening = true;
+      att.ref();
+      att.on('accepted', this.#onAccepted);
+      att.once('lost', this.#onLost);
+      this.emit('listening');
+    })().catch((err: Error) => this.emit('error', err));
+    return this;
+  }
+
+  address(): { address: string; family: string; port: number; uri: string } | null {
+    if (!this.listening) return null;
+    const u = parseUri(this.#uri);
+    return { address: u.host, family: u.host.includes(':') ? 'IPv6' : 'IPv4', port: u.port, uri: this.#uri };
+  }
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  getConnections(cb: (err: Error | null, count: number) => void): this {
+    cb(null, this.#connections.size);
+    return this;
+  }
+
+  /** Stops accepting; 'close' follows once every accepted socket has closed, as with net.Server. */
+  close(cb?: (err?: Error) => void): this {
+    if (cb) this.once('close', cb);
+    const att = this.#att;
+    if (!this.listening || !att) {
+      queueMicrotask(() => this.emit('close'));
+      return this;
+    }
+    this.listening = false;
+    this.#closing = true;
+    att.off('accepted', this.#onAccepted);
+    att.off('lost', this.#onLost);
+    att.request({ t: 'unlisten', id: 0, listener: this.#listener }).catch(() => {});
+    att.unref();
+    this.#maybeClosed();
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  #onAccepted = (msg: Accepted): void => {
+    const att = this.#att;
+    if (!att || msg.listener !== this.#listener) return;
+    const seg = att.segments.get(msg.fifos.segment);
+    if (!seg) {
+      att.notify({ t: 'reset', id: 0, session: msg.session });
+      return;
+    }
+    const sock = new Socket({ allowHalfOpen: this.#opts.allowHalfOpen ?? false });
+    this.#connections.add(sock);
+    sock.once('close', () => {
+      this.#connections.delete(sock);
+      this.#maybeClosed();
+    });
+    sock._attach(att, new AppSession(msg.session, seg, msg.fifos), msg.localUri, msg.remoteUri, msg.transport);
+    this.emit('connection', sock);
+  };
+
+  #onLost = (err: Error): void => {
+    this.emit('error', err);
+  };
+
+  #maybeClosed(): void {
+    if (this.#closing && this.#connections.size === 0) {
+      this.#closing = false;
+      this.emit('close');
+    }
+  }
+}

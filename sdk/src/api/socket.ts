@@ -1,0 +1,256 @@
+/**
+ * Socket: a stream.Duplex shaped like net.Socket, over one session's fifo pair. Bytes go app to
+ * app through shared memory; ferryd hears only about connect, shutdown, close and reset.
+ */
+import { Duplex } from 'node:stream';
+import type { AppSession, SessionOwner } from '../app/app-session.js';
+import type { Attachment } from '../app/attachment.js';
+import { FerryError, ferryError } from '../errors.js';
+import { parseUri } from '../proto/uri.js';
+
+export interface SocketOptions {
+  allowHalfOpen?: boolean;
+  /** Largest chunk one read() hands to the stream. */
+  readChunkBytes?: number;
+}
+
+type PendingWrite = { chunks: Uint8Array[]; cb: (err?: Error | null) => void };
+
+export class Socket extends Duplex implements SessionOwner {
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  remoteFamily: string | undefined;
+  /** 'ct' for cut-through, otherwise the transport ferryd carries the session over. */
+  transport: string | undefined;
+  connecting = false;
+  #attachment: Attachment | null = null;
+  #session: AppSession | null = null;
+  #bytesRead = 0;
+  #bytesWritten = 0;
+  #pending: PendingWrite | null = null;
+  #wantRead = false;
+  #readChunk: number;
+  #finished = false;
+  #peerReset = false;
+  #refed = false;
+
+  constructor(options: SocketOptions = {}) {
+    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: true });
+    this.#readChunk = options.readChunkBytes ?? 256 * 1024;
+  }
+
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  get pending(): boolean {
+    return this.#session === null;
+  }
+
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    if (this.destroyed || !this.#session) return 'closed';
+    if (this.readable && this.writable) return 'open';
+    return this.readable ? 'readOnly' : 'writeOnly';
+  }
+
+  /** Accepted for net.Socket compatibility: fifos have no Nagle and no keep-alive to tune. */
+  setNoDelay(_noDelay?: boolean): this {
+    return this;
+  }
+
+  setKeepAlive(_enable?: boolean, _initialDelay?: number): this {
+    return this;
+  }
+
+  ref(): this {
+    if (!this.#refed && this.#attachment) {
+      this.#refed = true;
+      this.#attachment.ref();
+    }
+    return this;
+  }
+
+  unref(): this {
+    if (this.#refed && this.#attachment) {
+      this.#refed = false;
+      this.#attachment.unref();
+    }
+    return this;
+  }
+
+  address(): { address: string; family: string; port: number } | Record<string, never> {
+    if (this.localAddress === undefined || this.localPort === undefined) return {};
+    return { address: this.localAddress, family: familyOf(this.localAddress), port: this.localPort };
+  }
+
+  /** Binds the socket to an established session (from connect or accept). @internal */
+  _attach(att: Attachment, session: AppSession, localUri: string, remoteUri: string, transport: string): void {
+    this.#attachment = att;
+    this.#session = session;
+    this.transport = transport;
+    const local = parseUri(localUri);
+    const remote = parseUri(remoteUri);
+    this.localAddress = local.host;
+    this.localPort = local.port;
+    this.remoteAddress = remote.host;
+    this.remotePort = remote.port;
+    this.remoteFamily = familyOf(remote.host);
+    this.connecting = false;
+    this.ref();
+    att.on('session-reset', this.#onSessionReset);
+    session.open(this);
+  }
+
+  #onSessionReset = (id: number, err: FerryError): void => {
+    if (this.#session && id === this.#session.id) this.onFailure(err);
+  };
+
+  // ---- SessionOwner upcalls ----
+
+  onReadable(): void {
+    if (this.#wantRead) this.#pull();
+  }
+
+  onWritable(): void {
+    const p = this.#pending;
+    if (!p) return;
+    this.#pending = null;
+    this.#writeChunks(p.chunks, p.cb);
+  }
+
+  onFailure(err: FerryError): void {
+    if (this.destroyed) return;
+    if (err.code === 'ECONNRESET') this.#peerReset = true;
+    this.destroy(err);
+  }
+
+  // ---- Duplex implementation ----
+
+  override _read(): void {
+    this.#wantRead = true;
+    if (this.#session) this.#pull();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#writeChunks([chunk], cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.#writeChunks(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const s = this.#session;
+    if (!s) {
+      cb();
+      return;
+    }
+    s.fin();
+    this.#finished = true;
+    this.#attachment?.notify({ t: 'shutdown', id: 0, session: s.id });
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const s = this.#session;
+    const att = this.#attachment;
+    if (s && att) {
+      const clean = !err && this.#finished && this.readableEnded;
+      if (!clean && !this.#peerReset) {
+        s.reset();
+        att.notify({ t: 'reset', id: 0, session: s.id });
+      } else if (!clean) {
+        att.notify({ t: 'close', id: 0, session: s.id });
+      } else {
+        s.stopReading();
+        att.notify({ t: 'close', id: 0, session: s.id });
+      }
+      s.detach();
+      att.off('session-reset', this.#onSessionReset);
+      this.unref();
+      att.releaseSegmentIfUnused(s.segment);
+    }
+    this.#session = null;
+    cb(err);
+  }
+
+  #writeChunks(chunks: Uint8Array[], cb: (err?: Error | null) => void): void {
+    const s = this.#session;
+    if (!s) {
+      cb(ferryError('ERR_FERRY_SOCKET_CLOSED', 'write before connect completed or after close'));
+      return;
+    }
+    if (s.peerStoppedReading) {
+      cb(ferryError('EPIPE', 'peer closed the session for reading'));
+      return;
+    }
+    let i = 0;
+    while (i < chunks.length) {
+      const c = chunks[i] as Uint8Array;
+      const n = s.write(c);
+      if (n < 0) {
+        cb(ferryError('ERR_FERRY_FIFO_CORRUPT', 'tx fifo failed'));
+        return;
+      }
+      this.#bytesWritten += n;
+      if (n === c.length) {
+        i++;
+        continue;
+      }
+      chunks[i] = c.subarray(n);
+      const rest = chunks.slice(i);
+      if (s.waitForSpace()) {
+        // Space appeared between the write and the arm: continue on the next tick, not recursing.
+        setImmediate(() => this.#writeChunks(rest, cb));
+      } else {
+        this.#pending = { chunks: rest, cb };
+      }
+      return;
+    }
+    cb();
+  }
+
+  #pull(): void {
+    const s = this.#session;
+    if (!s) return;
+    for (let rounds = 0; rounds < 64; rounds++) {
+      const buf = s.read(this.#readChunk);
+      if (buf) {
+        this.#bytesRead += buf.length;
+        if (!this.push(buf)) {
+          this.#wantRead = false;
+          return;
+        }
+        continue;
+      }
+      if (s.ended) {
+        this.#wantRead = false;
+        this.push(null);
+        return;
+      }
+      if (!s.armRead()) return;
+    }
+    // Bounded work per turn: yield to the loop and continue.
+    setImmediate(() => {
+      if (this.#wantRead) this.#pull();
+    });
+  }
+}
+
+function familyOf(host: string): string {
+  return host.includes(':') ? 'IPv6' : 'IPv4';
+}
+
+export function isFerryError(e: unknown): e is FerryError {
+  return e instanceof FerryError;
+}

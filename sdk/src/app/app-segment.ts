@@ -1,0 +1,94 @@
+/**
+ * An app's view of a pair segment: the mapping, the event queue it drains, the one it posts to,
+ * and the peer's doorbell. Sessions register here by slot so events find them.
+ */
+import { EventQueueConsumer, EventQueueProducer, Segment } from '../shm/index.js';
+import { close, ring } from '../sys/index.js';
+import type { SegmentAdd } from '../proto/ctrl/messages.js';
+
+export interface SlotListener {
+  /** Something changed in this session's fifos (data, space, FIN, reset): look. */
+  onSlotEvent(): void;
+}
+
+export class AppSegment {
+  readonly id: number;
+  readonly segment: Segment;
+  readonly maxSlot: number;
+  #rx: EventQueueConsumer;
+  #tx: EventQueueProducer;
+  #peerDoorbellFd: number;
+  #slots = new Map<number, SlotListener[]>();
+  /** ferryd said segment-del: release once no session uses it. */
+  deleted = false;
+
+  constructor(msg: SegmentAdd, segmentFd: number, peerDoorbellFd: number) {
+    this.id = msg.segment;
+    this.maxSlot = msg.maxSlot;
+    this.segment = Segment.attach(segmentFd, msg.size);
+    this.#rx = new EventQueueConsumer(this.segment.buffer, msg.rxQueueOffset, msg.queueCapacity, msg.maxSlot);
+    this.#tx = new EventQueueProducer(this.segment.buffer, msg.txQueueOffset, msg.queueCapacity);
+    this.#peerDoorbellFd = peerDoorbellFd;
+  }
+
+  get buffer(): ArrayBuffer {
+    return this.segment.buffer;
+  }
+
+  get sessionCount(): number {
+    let n = 0;
+    for (const l of this.#slots.values()) n += l.length;
+    return n;
+  }
+
+  add(slot: number, l: SlotListener): void {
+    const list = this.#slots.get(slot);
+    if (list) list.push(l);
+    else this.#slots.set(slot, [l]);
+  }
+
+  remove(slot: number, l: SlotListener): void {
+    const list = this.#slots.get(slot);
+    if (!list) return;
+    const i = list.indexOf(l);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.#slots.delete(slot);
+  }
+
+  /** Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced). */
+  post(slot: number): void {
+    this.#tx.push(slot);
+    if (this.#tx.wakeNeeded()) ring(this.#peerDoorbellFd);
+  }
+
+  /** Delivers queued events; returns how many. On overflow every session is told. */
+  poll(): number {
+    const r = this.#rx.drain((slot) => this.#dispatch(slot), 1024);
+    if (r === 'rescan') {
+      for (const slot of [...this.#slots.keys()]) this.#dispatch(slot);
+      return 1;
+    }
+    return r;
+  }
+
+  /** Asks to be woken; true when events are already waiting (do not sleep). */
+  armWake(): boolean {
+    return this.#rx.armWake();
+  }
+
+  get failed(): boolean {
+    return this.#rx.error !== null;
+  }
+
+  release(): void {
+    close(this.#peerDoorbellFd);
+    this.#peerDoorbellFd = -1;
+    this.segment.release();
+  }
+
+  #dispatch(slot: number): void {
+    const list = this.#slots.get(slot);
+    if (!list) return;
+    for (const l of [...list]) l.onSlotEvent();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * One session's data path in the app: its two fifos in a pair segment, and the rules for when to
+ * tell the peer (post an event on the pair's queue, ring only if the peer sleeps).
+ */
+import { ferryError, type FerryError } from '../errors.js';
+import type { FifoPairRef } from '../proto/ctrl/messages.js';
+import { FifoConsumer, FifoProducer } from '../shm/index.js';
+import type { AppSegment, SlotListener } from './app-segment.js';
+
+/** Upcalls from the data path to the socket that owns the session. */
+export interface SessionOwner {
+  /** Readable data, FIN or reset may be waiting: pull with read(). */
+  onReadable(): void;
+  /** Space appeared in the tx fifo after a partial write. */
+  onWritable(): void;
+  /** The peer reset the session or shared memory went bad. */
+  onFailure(err: FerryError): void;
+}
+
+export class AppSession implements SlotListener {
+  readonly id: number;
+  readonly slot: number;
+  readonly segment: AppSegment;
+  #tx: FifoProducer;
+  #rx: FifoConsumer;
+  #owner: SessionOwner | null = null;
+  #waitingSpace = false;
+  #closed = false;
+
+  constructor(id: number, segment: AppSegment, ref: FifoPairRef) {
+    this.id = id;
+    this.slot = ref.slot;
+    this.segment = segment;
+    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize);
+    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize);
+  }
+
+  /** Attaches the owner and looks once: the peer may have written before we were told of it. */
+  open(owner: SessionOwner): void {
+    this.#owner = owner;
+    this.segment.add(this.slot, this);
+    this.onSlotEvent();
+  }
+
+  get txSize(): number {
+    return this.#tx.size;
+  }
+
+  /** Enqueues what fits; returns bytes taken (0 when full; -1 when the fifo failed). */
+  write(chunk: Uint8Array): number {
+    const n = this.#tx.enqueue(chunk);
+    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    return n;
+  }
+
+  /** After a partial write: ask the peer to tell us when it frees space. True = space is there. */
+  waitForSpace(): boolean {
+    this.#waitingSpace = true;
+    if (this.#tx.armSpace()) {
+      this.#waitingSpace = false;
+      return true;
+    }
+    return false;
+  }
+
+  get peerStoppedReading(): boolean {
+    return this.#tx.peerClosed;
+  }
+
+  /** Copies out up to `max` readable bytes (a fresh Buffer), or null when none are there. */
+  read(max: number): Buffer | null {
+    const avail = this.#rx.readable();
+    if (avail <= 0) return null;
+    const n = Math.min(avail, max);
+    const out = Buffer.allocUnsafe(n);
+    const got = this.#rx.dequeue(out);
+    if (got <= 0) return null;
+    if (this.#rx.spaceNotifyNeeded()) this.segment.post(this.slot);
+    return got === n ? out : out.subarray(0, got);
+  }
+
+  /** True when the peer finished (FIN) and every byte has been read. */
+  get ended(): boolean {
+    return this.#rx.fin;
+  }
+
+  /** Arms the data notification; true when data (or FIN) arrived meanwhile. */
+  armRead(): boolean {
+    return this.#rx.armData();
+  }
+
+  /** Half-close: no more data from us. */
+  fin(): void {
+    this.#tx.fin();
+    this.segment.post(this.slot);
+  }
+
+  /** Abort: the peer sees a reset on its rx fifo and EPIPE on its tx fifo. */
+  reset(): void {
+    this.#tx.reset();
+    this.#rx.close();
+    this.segment.post(this.slot);
+  }
+
+  /** Stops reading (full close); the peer's further writes fail with EPIPE. */
+  stopReading(): void {
+    this.#rx.close();
+    this.segment.post(this.slot);
+  }
+
+  /** Detaches from the segment; the fifos belong to ferryd again once it hears close. */
+  detach(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.segment.remove(this.slot, this);
+    this.#owner = null;
+  }
+
+  onSlotEvent(): void {
+    const owner = this.#owner;
+    if (!owner) return;
+    const err = this.#rx.error ?? this.#tx.error;
+    if (err) {
+      owner.onFailure(err);
+      return;
+    }
+    if (this.#rx.peerReset) {
+      owner.onFailure(ferryError('ECONNRESET', 'peer reset the session'));
+      return;
+    }
+    if (this.#waitingSpace && (this.#tx.freeSpace() > 0 || this.#tx.peerClosed)) {
+      this.#waitingSpace = false;
+      owner.onWritable();
+    }
+    if (this.#rx.readable() > 0 || this.#rx.fin) owner.onReadable();
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * A control channel: one SOCK_SEQPACKET connection between an app and ferryd, carrying one
+ * msgpack message (and its fds) per datagram.
+ *
+ * Node's loop cannot watch a SEQPACKET socket, so each side owns a wake pipe whose read end libuv
+ * watches natively (a Doorbell) and whose only writer is the peer: the sender does sendmsg() and
+ * then rings. The kernel has queued the datagram before the ring byte is written, so when the
+ * ring is seen the datagram is there to drain. Because the peer holds the only write end, the
+ * pipe also reports the peer's death ('end') at once, even when it dies between messages. Until
+ * the wake pipes are exchanged (HELLO), the socket is watched through an FdPoller (epoll on a
+ * worker thread), which is slower but works for any fd.
+ */
+import { type FerryError, ferryError } from '../errors.js';
+import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES, type CtrlMessage } from '../proto/ctrl/messages.js';
+import { decodeCtrl, encodeCtrl } from '../proto/ctrl/codec.js';
+import { close, type Doorbell, dup, type FdPoller, recvMsg, ring, sendMsg } from '../sys/index.js';
+
+export interface CtrlChannelHandlers {
+  /** A decoded message; `fds` are now owned by the handler (close what you do not keep). */
+  onMessage(msg: CtrlMessage, fds: number[]): void;
+  /** A datagram that did not decode; its fds were already closed. The channel stays open. */
+  onBadMessage(err: FerryError): void;
+  /** The channel is gone: the peer closed or died, or close() was called. Called once. */
+  onClose(err: FerryError | null): void;
+}
+
+/** Messages queued while the peer's socket buffer is full, before the channel gives up. */
+const MAX_PENDING_SENDS = 4096;
+
+export class CtrlChannel {
+  readonly fd: number;
+  #handlers: CtrlChannelHandlers;
+  #rx = new Uint8Array(CTRL_MAX_MESSAGE_BYTES + 1);
+  #wake: Doorbell | null = null;
+  #peerWakeFd = -1;
+  #poller: FdPoller | null = null;
+  #pending: { bytes: Uint8Array; fds: readonly number[] }[] = [];
+  #closed = false;
+  #sent = 0;
+  #received = 0;
+
+  constructor(fd: number, handlers: CtrlChannelHandlers) {
+    this.fd = fd;
+    this.#handlers = handlers;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get stats(): { sent: number; received: number; pending: number } {
+    return { sent: this.#sent, received: this.#received, pending: this.#pending.length };
+  }
+
+  /** Watch the socket with epoll until wake pipes are in place (the HELLO phase). */
+  watchWith(poller: FdPoller): void {
+    this.#poller = poller;
+    poller.watch(this.fd, { readable: true }, (ev) => {
+      if (ev.readable) this.drain();
+      if ((ev.hangup || ev.error) && !this.#closed) this.drain(true);
+    });
+  }
+
+  /**
+   * Switch to wake pipes: `wake` is rung by the peer after each send; `peerWakeFd` is the write
+   * end of the peer's pipe, or -1 until it is known (the channel owns it and closes it on close()).
+   */
+  useWakePipes(wake: Doorbell, peerWakeFd: number): void {
+    if (this.#poller) {
+      this.#poller.unwatch(this.fd);
+      this.#poller = null;
+    }
+    this.#wake = wake;
+    this.#peerWakeFd = peerWakeFd;
+    wake.onRing(() => this.drain());
+    wake.onEnd(() => this.#fail(ferryError('ECONNRESET', 'control channel peer went away')));
+    // Anything that arrived before the switch was announced by a ring we never saw.
+    this.drain();
+  }
+
+  /** The write end of the peer's wake pipe, once HELLO has brought it. */
+  setPeerWakeFd(fd: number): void {
+    if (this.#peerWakeFd >= 0) close(this.#peerWakeFd);
+    this.#peerWakeFd = fd;
+  }
+
+  /** Sends one message; never blocks. Fds are duplicated by the kernel: the caller keeps its copies. */
+  send(msg: CtrlMessage, fds: readonly number[] = []): void {
+    if (this.#closed) return;
+    const bytes = encodeCtrl(msg);
+    if (this.#pending.length > 0) {
+      this.#queue(bytes, fds);
+      return;
+    }
+    if (!this.#sendNow(bytes, fds)) this.#queue(bytes, fds);
+  }
+
+  /** Reads every queued datagram. Called on a ring, on epoll readiness, and after switching. */
+  drain(hangup = false): void {
+    if (this.#closed) return;
+    this.#flushPending();
+    for (;;) {
+      let r: ReturnType<typeof recvMsg>;
+      try {
+        r = recvMsg(this.fd, this.#rx, CTRL_MAX_FDS);
+      } catch (err) {
+        const e = err as FerryError;
+        if (e.code === 'ERR_FERRY_FD_CTRUNC' || e.code === 'ERR_FERRY_FD_UNEXPECTED') {
+          this.#handlers.onBadMessage(e);
+          continue;
+        }
+        this.#fail(e);
+        return;
+      }
+      if (r === null) break;
+      if (r.bytes === 0 && r.fds.length === 0) {
+        this.#fail(null);
+        return;
+      }
+      this.#received++;
+      if (r.truncated || r.bytes > CTRL_MAX_MESSAGE_BYTES) {
+        for (const fd of r.fds) close(fd);
+        this.#handlers.onBadMessage(ferryError('ERR_FERRY_PROTO_TOO_LARGE', `limit ${CTRL_MAX_MESSAGE_BYTES} B`));
+        continue;
+      }
+      let msg: CtrlMessage;
+      try {
+        msg = decodeCtrl(this.#rx.subarray(0, r.bytes));
+      } catch (err) {
+        for (const fd of r.fds) close(fd);
+        this.#handlers.onBadMessage(err as FerryError);
+        continue;
+      }
+      this.#handlers.onMessage(msg, r.fds);
+      if (this.#closed) return;
+    }
+    if (hangup) this.#fail(null);
+  }
+
+  close(): void {
+    this.#fail(null, true);
+  }
+
+  #sendNow(bytes: Uint8Array, fds: readonly number[]): boolean {
+    let n: number;
+    try {
+      n = sendMsg(this.fd, bytes, fds);
+    } catch (err) {
+      this.#fail(err as FerryError);
+      return true;
+    }
+    if (n < 0) return false;
+    this.#sent++;
+    if (this.#peerWakeFd >= 0) ring(this.#peerWakeFd);
+    return true;
+  }
+
+  #queue(bytes: Uint8Array, fds: readonly number[]): void {
+    if (this.#pending.length >= MAX_PENDING_SENDS) {
+      this.#fail(ferryError('ERR_FERRY_LIMIT', 'control channel peer is not reading'));
+      return;
+    }
+    // Our own duplicates: the caller may close its fds as soon as send() returns.
+    this.#pending.push({ bytes, fds: fds.map((fd) => dup(fd)) });
+    this.#armWritable();
+  }
+
+  #flushPending(): void {
+    while (this.#pending.length > 0 && !this.#closed) {
+      const head = this.#pending[0];
+      if (!head || !this.#sendNow(head.bytes, head.fds)) return;
+      this.#pending.shift();
+      for (const fd of head.fds) close(fd);
+    }
+  }
+
+  #armWritable(): void {
+    // The peer drains its socket when rung; we retry on our next wake or on a short timer, so a
+    // slow peer costs us a bounded queue and no busy loop.
+    setTimeout(() => {
+      this.#flushPending();
+      if (this.#pending.length > 0 && !this.#closed) this.#armWritable();
+    }, 5).unref();
+  }
+
+  #fail(err: FerryError | null, local = false): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#poller) this.#poller.unwatch(this.fd);
+    this.#wake?.close();
+    if (this.#peerWakeFd >= 0) close(this.#peerWakeFd);
+    close(this.fd);
+    for (const p of this.#pending) for (const fd of p.fds) close(fd);
+    this.#pending = [];
+    this.#handlers.onClose(local ? null : err);
+  }
+}

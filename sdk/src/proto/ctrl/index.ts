@@ -1,0 +1,50 @@
+// Control protocol: message types, the codec, status mapping and version negotiation (named exports).
+export { decodeCtrl, encodeCtrl } from './codec.js';
+export {
+  type Accepted,
+  type AppRequest,
+  type Close,
+  type Connect,
+  type ConnectReply,
+  CTRL_MAX_FDS,
+  CTRL_MAX_MESSAGE_BYTES,
+  type CtrlMessage,
+  type CtrlType,
+  type DaemonMessage,
+  type Detach,
+  type Disconnected,
+  FEATURE,
+  type FdRole,
+  type FifoPairRef,
+  type Hello,
+  type HelloReply,
+  type Listen,
+  type ListenReply,
+  type NotifyMode,
+  type Ping,
+  type Pong,
+  PROTO_MIN_VERSION,
+  PROTO_VERSION,
+  type ProtoError,
+  type Reset,
+  type SegmentAdd,
+  type SegmentDel,
+  type SegmentReleased,
+  type SessionReset,
+  type Shutdown,
+  type Status,
+  type Unlisten,
+} from './messages.js';
+export { CTRL_SAMPLES } from './samples.js';
+export {
+  CTRL_MAX_SHORT_TEXT,
+  CTRL_MAX_TEXT,
+  CTRL_SCHEMA,
+  CTRL_TYPES,
+  FD_ROLES,
+  FIFO_PAIR_SCHEMA,
+  type FieldKind,
+  isCtrlType,
+} from './schema.js';
+export { codeOf, errorFromWire, STATUS_OK, statusOf, WIRE_STATUS } from './status.js';
+export { negotiate, negotiateFeatures } from './version.js';

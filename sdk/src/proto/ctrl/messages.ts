@@ -1,0 +1,266 @@
+/**
+ * Control messages between an app (SDK) and ferryd: the types, one per message.
+ *
+ * One message per SOCK_SEQPACKET datagram, msgpack-encoded as a map. Every message has `t` (its
+ * type) and `id`: a request's id is chosen by the sender and echoed in the reply; events from
+ * ferryd carry id 0. Replies carry `st`: 0 on success, otherwise a negative wire status
+ * (proto/ctrl/status.ts) and `err`, a human-readable message. File descriptors travel beside the
+ * message (SCM_RIGHTS); `fds` names them in order, so a receiver never guesses which is which.
+ */
+
+export const PROTO_VERSION = 1;
+/** Oldest protocol version this code still speaks. */
+export const PROTO_MIN_VERSION = 1;
+/** Largest encoded control message, in bytes. Anything larger is refused unread. */
+export const CTRL_MAX_MESSAGE_BYTES = 16 * 1024;
+/** Most file descriptors one message may carry. */
+export const CTRL_MAX_FDS = 4;
+
+/** Feature bits negotiated at HELLO: the reply holds the intersection. */
+export const FEATURE = {
+  CUT_THROUGH: 1,
+  HALF_CLOSE: 2,
+  EVENT_QUEUE: 4,
+} as const;
+
+export type FdRole = 'doorbell' | 'wake' | 'segment';
+
+export type NotifyMode = 'interrupt' | 'poll' | 'adaptive';
+
+/** Where a fifo pair sits inside a segment the receiver already holds. */
+export interface FifoPairRef {
+  segment: number;
+  /** Offset of the fifo this side reads. */
+  rxOffset: number;
+  /** Offset of the fifo this side writes. */
+  txOffset: number;
+  rxSize: number;
+  txSize: number;
+  /** Slot of this session in the pair's event queues (what peers post to say "data ready"). */
+  slot: number;
+}
+
+// ---- app -> ferryd requests ----
+
+export interface Hello {
+  t: 'hello';
+  id: number;
+  /** Highest protocol version the app speaks, and the oldest it accepts. */
+  version: number;
+  minVersion: number;
+  features: number;
+  name: string;
+  namespace: string;
+  /** Secret for the namespace; never logged or echoed. Empty when none. */
+  token: string;
+  /** Roles of the fds that come with this message: the app's doorbell (write end) and the
+   *  companion pipe ferryd reads to learn the app sent something (read end). */
+  fds: FdRole[];
+}
+
+export interface Detach {
+  t: 'detach';
+  id: number;
+}
+
+export interface Listen {
+  t: 'listen';
+  id: number;
+  uri: string;
+}
+
+export interface Unlisten {
+  t: 'unlisten';
+  id: number;
+  listener: number;
+}
+
+export interface Connect {
+  t: 'connect';
+  id: number;
+  uri: string;
+  /** Requested fifo sizes in bytes (rounded up to a power of two; 0 = the daemon's default). */
+  rxFifoSize: number;
+  txFifoSize: number;
+}
+
+/** Half-close: this side will write no more (FIN). */
+export interface Shutdown {
+  t: 'shutdown';
+  id: number;
+  session: number;
+}
+
+/** Orderly full close of a session by this side. */
+export interface Close {
+  t: 'close';
+  id: number;
+  session: number;
+}
+
+/** Abort a session: the peer sees ECONNRESET. */
+export interface Reset {
+  t: 'reset';
+  id: number;
+  session: number;
+}
+
+/** The app has unmapped a segment ferryd told it to drop (or no longer needs). */
+export interface SegmentReleased {
+  t: 'segment-released';
+  id: number;
+  segment: number;
+}
+
+export interface Ping {
+  t: 'ping';
+  id: number;
+}
+
+// ---- ferryd -> app replies ----
+
+export interface HelloReply {
+  t: 'hello-reply';
+  id: number;
+  st: number;
+  err: string;
+  version: number;
+  features: number;
+  appId: number;
+  /** Roles of the fds that come with the reply: ferryd's companion pipe (write end) is not sent;
+   *  the reply carries no fds today, the field exists so later versions can add some. */
+  fds: FdRole[];
+}
+
+/** Generic reply for requests that return nothing but a status. */
+export interface Status {
+  t: 'status';
+  id: number;
+  st: number;
+  err: string;
+}
+
+export interface ListenReply {
+  t: 'listen-reply';
+  id: number;
+  st: number;
+  err: string;
+  listener: number;
+  /** The bound address, as a URI (port filled in when 0 was asked for). */
+  uri: string;
+}
+
+export interface ConnectReply {
+  t: 'connect-reply';
+  id: number;
+  st: number;
+  err: string;
+  session: number;
+  /** Fifo pair of the new session; absent when st != 0. */
+  fifos: FifoPairRef | null;
+  localUri: string;
+  remoteUri: string;
+  /** The peer app's doorbell rides with this message when the session is cut-through. */
+  fds: FdRole[];
+  /** Transport: 'ct' for cut-through, 'tcp', ... */
+  transport: string;
+}
+
+export interface Pong {
+  t: 'pong';
+  id: number;
+  st: number;
+  err: string;
+}
+
+// ---- ferryd -> app events (id 0) ----
+
+export interface Accepted {
+  t: 'accepted';
+  id: 0;
+  listener: number;
+  session: number;
+  fifos: FifoPairRef;
+  localUri: string;
+  remoteUri: string;
+  fds: FdRole[];
+  transport: string;
+}
+
+/**
+ * A segment to map: its memfd comes with the message, and, for a segment shared with a peer app
+ * (cut-through), the peer's doorbell too. The segment holds the pair's two event queues.
+ */
+export interface SegmentAdd {
+  t: 'segment-add';
+  id: 0;
+  segment: number;
+  size: number;
+  /** Event queue this side drains (peer -> us) and the one it posts to (us -> peer). */
+  rxQueueOffset: number;
+  txQueueOffset: number;
+  /** Entries in each event queue (a power of two). */
+  queueCapacity: number;
+  /** Highest session slot in this segment (event queue entries above it are garbage). */
+  maxSlot: number;
+  fds: FdRole[];
+}
+
+/** ferryd no longer uses this segment; unmap it when no session of yours needs it. */
+export interface SegmentDel {
+  t: 'segment-del';
+  id: 0;
+  segment: number;
+}
+
+/** The peer half-closed (FIN) or fully closed the session. */
+export interface Disconnected {
+  t: 'disconnected';
+  id: 0;
+  session: number;
+}
+
+/** The session was reset (peer reset, peer died, transport failure): surface `code`. */
+export interface SessionReset {
+  t: 'session-reset';
+  id: 0;
+  session: number;
+  st: number;
+  err: string;
+}
+
+/** ferryd could not parse or would not accept something the app sent; the channel may close. */
+export interface ProtoError {
+  t: 'error';
+  id: number;
+  st: number;
+  err: string;
+}
+
+export type AppRequest =
+  | Hello
+  | Detach
+  | Listen
+  | Unlisten
+  | Connect
+  | Shutdown
+  | Close
+  | Reset
+  | SegmentReleased
+  | Ping;
+
+export type DaemonMessage =
+  | HelloReply
+  | Status
+  | ListenReply
+  | ConnectReply
+  | Pong
+  | Accepted
+  | SegmentAdd
+  | SegmentDel
+  | Disconnected
+  | SessionReset
+  | ProtoError;
+
+export type CtrlMessage = AppRequest | DaemonMessage;
+export type CtrlType = CtrlMessage['t'];

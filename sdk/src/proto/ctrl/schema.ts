@@ -1,0 +1,236 @@
+// The control-message schema as data: one table per message type (field -> kind), and its checker.
+import type { CtrlMessage, CtrlType, FdRole, FifoPairRef } from './messages.js';
+import { CTRL_MAX_FDS } from './messages.js';
+
+/** Longest `uri`, `err`, `name`, `localUri`, `remoteUri`, in UTF-16 code units. */
+export const CTRL_MAX_TEXT = 1024;
+/** Longest `namespace`, `token`, `transport`, in UTF-16 code units. */
+export const CTRL_MAX_SHORT_TEXT = 256;
+/** Highest u32. */
+export const U32_MAX = 0xffff_ffff;
+/** Lowest `st`: statuses are i32 on the wire, as in VPP's `retval`. */
+export const STATUS_MIN = -0x8000_0000;
+
+export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment'];
+
+/**
+ * How a field is checked:
+ * - `u32`: integer in [0, 2^32-1] (ids, versions, feature bits, listener/session/segment/slot numbers)
+ * - `zero`: the integer 0 (the `id` of events)
+ * - `size`: non-negative safe integer (byte offsets and sizes; may exceed 2^32)
+ * - `status`: integer in [-2^31, 0]
+ * - `text` / `short`: well-formed string of at most CTRL_MAX_TEXT / CTRL_MAX_SHORT_TEXT code units
+ * - `fds`: array of at most CTRL_MAX_FDS known FdRole names
+ * - `fifos`: a FifoPairRef map; `fifosOrNull`: the same or nil
+ */
+export type FieldKind = 'u32' | 'zero' | 'size' | 'status' | 'text' | 'short' | 'fds' | 'fifos' | 'fifosOrNull';
+
+type KindsFor<V> = [V] extends [FdRole[]]
+  ? 'fds'
+  : [V] extends [FifoPairRef]
+    ? 'fifos'
+    : [V] extends [FifoPairRef | null]
+      ? 'fifosOrNull'
+      : [V] extends [0]
+        ? 'zero'
+        : [V] extends [number]
+          ? 'u32' | 'size' | 'status'
+          : [V] extends [string]
+            ? 'text' | 'short'
+            : never;
+
+type SchemaOf<M> = { readonly [K in Exclude<keyof M, 't'>]: KindsFor<M[K]> };
+type Schema = Readonly<Record<string, FieldKind>>;
+
+export const FIFO_PAIR_SCHEMA = {
+  segment: 'u32',
+  rxOffset: 'size',
+  txOffset: 'size',
+  rxSize: 'size',
+  txSize: 'size',
+  slot: 'u32',
+} as const satisfies SchemaOf<FifoPairRef>;
+
+/**
+ * Field tables in the order the interfaces in messages.ts list their fields: that order is the key
+ * order on the wire (after `t`), which keeps encodings deterministic and the golden fixtures stable.
+ */
+export const CTRL_SCHEMA = {
+  hello: {
+    id: 'u32',
+    version: 'u32',
+    minVersion: 'u32',
+    features: 'u32',
+    name: 'text',
+    namespace: 'short',
+    token: 'short',
+    fds: 'fds',
+  },
+  detach: { id: 'u32' },
+  listen: { id: 'u32', uri: 'text' },
+  unlisten: { id: 'u32', listener: 'u32' },
+  connect: { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
+  shutdown: { id: 'u32', session: 'u32' },
+  close: { id: 'u32', session: 'u32' },
+  reset: { id: 'u32', session: 'u32' },
+  'segment-released': { id: 'u32', segment: 'u32' },
+  ping: { id: 'u32' },
+  'hello-reply': {
+    id: 'u32',
+    st: 'status',
+    err: 'text',
+    version: 'u32',
+    features: 'u32',
+    appId: 'u32',
+    fds: 'fds',
+  },
+  status: { id: 'u32', st: 'status', err: 'text' },
+  'listen-reply': { id: 'u32', st: 'status', err: 'text', listener: 'u32', uri: 'text' },
+  'connect-reply': {
+    id: 'u32',
+    st: 'status',
+    err: 'text',
+    session: 'u32',
+    fifos: 'fifosOrNull',
+    localUri: 'text',
+    remoteUri: 'text',
+    fds: 'fds',
+    transport: 'short',
+  },
+  pong: { id: 'u32', st: 'status', err: 'text' },
+  accepted: {
+    id: 'zero',
+    listener: 'u32',
+    session: 'u32',
+    fifos: 'fifos',
+    localUri: 'text',
+    remoteUri: 'text',
+    fds: 'fds',
+    transport: 'short',
+  },
+  'segment-add': {
+    id: 'zero',
+    segment: 'u32',
+    size: 'size',
+    rxQueueOffset: 'size',
+    txQueueOffset: 'size',
+    queueCapacity: 'u32',
+    maxSlot: 'u32',
+    fds: 'fds',
+  },
+  'segment-del': { id: 'zero', segment: 'u32' },
+  disconnected: { id: 'zero', session: 'u32' },
+  'session-reset': { id: 'zero', session: 'u32', st: 'status', err: 'text' },
+  error: { id: 'u32', st: 'status', err: 'text' },
+} as const satisfies { readonly [T in CtrlType]: SchemaOf<Extract<CtrlMessage, { t: T }>> };
+
+export const CTRL_TYPES = Object.keys(CTRL_SCHEMA) as CtrlType[];
+
+export function isCtrlType(t: unknown): t is CtrlType {
+  return typeof t === 'string' && Object.hasOwn(CTRL_SCHEMA, t);
+}
+
+export function schemaOf(t: CtrlType): Schema {
+  return CTRL_SCHEMA[t];
+}
+
+/** A plain msgpack map as msgpackr returns it: not an array, Date, Set, Error, Buffer... */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+// A lone surrogate has no UTF-8 form; msgpackr's JS string reader can produce one from CESU-style bytes.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function checkText(v: unknown, max: number): string | undefined {
+  return typeof v === 'string' && v.length <= max && !LONE_SURROGATE.test(v) ? v : undefined;
+}
+
+function checkInt(v: unknown, min: number, max: number): number | undefined {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) return undefined;
+  return v === 0 ? 0 : v; // -0 becomes 0
+}
+
+function checkFds(v: unknown): FdRole[] | undefined {
+  if (!Array.isArray(v) || v.length > CTRL_MAX_FDS) return undefined;
+  const out: FdRole[] = [];
+  for (const role of v) {
+    if (!FD_ROLES.includes(role as FdRole)) return undefined;
+    out.push(role as FdRole);
+  }
+  return out;
+}
+
+/** Why a field was refused: names the field and the expectation, never the value (tokens are secret). */
+export type FieldFailure = (path: string, expected: string) => Error;
+
+const EXPECTED: { readonly [K in FieldKind]: string } = {
+  u32: 'an integer in [0, 2^32-1]',
+  zero: '0',
+  size: 'a non-negative safe integer',
+  status: 'an integer in [-2^31, 0]',
+  text: `a well-formed string of at most ${CTRL_MAX_TEXT} code units`,
+  short: `a well-formed string of at most ${CTRL_MAX_SHORT_TEXT} code units`,
+  fds: `an array of at most ${CTRL_MAX_FDS} of ${FD_ROLES.join('|')}`,
+  fifos: 'a fifo pair map',
+  fifosOrNull: 'a fifo pair map or nil',
+};
+
+function checkValue(kind: FieldKind, v: unknown, path: string, fail: FieldFailure): unknown {
+  let out: unknown;
+  switch (kind) {
+    case 'u32':
+      out = checkInt(v, 0, U32_MAX);
+      break;
+    case 'zero':
+      out = checkInt(v, 0, 0);
+      break;
+    case 'size':
+      out = checkInt(v, 0, Number.MAX_SAFE_INTEGER);
+      break;
+    case 'status':
+      out = checkInt(v, STATUS_MIN, 0);
+      break;
+    case 'text':
+      out = checkText(v, CTRL_MAX_TEXT);
+      break;
+    case 'short':
+      out = checkText(v, CTRL_MAX_SHORT_TEXT);
+      break;
+    case 'fds':
+      out = checkFds(v);
+      break;
+    case 'fifosOrNull':
+      if (v === null) return null;
+      return isPlainObject(v) ? checkFields(FIFO_PAIR_SCHEMA, v, path, fail) : failWith(fail, path, kind);
+    case 'fifos':
+      return isPlainObject(v) ? checkFields(FIFO_PAIR_SCHEMA, v, path, fail) : failWith(fail, path, kind);
+  }
+  return out === undefined ? failWith(fail, path, kind) : out;
+}
+
+function failWith(fail: FieldFailure, path: string, kind: FieldKind): never {
+  throw fail(path, EXPECTED[kind]);
+}
+
+/**
+ * Checks every field of `schema` in `src` and returns a fresh object holding only those fields, in
+ * schema order. Keys not in the schema (newer peers' additions, `__proto__`) are not copied; only own
+ * properties are read, so nothing is picked up from a prototype.
+ */
+export function checkFields(
+  schema: Schema,
+  src: Record<string, unknown>,
+  where: string,
+  fail: FieldFailure,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, kind] of Object.entries(schema)) {
+    const path = `${where}.${key}`;
+    if (!Object.hasOwn(src, key)) throw fail(path, `present (${EXPECTED[kind]})`);
+    out[key] = checkValue(kind, src[key], path, fail);
+  }
+  return out;
+}

@@ -1,0 +1,154 @@
+// The producing end of a fifo: copies bytes in, publishes the tail, decides when to wake the peer.
+
+import type { FerryError } from '../errors.js';
+import { compareExchange, loadAcquire, storeRelease } from './atomics.js';
+import { fifoCorrupt, openFifo } from './fifo.js';
+import {
+  FIFO_CONS_CLOSED,
+  FIFO_CONS_FLAGS_OFFSET,
+  FIFO_CONS_RESET,
+  FIFO_HEAD_OFFSET,
+  FIFO_PROD_FIN,
+  FIFO_PROD_FLAGS_OFFSET,
+  FIFO_PROD_RESET,
+  FIFO_TAIL_OFFSET,
+  FIFO_WANT_DATA_OFFSET,
+  FIFO_WANT_SPACE_OFFSET,
+} from './fifo-layout.js';
+
+const HEAD = FIFO_HEAD_OFFSET / 4;
+const TAIL = FIFO_TAIL_OFFSET / 4;
+const CONS_FLAGS = FIFO_CONS_FLAGS_OFFSET / 4;
+const PROD_FLAGS = FIFO_PROD_FLAGS_OFFSET / 4;
+const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
+const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
+
+/**
+ * Writes into a fifo. Own state (tail, size, flags) is kept privately and only published; the
+ * consumer's head is validated on every load, so a hostile consumer can fail this fifo but never
+ * make it read or write out of bounds, loop, or throw.
+ */
+export class FifoProducer {
+  readonly #ctl: Uint32Array;
+  readonly #data: Uint8Array;
+  readonly #size: number;
+  readonly #mask: number;
+  #tail: number;
+  /** Last head seen and validated. */
+  #head: number;
+  #flags: number;
+  #error: FerryError | null = null;
+
+  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
+    const v = openFifo(buf, offset, sizeBytes);
+    this.#ctl = v.ctl;
+    this.#data = v.data;
+    this.#size = v.sizeBytes;
+    this.#mask = v.sizeBytes - 1;
+    this.#tail = v.tail;
+    this.#head = v.head;
+    this.#flags = Atomics.load(v.ctl, PROD_FLAGS) & (FIFO_PROD_FIN | FIFO_PROD_RESET);
+  }
+
+  get sizeBytes(): number {
+    return this.#size;
+  }
+
+  /** ERR_FERRY_FIFO_CORRUPT once the consumer's index broke the rules, else null. */
+  get error(): FerryError | null {
+    return this.#error;
+  }
+
+  /** The consumer closed or reset its end: nothing written now will be read. */
+  get peerClosed(): boolean {
+    return (Atomics.load(this.#ctl, CONS_FLAGS) & (FIFO_CONS_CLOSED | FIFO_CONS_RESET)) !== 0;
+  }
+
+  /** Bytes that can be enqueued now; 0 when full or failed. */
+  freeSpace(): number {
+    if (this.#error !== null || !this.#loadHead()) return 0;
+    return this.#size - ((this.#tail - this.#head) >>> 0);
+  }
+
+  /**
+   * Copies as much of `src` as fits. Returns the bytes written (partial writes happen), 0 when
+   * full, -1 when the fifo failed (see `error`) or this end already called fin() or reset().
+   */
+  enqueue(src: Uint8Array): number {
+    if (this.#error !== null || this.#flags !== 0) return -1;
+    const len = src.length;
+    let free = this.#size - ((this.#tail - this.#head) >>> 0);
+    if (free < len) {
+      if (!this.#loadHead()) return -1;
+      free = this.#size - ((this.#tail - this.#head) >>> 0);
+    }
+    const n = free < len ? free : len;
+    if (n === 0) return 0;
+    const pos = this.#tail & this.#mask;
+    const first = this.#size - pos;
+    if (n <= first) {
+      this.#data.set(n === len ? src : src.subarray(0, n), pos);
+    } else {
+      this.#data.set(src.subarray(0, first), pos);
+      this.#data.set(src.subarray(first, n), 0);
+    }
+    this.#tail = (this.#tail + n) >>> 0;
+    // store-release: producer-owned tail, after the bytes above (paired with load-acquire of
+    // TAIL in FifoConsumer, which reads the bytes only after it sees this tail).
+    storeRelease(this.#ctl, TAIL, this.#tail);
+    return n;
+  }
+
+  /**
+   * After an enqueue (or fin/reset): true when the consumer had asked to be woken. The flag is
+   * cleared with a CAS, so exactly one call per arming returns true: wakeups are coalesced.
+   */
+  notifyNeeded(): boolean {
+    // The plain load keeps the common, unarmed case free of a locked instruction.
+    if (Atomics.load(this.#ctl, WANT_DATA) !== 1) return false;
+    return compareExchange(this.#ctl, WANT_DATA, 1, 0) === 1;
+  }
+
+  /**
+   * Asks the consumer to wake this end when space frees, then re-checks. Returns true when at
+   * least `minBytes` are free already (or the fifo failed or the peer closed): do not sleep then.
+   */
+  armSpace(minBytes = 1): boolean {
+    // seq-cst store then load: pairs with the consumer's head store followed by its load of
+    // WANT_SPACE, so either it sees the flag or this end sees the new head (no lost wakeup).
+    storeRelease(this.#ctl, WANT_SPACE, 1);
+    if (this.#error !== null || this.peerClosed) return true;
+    return this.freeSpace() >= minBytes || this.#error !== null;
+  }
+
+  /** No more data: the consumer sees `fin` once it has read everything before it. */
+  fin(): void {
+    this.#setFlag(FIFO_PROD_FIN);
+  }
+
+  /** Aborts: the consumer sees `peerReset` and should discard what is left. */
+  reset(): void {
+    this.#setFlag(FIFO_PROD_RESET);
+  }
+
+  #setFlag(flag: number): void {
+    this.#flags |= flag;
+    // store-release: producer-owned flags, after the last tail store (the consumer loads the
+    // flags before the tail, so a FIN it sees covers every byte).
+    storeRelease(this.#ctl, PROD_FLAGS, this.#flags);
+  }
+
+  /** Loads and validates the consumer's head; false (and failed) when it broke the rules. */
+  #loadHead(): boolean {
+    // load-acquire: consumer-owned head (paired with its store-release after copying bytes out),
+    // so the space it frees is not overwritten while it is still being read.
+    const head = loadAcquire(this.#ctl, HEAD);
+    if (head === this.#head) return true;
+    if ((head - this.#head) >>> 0 > this.#size || (this.#tail - head) >>> 0 > this.#size) {
+      this.#error = fifoCorrupt(`head moved from ${this.#head} to ${head} with tail ${this.#tail}`);
+      return false;
+    }
+    this.#head = head;
+    return true;
+  }
+}

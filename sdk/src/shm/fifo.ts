@@ -1,0 +1,78 @@
+// Fifo placement: footprint, initialisation and the validated views both ends are built on.
+
+import { FerryError, ferryError } from '../errors.js';
+import {
+  FIFO_DATA_OFFSET,
+  FIFO_HEAD_OFFSET,
+  FIFO_HEADER_BYTES,
+  FIFO_MAGIC,
+  FIFO_MAGIC_OFFSET,
+  FIFO_MAX_BYTES,
+  FIFO_MIN_BYTES,
+  FIFO_SIZE_OFFSET,
+  FIFO_TAIL_OFFSET,
+} from './fifo-layout.js';
+import { CACHE_LINE, isAligned, isPowerOfTwo } from './layout.js';
+
+/** Bytes a fifo with `sizeBytes` of data occupies in a segment (header + data). */
+export function fifoFootprint(sizeBytes: number): number {
+  if (!validFifoSize(sizeBytes)) {
+    throw new FerryError('ERR_OUT_OF_RANGE', `fifo size ${sizeBytes} must be a power of two >= 64`);
+  }
+  return FIFO_HEADER_BYTES + sizeBytes;
+}
+
+function validFifoSize(sizeBytes: number): boolean {
+  return isPowerOfTwo(sizeBytes) && sizeBytes >= FIFO_MIN_BYTES && sizeBytes <= FIFO_MAX_BYTES;
+}
+
+/** Writes an empty fifo header at `offset` (creator only, before either end is constructed). */
+export function initFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number): void {
+  const footprint = fifoFootprint(sizeBytes);
+  if (!isAligned(offset, CACHE_LINE) || offset + footprint > buf.byteLength) {
+    throw new FerryError('ERR_OUT_OF_RANGE', `fifo at ${offset} (+${footprint}) does not fit the buffer`);
+  }
+  const ctl = new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
+  ctl.fill(0);
+  ctl[FIFO_SIZE_OFFSET / 4] = sizeBytes;
+  // Magic last: a fifo with its magic set is fully initialised.
+  Atomics.store(ctl, FIFO_MAGIC_OFFSET / 4, FIFO_MAGIC);
+}
+
+/** The typed views one end of a fifo works through. */
+export interface FifoViews {
+  /** The header as u32 words; index = byte offset / 4. */
+  ctl: Uint32Array;
+  data: Uint8Array;
+  sizeBytes: number;
+  head: number;
+  tail: number;
+}
+
+/**
+ * Validates a fifo the control plane placed at `offset` with `sizeBytes` of data and builds the
+ * views. Throws ERR_FERRY_SHM_BAD_LAYOUT: this runs once per end, never on the hot path.
+ */
+export function openFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number): FifoViews {
+  const bad = (detail: string) => ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `fifo at ${offset}: ${detail}`);
+  if (!validFifoSize(sizeBytes)) throw bad(`size ${sizeBytes} is not a power of two >= 64`);
+  if (!isAligned(offset, CACHE_LINE)) throw bad('offset is not cache-line aligned');
+  if (offset + FIFO_HEADER_BYTES + sizeBytes > buf.byteLength) {
+    throw bad(`footprint ${FIFO_HEADER_BYTES + sizeBytes} exceeds the ${buf.byteLength}-byte buffer`);
+  }
+  const ctl = new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
+  const magic = Atomics.load(ctl, FIFO_MAGIC_OFFSET / 4);
+  if (magic !== FIFO_MAGIC) throw bad(`magic 0x${magic.toString(16)}`);
+  const shared = Atomics.load(ctl, FIFO_SIZE_OFFSET / 4);
+  if (shared !== sizeBytes) throw bad(`header says ${shared} bytes, control plane said ${sizeBytes}`);
+  const head = Atomics.load(ctl, FIFO_HEAD_OFFSET / 4);
+  const tail = Atomics.load(ctl, FIFO_TAIL_OFFSET / 4);
+  if ((tail - head) >>> 0 > sizeBytes) throw bad(`indices head ${head} tail ${tail} are inconsistent`);
+  const data = new Uint8Array(buf, offset + FIFO_DATA_OFFSET, sizeBytes);
+  return { ctl, data, sizeBytes, head, tail };
+}
+
+/** The error an end reports once the peer's index has been seen to break the rules. */
+export function fifoCorrupt(detail: string): FerryError {
+  return ferryError('ERR_FERRY_FIFO_CORRUPT', detail);
+}

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { Notifier, type NotifyMode } from './notifier.js';
+
+class FakeDoorbell {
+  #cbs: Array<() => void> = [];
+  onRing(cb: () => void): void {
+    this.#cbs.push(cb);
+  }
+  ring(): void {
+    for (const cb of this.#cbs) cb();
+  }
+}
+
+/** A fake source: `pending` units of work; arm() is true when work is pending. */
+function harness(mode: NotifyMode, opts: { spinUs?: number; adaptiveIdleUs?: number } = {}) {
+  const doorbell = new FakeDoorbell();
+  const state = { pending: 0, done: 0, arms: 0, polls: 0 };
+  const n = new Notifier({
+    mode,
+    doorbell,
+    poll: () => {
+      state.polls++;
+      const k = Math.min(state.pending, 3);
+      state.pending -= k;
+      state.done += k;
+      return k;
+    },
+    arm: () => {
+      state.arms++;
+      return state.pending > 0;
+    },
+    ...opts,
+  });
+  return { n, doorbell, state };
+}
+
+test('interrupt: drains, arms, sleeps, wakes on ring', async () => {
+  const { n, doorbell, state } = harness('interrupt');
+  state.pending = 10;
+  n.start();
+  await sleep(20);
+  assert.equal(state.done, 10);
+  assert.equal(n.sleeping, true);
+  const polls = state.polls;
+  await sleep(20);
+  assert.equal(state.polls, polls, 'no polling while asleep');
+  state.pending = 5;
+  doorbell.ring();
+  await sleep(20);
+  assert.equal(state.done, 15);
+  assert.equal(n.wakeups, 1);
+  n.stop();
+});
+
+test('poll: never arms and does not starve the event loop', async () => {
+  const { n, state } = harness('poll', { spinUs: 200 });
+  n.start();
+  let timerFired = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    setTimeout(() => {
+      timerFired = performance.now() - t0;
+      resolve();
+    }, 5);
+  });
+  state.pending = 7;
+  await sleep(5);
+  n.stop();
+  assert.equal(state.arms, 0);
+  assert.equal(state.done, 7);
+  assert.ok(timerFired < 100, `timer delayed ${timerFired} ms`);
+  assert.ok(state.polls > 100, 'it polled');
+  const polls = state.polls;
+  await sleep(10);
+  assert.equal(state.polls, polls, 'stop() stops');
+});
+
+test('adaptive: polls while busy, arms and sleeps after idle, wakes on ring', async () => {
+  const { n, doorbell, state } = harness('adaptive', { spinUs: 50, adaptiveIdleUs: 2000 });
+  state.pending = 4;
+  n.start();
+  await sleep(1);
+  assert.equal(state.done, 4);
+  assert.equal(state.arms, 0, 'still polling inside the idle window');
+  const t0 = performance.now();
+  while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);
+  assert.equal(n.sleeping, true);
+  assert.ok(state.arms >= 1);
+  state.pending = 2;
+  doorbell.ring();
+  await sleep(5);
+  assert.equal(state.done, 6);
+  n.stop();
+});
+
+test('arm returning true prevents sleep (work that raced the arming is not lost)', async () => {
+  const doorbell = new FakeDoorbell();
+  let pending = 0;
+  let arms = 0;
+  const n = new Notifier({
+    mode: 'interrupt',
+    doorbell,
+    poll: () => {
+      const k = pending;
+      pending = 0;
+      return k;
+    },
+    arm: () => {
+      arms++;
+      if (arms === 1) pending = 1; // data arrives between the poll and the arm
+      return pending > 0;
+    },
+  });
+  n.start();
+  await sleep(10);
+  assert.equal(pending, 0, 'the racing work was polled without a ring');
+  assert.equal(n.sleeping, true);
+  n.stop();
+  assert.throws(() => new Notifier({ mode: 'x' as NotifyMode, doorbell, poll: () => 0, arm: () => false }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+  });
+});

@@ -1,0 +1,33 @@
+// sys/: Ferry's only native boundary (koffi + libc); everything else reaches the kernel through here.
+
+export { LE as LITTLE_ENDIAN } from './constants.js';
+export { Doorbell, ring } from './doorbell.js';
+export {
+  close,
+  dup,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  pipe2,
+  read,
+  setCloexec,
+  setNonBlocking,
+  write,
+} from './fd.js';
+export { Mapping, mappingStats } from './mapping.js';
+export { addSeals, fstatSize, ftruncate, getSeals, memfdCreate, SEAL } from './memfd.js';
+export { type RecvResult, recvMsg, sendMsg } from './msg.js';
+export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './poller.js';
+export { errnoName } from './sys-error.js';
+export {
+  accept,
+  bindUnix,
+  connectUnix,
+  listen,
+  peerCredentials,
+  shutdown,
+  socketName,
+  socketpair,
+  type UnixSocketType,
+  unixSocket,
+} from './unix-socket.js';
