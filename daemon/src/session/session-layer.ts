@@ -88,8 +88,10 @@ export class SessionLayer {
 
     const serverUri = formatUri(l.uri.host === '*' ? { ...l.uri, host: uri.host } : l.uri);
     const clientUri = formatUri({ scheme: uri.scheme, host: '127.0.0.1', port: this.#clientPort() });
-    const c = this.#newSession(client, seg, pair.slot, clientUri, serverUri, 0);
-    const s = this.#newSession(server, seg, pair.slot, serverUri, clientUri, l.id);
+    // Sides by role, not by app id: in a self-pair both ends belong to one app.
+    const clientSide = seg.sideOf(client.id);
+    const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0);
+    const s = this.#newSession(server, seg, pair.slot, clientSide === 'a' ? 'b' : 'a', serverUri, clientUri, l.id);
     c.peer = s;
     s.peer = c;
     l.accepted++;
@@ -211,7 +213,15 @@ export class SessionLayer {
     return s;
   }
 
-  #newSession(app: App, seg: PairSegment, slot: number, local: string, remote: string, listenerId: number) {
+  #newSession(
+    app: App,
+    seg: PairSegment,
+    slot: number,
+    side: 'a' | 'b',
+    local: string,
+    remote: string,
+    listenerId: number,
+  ): Session {
     const s = new Session({
       id: this.#nextSession++,
       appId: app.id,
@@ -219,7 +229,7 @@ export class SessionLayer {
       remoteUri: remote,
       segmentId: seg.id,
       slot,
-      side: seg.sideOf(app.id),
+      side,
       listenerId,
     });
     this.sessions.set(s.id, s);

@@ -5,6 +5,9 @@
 import { EventQueueConsumer, EventQueueProducer, Segment } from '../shm/index.js';
 import { close, ring } from '../sys/index.js';
 import type { SegmentAdd } from '../proto/ctrl/messages.js';
+import { debuglog } from 'node:util';
+
+const debug = debuglog('ferry');
 
 export interface SlotListener {
   /** Something changed in this session's fifos (data, space, FIN, reset): look. */
@@ -58,12 +61,15 @@ export class AppSegment {
   /** Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced). */
   post(slot: number): void {
     this.#tx.push(slot);
-    if (this.#tx.wakeNeeded()) ring(this.#peerDoorbellFd);
+    const wake = this.#tx.wakeNeeded();
+    debug('segment %d: post slot %d%s', this.id, slot, wake ? ', ring' : '');
+    if (wake) ring(this.#peerDoorbellFd);
   }
 
   /** Delivers queued events; returns how many. On overflow every session is told. */
   poll(): number {
     const r = this.#rx.drain((slot) => this.#dispatch(slot), 1024);
+    if (r !== 0) debug('segment %d: drained %s', this.id, r);
     if (r === 'rescan') {
       for (const slot of [...this.#slots.keys()]) this.#dispatch(slot);
       return 1;

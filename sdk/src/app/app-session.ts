@@ -43,7 +43,7 @@ export class AppSession implements SlotListener {
   }
 
   get txSize(): number {
-    return this.#tx.size;
+    return this.#tx.sizeBytes;
   }
 
   /** Enqueues what fits; returns bytes taken (0 when full; -1 when the fifo failed). */

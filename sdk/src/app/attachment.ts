@@ -214,6 +214,8 @@ export class Attachment extends EventEmitter {
     }
     try {
       this.segments.set(msg.segment, new AppSegment(msg, segFd, bellFd));
+      // A sleeping notifier armed only the segments it knew: poll once more to arm this one.
+      this.#notifier.kick();
     } catch {
       // A segment we cannot trust is never mapped; sessions placed in it will fail to open.
       close(segFd);

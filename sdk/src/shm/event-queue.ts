@@ -192,7 +192,7 @@ export class EventQueueConsumer {
     }
     if (!this.#loadTail()) return -1;
     const avail = (this.#tail - this.#head) >>> 0;
-    const n = avail < max ? avail : max;
+    const n = Math.min(avail, max);
     let done = 0;
     try {
       for (; done < n; done++) {

@@ -95,7 +95,7 @@ export class FifoConsumer {
       avail = (this.#tail - this.#head) >>> 0;
     }
     if (!(skip >= 0 && avail > skip)) return 0;
-    const n = avail - skip < dst.length ? avail - skip : dst.length;
+    const n = Math.min(avail - skip, dst.length);
     const pos = ((this.#head + skip) >>> 0) & this.#mask;
     const first = this.#size - pos;
     const data = this.#data;

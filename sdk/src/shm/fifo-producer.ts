@@ -82,7 +82,7 @@ export class FifoProducer {
       if (!this.#loadHead()) return -1;
       free = this.#size - ((this.#tail - this.#head) >>> 0);
     }
-    const n = free < len ? free : len;
+    const n = Math.min(free, len);
     if (n === 0) return 0;
     const pos = this.#tail & this.#mask;
     const first = this.#size - pos;

@@ -1,12 +1,34 @@
 // shm/: shared-memory primitives (segments, fifos, event queues, wake policy); no sessions, no daemon.
 
-export { EVENT_QUEUE_RESCAN, EventQueueConsumer, EventQueueProducer, type EventQueueRescan, eventQueueFootprint, initEventQueue } from './event-queue.js';
-export { FifoConsumer } from './fifo-consumer.js';
-export { FifoProducer } from './fifo-producer.js';
+export {
+  EVENT_QUEUE_RESCAN,
+  EventQueueConsumer,
+  EventQueueProducer,
+  type EventQueueRescan,
+  eventQueueFootprint,
+  initEventQueue,
+} from './event-queue.js';
 export { fifoFootprint, initFifo } from './fifo.js';
+export { FifoConsumer } from './fifo-consumer.js';
 export { FIFO_HEADER_BYTES, FIFO_MAX_BYTES, FIFO_MIN_BYTES } from './fifo-layout.js';
-export { CACHE_LINE, SEGMENT_HEADER_BYTES, SEGMENT_MAX_BYTES, SEGMENT_MIN_BYTES, alignUp, isPowerOfTwo } from './layout.js';
-export { type DoorbellLike, NOTIFIER_DEFAULT_ADAPTIVE_IDLE_US, NOTIFIER_DEFAULT_SPIN_US, NOTIFY_MODE, Notifier, type NotifierOptions, type NotifyMode } from './notifier.js';
+export { FifoProducer } from './fifo-producer.js';
+export {
+  alignUp,
+  CACHE_LINE,
+  isPowerOfTwo,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_MAX_BYTES,
+  SEGMENT_MIN_BYTES,
+} from './layout.js';
+export {
+  type DoorbellLike,
+  NOTIFIER_DEFAULT_ADAPTIVE_IDLE_US,
+  NOTIFIER_DEFAULT_SPIN_US,
+  NOTIFY_MODE,
+  Notifier,
+  type NotifierOptions,
+  type NotifyMode,
+} from './notifier.js';
 export { SEGMENT_REQUIRED_SEALS, Segment } from './segment.js';
 export { SegmentAllocator } from './segment-allocator.js';
 export { checkSegmentHeader, initSegmentHeader, type SegmentHeader } from './segment-header.js';

@@ -27,11 +27,14 @@ test('bad magic, version, header size or segment size -> ERR_FERRY_SHM_BAD_LAYOU
   ] as const) {
     const buf = fresh();
     new DataView(buf).setUint32(offset, value, true);
-    assert.throws(() => checkSegmentHeader(buf, 4096), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'ERR_FERRY_SHM_BAD_LAYOUT');
-      assert.match(err.message, re);
-      return true;
-    });
+    assert.throws(
+      () => checkSegmentHeader(buf, 4096),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ERR_FERRY_SHM_BAD_LAYOUT');
+        assert.match(err.message, re);
+        return true;
+      },
+    );
   }
 });
 

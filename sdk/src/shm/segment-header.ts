@@ -24,9 +24,7 @@ export interface SegmentHeader {
 }
 
 function validSize(sizeBytes: number): boolean {
-  return (
-    isAligned(sizeBytes, CACHE_LINE) && sizeBytes >= SEGMENT_MIN_BYTES && sizeBytes <= SEGMENT_MAX_BYTES
-  );
+  return isAligned(sizeBytes, CACHE_LINE) && sizeBytes >= SEGMENT_MIN_BYTES && sizeBytes <= SEGMENT_MAX_BYTES;
 }
 
 /** Writes the header of a new segment of `sizeBytes` (a multiple of 64, below 4 GiB). */

@@ -4,8 +4,8 @@ import { addSeals, close, dup, ftruncate, getSeals, Mapping, memfdCreate, SEAL }
 import { fifoFootprint, initFifo } from './fifo.js';
 import { FifoConsumer } from './fifo-consumer.js';
 import { FifoProducer } from './fifo-producer.js';
-import { initSegmentHeader } from './segment-header.js';
 import { SEGMENT_REQUIRED_SEALS, Segment } from './segment.js';
+import { initSegmentHeader } from './segment-header.js';
 
 const SIZE = 64 * 1024;
 

@@ -2,7 +2,13 @@
 
 import { ferryError } from '../errors.js';
 import { addSeals, close, fstatSize, ftruncate, getSeals, Mapping, memfdCreate, SEAL } from '../sys/index.js';
-import { CACHE_LINE, isAligned, SEGMENT_HEADER_BYTES, SEGMENT_MAX_BYTES, SEGMENT_MIN_BYTES } from './layout.js';
+import {
+  CACHE_LINE,
+  isAligned,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_MAX_BYTES,
+  SEGMENT_MIN_BYTES,
+} from './layout.js';
 import { SegmentAllocator } from './segment-allocator.js';
 import { checkSegmentHeader, initSegmentHeader } from './segment-header.js';
 
@@ -23,7 +29,13 @@ export class Segment {
   readonly #allocator: SegmentAllocator | null;
   #fdOpen = true;
 
-  private constructor(fd: number, size: number, id: number, mapping: Mapping, allocator: SegmentAllocator | null) {
+  private constructor(
+    fd: number,
+    size: number,
+    id: number,
+    mapping: Mapping,
+    allocator: SegmentAllocator | null,
+  ) {
     this.fd = fd;
     this.size = size;
     this.id = id;

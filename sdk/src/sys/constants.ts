@@ -7,7 +7,10 @@
 import { ferryError } from '../errors.js';
 
 if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) {
-  throw ferryError('ERR_FERRY_NOT_SUPPORTED', `sys/ needs Linux on x64 or arm64, not ${process.platform}/${process.arch}`);
+  throw ferryError(
+    'ERR_FERRY_NOT_SUPPORTED',
+    `sys/ needs Linux on x64 or arm64, not ${process.platform}/${process.arch}`,
+  );
 }
 
 // <asm-generic/fcntl.h>

@@ -4,7 +4,7 @@
 // thread, and unref() works. Every 'data' event drains whatever bytes are queued and calls the
 // ring callbacks once, so many rings between two loop turns coalesce into one call. ringFd (the
 // write end, O_NONBLOCK) is meant to be handed to peers over SCM_RIGHTS; once the owner closes its
-// own copy (closeRingFd), 'end' on the read side means every writer is gone, i.e. the peers died
+// own copy (dropRingFd), 'end' on the read side means every writer is gone, i.e. the peers died
 // or closed it, and the onEnd callbacks run (once).
 
 import { Socket } from 'node:net';
@@ -62,7 +62,7 @@ export class Doorbell {
     return new Doorbell(readFd, writeFd, opts?.unref === true);
   }
 
-  /** The write end, for peers (send it with sendMsg). -1 after closeRingFd() or close(). */
+  /** The write end, for peers (send it with sendMsg). -1 after dropRingFd() or close(). */
   get ringFd(): number {
     return this.#ringFd;
   }
@@ -72,7 +72,7 @@ export class Doorbell {
     this.#onRing.push(cb);
   }
 
-  /** Called once when every write end is closed (only possible after closeRingFd()). */
+  /** Called once when every write end is closed (only possible after dropRingFd()). */
   onEnd(cb: () => void): void {
     if (typeof cb !== 'function') throw ferryError('ERR_INVALID_ARG_TYPE', 'cb must be a function');
     this.#onEnd.push(cb);
@@ -85,7 +85,7 @@ export class Doorbell {
   }
 
   /** Closes this process's copy of the write end, after it has been handed to the peers. */
-  closeRingFd(): void {
+  dropRingFd(): void {
     if (this.#ringFd === -1) return;
     const fd = this.#ringFd;
     this.#ringFd = -1;
@@ -107,7 +107,7 @@ export class Doorbell {
     this.#onRing = [];
     this.#onEnd = [];
     this.#socket.destroy();
-    this.closeRingFd();
+    this.dropRingFd();
   }
 
   #hangup(): void {

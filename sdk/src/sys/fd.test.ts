@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { FerryError } from '../errors.js';
+import { F_GETFD, F_GETFL, FD_CLOEXEC, O_NONBLOCK } from './constants.js';
 import {
   close,
   dup,
@@ -17,7 +18,6 @@ import {
   write,
 } from './fd.js';
 import { libc } from './libc.js';
-import { F_GETFD, F_GETFL, FD_CLOEXEC, O_NONBLOCK } from './constants.js';
 
 const flags = (fd: number): number => libc.fcntl(fd, F_GETFL);
 const fdFlags = (fd: number): number => libc.fcntl(fd, F_GETFD);

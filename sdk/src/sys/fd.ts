@@ -16,7 +16,7 @@ import {
   O_NONBLOCK,
 } from './constants.js';
 import { lastErrno, libc } from './libc.js';
-import { EAGAIN, EINTR, check, retryEintr, sysError } from './sys-error.js';
+import { check, EAGAIN, EINTR, retryEintr, sysError } from './sys-error.js';
 import { validateBytes, validateFd, validateRange } from './validate.js';
 
 const pairScratch = new Int32Array(2);

@@ -41,7 +41,10 @@ describe('memfd', () => {
         assert.throws(
           () => ftruncate(fd, size),
           (err: unknown) =>
-            err instanceof FerryError && err.code === 'EPERM' && err.errno === 1 && err.syscall === 'ftruncate',
+            err instanceof FerryError &&
+            err.code === 'EPERM' &&
+            err.errno === 1 &&
+            err.syscall === 'ftruncate',
         );
       }
       assert.equal(fstatSize(fd), 65536);

@@ -27,10 +27,11 @@ describe('sendMsg / recvMsg', () => {
       close(fd);
       assert.equal(Buffer.from(new Uint8Array(m.buffer)).toString(), text);
       m.release();
+      peer.closeFd();
+      assert.equal(await peer.exited, 0);
     } finally {
       peer.dispose();
     }
-    assert.equal(await peer.exited, 0);
   });
 
   it('a memfd written by the parent is read by a child', async () => {
@@ -111,7 +112,11 @@ describe('sendMsg / recvMsg', () => {
       sendMsg(a, Buffer.from('m1'), [r, w]);
       sendMsg(a, Buffer.from('m2'), [r, w, r, w]);
       // More than the stray-fd room (16): the kernel truncates, and still nothing leaks.
-      sendMsg(a, Buffer.from('m3'), Array.from({ length: 40 }, () => r));
+      sendMsg(
+        a,
+        Buffer.from('m3'),
+        Array.from({ length: 40 }, () => r),
+      );
       const before = fdCount();
       const buf = new Uint8Array(8);
       assert.throws(() => recvMsg(b, buf, 0), { code: 'ERR_FERRY_FD_UNEXPECTED' });
@@ -141,12 +146,17 @@ describe('sendMsg / recvMsg', () => {
       else sent++;
     }
     assert.ok(blocked && sent > 0);
+    // Closing a socket with unread data resets the peer (ECONNRESET); a clean close gives EPIPE.
     close(b);
     assert.throws(
       () => sendMsg(a, big),
-      (err: unknown) => err instanceof FerryError && err.code === 'EPIPE' && err.syscall === 'sendmsg',
+      (err: unknown) => err instanceof FerryError && err.code === 'ECONNRESET' && err.syscall === 'sendmsg',
     );
     close(a);
+    const [e, f] = socketpair('seqpacket', { nonblock: true });
+    close(f);
+    assert.throws(() => sendMsg(e, big), { code: 'EPIPE', syscall: 'sendmsg' });
+    close(e);
 
     const [c, d] = socketpair('stream', { nonblock: true });
     close(c);
@@ -157,7 +167,9 @@ describe('sendMsg / recvMsg', () => {
   it('rejects more than SCM_MAX_FD fds and bad maxFds', () => {
     const [a, b] = socketpair('seqpacket');
     try {
-      assert.throws(() => sendMsg(a, new Uint8Array(1), new Array(254).fill(0)), { code: 'ERR_OUT_OF_RANGE' });
+      assert.throws(() => sendMsg(a, new Uint8Array(1), new Array(254).fill(0)), {
+        code: 'ERR_OUT_OF_RANGE',
+      });
       assert.throws(() => recvMsg(b, new Uint8Array(1), -1), { code: 'ERR_OUT_OF_RANGE' });
     } finally {
       close(a);
@@ -165,4 +177,3 @@ describe('sendMsg / recvMsg', () => {
     }
   });
 });
-

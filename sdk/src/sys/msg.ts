@@ -132,7 +132,10 @@ export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): RecvResult
   if ((flags & MSG_CTRUNC) !== 0 || malformed) {
     closeQuietly(fds);
     if (maxFds === 0) throw ferryError('ERR_FERRY_FD_UNEXPECTED', `fds arrived on fd ${fd} with maxFds 0`);
-    throw ferryError('ERR_FERRY_FD_CTRUNC', `more than ${maxFds} fds, or malformed control data, on fd ${fd}`);
+    throw ferryError(
+      'ERR_FERRY_FD_CTRUNC',
+      `more than ${maxFds} fds, or malformed control data, on fd ${fd}`,
+    );
   }
   if (fds.length > maxFds) {
     closeQuietly(fds);
@@ -150,7 +153,10 @@ function parseRights(len: number): { fds: number[]; malformed: boolean } {
     const l = c.getBigUint64(off + CMSGHDR_LEN, LE);
     if (l < BigInt(CMSGHDR_SIZE) || l > BigInt(len - off)) return { fds, malformed: true };
     const cl = Number(l);
-    if (c.getInt32(off + CMSGHDR_LEVEL, LE) === SOL_SOCKET && c.getInt32(off + CMSGHDR_TYPE, LE) === SCM_RIGHTS) {
+    if (
+      c.getInt32(off + CMSGHDR_LEVEL, LE) === SOL_SOCKET &&
+      c.getInt32(off + CMSGHDR_TYPE, LE) === SCM_RIGHTS
+    ) {
       const count = Math.floor((cl - CMSGHDR_SIZE) / FD_SIZE);
       for (let i = 0; i < count; i++) fds.push(c.getInt32(off + CMSGHDR_SIZE + FD_SIZE * i, LE));
     }

@@ -2,11 +2,11 @@
 //
 // One epoll instance per poller and at most one koffi `.async` epoll_wait in flight, on a thread of
 // the libuv threadpool (koffi uses napi async work). It is re-issued after each batch is delivered.
-// An internal eventfd is in the set so watch/unwatch/close can interrupt the wait. When nothing is
+// An internal eventfd is in the set so unwatch/close can interrupt the wait. When nothing is
 // watched no wait is in flight, so the poller does not keep the process alive. While something is
 // watched it holds one threadpool thread (4 by default, UV_THREADPOOL_SIZE): share one poller per
-// process rather than creating many. Watches are level-triggered: a callback that does not drain
-// its fd is called again on the next batch.
+// process rather than creating many. Watches are level-triggered: a callback should drain its fd
+// (read until EAGAIN) before it returns, or it is called again at once with the same events.
 
 import { ferryError } from '../errors.js';
 import {
@@ -159,10 +159,14 @@ export class FdPoller {
         },
       ]);
     }
-    // Re-arm before dispatch so a throwing callback cannot stall the poller. A callback that
-    // unwatches (or re-watches) a later fd of the same batch cancels that fd's pending event.
-    this.#arm();
-    for (const [fd, cb, ev] of batch) if (this.#watches.get(fd) === cb) cb(ev);
+    // Re-arm after dispatch (the callbacks drain their fds first, or a level-triggered wait would
+    // return at once with the same events), in finally so a throwing callback cannot stall the
+    // poller. A callback that unwatches or re-watches a later fd of this batch cancels its event.
+    try {
+      for (const [fd, cb, ev] of batch) if (this.#watches.get(fd) === cb) cb(ev);
+    } finally {
+      this.#arm();
+    }
   }
 
   #failAll(): void {

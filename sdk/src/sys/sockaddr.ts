@@ -19,7 +19,10 @@ export function encodeSockaddrUn(path: string, out: Uint8Array): number {
   const name = Buffer.from(abstract ? path.slice(1) : path, 'utf8');
   // Abstract: one leading NUL + name; path: name + terminating NUL. Either way name + 1 bytes.
   if (name.length + 1 > SUN_PATH_MAX) {
-    throw ferryError('ERR_INVALID_ARG_VALUE', `unix socket name is ${name.length} bytes; at most ${SUN_PATH_MAX - 1}`);
+    throw ferryError(
+      'ERR_INVALID_ARG_VALUE',
+      `unix socket name is ${name.length} bytes; at most ${SUN_PATH_MAX - 1}`,
+    );
   }
   if (!abstract && name.includes(0)) {
     throw ferryError('ERR_INVALID_ARG_VALUE', 'unix socket path must not contain NUL');

@@ -121,7 +121,8 @@ describe('unix sockets', () => {
     try {
       assert.throws(
         () => connectUnix(c, join(dir, 'missing.sock')),
-        (err: unknown) => err instanceof FerryError && err.code === 'ENOENT' && err.errno === 2 && err.syscall === 'connect',
+        (err: unknown) =>
+          err instanceof FerryError && err.code === 'ENOENT' && err.errno === 2 && err.syscall === 'connect',
       );
       const path = join(dir, 'bound-not-listening.sock');
       const l = unixSocket('seqpacket');
@@ -130,7 +131,10 @@ describe('unix sockets', () => {
         assert.throws(
           () => connectUnix(c, path),
           (err: unknown) =>
-            err instanceof FerryError && err.code === 'ECONNREFUSED' && err.errno === 111 && err.syscall === 'connect',
+            err instanceof FerryError &&
+            err.code === 'ECONNREFUSED' &&
+            err.errno === 111 &&
+            err.syscall === 'connect',
         );
       } finally {
         close(l);
@@ -187,7 +191,11 @@ describe('unix sockets', () => {
   it('peerCredentials: the socketpair peer is us; a connected child reports its own pid', async () => {
     const [a, b] = socketpair('stream');
     try {
-      assert.deepEqual(peerCredentials(a), { pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.() });
+      assert.deepEqual(peerCredentials(a), {
+        pid: process.pid,
+        uid: process.getuid?.(),
+        gid: process.getgid?.(),
+      });
     } finally {
       close(a);
       close(b);
@@ -221,4 +229,3 @@ describe('unix sockets', () => {
     }
   });
 });
-

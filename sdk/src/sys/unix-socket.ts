@@ -21,9 +21,9 @@ import {
   UCRED_SIZE,
   UCRED_UID,
 } from './constants.js';
-import { libc } from './libc.js';
+import { lastErrno, libc } from './libc.js';
 import { decodeSockaddrUn, encodeSockaddrUn } from './sockaddr.js';
-import { EAGAIN, check, retryEintr, sysError } from './sys-error.js';
+import { check, EAGAIN, EINTR, retryEintr, sysError } from './sys-error.js';
 import { validateFd, validateRange } from './validate.js';
 
 export type UnixSocketType = 'seqpacket' | 'stream';
@@ -41,7 +41,11 @@ function socketTypeFlags(type: UnixSocketType, nonblock: boolean | undefined): n
   let base: number;
   if (type === 'seqpacket') base = SOCK_SEQPACKET;
   else if (type === 'stream') base = SOCK_STREAM;
-  else throw ferryError('ERR_INVALID_ARG_VALUE', `socket type must be 'seqpacket' or 'stream', got ${String(type)}`);
+  else
+    throw ferryError(
+      'ERR_INVALID_ARG_VALUE',
+      `socket type must be 'seqpacket' or 'stream', got ${String(type)}`,
+    );
   return base | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
 }
 
@@ -88,7 +92,7 @@ export function connectUnix(fd: number, path: string): void {
   let interrupted = false;
   const r = retryEintr(() => {
     const c = libc.connect(fd, addrScratch, len);
-    if (c === -1) interrupted = true;
+    if (c === -1 && lastErrno() === EINTR) interrupted = true;
     return c;
   });
   // connect() interrupted by a signal carries on in the kernel; the retry then reports EISCONN.
@@ -113,7 +117,11 @@ export function shutdown(fd: number, how: 'read' | 'write' | 'both'): void {
 export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
   validateFd(fd);
   lenScratch[0] = UCRED_SIZE;
-  check('getsockopt', () => libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ucredScratch, lenScratch), 'SO_PEERCRED');
+  check(
+    'getsockopt',
+    () => libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ucredScratch, lenScratch),
+    'SO_PEERCRED',
+  );
   return {
     pid: ucredView.getInt32(UCRED_PID, LE),
     uid: ucredView.getUint32(UCRED_UID, LE),

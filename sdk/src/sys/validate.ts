@@ -13,7 +13,12 @@ export function validateBytes(buf: unknown, name: string): asserts buf is Uint8A
   if (!(buf instanceof Uint8Array)) throw ferryError('ERR_INVALID_ARG_TYPE', `${name} must be a Uint8Array`);
 }
 
-export function validateRange(value: unknown, name: string, min: number, max: number): asserts value is number {
+export function validateRange(
+  value: unknown,
+  name: string,
+  min: number,
+  max: number,
+): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw ferryError('ERR_INVALID_ARG_TYPE', `${name} must be an integer, got ${String(value)}`);
   }

@@ -94,7 +94,7 @@ function unpack(bytes: Uint8Array): unknown {
 function decodeChecked(value: unknown): CtrlMessage {
   if (!isPlainObject(value)) throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'not a msgpack map');
   if (!Object.hasOwn(value, 't')) throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'no message type `t`');
-  const t = value['t'];
+  const { t } = value as { t: unknown };
   if (!isCtrlType(t)) {
     const name = typeof t === 'string' && SHORT_NAME.test(t) ? ` '${t}'` : '';
     throw ferryError('ERR_FERRY_PROTO_UNKNOWN_MSG', `type${name} is not known`);

@@ -127,8 +127,8 @@ export interface HelloReply {
   version: number;
   features: number;
   appId: number;
-  /** Roles of the fds that come with the reply: ferryd's companion pipe (write end) is not sent;
-   *  the reply carries no fds today, the field exists so later versions can add some. */
+  /** Roles of the fds that come with the reply: on success, ferryd's wake pipe (write end, role
+   *  'wake'), which the app rings after each send; none on failure. */
   fds: FdRole[];
 }
 
@@ -156,7 +156,7 @@ export interface ConnectReply {
   st: number;
   err: string;
   session: number;
-  /** Fifo pair of the new session; absent when st != 0. */
+  /** Fifo pair of the new session; null when st != 0. */
   fifos: FifoPairRef | null;
   localUri: string;
   remoteUri: string;
@@ -220,7 +220,7 @@ export interface Disconnected {
   session: number;
 }
 
-/** The session was reset (peer reset, peer died, transport failure): surface `code`. */
+/** The session was reset (peer reset, peer died, transport failure): surface errorFromWire(st, err). */
 export interface SessionReset {
   t: 'session-reset';
   id: 0;

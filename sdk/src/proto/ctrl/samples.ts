@@ -34,7 +34,7 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
     version: 1,
     features: FEATURE.CUT_THROUGH | FEATURE.EVENT_QUEUE,
     appId: 1001,
-    fds: [],
+    fds: ['wake'],
   },
   status: { t: 'status', id: 8, st: -1501, err: 'No such session: 17' },
   'listen-reply': {
@@ -83,5 +83,10 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   'segment-del': { t: 'segment-del', id: 0, segment: 5 },
   disconnected: { t: 'disconnected', id: 0, session: 17 },
   'session-reset': { t: 'session-reset', id: 0, session: 18, st: -104, err: 'Connection reset by peer' },
-  error: { t: 'error', id: 12, st: -1302, err: "Unknown control message type: type 'frobnicate' is not known" },
+  error: {
+    t: 'error',
+    id: 12,
+    st: -1302,
+    err: "Unknown control message type: type 'frobnicate' is not known",
+  },
 };

@@ -23,7 +23,16 @@ export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment'];
  * - `fds`: array of at most CTRL_MAX_FDS known FdRole names
  * - `fifos`: a FifoPairRef map; `fifosOrNull`: the same or nil
  */
-export type FieldKind = 'u32' | 'zero' | 'size' | 'status' | 'text' | 'short' | 'fds' | 'fifos' | 'fifosOrNull';
+export type FieldKind =
+  | 'u32'
+  | 'zero'
+  | 'size'
+  | 'status'
+  | 'text'
+  | 'short'
+  | 'fds'
+  | 'fifos'
+  | 'fifosOrNull';
 
 type KindsFor<V> = [V] extends [FdRole[]]
   ? 'fds'

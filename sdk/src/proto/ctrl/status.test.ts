@@ -44,7 +44,10 @@ describe('wire status mapping', () => {
 
   it('refuses non-failure statuses in codeOf (programmer error)', () => {
     for (const st of [0, 1, 1.5, -1.5, Number.NaN, -(2 ** 60)]) {
-      assert.throws(() => codeOf(st), (e: unknown) => e instanceof FerryError && e.code === 'ERR_INVALID_ARG_VALUE');
+      assert.throws(
+        () => codeOf(st),
+        (e: unknown) => e instanceof FerryError && e.code === 'ERR_INVALID_ARG_VALUE',
+      );
     }
   });
 

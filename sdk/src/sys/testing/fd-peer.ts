@@ -8,9 +8,9 @@
 // Every wait is a bounded poll (non-blocking calls and short sleeps), so a broken parent cannot
 // leave this process behind.
 
+import { close, pipe2, read, setNonBlocking, write } from '../fd.js';
 import { Mapping } from '../mapping.js';
 import { fstatSize, ftruncate, memfdCreate } from '../memfd.js';
-import { close, pipe2, read, setNonBlocking, write } from '../fd.js';
 import { recvMsg, sendMsg } from '../msg.js';
 import { connectUnix, unixSocket } from '../unix-socket.js';
 

@@ -1,18 +1,22 @@
 // Test helpers for sys/: fork fd-peer.js with one end of a socketpair, poll with a deadline, count fds.
 
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { close } from '../fd.js';
 import { socketpair, type UnixSocketType } from '../unix-socket.js';
 
 const PEER_SCRIPT = fileURLToPath(new URL('./fd-peer.js', import.meta.url));
+const EXIT_CHECK = fileURLToPath(new URL('./exit-check.js', import.meta.url));
 
 export interface Peer {
   child: ChildProcess;
   /** Our end of the socketpair (non-blocking); the child has the other as fd 4. */
   fd: number;
   exited: Promise<number | null>;
+  /** Closes our end (the child sees EOF); idempotent. */
+  closeFd(): void;
   /** Kills the child if it is still running and closes our end; idempotent. */
   dispose(): void;
 }
@@ -27,10 +31,13 @@ export function spawnPeer(args: string[], type: UnixSocketType = 'seqpacket'): P
     child,
     fd: ours,
     exited,
-    dispose() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    closeFd() {
       if (open) close(ours);
       open = false;
+    },
+    dispose() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      this.closeFd();
     },
   };
 }
@@ -50,4 +57,24 @@ export async function until<T>(fn: () => T | undefined, timeoutMs = 5000): Promi
 /** Open descriptors of this process. */
 export function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Runs exit-check.js in a child; resolves with its stdout and exit code, or kills it after limitMs. */
+export async function runExitCheck(
+  mode: string,
+  limitMs = 5000,
+): Promise<{ out: string; code: number | null }> {
+  const child = spawn(process.execPath, [EXIT_CHECK, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+  try {
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { out, code };
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
 }

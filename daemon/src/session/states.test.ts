@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { nextState, SESSION_STATES, SESSION_TRANSITIONS, type SessionEvent } from './states.js';
+
+const doc = readFileSync(new URL('../../../docs/session-lifecycle.md', import.meta.url), 'utf8');
+
+test('docs/session-lifecycle.md lists exactly the transitions of the table', () => {
+  const fromDoc = new Set<string>();
+  for (const m of doc.matchAll(/^\| ([a-z-]+) \| ([a-z-]+) \| ([a-z-]+) \|$/gm)) {
+    if (m[1] !== 'state') fromDoc.add(`${m[1]} ${m[2]} ${m[3]}`);
+  }
+  const fromCode = new Set<string>();
+  for (const s of SESSION_STATES) {
+    for (const [ev, next] of Object.entries(SESSION_TRANSITIONS[s])) fromCode.add(`${s} ${ev} ${next}`);
+  }
+  assert.deepEqual([...fromDoc].sort(), [...fromCode].sort());
+});
+
+test('terminal states accept nothing but the reset acknowledgement', () => {
+  assert.equal(nextState('closed', 'close'), undefined);
+  assert.equal(nextState('reset', 'close'), 'reset');
+  for (const ev of ['shutdown', 'peer-fin', 'connected'] as SessionEvent[]) {
+    assert.equal(nextState('closed', ev), undefined);
+    assert.equal(nextState('reset', ev), undefined);
+  }
+});
+
+test('a half-close from both sides ends closed', () => {
+  assert.equal(nextState('established', 'shutdown'), 'local-fin');
+  assert.equal(nextState('local-fin', 'peer-fin'), 'closed');
+  assert.equal(nextState('established', 'peer-fin'), 'remote-fin');
+  assert.equal(nextState('remote-fin', 'shutdown'), 'closed');
+});

@@ -1,0 +1,164 @@
+/**
+ * A test app driven over IPC: listens, connects, sends seeded bytes and reports what it received
+ * (counts and sha256), so integration tests can run real app processes against a real ferryd.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+
+type Behavior = 'echo' | 'sink' | 'hold' | 'slow' | 'reply-on-end';
+type Cmd =
+  | { op: 'listen'; uri: string; behavior: Behavior; allowHalfOpen?: boolean }
+  | { op: 'connect'; tag: string; uri: string; allowHalfOpen?: boolean; fifoSize?: number; timeout?: number }
+  | { op: 'send'; tag: string; bytes: number; seed: number; chunk: number; end?: boolean }
+  | { op: 'end'; tag: string; data?: string }
+  | { op: 'destroy'; tag: string }
+  | { op: 'stat'; tag: string }
+  | { op: 'memory' }
+  | { op: 'unlisten' }
+  | { op: 'exit' };
+
+interface Tracked {
+  sock: Socket;
+  rxBytes: number;
+  rxHash: Hash;
+  text: string;
+}
+
+const sockets = new Map<string, Tracked>();
+let server: Server | null = null;
+let accepted = 0;
+
+function report(msg: Record<string, unknown>): void {
+  process.send?.(msg);
+}
+
+/** Deterministic bytes from a seed (xorshift32), so both sides can checksum without sharing data. */
+export function seededBytes(seed: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+function track(tag: string, sock: Socket, behavior: Behavior | 'client'): void {
+  const t: Tracked = { sock, rxBytes: 0, rxHash: createHash('sha256'), text: '' };
+  sockets.set(tag, t);
+  const onData = (d: Buffer) => {
+    t.rxBytes += d.length;
+    t.rxHash.update(d);
+    if (t.text.length < 256) t.text += d.toString('latin1');
+  };
+  if (behavior === 'echo') {
+    sock.on('data', (d: Buffer) => {
+      onData(d);
+      if (!sock.write(d)) {
+        sock.pause();
+        sock.once('drain', () => sock.resume());
+      }
+    });
+    sock.on('end', () => sock.end());
+  } else if (behavior === 'slow') {
+    sock.on('data', (d: Buffer) => {
+      onData(d);
+      sock.pause();
+      setTimeout(() => sock.resume(), 2);
+    });
+  } else if (behavior === 'hold') {
+    sock.pause();
+  } else {
+    sock.on('data', onData);
+  }
+  if (behavior === 'reply-on-end') {
+    sock.on('end', () => sock.end(`got ${t.rxBytes}`));
+  }
+  sock.on('end', () => report({ event: 'end', tag, rxBytes: t.rxBytes, sha256: t.rxHash.copy().digest('hex') }));
+  sock.on('error', (err: Error & { code?: string }) => report({ event: 'error', tag, code: err.code ?? 'unknown', message: err.message }));
+  sock.on('close', () => report({ event: 'close', tag, rxBytes: t.rxBytes }));
+}
+
+async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
+  switch (cmd.op) {
+    case 'listen': {
+      const s = createServer({ allowHalfOpen: cmd.allowHalfOpen ?? false }, (sock) => {
+        const tag = `acc-${++accepted}`;
+        track(tag, sock, cmd.behavior);
+        report({ event: 'accepted', tag, remote: `${sock.remoteAddress}:${sock.remotePort}` });
+      });
+      server = s;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(cmd.uri, () => resolve());
+      });
+      return { uri: s.address()?.uri };
+    }
+    case 'connect': {
+      const sock = connect({
+        uri: cmd.uri,
+        allowHalfOpen: cmd.allowHalfOpen ?? false,
+        ...(cmd.fifoSize ? { rxFifoSize: cmd.fifoSize, txFifoSize: cmd.fifoSize } : {}),
+        ...(cmd.timeout ? { timeout: cmd.timeout } : {}),
+      });
+      track(cmd.tag, sock, 'client');
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      });
+      return { transport: sock.transport, local: `${sock.localAddress}:${sock.localPort}` };
+    }
+    case 'send': {
+      const t = must(cmd.tag);
+      const data = seededBytes(cmd.seed, cmd.bytes);
+      let falseReturns = 0;
+      for (let off = 0; off < data.length; off += cmd.chunk) {
+        if (!t.sock.write(data.subarray(off, off + cmd.chunk))) {
+          falseReturns++;
+          await new Promise<void>((resolve, reject) => {
+            t.sock.once('drain', resolve);
+            t.sock.once('close', () => reject(new Error('closed while waiting for drain')));
+          });
+        }
+      }
+      if (cmd.end) t.sock.end();
+      return { sha256: createHash('sha256').update(data).digest('hex'), falseReturns };
+    }
+    case 'end':
+      must(cmd.tag).sock.end(cmd.data);
+      return {};
+    case 'destroy':
+      must(cmd.tag).sock.destroy();
+      return {};
+    case 'stat': {
+      const t = must(cmd.tag);
+      return { rxBytes: t.rxBytes, text: t.text, bytesWritten: t.sock.bytesWritten, bytesRead: t.sock.bytesRead };
+    }
+    case 'memory':
+      return { ...process.memoryUsage() };
+    case 'unlisten':
+      server?.close();
+      return {};
+    case 'exit':
+      setImmediate(() => process.exit(0));
+      return {};
+  }
+}
+
+function must(tag: string): Tracked {
+  const t = sockets.get(tag);
+  if (!t) throw new Error(`no socket '${tag}'`);
+  return t;
+}
+
+process.on('message', (m: { seq: number; cmd: Cmd }) => {
+  handle(m.cmd).then(
+    (r) => report({ reply: m.seq, ok: true, ...r }),
+    (err: Error & { code?: string }) => report({ reply: m.seq, ok: false, code: err.code ?? 'unknown', message: err.message }),
+  );
+});
+report({ event: 'ready', pid: process.pid });

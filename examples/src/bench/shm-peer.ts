@@ -1,0 +1,89 @@
+// bench:shm peer process: the receiving end of one benchmark case (fifo or unix socket).
+// argv: fifo <mode> <kind> <totalBytes> <segmentBytes> <fifoOffset> <fifoBytes>
+//       (fd 4 segment, fd 5 the parent's doorbell, fd 6 a seqpacket socket for our doorbell)
+//    or unix <kind> <totalBytes> <socketPath>
+// Reports { elapsedMs, bytes } measured from the first received byte to the last.
+
+import { connect } from 'node:net';
+import {
+  Doorbell,
+  FifoConsumer,
+  Notifier,
+  type NotifyMode,
+  ring,
+  Segment,
+  sendMsg,
+} from '@ferry/sdk/internal';
+
+const MESSAGE_BYTES = 64;
+const STREAM_READ_BYTES = 256 * 1024;
+
+function report(bytes: number, firstMs: number, cleanup: () => void): void {
+  const elapsedMs = performance.now() - firstMs;
+  process.send?.({ type: 'result', bytes, elapsedMs }, () => {
+    cleanup();
+    process.disconnect();
+  });
+}
+
+function runFifo(args: string[]): void {
+  const [mode, kind, total, segmentBytes, offset, fifoBytes] = args;
+  const totalBytes = Number(total);
+  const segment = Segment.attach(4, Number(segmentBytes));
+  const consumer = new FifoConsumer(segment.buffer, Number(offset), Number(fifoBytes));
+  const doorbell = Doorbell.create();
+  const dst = new Uint8Array(kind === 'stream' ? STREAM_READ_BYTES : MESSAGE_BYTES);
+  const perPoll = kind === 'stream' ? 16 : 4096;
+  let received = 0;
+  let firstMs = -1;
+  const notifier = new Notifier({
+    mode: mode as NotifyMode,
+    doorbell,
+    poll: () => {
+      let got = 0;
+      for (let i = 0; i < perPoll; i++) {
+        const n = consumer.dequeue(dst);
+        if (n <= 0) break;
+        got += n;
+      }
+      if (got > 0) {
+        if (firstMs < 0) firstMs = performance.now();
+        received += got;
+        if (consumer.spaceNotifyNeeded()) ring(5);
+        if (received >= totalBytes) {
+          notifier.stop();
+          report(received, firstMs, () => {
+            doorbell.close();
+            segment.release();
+          });
+        }
+      }
+      return got;
+    },
+    arm: () => consumer.armData(),
+  });
+  sendMsg(6, Uint8Array.of(1), [doorbell.ringFd]);
+  process.send?.({ type: 'ready' });
+  notifier.start();
+}
+
+function runUnix(args: string[]): void {
+  const [, total, path] = args;
+  const totalBytes = Number(total);
+  let received = 0;
+  let firstMs = -1;
+  const socket = connect(path as string, () => process.send?.({ type: 'ready' }));
+  socket.on('data', (chunk: Buffer) => {
+    if (firstMs < 0) firstMs = performance.now();
+    received += chunk.length;
+    if (received >= totalBytes) {
+      socket.pause();
+      report(received, firstMs, () => socket.destroy());
+    }
+  });
+}
+
+const [transport, ...rest] = process.argv.slice(2);
+if (transport === 'fifo') runFifo(rest);
+else if (transport === 'unix') runUnix(rest);
+else throw new Error(`unknown transport ${transport}`);

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, fork } from 'node:child_process';
+import { after, test } from 'node:test';
+import { close, Doorbell, recvMsg, ring, socketpair } from '../sys/index.js';
+import { fifoFootprint, initFifo } from './fifo.js';
+import { FifoProducer } from './fifo-producer.js';
+import { Notifier, type NotifyMode } from './notifier.js';
+import { Segment } from './segment.js';
+import { type StressResult, StressWriter } from './stress-traffic.js';
+
+// Sized so each mode finishes in a few seconds on a 2-core VM; the cap only guards against hangs.
+const MESSAGES = 2_000_000;
+const TIME_CAP_MS = 20_000;
+const FIFO_BYTES = 64 * 1024;
+const SEGMENT_BYTES = 1 << 20;
+
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+async function runMode(mode: NotifyMode, seed: number) {
+  const segment = Segment.create(`ferry-stress-${mode}`, SEGMENT_BYTES);
+  const doorbell = Doorbell.create();
+  const [mine, theirs] = socketpair('seqpacket', { nonblock: true });
+  let childRingFd = -1;
+  let notifier: Notifier | null = null;
+  let child: ChildProcess | null = null;
+  try {
+    const offset = segment.alloc(fifoFootprint(FIFO_BYTES));
+    initFifo(segment.buffer, offset, FIFO_BYTES);
+    const producer = new FifoProducer(segment.buffer, offset, FIFO_BYTES);
+    const writer = new StressWriter(producer, MESSAGES, seed);
+    const childPath = new URL('./fifo-stress-child.js', import.meta.url);
+    const args = [mode, String(SEGMENT_BYTES), String(offset), String(FIFO_BYTES)];
+    const proc = fork(childPath, args, {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', segment.fd, doorbell.ringFd, theirs],
+    });
+    child = proc;
+    children.add(proc);
+    close(theirs);
+
+    const t0 = performance.now();
+    const result = await new Promise<StressResult & { wakeups: number }>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${mode}: no result within ${TIME_CAP_MS} ms`)),
+        TIME_CAP_MS,
+      );
+      proc.on('exit', (code) => reject(new Error(`${mode}: child exited early with ${code}`)));
+      proc.on('message', (m: { type: string; result?: StressResult & { wakeups: number } }) => {
+        if (m.type === 'ready') {
+          const got = recvMsg(mine, new Uint8Array(8), 1);
+          childRingFd = got?.fds[0] ?? -1;
+          if (childRingFd < 0) return reject(new Error('no doorbell fd from the child'));
+          notifier = startProducer(mode, doorbell, producer, writer, childRingFd);
+        } else if (m.type === 'result' && m.result) {
+          clearTimeout(timer);
+          resolve(m.result);
+        }
+      });
+    });
+    const elapsedMs = performance.now() - t0;
+    return { sent: writer.result, received: result, elapsedMs };
+  } finally {
+    (notifier as Notifier | null)?.stop();
+    if (child) {
+      child.kill('SIGKILL');
+      children.delete(child);
+    }
+    if (childRingFd >= 0) close(childRingFd);
+    close(mine);
+    doorbell.close();
+    segment.release();
+  }
+}
+
+function startProducer(
+  mode: NotifyMode,
+  doorbell: Doorbell,
+  producer: FifoProducer,
+  writer: StressWriter,
+  childRingFd: number,
+): Notifier {
+  const notifier: Notifier = new Notifier({
+    mode,
+    doorbell,
+    poll: () => {
+      const n = writer.send(512);
+      if (n > 0 && producer.notifyNeeded()) ring(childRingFd);
+      if (writer.done || n < 0) {
+        producer.fin();
+        if (producer.notifyNeeded()) ring(childRingFd);
+        notifier.stop();
+      }
+      return Math.max(n, 0);
+    },
+    arm: () => producer.armSpace(),
+  });
+  notifier.start();
+  return notifier;
+}
+
+for (const [i, mode] of (['interrupt', 'poll', 'adaptive'] as const).entries()) {
+  test(`cross-process: ${MESSAGES} checksummed messages through one fifo, ${mode} mode`, async (t) => {
+    const { sent, received, elapsedMs } = await runMode(mode, 1000 + i);
+    assert.equal(received.error, null);
+    assert.equal(sent.messages, MESSAGES);
+    assert.equal(received.messages, MESSAGES);
+    assert.equal(received.payloadBytes, sent.payloadBytes);
+    assert.equal(received.checksum, sent.checksum);
+    const rate = (MESSAGES / elapsedMs) * 1000;
+    t.diagnostic(
+      `${mode}: ${MESSAGES} msgs, ${(sent.payloadBytes / 1e6).toFixed(0)} MB in ${elapsedMs.toFixed(0)} ms ` +
+        `(${(rate / 1e6).toFixed(2)} M msg/s), consumer wakeups ${received.wakeups}`,
+    );
+  });
+}
