@@ -116,17 +116,17 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       const t = must(cmd.tag);
       const data = seededBytes(cmd.seed, cmd.bytes);
       let falseReturns = 0;
+      let maxWritableLength = 0;
       for (let off = 0; off < data.length; off += cmd.chunk) {
-        if (!t.sock.write(data.subarray(off, off + cmd.chunk))) {
+        const ok = t.sock.write(data.subarray(off, off + cmd.chunk));
+        maxWritableLength = Math.max(maxWritableLength, t.sock.writableLength);
+        if (!ok) {
           falseReturns++;
-          await new Promise<void>((resolve, reject) => {
-            t.sock.once('drain', resolve);
-            t.sock.once('close', () => reject(new Error('closed while waiting for drain')));
-          });
+          await waitDrain(t.sock);
         }
       }
       if (cmd.end) t.sock.end();
-      return { sha256: createHash('sha256').update(data).digest('hex'), falseReturns };
+      return { sha256: createHash('sha256').update(data).digest('hex'), falseReturns, maxWritableLength };
     }
     case 'end':
       must(cmd.tag).sock.end(cmd.data);
@@ -147,6 +147,21 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       setImmediate(() => process.exit(0));
       return {};
   }
+}
+
+function waitDrain(sock: Socket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = () => {
+      sock.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      sock.off('drain', onDrain);
+      reject(new Error('closed while waiting for drain'));
+    };
+    sock.once('drain', onDrain);
+    sock.once('close', onClose);
+  });
 }
 
 function must(tag: string): Tracked {

@@ -7,6 +7,9 @@ import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
+import { debuglog } from 'node:util';
+
+const debug = debuglog('ferry');
 
 export interface SocketOptions {
   allowHalfOpen?: boolean;
@@ -104,17 +107,17 @@ export class Socket extends Duplex implements SessionOwner {
     this.remoteFamily = familyOf(remote.host);
     this.connecting = false;
     this.ref();
-    att.on('session-reset', this.#onSessionReset);
+    att.onSessionReset(session.id, (err) => this.onFailure(err));
     session.open(this);
+    // _read() may have run while connecting, with no fifo to arm: pull now so that the rx fifo is
+    // armed (or drained) and the peer's first bytes wake us.
+    if (this.#wantRead) this.#pull();
   }
-
-  #onSessionReset = (id: number, err: FerryError): void => {
-    if (this.#session && id === this.#session.id) this.onFailure(err);
-  };
 
   // ---- SessionOwner upcalls ----
 
   onReadable(): void {
+    debug('socket %d: readable, wantRead %s, flowing %s', this.#session?.id, this.#wantRead, this.readableFlowing);
     if (this.#wantRead) this.#pull();
   }
 
@@ -176,7 +179,7 @@ export class Socket extends Duplex implements SessionOwner {
         att.notify({ t: 'close', id: 0, session: s.id });
       }
       s.detach();
-      att.off('session-reset', this.#onSessionReset);
+      att.offSessionReset(s.id);
       this.unref();
       att.releaseSegmentIfUnused(s.segment);
     }

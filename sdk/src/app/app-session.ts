@@ -6,6 +6,9 @@ import { ferryError, type FerryError } from '../errors.js';
 import type { FifoPairRef } from '../proto/ctrl/messages.js';
 import { FifoConsumer, FifoProducer } from '../shm/index.js';
 import type { AppSegment, SlotListener } from './app-segment.js';
+import { debuglog } from 'node:util';
+
+const debug = debuglog('ferry');
 
 /** Upcalls from the data path to the socket that owns the session. */
 export interface SessionOwner {
@@ -118,6 +121,7 @@ export class AppSession implements SlotListener {
 
   onSlotEvent(): void {
     const owner = this.#owner;
+    debug('session %d: event (owner %s, readable %d, fin %s, rx error %s)', this.id, owner !== null, this.#rx.readable(), this.#rx.fin, this.#rx.error?.message);
     if (!owner) return;
     const err = this.#rx.error ?? this.#tx.error;
     if (err) {

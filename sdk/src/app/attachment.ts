@@ -27,7 +27,6 @@ type Pending = { resolve: (m: DaemonMessage) => void; reject: (e: FerryError) =>
 /** What the attachment tells sockets and servers. */
 export interface AttachmentEvents {
   accepted: (msg: Extract<CtrlMessage, { t: 'accepted' }>) => void;
-  'session-reset': (session: number, err: FerryError) => void;
   lost: (err: FerryError) => void;
 }
 
@@ -40,6 +39,7 @@ export class Attachment extends EventEmitter {
   #doorbell: Doorbell;
   #notifier: Notifier;
   #pending = new Map<number, Pending>();
+  #resetHandlers = new Map<number, (err: FerryError) => void>();
   #nextId = 1;
   #refs = 0;
   #lost: FerryError | null = null;
@@ -126,6 +126,15 @@ export class Attachment extends EventEmitter {
     this.request(msg).catch(() => {});
   }
 
+  /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
+  onSessionReset(session: number, cb: (err: FerryError) => void): void {
+    this.#resetHandlers.set(session, cb);
+  }
+
+  offSessionReset(session: number): void {
+    this.#resetHandlers.delete(session);
+  }
+
   /** Keeps the process alive while sockets or servers use the attachment. */
   ref(): void {
     if (this.#refs++ === 0) {
@@ -198,7 +207,7 @@ export class Attachment extends EventEmitter {
         this.emit('accepted', msg);
         return;
       case 'session-reset':
-        this.emit('session-reset', msg.session, errorFromWire(msg.st, msg.err));
+        this.#resetHandlers.get(msg.session)?.(errorFromWire(msg.st, msg.err));
         return;
       default:
         for (const fd of fds) close(fd);
