@@ -56,9 +56,13 @@ export function validateConfig(c: DaemonConfig): DaemonConfig {
   if (!pow2(c.defaultFifoSizeBytes) || !pow2(c.maxFifoSizeBytes)) {
     throw ferryError('ERR_INVALID_ARG_VALUE', 'fifo sizes must be powers of two');
   }
-  if (!pow2(c.queueCapacity)) throw ferryError('ERR_INVALID_ARG_VALUE', 'queueCapacity must be a power of two');
+  if (!pow2(c.queueCapacity))
+    throw ferryError('ERR_INVALID_ARG_VALUE', 'queueCapacity must be a power of two');
   if (c.segmentSizeBytes < 2 * c.maxFifoSizeBytes + 1024 * 1024 || c.segmentSizeBytes >= 2 ** 32) {
-    throw ferryError('ERR_INVALID_ARG_VALUE', 'segmentSizeBytes must hold two of the largest fifos and be < 4 GiB');
+    throw ferryError(
+      'ERR_INVALID_ARG_VALUE',
+      'segmentSizeBytes must hold two of the largest fifos and be < 4 GiB',
+    );
   }
   return c;
 }

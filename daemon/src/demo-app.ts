@@ -10,7 +10,9 @@ server.listen('tcp://127.0.0.1:0', () => {
   const payload = randomBytes(4 * 1024 * 1024);
   const started = process.hrtime.bigint();
   const client = connect(addr.uri, () => {
-    console.log(`client connected ${client.localAddress}:${client.localPort} -> ${addr.uri} via '${client.transport}'`);
+    console.log(
+      `client connected ${client.localAddress}:${client.localPort} -> ${addr.uri} via '${client.transport}'`,
+    );
     client.end(payload);
   });
   const got: Buffer[] = [];
@@ -18,8 +20,11 @@ server.listen('tcp://127.0.0.1:0', () => {
   client.on('end', () => {
     const back = Buffer.concat(got);
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const same = createHash('sha256').update(back).digest('hex') === createHash('sha256').update(payload).digest('hex');
-    console.log(`echoed ${back.length} bytes in ${ms.toFixed(1)} ms, checksum ${same ? 'matches' : 'DIFFERS'}`);
+    const same =
+      createHash('sha256').update(back).digest('hex') === createHash('sha256').update(payload).digest('hex');
+    console.log(
+      `echoed ${back.length} bytes in ${ms.toFixed(1)} ms, checksum ${same ? 'matches' : 'DIFFERS'}`,
+    );
     server.close();
     process.exitCode = same ? 0 : 1;
   });

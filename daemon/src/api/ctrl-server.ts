@@ -13,8 +13,8 @@ import {
   close,
   connectUnix,
   Doorbell,
-  FEATURE,
   FdPoller,
+  FEATURE,
   type FerryError,
   ferryError,
   type Hello,
@@ -43,7 +43,12 @@ export interface CtrlServerCounters {
 
 export class CtrlServer {
   readonly apps = new Map<number, App>();
-  readonly counters: CtrlServerCounters = { accepted: 0, helloRejected: 0, badMessages: 0, channelsClosed: 0 };
+  readonly counters: CtrlServerCounters = {
+    accepted: 0,
+    helloRejected: 0,
+    badMessages: 0,
+    channelsClosed: 0,
+  };
   /** Channels that connected but have not finished HELLO. */
   readonly pending = new Set<CtrlChannel>();
   #config: DaemonConfig;
@@ -131,7 +136,16 @@ export class CtrlServer {
     const reject = (err: FerryError): null => {
       for (const fd of fds) close(fd);
       this.counters.helloRejected++;
-      ch.send({ t: 'hello-reply', id: msg.id, st: statusOf(err.code), err: err.message, version: PROTO_VERSION, features: 0, appId: 0, fds: [] });
+      ch.send({
+        t: 'hello-reply',
+        id: msg.id,
+        st: statusOf(err.code),
+        err: err.message,
+        version: PROTO_VERSION,
+        features: 0,
+        appId: 0,
+        fds: [],
+      });
       ch.close();
       return null;
     };
@@ -139,14 +153,30 @@ export class CtrlServer {
     const hello = msg as Hello;
     const version = negotiate(hello.version, hello.minVersion);
     if (version === null) {
-      return reject(ferryError('ERR_FERRY_PROTO_VERSION', `app speaks ${hello.minVersion}..${hello.version}, ferryd ${PROTO_VERSION}`));
+      return reject(
+        ferryError(
+          'ERR_FERRY_PROTO_VERSION',
+          `app speaks ${hello.minVersion}..${hello.version}, ferryd ${PROTO_VERSION}`,
+        ),
+      );
     }
     const wakeIdx = hello.fds.indexOf('wake');
     const bellIdx = hello.fds.indexOf('doorbell');
     const appWake = fds[wakeIdx];
     const doorbell = fds[bellIdx];
-    if (wakeIdx < 0 || bellIdx < 0 || appWake === undefined || doorbell === undefined || fds.length !== hello.fds.length) {
-      return reject(ferryError('ERR_FERRY_PROTO_MALFORMED', 'hello must carry exactly the wake and doorbell fds it names'));
+    if (
+      wakeIdx < 0 ||
+      bellIdx < 0 ||
+      appWake === undefined ||
+      doorbell === undefined ||
+      fds.length !== hello.fds.length
+    ) {
+      return reject(
+        ferryError(
+          'ERR_FERRY_PROTO_MALFORMED',
+          'hello must carry exactly the wake and doorbell fds it names',
+        ),
+      );
     }
     if (this.apps.size >= this.#config.maxApps) return reject(ferryError('ERR_FERRY_LIMIT', 'too many apps'));
     const creds = peerCredentials(ch.fd);
@@ -157,12 +187,23 @@ export class CtrlServer {
     const ourWake = Doorbell.create();
     ch.useWakePipes(ourWake, appWake);
     ch.send(
-      { t: 'hello-reply', id: hello.id, st: 0, err: '', version, features: hello.features & SUPPORTED_FEATURES, appId: app.id, fds: ['wake'] },
+      {
+        t: 'hello-reply',
+        id: hello.id,
+        st: 0,
+        err: '',
+        version,
+        features: hello.features & SUPPORTED_FEATURES,
+        appId: app.id,
+        fds: ['wake'],
+      },
       [ourWake.ringFd],
     );
     // The app now holds the only write end: our read end sees 'end' the moment it dies.
     ourWake.dropRingFd();
-    this.#log(`app ${app.id} '${app.name}' attached (pid ${creds.pid}, uid ${creds.uid}, ns ${app.namespace})`);
+    this.#log(
+      `app ${app.id} '${app.name}' attached (pid ${creds.pid}, uid ${creds.uid}, ns ${app.namespace})`,
+    );
     return app;
   }
 
@@ -176,7 +217,13 @@ export class CtrlServer {
     }
     const reply = isAppRequest(msg) ? handleRequest(layer, app, msg) : null;
     if (reply) app.send(reply);
-    else app.send({ t: 'error', id: msg.id, st: statusOf('ERR_FERRY_PROTO_UNKNOWN_MSG'), err: `'${msg.t}' is not a request` });
+    else
+      app.send({
+        t: 'error',
+        id: msg.id,
+        st: statusOf('ERR_FERRY_PROTO_UNKNOWN_MSG'),
+        err: `'${msg.t}' is not a request`,
+      });
   }
 
   #onAppGone(app: App): void {
@@ -187,7 +234,18 @@ export class CtrlServer {
   }
 }
 
-const REQUESTS = new Set<string>(['hello', 'detach', 'listen', 'unlisten', 'connect', 'shutdown', 'close', 'reset', 'segment-released', 'ping']);
+const REQUESTS = new Set<string>([
+  'hello',
+  'detach',
+  'listen',
+  'unlisten',
+  'connect',
+  'shutdown',
+  'close',
+  'reset',
+  'segment-released',
+  'ping',
+]);
 
 function isAppRequest(msg: CtrlMessage): msg is AppRequest {
   return REQUESTS.has(msg.t);

@@ -35,7 +35,11 @@ export function handleRequest(layer: SessionLayer, app: App, msg: AppRequest): D
       case 'ping':
         return { t: 'pong', id: msg.id, st: 0, err: '' };
       case 'hello':
-        return { t: 'status', id: msg.id, ...failure(ferryError('ERR_FERRY_SESSION_STATE', 'already attached')) };
+        return {
+          t: 'status',
+          id: msg.id,
+          ...failure(ferryError('ERR_FERRY_SESSION_STATE', 'already attached')),
+        };
       case 'detach':
         return ok;
     }

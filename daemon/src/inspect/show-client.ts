@@ -39,7 +39,11 @@ export function formatTable(rows: readonly Record<string, unknown>[]): string {
   const cols = Object.keys(first);
   const cell = (v: unknown) => (Array.isArray(v) ? v.join(',') : v === null ? '-' : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return `${[line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n')}\n`;
 }
 

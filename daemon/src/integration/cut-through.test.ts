@@ -26,7 +26,11 @@ describe('cut-through echo', () => {
   test('several MiB in random chunk sizes come back intact, and ferryd moved none of them', async () => {
     const r = await client.ok({ op: 'connect', tag: 'e1', uri });
     assert.equal(r['transport'], 'ct');
-    const sessions = (await d.show('sessions')) as { transport: string; daemonBytes: number; state: string }[];
+    const sessions = (await d.show('sessions')) as {
+      transport: string;
+      daemonBytes: number;
+      state: string;
+    }[];
     assert.ok(sessions.length >= 2, 'both ends of the session are in ferryd');
     assert.ok(sessions.every((s) => s.transport === 'ct' && s.daemonBytes === 0));
     const total = 6 * 1024 * 1024 + 12345;
@@ -67,7 +71,12 @@ describe('refused and half-close', () => {
   test('client end() gives the server end; the server can still write back', async () => {
     const half = await startApp(d.socket);
     try {
-      const l = await half.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'reply-on-end', allowHalfOpen: true });
+      const l = await half.ok({
+        op: 'listen',
+        uri: 'tcp://127.0.0.1:0',
+        behavior: 'reply-on-end',
+        allowHalfOpen: true,
+      });
       await client.ok({ op: 'connect', tag: 'h1', uri: l['uri'], allowHalfOpen: true });
       await client.ok({ op: 'send', tag: 'h1', bytes: 5000, seed: 3, chunk: 1000, end: true });
       const end = await client.waitFor((e) => e.event === 'end' && e.tag === 'h1');
@@ -82,7 +91,12 @@ describe('refused and half-close', () => {
   test('server end() first: the client sees end and can still send', async () => {
     const srv = await startApp(d.socket);
     try {
-      const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'sink', allowHalfOpen: true });
+      const l = await srv.ok({
+        op: 'listen',
+        uri: 'tcp://127.0.0.1:0',
+        behavior: 'sink',
+        allowHalfOpen: true,
+      });
       await client.ok({ op: 'connect', tag: 'h2', uri: l['uri'], allowHalfOpen: true });
       const acc = await srv.waitFor((e) => e.event === 'accepted');
       await srv.ok({ op: 'end', tag: acc.tag, data: 'bye' });
@@ -121,7 +135,10 @@ describe('backpressure', () => {
       const l = await slow.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'slow' });
       await client.ok({ op: 'connect', tag: 'bp', uri: l['uri'], fifoSize: 65_536 });
       const total = 8 * 1024 * 1024;
-      const sent = await client.ok({ op: 'send', tag: 'bp', bytes: total, seed: 11, chunk: 16_384, end: true }, 60_000);
+      const sent = await client.ok(
+        { op: 'send', tag: 'bp', bytes: total, seed: 11, chunk: 16_384, end: true },
+        60_000,
+      );
       assert.ok(Number(sent['falseReturns']) > 0, 'write() returned false while the fifo was full');
       const acc = await slow.waitFor((e) => e.event === 'accepted');
       const end = await slow.waitFor((e) => e.event === 'end' && e.tag === acc.tag, 60_000);
@@ -143,12 +160,16 @@ describe('many sessions', () => {
     const n = 1000;
     const tags = Array.from({ length: n }, (_, i) => `m${i}`);
     for (let i = 0; i < n; i += 50) {
-      await Promise.all(tags.slice(i, i + 50).map((tag) => client.ok({ op: 'connect', tag, uri, fifoSize: 4096 })));
+      await Promise.all(
+        tags.slice(i, i + 50).map((tag) => client.ok({ op: 'connect', tag, uri, fifoSize: 4096 })),
+      );
     }
     const stats = await d.stats();
     assert.ok(Number(stats['sessions']) >= 2 * n, `ferryd holds ${stats['sessions']} sessions`);
     const sent = await Promise.all(
-      tags.map((tag, i) => client.ok({ op: 'send', tag, bytes: 1000 + i, seed: 5000 + i, chunk: 512, end: true })),
+      tags.map((tag, i) =>
+        client.ok({ op: 'send', tag, bytes: 1000 + i, seed: 5000 + i, chunk: 512, end: true }),
+      ),
     );
     for (const [i, tag] of tags.entries()) {
       const end = await client.waitFor((e) => e.event === 'end' && e.tag === tag, 30_000);
@@ -168,7 +189,9 @@ describe('app death', () => {
       await cli.ok({ op: 'connect', tag: 'k', uri: l['uri'] });
       const acc = await srv.waitFor((e) => e.event === 'accepted');
       // Start a long transfer and kill while it runs.
-      void cli.call({ op: 'send', tag: 'k', bytes: 256 * 1024 * 1024, seed: 1, chunk: 65_536 }, 60_000).catch(() => {});
+      void cli
+        .call({ op: 'send', tag: 'k', bytes: 256 * 1024 * 1024, seed: 1, chunk: 65_536 }, 60_000)
+        .catch(() => {});
       await new Promise((r) => setTimeout(r, 150));
       const [dead, alive, tag] = victim === 'client' ? [cli, srv, acc.tag] : [srv, cli, 'k'];
       await dead.kill('SIGKILL');

@@ -2,7 +2,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { close, connectUnix, decodeCtrl, encodeCtrl, recvMsg, sendMsg, unixSocket } from '@ferry/sdk/internal';
+import {
+  close,
+  connectUnix,
+  decodeCtrl,
+  encodeCtrl,
+  recvMsg,
+  sendMsg,
+  unixSocket,
+} from '@ferry/sdk/internal';
 import { type AppHandle, type DaemonHandle, startApp, startDaemon } from '../testing/harness.js';
 
 let d: DaemonHandle;
@@ -92,7 +100,17 @@ test('a hello with an incompatible version is refused with a clear error', async
   const fd = rawClient();
   sendMsg(
     fd,
-    encodeCtrl({ t: 'hello', id: 1, version: 99, minVersion: 99, features: 0, name: 'future', namespace: 'default', token: '', fds: [] }),
+    encodeCtrl({
+      t: 'hello',
+      id: 1,
+      version: 99,
+      minVersion: 99,
+      features: 0,
+      name: 'future',
+      namespace: 'default',
+      token: '',
+      fds: [],
+    }),
   );
   const reply = await recvOne(fd);
   assert.ok(reply);

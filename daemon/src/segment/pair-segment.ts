@@ -5,13 +5,7 @@
  * Allocation state stays in ferryd's private memory; the apps only learn offsets through control
  * messages, so nothing an app scribbles into the segment can mislead ferryd's allocator.
  */
-import {
-  eventQueueFootprint,
-  fifoFootprint,
-  initEventQueue,
-  initFifo,
-  Segment,
-} from '@ferry/sdk/internal';
+import { eventQueueFootprint, fifoFootprint, initEventQueue, initFifo, Segment } from '@ferry/sdk/internal';
 
 export interface FifoPairAlloc {
   slot: number;

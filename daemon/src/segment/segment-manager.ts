@@ -82,6 +82,8 @@ export class SegmentManager {
   }
 
   #alloc(seg: PairSegment, client: App, clientTx: number, clientRx: number): FifoPairAlloc | null {
-    return seg.sideOf(client.id) === 'a' ? seg.allocPair(clientTx, clientRx) : seg.allocPair(clientRx, clientTx);
+    return seg.sideOf(client.id) === 'a'
+      ? seg.allocPair(clientTx, clientRx)
+      : seg.allocPair(clientRx, clientTx);
   }
 }

@@ -91,7 +91,15 @@ export class SessionLayer {
     // Sides by role, not by app id: in a self-pair both ends belong to one app.
     const clientSide = seg.sideOf(client.id);
     const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0);
-    const s = this.#newSession(server, seg, pair.slot, clientSide === 'a' ? 'b' : 'a', serverUri, clientUri, l.id);
+    const s = this.#newSession(
+      server,
+      seg,
+      pair.slot,
+      clientSide === 'a' ? 'b' : 'a',
+      serverUri,
+      clientUri,
+      l.id,
+    );
     c.peer = s;
     s.peer = c;
     l.accepted++;
@@ -176,7 +184,7 @@ export class SessionLayer {
   /** The app unmapped a segment after segment-del. */
   segmentReleased(app: App, segmentId: number): void {
     const seg = this.segments.get(segmentId);
-    if (!seg || !seg.mappedBy.has(app.id)) {
+    if (!seg?.mappedBy.has(app.id)) {
       throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `segment ${segmentId}`);
     }
     app.segments.delete(seg.id);

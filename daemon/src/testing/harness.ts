@@ -20,7 +20,9 @@ export interface DaemonHandle {
 export async function startDaemon(): Promise<DaemonHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-test-'));
   const socket = join(dir, 'ferryd.sock');
-  const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stderr?.on('data', (d: Buffer) => {
     out += d.toString();
@@ -109,7 +111,11 @@ export class AppHandle {
     const seen = this.events.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for an event; saw ${JSON.stringify(this.events.slice(-5))}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`timed out waiting for an event; saw ${JSON.stringify(this.events.slice(-5))}`)),
+        timeoutMs,
+      );
       this.#waiters.push({
         pred,
         resolve: (e) => {
@@ -136,7 +142,11 @@ export async function startApp(socket: string, env?: Record<string, string>): Pr
 }
 
 /** Polls `check` until it returns true or the time runs out (bounded). */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

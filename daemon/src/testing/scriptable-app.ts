@@ -78,8 +78,12 @@ function track(tag: string, sock: Socket, behavior: Behavior | 'client'): void {
   if (behavior === 'reply-on-end') {
     sock.on('end', () => sock.end(`got ${t.rxBytes}`));
   }
-  sock.on('end', () => report({ event: 'end', tag, rxBytes: t.rxBytes, sha256: t.rxHash.copy().digest('hex') }));
-  sock.on('error', (err: Error & { code?: string }) => report({ event: 'error', tag, code: err.code ?? 'unknown', message: err.message }));
+  sock.on('end', () =>
+    report({ event: 'end', tag, rxBytes: t.rxBytes, sha256: t.rxHash.copy().digest('hex') }),
+  );
+  sock.on('error', (err: Error & { code?: string }) =>
+    report({ event: 'error', tag, code: err.code ?? 'unknown', message: err.message }),
+  );
   sock.on('close', () => report({ event: 'close', tag, rxBytes: t.rxBytes }));
 }
 
@@ -136,7 +140,12 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       return {};
     case 'stat': {
       const t = must(cmd.tag);
-      return { rxBytes: t.rxBytes, text: t.text, bytesWritten: t.sock.bytesWritten, bytesRead: t.sock.bytesRead };
+      return {
+        rxBytes: t.rxBytes,
+        text: t.text,
+        bytesWritten: t.sock.bytesWritten,
+        bytesRead: t.sock.bytesRead,
+      };
     }
     case 'memory':
       return { ...process.memoryUsage() };
@@ -173,7 +182,8 @@ function must(tag: string): Tracked {
 process.on('message', (m: { seq: number; cmd: Cmd }) => {
   handle(m.cmd).then(
     (r) => report({ reply: m.seq, ok: true, ...r }),
-    (err: Error & { code?: string }) => report({ reply: m.seq, ok: false, code: err.code ?? 'unknown', message: err.message }),
+    (err: Error & { code?: string }) =>
+      report({ reply: m.seq, ok: false, code: err.code ?? 'unknown', message: err.message }),
   );
 });
 report({ event: 'ready', pid: process.pid });

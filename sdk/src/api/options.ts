@@ -60,7 +60,8 @@ export function resolveMode(opt?: NotifyMode): NotifyMode {
 export function resolveUri(target: string | { uri?: string; host?: string; port?: number }): string {
   if (typeof target === 'string') return target;
   if (target.uri) return target.uri;
-  if (target.port === undefined) throw ferryError('ERR_INVALID_ARG_VALUE', 'need a uri, or a port (and host)');
+  if (target.port === undefined)
+    throw ferryError('ERR_INVALID_ARG_VALUE', 'need a uri, or a port (and host)');
   const host = target.host ?? '127.0.0.1';
   return `tcp://${host.includes(':') ? `[${host}]` : host}:${target.port}`;
 }

@@ -97,7 +97,13 @@ export class Server extends EventEmitter {
       this.#connections.delete(sock);
       this.#maybeClosed();
     });
-    sock._attach(att, new AppSession(msg.session, seg, msg.fifos), msg.localUri, msg.remoteUri, msg.transport);
+    sock._attach(
+      att,
+      new AppSession(msg.session, seg, msg.fifos),
+      msg.localUri,
+      msg.remoteUri,
+      msg.transport,
+    );
     this.emit('connection', sock);
   };
 

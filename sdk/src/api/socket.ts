@@ -3,11 +3,11 @@
  * app through shared memory; ferryd hears only about connect, shutdown, close and reset.
  */
 import { Duplex } from 'node:stream';
+import { debuglog } from 'node:util';
 import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
-import { debuglog } from 'node:util';
 
 const debug = debuglog('ferry');
 
@@ -94,7 +94,13 @@ export class Socket extends Duplex implements SessionOwner {
   }
 
   /** Binds the socket to an established session (from connect or accept). @internal */
-  _attach(att: Attachment, session: AppSession, localUri: string, remoteUri: string, transport: string): void {
+  _attach(
+    att: Attachment,
+    session: AppSession,
+    localUri: string,
+    remoteUri: string,
+    transport: string,
+  ): void {
     this.#attachment = att;
     this.#session = session;
     this.transport = transport;
@@ -117,7 +123,12 @@ export class Socket extends Duplex implements SessionOwner {
   // ---- SessionOwner upcalls ----
 
   onReadable(): void {
-    debug('socket %d: readable, wantRead %s, flowing %s', this.#session?.id, this.#wantRead, this.readableFlowing);
+    debug(
+      'socket %d: readable, wantRead %s, flowing %s',
+      this.#session?.id,
+      this.#wantRead,
+      this.readableFlowing,
+    );
     if (this.#wantRead) this.#pull();
   }
 

@@ -2,10 +2,11 @@
  * An app's view of a pair segment: the mapping, the event queue it drains, the one it posts to,
  * and the peer's doorbell. Sessions register here by slot so events find them.
  */
+
+import { debuglog } from 'node:util';
+import type { SegmentAdd } from '../proto/ctrl/messages.js';
 import { EventQueueConsumer, EventQueueProducer, Segment } from '../shm/index.js';
 import { close, ring } from '../sys/index.js';
-import type { SegmentAdd } from '../proto/ctrl/messages.js';
-import { debuglog } from 'node:util';
 
 const debug = debuglog('ferry');
 

@@ -2,11 +2,12 @@
  * One session's data path in the app: its two fifos in a pair segment, and the rules for when to
  * tell the peer (post an event on the pair's queue, ring only if the peer sleeps).
  */
-import { ferryError, type FerryError } from '../errors.js';
+
+import { debuglog } from 'node:util';
+import { type FerryError, ferryError } from '../errors.js';
 import type { FifoPairRef } from '../proto/ctrl/messages.js';
 import { FifoConsumer, FifoProducer } from '../shm/index.js';
 import type { AppSegment, SlotListener } from './app-segment.js';
-import { debuglog } from 'node:util';
 
 const debug = debuglog('ferry');
 
@@ -121,7 +122,14 @@ export class AppSession implements SlotListener {
 
   onSlotEvent(): void {
     const owner = this.#owner;
-    debug('session %d: event (owner %s, readable %d, fin %s, rx error %s)', this.id, owner !== null, this.#rx.readable(), this.#rx.fin, this.#rx.error?.message);
+    debug(
+      'session %d: event (owner %s, readable %d, fin %s, rx error %s)',
+      this.id,
+      owner !== null,
+      this.#rx.readable(),
+      this.#rx.fin,
+      this.#rx.error?.message,
+    );
     if (!owner) return;
     const err = this.#rx.error ?? this.#tx.error;
     if (err) {

@@ -4,8 +4,8 @@
  * ferryd's events to sessions and listeners.
  */
 import { EventEmitter } from 'node:events';
-import { FerryError, ferryError } from '../errors.js';
 import { CtrlChannel } from '../ctrl/channel.js';
+import { FerryError, ferryError } from '../errors.js';
 import type { AppRequest, CtrlMessage, DaemonMessage, Hello, NotifyMode } from '../proto/ctrl/messages.js';
 import { FEATURE, PROTO_MIN_VERSION, PROTO_VERSION } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
@@ -22,7 +22,11 @@ export interface AttachOptions {
   requestTimeoutMs: number;
 }
 
-type Pending = { resolve: (m: DaemonMessage) => void; reject: (e: FerryError) => void; timer: NodeJS.Timeout };
+type Pending = {
+  resolve: (m: DaemonMessage) => void;
+  reject: (e: FerryError) => void;
+  timer: NodeJS.Timeout;
+};
 
 /** What the attachment tells sockets and servers. */
 export interface AttachmentEvents {
@@ -95,7 +99,8 @@ export class Attachment extends EventEmitter {
       wake.dropRingFd();
       doorbell.dropRingFd();
     }
-    if (reply.t !== 'hello-reply') throw ferryError('ERR_FERRY_PROTO_MALFORMED', `hello answered by '${reply.t}'`);
+    if (reply.t !== 'hello-reply')
+      throw ferryError('ERR_FERRY_PROTO_MALFORMED', `hello answered by '${reply.t}'`);
     att.appId = reply.appId;
     att.#notifier.start();
     return att;
@@ -114,7 +119,9 @@ export class Attachment extends EventEmitter {
     return new Promise<DaemonMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(ferryError('ETIMEDOUT', `ferryd did not answer '${msg.t}' in ${this.options.requestTimeoutMs} ms`));
+        reject(
+          ferryError('ETIMEDOUT', `ferryd did not answer '${msg.t}' in ${this.options.requestTimeoutMs} ms`),
+        );
       }, this.options.requestTimeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
       this.#channel.send(sent, fds);
@@ -246,7 +253,10 @@ export class Attachment extends EventEmitter {
 
   #onLost(err: FerryError): void {
     if (this.#lost) return;
-    this.#lost = err instanceof FerryError && err.code === 'ERR_FERRY_DAEMON_LOST' ? err : ferryError('ERR_FERRY_DAEMON_LOST', err.message, { cause: err });
+    this.#lost =
+      err instanceof FerryError && err.code === 'ERR_FERRY_DAEMON_LOST'
+        ? err
+        : ferryError('ERR_FERRY_DAEMON_LOST', err.message, { cause: err });
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
       p.reject(this.#lost);

@@ -11,8 +11,8 @@
  * worker thread), which is slower but works for any fd.
  */
 import { type FerryError, ferryError } from '../errors.js';
-import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES, type CtrlMessage } from '../proto/ctrl/messages.js';
 import { decodeCtrl, encodeCtrl } from '../proto/ctrl/codec.js';
+import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES, type CtrlMessage } from '../proto/ctrl/messages.js';
 import { close, type Doorbell, dup, type FdPoller, recvMsg, ring, sendMsg } from '../sys/index.js';
 
 export interface CtrlChannelHandlers {
@@ -120,7 +120,9 @@ export class CtrlChannel {
       this.#received++;
       if (r.truncated || r.bytes > CTRL_MAX_MESSAGE_BYTES) {
         for (const fd of r.fds) close(fd);
-        this.#handlers.onBadMessage(ferryError('ERR_FERRY_PROTO_TOO_LARGE', `limit ${CTRL_MAX_MESSAGE_BYTES} B`));
+        this.#handlers.onBadMessage(
+          ferryError('ERR_FERRY_PROTO_TOO_LARGE', `limit ${CTRL_MAX_MESSAGE_BYTES} B`),
+        );
         continue;
       }
       let msg: CtrlMessage;
