@@ -11,6 +11,8 @@ Commands:
   daemon [--socket PATH|@NAME] [--demo]      run ferryd in the foreground
   show sessions|apps|segments|listeners|stats [--json] [--socket PATH|@NAME]
                                              what a running ferryd holds
+  perf server|client ...                     throughput, rate, rtt and cps tests
+                                             (ferry perf for its options)
   help                                       show this help
 
 The socket defaults to $FERRY_SOCKET, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, else
@@ -24,6 +26,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runDaemon(rest);
     case 'show':
       return runShow(rest);
+    case 'perf': {
+      const { perfMain } = await import('./perf/perf-cli.js');
+      return perfMain(rest);
+    }
     case 'help':
     case '--help':
     case '-h':

@@ -118,6 +118,7 @@ export class Socket extends Duplex implements SessionOwner {
     // _read() may have run while connecting, with no fifo to arm: pull now so that the rx fifo is
     // armed (or drained) and the peer's first bytes wake us.
     if (this.#wantRead) this.#pull();
+    this.onWritable();
   }
 
   // ---- SessionOwner upcalls ----
@@ -165,6 +166,10 @@ export class Socket extends Duplex implements SessionOwner {
 
   override _final(cb: (err?: Error | null) => void): void {
     const s = this.#session;
+    if (!s && this.connecting) {
+      this.once('connect', () => this._final(cb));
+      return;
+    }
     if (!s) {
       cb();
       return;
@@ -200,8 +205,13 @@ export class Socket extends Duplex implements SessionOwner {
 
   #writeChunks(chunks: Uint8Array[], cb: (err?: Error | null) => void): void {
     const s = this.#session;
+    if (!s && this.connecting && !this.#pending) {
+      // As net.Socket does: writes made while connecting wait for the session.
+      this.#pending = { chunks, cb };
+      return;
+    }
     if (!s) {
-      cb(ferryError('ERR_FERRY_SOCKET_CLOSED', 'write before connect completed or after close'));
+      cb(ferryError('ERR_FERRY_SOCKET_CLOSED', 'write after close'));
       return;
     }
     if (s.peerStoppedReading) {

@@ -1,0 +1,164 @@
+/** `ferry perf client`: throughput, rate, rtt and cps workloads against a perf server. */
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { PERF_MODE, perfHeader } from './protocol.js';
+import type { Stack } from './stack.js';
+
+export type PerfWorkload = 'throughput' | 'rate' | 'rtt' | 'cps';
+
+export interface PerfOptions {
+  workload: PerfWorkload;
+  target: string;
+  /** throughput: total bytes; rate: message count; rtt: round trips; cps: connections. */
+  count: number;
+  /** throughput: bytes per write; rate / rtt / cps: message size. */
+  size: number;
+  /** cps: connections in flight at once. */
+  concurrency: number;
+  /** Upper bound on the run, in ms; the run fails past it. */
+  timeoutMs: number;
+}
+
+export interface PerfResult {
+  stack: string;
+  workload: PerfWorkload;
+  target: string;
+  count: number;
+  size: number;
+  seconds: number;
+  /** throughput: bytes/s; rate: messages/s; cps: connections/s; rtt: round trips/s. */
+  perSecond: number;
+  gbps?: number;
+  p50us?: number;
+  p99us?: number;
+  p999us?: number;
+}
+
+async function connected(s: Duplex): Promise<void> {
+  await Promise.race([once(s, 'connect'), once(s, 'error').then(([e]) => Promise.reject(e))]);
+}
+
+async function writeAll(s: Duplex, b: Buffer): Promise<void> {
+  if (!s.write(b)) await once(s, 'drain');
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+async function sinkRun(stack: Stack, o: PerfOptions, msgBytes: number, total: number): Promise<number> {
+  const s = stack.connect(o.target);
+  await connected(s);
+  const ack = new Promise<void>((resolve, reject) => {
+    s.on('data', () => {});
+    s.once('end', () => resolve());
+    s.once('error', reject);
+  });
+  const chunk = Buffer.alloc(msgBytes, 0x5a);
+  const start = process.hrtime.bigint();
+  await writeAll(s, perfHeader(PERF_MODE.SINK, total));
+  for (let sent = 0; sent < total; sent += msgBytes) {
+    await writeAll(s, sent + msgBytes <= total ? chunk : chunk.subarray(0, total - sent));
+  }
+  await ack;
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  s.destroy();
+  return secs;
+}
+
+async function rttRun(stack: Stack, o: PerfOptions): Promise<number[]> {
+  const s = stack.connect(o.target);
+  await connected(s);
+  const msg = Buffer.alloc(o.size, 0x33);
+  s.write(perfHeader(PERF_MODE.ECHO, 0));
+  const samples: number[] = [];
+  let got = 0;
+  let t0 = 0n;
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got < o.size) return;
+      got -= o.size;
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+      if (samples.length >= o.count) {
+        resolve();
+        return;
+      }
+      t0 = process.hrtime.bigint();
+      s.write(msg);
+    });
+    t0 = process.hrtime.bigint();
+    s.write(msg);
+  });
+  s.end();
+  return samples;
+}
+
+async function oneConnection(stack: Stack, o: PerfOptions, req: Buffer): Promise<void> {
+  const s = stack.connect(o.target);
+  s.write(req);
+  let got = 0;
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= o.size) s.end();
+    });
+    s.once('close', () => (got >= o.size ? resolve() : reject(new Error(`short echo: ${got} B`))));
+  });
+}
+
+async function cpsRun(stack: Stack, o: PerfOptions): Promise<number> {
+  const req = Buffer.concat([perfHeader(PERF_MODE.ECHO, 0), Buffer.alloc(o.size, 0x44)]);
+  let started = 0;
+  const start = process.hrtime.bigint();
+  const worker = async () => {
+    while (started < o.count) {
+      started++;
+      await oneConnection(stack, o, req);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
+}
+
+export async function runPerf(stack: Stack, o: PerfOptions): Promise<PerfResult> {
+  const base = { stack: stack.name, workload: o.workload, target: o.target, count: o.count, size: o.size };
+  switch (o.workload) {
+    case 'throughput': {
+      const secs = await withTimeout(sinkRun(stack, o, o.size, o.count), o.timeoutMs, 'throughput');
+      return { ...base, seconds: secs, perSecond: o.count / secs, gbps: o.count / secs / 1e9 };
+    }
+    case 'rate': {
+      const secs = await withTimeout(sinkRun(stack, o, o.size, o.count * o.size), o.timeoutMs, 'rate');
+      return { ...base, seconds: secs, perSecond: o.count / secs };
+    }
+    case 'rtt': {
+      const start = process.hrtime.bigint();
+      const samples = await withTimeout(rttRun(stack, o), o.timeoutMs, 'rtt');
+      const secs = Number(process.hrtime.bigint() - start) / 1e9;
+      samples.sort((a, b) => a - b);
+      return {
+        ...base,
+        seconds: secs,
+        perSecond: samples.length / secs,
+        p50us: pct(samples, 0.5),
+        p99us: pct(samples, 0.99),
+        p999us: pct(samples, 0.999),
+      };
+    }
+    case 'cps': {
+      const secs = await withTimeout(cpsRun(stack, o), o.timeoutMs, 'cps');
+      return { ...base, seconds: secs, perSecond: o.count / secs };
+    }
+  }
+}
