@@ -79,9 +79,14 @@ export async function perfMain(args: string[]): Promise<number> {
   });
   if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
   else {
-    const extra = r.p50us !== undefined ? ` p50 ${r.p50us.toFixed(1)} us p99 ${r.p99us?.toFixed(1)} us p999 ${r.p999us?.toFixed(1)} us` : '';
+    const extra =
+      r.p50us !== undefined
+        ? ` p50 ${r.p50us.toFixed(1)} us p99 ${r.p99us?.toFixed(1)} us p999 ${r.p999us?.toFixed(1)} us`
+        : '';
     const rate = r.gbps !== undefined ? `${r.gbps.toFixed(2)} GB/s` : `${Math.round(r.perSecond)} /s`;
-    process.stdout.write(`${r.stack} ${r.workload} ${r.target}: ${rate} in ${r.seconds.toFixed(3)} s${extra}\n`);
+    process.stdout.write(
+      `${r.stack} ${r.workload} ${r.target}: ${rate} in ${r.seconds.toFixed(3)} s${extra}\n`,
+    );
   }
   // Attachments stay referenced while sockets linger in close; the run is over.
   process.exit(0);
