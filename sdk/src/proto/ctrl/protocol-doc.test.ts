@@ -15,7 +15,7 @@ describe('docs/control-protocol.md', () => {
   });
 
   it('has a status table equal to WIRE_STATUS', () => {
-    const rows = [...DOC.matchAll(/^\| (-\d+) \| `(\w+)` \|/gm)].map((m) => [m[2], Number(m[1])]);
+    const rows = [...DOC.matchAll(/^\|\s*(-\d+)\s*\|\s*`(\w+)`\s*\|/gm)].map((m) => [m[2], Number(m[1])]);
     assert.deepEqual(Object.fromEntries(rows), WIRE_STATUS);
     assert.equal(rows.length, Object.keys(WIRE_STATUS).length, 'no code listed twice');
   });

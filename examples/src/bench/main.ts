@@ -1,0 +1,220 @@
+/**
+ * `npm run bench`: cut-through sessions against node:net over a unix socket and over TCP
+ * loopback, in one run, several interleaved rounds, medians and ratios to the unix socket.
+ * Every measurement is a fresh server and client process pair (`ferry perf`), so a spinning
+ * poll-mode app never runs beside another measurement. Bounded: fixed counts and a timeout each.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
+
+interface Case {
+  name: string;
+  workload: 'throughput' | 'rate' | 'rtt' | 'cps';
+  count: number;
+  size: number;
+  concurrency?: number;
+  /** stack/mode variants measured for this case. */
+  variants: Variant[];
+}
+interface Variant {
+  label: string;
+  stack: 'ferry' | 'net';
+  mode?: 'interrupt' | 'poll' | 'adaptive';
+  net?: 'unix' | 'tcp';
+}
+
+const UNIX: Variant = { label: 'unix socket', stack: 'net', net: 'unix' };
+const TCP: Variant = { label: 'tcp loopback', stack: 'net', net: 'tcp' };
+const ct = (mode: 'interrupt' | 'poll' | 'adaptive'): Variant => ({
+  label: `ferry ct ${mode}`,
+  stack: 'ferry',
+  mode,
+});
+
+function cases(scale: number): Case[] {
+  return [
+    {
+      name: 'stream GB/s (256 KiB writes)',
+      workload: 'throughput',
+      count: Math.round(1024 * 1024 * 1024 * scale),
+      size: 256 * 1024,
+      variants: [UNIX, TCP, ct('adaptive'), ct('poll')],
+    },
+    {
+      name: '64 B messages/s (one per write)',
+      workload: 'rate',
+      count: Math.round(500_000 * scale),
+      size: 64,
+      variants: [UNIX, TCP, ct('adaptive'), ct('poll')],
+    },
+    {
+      name: 'RTT 64 B (us)',
+      workload: 'rtt',
+      count: Math.round(10_000 * scale),
+      size: 64,
+      variants: [UNIX, TCP, ct('interrupt'), ct('adaptive'), ct('poll')],
+    },
+    {
+      name: 'connections/s (connect, 64 B echo, close)',
+      workload: 'cps',
+      count: Math.round(3_000 * scale),
+      size: 64,
+      concurrency: 8,
+      variants: [UNIX, TCP, ct('adaptive')],
+    },
+  ];
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [FERRY, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+function firstLine(p: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+    p.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve(buf.slice(0, nl));
+      }
+    });
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      if (!buf.includes('\n')) reject(new Error(`exited ${code} before printing`));
+    });
+  });
+}
+
+async function measure(
+  c: Case,
+  v: Variant,
+  dir: string,
+  socket: string,
+  port: number,
+): Promise<Record<string, number>> {
+  const env = { ...process.env, FERRY_SOCKET: socket, ...(v.mode ? { FERRY_MODE: v.mode } : {}) };
+  const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
+  const server = run(['perf', 'server', '--uri', uri, '--stack', v.stack], env);
+  try {
+    await firstLine(server, 10_000);
+    const client = run(
+      [
+        'perf',
+        'client',
+        '--uri',
+        uri,
+        '--stack',
+        v.stack,
+        '--workload',
+        c.workload,
+        '--count',
+        String(c.count),
+        '--size',
+        String(c.size),
+        '--concurrency',
+        String(c.concurrency ?? 1),
+        '--json',
+        '--timeout-ms',
+        '120000',
+      ],
+      env,
+    );
+    return JSON.parse(await firstLine(client, 130_000)) as Record<string, number>;
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '5' },
+      scale: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const rounds = Number(values.rounds);
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+  const socket = join(dir, 'ferryd.sock');
+  const daemon = run(['daemon', '--socket', socket], process.env);
+  await firstLine(daemon, 10_000);
+  const all = cases(Number(values.scale));
+  const samples = new Map<string, Record<string, number>[]>();
+  let port = 47000;
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const c of all) {
+        for (const v of r % 2 ? [...c.variants].reverse() : c.variants) {
+          const res = await measure(c, v, dir, socket, port++);
+          const key = `${c.name}|${v.label}`;
+          samples.set(key, [...(samples.get(key) ?? []), res]);
+          if (!values.json) process.stderr.write('.');
+        }
+      }
+    }
+  } finally {
+    daemon.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (!values.json) process.stderr.write('\n');
+  const report: Record<string, unknown>[] = [];
+  for (const c of all) {
+    const metric = (v: Variant, field: string) =>
+      median((samples.get(`${c.name}|${v.label}`) ?? []).map((s) => s[field] ?? Number.NaN));
+    const fields =
+      c.workload === 'rtt' ? ['p50us', 'p99us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond'];
+    for (const f of fields) {
+      const base = metric(UNIX, f);
+      for (const v of c.variants) {
+        const value = metric(v, f);
+        report.push({
+          case: c.name,
+          metric: f,
+          variant: v.label,
+          median: value,
+          vsUnix: value / base,
+          rounds,
+        });
+      }
+    }
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ rounds, results: report })}\n`);
+    return;
+  }
+  process.stdout.write(
+    `Ferry benchmark: medians of ${rounds} rounds, ratios to node:net over a unix socket in the same run\n\n`,
+  );
+  process.stdout.write(
+    `${'case'.padEnd(44)} ${'metric'.padEnd(10)} ${'variant'.padEnd(20)} ${'median'.padStart(12)} ${'x unix'.padStart(8)}\n`,
+  );
+  for (const r of report) {
+    const v = r['median'] as number;
+    const shown =
+      r['metric'] === 'gbps'
+        ? v.toFixed(2)
+        : r['metric'] === 'perSecond'
+          ? Math.round(v).toString()
+          : v.toFixed(1);
+    process.stdout.write(
+      `${String(r['case']).padEnd(44)} ${String(r['metric']).padEnd(10)} ${String(r['variant']).padEnd(20)} ${shown.padStart(12)} ${(r['vsUnix'] as number).toFixed(2).padStart(8)}\n`,
+    );
+  }
+}
+
+await main();
