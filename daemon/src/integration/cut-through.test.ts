@@ -155,6 +155,23 @@ describe('backpressure', () => {
   });
 });
 
+describe('notification modes', () => {
+  for (const mode of ['interrupt', 'poll', 'adaptive'] as const) {
+    test(`${mode}: 10,000 strict 64 B ping-pongs between two processes complete (no lost wakeup)`, async () => {
+      const srv = await startApp(d.socket, { FERRY_MODE: mode });
+      const cli = await startApp(d.socket, { FERRY_MODE: mode });
+      try {
+        const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+        const r = await cli.ok({ op: 'pingpong', uri: l['uri'], rounds: 10_000, size: 64 }, 30_000);
+        assert.equal(r['rounds'], 10_000);
+      } finally {
+        await cli.kill();
+        await srv.kill();
+      }
+    });
+  }
+});
+
 describe('many sessions', () => {
   test('1,000 concurrent sessions between two apps each echo their own bytes', async () => {
     const n = 1000;

@@ -13,6 +13,7 @@ type Cmd =
   | { op: 'end'; tag: string; data?: string }
   | { op: 'destroy'; tag: string }
   | { op: 'stat'; tag: string }
+  | { op: 'pingpong'; uri: string; rounds: number; size: number }
   | { op: 'memory' }
   | { op: 'unlisten' }
   | { op: 'exit' };
@@ -146,6 +147,31 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
         bytesWritten: t.sock.bytesWritten,
         bytesRead: t.sock.bytesRead,
       };
+    }
+    case 'pingpong': {
+      // Strict ping-pong: each side waits for the other's message, the pattern that exposes a
+      // lost wakeup at once (both ends asleep, bytes in a fifo).
+      const sock = connect({ uri: cmd.uri });
+      const msg = Buffer.alloc(cmd.size, 7);
+      let done = 0;
+      let got = 0;
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject);
+        sock.on('data', (d: Buffer) => {
+          got += d.length;
+          while (got >= cmd.size) {
+            got -= cmd.size;
+            if (++done >= cmd.rounds) {
+              resolve();
+              return;
+            }
+            sock.write(msg);
+          }
+        });
+        sock.once('connect', () => sock.write(msg));
+      });
+      sock.end();
+      return { rounds: done };
     }
     case 'memory':
       return { ...process.memoryUsage() };

@@ -140,10 +140,13 @@ export class AppSession implements SlotListener {
       owner.onFailure(ferryError('ECONNRESET', 'peer reset the session'));
       return;
     }
-    if (this.#waitingSpace && (this.#tx.freeSpace() > 0 || this.#tx.peerClosed)) {
+    // An event means the peer may have cleared our wake flags (its CAS can consume an arming we
+    // made after already reading the data it announced). Re-arm before trusting "nothing to do",
+    // or a stale event would leave both ends asleep with bytes in a fifo.
+    if (this.#waitingSpace && (this.#tx.freeSpace() > 0 || this.#tx.peerClosed || this.#tx.armSpace())) {
       this.#waitingSpace = false;
       owner.onWritable();
     }
-    if (this.#rx.readable() > 0 || this.#rx.fin) owner.onReadable();
+    if (this.#rx.readable() > 0 || this.#rx.fin || this.#rx.armData()) owner.onReadable();
   }
 }
