@@ -32,7 +32,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     socket: defaultSocketPath(env),
     socketMode: 0o660,
     segmentSizeBytes: 64 * 1024 * 1024,
-    defaultFifoSizeBytes: 256 * 1024,
+    defaultFifoSizeBytes: 1024 * 1024,
     maxFifoSizeBytes: 16 * 1024 * 1024,
     queueCapacity: 4096,
     maxApps: 1024,

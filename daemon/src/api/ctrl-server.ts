@@ -216,6 +216,8 @@ export class CtrlServer {
       return;
     }
     const reply = isAppRequest(msg) ? handleRequest(layer, app, msg) : null;
+    // id 0 marks a one-way notice: success goes unanswered; a failure is still reported.
+    if (reply && msg.id === 0 && 'st' in reply && reply.st === 0) return;
     if (reply) app.send(reply);
     else
       app.send({

@@ -128,9 +128,13 @@ export class Attachment extends EventEmitter {
     });
   }
 
-  /** Fire-and-forget notice (shutdown, close, reset): its reply is only checked for errors. */
+  /**
+   * One-way notice (shutdown, close, reset, segment-released): sent with id 0, which tells ferryd
+   * not to answer a success, so a connection's teardown costs no wake-ups on the way back.
+   */
   notify(msg: AppRequest): void {
-    this.request(msg).catch(() => {});
+    if (this.#lost) return;
+    this.#channel.send({ ...msg, id: 0 } as AppRequest);
   }
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
