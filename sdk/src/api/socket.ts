@@ -41,7 +41,7 @@ export class Socket extends Duplex implements SessionOwner {
 
   constructor(options: SocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: true });
-    this.#readChunk = options.readChunkBytes ?? 64 * 1024;
+    this.#readChunk = options.readChunkBytes ?? 256 * 1024;
   }
 
   get bytesRead(): number {
