@@ -124,12 +124,14 @@ export class Socket extends Duplex implements SessionOwner {
   // ---- SessionOwner upcalls ----
 
   onReadable(): void {
-    debug(
-      'socket %d: readable, wantRead %s, flowing %s',
-      this.#session?.id,
-      this.#wantRead,
-      this.readableFlowing,
-    );
+    if (debug.enabled) {
+      debug(
+        'socket %d: readable, wantRead %s, flowing %s',
+        this.#session?.id,
+        this.#wantRead,
+        this.readableFlowing,
+      );
+    }
     if (this.#wantRead) this.#pull();
   }
 

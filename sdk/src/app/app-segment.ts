@@ -23,6 +23,8 @@ export class AppSegment {
   #tx: EventQueueProducer;
   #peerDoorbellFd: number;
   #slots = new Map<number, SlotListener[]>();
+  /** Sessions whose writes wait for fifo space (the notifier keeps polling while any do). */
+  spaceWaiters = 0;
   /** ferryd said segment-del: release once no session uses it. */
   deleted = false;
 
@@ -62,15 +64,16 @@ export class AppSegment {
   /** Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced). */
   post(slot: number): void {
     this.#tx.push(slot);
-    const wake = this.#tx.wakeNeeded();
-    debug('segment %d: post slot %d%s', this.id, slot, wake ? ', ring' : '');
-    if (wake) ring(this.#peerDoorbellFd);
+    if (this.#tx.wakeNeeded()) {
+      if (debug.enabled) debug('segment %d: post slot %d, ring', this.id, slot);
+      ring(this.#peerDoorbellFd);
+    }
   }
 
   /** Delivers queued events; returns how many. On overflow every session is told. */
   poll(): number {
     const r = this.#rx.drain((slot) => this.#dispatch(slot), 1024);
-    if (r !== 0) debug('segment %d: drained %s', this.id, r);
+    if (r !== 0 && debug.enabled) debug('segment %d: drained %s', this.id, r);
     if (r === 'rescan') {
       for (const slot of [...this.#slots.keys()]) this.#dispatch(slot);
       return 1;

@@ -59,12 +59,15 @@ export class AppSession implements SlotListener {
 
   /** After a partial write: ask the peer to tell us when it frees space. True = space is there. */
   waitForSpace(): boolean {
-    this.#waitingSpace = true;
-    if (this.#tx.armSpace()) {
-      this.#waitingSpace = false;
-      return true;
-    }
+    if (this.#tx.armSpace()) return true;
+    this.#setWaitingSpace(true);
     return false;
+  }
+
+  #setWaitingSpace(waiting: boolean): void {
+    if (waiting === this.#waitingSpace) return;
+    this.#waitingSpace = waiting;
+    this.segment.spaceWaiters += waiting ? 1 : -1;
   }
 
   get peerStoppedReading(): boolean {
@@ -116,20 +119,24 @@ export class AppSession implements SlotListener {
   detach(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#setWaitingSpace(false);
     this.segment.remove(this.slot, this);
     this.#owner = null;
   }
 
   onSlotEvent(): void {
     const owner = this.#owner;
-    debug(
-      'session %d: event (owner %s, readable %d, fin %s, rx error %s)',
-      this.id,
-      owner !== null,
-      this.#rx.readable(),
-      this.#rx.fin,
-      this.#rx.error?.message,
-    );
+    // Guarded: the arguments cost shared-memory loads on every event even when debug is off.
+    if (debug.enabled) {
+      debug(
+        'session %d: event (owner %s, readable %d, fin %s, rx error %s)',
+        this.id,
+        owner !== null,
+        this.#rx.readable(),
+        this.#rx.fin,
+        this.#rx.error?.message,
+      );
+    }
     if (!owner) return;
     const err = this.#rx.error ?? this.#tx.error;
     if (err) {
@@ -144,7 +151,7 @@ export class AppSession implements SlotListener {
     // made after already reading the data it announced). Re-arm before trusting "nothing to do",
     // or a stale event would leave both ends asleep with bytes in a fifo.
     if (this.#waitingSpace && (this.#tx.freeSpace() > 0 || this.#tx.peerClosed || this.#tx.armSpace())) {
-      this.#waitingSpace = false;
+      this.#setWaitingSpace(false);
       owner.onWritable();
     }
     if (this.#rx.readable() > 0 || this.#rx.fin || this.#rx.armData()) owner.onReadable();

@@ -64,6 +64,7 @@ export class Attachment extends EventEmitter {
       doorbell,
       poll: () => this.#pollSegments(),
       arm: () => this.#armSegments(),
+      busy: () => this.#writesBlocked(),
     });
   }
 
@@ -130,11 +131,12 @@ export class Attachment extends EventEmitter {
 
   /**
    * One-way notice (shutdown, close, reset, segment-released): sent with id 0, which tells ferryd
-   * not to answer a success, so a connection's teardown costs no wake-ups on the way back.
+   * not to answer a success, so a connection's teardown costs no wake-ups on the way back. The
+   * ring is deferred to the end of the loop turn, so a burst of teardowns wakes ferryd once.
    */
   notify(msg: AppRequest): void {
     if (this.#lost) return;
-    this.#channel.send({ ...msg, id: 0 } as AppRequest);
+    this.#channel.send({ ...msg, id: 0 } as AppRequest, [], true);
   }
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
@@ -247,6 +249,11 @@ export class Attachment extends EventEmitter {
     let work = 0;
     for (const seg of this.segments.values()) work += seg.poll();
     return work;
+  }
+
+  #writesBlocked(): boolean {
+    for (const seg of this.segments.values()) if (seg.spaceWaiters > 0) return true;
+    return false;
   }
 
   #armSegments(): boolean {

@@ -122,3 +122,52 @@ test('arm returning true prevents sleep (work that raced the arming is not lost)
     code: 'ERR_INVALID_ARG_VALUE',
   });
 });
+
+test('adaptive: busy() keeps polling past the idle window, bounded by adaptiveBusyUs', async () => {
+  const doorbell = new FakeDoorbell();
+  let busy = true;
+  let arms = 0;
+  const n = new Notifier({
+    mode: 'adaptive',
+    doorbell,
+    poll: () => 0,
+    arm: () => {
+      arms++;
+      return false;
+    },
+    busy: () => busy,
+    spinUs: 50,
+    adaptiveIdleUs: 100,
+    adaptiveBusyUs: 200_000,
+  });
+  n.start();
+  await sleep(20);
+  assert.equal(arms, 0, 'blocked writes keep the notifier polling');
+  assert.equal(n.sleeping, false);
+  busy = false;
+  const t0 = performance.now();
+  while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);
+  assert.equal(n.sleeping, true, 'sleeps once nothing waits on the peer');
+  n.stop();
+  // Still busy: the bound applies, so a peer that never drains cannot keep us spinning.
+  let armed = 0;
+  const m = new Notifier({
+    mode: 'adaptive',
+    doorbell,
+    poll: () => 0,
+    arm: () => {
+      armed++;
+      return false;
+    },
+    busy: () => true,
+    spinUs: 50,
+    adaptiveIdleUs: 100,
+    adaptiveBusyUs: 2000,
+  });
+  m.start();
+  const t1 = performance.now();
+  while (!m.sleeping && performance.now() - t1 < 1000) await sleep(1);
+  assert.equal(m.sleeping, true);
+  assert.ok(armed >= 1);
+  m.stop();
+});

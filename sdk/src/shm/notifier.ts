@@ -6,7 +6,10 @@
 // the same loop wait at most ~50 us (plus their own work) and the loop is never starved.
 // adaptiveIdleUs = 200: after the last work, adaptive keeps polling for about eight wake costs
 // before arming; a peer that sends at least every 200 us is then never paid a wake, one that goes
-// quiet costs at most 200 us of polling.
+// quiet costs at most 200 us of polling. adaptiveBusyUs = 2000: while `busy()` says local work is
+// blocked on the peer (a write waits for fifo space), the peer is draining and will post soon, so
+// adaptive keeps polling that much longer: sleeping would cost the peer a ring (a syscall that
+// wakes us, measured at tens of us on a VM) and us a wake, on every fifo-full cycle of a stream.
 
 import { FerryError } from '../errors.js';
 
@@ -15,6 +18,7 @@ export type NotifyMode = (typeof NOTIFY_MODE)[keyof typeof NOTIFY_MODE];
 
 export const NOTIFIER_DEFAULT_SPIN_US = 50;
 export const NOTIFIER_DEFAULT_ADAPTIVE_IDLE_US = 200;
+export const NOTIFIER_DEFAULT_ADAPTIVE_BUSY_US = 2000;
 /** In interrupt mode, polls per turn before yielding even if work keeps coming. */
 const INTERRUPT_POLLS_PER_TURN = 64;
 
@@ -30,8 +34,11 @@ export interface NotifierOptions {
   poll: () => number;
   /** Arms the wake flag(s) and re-checks; true = work arrived meanwhile, do not sleep. */
   arm: () => boolean;
+  /** True while local work waits on the peer; adaptive mode then polls up to adaptiveBusyUs. */
+  busy?: () => boolean;
   spinUs?: number;
   adaptiveIdleUs?: number;
+  adaptiveBusyUs?: number;
 }
 
 /** Runs `poll` on the event loop according to `mode`; never blocks the loop for long. */
@@ -39,8 +46,10 @@ export class Notifier {
   readonly #mode: NotifyMode;
   readonly #poll: () => number;
   readonly #arm: () => boolean;
+  readonly #busy: (() => boolean) | undefined;
   readonly #spinMs: number;
   readonly #idleMs: number;
+  readonly #busyMs: number;
   #running = false;
   #scheduled = false;
   #sleeping = false;
@@ -54,14 +63,24 @@ export class Notifier {
     }
     const spinUs = options.spinUs ?? NOTIFIER_DEFAULT_SPIN_US;
     const idleUs = options.adaptiveIdleUs ?? NOTIFIER_DEFAULT_ADAPTIVE_IDLE_US;
-    if (!(spinUs >= 0 && spinUs <= 1_000_000) || !(idleUs >= 0 && idleUs <= 10_000_000)) {
-      throw new FerryError('ERR_OUT_OF_RANGE', `spinUs ${spinUs} / adaptiveIdleUs ${idleUs} out of range`);
+    const busyUs = Math.max(idleUs, options.adaptiveBusyUs ?? NOTIFIER_DEFAULT_ADAPTIVE_BUSY_US);
+    if (
+      !(spinUs >= 0 && spinUs <= 1_000_000) ||
+      !(idleUs >= 0 && idleUs <= 10_000_000) ||
+      !(busyUs <= 10_000_000)
+    ) {
+      throw new FerryError(
+        'ERR_OUT_OF_RANGE',
+        `spinUs ${spinUs} / adaptiveIdleUs ${idleUs} / adaptiveBusyUs ${busyUs} out of range`,
+      );
     }
     this.#mode = mode;
     this.#poll = poll;
     this.#arm = arm;
+    this.#busy = options.busy;
     this.#spinMs = spinUs / 1000;
     this.#idleMs = idleUs / 1000;
+    this.#busyMs = busyUs / 1000;
     doorbell.onRing(() => {
       if (!this.#running) return;
       if (this.#sleeping) this.#wakeups++;
@@ -130,7 +149,7 @@ export class Notifier {
     const deadline = now + this.#spinMs;
     do {
       if (this.#poll() > 0) this.#lastWorkMs = now;
-      else if (this.#mode === NOTIFY_MODE.ADAPTIVE && now - this.#lastWorkMs >= this.#idleMs) {
+      else if (this.#mode === NOTIFY_MODE.ADAPTIVE && this.#idleEnough(now - this.#lastWorkMs)) {
         if (!this.#arm()) {
           this.#sleeping = true;
           return;
@@ -141,5 +160,10 @@ export class Notifier {
       now = performance.now();
     } while (now < deadline);
     this.#schedule();
+  }
+
+  #idleEnough(idleMs: number): boolean {
+    if (idleMs < this.#idleMs) return false;
+    return idleMs >= this.#busyMs || this.#busy === undefined || !this.#busy();
   }
 }
