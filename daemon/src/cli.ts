@@ -9,6 +9,8 @@ const HELP = `Usage: ferry <command> [options]
 
 Commands:
   daemon [--socket PATH|@NAME] [--demo]      run ferryd in the foreground
+         [--tcp-connect-timeout-ms MS]       outgoing TCP connects fail with ETIMEDOUT
+                                             after MS (default 8000)
   show sessions|apps|segments|listeners|stats [--json] [--socket PATH|@NAME]
                                              what a running ferryd holds
   perf server|client ...                     throughput, rate, rtt and cps tests
@@ -44,10 +46,15 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function runDaemon(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { socket: { type: 'string' }, demo: { type: 'boolean', default: false } },
+    options: {
+      socket: { type: 'string' },
+      demo: { type: 'boolean', default: false },
+      'tcp-connect-timeout-ms': { type: 'string' },
+    },
   });
   const config = defaultConfig();
   if (values.socket) config.socket = values.socket;
+  if (values['tcp-connect-timeout-ms']) config.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
   const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
   const daemon = new Daemon(config, log).start();
   log(`listening on ${config.socket} (admin ${config.socket}.admin), pid ${process.pid}`);

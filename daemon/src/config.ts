@@ -18,6 +18,11 @@ export interface DaemonConfig {
   maxSessionsPerApp: number;
   /** Largest shared memory ferryd hands out in total. */
   maxSegmentBytesTotal: number;
+  /**
+   * How long an outgoing TCP connect may take before it fails with ETIMEDOUT. Below the SDK's
+   * 10 s request timeout, so an app always hears the outcome (a late reply would leak a session).
+   */
+  tcpConnectTimeoutMs: number;
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -38,6 +43,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfi
     maxApps: 1024,
     maxSessionsPerApp: 65536,
     maxSegmentBytesTotal: 64 * 1024 * 1024 * 1024,
+    tcpConnectTimeoutMs: 8000,
   };
 }
 
@@ -63,6 +69,9 @@ export function validateConfig(c: DaemonConfig): DaemonConfig {
       'ERR_INVALID_ARG_VALUE',
       'segmentSizeBytes must hold two of the largest fifos and be < 4 GiB',
     );
+  }
+  if (!(Number.isSafeInteger(c.tcpConnectTimeoutMs) && c.tcpConnectTimeoutMs > 0)) {
+    throw ferryError('ERR_INVALID_ARG_VALUE', 'tcpConnectTimeoutMs must be a positive integer');
   }
   return c;
 }

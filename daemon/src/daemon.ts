@@ -15,7 +15,7 @@ export class Daemon {
   constructor(config: DaemonConfig, log: (line: string) => void = () => {}) {
     this.config = validateConfig(config);
     this.server = new CtrlServer(this.config, log);
-    this.layer = new SessionLayer(this.config, this.server.apps);
+    this.layer = new SessionLayer(this.config, this.server.apps, log);
   }
 
   start(): this {
@@ -32,5 +32,6 @@ export class Daemon {
     this.#admin?.close();
     this.#admin = null;
     this.server.stop();
+    this.layer.stop();
   }
 }

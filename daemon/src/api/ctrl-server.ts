@@ -216,9 +216,14 @@ export class CtrlServer {
       return;
     }
     const reply = isAppRequest(msg) ? handleRequest(layer, app, msg) : null;
-    // id 0 marks a one-way notice: success goes unanswered; a failure is still reported.
-    if (reply && msg.id === 0 && 'st' in reply && reply.st === 0) return;
-    if (reply) app.send(reply);
+    if (reply instanceof Promise) {
+      // Answered later (kernel bind, TCP connect): only if the app is still there to hear it.
+      void reply.then((r) => {
+        if (this.apps.get(app.id) === app) this.#reply(app, msg, r);
+      });
+      return;
+    }
+    if (reply) this.#reply(app, msg, reply);
     else
       app.send({
         t: 'error',
@@ -226,6 +231,12 @@ export class CtrlServer {
         st: statusOf('ERR_FERRY_PROTO_UNKNOWN_MSG'),
         err: `'${msg.t}' is not a request`,
       });
+  }
+
+  #reply(app: App, msg: CtrlMessage, reply: CtrlMessage): void {
+    // id 0 marks a one-way notice: success goes unanswered; a failure is still reported.
+    if (msg.id === 0 && 'st' in reply && reply.st === 0) return;
+    app.send(reply);
   }
 
   #onAppGone(app: App): void {

@@ -8,18 +8,46 @@ function failure(err: unknown): { st: number; err: string } {
   return { st: statusOf(e.code), err: e.message };
 }
 
-/** Handles a request from an attached app and returns the reply to send (never throws). */
-export function handleRequest(layer: SessionLayer, app: App, msg: AppRequest): DaemonMessage | null {
+/** The failure reply of the request's type. */
+function failureReply(msg: AppRequest, err: unknown): DaemonMessage {
+  const f = failure(err);
+  if (msg.t === 'listen') return { t: 'listen-reply', id: msg.id, ...f, listener: 0, uri: '' };
+  if (msg.t === 'connect') {
+    return {
+      t: 'connect-reply',
+      id: msg.id,
+      ...f,
+      session: 0,
+      fifos: null,
+      localUri: '',
+      remoteUri: '',
+      fds: [],
+      transport: '',
+    };
+  }
+  return { t: 'status', id: msg.id, ...f };
+}
+
+/**
+ * Handles a request from an attached app and returns the reply to send (never throws). Most
+ * replies are immediate; a listen (kernel bind) and a TCP connect are answered later, as a
+ * promise that always resolves, to a failure reply when the request failed.
+ */
+export function handleRequest(
+  layer: SessionLayer,
+  app: App,
+  msg: AppRequest,
+): DaemonMessage | Promise<DaemonMessage> | null {
   const ok = { t: 'status' as const, id: msg.id, st: 0, err: '' };
   try {
     switch (msg.t) {
       case 'listen':
-        return layer.listen(app, msg.id, msg.uri);
+        return later(msg, layer.listen(app, msg.id, msg.uri));
       case 'unlisten':
         layer.unlisten(app, msg.listener);
         return ok;
       case 'connect':
-        return layer.connect(app, msg);
+        return later(msg, layer.connect(app, msg));
       case 'shutdown':
         layer.shutdown(app, msg.session);
         return ok;
@@ -44,21 +72,14 @@ export function handleRequest(layer: SessionLayer, app: App, msg: AppRequest): D
         return ok;
     }
   } catch (err) {
-    const f = failure(err);
-    if (msg.t === 'listen') return { t: 'listen-reply', id: msg.id, ...f, listener: 0, uri: '' };
-    if (msg.t === 'connect') {
-      return {
-        t: 'connect-reply',
-        id: msg.id,
-        ...f,
-        session: 0,
-        fifos: null,
-        localUri: '',
-        remoteUri: '',
-        fds: [],
-        transport: '',
-      };
-    }
-    return { t: 'status', id: msg.id, ...f };
+    return failureReply(msg, err);
   }
+}
+
+function later(
+  msg: AppRequest,
+  r: DaemonMessage | Promise<DaemonMessage>,
+): DaemonMessage | Promise<DaemonMessage> {
+  if (!(r instanceof Promise)) return r;
+  return r.catch((err: unknown) => failureReply(msg, err));
 }

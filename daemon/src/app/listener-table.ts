@@ -27,6 +27,11 @@ export class ListenerTable {
     return this.#byId.get(id);
   }
 
+  /** True when the exact endpoint is taken in that namespace. */
+  has(namespace: string, uri: SessionUri): boolean {
+    return this.#byKey.has(`${namespace}|${endpointKey(uri)}`);
+  }
+
   /** Registers a listener; null if the endpoint is taken in that namespace. */
   add(appId: number, namespace: string, uri: SessionUri): Listener | null {
     const key = `${namespace}|${endpointKey(uri)}`;

@@ -21,8 +21,8 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         segment: s.segmentId,
         slot: s.slot,
         listener: s.listenerId || null,
-        // ferryd is not on a cut-through data path: it has moved none of these bytes.
-        daemonBytes: 0,
+        // ferryd is not on a cut-through data path; for tcp it moves every byte.
+        daemonBytes: s.daemonBytes,
         ageMs: Date.now() - s.createdAt,
       }));
     case 'apps':
@@ -53,7 +53,7 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         app: l.appId,
         namespace: l.namespace,
         uri: formatUri(l.uri),
-        transports: ['ct'],
+        transports: layer.tcpServers.has(l.id) ? ['ct', 'tcp'] : ['ct'],
         accepted: l.accepted,
       }));
     case 'stats':
@@ -64,6 +64,7 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         segments: layer.segments.size,
         segmentBytes: layer.segments.totalBytes,
         listeners: layer.listeners.size,
+        daemonSegments: layer.daemonEnd.size,
         fds: openFdCount(),
         ctrl: { ...server.counters },
         session: { ...layer.counters },

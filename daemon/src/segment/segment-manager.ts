@@ -1,8 +1,13 @@
 /** Pair segments: one or more per pair of apps that have cut-through sessions between them. */
 import { ferryError } from '@ferry/sdk/internal';
-import type { App } from '../app/app.js';
 import type { DaemonConfig } from '../config.js';
 import { type FifoPairAlloc, PairSegment } from './pair-segment.js';
+
+/** A party of a pair segment: an app, or ferryd itself for sessions it terminates. */
+export interface SegmentParty {
+  readonly id: number;
+  readonly segments: Set<number>;
+}
 
 export interface PairPlacement {
   seg: PairSegment;
@@ -40,8 +45,8 @@ export class SegmentManager {
    * new pair segment when the existing ones are full.
    */
   place(
-    client: App,
-    server: App,
+    client: SegmentParty,
+    server: SegmentParty,
     clientTx: number,
     clientRx: number,
     announce: (seg: PairSegment) => void,
@@ -76,12 +81,12 @@ export class SegmentManager {
     }
   }
 
-  #joins(seg: PairSegment, x: App, y: App): boolean {
+  #joins(seg: PairSegment, x: SegmentParty, y: SegmentParty): boolean {
     const both = seg.mappedBy.has(x.id) && seg.mappedBy.has(y.id);
     return both && ((seg.appA === x.id && seg.appB === y.id) || (seg.appA === y.id && seg.appB === x.id));
   }
 
-  #alloc(seg: PairSegment, client: App, clientTx: number, clientRx: number): FifoPairAlloc | null {
+  #alloc(seg: PairSegment, client: SegmentParty, clientTx: number, clientRx: number): FifoPairAlloc | null {
     return seg.sideOf(client.id) === 'a'
       ? seg.allocPair(clientTx, clientRx)
       : seg.allocPair(clientRx, clientTx);

@@ -1,8 +1,11 @@
 /**
- * The session layer: listens, connects, and the life of cut-through sessions (VPP's session.c and
- * application_local.c, without the data path: ferryd never touches the bytes of a cut-through
- * session, it only sets up the fifo pair and tears it down).
+ * The session layer: listens, connects, and the life of sessions (VPP's session.c and
+ * application_local.c). ferryd never touches the bytes of a cut-through session, it only sets up
+ * the fifo pair and tears it down; for a TCP session ferryd is the other end of the fifo pair and
+ * a pump moves the bytes to and from a kernel socket.
  */
+
+import type { Server, Socket } from 'node:net';
 import {
   type Accepted,
   type Connect,
@@ -14,66 +17,108 @@ import {
   type ListenReply,
   parseUri,
   type SegmentAdd,
+  type SessionUri,
   statusOf,
 } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import { ListenerTable } from '../app/listener-table.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
 import type { PairSegment } from '../segment/pair-segment.js';
-import { SegmentManager } from '../segment/segment-manager.js';
-import { Session } from './session.js';
+import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js';
+import { DAEMON_PARTY_ID, DaemonEnd } from '../transport/daemon-end.js';
+import { TcpPump } from '../transport/tcp-pump.js';
+import { connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
+import { Session, type SessionTransport } from './session.js';
 
 export interface SessionLayerCounters {
   connects: number;
   refused: number;
   accepted: number;
   resets: number;
+  /** TCP connections ferryd opened (connect) and took from kernel listeners (accept). */
+  tcpConnects: number;
+  tcpAccepts: number;
 }
 
 export class SessionLayer {
   readonly listeners = new ListenerTable();
   readonly segments: SegmentManager;
   readonly sessions = new Map<number, Session>();
-  readonly counters: SessionLayerCounters = { connects: 0, refused: 0, accepted: 0, resets: 0 };
+  readonly counters: SessionLayerCounters = {
+    connects: 0,
+    refused: 0,
+    accepted: 0,
+    resets: 0,
+    tcpConnects: 0,
+    tcpAccepts: 0,
+  };
+  /** ferryd's own end of the pair segments it shares with apps for the sessions it terminates. */
+  readonly daemonEnd = new DaemonEnd();
+  /** Kernel listeners, by listener id. */
+  readonly tcpServers = new Map<number, Server>();
+  #daemonParty: SegmentParty = { id: DAEMON_PARTY_ID, segments: new Set<number>() };
   #config: DaemonConfig;
   #apps: ReadonlyMap<number, App>;
+  #log: (line: string) => void;
   #nextSession = 1;
   #ephemeralPort = 49152;
 
-  constructor(config: DaemonConfig, apps: ReadonlyMap<number, App>) {
+  constructor(config: DaemonConfig, apps: ReadonlyMap<number, App>, log: (line: string) => void = () => {}) {
     this.#config = config;
     this.#apps = apps;
+    this.#log = log;
     this.segments = new SegmentManager(config);
   }
 
-  listen(app: App, id: number, uriText: string): ListenReply {
+  /**
+   * A listen: a cut-through listener and a kernel TCP listener on the same address (port 0 takes
+   * the port the kernel picks). Asynchronous: the kernel bind is.
+   */
+  async listen(app: App, id: number, uriText: string): Promise<ListenReply> {
     const uri = parseUri(uriText);
     if (uri.scheme !== 'tcp') {
       throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// listeners are not available yet`);
     }
-    if (uri.port === 0) uri.port = this.#pickPort(app.namespace, uri);
-    const l = this.listeners.add(app.id, app.namespace, uri);
-    if (!l) throw ferryError('EADDRINUSE', formatUri(uri));
+    if (uri.port !== 0 && this.listeners.has(app.namespace, uri)) {
+      throw ferryError('EADDRINUSE', formatUri(uri));
+    }
+    const box = { listener: 0 };
+    const server = await listenTcp(uri, (sock) => this.#acceptTcp(box.listener, sock));
+    const addr = server.address();
+    const bound = { ...uri, port: typeof addr === 'object' && addr ? addr.port : uri.port };
+    const l = this.#apps.get(app.id) === app ? this.listeners.add(app.id, app.namespace, bound) : null;
+    if (!l) {
+      server.close();
+      if (this.#apps.get(app.id) !== app) throw ferryError('ERR_FERRY_NOT_ATTACHED', 'app went away');
+      throw ferryError('EADDRINUSE', formatUri(bound));
+    }
+    box.listener = l.id;
+    this.tcpServers.set(l.id, server);
     app.listeners.add(l.id);
-    return { t: 'listen-reply', id, st: 0, err: '', listener: l.id, uri: formatUri(uri) };
+    return { t: 'listen-reply', id, st: 0, err: '', listener: l.id, uri: formatUri(bound) };
   }
 
   unlisten(app: App, listenerId: number): void {
     const l = this.listeners.get(listenerId);
     if (!l || l.appId !== app.id) throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `listener ${listenerId}`);
-    this.listeners.remove(listenerId);
+    this.#removeListener(listenerId);
     app.listeners.delete(listenerId);
   }
 
-  /** A connect: cut-through when a local listener matches, refused otherwise (for now). */
-  connect(client: App, req: Connect): ConnectReply {
+  /**
+   * A connect: cut-through when a local listener matches (answered at once); otherwise a TCP
+   * connection from ferryd, answered once the kernel has connected or failed.
+   */
+  connect(client: App, req: Connect): ConnectReply | Promise<ConnectReply> {
     this.counters.connects++;
     const uri = parseUri(req.uri);
     const l = this.listeners.lookup(client.namespace, uri);
     const server = l ? this.#apps.get(l.appId) : undefined;
     if (!l || !server) {
-      this.counters.refused++;
-      throw ferryError('ECONNREFUSED', `no listener for ${formatUri(uri)}`);
+      if (uri.scheme !== 'tcp') {
+        throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// connects are not available yet`);
+      }
+      return this.#connectTcp(client, req, uri);
     }
     if (client.sessions.size >= this.#config.maxSessionsPerApp) {
       throw ferryError('ERR_FERRY_LIMIT', `app ${client.id} has ${client.sessions.size} sessions`);
@@ -90,7 +135,7 @@ export class SessionLayer {
     const clientUri = formatUri({ scheme: uri.scheme, host: '127.0.0.1', port: this.#clientPort() });
     // Sides by role, not by app id: in a self-pair both ends belong to one app.
     const clientSide = seg.sideOf(client.id);
-    const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0);
+    const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0, 'ct');
     const s = this.#newSession(
       server,
       seg,
@@ -99,6 +144,7 @@ export class SessionLayer {
       serverUri,
       clientUri,
       l.id,
+      'ct',
     );
     c.peer = s;
     s.peer = c;
@@ -110,7 +156,7 @@ export class SessionLayer {
       id: 0,
       listener: l.id,
       session: s.id,
-      fifos: this.#fifoRef(seg, s),
+      fifos: this.#fifoRef(s),
       localUri: serverUri,
       remoteUri: clientUri,
       fds: [],
@@ -123,7 +169,7 @@ export class SessionLayer {
       st: 0,
       err: '',
       session: c.id,
-      fifos: this.#fifoRef(seg, c),
+      fifos: this.#fifoRef(c),
       localUri: clientUri,
       remoteUri: serverUri,
       fds: [],
@@ -145,6 +191,7 @@ export class SessionLayer {
       s.peer?.tryApply('peer-close');
     }
     s.released = true;
+    s.pump?.appClosed();
     this.#maybeFree(s);
   }
 
@@ -154,12 +201,13 @@ export class SessionLayer {
     s.tryApply('reset');
     s.released = true;
     this.#resetPeer(s, ferryError('ECONNRESET', 'peer reset the session'));
+    s.pump?.appReset();
     this.#maybeFree(s);
   }
 
-  /** The app detached or died: its sessions reset, its listeners and segments go. */
+  /** The app detached or died: its sessions reset (RST for TCP), its listeners and segments go. */
   appGone(app: App): void {
-    for (const id of app.listeners) this.listeners.remove(id);
+    for (const id of app.listeners) this.#removeListener(id);
     app.listeners.clear();
     for (const id of [...app.sessions]) {
       const s = this.sessions.get(id);
@@ -167,18 +215,34 @@ export class SessionLayer {
       s.tryApply('reset');
       s.released = true;
       this.#resetPeer(s, ferryError('ECONNRESET', 'peer app went away'));
+      s.pump?.abort();
       this.#maybeFree(s);
     }
     for (const segId of app.segments) {
       const seg = this.segments.get(segId);
       if (!seg) continue;
-      const other = this.#apps.get(seg.appA === app.id ? seg.appB : seg.appA);
-      if (other && other !== app && seg.mappedBy.has(other.id)) {
-        other.send({ t: 'segment-del', id: 0, segment: seg.id });
+      const otherId = seg.appA === app.id ? seg.appB : seg.appA;
+      if (otherId === DAEMON_PARTY_ID) {
+        // ferryd's own side: its pumps there were aborted above, so it lets go at once.
+        this.daemonEnd.leave(seg.id);
+        this.#daemonParty.segments.delete(seg.id);
+        this.segments.unmappedBy(seg, DAEMON_PARTY_ID);
+      } else {
+        const other = this.#apps.get(otherId);
+        if (other && other !== app && seg.mappedBy.has(other.id)) {
+          other.send({ t: 'segment-del', id: 0, segment: seg.id });
+        }
       }
       this.segments.unmappedBy(seg, app.id);
     }
     app.segments.clear();
+  }
+
+  /** ferryd stops: kernel listeners close, TCP sessions are reset. */
+  stop(): void {
+    for (const id of [...this.tcpServers.keys()]) this.#removeListener(id);
+    for (const s of [...this.sessions.values()]) s.pump?.abort();
+    this.daemonEnd.close();
   }
 
   /** The app unmapped a segment after segment-del. */
@@ -207,12 +271,154 @@ export class SessionLayer {
 
   #maybeFree(s: Session): void {
     const p = s.peer;
-    if (!s.released || (p && !p.released)) return;
+    if (s.freed || !s.released || (p && !p.released) || (s.pump && !s.pump.done)) return;
     for (const end of p ? [s, p] : [s]) {
+      end.freed = true;
       this.sessions.delete(end.id);
       this.#apps.get(end.appId)?.sessions.delete(end.id);
     }
     this.segments.get(s.segmentId)?.freePair(s.slot);
+  }
+
+  #removeListener(listenerId: number): void {
+    this.listeners.remove(listenerId);
+    const server = this.tcpServers.get(listenerId);
+    if (server) {
+      this.tcpServers.delete(listenerId);
+      server.close();
+    }
+  }
+
+  async #connectTcp(client: App, req: Connect, uri: SessionUri): Promise<ConnectReply> {
+    if (client.sessions.size >= this.#config.maxSessionsPerApp) {
+      throw ferryError('ERR_FERRY_LIMIT', `app ${client.id} has ${client.sessions.size} sessions`);
+    }
+    let socket: Socket;
+    try {
+      socket = await connectTcp(uri, this.#config.tcpConnectTimeoutMs);
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'ECONNREFUSED') this.counters.refused++;
+      throw err;
+    }
+    if (this.#apps.get(client.id) !== client) {
+      socket.resetAndDestroy();
+      throw ferryError('ERR_FERRY_NOT_ATTACHED', 'app went away while connecting');
+    }
+    const local = tcpUri(socket.localAddress, socket.localPort);
+    const remote = tcpUri(socket.remoteAddress, socket.remotePort);
+    let s: Session;
+    try {
+      const appTx = fifoSizeFor(this.#config, req.txFifoSize);
+      const appRx = fifoSizeFor(this.#config, req.rxFifoSize);
+      s = this.#placeTcp(client, socket, appTx, appRx, local, remote, 0);
+    } catch (err) {
+      socket.resetAndDestroy();
+      throw err;
+    }
+    this.counters.tcpConnects++;
+    const reply: ConnectReply = {
+      t: 'connect-reply',
+      id: req.id,
+      st: 0,
+      err: '',
+      session: s.id,
+      fifos: this.#fifoRef(s),
+      localUri: local,
+      remoteUri: remote,
+      fds: [],
+      transport: 'tcp',
+    };
+    return reply;
+  }
+
+  /** A kernel connection to one of the apps' listeners: a session whose other end is ferryd. */
+  #acceptTcp(listenerId: number, socket: Socket): void {
+    const l = this.listeners.get(listenerId);
+    const app = l ? this.#apps.get(l.appId) : undefined;
+    if (!l || !app || socket.remoteAddress === undefined) {
+      socket.resetAndDestroy();
+      return;
+    }
+    if (app.sessions.size >= this.#config.maxSessionsPerApp) {
+      this.counters.refused++;
+      socket.resetAndDestroy();
+      return;
+    }
+    const local = tcpUri(socket.localAddress, socket.localPort);
+    const remote = tcpUri(socket.remoteAddress, socket.remotePort);
+    let s: Session;
+    try {
+      const size = this.#config.defaultFifoSizeBytes;
+      s = this.#placeTcp(app, socket, size, size, local, remote, l.id);
+    } catch (err) {
+      this.#log(`tcp accept on listener ${l.id} dropped: ${(err as Error).message}`);
+      socket.resetAndDestroy();
+      return;
+    }
+    l.accepted++;
+    this.counters.accepted++;
+    this.counters.tcpAccepts++;
+    app.send({
+      t: 'accepted',
+      id: 0,
+      listener: l.id,
+      session: s.id,
+      fifos: this.#fifoRef(s),
+      localUri: local,
+      remoteUri: remote,
+      fds: [],
+      transport: 'tcp',
+    });
+  }
+
+  /** Places a fifo pair between `app` and ferryd and starts the pump that serves `socket`. */
+  #placeTcp(
+    app: App,
+    socket: Socket,
+    appTx: number,
+    appRx: number,
+    local: string,
+    remote: string,
+    listenerId: number,
+  ): Session {
+    const { seg, pair } = this.segments.place(app, this.#daemonParty, appTx, appRx, (sg) =>
+      this.#announce(sg),
+    );
+    const ds = this.daemonEnd.get(seg.id);
+    if (!ds) {
+      seg.freePair(pair.slot);
+      throw ferryError('ERR_FERRY_SESSION_STATE', `segment ${seg.id} has no daemon side`);
+    }
+    const s = this.#newSession(app, seg, pair.slot, seg.sideOf(app.id), local, remote, listenerId, 'tcp');
+    const own = this.#fifoRef(s);
+    // ferryd's side is the mirror of the app's: it reads what the app writes.
+    const daemonRef: FifoPairRef = {
+      ...own,
+      rxOffset: own.txOffset,
+      txOffset: own.rxOffset,
+      rxSize: own.txSize,
+      txSize: own.rxSize,
+    };
+    const pump = new TcpPump(socket, ds, daemonRef, {
+      onRemoteFin: () => {
+        s.tryApply('peer-fin');
+      },
+      onRemoteReset: (err) => {
+        this.counters.resets++;
+        if (s.released || !s.tryApply('peer-reset')) return;
+        this.#apps.get(s.appId)?.send({
+          t: 'session-reset',
+          id: 0,
+          session: s.id,
+          st: statusOf(err.code),
+          err: err.message,
+        });
+      },
+      onDone: () => this.#maybeFree(s),
+    });
+    s.pump = pump;
+    pump.start();
+    return s;
   }
 
   #own(app: App, sessionId: number): Session {
@@ -229,6 +435,7 @@ export class SessionLayer {
     local: string,
     remote: string,
     listenerId: number,
+    transport: SessionTransport,
   ): Session {
     const s = new Session({
       id: this.#nextSession++,
@@ -239,15 +446,17 @@ export class SessionLayer {
       slot,
       side,
       listenerId,
+      transport,
     });
     this.sessions.set(s.id, s);
     app.sessions.add(s.id);
     return s;
   }
 
-  #fifoRef(seg: PairSegment, s: Session): FifoPairRef {
-    const slotPair = seg.pairAt(s.slot);
-    if (!slotPair) throw new FerryError('ERR_FERRY_SESSION_STATE', `slot ${s.slot} has no fifo pair`);
+  #fifoRef(s: Session): FifoPairRef {
+    const seg = this.segments.get(s.segmentId);
+    const slotPair = seg?.pairAt(s.slot);
+    if (!seg || !slotPair) throw new FerryError('ERR_FERRY_SESSION_STATE', `slot ${s.slot} has no fifo pair`);
     const aSide = s.side === 'a';
     return {
       segment: seg.id,
@@ -261,6 +470,10 @@ export class SessionLayer {
 
   /** Tells both apps of a new pair segment: its memfd and the other app's doorbell ride along. */
   #announce(seg: PairSegment): void {
+    if (seg.appA === DAEMON_PARTY_ID || seg.appB === DAEMON_PARTY_ID) {
+      this.#announceToApp(seg);
+      return;
+    }
     const a = this.#apps.get(seg.appA);
     const b = this.#apps.get(seg.appB);
     if (!a || !b) return;
@@ -284,12 +497,27 @@ export class SessionLayer {
     b.send(msg(seg.queueToB, seg.queueToA), [seg.segment.fd, a.doorbellFd]);
   }
 
-  #pickPort(namespace: string, uri: { scheme: 'tcp' | 'udp' | 'tls'; host: string; port: number }): number {
-    for (let i = 0; i < 16384; i++) {
-      const port = this.#clientPort();
-      if (!this.listeners.lookup(namespace, { ...uri, port })) return port;
-    }
-    throw ferryError('EADDRINUSE', 'no free port');
+  /** A segment shared with ferryd itself: ferryd maps its side, the app gets ferryd's doorbell. */
+  #announceToApp(seg: PairSegment): void {
+    const appId = seg.appA === DAEMON_PARTY_ID ? seg.appB : seg.appA;
+    const app = this.#apps.get(appId);
+    if (!app) return;
+    this.daemonEnd.join(seg, app.doorbellFd);
+    const aSide = seg.sideOf(app.id) === 'a';
+    app.send(
+      {
+        t: 'segment-add',
+        id: 0,
+        segment: seg.id,
+        size: seg.segment.size,
+        rxQueueOffset: aSide ? seg.queueToA : seg.queueToB,
+        txQueueOffset: aSide ? seg.queueToB : seg.queueToA,
+        queueCapacity: seg.queueCapacity,
+        maxSlot: seg.maxSlot,
+        fds: ['segment', 'doorbell'],
+      },
+      [seg.segment.fd, this.daemonEnd.doorbell.ringFd],
+    );
   }
 
   #clientPort(): number {

@@ -1,11 +1,15 @@
 /** One app's end of a connection, and its transitions (checked against states.ts). */
 import { ferryError } from '@ferry/sdk/internal';
+import type { TcpPump } from '../transport/tcp-pump.js';
 import { nextState, type SessionEvent, type SessionState } from './states.js';
+
+/** `ct`: app to app through the fifos; `tcp`: ferryd carries the bytes over a kernel socket. */
+export type SessionTransport = 'ct' | 'tcp';
 
 export class Session {
   readonly id: number;
   readonly appId: number;
-  readonly transport: 'ct';
+  readonly transport: SessionTransport;
   readonly localUri: string;
   readonly remoteUri: string;
   readonly createdAt = Date.now();
@@ -17,8 +21,12 @@ export class Session {
   state: SessionState = 'established';
   /** The other end, for cut-through sessions. */
   peer: Session | null = null;
+  /** ferryd's end, for sessions it terminates (tcp): it moves the bytes to a kernel socket. */
+  pump: TcpPump | null = null;
   /** The app has let go of the fifos (sent close, or is gone). */
   released = false;
+  /** The fifo pair went back to the segment. */
+  freed = false;
 
   constructor(init: {
     id: number;
@@ -29,10 +37,11 @@ export class Session {
     slot: number;
     side: 'a' | 'b';
     listenerId: number;
+    transport: SessionTransport;
   }) {
     this.id = init.id;
     this.appId = init.appId;
-    this.transport = 'ct';
+    this.transport = init.transport;
     this.localUri = init.localUri;
     this.remoteUri = init.remoteUri;
     this.segmentId = init.segmentId;
@@ -57,6 +66,11 @@ export class Session {
     if (next === undefined) return false;
     this.state = next;
     return true;
+  }
+
+  /** Bytes ferryd moved for this session (none for cut-through). */
+  get daemonBytes(): number {
+    return this.pump ? this.pump.bytesIn + this.pump.bytesOut : 0;
   }
 
   get terminal(): boolean {

@@ -17,10 +17,11 @@ export interface DaemonHandle {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(): Promise<DaemonHandle> {
+/** Starts ferryd on a fresh socket; `args` are extra `ferry daemon` flags. */
+export async function startDaemon(args: readonly string[] = []): Promise<DaemonHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-test-'));
   const socket = join(dir, 'ferryd.sock');
-  const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket], {
+  const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+import { seededBytes } from './seeded.js';
 
 type Behavior = 'echo' | 'sink' | 'hold' | 'slow' | 'reply-on-end';
 type Cmd =
@@ -31,21 +32,6 @@ let accepted = 0;
 
 function report(msg: Record<string, unknown>): void {
   process.send?.(msg);
-}
-
-/** Deterministic bytes from a seed (xorshift32), so both sides can checksum without sharing data. */
-export function seededBytes(seed: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
 }
 
 function track(tag: string, sock: Socket, behavior: Behavior | 'client'): void {
@@ -94,7 +80,12 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       const s = createServer({ allowHalfOpen: cmd.allowHalfOpen ?? false }, (sock) => {
         const tag = `acc-${++accepted}`;
         track(tag, sock, cmd.behavior);
-        report({ event: 'accepted', tag, remote: `${sock.remoteAddress}:${sock.remotePort}` });
+        report({
+          event: 'accepted',
+          tag,
+          remote: `${sock.remoteAddress}:${sock.remotePort}`,
+          transport: sock.transport,
+        });
       });
       server = s;
       await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,141 @@
+/** Plain node:net peers for TCP tests: clients and servers that checksum what they receive. */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export interface Received {
+  bytes: number;
+  sha256: string;
+  text: string;
+  /** 'end' (FIN), or the error code that ended the stream. */
+  how: string;
+}
+
+/** Collects what a socket receives until FIN, an error or close. */
+export function collect(sock: Socket, opts: { slowMs?: number } = {}): Promise<Received> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let text = '';
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (how: string) => {
+      if (settled) return;
+      settled = true;
+      resolve({ bytes, sha256: hash.digest('hex'), text, how });
+    };
+    sock.on('data', (d: Buffer) => {
+      bytes += d.length;
+      hash.update(d);
+      if (text.length < 256) text += d.toString('latin1');
+      if (opts.slowMs) {
+        sock.pause();
+        setTimeout(() => sock.resume(), opts.slowMs);
+      }
+    });
+    sock.once('end', () => done('end'));
+    sock.once('error', (err: Error & { code?: string }) => done(err.code ?? 'error'));
+    sock.once('close', () => done('close'));
+  });
+}
+
+export function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** A node:net client connected to 127.0.0.1:port. */
+export function netConnect(port: number, allowHalfOpen = false): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, allowHalfOpen });
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** A node:net server on 127.0.0.1 (kernel-picked port); each connection goes to `onConn`. */
+export async function netServer(
+  onConn: (s: Socket) => void,
+  allowHalfOpen = false,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer({ allowHalfOpen }, onConn);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  return { server, port: typeof addr === 'object' && addr ? addr.port : 0 };
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** True when `bin` can be run (found on PATH). */
+export function hasBinary(bin: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Runs a program with `input` on stdin; resolves with its stdout once it exits (bounded). */
+export function runWithInput(
+  cmd: string,
+  args: string[],
+  input: Buffer | null,
+  timeoutMs: number,
+): { done: Promise<{ code: number | null; stdout: Buffer; stderr: string }>; kill: () => void } {
+  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => out.push(d));
+  p.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  p.stdin.on('error', () => {});
+  if (input) p.stdin.end(input);
+  const done = new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`${cmd} ${args.join(' ')} did not finish in ${timeoutMs} ms: ${err}`));
+    }, timeoutMs);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      // stdout may still hold bytes after exit: wait for it to close.
+      p.stdout.once('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+      if (p.stdout.closed) resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    });
+  });
+  return {
+    done,
+    kill: () => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * A TCP port on 127.0.0.1 that never answers a SYN: a python3 listener with a backlog of 0 whose
+ * accept queue is filled and never drained, so the kernel drops further SYNs (a connect there
+ * times out, as to a host that is down). Null when python3 is not there.
+ */
+export async function blackholePort(): Promise<{ port: number; stop: () => void } | null> {
+  if (!hasBinary('python3')) return null;
+  const script = [
+    'import socket, time',
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+    'port = s.getsockname()[1]; fill = []',
+    'for i in range(4):',
+    '    c = socket.socket(); c.setblocking(False)',
+    "    try: c.connect(('127.0.0.1', port))",
+    '    except BlockingIOError: pass',
+    '    fill.append(c)',
+    'print(port, flush=True)',
+    'time.sleep(60)',
+  ].join('\n');
+  const p = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('python3 blackhole did not start')), 10_000);
+    p.stdout.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve(Number(d.toString().trim()));
+    });
+  });
+  return { port, stop: () => p.kill('SIGKILL') };
+}
