@@ -47,6 +47,8 @@ export class Attachment extends EventEmitter {
   #nextId = 1;
   #refs = 0;
   #lost: FerryError | null = null;
+  #afterPoll: (() => void)[] = [];
+  #polling = false;
 
   private constructor(options: AttachOptions, fd: number, wake: Doorbell, doorbell: Doorbell) {
     super();
@@ -163,6 +165,17 @@ export class Attachment extends EventEmitter {
     }
   }
 
+  /**
+   * Runs `fn` once at the end of the current data poll and returns true, or returns false when no
+   * poll is running (schedule it yourself then). Writes made while the notifier dispatches (an echo
+   * from a 'data' handler) are so published before its spin turn goes on, not after it.
+   */
+  afterPoll(fn: () => void): boolean {
+    if (!this.#polling) return false;
+    this.#afterPoll.push(fn);
+    return true;
+  }
+
   /** Runs the data poll right away (after a local write that may have queued work for us). */
   kick(): void {
     this.#notifier.kick();
@@ -247,7 +260,17 @@ export class Attachment extends EventEmitter {
 
   #pollSegments(): number {
     let work = 0;
-    for (const seg of this.segments.values()) work += seg.poll();
+    this.#polling = true;
+    try {
+      for (const seg of this.segments.values()) work += seg.poll();
+    } finally {
+      this.#polling = false;
+    }
+    if (this.#afterPoll.length > 0) {
+      const fns = this.#afterPoll;
+      this.#afterPoll = [];
+      for (const fn of fns) fn();
+    }
     return work;
   }
 
