@@ -61,7 +61,9 @@ export async function perfMain(args: string[]): Promise<number> {
       process.once('SIGINT', resolve);
     });
     srv.close();
-    return 0;
+    // A poll-mode notifier keeps the loop busy forever; exit so that SIGTERM ends the server (and
+    // --cpu-prof gets written) in every mode.
+    process.exit(0);
   }
   const workload = values.workload as PerfWorkload;
   const d = DEFAULTS[workload];
