@@ -53,21 +53,38 @@ async function tcpSessions(): Promise<SessionRow[]> {
   return ((await d.show('sessions')) as SessionRow[]).filter((s) => s.transport === 'tcp');
 }
 
-/** Waits for ferryd's counts to come back to `base` (sessions, segments, fds). */
+/** Waits for ferryd's counts to come back to `base` (sessions, segments, listeners, fds). */
 async function backToBaseline(base: Record<string, unknown>, what: string): Promise<void> {
-  await eventually(
-    async () => {
-      const s = await d.stats();
-      return (
-        s['sessions'] === base['sessions'] &&
-        s['segments'] === base['segments'] &&
-        s['listeners'] === base['listeners'] &&
-        s['fds'] === base['fds']
-      );
-    },
-    10_000,
-    what,
-  );
+  const keys = ['sessions', 'segments', 'listeners', 'fds'];
+  let last: Record<string, unknown> = {};
+  try {
+    await eventually(
+      async () => {
+        last = await d.stats();
+        return keys.every((k) => last[k] === base[k]);
+      },
+      10_000,
+      what,
+    );
+  } catch (err) {
+    const diff = keys.map((k) => `${k} ${base[k]} -> ${last[k]}`).join(', ');
+    throw new Error(`${(err as Error).message} (${diff})`);
+  }
+}
+
+/**
+ * One TCP session of `client` through ferryd, so what persists while the app lives (its pair
+ * segment with ferryd, Node's lazily made handles) is in a baseline taken afterwards.
+ */
+async function warmClient(): Promise<void> {
+  const { server, port } = await netServer((s) => s.end('warm'));
+  try {
+    await client.ok({ op: 'connect', tag: 'warm', uri: `tcp://127.0.0.1:${port}` });
+    await client.waitFor((e) => e.event === 'close' && e.tag === 'warm');
+    await eventually(async () => (await tcpSessions()).length === 0, 10_000, 'the warm-up session freed');
+  } finally {
+    await closeServer(server);
+  }
 }
 
 describe('node:net and nc against SDK apps', () => {
@@ -172,6 +189,46 @@ describe('node:net and nc against SDK apps', () => {
     } finally {
       asServer.kill();
     }
+  });
+});
+
+describe('many TCP sessions', () => {
+  test('200 concurrent node:net clients each get their own bytes back, then ferryd frees them all', async () => {
+    // One round trip first, so that the echo app's pair segment with ferryd is in the baseline.
+    const warm = await netConnect(echoPort);
+    const warmed = collect(warm);
+    warm.end('warm');
+    assert.equal((await warmed).text, 'warm');
+    await eventually(async () => (await tcpSessions()).length === 0, 10_000, 'the warm-up session freed');
+    const base = await d.stats();
+    const n = 200;
+    const results = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const sock = await netConnect(echoPort);
+        const got = collect(sock);
+        const data = seededBytes(1000 + i, 20_000 + i * 97);
+        sock.end(data);
+        const r = await got;
+        return { r, want: sha256(data), len: data.length };
+      }),
+    );
+    for (const { r, want, len } of results) {
+      assert.equal(r.how, 'end');
+      assert.equal(r.bytes, len);
+      assert.equal(r.sha256, want);
+    }
+    // Pair segments stay while the echo app lives (as for cut-through); every fifo pair is free.
+    await eventually(
+      async () => Number((await d.stats())['sessions']) === Number(base['sessions']),
+      10_000,
+      'every TCP session freed',
+    );
+    const segs = (await d.show('segments')) as { sessions: number; mappedBy: number[] }[];
+    assert.ok(segs.every((sg) => sg.sessions === 0));
+    assert.ok(
+      segs.some((sg) => sg.mappedBy.includes(0)),
+      'ferryd maps its pair segments (party 0)',
+    );
   });
 });
 
@@ -281,6 +338,7 @@ describe('reset over TCP', () => {
 
 describe('failures and limits', () => {
   test('a remote server that vanishes mid-transfer: the SDK client gets ECONNRESET, ferryd returns to baseline', async () => {
+    await warmClient();
     const base = await d.stats();
     const child = spawnSink();
     try {
@@ -289,7 +347,11 @@ describe('failures and limits', () => {
       void client
         .call({ op: 'send', tag: 'v1', bytes: 512 * MiB, seed: 28, chunk: 65_536 }, 60_000)
         .catch(() => {});
-      await eventually(async () => (await tcpSessions()).some((s) => s.daemonBytes > MiB), 10_000, 'traffic');
+      await eventually(
+        async () => (await tcpSessions()).some((s) => s.daemonBytes > 256 * 1024),
+        10_000,
+        'traffic',
+      );
       child.proc.kill('SIGKILL');
       const err = await client.waitFor((e) => e.event === 'error' && e.tag === 'v1', 20_000);
       assert.equal(err['code'], 'ECONNRESET');
@@ -424,9 +486,12 @@ describe('two ferryd on one machine', () => {
   });
 });
 
-/** A node:net sink server in its own process, so the test can kill it mid-transfer. */
+/**
+ * A node:net server in its own process that accepts and never reads, so the test can kill it
+ * mid-transfer with bytes unread: its kernel then answers with RST (not FIN), deterministically.
+ */
 function spawnSink(): { proc: ChildProcess; port: Promise<number> } {
-  const script = `const s = require('net').createServer((c) => c.on('data', () => {}));
+  const script = `const s = require('net').createServer((c) => c.pause());
 s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
   const proc = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = new Promise<number>((resolve, reject) => {

@@ -48,6 +48,10 @@ export class TcpPump implements SlotPump {
   #done = false;
   #outScheduled = false;
   #socketClosed = false;
+  /** Enqueues or drops since the last notice: check the app's wake flags at the end of the turn. */
+  #noticeData = false;
+  #noticeSpace = false;
+  #noticeScheduled = false;
 
   /** `ref` is the fifo pair as the daemon's side sees it (tx = what ferryd writes). */
   constructor(socket: Socket, seg: DaemonSegment, ref: FifoPairRef, hooks: TcpPumpHooks) {
@@ -86,7 +90,9 @@ export class TcpPump implements SlotPump {
   appClosed(): void {
     if (this.#done) return;
     this.#appClosed = true;
-    this.#pumpOut();
+    // FIN already sent: nobody will read what the remote still sends, so do not wait for its FIN.
+    if (this.#outEnded) this.socket.destroySoon();
+    else this.#pumpOut();
   }
 
   /** The app reset the session: RST to the remote. */
@@ -158,7 +164,8 @@ export class TcpPump implements SlotPump {
       }
       if (n > 0) {
         this.bytesIn += n;
-        if (this.#tx.notifyNeeded()) this.#seg.post(this.slot);
+        this.#noticeData = true;
+        this.#scheduleNotice();
       }
       if (n === chunk.length) {
         this.#pendingIn = null;
@@ -250,8 +257,29 @@ export class TcpPump implements SlotPump {
     this.#inflight -= n;
     this.#rx.drop(n);
     this.bytesOut += n;
-    if (this.#rx.spaceNotifyNeeded()) this.#seg.post(this.slot);
+    this.#noticeSpace = true;
+    this.#scheduleNotice();
     this.#pumpOut();
+  }
+
+  /**
+   * Tells the app once per loop turn, not once per chunk: a burst of socket reads (libuv reads up
+   * to 32 chunks of 64 KiB per wakeup) then costs the app one wakeup, not a ping-pong per chunk.
+   * Deferring is safe: an app that arms after we looked re-checks the fifo after arming.
+   */
+  #scheduleNotice(): void {
+    if (this.#noticeScheduled) return;
+    this.#noticeScheduled = true;
+    setImmediate(() => {
+      this.#noticeScheduled = false;
+      if (this.#done || this.#failed) return;
+      let post = false;
+      if (this.#noticeData && this.#tx.notifyNeeded()) post = true;
+      if (this.#noticeSpace && this.#rx.spaceNotifyNeeded()) post = true;
+      this.#noticeData = false;
+      this.#noticeSpace = false;
+      if (post) this.#seg.post(this.slot);
+    });
   }
 
   // ---- teardown ----
@@ -261,8 +289,9 @@ export class TcpPump implements SlotPump {
     if (this.#done || this.#failed) return;
     this.#failed = true;
     this.#pendingIn = null;
+    // Only the reset flag, not a close of the fifo the app writes: the app's next write would then
+    // fail with EPIPE before it saw the reset, and a vanished remote must read as ECONNRESET.
     this.#tx.reset();
-    this.#rx.close();
     this.#seg.post(this.slot);
     if (resetSocket) this.socket.resetAndDestroy();
     this.#hooks.onRemoteReset(err);
