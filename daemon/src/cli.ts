@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { defaultConfig } from './config.js';
 import { Daemon } from './daemon.js';
+import { exitOnFatal } from './fatal.js';
 import { formatShow, queryAdmin } from './inspect/show-client.js';
 import { SHOW_TOPICS } from './inspect/snapshot.js';
 
@@ -57,6 +58,10 @@ async function runDaemon(args: string[]): Promise<number> {
   if (values['tcp-connect-timeout-ms']) config.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
   const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
   const daemon = new Daemon(config, log).start();
+  exitOnFatal(
+    () => daemon.stop(),
+    (line) => process.stderr.write(line),
+  );
   log(`listening on ${config.socket} (admin ${config.socket}.admin), pid ${process.pid}`);
   const stop = () => {
     log('stopping');
