@@ -252,6 +252,21 @@ export class SessionLayer {
       throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `segment ${segmentId}`);
     }
     app.segments.delete(seg.id);
+    if (seg.appA === DAEMON_PARTY_ID || seg.appB === DAEMON_PARTY_ID) {
+      // ferryd never sends segment-del for its own segments: an app that lets one go anyway
+      // loses its TCP sessions there, and ferryd lets go too, so the memory cannot leak.
+      for (const id of [...app.sessions]) {
+        const sess = this.sessions.get(id);
+        if (!sess || sess.segmentId !== seg.id) continue;
+        sess.tryApply('reset');
+        sess.released = true;
+        sess.pump?.abort();
+        this.#maybeFree(sess);
+      }
+      this.daemonEnd.leave(seg.id);
+      this.#daemonParty.segments.delete(seg.id);
+      this.segments.unmappedBy(seg, DAEMON_PARTY_ID);
+    }
     this.segments.unmappedBy(seg, app.id);
   }
 
