@@ -1,5 +1,6 @@
-/** A raw app that misuses its TCP segment: ferryd resets its sessions and frees the memory. */
+/** Raw apps that misuse their TCP segment: ferryd resets their sessions, frees memory, keeps calm. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import {
   type CtrlMessage,
@@ -13,11 +14,12 @@ import {
   pipe2,
   recvMsg,
   ring,
+  Segment,
   sendMsg,
   unixSocket,
 } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
-import { collect, netConnect } from '../testing/net-peer.js';
+import { collect, netConnect, type Received } from '../testing/net-peer.js';
 
 let d: DaemonHandle;
 const fds: number[] = [];
@@ -27,34 +29,48 @@ before(async () => {
 });
 
 after(async () => {
-  for (const fd of fds) close(fd);
   await d?.stop();
+  for (const fd of fds) {
+    try {
+      close(fd);
+    } catch {}
+  }
 });
 
-/** Waits (bounded) for the next message; its fds are closed at once, or kept in `keep`. */
-async function next(fd: number, keep: number[] | null = null, timeoutMs = 5000): Promise<CtrlMessage> {
-  const buf = new Uint8Array(65536);
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const r = recvMsg(fd, buf, 4);
-    if (r) {
-      for (const f of r.fds) {
-        if (keep) keep.push(f);
-        else close(f);
-      }
-      if (r.bytes === 0) throw new Error('ferryd closed the channel');
-      return decodeCtrl(buf.slice(0, r.bytes));
-    }
-    await new Promise((res) => setTimeout(res, 5));
-  }
-  throw new Error('no message from ferryd');
+interface RawApp {
+  send(msg: CtrlMessage): void;
+  /** Waits (bounded) for the next message; its fds go to `keep`, or are closed. */
+  next(keep?: number[]): Promise<CtrlMessage>;
 }
 
-test('segment-released for a segment ferryd never deleted: TCP sessions reset, segment freed', async () => {
-  const base = await d.stats();
+/** An app speaking the control protocol by hand, with the fds it must hold. */
+async function rawApp(): Promise<RawApp> {
   const ch = unixSocket('seqpacket', { nonblock: true });
   fds.push(ch);
   connectUnix(ch, d.socket);
+  const wake: number[] = [];
+  const next = async (keep?: number[]): Promise<CtrlMessage> => {
+    const buf = new Uint8Array(65536);
+    const end = Date.now() + 5000;
+    while (Date.now() < end) {
+      const r = recvMsg(ch, buf, 4);
+      if (r) {
+        for (const f of r.fds) {
+          if (keep) keep.push(f);
+          else close(f);
+        }
+        if (r.bytes === 0) throw new Error('ferryd closed the channel');
+        return decodeCtrl(buf.slice(0, r.bytes));
+      }
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    throw new Error('no message from ferryd');
+  };
+  const send = (msg: CtrlMessage) => {
+    sendMsg(ch, encodeCtrl(msg));
+    // ferryd's loop cannot watch the SEQPACKET socket: ring its wake pipe after each message.
+    for (const w of wake) ring(w);
+  };
   const [wakeR, wakeW] = pipe2({ nonblock: true });
   const [bellR, bellW] = pipe2({ nonblock: true });
   fds.push(wakeR, bellR);
@@ -75,34 +91,46 @@ test('segment-released for a segment ferryd never deleted: TCP sessions reset, s
   );
   close(wakeW);
   close(bellW);
-  // ferryd's wake pipe: held for as long as we live (its EOF means we died), rung after each send.
-  const wake: number[] = [];
-  assert.equal((await next(ch, wake)).t, 'hello-reply');
+  // ferryd's wake pipe: held for as long as we live (its EOF would mean we died).
+  assert.equal((await next(wake)).t, 'hello-reply');
   fds.push(...wake);
-  const send = (msg: CtrlMessage) => {
-    sendMsg(ch, encodeCtrl(msg));
-    for (const w of wake) ring(w);
-  };
-  send({ t: 'listen', id: 2, uri: 'tcp://127.0.0.1:0' });
-  const lr = await next(ch);
+  return { send, next };
+}
+
+/** A listener of `app` and one kernel connection to it, accepted (segment-add, accepted). */
+async function acceptedTcp(app: RawApp, keep?: number[]) {
+  app.send({ t: 'listen', id: 2, uri: 'tcp://127.0.0.1:0' });
+  const lr = await app.next();
   assert.ok(lr.t === 'listen-reply' && lr.st === 0);
-  const port = Number(lr.uri.split(':').pop());
-
-  const sock = await netConnect(port);
+  const sock = await netConnect(Number(lr.uri.split(':').pop()));
   const got = collect(sock);
-  const add = await next(ch);
-  assert.equal(add.t, 'segment-add');
-  const acc = await next(ch);
+  const add = await app.next(keep);
+  assert.ok(add.t === 'segment-add');
+  const acc = await app.next();
   assert.ok(acc.t === 'accepted' && acc.transport === 'tcp');
-  assert.equal(Number((await d.stats())['daemonSegments']), 1);
+  return { sock, got, add, acc };
+}
 
-  send({ t: 'segment-released', id: 3, segment: acc.fifos.segment });
-  assert.ok((await next(ch)).t === 'status');
-  const how = await Promise.race([
-    got.then((r) => r.how),
-    new Promise<string>((resolve) => setTimeout(() => resolve('no reset within 5 s'), 5000).unref()),
+function within(p: Promise<Received>, ms: number): Promise<string> {
+  return Promise.race([
+    p.then((r) => r.how),
+    new Promise<string>((resolve) => setTimeout(() => resolve(`nothing within ${ms} ms`), ms).unref()),
   ]);
-  assert.equal(how, 'ECONNRESET');
+}
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+test('segment-released for a segment ferryd never deleted: TCP sessions reset, segment freed', async () => {
+  const base = await d.stats();
+  const app = await rawApp();
+  const { got, acc } = await acceptedTcp(app);
+  assert.equal(Number((await d.stats())['daemonSegments']), 1);
+  app.send({ t: 'segment-released', id: 3, segment: acc.fifos.segment });
+  assert.ok((await app.next()).t === 'status');
+  assert.equal(await within(got, 5000), 'ECONNRESET');
   await eventually(
     async () => {
       const s = await d.stats();
@@ -111,4 +139,27 @@ test('segment-released for a segment ferryd never deleted: TCP sessions reset, s
     5000,
     'the session and both sides of the segment to go',
   );
+});
+
+test('an app that corrupts the event queue ferryd drains: its sessions reset, ferryd does not spin', async () => {
+  const app = await rawApp();
+  const held: number[] = [];
+  const { got, add } = await acceptedTcp(app, held);
+  const [segFd, bellFd] = [held[add.fds.indexOf('segment')], held[add.fds.indexOf('doorbell')]];
+  assert.ok(segFd !== undefined && bellFd !== undefined);
+  fds.push(bellFd);
+  // The Segment owns the memfd from here (release() closes it).
+  const seg = Segment.attach(segFd, add.size);
+  // The queue we post to is the one ferryd drains: move its tail beyond head + capacity.
+  const ctl = new Uint32Array(seg.buffer, add.txQueueOffset, 48);
+  const TAIL = 128 / 4;
+  Atomics.store(ctl, TAIL, (Atomics.load(ctl, TAIL) + add.queueCapacity * 4) >>> 0);
+  ring(bellFd);
+  assert.equal(await within(got, 5000), 'ECONNRESET');
+  const pid = d.proc.pid ?? 0;
+  const cpu0 = cpuSeconds(pid);
+  await new Promise((r) => setTimeout(r, 1000));
+  const used = cpuSeconds(pid) - cpu0;
+  assert.ok(used < 0.3, `ferryd used ${used.toFixed(2)} s of CPU in 1 s after the corruption`);
+  seg.release();
 });

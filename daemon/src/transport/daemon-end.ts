@@ -8,7 +8,14 @@
  * spin, and the TCP side is syscall-bound anyway (each kernel read or write already costs a loop
  * turn), so the ~25 us doorbell wake is small next to what the session pays for the kernel.
  */
-import { Doorbell, EventQueueConsumer, EventQueueProducer, Notifier, ring } from '@ferry/sdk/internal';
+import {
+  Doorbell,
+  EventQueueConsumer,
+  EventQueueProducer,
+  type FerryError,
+  Notifier,
+  ring,
+} from '@ferry/sdk/internal';
 import type { PairSegment } from '../segment/pair-segment.js';
 
 /** ferryd's id in pair segments (apps are numbered from 1). */
@@ -17,6 +24,8 @@ export const DAEMON_PARTY_ID = 0;
 export interface SlotPump {
   /** Something changed in this slot's fifos (data, space, FIN, reset): look. */
   onSlotEvent(): void;
+  /** The app broke the segment's event queue: no more notices will come. */
+  onQueueFailed(err: FerryError): void;
 }
 
 /** ferryd's side of one pair segment. */
@@ -26,6 +35,7 @@ export class DaemonSegment {
   #tx: EventQueueProducer;
   #appDoorbellFd: number;
   #slots = new Map<number, SlotPump>();
+  #failed = false;
 
   constructor(seg: PairSegment, appDoorbellFd: number) {
     this.seg = seg;
@@ -66,16 +76,25 @@ export class DaemonSegment {
   }
 
   poll(): number {
+    if (this.#failed) return 0;
     const r = this.#rx.drain((slot) => this.#slots.get(slot)?.onSlotEvent(), 1024);
     if (r === 'rescan') {
       for (const p of [...this.#slots.values()]) p.onSlotEvent();
       return 1;
     }
-    // A failed queue (-1) is the app's doing: its sessions see their own fifos fail or time out.
+    if (r < 0 && this.#rx.error) {
+      // The app broke the queue (the only way: it is the sole writer). Its sessions here can no
+      // longer be served; a failed queue also reads as "pending" forever, so stop arming it, or
+      // the notifier would spin.
+      this.#failed = true;
+      for (const p of [...this.#slots.values()]) p.onQueueFailed(this.#rx.error);
+      return 0;
+    }
     return Math.max(r, 0);
   }
 
   armWake(): boolean {
+    if (this.#failed) return false;
     return this.#rx.armWake();
   }
 

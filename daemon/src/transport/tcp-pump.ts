@@ -110,6 +110,10 @@ export class TcpPump implements SlotPump {
     this.#finish();
   }
 
+  onQueueFailed(err: FerryError): void {
+    this.#fail(err, true);
+  }
+
   onSlotEvent(): void {
     if (this.#done || this.#failed) return;
     const err = this.#rx.error ?? this.#tx.error;
