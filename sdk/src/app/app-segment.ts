@@ -4,6 +4,7 @@
  */
 
 import { debuglog } from 'node:util';
+import { type FerryError, ferryError } from '../errors.js';
 import type { SegmentAdd } from '../proto/ctrl/messages.js';
 import { EventQueueConsumer, EventQueueProducer, Segment } from '../shm/index.js';
 import { close, ring } from '../sys/index.js';
@@ -13,6 +14,8 @@ const debug = debuglog('ferry');
 export interface SlotListener {
   /** Something changed in this session's fifos (data, space, FIN, reset): look. */
   onSlotEvent(): void;
+  /** The segment's event queue broke (a hostile or buggy peer): the session cannot go on. */
+  onSegmentFailure(err: FerryError): void;
 }
 
 export class AppSegment {
@@ -72,7 +75,15 @@ export class AppSegment {
 
   /** Delivers queued events; returns how many. On overflow every session is told. */
   poll(): number {
+    if (this.#rx.error !== null) return 0;
     const r = this.#rx.drain((slot) => this.#dispatch(slot), 1024);
+    if (r === -1) {
+      // A corrupt queue fails every session that shares it, once; it is never armed again, so
+      // the notifier cannot spin on it.
+      const err = this.#rx.error ?? ferryError('ERR_FERRY_QUEUE_CORRUPT');
+      for (const list of [...this.#slots.values()]) for (const l of [...list]) l.onSegmentFailure(err);
+      return 0;
+    }
     if (r !== 0 && debug.enabled) debug('segment %d: drained %s', this.id, r);
     if (r === 'rescan') {
       for (const slot of [...this.#slots.keys()]) this.#dispatch(slot);
@@ -83,6 +94,7 @@ export class AppSegment {
 
   /** Asks to be woken; true when events are already waiting (do not sleep). */
   armWake(): boolean {
+    if (this.#rx.error !== null) return false;
     return this.#rx.armWake();
   }
 

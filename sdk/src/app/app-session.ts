@@ -124,6 +124,10 @@ export class AppSession implements SlotListener {
     this.#owner = null;
   }
 
+  onSegmentFailure(err: FerryError): void {
+    this.#owner?.onFailure(err);
+  }
+
   onSlotEvent(): void {
     const owner = this.#owner;
     // Guarded: the arguments cost shared-memory loads on every event even when debug is off.
