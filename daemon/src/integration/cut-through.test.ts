@@ -199,7 +199,21 @@ describe('many sessions', () => {
 describe('app death', () => {
   for (const victim of ['client', 'server'] as const) {
     test(`kill -9 of the ${victim} mid-transfer: the peer gets ECONNRESET and ferryd returns to baseline`, async () => {
-      const base = await d.stats();
+      // Earlier tests' apps may still be being cleaned up: take the baseline once only this file's
+      // two long-lived apps are attached and the counts hold still.
+      let base: Record<string, unknown> = {};
+      let prev = '';
+      await eventually(
+        async () => {
+          base = await d.stats();
+          const now = JSON.stringify([base['apps'], base['sessions'], base['segments'], base['fds']]);
+          const settled = base['apps'] === 2 && now === prev;
+          prev = now;
+          return settled;
+        },
+        10_000,
+        'a settled baseline',
+      );
       const srv = await startApp(d.socket);
       const cli = await startApp(d.socket);
       const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
@@ -215,19 +229,25 @@ describe('app death', () => {
       const err = await alive.waitFor((e) => e.event === 'error' && e.tag === tag);
       assert.equal(err['code'], 'ECONNRESET');
       await alive.kill('SIGKILL');
+      let last: Record<string, unknown> = {};
+      const pick = (s: Record<string, unknown>) => ({
+        apps: s['apps'],
+        sessions: s['sessions'],
+        segments: s['segments'],
+        fds: s['fds'],
+      });
       await eventually(
         async () => {
-          const s = await d.stats();
-          return (
-            s['apps'] === base['apps'] &&
-            s['sessions'] === base['sessions'] &&
-            s['segments'] === base['segments'] &&
-            s['fds'] === base['fds']
-          );
+          last = await d.stats();
+          return JSON.stringify(pick(last)) === JSON.stringify(pick(base));
         },
         10_000,
         'ferryd counts back to baseline',
-      );
+      ).catch((err: Error) => {
+        throw new Error(
+          `${err.message}: base ${JSON.stringify(pick(base))}, now ${JSON.stringify(pick(last))}`,
+        );
+      });
     });
   }
 });
