@@ -1,41 +1,23 @@
 /** The HTTP example through a real ferryd: curl (a plain TCP program) and an SDK client. */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect } from '@ferry/sdk';
+import { ExampleProcs, FERRY } from '../testing/example-procs.js';
 
-const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 const SERVER = fileURLToPath(new URL('./server.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'ferry-http-'));
-const env = { ...process.env, FERRY_SOCKET: join(dir, 'ferryd.sock') };
-const procs: ChildProcess[] = [];
+const procs = new ExampleProcs('ferry-http-');
+const { dir, env } = procs;
 const run = promisify(execFile);
 const hasCurl = spawnSync('sh', ['-c', 'command -v curl'], { stdio: 'ignore' }).status === 0;
 let base = '';
 let port = 0;
-
-function startAndWait(args: string[], marker: string): Promise<ChildProcess> {
-  const p = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  procs.push(p);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no '${marker}' in: ${out}`)), 10_000);
-    p.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes(marker)) {
-        clearTimeout(timer);
-        resolve(p);
-      }
-    });
-  });
-}
 
 /** A port the kernel just handed out and nobody holds now. */
 async function freePort(): Promise<number> {
@@ -47,15 +29,14 @@ async function freePort(): Promise<number> {
 }
 
 before(async () => {
-  await startAndWait([FERRY, 'daemon'], 'listening on');
+  await procs.startAndWait([FERRY, 'daemon'], 'listening on');
   port = await freePort();
-  await startAndWait([SERVER, `tcp://127.0.0.1:${port}`], 'http server listening');
+  await procs.startAndWait([SERVER, `tcp://127.0.0.1:${port}`], 'http server listening');
   base = `http://127.0.0.1:${port}`;
 });
 
 after(() => {
-  for (const p of procs) p.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  procs.stopAll();
 });
 
 function skipWithoutCurl(t: { skip: (m: string) => void }): boolean {
@@ -91,7 +72,7 @@ test('curl: a POSTed body comes back intact', async (t) => {
 });
 
 test('an SDK client on the same ferryd gets the same answers over cut-through', async () => {
-  const s = connect({ uri: `tcp://127.0.0.1:${port}`, socket: env.FERRY_SOCKET });
+  const s = connect({ uri: `tcp://127.0.0.1:${port}`, socket: String(env['FERRY_SOCKET']) });
   s.end('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   let text = '';
   s.setEncoding('latin1');
