@@ -1,6 +1,11 @@
 /** @ferry/sdk public surface: explicit named exports only. */
 
 export { connect, createConnection, createServer } from './api/connect.js';
+export {
+  type FerrydLostEvent,
+  type FerrydReattachedEvent,
+  ferrydEvents,
+} from './api/ferryd-events.js';
 export type { AttachmentOptions, ConnectOptions, ListenOptions, ServerOptions } from './api/options.js';
 export { Server } from './api/server.js';
 export { Socket, type SocketOptions } from './api/socket.js';

@@ -12,15 +12,25 @@ const APP = fileURLToPath(new URL('./scriptable-app.js', import.meta.url));
 export interface DaemonHandle {
   socket: string;
   proc: ChildProcess;
+  /** Everything ferryd printed so far. */
+  output(): string;
+  /** Sends `signal` (default SIGKILL) and waits for the exit; the socket files stay behind. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
   show(what: string): Promise<unknown>;
   stats(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
-/** Starts ferryd on a fresh socket; `args` are extra `ferry daemon` flags. */
-export async function startDaemon(args: readonly string[] = []): Promise<DaemonHandle> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-test-'));
-  const socket = join(dir, 'ferryd.sock');
+/**
+ * Starts ferryd on a fresh socket, or on `opts.socket` (a restart: the caller owns that path);
+ * `args` are extra `ferry daemon` flags.
+ */
+export async function startDaemon(
+  args: readonly string[] = [],
+  opts: { socket?: string } = {},
+): Promise<DaemonHandle> {
+  const dir = opts.socket ? null : mkdtempSync(join(tmpdir(), 'ferry-test-'));
+  const socket = opts.socket ?? join(dir ?? '', 'ferryd.sock');
   const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -42,9 +52,18 @@ export async function startDaemon(args: readonly string[] = []): Promise<DaemonH
       reject(new Error(`ferryd exited with ${code}: ${out}`));
     });
   });
+  const kill = (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill(signal);
+    });
+  };
   return {
     socket,
     proc,
+    output: () => out,
+    kill,
     show: (what) => queryAdmin(socket, what),
     stats: async () => (await queryAdmin(socket, 'stats')) as Record<string, unknown>,
     stop: async () => {
@@ -52,7 +71,7 @@ export async function startDaemon(args: readonly string[] = []): Promise<DaemonH
         proc.kill('SIGTERM');
         await new Promise((r) => proc.once('exit', r));
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

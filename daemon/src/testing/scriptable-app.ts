@@ -3,7 +3,7 @@
  * (counts and sha256), so integration tests can run real app processes against a real ferryd.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+import { connect, createServer, ferrydEvents, type Server, type Socket } from '@ferry/sdk';
 import { seededBytes } from './seeded.js';
 
 type Behavior = 'echo' | 'sink' | 'hold' | 'slow' | 'reply-on-end';
@@ -90,8 +90,16 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       server = s;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
-        s.listen(cmd.uri, () => resolve());
+        s.listen(cmd.uri, () => {
+          s.off('error', reject);
+          resolve();
+        });
       });
+      s.on('error', (err: Error & { code?: string }) =>
+        report({ event: 'server-error', code: err.code ?? 'unknown', message: err.message }),
+      );
+      s.on('ferryd-lost', () => report({ event: 'server-ferryd-lost' }));
+      s.on('reattached', () => report({ event: 'server-reattached', uri: s.address()?.uri }));
       return { uri: s.address()?.uri };
     }
     case 'connect': {
@@ -203,4 +211,13 @@ process.on('message', (m: { seq: number; cmd: Cmd }) => {
       report({ reply: m.seq, ok: false, code: err.code ?? 'unknown', message: err.message }),
   );
 });
+ferrydEvents.on('lost', (e: { error: Error & { code?: string } }) =>
+  report({ event: 'ferryd-lost', code: e.error.code ?? 'unknown' }),
+);
+ferrydEvents.on('reattached', (e: { appId: number; awayMs: number }) =>
+  report({ event: 'reattached', appId: e.appId, awayMs: e.awayMs }),
+);
+ferrydEvents.on('closed', (e: { error: Error & { code?: string } }) =>
+  report({ event: 'ferryd-closed', code: e.error.code ?? 'unknown' }),
+);
 report({ event: 'ready', pid: process.pid });

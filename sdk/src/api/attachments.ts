@@ -1,7 +1,12 @@
-/** One attachment per daemon socket per process, made on first use and again after a loss. */
+/**
+ * One attachment per daemon socket per process, made on first use. It survives ferryd restarts
+ * (it reattaches); a fresh one is made only after it gave up.
+ */
 import { basename } from 'node:path';
 import { Attachment } from '../app/attachment.js';
-import { type AttachmentOptions, resolveMode, resolveSocketPath } from './options.js';
+import type { FerryError } from '../errors.js';
+import { ferrydEvents } from './ferryd-events.js';
+import { type AttachmentOptions, resolveMode, resolveReattachTimeout, resolveSocketPath } from './options.js';
 
 const live = new Map<string, Promise<Attachment>>();
 
@@ -18,10 +23,20 @@ export function getAttachment(opts: AttachmentOptions): Promise<Attachment> {
     namespace: opts.namespace ?? 'default',
     token: opts.token ?? '',
     requestTimeoutMs: 10_000,
+    reattachTimeoutMs: resolveReattachTimeout(opts.reattachTimeoutMs),
   });
   live.set(key, p);
   p.then(
-    (att) => att.once('lost', () => live.get(key) === p && live.delete(key)),
+    (att) => {
+      att.on('lost', (error: FerryError) => ferrydEvents.emit('lost', { socket, error }));
+      att.on('reattached', (info: { appId: number; awayMs: number }) =>
+        ferrydEvents.emit('reattached', { socket, ...info }),
+      );
+      att.once('closed', (error: FerryError) => {
+        if (live.get(key) === p) live.delete(key);
+        ferrydEvents.emit('closed', { socket, error });
+      });
+    },
     () => live.get(key) === p && live.delete(key),
   );
   return p;

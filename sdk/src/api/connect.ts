@@ -38,7 +38,7 @@ export function connect(target: string | ConnectOptions, listener?: () => void):
       att.notify({ t: 'reset', id: 0, session: reply.session });
       return;
     }
-    const session = new AppSession(reply.session, seg, reply.fifos);
+    const session = new AppSession(reply.session, seg, reply.fifos, reply.transport);
     sock._attach(att, session, reply.localUri, reply.remoteUri, reply.transport);
     sock.emit('connect');
     sock.emit('ready');

@@ -14,6 +14,10 @@ export interface AttachmentOptions {
   name?: string;
   namespace?: string;
   token?: string;
+  /** After losing ferryd, keep trying to reattach for this long (ms): Infinity (default) never
+   *  gives up, 0 does not reattach. $FERRY_REATTACH_TIMEOUT_MS. The first use of a daemon socket
+   *  in a process decides (one attachment per socket). */
+  reattachTimeoutMs?: number;
 }
 
 export interface ConnectOptions extends AttachmentOptions {
@@ -54,6 +58,15 @@ export function resolveMode(opt?: NotifyMode): NotifyMode {
     throw ferryError('ERR_INVALID_ARG_VALUE', `mode must be one of ${MODES.join(', ')}, got '${String(m)}'`);
   }
   return m;
+}
+
+export function resolveReattachTimeout(opt?: number): number {
+  const env = process.env['FERRY_REATTACH_TIMEOUT_MS'];
+  const v = opt ?? (env !== undefined && env !== '' ? Number(env) : Number.POSITIVE_INFINITY);
+  if (!(v >= 0)) {
+    throw ferryError('ERR_INVALID_ARG_VALUE', `reattachTimeoutMs must be >= 0, got '${String(v)}'`);
+  }
+  return v;
 }
 
 /** URI from a string, { uri }, or { host, port } (tcp), as net.connect takes host and port. */

@@ -1,8 +1,15 @@
-/** Server: listen(uri) registers a listener with ferryd; each accepted session is a Socket. */
+/**
+ * Server: listen(uri) registers a listener with ferryd; each accepted session is a Socket.
+ *
+ * Across a ferryd restart the server keeps listening: on 'ferryd-lost' it stops matching accepts
+ * (its listener id died with ferryd), and once the attachment is back it registers the same URI
+ * again (the bound one, so a port picked with :0 is kept) and emits 'reattached'. If that fails
+ * (someone else took the address meanwhile) or the attachment gives up, it emits 'error'.
+ */
 import { EventEmitter } from 'node:events';
 import { AppSession } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
-import { ferryError } from '../errors.js';
+import { type FerryError, ferryError } from '../errors.js';
 import type { Accepted, ListenReply } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
@@ -36,7 +43,9 @@ export class Server extends EventEmitter {
       this.listening = true;
       att.ref();
       att.on('accepted', this.#onAccepted);
-      att.once('lost', this.#onLost);
+      att.on('lost', this.#onLost);
+      att.on('reattached', this.#onReattached);
+      att.once('closed', this.#onClosed);
       this.emit('listening');
     })().catch((err: Error) => this.emit('error', err));
     return this;
@@ -67,9 +76,8 @@ export class Server extends EventEmitter {
     }
     this.listening = false;
     this.#closing = true;
-    att.off('accepted', this.#onAccepted);
-    att.off('lost', this.#onLost);
-    att.request({ t: 'unlisten', id: 0, listener: this.#listener }).catch(() => {});
+    this.#detach(att);
+    if (this.#listener !== 0) att.request({ t: 'unlisten', id: 0, listener: this.#listener }).catch(() => {});
     att.unref();
     this.#maybeClosed();
     return this;
@@ -99,7 +107,7 @@ export class Server extends EventEmitter {
     });
     sock._attach(
       att,
-      new AppSession(msg.session, seg, msg.fifos),
+      new AppSession(msg.session, seg, msg.fifos, msg.transport),
       msg.localUri,
       msg.remoteUri,
       msg.transport,
@@ -107,9 +115,52 @@ export class Server extends EventEmitter {
     this.emit('connection', sock);
   };
 
+  #detach(att: Attachment): void {
+    att.off('accepted', this.#onAccepted);
+    att.off('lost', this.#onLost);
+    att.off('reattached', this.#onReattached);
+    att.off('closed', this.#onClosed);
+  }
+
   #onLost = (err: Error): void => {
-    this.emit('error', err);
+    this.#listener = 0;
+    this.emit('ferryd-lost', err);
   };
+
+  #onReattached = (): void => {
+    const att = this.#att;
+    if (!att || !this.listening) return;
+    att.request({ t: 'listen', id: 0, uri: this.#uri }).then(
+      (r) => {
+        const reply = r as ListenReply;
+        if (!this.listening || this.#att !== att) {
+          att.request({ t: 'unlisten', id: 0, listener: reply.listener }).catch(() => {});
+          return;
+        }
+        this.#listener = reply.listener;
+        this.emit('reattached');
+      },
+      (err: FerryError) => {
+        // Lost again before the reply: the next 'reattached' retries.
+        if (err.code === 'ERR_FERRY_DAEMON_LOST' || err.code === 'ERR_FERRY_DAEMON_UNREACHABLE') return;
+        if (this.listening && this.#att === att) this.#fail(att, err);
+      },
+    );
+  };
+
+  #onClosed = (err: Error): void => {
+    const att = this.#att;
+    if (att && this.listening) this.#fail(att, err);
+  };
+
+  /** The listener cannot be restored: stop listening and report it. */
+  #fail(att: Attachment, err: Error): void {
+    this.listening = false;
+    this.#listener = 0;
+    this.#detach(att);
+    att.unref();
+    this.emit('error', err);
+  }
 
   #maybeClosed(): void {
     if (this.#closing && this.#connections.size === 0) {

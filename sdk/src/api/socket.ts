@@ -124,7 +124,7 @@ export class Socket extends Duplex implements SessionOwner {
     this.remoteFamily = familyOf(remote.host);
     this.connecting = false;
     this.ref();
-    att.onSessionReset(session.id, (err) => this.onFailure(err));
+    att.onSessionReset(session, (err) => this.onFailure(err));
     session.open(this);
     // _read() may have run while connecting, with no fifo to arm: pull now so that the rx fifo is
     // armed (or drained) and the peer's first bytes wake us.
@@ -220,7 +220,7 @@ export class Socket extends Duplex implements SessionOwner {
     }
     s.fin();
     this.#finished = true;
-    this.#attachment?.notify({ t: 'shutdown', id: 0, session: s.id });
+    this.#attachment?.notifySession(s, { t: 'shutdown', id: 0, session: s.id });
     cb();
   }
 
@@ -233,15 +233,15 @@ export class Socket extends Duplex implements SessionOwner {
       const clean = !err && this.#finished && this.readableEnded;
       if (!clean && !this.#peerReset) {
         s.reset();
-        att.notify({ t: 'reset', id: 0, session: s.id });
+        att.notifySession(s, { t: 'reset', id: 0, session: s.id });
       } else if (!clean) {
-        att.notify({ t: 'close', id: 0, session: s.id });
+        att.notifySession(s, { t: 'close', id: 0, session: s.id });
       } else {
         s.stopReading();
-        att.notify({ t: 'close', id: 0, session: s.id });
+        att.notifySession(s, { t: 'close', id: 0, session: s.id });
       }
       s.detach();
-      att.offSessionReset(s.id);
+      att.offSessionReset(s);
       this.unref();
       att.releaseSegmentIfUnused(s.segment);
     }

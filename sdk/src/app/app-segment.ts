@@ -30,6 +30,10 @@ export class AppSegment {
   spaceWaiters = 0;
   /** ferryd said segment-del: release once no session uses it. */
   deleted = false;
+  /** The ferryd that made it is gone: teardown notices about its sessions go nowhere. */
+  orphaned = false;
+  /** The other party is ferryd itself (sessions it carries over TCP), not an app. */
+  daemonPeer = false;
 
   constructor(msg: SegmentAdd, segmentFd: number, peerDoorbellFd: number) {
     this.id = msg.segment;
@@ -80,8 +84,7 @@ export class AppSegment {
     if (r === -1) {
       // A corrupt queue fails every session that shares it, once; it is never armed again, so
       // the notifier cannot spin on it.
-      const err = this.#rx.error ?? ferryError('ERR_FERRY_QUEUE_CORRUPT');
-      for (const list of [...this.#slots.values()]) for (const l of [...list]) l.onSegmentFailure(err);
+      this.failAll(this.#rx.error ?? ferryError('ERR_FERRY_QUEUE_CORRUPT'));
       return 0;
     }
     if (r !== 0 && debug.enabled) debug('segment %d: drained %s', this.id, r);
@@ -96,6 +99,24 @@ export class AppSegment {
   armWake(): boolean {
     if (this.#rx.error !== null) return false;
     return this.#rx.armWake();
+  }
+
+  /** Fails every session in the segment (the peer or the daemon that carried them is gone). */
+  failAll(err: FerryError): void {
+    for (const list of [...this.#slots.values()]) for (const l of [...list]) l.onSegmentFailure(err);
+  }
+
+  /**
+   * False once nobody can hear the peer's doorbell (EPIPE: its process is gone). Costs the peer a
+   * spurious wake-up when it is alive.
+   */
+  peerAlive(): boolean {
+    if (this.#peerDoorbellFd < 0) return false;
+    try {
+      return ring(this.#peerDoorbellFd);
+    } catch {
+      return false;
+    }
   }
 
   get failed(): boolean {

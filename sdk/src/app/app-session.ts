@@ -31,8 +31,10 @@ export class AppSession implements SlotListener {
   #waitingSpace = false;
   #closed = false;
 
-  constructor(id: number, segment: AppSegment, ref: FifoPairRef) {
+  /** `transport` other than 'ct' means ferryd is the other party (it carries the session). */
+  constructor(id: number, segment: AppSegment, ref: FifoPairRef, transport = 'ct') {
     this.id = id;
+    if (transport !== 'ct') segment.daemonPeer = true;
     this.slot = ref.slot;
     this.segment = segment;
     this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize);

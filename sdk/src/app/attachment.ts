@@ -2,6 +2,13 @@
  * The app's attachment to ferryd (VCL's role): one per process and daemon socket. It owns the
  * control channel, the pair segments, and the data doorbell with its wake policy, and routes
  * ferryd's events to sessions and listeners.
+ *
+ * It outlives ferryd. When the control channel closes (ferryd exited, was killed or restarted),
+ * the data path goes on: cut-through sessions are app-to-app shared memory that ferryd does not
+ * touch, so the segments stay mapped ("orphans": the next ferryd does not know them, and their ids
+ * may be reused by it) and are unmapped when their last session closes. Sessions ferryd itself
+ * carried (TCP) fail at once with ECONNRESET. The attachment then reattaches with a capped,
+ * jittered backoff, and emits 'reattached' so servers re-register their listeners.
  */
 import { EventEmitter } from 'node:events';
 import { CtrlChannel } from '../ctrl/channel.js';
@@ -12,6 +19,7 @@ import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
 import { close, connectUnix, Doorbell, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
+import type { AppSession } from './app-session.js';
 
 export interface AttachOptions {
   socket: string;
@@ -20,6 +28,14 @@ export interface AttachOptions {
   token: string;
   mode: NotifyMode;
   requestTimeoutMs: number;
+  /**
+   * How long to keep trying to reattach after losing ferryd, in ms. Infinity (the default) keeps
+   * trying; 0 never reattaches (the loss is final).
+   */
+  reattachTimeoutMs?: number;
+  /** First and largest delay between reattach attempts (jittered), in ms. Default 50 and 2000. */
+  reattachMinDelayMs?: number;
+  reattachMaxDelayMs?: number;
 }
 
 type Pending = {
@@ -28,39 +44,50 @@ type Pending = {
   timer: NodeJS.Timeout;
 };
 
+/** attached: requests go to ferryd; away: ferryd is gone, reattaching; closed: for good. */
+export type AttachmentState = 'attached' | 'away' | 'closed';
+
 /** What the attachment tells sockets and servers. */
 export interface AttachmentEvents {
   accepted: (msg: Extract<CtrlMessage, { t: 'accepted' }>) => void;
+  /** The control channel closed; the attachment is reattaching (unless reattach is off). */
   lost: (err: FerryError) => void;
+  /** Attached again, to a new ferryd (or the same one after a channel loss). */
+  reattached: (info: { appId: number; awayMs: number }) => void;
+  /** The attachment is gone for good: reattach gave up, was off, or close() was called. */
+  closed: (err: FerryError) => void;
 }
+
+/** How often orphan segments check that their peer app is still alive (ferryd cannot tell us). */
+const ORPHAN_PROBE_MS = 500;
 
 export class Attachment extends EventEmitter {
   readonly options: AttachOptions;
+  /** Segments of the current ferryd, by its ids. */
   readonly segments = new Map<number, AppSegment>();
   appId = 0;
-  #channel: CtrlChannel;
-  #wake: Doorbell;
+  #channel: CtrlChannel | null = null;
+  #wake: Doorbell | null = null;
   #doorbell: Doorbell;
   #notifier: Notifier;
   #pending = new Map<number, Pending>();
-  #resetHandlers = new Map<number, (err: FerryError) => void>();
+  #resetHandlers = new Map<number, { session: AppSession; cb: (err: FerryError) => void }>();
   #nextId = 1;
   #refs = 0;
+  #state: AttachmentState = 'away';
   #lost: FerryError | null = null;
+  #lostAt = 0;
+  #reattaches = 0;
+  /** Segments of an earlier ferryd that sessions still use. */
+  #orphans = new Set<AppSegment>();
+  #probeTimer: NodeJS.Timeout | null = null;
   #afterPoll: (() => void)[] = [];
   #polling = false;
 
-  private constructor(options: AttachOptions, fd: number, wake: Doorbell, doorbell: Doorbell) {
+  private constructor(options: AttachOptions, doorbell: Doorbell) {
     super();
     this.options = options;
-    this.#wake = wake;
     this.#doorbell = doorbell;
-    this.#channel = new CtrlChannel(fd, {
-      onMessage: (msg, fds) => this.#onMessage(msg, fds),
-      onBadMessage: () => {},
-      onClose: (err) => this.#onLost(err ?? ferryError('ERR_FERRY_DAEMON_LOST')),
-    });
-    this.#channel.useWakePipes(wake, -1);
     this.#notifier = new Notifier({
       mode: options.mode,
       doorbell,
@@ -70,52 +97,58 @@ export class Attachment extends EventEmitter {
     });
   }
 
-  /** Connects to ferryd and runs HELLO. */
+  /** Connects to ferryd and runs HELLO; fails with ERR_FERRY_DAEMON_UNREACHABLE when it cannot. */
   static async attach(options: AttachOptions): Promise<Attachment> {
-    const fd = unixSocket('seqpacket', { nonblock: true });
+    // The data doorbell lives as long as the attachment: peers of every generation ring it, and
+    // each new ferryd gets its write end again. (We keep our own copy of the write end, so its
+    // read end never reports 'end'; ferryd's death is seen on the control wake pipe instead.)
+    const att = new Attachment(options, Doorbell.create({ unref: true }));
     try {
-      connectUnix(fd, options.socket);
+      await att.#hello();
     } catch (err) {
-      close(fd);
-      const e = err as FerryError;
-      throw ferryError('ERR_FERRY_DAEMON_UNREACHABLE', `${options.socket}: ${e.code}`, { cause: e });
+      att.#doorbell.close();
+      throw err;
     }
-    const wake = Doorbell.create({ unref: true });
-    const doorbell = Doorbell.create({ unref: true });
-    const att = new Attachment(options, fd, wake, doorbell);
-    const hello: Hello = {
-      t: 'hello',
-      id: 0,
-      version: PROTO_VERSION,
-      minVersion: PROTO_MIN_VERSION,
-      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE,
-      name: options.name,
-      namespace: options.namespace,
-      token: options.token,
-      fds: ['wake', 'doorbell'],
-    };
-    let reply: DaemonMessage;
-    try {
-      reply = await att.request(hello, [wake.ringFd, doorbell.ringFd]);
-    } finally {
-      // ferryd holds the write ends now (or the attach failed): ours would only hide its death.
-      wake.dropRingFd();
-      doorbell.dropRingFd();
-    }
-    if (reply.t !== 'hello-reply')
-      throw ferryError('ERR_FERRY_PROTO_MALFORMED', `hello answered by '${reply.t}'`);
-    att.appId = reply.appId;
+    att.#state = 'attached';
     att.#notifier.start();
     return att;
   }
 
+  get state(): AttachmentState {
+    return this.#state;
+  }
+
+  /** Why the control channel was last lost (null while it never was). */
   get lost(): FerryError | null {
     return this.#lost;
   }
 
-  /** Sends a request and resolves with its reply; a non-zero status rejects with its error. */
+  /** Times the attachment has reattached. */
+  get reattaches(): number {
+    return this.#reattaches;
+  }
+
+  /** Segments of an earlier ferryd still in use. */
+  get orphanSegments(): number {
+    return this.#orphans.size;
+  }
+
+  /**
+   * Sends a request and resolves with its reply; a non-zero status rejects with its error. While
+   * ferryd is away it fails at once with ERR_FERRY_DAEMON_UNREACHABLE.
+   */
   request(msg: AppRequest, fds: readonly number[] = []): Promise<DaemonMessage> {
-    if (this.#lost) return Promise.reject(this.#lost);
+    const ch = this.#channel;
+    if (this.#state === 'closed') return Promise.reject(this.#closedError());
+    if (this.#state !== 'attached' || !ch) {
+      return Promise.reject(
+        ferryError('ERR_FERRY_DAEMON_UNREACHABLE', `${this.options.socket}: ferryd is away, reattaching`),
+      );
+    }
+    return this.#request(ch, msg, fds);
+  }
+
+  #request(ch: CtrlChannel, msg: AppRequest, fds: readonly number[]): Promise<DaemonMessage> {
     const id = this.#nextId;
     this.#nextId = id >= 0xffffffff ? 1 : id + 1;
     const sent = { ...msg, id } as AppRequest;
@@ -127,7 +160,7 @@ export class Attachment extends EventEmitter {
         );
       }, this.options.requestTimeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
-      this.#channel.send(sent, fds);
+      ch.send(sent, fds);
     });
   }
 
@@ -137,30 +170,40 @@ export class Attachment extends EventEmitter {
    * ring is deferred to the end of the loop turn, so a burst of teardowns wakes ferryd once.
    */
   notify(msg: AppRequest): void {
-    if (this.#lost) return;
-    this.#channel.send({ ...msg, id: 0 } as AppRequest, [], true);
+    if (this.#state !== 'attached') return;
+    this.#channel?.send({ ...msg, id: 0 } as AppRequest, [], true);
+  }
+
+  /**
+   * A notice about `session`: dropped when the session belongs to an earlier ferryd (this one
+   * does not know it, and may use the same id for another session).
+   */
+  notifySession(session: AppSession, msg: AppRequest): void {
+    if (session.segment.orphaned) return;
+    this.notify(msg);
   }
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
-  onSessionReset(session: number, cb: (err: FerryError) => void): void {
-    this.#resetHandlers.set(session, cb);
+  onSessionReset(session: AppSession, cb: (err: FerryError) => void): void {
+    if (session.segment.orphaned) return;
+    this.#resetHandlers.set(session.id, { session, cb });
   }
 
-  offSessionReset(session: number): void {
-    this.#resetHandlers.delete(session);
+  offSessionReset(session: AppSession): void {
+    if (this.#resetHandlers.get(session.id)?.session === session) this.#resetHandlers.delete(session.id);
   }
 
   /** Keeps the process alive while sockets or servers use the attachment. */
   ref(): void {
     if (this.#refs++ === 0) {
-      this.#wake.ref();
+      this.#wake?.ref();
       this.#doorbell.ref();
     }
   }
 
   unref(): void {
     if (--this.#refs === 0) {
-      this.#wake.unref();
+      this.#wake?.unref();
       this.#doorbell.unref();
     }
   }
@@ -183,13 +226,79 @@ export class Attachment extends EventEmitter {
 
   releaseSegmentIfUnused(seg: AppSegment): void {
     if (!seg.deleted || seg.sessionCount > 0) return;
+    if (seg.orphaned) {
+      if (!this.#orphans.delete(seg)) return;
+      seg.release();
+      if (this.#orphans.size === 0) this.#stopProbe();
+      return;
+    }
+    if (this.segments.get(seg.id) !== seg) return;
     this.segments.delete(seg.id);
     seg.release();
-    if (!this.#lost) this.notify({ t: 'segment-released', id: 0, segment: seg.id });
+    this.notify({ t: 'segment-released', id: 0, segment: seg.id });
   }
 
+  /** Detaches for good: no reattach. Sessions already open keep their shared memory. */
   close(): void {
-    this.#channel.close();
+    if (this.#state === 'closed') return;
+    this.#lost ??= ferryError('ERR_FERRY_DAEMON_LOST', 'the attachment was closed');
+    this.#state = 'closed';
+    this.#channel?.close();
+    this.#channel = null;
+    this.emit('closed', this.#closedError());
+  }
+
+  #closedError(): FerryError {
+    return this.#lost ?? ferryError('ERR_FERRY_DAEMON_LOST');
+  }
+
+  /** One control connection and HELLO: the first attach and every reattach. */
+  async #hello(): Promise<void> {
+    const { options } = this;
+    const fd = unixSocket('seqpacket', { nonblock: true });
+    try {
+      connectUnix(fd, options.socket);
+    } catch (err) {
+      close(fd);
+      const e = err as FerryError;
+      throw ferryError('ERR_FERRY_DAEMON_UNREACHABLE', `${options.socket}: ${e.code}`, { cause: e });
+    }
+    const wake = Doorbell.create({ unref: this.#refs === 0 });
+    const ch: CtrlChannel = new CtrlChannel(fd, {
+      onMessage: (msg, fds) => this.#onMessage(msg, fds),
+      onBadMessage: () => {},
+      onClose: (err) => this.#onChannelClose(ch, err ?? ferryError('ERR_FERRY_DAEMON_LOST')),
+    });
+    ch.useWakePipes(wake, -1);
+    this.#channel = ch;
+    this.#wake = wake;
+    const hello: Hello = {
+      t: 'hello',
+      id: 0,
+      version: PROTO_VERSION,
+      minVersion: PROTO_MIN_VERSION,
+      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE,
+      name: options.name,
+      namespace: options.namespace,
+      token: options.token,
+      fds: ['wake', 'doorbell'],
+    };
+    let reply: DaemonMessage;
+    try {
+      reply = await this.#request(ch, hello, [wake.ringFd, this.#doorbell.ringFd]);
+      if (reply.t !== 'hello-reply')
+        throw ferryError('ERR_FERRY_PROTO_MALFORMED', `hello answered by '${reply.t}'`);
+    } catch (err) {
+      if (this.#channel === ch) this.#channel = null;
+      ch.close();
+      throw err;
+    } finally {
+      // ferryd holds the wake pipe's write end now (or the attach failed): ours would only hide
+      // its death, which the pipe's 'end' reports at once.
+      wake.dropRingFd();
+    }
+    if (ch.closed) throw ferryError('ERR_FERRY_DAEMON_LOST', 'ferryd closed the channel after hello');
+    this.appId = reply.appId;
   }
 
   #onMessage(msg: CtrlMessage, fds: number[]): void {
@@ -209,7 +318,7 @@ export class Attachment extends EventEmitter {
           return;
         }
         for (const fd of fds) if (fd !== wakeFd) close(fd);
-        this.#channel.setPeerWakeFd(wakeFd);
+        this.#channel?.setPeerWakeFd(wakeFd);
       } else if (msg.t === 'hello-reply') {
         for (const fd of fds) close(fd);
       }
@@ -233,7 +342,7 @@ export class Attachment extends EventEmitter {
         this.emit('accepted', msg);
         return;
       case 'session-reset':
-        this.#resetHandlers.get(msg.session)?.(errorFromWire(msg.st, msg.err));
+        this.#resetHandlers.get(msg.session)?.cb(errorFromWire(msg.st, msg.err));
         return;
       default:
         for (const fd of fds) close(fd);
@@ -258,11 +367,17 @@ export class Attachment extends EventEmitter {
     }
   }
 
+  *#allSegments(): Generator<AppSegment> {
+    yield* this.segments.values();
+    yield* this.#orphans;
+  }
+
   #pollSegments(): number {
     let work = 0;
     this.#polling = true;
     try {
       for (const seg of this.segments.values()) work += seg.poll();
+      if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
     } finally {
       this.#polling = false;
     }
@@ -275,27 +390,116 @@ export class Attachment extends EventEmitter {
   }
 
   #writesBlocked(): boolean {
-    for (const seg of this.segments.values()) if (seg.spaceWaiters > 0) return true;
+    for (const seg of this.#allSegments()) if (seg.spaceWaiters > 0) return true;
     return false;
   }
 
   #armSegments(): boolean {
     let pending = false;
-    for (const seg of this.segments.values()) if (seg.armWake()) pending = true;
+    for (const seg of this.#allSegments()) if (seg.armWake()) pending = true;
     return pending;
   }
 
-  #onLost(err: FerryError): void {
-    if (this.#lost) return;
+  #onChannelClose(ch: CtrlChannel, err: FerryError): void {
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(ferryError('ERR_FERRY_DAEMON_LOST', err.message, { cause: err }));
+    }
+    this.#pending.clear();
+    // A failed reattach attempt, or our own close(): nothing more to do.
+    if (ch !== this.#channel || this.#state !== 'attached') return;
+    this.#channel = null;
+    this.#wake = null;
+    this.#state = 'away';
+    this.#lostAt = Date.now();
     this.#lost =
       err instanceof FerryError && err.code === 'ERR_FERRY_DAEMON_LOST'
         ? err
         : ferryError('ERR_FERRY_DAEMON_LOST', err.message, { cause: err });
-    for (const p of this.#pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(this.#lost);
-    }
-    this.#pending.clear();
+    this.#orphanSegments();
     this.emit('lost', this.#lost);
+    const timeout = this.options.reattachTimeoutMs ?? Number.POSITIVE_INFINITY;
+    if (timeout > 0) void this.#reattach(timeout);
+    else this.close();
   }
+
+  /**
+   * The segments of the lost ferryd become orphans: the next one does not know them. Sessions in
+   * them that ferryd itself carried (TCP) cannot go on and fail with ECONNRESET; cut-through
+   * sessions continue between the two apps.
+   */
+  #orphanSegments(): void {
+    this.#resetHandlers.clear();
+    const segs = [...this.segments.values()];
+    this.segments.clear();
+    const carried = ferryError('ECONNRESET', 'ferryd, which carried this session, went away');
+    for (const seg of segs) {
+      seg.orphaned = true;
+      seg.deleted = true;
+      this.#orphans.add(seg);
+      if (seg.daemonPeer) seg.failAll(carried);
+      this.releaseSegmentIfUnused(seg);
+    }
+    if (this.#orphans.size > 0 && !this.#probeTimer) {
+      this.#probeTimer = setInterval(() => this.#probeOrphans(), ORPHAN_PROBE_MS);
+      this.#probeTimer.unref();
+    }
+  }
+
+  /**
+   * ferryd used to tell us when a peer app died; for orphan segments nobody will. Ringing the
+   * peer's doorbell fails with EPIPE once no process holds its read end, i.e. the peer is gone:
+   * its sessions then fail with ECONNRESET instead of waiting forever. (A live peer just sees a
+   * spurious wake-up.)
+   */
+  #probeOrphans(): void {
+    const gone = ferryError('ECONNRESET', 'peer app went away while ferryd was away');
+    for (const seg of [...this.#orphans]) {
+      if (!seg.peerAlive()) {
+        seg.failAll(gone);
+        this.releaseSegmentIfUnused(seg);
+      }
+    }
+  }
+
+  #stopProbe(): void {
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
+    this.#probeTimer = null;
+  }
+
+  async #reattach(timeoutMs: number): Promise<void> {
+    const min = this.options.reattachMinDelayMs ?? 50;
+    const max = this.options.reattachMaxDelayMs ?? 2000;
+    let delay = min;
+    while (this.#state === 'away') {
+      // Jitter: apps that lost the same ferryd do not all come back in the same millisecond.
+      await sleep(delay / 2 + Math.random() * (delay / 2));
+      if (this.#state !== 'away') return;
+      try {
+        await this.#hello();
+      } catch (err) {
+        if (this.#state !== 'away') return;
+        if (Date.now() - this.#lostAt >= timeoutMs) {
+          this.#lost = ferryError('ERR_FERRY_DAEMON_LOST', `gave up reattaching: ${(err as Error).message}`, {
+            cause: err,
+          });
+          this.close();
+          return;
+        }
+        delay = Math.min(max, delay * 2);
+        continue;
+      }
+      if (this.#state !== 'away') {
+        this.#channel?.close();
+        return;
+      }
+      this.#state = 'attached';
+      this.#reattaches++;
+      this.emit('reattached', { appId: this.appId, awayMs: Date.now() - this.#lostAt });
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
