@@ -12,6 +12,9 @@ export {
   type CtrlType,
   codeOf,
   type Detach,
+  type DgramBind,
+  type DgramBindReply,
+  type DgramConnect,
   type Disconnected,
   decodeCtrl,
   encodeCtrl,
@@ -58,6 +61,19 @@ export {
   PROTO_MIN_VERSION,
   PROTO_VERSION,
 } from './proto/ctrl/messages.js';
+export {
+  DGRAM_HEADER_BYTES,
+  DGRAM_MAX_PAYLOAD,
+  type DgramAddress,
+  type DgramFamily,
+  type DgramHeader,
+  decodeDgramHeader,
+  dgramFamilyOf,
+  encodeDgramHeader,
+  formatIPv6,
+  parseIPv4,
+  parseIPv6,
+} from './proto/datagram-frame.js';
 export {
   canonicalHost,
   endpointKey,

@@ -32,7 +32,8 @@ import { handleRequest } from './handlers.js';
 
 /** Bad messages an app may send before ferryd closes its channel. */
 const MAX_BAD_MESSAGES = 64;
-const SUPPORTED_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE;
+const SUPPORTED_FEATURES =
+  FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM;
 
 export interface CtrlServerCounters {
   accepted: number;
@@ -258,6 +259,8 @@ const REQUESTS = new Set<string>([
   'reset',
   'segment-released',
   'ping',
+  'dgram-bind',
+  'dgram-connect',
 ]);
 
 function isAppRequest(msg: CtrlMessage): msg is AppRequest {

@@ -12,7 +12,10 @@ function failure(err: unknown): { st: number; err: string } {
 function failureReply(msg: AppRequest, err: unknown): DaemonMessage {
   const f = failure(err);
   if (msg.t === 'listen') return { t: 'listen-reply', id: msg.id, ...f, listener: 0, uri: '' };
-  if (msg.t === 'connect') {
+  if (msg.t === 'dgram-bind') {
+    return { t: 'dgram-bind-reply', id: msg.id, ...f, endpoint: 0, uri: '', session: 0, fifos: null };
+  }
+  if (msg.t === 'connect' || msg.t === 'dgram-connect') {
     return {
       t: 'connect-reply',
       id: msg.id,
@@ -48,6 +51,10 @@ export function handleRequest(
         return ok;
       case 'connect':
         return later(msg, layer.connect(app, msg));
+      case 'dgram-bind':
+        return later(msg, layer.udp.bind(app, msg));
+      case 'dgram-connect':
+        return layer.udp.connect(app, msg);
       case 'shutdown':
         layer.shutdown(app, msg.session);
         return ok;

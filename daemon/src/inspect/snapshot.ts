@@ -53,7 +53,7 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         app: l.appId,
         namespace: l.namespace,
         uri: formatUri(l.uri),
-        transports: layer.tcpServers.has(l.id) ? ['ct', 'tcp'] : ['ct'],
+        transports: layer.tcpServers.has(l.id) ? ['ct', 'tcp'] : layer.udp.relays.has(l.id) ? ['ct', 'udp'] : ['ct'],
         accepted: l.accepted,
       }));
     case 'stats':
@@ -68,6 +68,7 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         fds: openFdCount(),
         ctrl: { ...server.counters },
         session: { ...layer.counters },
+        udp: { ...layer.udp.counters, ...layer.udp.traffic },
         rssBytes: process.memoryUsage().rss,
       };
   }

@@ -25,10 +25,11 @@ import { ListenerTable } from '../app/listener-table.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
 import type { PairSegment } from '../segment/pair-segment.js';
 import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js';
-import { DAEMON_PARTY_ID, DaemonEnd } from '../transport/daemon-end.js';
+import { DAEMON_PARTY_ID, DaemonEnd, type DaemonSegment } from '../transport/daemon-end.js';
 import { TcpPump } from '../transport/tcp-pump.js';
 import { connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
 import { Session, type SessionTransport } from './session.js';
+import { UdpEndpoints } from './udp-endpoints.js';
 
 export interface SessionLayerCounters {
   connects: number;
@@ -56,6 +57,8 @@ export class SessionLayer {
   readonly daemonEnd = new DaemonEnd();
   /** Kernel listeners, by listener id. */
   readonly tcpServers = new Map<number, Server>();
+  /** Datagram endpoints (udp://): kernel sockets and relays, by listener id. */
+  readonly udp: UdpEndpoints;
   #daemonParty: SegmentParty = { id: DAEMON_PARTY_ID, segments: new Set<number>() };
   #config: DaemonConfig;
   #apps: ReadonlyMap<number, App>;
@@ -68,6 +71,7 @@ export class SessionLayer {
     this.#apps = apps;
     this.#log = log;
     this.segments = new SegmentManager(config);
+    this.udp = new UdpEndpoints(this, config, apps);
   }
 
   /**
@@ -112,6 +116,9 @@ export class SessionLayer {
   connect(client: App, req: Connect): ConnectReply | Promise<ConnectReply> {
     this.counters.connects++;
     const uri = parseUri(req.uri);
+    if (uri.scheme === 'udp') {
+      throw ferryError('ERR_FERRY_NOT_SUPPORTED', 'udp:// is for datagram sockets (dgram-bind, dgram-connect)');
+    }
     const l = this.listeners.lookup(client.namespace, uri);
     const server = l ? this.#apps.get(l.appId) : undefined;
     if (!l || !server) {
@@ -242,6 +249,7 @@ export class SessionLayer {
   stop(): void {
     for (const id of [...this.tcpServers.keys()]) this.#removeListener(id);
     for (const s of [...this.sessions.values()]) s.pump?.abort();
+    this.udp.stop();
     this.daemonEnd.close();
   }
 
@@ -302,6 +310,72 @@ export class SessionLayer {
       this.tcpServers.delete(listenerId);
       server.close();
     }
+    this.udp.listenerRemoved(listenerId);
+  }
+
+  // ---- shared with the datagram endpoints (udp-endpoints.ts) ----
+
+  /** A cut-through fifo pair between two apps' sessions (`server` hears of it from the caller). */
+  pairApps(
+    client: App,
+    server: App,
+    clientTx: number,
+    clientRx: number,
+    clientUri: string,
+    serverUri: string,
+    listenerId: number,
+  ): { c: Session; s: Session } {
+    const { seg, pair } = this.segments.place(client, server, clientTx, clientRx, (sg) => this.#announce(sg));
+    const clientSide = seg.sideOf(client.id);
+    const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0, 'ct');
+    const serverSide = clientSide === 'a' ? 'b' : 'a';
+    const s = this.#newSession(server, seg, pair.slot, serverSide, serverUri, clientUri, listenerId, 'ct');
+    c.peer = s;
+    s.peer = c;
+    return { c, s };
+  }
+
+  /** A session whose other end is ferryd; `daemonRef` is the fifo pair as ferryd's side sees it. */
+  placeWithDaemon(
+    app: App,
+    appTx: number,
+    appRx: number,
+    local: string,
+    remote: string,
+    listenerId: number,
+    transport: SessionTransport,
+  ): { session: Session; ds: DaemonSegment; daemonRef: FifoPairRef } {
+    const { seg, pair } = this.segments.place(app, this.#daemonParty, appTx, appRx, (sg) =>
+      this.#announce(sg),
+    );
+    const ds = this.daemonEnd.get(seg.id);
+    if (!ds) {
+      seg.freePair(pair.slot);
+      throw ferryError('ERR_FERRY_SESSION_STATE', `segment ${seg.id} has no daemon side`);
+    }
+    const s = this.#newSession(app, seg, pair.slot, seg.sideOf(app.id), local, remote, listenerId, transport);
+    const own = this.#fifoRef(s);
+    const daemonRef: FifoPairRef = {
+      ...own,
+      rxOffset: own.txOffset,
+      txOffset: own.rxOffset,
+      rxSize: own.txSize,
+      txSize: own.rxSize,
+    };
+    return { session: s, ds, daemonRef };
+  }
+
+  fifoRefOf(s: Session): FifoPairRef {
+    return this.#fifoRef(s);
+  }
+
+  /** Frees the session's fifo pair once both ends (and ferryd's pump) let go. */
+  release(s: Session): void {
+    this.#maybeFree(s);
+  }
+
+  dropListener(listenerId: number): void {
+    this.#removeListener(listenerId);
   }
 
   async #connectTcp(client: App, req: Connect, uri: SessionUri): Promise<ConnectReply> {

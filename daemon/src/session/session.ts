@@ -1,10 +1,25 @@
 /** One app's end of a connection, and its transitions (checked against states.ts). */
 import { ferryError } from '@ferry/sdk/internal';
-import type { TcpPump } from '../transport/tcp-pump.js';
 import { nextState, type SessionEvent, type SessionState } from './states.js';
 
-/** `ct`: app to app through the fifos; `tcp`: ferryd carries the bytes over a kernel socket. */
-export type SessionTransport = 'ct' | 'tcp';
+/**
+ * `ct`: app to app through the fifos; `tcp`: ferryd carries the bytes over a kernel socket; `udp`:
+ * a datagram endpoint's relay, ferryd carries its datagrams over a kernel UDP socket.
+ */
+export type SessionTransport = 'ct' | 'tcp' | 'udp';
+
+/** ferryd's end of a session it terminates (tcp-pump.ts, udp-relay.ts). */
+export interface SessionPump {
+  readonly done: boolean;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** The app sent close. */
+  appClosed(): void;
+  /** The app sent reset. */
+  appReset(): void;
+  /** The app is gone: stop touching the fifos now. */
+  abort(): void;
+}
 
 export class Session {
   readonly id: number;
@@ -21,8 +36,8 @@ export class Session {
   state: SessionState = 'established';
   /** The other end, for cut-through sessions. */
   peer: Session | null = null;
-  /** ferryd's end, for sessions it terminates (tcp): it moves the bytes to a kernel socket. */
-  pump: TcpPump | null = null;
+  /** ferryd's end, for sessions it terminates (tcp, udp): it moves the bytes to a kernel socket. */
+  pump: SessionPump | null = null;
   /** The app has let go of the fifos (sent close, or is gone). */
   released = false;
   /** The fifo pair went back to the segment. */

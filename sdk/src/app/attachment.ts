@@ -277,7 +277,7 @@ export class Attachment extends EventEmitter {
       id: 0,
       version: PROTO_VERSION,
       minVersion: PROTO_MIN_VERSION,
-      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE,
+      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM,
       name: options.name,
       namespace: options.namespace,
       token: options.token,

@@ -100,6 +100,38 @@ export class FifoProducer {
   }
 
   /**
+   * Copies every byte of `parts` or none, publishing the tail once, so the consumer never sees
+   * some parts without the others (datagram frames). Returns the bytes written, 0 when they do not
+   * all fit now, -1 when the fifo failed or this end already called fin() or reset().
+   */
+  enqueueAtomic(parts: readonly Uint8Array[]): number {
+    if (this.#error !== null || this.#flags !== 0) return -1;
+    let len = 0;
+    for (const p of parts) len += p.length;
+    if (len > this.#size) return 0;
+    if (this.#size - ((this.#tail - this.#head) >>> 0) < len) {
+      if (!this.#loadHead()) return -1;
+      if (this.#size - ((this.#tail - this.#head) >>> 0) < len) return 0;
+    }
+    let tail = this.#tail;
+    for (const p of parts) {
+      const pos = tail & this.#mask;
+      const first = this.#size - pos;
+      if (p.length <= first) {
+        this.#data.set(p, pos);
+      } else {
+        this.#data.set(p.subarray(0, first), pos);
+        this.#data.set(p.subarray(first), 0);
+      }
+      tail = (tail + p.length) >>> 0;
+    }
+    this.#tail = tail;
+    // store-release, once for all parts (paired with the consumer's load-acquire of TAIL).
+    storeRelease(this.#ctl, TAIL, this.#tail);
+    return len;
+  }
+
+  /**
    * After an enqueue (or fin/reset): true when the consumer had asked to be woken. The flag is
    * cleared with a CAS, so exactly one call per arming returns true: wakeups are coalesced.
    */

@@ -21,6 +21,8 @@ export const FEATURE = {
   CUT_THROUGH: 1,
   HALF_CLOSE: 2,
   EVENT_QUEUE: 4,
+  /** `udp://` datagram endpoints: `dgram-bind`, `dgram-connect` (docs/control-protocol.md). */
+  DATAGRAM: 8,
 } as const;
 
 export type FdRole = 'doorbell' | 'wake' | 'segment';
@@ -105,6 +107,35 @@ export interface Reset {
   session: number;
 }
 
+/**
+ * Bind a `udp://` datagram endpoint: a local endpoint other apps reach through cut-through fifo
+ * pairs, plus a kernel UDP socket (node:dgram) in ferryd for remote peers, relayed through a fifo
+ * pair between the app and ferryd (the endpoint's relay session).
+ */
+export interface DgramBind {
+  t: 'dgram-bind';
+  id: number;
+  uri: string;
+  /** Relay fifo sizes in bytes (rounded up to a power of two; 0 = the daemon's default). */
+  rxFifoSize: number;
+  txFifoSize: number;
+}
+
+/**
+ * Ask for the route from one of the app's datagram endpoints to `uri`: a cut-through fifo pair
+ * when a local endpoint is bound there (answered with a `connect-reply`, transport `ct`), else
+ * transport `udp` with no fifos: send through the relay session.
+ */
+export interface DgramConnect {
+  t: 'dgram-connect';
+  id: number;
+  /** The sender's endpoint (from `dgram-bind-reply`). */
+  endpoint: number;
+  uri: string;
+  rxFifoSize: number;
+  txFifoSize: number;
+}
+
 /** The app has unmapped a segment ferryd told it to drop (or no longer needs). */
 export interface SegmentReleased {
   t: 'segment-released';
@@ -164,6 +195,20 @@ export interface ConnectReply {
   fds: FdRole[];
   /** Transport: 'ct' for cut-through, 'tcp', ... */
   transport: string;
+}
+
+export interface DgramBindReply {
+  t: 'dgram-bind-reply';
+  id: number;
+  st: number;
+  err: string;
+  /** Endpoint id (a listener id: `accepted` events for it carry cut-through datagram pairs). */
+  endpoint: number;
+  /** The bound address, as a URI (port filled in when 0 was asked for). */
+  uri: string;
+  /** The relay session between the app and ferryd, and its fifo pair; null when st != 0. */
+  session: number;
+  fifos: FifoPairRef | null;
 }
 
 export interface Pong {
@@ -247,13 +292,16 @@ export type AppRequest =
   | Close
   | Reset
   | SegmentReleased
-  | Ping;
+  | Ping
+  | DgramBind
+  | DgramConnect;
 
 export type DaemonMessage =
   | HelloReply
   | Status
   | ListenReply
   | ConnectReply
+  | DgramBindReply
   | Pong
   | Accepted
   | SegmentAdd

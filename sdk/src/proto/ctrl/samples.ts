@@ -26,6 +26,15 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   reset: { t: 'reset', id: 10, session: 18 },
   'segment-released': { t: 'segment-released', id: 11, segment: 5 },
   ping: { t: 'ping', id: 0xffff_ffff },
+  'dgram-bind': { t: 'dgram-bind', id: 13, uri: 'udp://0.0.0.0:5353', rxFifoSize: 0, txFifoSize: 262144 },
+  'dgram-connect': {
+    t: 'dgram-connect',
+    id: 14,
+    endpoint: 4,
+    uri: 'udp://127.0.0.1:5353',
+    rxFifoSize: 0,
+    txFifoSize: 0,
+  },
   'hello-reply': {
     t: 'hello-reply',
     id: 1,
@@ -56,6 +65,16 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
     remoteUri: 'ct://127.0.0.1:8080',
     fds: ['doorbell'],
     transport: 'ct',
+  },
+  'dgram-bind-reply': {
+    t: 'dgram-bind-reply',
+    id: 13,
+    st: 0,
+    err: '',
+    endpoint: 4,
+    uri: 'udp://0.0.0.0:5353',
+    session: 19,
+    fifos: { segment: 6, rxOffset: 4096, txOffset: 1052928, rxSize: 1048576, txSize: 262144, slot: 2 },
   },
   pong: { t: 'pong', id: 0xffff_ffff, st: 0, err: '' },
   accepted: {

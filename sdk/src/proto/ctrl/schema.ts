@@ -84,6 +84,8 @@ export const CTRL_SCHEMA = {
   reset: { id: 'u32', session: 'u32' },
   'segment-released': { id: 'u32', segment: 'u32' },
   ping: { id: 'u32' },
+  'dgram-bind': { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
+  'dgram-connect': { id: 'u32', endpoint: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   'hello-reply': {
     id: 'u32',
     st: 'status',
@@ -105,6 +107,15 @@ export const CTRL_SCHEMA = {
     remoteUri: 'text',
     fds: 'fds',
     transport: 'short',
+  },
+  'dgram-bind-reply': {
+    id: 'u32',
+    st: 'status',
+    err: 'text',
+    endpoint: 'u32',
+    uri: 'text',
+    session: 'u32',
+    fifos: 'fifosOrNull',
   },
   pong: { id: 'u32', st: 'status', err: 'text' },
   accepted: {
