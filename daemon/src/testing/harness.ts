@@ -85,8 +85,9 @@ export class AppHandle {
   #replies = new Map<number, (r: Record<string, unknown>) => void>();
   #waiters: { pred: (e: AppEvent) => boolean; resolve: (e: AppEvent) => void }[] = [];
 
-  constructor(socket: string, env: Record<string, string> = {}) {
-    this.proc = fork(APP, [], { env: { ...process.env, FERRY_SOCKET: socket, ...env }, stdio: 'inherit' });
+  /** `script`: the app to fork (default: scriptable-app.js; udp-app.js for datagram tests). */
+  constructor(socket: string, env: Record<string, string> = {}, script = APP) {
+    this.proc = fork(script, [], { env: { ...process.env, FERRY_SOCKET: socket, ...env }, stdio: 'inherit' });
     this.proc.on('message', (m: Record<string, unknown>) => {
       if (typeof m['reply'] === 'number') {
         this.#replies.get(m['reply'])?.(m);
@@ -155,8 +156,12 @@ export class AppHandle {
   }
 }
 
-export async function startApp(socket: string, env?: Record<string, string>): Promise<AppHandle> {
-  const app = new AppHandle(socket, env);
+export async function startApp(
+  socket: string,
+  env?: Record<string, string>,
+  script?: string,
+): Promise<AppHandle> {
+  const app = new AppHandle(socket, env, script);
   await app.ready();
   return app;
 }

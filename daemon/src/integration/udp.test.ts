@@ -1,0 +1,354 @@
+/**
+ * UDP: SDK datagram sockets in app processes, through a real ferryd, against node:dgram peers (in
+ * this test process) and nc, and between two local apps (cut-through fifo pairs).
+ */
+import assert from 'node:assert/strict';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { datagramPayload, sha256 } from '../testing/datagrams.js';
+import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import { hasBinary, runWithInput } from '../testing/net-peer.js';
+
+const UDP_APP = fileURLToPath(new URL('../testing/udp-app.js', import.meta.url));
+
+interface Got {
+  size: number;
+  sha256: string;
+  address: string;
+  port: number;
+  text: string;
+}
+
+interface SessionRow {
+  id: number;
+  app: number;
+  transport: string;
+  local: string;
+  remote: string;
+  peer: number | null;
+  daemonBytes: number;
+}
+
+interface Peer {
+  sock: Socket;
+  port: number;
+  got: { msg: Buffer; rinfo: RemoteInfo }[];
+  close(): Promise<void>;
+}
+
+/** A plain node:dgram socket on 127.0.0.1 that records what it receives. */
+async function dgramPeer(): Promise<Peer> {
+  const sock = createSocket('udp4');
+  const got: { msg: Buffer; rinfo: RemoteInfo }[] = [];
+  sock.on('message', (msg, rinfo) => got.push({ msg, rinfo }));
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  return {
+    sock,
+    port: sock.address().port,
+    got,
+    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+  };
+}
+
+function peerSend(p: Peer, payload: Buffer, port: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    p.sock.send(payload, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+  );
+}
+
+let d: DaemonHandle;
+let a: AppHandle;
+let b: AppHandle;
+let portA = 0;
+let portB = 0;
+
+async function received(app: AppHandle): Promise<Got[]> {
+  return (await app.ok({ op: 'received' }))['received'] as Got[];
+}
+
+async function waitReceived(app: AppHandle, n: number, what: string): Promise<Got[]> {
+  let got: Got[] = [];
+  await eventually(
+    async () => {
+      got = await received(app);
+      return got.length >= n;
+    },
+    15_000,
+    `${what} (have ${got.length} of ${n})`,
+  );
+  return got;
+}
+
+/** Checks that `got[from..]` are exactly the seeded datagrams of `sizes`, in order, from `port`. */
+function assertDatagrams(got: Got[], from: number, sizes: number[], seed: number, port: number): void {
+  const slice = got.slice(from, from + sizes.length);
+  assert.equal(slice.length, sizes.length, 'datagram count');
+  slice.forEach((g, i) => {
+    assert.equal(g.size, sizes[i], `datagram ${i}: size (boundaries kept)`);
+    assert.equal(g.sha256, sha256(datagramPayload(seed, i, sizes[i] as number)), `datagram ${i}: content`);
+    assert.equal(g.address, '127.0.0.1', `datagram ${i}: sender address`);
+    assert.equal(g.port, port, `datagram ${i}: sender port`);
+  });
+}
+
+before(async () => {
+  d = await startDaemon();
+  a = await startApp(d.socket, {}, UDP_APP);
+  b = await startApp(d.socket, {}, UDP_APP);
+  portA = Number((await a.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+  portB = Number((await b.ok({ op: 'bind', uri: 'udp://0.0.0.0:0' }))['port']);
+});
+
+after(async () => {
+  await a?.kill();
+  await b?.kill();
+  await d?.stop();
+});
+
+const MIXED = [0, 1, 2, 7, 100, 1472, 1473, 4096, 9000, 65507, 3, 65507, 512];
+
+describe('UDP through ferryd to node:dgram peers', () => {
+  test('an SDK app and a node:dgram peer exchange datagrams, boundaries, content and addresses kept', async () => {
+    const peer = await dgramPeer();
+    try {
+      const r = await a.ok({ op: 'send', port: peer.port, sizes: MIXED, seed: 1, paceEvery: 2 });
+      assert.deepEqual(r['codes'], MIXED.map(() => null));
+      await eventually(async () => peer.got.length >= MIXED.length, 15_000, 'the peer to get every datagram');
+      peer.got.forEach((g, i) => {
+        assert.equal(g.msg.length, MIXED[i], `datagram ${i}: size`);
+        assert.ok(g.msg.equals(datagramPayload(1, i, MIXED[i] as number)), `datagram ${i}: content`);
+        assert.equal(g.rinfo.address, '127.0.0.1');
+        assert.equal(g.rinfo.port, portA, 'the source is the address the app bound');
+      });
+
+      const before = (await received(a)).length;
+      for (let i = 0; i < MIXED.length; i++) {
+        await peerSend(peer, datagramPayload(2, i, MIXED[i] as number), portA);
+        await new Promise((res) => setTimeout(res, 2));
+      }
+      const got = await waitReceived(a, before + MIXED.length, 'the app to get the peer datagrams');
+      assertDatagrams(got, before, MIXED, 2, peer.port);
+
+      const sessions = (await d.show('sessions')) as SessionRow[];
+      const relay = sessions.find((s) => s.transport === 'udp' && s.local === `udp://127.0.0.1:${portA}`);
+      assert.ok(relay, 'the endpoint has a udp relay session');
+      const total = MIXED.reduce((x, y) => x + y, 0);
+      assert.equal(relay.daemonBytes, 2 * total, 'ferryd moved every payload byte, both ways');
+    } finally {
+      await peer.close();
+    }
+  });
+
+  test('send to a udp:// URI and to a host name', async () => {
+    const peer = await dgramPeer();
+    try {
+      const r = await a.ok({ op: 'send-uri', uri: `udp://localhost:${peer.port}`, sizes: [5, 6], seed: 3 });
+      assert.deepEqual(r['codes'], [null, null]);
+      await eventually(async () => peer.got.length >= 2, 10_000, 'two datagrams');
+      assert.deepEqual(
+        peer.got.map((g) => g.msg.length),
+        [5, 6],
+      );
+    } finally {
+      await peer.close();
+    }
+  });
+
+  test('nc -u reaches an SDK app and gets its echo', { skip: !hasBinary('nc') }, async () => {
+    const e = await startApp(d.socket, {}, UDP_APP);
+    try {
+      const port = Number((await e.ok({ op: 'bind', uri: 'udp://127.0.0.1:0', echo: true }))['port']);
+      // nc sends the line as one datagram from its own port, then prints what comes back.
+      const run = runWithInput('nc', ['-u', '-w', '2', '127.0.0.1', String(port)], Buffer.from('hello ferry\n'), 15_000);
+      const out = await run.done;
+      assert.equal(out.stdout.toString(), 'hello ferry\n', `nc printed the echo (stderr: ${out.stderr})`);
+      const got = await received(e);
+      assert.equal(got.length, 1);
+      assert.equal(got[0]?.text, 'hello ferry\n');
+      assert.equal(got[0]?.address, '127.0.0.1');
+    } finally {
+      await e.kill();
+    }
+  });
+});
+
+describe('UDP between two local apps (cut-through)', () => {
+  test('datagrams go app to app through a fifo pair, in order, boundaries kept, ferryd moves no byte', async () => {
+    const sizes = Array.from({ length: 300 }, (_, i) => (i * 7919) % 9001);
+    sizes[17] = 65507;
+    sizes[18] = 0;
+    const before = (await received(b)).length;
+    const r = await a.ok({ op: 'send', port: portB, sizes, seed: 4 });
+    assert.deepEqual(r['codes'], sizes.map(() => null));
+    const got = await waitReceived(b, before + sizes.length, 'b to get every datagram');
+    assertDatagrams(got, before, sizes, 4, portA);
+    assert.equal(got.length, before + sizes.length, 'no datagram twice');
+
+    // The reply goes back to the address the datagrams came from: the same pair, the other way.
+    const back = [3, 65507, 0, 1000];
+    const beforeA = (await received(a)).length;
+    await b.ok({ op: 'send', port: portA, sizes: back, seed: 5 });
+    const gotA = await waitReceived(a, beforeA + back.length, 'a to get the replies');
+    assertDatagrams(gotA, beforeA, back, 5, portB);
+
+    const sessions = (await d.show('sessions')) as SessionRow[];
+    const ct = sessions.filter((s) => s.transport === 'ct' && s.peer !== null);
+    assert.ok(
+      ct.some((s) => s.local === `udp://127.0.0.1:${portA}` && s.remote === `udp://127.0.0.1:${portB}`),
+      `a cut-through pair between the endpoints: ${JSON.stringify(ct)}`,
+    );
+    const relayB = sessions.find((s) => s.transport === 'udp' && s.local === `udp://0.0.0.0:${portB}`);
+    assert.ok(relayB);
+    assert.equal(relayB.daemonBytes, 0, 'no datagram between local apps went through ferryd');
+  });
+
+  test('a burst larger than the fifo waits for space instead of losing datagrams', async () => {
+    const c = await startApp(d.socket, {}, UDP_APP);
+    const e = await startApp(d.socket, {}, UDP_APP);
+    try {
+      // 16 KiB fifos: 200 datagrams of 1000 bytes sent in one turn cannot all fit at once.
+      const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0', rxFifoSize: 16384 }))['port']);
+      const portE = Number(
+        (await e.ok({ op: 'bind', uri: 'udp://127.0.0.1:0', txFifoSize: 16384, rxFifoSize: 16384 }))['port'],
+      );
+      const sizes = Array.from({ length: 200 }, () => 1000);
+      const r = await e.ok({ op: 'send', port: portC, sizes, seed: 6, burst: true });
+      assert.deepEqual(r['codes'], sizes.map(() => null));
+      const got = await waitReceived(c, sizes.length, 'c to get all 200');
+      assertDatagrams(got, 0, sizes, 6, portE);
+    } finally {
+      await c.kill();
+      await e.kill();
+    }
+  });
+});
+
+describe('UDP connected use', () => {
+  test('a connected socket sends without an address and hears only its peer', async () => {
+    const c = await startApp(d.socket, {}, UDP_APP);
+    const peer = await dgramPeer();
+    const stranger = await dgramPeer();
+    try {
+      const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+      const conn = await c.ok({ op: 'connect', port: peer.port });
+      assert.deepEqual(conn['remote'], { address: '127.0.0.1', family: 'IPv4', port: peer.port });
+      const r = await c.ok({ op: 'send-connected', sizes: [10, 20, 30], seed: 7 });
+      assert.deepEqual(r['codes'], [null, null, null]);
+      await eventually(async () => peer.got.length >= 3, 10_000, 'the peer to get 3');
+      assert.deepEqual(
+        peer.got.map((g) => [g.msg.length, g.rinfo.port]),
+        [
+          [10, portC],
+          [20, portC],
+          [30, portC],
+        ],
+      );
+      // A stranger's datagram is not delivered to a connected socket; the peer's is.
+      await peerSend(stranger, Buffer.from('stranger'), portC);
+      await new Promise((res) => setTimeout(res, 50));
+      await peerSend(peer, Buffer.from('peer'), portC);
+      const got = await waitReceived(c, 1, "the peer's datagram");
+      await new Promise((res) => setTimeout(res, 100));
+      assert.deepEqual(
+        (await received(c)).map((g) => g.text),
+        ['peer'],
+      );
+      assert.equal(got[0]?.port, peer.port);
+
+      // Disconnected, an address is needed again, and a local endpoint can be the peer.
+      await c.ok({ op: 'disconnect' });
+      const noAddr = await c.call({ op: 'send-connected', sizes: [1], seed: 8 });
+      assert.deepEqual(noAddr['codes'], ['ENOTCONN']);
+      await c.ok({ op: 'connect', port: portB });
+      const beforeB = (await received(b)).length;
+      await c.ok({ op: 'send-connected', sizes: [11, 65507], seed: 9 });
+      const gotB = await waitReceived(b, beforeB + 2, 'b to get the connected sends');
+      assertDatagrams(gotB, beforeB, [11, 65507], 9, portC);
+    } finally {
+      await c.kill();
+      await peer.close();
+      await stranger.close();
+    }
+  });
+});
+
+describe('UDP oversized datagrams', () => {
+  test('more than 65507 bytes, or more than the fifo holds, fails with EMSGSIZE and sends nothing', async () => {
+    const c = await startApp(d.socket, {}, UDP_APP);
+    const peer = await dgramPeer();
+    try {
+      await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0', txFifoSize: 4096 });
+      const remote = await c.ok({ op: 'send', port: peer.port, sizes: [65508, 4072, 4073, 100000], seed: 10 });
+      assert.deepEqual(remote['codes'], ['EMSGSIZE', null, 'EMSGSIZE', 'EMSGSIZE']);
+      const beforeB = (await received(b)).length;
+      const local = await c.ok({ op: 'send', port: portB, sizes: [5000, 4072, 65508], seed: 11 });
+      assert.deepEqual(local['codes'], ['EMSGSIZE', null, 'EMSGSIZE']);
+      await eventually(async () => peer.got.length >= 1, 10_000, 'the peer to get the one that fits');
+      const gotB = await waitReceived(b, beforeB + 1, 'b to get the one that fits');
+      await new Promise((res) => setTimeout(res, 100));
+      assert.deepEqual(
+        peer.got.map((g) => g.msg.length),
+        [4072],
+      );
+      assert.deepEqual(
+        (await received(b)).slice(beforeB).map((g) => g.size),
+        [4072],
+      );
+      assert.equal(gotB[beforeB]?.sha256, sha256(datagramPayload(11, 1, 4072)));
+    } finally {
+      await c.kill();
+      await peer.close();
+    }
+  });
+});
+
+describe('UDP endpoint lifetime', () => {
+  test('close and kill -9 give the endpoint, its kernel port and its sessions back', async () => {
+    const base = await d.stats();
+    const c = await startApp(d.socket, {}, UDP_APP);
+    const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+    await c.ok({ op: 'send', port: portB, sizes: [1, 2], seed: 12 });
+    await c.ok({ op: 'close' });
+    await eventually(
+      async () => {
+        const s = await d.stats();
+        return s['listeners'] === base['listeners'] && s['sessions'] === base['sessions'];
+      },
+      10_000,
+      'listeners and sessions back after close',
+    );
+    // The kernel port is free again.
+    const probe = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind(portC, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+
+    const k = await startApp(d.socket, {}, UDP_APP);
+    await k.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' });
+    await k.ok({ op: 'send', port: portB, sizes: [3], seed: 13 });
+    await k.kill();
+    await c.kill();
+    await eventually(
+      async () => {
+        const s = await d.stats();
+        return s['listeners'] === base['listeners'] && s['sessions'] === base['sessions'];
+      },
+      10_000,
+      'listeners and sessions back after kill -9',
+    );
+  });
+
+  test('binding a taken address fails with EADDRINUSE', async () => {
+    const c = await startApp(d.socket, {}, UDP_APP);
+    try {
+      const r = await c.call({ op: 'bind', uri: `udp://127.0.0.1:${portA}` });
+      assert.equal(r['ok'], false);
+      assert.equal(r['code'], 'EADDRINUSE');
+    } finally {
+      await c.kill();
+    }
+  });
+});
