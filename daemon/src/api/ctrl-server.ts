@@ -32,8 +32,7 @@ import { handleRequest } from './handlers.js';
 
 /** Bad messages an app may send before ferryd closes its channel. */
 const MAX_BAD_MESSAGES = 64;
-const SUPPORTED_FEATURES =
-  FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM;
+const SUPPORTED_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM;
 
 export interface CtrlServerCounters {
   accepted: number;

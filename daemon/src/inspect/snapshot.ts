@@ -53,7 +53,11 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         app: l.appId,
         namespace: l.namespace,
         uri: formatUri(l.uri),
-        transports: layer.tcpServers.has(l.id) ? ['ct', 'tcp'] : layer.udp.relays.has(l.id) ? ['ct', 'udp'] : ['ct'],
+        transports: layer.tcpServers.has(l.id)
+          ? ['ct', 'tcp']
+          : layer.udp.relays.has(l.id)
+            ? ['ct', 'udp']
+            : ['ct'],
         accepted: l.accepted,
       }));
     case 'stats':

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { datagramPayload, sha256 } from '../testing/datagrams.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { hasBinary, runWithInput } from '../testing/net-peer.js';
@@ -113,7 +113,10 @@ describe('UDP through ferryd to node:dgram peers', () => {
     const peer = await dgramPeer();
     try {
       const r = await a.ok({ op: 'send', port: peer.port, sizes: MIXED, seed: 1, paceEvery: 2 });
-      assert.deepEqual(r['codes'], MIXED.map(() => null));
+      assert.deepEqual(
+        r['codes'],
+        MIXED.map(() => null),
+      );
       await eventually(async () => peer.got.length >= MIXED.length, 15_000, 'the peer to get every datagram');
       peer.got.forEach((g, i) => {
         assert.equal(g.msg.length, MIXED[i], `datagram ${i}: size`);
@@ -160,7 +163,12 @@ describe('UDP through ferryd to node:dgram peers', () => {
     try {
       const port = Number((await e.ok({ op: 'bind', uri: 'udp://127.0.0.1:0', echo: true }))['port']);
       // nc sends the line as one datagram from its own port, then prints what comes back.
-      const run = runWithInput('nc', ['-u', '-w', '2', '127.0.0.1', String(port)], Buffer.from('hello ferry\n'), 15_000);
+      const run = runWithInput(
+        'nc',
+        ['-u', '-w', '2', '127.0.0.1', String(port)],
+        Buffer.from('hello ferry\n'),
+        15_000,
+      );
       const out = await run.done;
       assert.equal(out.stdout.toString(), 'hello ferry\n', `nc printed the echo (stderr: ${out.stderr})`);
       const got = await received(e);
@@ -180,7 +188,10 @@ describe('UDP between two local apps (cut-through)', () => {
     sizes[18] = 0;
     const before = (await received(b)).length;
     const r = await a.ok({ op: 'send', port: portB, sizes, seed: 4 });
-    assert.deepEqual(r['codes'], sizes.map(() => null));
+    assert.deepEqual(
+      r['codes'],
+      sizes.map(() => null),
+    );
     const got = await waitReceived(b, before + sizes.length, 'b to get every datagram');
     assertDatagrams(got, before, sizes, 4, portA);
     assert.equal(got.length, before + sizes.length, 'no datagram twice');
@@ -214,7 +225,10 @@ describe('UDP between two local apps (cut-through)', () => {
       );
       const sizes = Array.from({ length: 200 }, () => 1000);
       const r = await e.ok({ op: 'send', port: portC, sizes, seed: 6, burst: true });
-      assert.deepEqual(r['codes'], sizes.map(() => null));
+      assert.deepEqual(
+        r['codes'],
+        sizes.map(() => null),
+      );
       const got = await waitReceived(c, sizes.length, 'c to get all 200');
       assertDatagrams(got, 0, sizes, 6, portE);
     } finally {
@@ -279,7 +293,12 @@ describe('UDP oversized datagrams', () => {
     const peer = await dgramPeer();
     try {
       await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0', txFifoSize: 4096 });
-      const remote = await c.ok({ op: 'send', port: peer.port, sizes: [65508, 4072, 4073, 100000], seed: 10 });
+      const remote = await c.ok({
+        op: 'send',
+        port: peer.port,
+        sizes: [65508, 4072, 4073, 100000],
+        seed: 10,
+      });
       assert.deepEqual(remote['codes'], ['EMSGSIZE', null, 'EMSGSIZE', 'EMSGSIZE']);
       const beforeB = (await received(b)).length;
       const local = await c.ok({ op: 'send', port: portB, sizes: [5000, 4072, 65508], seed: 11 });

@@ -117,7 +117,10 @@ export class SessionLayer {
     this.counters.connects++;
     const uri = parseUri(req.uri);
     if (uri.scheme === 'udp') {
-      throw ferryError('ERR_FERRY_NOT_SUPPORTED', 'udp:// is for datagram sockets (dgram-bind, dgram-connect)');
+      throw ferryError(
+        'ERR_FERRY_NOT_SUPPORTED',
+        'udp:// is for datagram sockets (dgram-bind, dgram-connect)',
+      );
     }
     const l = this.listeners.lookup(client.namespace, uri);
     const server = l ? this.#apps.get(l.appId) : undefined;

@@ -144,7 +144,10 @@ export class UdpEndpoints {
     }
     // A wildcard-bound sender shows the address it sent to as its own, as the kernel's source
     // address selection does for a local destination.
-    const clientUri = formatUri({ ...own.uri, host: isWildcardHost(own.uri.host) ? target.host : own.uri.host });
+    const clientUri = formatUri({
+      ...own.uri,
+      host: isWildcardHost(own.uri.host) ? target.host : own.uri.host,
+    });
     const l = layer.listeners.lookup(app.namespace, target);
     const server = l ? this.#apps.get(l.appId) : undefined;
     if (!l || !server || !this.relays.has(l.id)) {

@@ -7,8 +7,8 @@
  */
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import { DatagramChannel, type DatagramSink } from '../app/datagram-channel.js';
 import type { Attachment } from '../app/attachment.js';
+import { DatagramChannel, type DatagramSink } from '../app/datagram-channel.js';
 import { type FerryError, ferryError } from '../errors.js';
 import type { Accepted, ConnectReply, DgramBindReply } from '../proto/ctrl/messages.js';
 import {
@@ -505,7 +505,12 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     if (!peer || this.#state !== 'bound') return;
     const c = this.#connected;
     if (c && (c.port !== peer.port || c.address !== peer.address)) return;
-    const rinfo: RemoteInfo = { address: peer.address, family: peer.family, port: peer.port, size: payload.length };
+    const rinfo: RemoteInfo = {
+      address: peer.address,
+      family: peer.family,
+      port: peer.port,
+      size: payload.length,
+    };
     this.emit('message', payload, rinfo);
   }
 
