@@ -2,17 +2,17 @@
 
 export { connect, createConnection, createServer } from './api/connect.js';
 export {
-  type FerrydLostEvent,
-  type FerrydReattachedEvent,
-  ferrydEvents,
-} from './api/ferryd-events.js';
-export {
   type BindOptions,
   createDatagramSocket,
   DatagramSocket,
   type DatagramSocketOptions,
   type RemoteInfo,
 } from './api/datagram-socket.js';
+export {
+  type FerrydLostEvent,
+  type FerrydReattachedEvent,
+  ferrydEvents,
+} from './api/ferryd-events.js';
 export type { AttachmentOptions, ConnectOptions, ListenOptions, ServerOptions } from './api/options.js';
 export { Server } from './api/server.js';
 export { Socket, type SocketOptions } from './api/socket.js';

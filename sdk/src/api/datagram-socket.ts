@@ -190,7 +190,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     this.#relay = relay;
     routeAccepted(att).set(reply.endpoint, this);
     att.once('lost', this.#onLost);
-    att.onSessionReset(relay.id, (err) => this.onEnd(relay, err));
+    att.onSessionReset(relay, (err) => this.onEnd(relay, err));
     this.#state = 'bound';
     this.#hold();
     relay.open(this);
@@ -418,7 +418,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     const existing = this.#peers.get(key);
     if (!existing || existing.closed) this.#peers.set(key, ch);
     this.#remote.delete(key);
-    att.onSessionReset(ch.id, (err) => this.onEnd(ch, err));
+    att.onSessionReset(ch, (err) => this.onEnd(ch, err));
     ch.open(this);
   }
 
@@ -547,8 +547,8 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     ch.close();
     ch.detach();
     if (att) {
-      att.notify({ t: 'close', id: 0, session: ch.id });
-      att.offSessionReset(ch.id);
+      att.notifySession(ch, { t: 'close', id: 0, session: ch.id });
+      att.offSessionReset(ch);
       att.releaseSegmentIfUnused(ch.segment);
     }
   }
@@ -571,8 +571,8 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     if (relay && att) {
       relay.close();
       relay.detach();
-      att.notify({ t: 'close', id: 0, session: relay.id });
-      att.offSessionReset(relay.id);
+      att.notifySession(relay, { t: 'close', id: 0, session: relay.id });
+      att.offSessionReset(relay);
       att.releaseSegmentIfUnused(relay.segment);
       routers.get(att)?.delete(this.#endpoint);
       att.off('lost', this.#onLost);

@@ -19,7 +19,6 @@ import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
 import { close, connectUnix, Doorbell, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
-import type { AppSession } from './app-session.js';
 
 export interface AttachOptions {
   socket: string;
@@ -43,6 +42,12 @@ type Pending = {
   reject: (e: FerryError) => void;
   timer: NodeJS.Timeout;
 };
+
+/** A session as reset routing needs it: an AppSession, or a datagram channel. */
+export interface SessionRef {
+  readonly id: number;
+  readonly segment: AppSegment;
+}
 
 /** attached: requests go to ferryd; away: ferryd is gone, reattaching; closed: for good. */
 export type AttachmentState = 'attached' | 'away' | 'closed';
@@ -71,7 +76,7 @@ export class Attachment extends EventEmitter {
   #doorbell: Doorbell;
   #notifier: Notifier;
   #pending = new Map<number, Pending>();
-  #resetHandlers = new Map<number, { session: AppSession; cb: (err: FerryError) => void }>();
+  #resetHandlers = new Map<number, { session: SessionRef; cb: (err: FerryError) => void }>();
   #nextId = 1;
   #refs = 0;
   #state: AttachmentState = 'away';
@@ -178,18 +183,18 @@ export class Attachment extends EventEmitter {
    * A notice about `session`: dropped when the session belongs to an earlier ferryd (this one
    * does not know it, and may use the same id for another session).
    */
-  notifySession(session: AppSession, msg: AppRequest): void {
+  notifySession(session: SessionRef, msg: AppRequest): void {
     if (session.segment.orphaned) return;
     this.notify(msg);
   }
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
-  onSessionReset(session: AppSession, cb: (err: FerryError) => void): void {
+  onSessionReset(session: SessionRef, cb: (err: FerryError) => void): void {
     if (session.segment.orphaned) return;
     this.#resetHandlers.set(session.id, { session, cb });
   }
 
-  offSessionReset(session: AppSession): void {
+  offSessionReset(session: SessionRef): void {
     if (this.#resetHandlers.get(session.id)?.session === session) this.#resetHandlers.delete(session.id);
   }
 
