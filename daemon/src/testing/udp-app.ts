@@ -93,6 +93,8 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
         });
         if (cmd.echo) s.send(msg, rinfo.port, rinfo.address);
       });
+      s.on('ferryd-lost', () => report({ event: 'udp-lost' }));
+      s.on('reattached', () => report({ event: 'udp-reattached', ...s.address() }));
       s.on('error', (err: Error & { code?: string }) =>
         report({ event: 'error', code: err.code ?? 'unknown', message: err.message }),
       );

@@ -4,6 +4,11 @@
  * the endpoint's relay session to ferryd, which sends them with node:dgram from the bound address
  * and relays what that kernel socket receives. Boundaries are kept on every path: a datagram is one
  * frame in a fifo, written whole or not at all.
+ *
+ * Across a ferryd restart the socket stays open: cut-through pairs go on (app-to-app memory), the
+ * relay and the endpoint die with ferryd ('ferryd-lost'; sends that need ferryd fail with
+ * ERR_FERRY_DAEMON_LOST), and once the attachment is back the socket binds the same address again
+ * ('reattached'). If that fails, or the attachment gives up, it emits 'error' and closes.
  */
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
@@ -73,6 +78,12 @@ function routeAccepted(att: Attachment): Map<number, DatagramSocket> {
     table = t;
   }
   return table;
+}
+
+/** Errors that mean "ferryd was away": to a send without a callback, a lost datagram, not a crash. */
+function isLoss(err: Error): boolean {
+  const code = (err as FerryError).code;
+  return code === 'ERR_FERRY_DAEMON_LOST' || code === 'ERR_FERRY_DAEMON_UNREACHABLE' || code === 'ENOBUFS';
 }
 
 function keyOf(a: DgramAddress): string {
@@ -167,6 +178,17 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
 
   async #bind(uri: string): Promise<void> {
     const att = await getAttachment(this.#opts);
+    if (!(await this.#register(att, uri))) return;
+    att.on('lost', this.#onLost);
+    att.on('reattached', this.#onReattached);
+    att.on('closed', this.#onClosed);
+    this.#state = 'bound';
+    this.#hold();
+    this.emit('listening');
+  }
+
+  /** Binds the endpoint with ferryd and opens its relay; false when the socket closed meanwhile. */
+  async #register(att: Attachment, uri: string): Promise<boolean> {
     const reply = (await att.request({
       t: 'dgram-bind',
       id: 0,
@@ -181,7 +203,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     }
     if (this.#state === 'closed') {
       att.notify({ t: 'close', id: 0, session: reply.session });
-      return;
+      return false;
     }
     this.#att = att;
     this.#endpoint = reply.endpoint;
@@ -189,12 +211,9 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     const relay = new DatagramChannel(reply.session, seg, reply.fifos, null);
     this.#relay = relay;
     routeAccepted(att).set(reply.endpoint, this);
-    att.once('lost', this.#onLost);
     att.onSessionReset(relay, (err) => this.onEnd(relay, err));
-    this.#state = 'bound';
-    this.#hold();
     relay.open(this);
-    this.emit('listening');
+    return true;
   }
 
   /** Binds to the wildcard address on a free port, as node:dgram does on a first send. */
@@ -355,7 +374,12 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
       this.#write(ch, out, null);
       return;
     }
-    if (this.#remote.has(key) && this.#relay) {
+    if (!this.#relay) {
+      // ferryd is away: cut-through pairs go on, nothing else can be routed until it is back.
+      this.#sendFailed(ferryError('ERR_FERRY_DAEMON_LOST', 'ferryd is away; datagram dropped'), out.cb);
+      return;
+    }
+    if (this.#remote.has(key)) {
       this.#write(this.#relay, out, out.to);
       return;
     }
@@ -465,8 +489,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
   ): void {
     const cap = this.#opts.sendQueueBytes ?? 1024 * 1024;
     if (this.#queuedBytes + out.payload.length > cap && q.length > 0) {
-      if (out.cb) this.#sendFailed(ferryError('ENOBUFS', `send queue full (${cap} bytes)`), out.cb);
-      else this.droppedSends++;
+      this.#sendFailed(ferryError('ENOBUFS', `send queue full (${cap} bytes)`), out.cb);
       return;
     }
     // Copied: the caller may reuse its buffer once send() returns, as with node:dgram.
@@ -515,6 +538,12 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
   }
 
   onEnd(ch: DatagramChannel, err: FerryError | null): void {
+    if (ch === this.#relay && this.#att?.state !== 'attached') {
+      // ferryd went away (its segments fail first): the relay is gone, the socket stays, and it
+      // binds again once the attachment is back ('reattached').
+      this.#dropRelay();
+      return;
+    }
     if (ch === this.#relay) {
       // The endpoint itself failed (ferryd's kernel socket, or its fifos): the socket cannot go on.
       this.#fatal(err ?? ferryError('ECONNRESET', 'ferryd closed the datagram endpoint'));
@@ -567,17 +596,12 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     for (const q of this.#waiting.values()) for (const w of q) this.#sendFailed(closed, w.out.cb, false);
     this.#waiting.clear();
     this.#queuedBytes = 0;
-    const relay = this.#relay;
-    if (relay && att) {
-      relay.close();
-      relay.detach();
-      att.notifySession(relay, { t: 'close', id: 0, session: relay.id });
-      att.offSessionReset(relay);
-      att.releaseSegmentIfUnused(relay.segment);
-      routers.get(att)?.delete(this.#endpoint);
+    this.#dropRelay();
+    if (att) {
       att.off('lost', this.#onLost);
+      att.off('reattached', this.#onReattached);
+      att.off('closed', this.#onClosed);
     }
-    this.#relay = null;
     this.#release();
     process.nextTick(() => this.emit('close'));
     return this;
@@ -607,7 +631,51 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     this.#att.unref();
   }
 
+  /** Lets the relay go (close, or ferryd gone) and unregisters the endpoint. */
+  #dropRelay(): void {
+    const relay = this.#relay;
+    const att = this.#att;
+    this.#relay = null;
+    if (!relay || !att) return;
+    relay.close();
+    relay.detach();
+    att.notifySession(relay, { t: 'close', id: 0, session: relay.id });
+    att.offSessionReset(relay);
+    att.releaseSegmentIfUnused(relay.segment);
+    routers.get(att)?.delete(this.#endpoint);
+    this.#endpoint = 0;
+  }
+
+  /**
+   * ferryd is gone. Cut-through pairs go on (app-to-app memory); the relay and the endpoint died
+   * with ferryd, and what ferryd said about destinations no longer holds.
+   */
   #onLost = (err: Error): void => {
+    this.#dropRelay();
+    this.#remote.clear();
+    this.emit('ferryd-lost', err);
+  };
+
+  /** Attached to a new ferryd: bind the same address again (a port picked with :0 is kept). */
+  #onReattached = (): void => {
+    const att = this.#att;
+    const local = this.#local;
+    if (!att || !local || this.#state !== 'bound') return;
+    const uri = formatUri({ scheme: 'udp', host: local.address, port: local.port });
+    this.#register(att, uri).then(
+      (ok) => {
+        if (ok) this.emit('reattached');
+      },
+      (err: FerryError) => {
+        // Lost again before the reply: the next 'reattached' retries.
+        if (err.code === 'ERR_FERRY_DAEMON_LOST' || err.code === 'ERR_FERRY_DAEMON_UNREACHABLE') return;
+        this.#fatal(err);
+      },
+    );
+  };
+
+  /** The attachment gave up for good. */
+  #onClosed = (err: Error): void => {
     this.#fatal(err);
   };
 
@@ -620,6 +688,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
 
   #sendFailed(err: Error, cb: SendCallback | undefined, toError = true): void {
     if (cb) process.nextTick(cb, err, 0);
+    else if (isLoss(err)) this.droppedSends++;
     else if (toError) process.nextTick(() => this.emit('error', err));
   }
 }

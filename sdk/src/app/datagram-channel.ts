@@ -50,6 +50,8 @@ export class DatagramChannel implements SlotListener {
     this.slot = ref.slot;
     this.segment = segment;
     this.remote = remote;
+    // The relay's other party is ferryd: its segment dies with ferryd (see Attachment).
+    if (remote === null) segment.daemonPeer = true;
     this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize);
     this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize);
   }
