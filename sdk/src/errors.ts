@@ -66,6 +66,14 @@ export const ERROR_MESSAGES = {
   ERR_FERRY_SOCKET_CLOSED: 'Socket is closed',
   ERR_FERRY_SERVER_LISTENING: 'Server is already listening',
   ERR_FERRY_NOT_SUPPORTED: 'Not supported',
+  // memif interfaces.
+  ERR_FERRY_MEMIF_PEER_DISCONNECT: 'The memif peer disconnected',
+  ERR_FERRY_MEMIF_PEER_GONE: 'The memif peer closed the control channel',
+  ERR_FERRY_MEMIF_PROTOCOL: 'The memif peer violated the control protocol',
+  ERR_FERRY_MEMIF_BAD_MEMORY: 'The memif peer handed over invalid shared memory',
+  ERR_FERRY_MEMIF_BAD_RING: 'A memif ring in shared memory is inconsistent',
+  ERR_FERRY_MEMIF_CLOSED: 'The memif interface was closed',
+  ERR_FERRY_MEMIF_REJECTED: 'A memif client was refused',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_MESSAGES;
