@@ -1,0 +1,97 @@
+/** Small helpers over testcontainers for the suites: init, exec with checks, `ferry show`. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GenericContainer, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
+
+/** GenericContainer with Docker's `--init` (tini as PID 1: signals forwarded, zombies reaped). */
+export class InitContainer extends GenericContainer {
+  withInit(): this {
+    this.hostConfig.Init = true;
+    return this;
+  }
+}
+
+/** Runs a command in a container; returns stdout, throws with its output if it exits non-zero. */
+export async function execOk(
+  c: StartedTestContainer,
+  cmd: string[],
+  opts: { user?: string; env?: Record<string, string> } = {},
+): Promise<string> {
+  const r = await c.exec(cmd, { ...(opts.user ? { user: opts.user } : {}), ...(opts.env ? { env: opts.env } : {}) });
+  if (r.exitCode !== 0) {
+    throw new Error(`'${cmd.join(' ')}' exited ${r.exitCode}: ${r.stdout}${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** Starts a command in the background inside a container (it outlives the exec). */
+export async function execDetached(c: StartedTestContainer, cmd: string, logFile: string): Promise<void> {
+  await execOk(c, ['sh', '-c', `nohup ${cmd} >${logFile} 2>&1 &`]);
+}
+
+/** `ferry show <topic> --json` inside ferryd's container. */
+export async function show<T>(ferryd: StartedTestContainer, topic: string): Promise<T> {
+  return JSON.parse(await execOk(ferryd, ['ferry', 'show', topic, '--json'])) as T;
+}
+
+export interface ShowSession {
+  id: number;
+  app: number;
+  transport: string;
+  state: string;
+  local: string;
+  remote: string;
+  peer: number | null;
+  daemonBytes: number;
+}
+export interface ShowApp {
+  id: number;
+  name: string;
+  uid: number;
+  gid: number;
+  sessions: number;
+  segments: number;
+}
+export interface ShowStats {
+  apps: number;
+  sessions: number;
+  segments: number;
+  segmentBytes: number;
+  listeners: number;
+  daemonSegments: number;
+}
+
+/** The JSON lines a command printed (the verify client prints one per event). */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** SIGKILL to a container's main process tree (docker kill), no grace period. */
+export async function killContainer(c: StartedTestContainer): Promise<void> {
+  const client = await getContainerRuntimeClient();
+  await client.container.getById(c.getId()).kill({ signal: 'SIGKILL' });
+}
