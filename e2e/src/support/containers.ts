@@ -95,3 +95,29 @@ export async function killContainer(c: StartedTestContainer): Promise<void> {
   const client = await getContainerRuntimeClient();
   await client.container.getById(c.getId()).kill({ signal: 'SIGKILL' });
 }
+
+/** A container's log (stdout and stderr) up to the first line containing `marker`. */
+export async function logUntil(c: StartedTestContainer, marker: string, timeoutMs = 30_000): Promise<string> {
+  const stream = await c.logs();
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const finish = (err: Error | null) => {
+      clearTimeout(timer);
+      stream.removeAllListeners('data');
+      stream.destroy();
+      if (err) reject(err);
+      else resolve(text);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`no '${marker}' in ${c.getName()}'s log within ${timeoutMs} ms: ${text}`)),
+      timeoutMs,
+    );
+    stream.on('data', (d: string | Buffer) => {
+      text += String(d);
+      const at = text.indexOf(marker);
+      if (at >= 0 && text.indexOf('\n', at) >= 0) finish(null);
+    });
+    stream.on('error', (err) => finish(err));
+    stream.on('end', () => finish(new Error(`${c.getName()}'s log ended without '${marker}': ${text}`)));
+  });
+}
