@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment } from 'testcontainers';
 import {
-  execOk,
   eventually,
+  execOk,
   jsonLines,
   logUntil,
+  pollWhile,
   type ShowApp,
   type ShowSession,
   type ShowStats,
@@ -41,17 +42,27 @@ function composeSuite(file: string, body: (env: () => StartedDockerComposeEnviro
 }
 
 /** The check the client service ran on its own at start (from its log), parsed. */
-async function clientLog(env: StartedDockerComposeEnvironment, name: string): Promise<Record<string, unknown>[]> {
+async function clientLog(
+  env: StartedDockerComposeEnvironment,
+  name: string,
+): Promise<Record<string, unknown>[]> {
   return jsonLines(await logUntil(env.getContainer(name), '"ok"'));
 }
 
 composeSuite('sidecar.compose.yaml', (env) => {
-  test('the client checked its echo cut-through at start, and checks it again on demand', async () => {
+  test('the client checked its echo cut-through at start, and checks it again on demand', {
+    timeout: 120_000,
+  }, async () => {
     const [connected, first] = await clientLog(env(), 'client-1');
     assert.equal(connected?.['transport'], 'ct');
     assert.equal(first?.['ok'], true, JSON.stringify(first));
     const again = jsonLines(
-      await execOk(env().getContainer('client-1'), [...VERIFY, 'tcp://127.0.0.1:7000', '--bytes', String(8 * MiB)]),
+      await execOk(env().getContainer('client-1'), [
+        ...VERIFY,
+        'tcp://127.0.0.1:7000',
+        '--bytes',
+        String(8 * MiB),
+      ]),
     ).at(-1);
     assert.equal(again?.['ok'], true, JSON.stringify(again));
     assert.equal(again?.['transport'], 'ct');
@@ -64,7 +75,9 @@ composeSuite('sidecar.compose.yaml', (env) => {
 });
 
 composeSuite('abstract.compose.yaml', (env) => {
-  test('apps in ferryd’s network namespace attach through @ferry/session and talk cut-through', async () => {
+  test('apps in ferryd’s network namespace attach through @ferry/session and talk cut-through', {
+    timeout: 120_000,
+  }, async () => {
     const [connected, first] = await clientLog(env(), 'client-1');
     assert.equal(connected?.['transport'], 'ct');
     assert.equal(first?.['ok'], true, JSON.stringify(first));
@@ -72,14 +85,18 @@ composeSuite('abstract.compose.yaml', (env) => {
     // No socket file anywhere: the client reaches ferryd by the abstract name only.
     assert.equal((await execOk(client, ['sh', '-c', 'ls -A /run/ferry'])).trim(), '');
     assert.match(await execOk(client, ['ferry', 'health']), /^ok: ferryd at @ferry\/session/);
-    const again = jsonLines(await execOk(client, [...VERIFY, 'tcp://127.0.0.1:7000', '--bytes', String(8 * MiB)])).at(-1);
+    const again = jsonLines(
+      await execOk(client, [...VERIFY, 'tcp://127.0.0.1:7000', '--bytes', String(8 * MiB)]),
+    ).at(-1);
     assert.equal(again?.['ok'], true, JSON.stringify(again));
     assert.equal(again?.['transport'], 'ct');
   });
 });
 
 composeSuite('two-hosts.compose.yaml', (env) => {
-  test('an echo across two ferryd goes over TCP, intact, and each ferryd moves its bytes', async () => {
+  test('an echo across two ferryd goes over TCP, intact, and each ferryd moves its bytes', {
+    timeout: 120_000,
+  }, async () => {
     const [connected, first] = await clientLog(env(), 'client-b-1');
     assert.equal(connected?.['transport'], 'tcp');
     assert.equal(first?.['ok'], true, JSON.stringify(first));
@@ -97,17 +114,16 @@ composeSuite('two-hosts.compose.yaml', (env) => {
       '--pause-ms',
       '20',
     ]);
-    let done = false;
-    void run.finally(() => {
-      done = true;
-    });
     const seen = { a: [] as ShowSession[], b: [] as ShowSession[] };
-    while (!done) {
-      const [sa, sb] = await Promise.all([show<ShowSession[]>(a, 'sessions'), show<ShowSession[]>(b, 'sessions')]);
+    const out = await pollWhile(run, async () => {
+      const [sa, sb] = await Promise.all([
+        show<ShowSession[]>(a, 'sessions'),
+        show<ShowSession[]>(b, 'sessions'),
+      ]);
       seen.a.push(...sa);
       seen.b.push(...sb);
-    }
-    const result = jsonLines(await run).at(-1);
+    });
+    const result = jsonLines(out).at(-1);
     assert.equal(result?.['ok'], true, JSON.stringify(result));
     assert.equal(result?.['transport'], 'tcp');
     assert.equal(result?.['bytes'], 32 * MiB);

@@ -58,10 +58,13 @@ test('`ferry health` exits 0 while ferryd answers and 1 with the reason when it 
   } finally {
     await d.stop();
   }
-  await assert.rejects(run(process.execPath, [FERRY, 'health', '--socket', d.socket, '--timeout-ms', '500']), (err) => {
-    const e = err as { code?: number; stderr?: string };
-    assert.equal(e.code, 1);
-    assert.match(e.stderr ?? '', /^ferry health: cannot reach ferryd/);
-    return true;
-  });
+  await assert.rejects(
+    run(process.execPath, [FERRY, 'health', '--socket', d.socket, '--timeout-ms', '500']),
+    (err) => {
+      const e = err as { code?: number; stderr?: string };
+      assert.equal(e.code, 1);
+      assert.match(e.stderr ?? '', /^ferry health: cannot reach ferryd/);
+      return true;
+    },
+  );
 });

@@ -16,7 +16,10 @@ export async function execOk(
   cmd: string[],
   opts: { user?: string; env?: Record<string, string> } = {},
 ): Promise<string> {
-  const r = await c.exec(cmd, { ...(opts.user ? { user: opts.user } : {}), ...(opts.env ? { env: opts.env } : {}) });
+  const r = await c.exec(cmd, {
+    ...(opts.user ? { user: opts.user } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   if (r.exitCode !== 0) {
     throw new Error(`'${cmd.join(' ')}' exited ${r.exitCode}: ${r.stdout}${r.stderr}`);
   }
@@ -84,7 +87,9 @@ export async function eventually<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     }
     await sleep(100);
   }
@@ -120,4 +125,19 @@ export async function logUntil(c: StartedTestContainer, marker: string, timeoutM
     stream.on('error', (err) => finish(err));
     stream.on('end', () => finish(new Error(`${c.getName()}'s log ended without '${marker}': ${text}`)));
   });
+}
+
+/** Calls `poll` over and over while `work` runs, then returns (or throws) what `work` gave. */
+export async function pollWhile<T>(work: Promise<T>, poll: () => Promise<void>): Promise<T> {
+  let done = false;
+  work.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
+  while (!done) await poll();
+  return work;
 }

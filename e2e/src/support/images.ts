@@ -53,7 +53,8 @@ function contentHash(): string {
     h.update(readFileSync(path));
   };
   for (const f of ['package-lock.json', '.dockerignore', 'dockerfiles/Dockerfile']) add(join(REPO_ROOT, f));
-  for (const dir of ['sdk/dist', 'daemon/dist', 'daemon/bin', 'examples/dist']) walk(join(REPO_ROOT, dir), add);
+  for (const dir of ['sdk/dist', 'daemon/dist', 'daemon/bin', 'examples/dist'])
+    walk(join(REPO_ROOT, dir), add);
   return h.digest('hex').slice(0, 12);
 }
 

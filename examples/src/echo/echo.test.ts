@@ -50,7 +50,10 @@ test('the verify client checks a multi-chunk echo by digest and reports the tran
 test('the verify client reports a refused connect as JSON with its code and exits 1', async () => {
   const VERIFY = fileURLToPath(new URL('./verify.js', import.meta.url));
   await assert.rejects(
-    promisify(execFile)(process.execPath, [VERIFY, 'tcp://127.0.0.1:1', '--bytes', '10'], { env, timeout: 20_000 }),
+    promisify(execFile)(process.execPath, [VERIFY, 'tcp://127.0.0.1:1', '--bytes', '10'], {
+      env,
+      timeout: 20_000,
+    }),
     (err) => {
       const e = err as { code?: number; stdout?: string };
       assert.equal(e.code, 1);
