@@ -382,7 +382,7 @@ export class Memif extends EventEmitter<MemifEvents> {
       const queue = rx[q];
       if (queue === undefined) continue;
       for (let b = 0; b < BURSTS_PER_QUEUE; b++) {
-        const n = queue.fill(burst, HANDLER_BURST);
+        const n = queue.fill(burst);
         if (n === 0) break;
         total += n;
         try {
@@ -421,15 +421,15 @@ export class Memif extends EventEmitter<MemifEvents> {
     return new MemifTxBurst(capacity);
   }
 
-  /** Fills `burst` with up to `max` (default and at most burst.capacity) packets from rx queue q. */
-  rxBurst(q: number, burst: MemifRxBurst, max: number = burst.capacity): number {
+  /** Fills `burst` with up to burst.capacity packets from rx queue q (releasing what it held). */
+  rxBurst(q: number, burst: MemifRxBurst): number {
     const queue = this.#conn?.rx[q];
     if (queue === undefined) {
       this.#queueIndex(q, this.#o.rxQueues, 'rx');
       if (burst.owner !== null) burst.release();
       return 0;
     }
-    return queue.fill(burst, max);
+    return queue.fill(burst);
   }
 
   /** Up to `max` packets from rx queue q, copied (the buffers go back to the peer at once). */
@@ -437,13 +437,17 @@ export class Memif extends EventEmitter<MemifEvents> {
     const burst = this.#copyBurst;
     const out: Uint8Array[] = [];
     while (out.length < max) {
-      const n = this.rxBurst(q, burst, max - out.length);
+      const n = this.rxBurst(q, burst);
       if (n === 0) break;
-      for (let i = 0; i < n; i++) {
+      const take = Math.min(n, max - out.length);
+      for (let i = 0; i < take; i++) {
         const p = new Uint8Array(burst.lengths[i] ?? 0);
         burst.copy(i, p, 0);
         out.push(p);
       }
+      const stats = this.#rxStats[q];
+      // rxBurst may have taken more than `max` wants: those are dropped (counted).
+      if (take < n && stats !== undefined) stats.drops += n - take;
       burst.release();
     }
     return out;

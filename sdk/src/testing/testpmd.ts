@@ -63,6 +63,8 @@ export interface TestpmdOptions {
   ringSize?: number;
   rxq?: number;
   txq?: number;
+  /** Client only: DPDK's `zero-copy=yes` (regions 1.. are its own memory; adds --single-file-segments). */
+  zeroCopy?: boolean;
   /** EAL `-m` in MB (default 64) and testpmd `--total-num-mbufs` (default 4096). */
   memMb?: number;
   mbufs?: number;
@@ -114,6 +116,7 @@ function vdevArg(o: TestpmdOptions): string {
   if (o.secret !== undefined) parts.push(`secret=${o.secret}`);
   if (o.bufferSize !== undefined) parts.push(`bsize=${o.bufferSize}`);
   if (o.ringSize !== undefined) parts.push(`rsize=${o.ringSize}`);
+  if (o.zeroCopy) parts.push('zero-copy=yes');
   return `--vdev=${parts.join(',')}`;
 }
 
@@ -169,6 +172,7 @@ export class Testpmd {
       vdevArg(options),
     ];
     if (options.debug) eal.push('--log-level=pmd.net.memif,debug');
+    if (options.zeroCopy) eal.push('--single-file-segments');
     const app = ['-i', `--total-num-mbufs=${options.mbufs ?? 4096}`];
     if (options.rxq !== undefined) app.push(`--rxq=${options.rxq}`);
     if (options.txq !== undefined) app.push(`--txq=${options.txq}`);
