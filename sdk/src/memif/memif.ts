@@ -9,7 +9,6 @@
 import { EventEmitter } from 'node:events';
 import { ferryError } from '../errors.js';
 import { Notifier } from '../shm/notifier.js';
-import { eventfdRead } from '../sys/index.js';
 import { MemifRxBurst, MemifTxBurst } from './bursts.js';
 import { ClientHandshake, type Established } from './client-handshake.js';
 import type { MemifConnection } from './connection.js';
@@ -337,13 +336,10 @@ export class Memif extends EventEmitter<MemifEvents> {
       conn.rx.forEach((q, i) => {
         const fd = q.ring.eventfd;
         const stats = this.#rxStats[i];
-        poller.watch(fd, { readable: true }, () => {
-          try {
-            eventfdRead(fd);
-          } catch {
-            poller.unwatch(fd); // the fd is going away with the link
-            return;
-          }
+        // Edge-triggered and never read: the peer shares this eventfd and could make it blocking
+        // and race us for its counter; a read could then hang the event loop. Each doorbell write
+        // is a new edge, and the counter (2^64 - 2) cannot fill in practice.
+        poller.watch(fd, { readable: true, edge: true }, () => {
           if (stats !== undefined) stats.wakeups++;
           this.#ringCb?.();
         });

@@ -5,7 +5,7 @@
 import { fstatSync, readlinkSync } from 'node:fs';
 import { type FerryError, ferryError } from '../errors.js';
 import { memifRingBytes } from '../proto/memif/index.js';
-import { fstatSize, getSeals, Mapping, SEAL } from '../sys/index.js';
+import { fstatSize, getSeals, Mapping, SEAL, setNonBlocking } from '../sys/index.js';
 import { closeQuietly, type OwnedRegion } from './connection.js';
 import { MemifRing, regionView } from './ring.js';
 
@@ -80,6 +80,13 @@ export function checkRing(ring: PendingRing, regions: readonly PendingRegion[]):
     // Reported below.
   }
   if (target !== 'anon_inode:[eventfd]') throw refuse('ERR_FERRY_MEMIF_BAD_MEMORY', 'Invalid interrupt fd');
+  // The client should have created it with EFD_NONBLOCK (DPDK and libmemif do); make sure, so a
+  // doorbell write never blocks the event loop. The flag lives in the shared file description.
+  try {
+    setNonBlocking(ring.eventfd, true);
+  } catch (e) {
+    throw refuse('ERR_FERRY_MEMIF_BAD_MEMORY', 'Invalid interrupt fd', (e as Error).message);
+  }
 }
 
 /**

@@ -114,6 +114,7 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLRDHUP = 0x2000;
+export const EPOLLET = 0x8000_0000;
 // struct epoll_event { uint32_t events; epoll_data_t data; } is __attribute__((packed)) on x86_64
 // only (12 bytes, data at 4); aarch64 uses natural alignment (16 bytes, data at 8).
 export const EPOLL_EVENT_SIZE = process.arch === 'x64' ? 12 : 16;

@@ -17,6 +17,29 @@ function nextEvent(
 }
 
 describe('FdPoller', () => {
+  it('edge-triggered: one callback per eventfd write, without ever reading it', async () => {
+    const poller = new FdPoller();
+    const efd = eventfd(0, { nonblock: true });
+    try {
+      let calls = 0;
+      poller.watch(efd, { readable: true, edge: true }, () => {
+        calls++;
+      });
+      eventfdWrite(efd);
+      await until(() => (calls >= 1 ? true : undefined), 2000);
+      // Not drained, yet no further callbacks until the next write (level-triggered would spin).
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(calls, 1);
+      eventfdWrite(efd);
+      await until(() => (calls >= 2 ? true : undefined), 2000);
+      assert.equal(calls, 2);
+      assert.equal(eventfdRead(efd), 2n, 'the counter was never read by the poller');
+    } finally {
+      poller.close();
+      close(efd);
+    }
+  });
+
   it('wakes when an eventfd is written, once per batch', async () => {
     const poller = new FdPoller();
     const efd = eventfd(0, { nonblock: true });

@@ -20,6 +20,7 @@ import {
   EPOLL_EVENT_EVENTS,
   EPOLL_EVENT_SIZE,
   EPOLLERR,
+  EPOLLET,
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
@@ -38,7 +39,12 @@ export interface FdEvents {
   hangup: boolean;
   error: boolean;
 }
-export type FdInterest = { readable?: boolean; writable?: boolean };
+/**
+ * `edge`: edge-triggered (EPOLLET). The callback runs once per new readiness event and the fd need
+ * not be drained; for an eventfd every write is a new event, so a doorbell can be watched without
+ * ever reading it (useful when a peer shares the eventfd and controls its blocking mode).
+ */
+export type FdInterest = { readable?: boolean; writable?: boolean; edge?: boolean };
 export type FdCallback = (ev: FdEvents) => void;
 
 const MAX_EVENTS = 64;
@@ -78,7 +84,10 @@ export class FdPoller {
     if (this.#closed) throw ferryError('ERR_FERRY_SOCKET_CLOSED', 'FdPoller is closed');
     validateFd(fd);
     if (typeof cb !== 'function') throw ferryError('ERR_INVALID_ARG_TYPE', 'cb must be a function');
-    const mask = (interest.readable ? EPOLLIN | EPOLLRDHUP : 0) | (interest.writable ? EPOLLOUT : 0);
+    const mask =
+      (interest.readable ? EPOLLIN | EPOLLRDHUP : 0) |
+      (interest.writable ? EPOLLOUT : 0) |
+      (interest.edge ? EPOLLET : 0);
     // Watching a new fd while a wait is in flight is safe: epoll_ctl on a set being waited on
     // takes effect for that wait.
     this.#ctlOp(this.#watches.has(fd) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, mask);
