@@ -14,6 +14,8 @@ Commands:
                                              after MS (default 8000)
   show sessions|apps|segments|listeners|stats [--json] [--socket PATH|@NAME]
                                              what a running ferryd holds
+  health [--socket PATH|@NAME] [--timeout-ms MS]
+                                             exit 0 if ferryd answers (container healthchecks)
   perf server|client ...                     throughput, rate, rtt and cps tests
                                              (ferry perf for its options)
   help                                       show this help
@@ -29,6 +31,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runDaemon(rest);
     case 'show':
       return runShow(rest);
+    case 'health':
+      return runHealth(rest);
     case 'perf': {
       const { perfMain } = await import('./perf/perf-cli.js');
       return perfMain(rest);
@@ -77,6 +81,26 @@ async function runDaemon(args: string[]): Promise<number> {
   // Keep running: the control socket is watched off the event loop, so hold the loop open.
   setInterval(() => {}, 1 << 30);
   return new Promise<number>(() => {});
+}
+
+/** For container healthchecks: ferryd is healthy when its admin socket answers in time. */
+async function runHealth(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { socket: { type: 'string' }, 'timeout-ms': { type: 'string', default: '2000' } },
+  });
+  const socket = values.socket ?? defaultConfig().socket;
+  try {
+    const stats = (await queryAdmin(socket, 'stats', Number(values['timeout-ms']))) as {
+      apps: number;
+      sessions: number;
+    };
+    process.stdout.write(`ok: ferryd at ${socket}, ${stats.apps} apps, ${stats.sessions} sessions\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`ferry health: ${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 async function runShow(args: string[]): Promise<number> {

@@ -56,6 +56,7 @@ export class CtrlServer {
   #poller = new FdPoller();
   #fd = -1;
   #nextApp = 1;
+  #stopping = false;
   #log: (line: string) => void;
 
   constructor(config: DaemonConfig, log: (line: string) => void) {
@@ -75,6 +76,9 @@ export class CtrlServer {
   }
 
   stop(): void {
+    // Leaving is not the apps' death: their cut-through sessions go on without ferryd (as after
+    // a crash), so closing their channels here must not reset any peer.
+    this.#stopping = true;
     if (this.#fd >= 0) {
       this.#poller.unwatch(this.#fd);
       close(this.#fd);
@@ -241,7 +245,7 @@ export class CtrlServer {
 
   #onAppGone(app: App): void {
     if (!this.apps.delete(app.id)) return;
-    this.#layer?.appGone(app);
+    if (!this.#stopping) this.#layer?.appGone(app);
     close(app.doorbellFd);
     this.#log(`app ${app.id} '${app.name}' gone`);
   }

@@ -48,3 +48,23 @@ test('`ferry show` asks a running ferryd and prints JSON or text; a bad topic is
     await d.stop();
   }
 });
+
+test('`ferry health` exits 0 while ferryd answers and 1 with the reason when it does not', async () => {
+  const d = await startDaemon();
+  const run = promisify(execFile);
+  try {
+    const ok = await run(process.execPath, [FERRY, 'health', '--socket', d.socket]);
+    assert.match(ok.stdout, /^ok: ferryd at .*, 0 apps, 0 sessions\n$/);
+  } finally {
+    await d.stop();
+  }
+  await assert.rejects(
+    run(process.execPath, [FERRY, 'health', '--socket', d.socket, '--timeout-ms', '500']),
+    (err) => {
+      const e = err as { code?: number; stderr?: string };
+      assert.equal(e.code, 1);
+      assert.match(e.stderr ?? '', /^ferry health: cannot reach ferryd/);
+      return true;
+    },
+  );
+});

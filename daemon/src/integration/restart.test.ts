@@ -208,3 +208,25 @@ test('with a reattach timeout, an app gives up: its server reports ERR_FERRY_DAE
   const l = await b.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
   await a.ok({ op: 'connect', tag: 'fresh', uri: l['uri'] });
 });
+
+test('ferryd stopped with SIGTERM (docker stop / restart) leaves cut-through sessions in flight alone', async () => {
+  const d = d2;
+  assert.ok(d);
+  const srv = await startApp(d.socket);
+  apps.push(srv);
+  const cli = await startApp(d.socket);
+  apps.push(cli);
+  const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+  await cli.ok({ op: 'connect', tag: 'graceful', uri: l['uri'] });
+  const first = seededBytes(5, 1_000_003);
+  await cli.ok({ op: 'send', tag: 'graceful', bytes: first.length, seed: 5, chunk: 65_536 });
+  await d.kill('SIGTERM');
+  await cli.waitFor((e) => e.event === 'ferryd-lost', 2000);
+  const second = seededBytes(6, 700_001);
+  await cli.ok({ op: 'send', tag: 'graceful', bytes: second.length, seed: 6, chunk: 65_536, end: true });
+  const end = await cli.waitFor((e) => e.event === 'end' || e.event === 'error', 30_000);
+  assert.equal(end.event, 'end', JSON.stringify(end));
+  assert.equal(end['rxBytes'], first.length + second.length);
+  assert.equal(end['sha256'], sha([first, second]));
+  d2 = await startDaemon([], { socket: d.socket });
+});

@@ -2,24 +2,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import {
-  type CtrlMessage,
-  close,
-  connectUnix,
-  decodeCtrl,
-  encodeCtrl,
-  FEATURE,
-  PROTO_MIN_VERSION,
-  PROTO_VERSION,
-  pipe2,
-  recvMsg,
-  ring,
-  Segment,
-  sendMsg,
-  unixSocket,
-} from '@ferry/sdk/internal';
+import { close, ring, Segment } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
 import { collect, netConnect, type Received } from '../testing/net-peer.js';
+import { type RawApp, rawApp } from '../testing/raw-app.js';
 
 let d: DaemonHandle;
 const fds: number[] = [];
@@ -36,66 +22,6 @@ after(async () => {
     } catch {}
   }
 });
-
-interface RawApp {
-  send(msg: CtrlMessage): void;
-  /** Waits (bounded) for the next message; its fds go to `keep`, or are closed. */
-  next(keep?: number[]): Promise<CtrlMessage>;
-}
-
-/** An app speaking the control protocol by hand, with the fds it must hold. */
-async function rawApp(): Promise<RawApp> {
-  const ch = unixSocket('seqpacket', { nonblock: true });
-  fds.push(ch);
-  connectUnix(ch, d.socket);
-  const wake: number[] = [];
-  const next = async (keep?: number[]): Promise<CtrlMessage> => {
-    const buf = new Uint8Array(65536);
-    const end = Date.now() + 5000;
-    while (Date.now() < end) {
-      const r = recvMsg(ch, buf, 4);
-      if (r) {
-        for (const f of r.fds) {
-          if (keep) keep.push(f);
-          else close(f);
-        }
-        if (r.bytes === 0) throw new Error('ferryd closed the channel');
-        return decodeCtrl(buf.slice(0, r.bytes));
-      }
-      await new Promise((res) => setTimeout(res, 5));
-    }
-    throw new Error('no message from ferryd');
-  };
-  const send = (msg: CtrlMessage) => {
-    sendMsg(ch, encodeCtrl(msg));
-    // ferryd's loop cannot watch the SEQPACKET socket: ring its wake pipe after each message.
-    for (const w of wake) ring(w);
-  };
-  const [wakeR, wakeW] = pipe2({ nonblock: true });
-  const [bellR, bellW] = pipe2({ nonblock: true });
-  fds.push(wakeR, bellR);
-  sendMsg(
-    ch,
-    encodeCtrl({
-      t: 'hello',
-      id: 1,
-      version: PROTO_VERSION,
-      minVersion: PROTO_MIN_VERSION,
-      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE,
-      name: 'raw',
-      namespace: 'default',
-      token: '',
-      fds: ['wake', 'doorbell'],
-    }),
-    [wakeW, bellW],
-  );
-  close(wakeW);
-  close(bellW);
-  // ferryd's wake pipe: held for as long as we live (its EOF would mean we died).
-  assert.equal((await next(wake)).t, 'hello-reply');
-  fds.push(...wake);
-  return { send, next };
-}
 
 /** A listener of `app` and one kernel connection to it, accepted (segment-add, accepted). */
 async function acceptedTcp(app: RawApp, keep?: number[]) {
@@ -125,7 +51,7 @@ function cpuSeconds(pid: number): number {
 
 test('segment-released for a segment ferryd never deleted: TCP sessions reset, segment freed', async () => {
   const base = await d.stats();
-  const app = await rawApp();
+  const app = await rawApp(d.socket, fds);
   const { got, acc } = await acceptedTcp(app);
   assert.equal(Number((await d.stats())['daemonSegments']), 1);
   app.send({ t: 'segment-released', id: 3, segment: acc.fifos.segment });
@@ -142,7 +68,7 @@ test('segment-released for a segment ferryd never deleted: TCP sessions reset, s
 });
 
 test('an app that corrupts the event queue ferryd drains: its sessions reset, ferryd does not spin', async () => {
-  const app = await rawApp();
+  const app = await rawApp(d.socket, fds);
   const held: number[] = [];
   const { got, add } = await acceptedTcp(app, held);
   const [segFd, bellFd] = [held[add.fds.indexOf('segment')], held[add.fds.indexOf('doorbell')]];

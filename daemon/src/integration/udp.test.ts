@@ -238,6 +238,47 @@ describe('UDP between two local apps (cut-through)', () => {
   });
 });
 
+describe('UDP when a local peer goes away', () => {
+  test('its pair is freed, later sends go out through ferryd, and a new endpoint on that port gets them', async () => {
+    const c = await startApp(d.socket, {}, UDP_APP);
+    const e = await startApp(d.socket, {}, UDP_APP);
+    const f = await startApp(d.socket, {}, UDP_APP);
+    try {
+      const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+      const portE = Number((await e.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+      await c.ok({ op: 'send', port: portE, sizes: [1, 2, 3], seed: 20 });
+      await waitReceived(e, 3, 'e to get 3');
+      const pairOf = async () =>
+        ((await d.show('sessions')) as SessionRow[]).filter(
+          (s) => s.transport === 'ct' && s.local === `udp://127.0.0.1:${portC}`,
+        );
+      assert.equal((await pairOf()).length, 1, 'c has a cut-through pair with e');
+
+      await e.ok({ op: 'close' });
+      await eventually(async () => (await pairOf()).length === 0, 10_000, 'the pair to be freed');
+
+      // Nobody is bound there now: the datagrams go out through ferryd's kernel socket and are lost.
+      const lost = await c.ok({ op: 'send', port: portE, sizes: [4, 5], seed: 21 });
+      assert.deepEqual(lost['codes'], [null, null]);
+
+      // A new endpoint on the same port hears c (through the kernel: c remembered "not local"),
+      // and its reply comes back cut-through.
+      await f.ok({ op: 'bind', uri: `udp://127.0.0.1:${portE}` });
+      await c.ok({ op: 'send', port: portE, sizes: [6, 7], seed: 22 });
+      const got = await waitReceived(f, 2, 'f to get c');
+      assertDatagrams(got, 0, [6, 7], 22, portC);
+      await f.ok({ op: 'send', port: portC, sizes: [8], seed: 23 });
+      const back = await waitReceived(c, 1, 'c to get the reply');
+      assertDatagrams(back, 0, [8], 23, portE);
+      assert.equal((await pairOf()).length, 1, 'the reply made a new cut-through pair');
+    } finally {
+      await c.kill();
+      await e.kill();
+      await f.kill();
+    }
+  });
+});
+
 describe('UDP connected use', () => {
   test('a connected socket sends without an address and hears only its peer', async () => {
     const c = await startApp(d.socket, {}, UDP_APP);

@@ -477,8 +477,12 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
       this.#waiting.set(ch, q);
       this.#enqueueWaiting(q, out, to);
       if (ch.waitForSpace(out.payload.length)) setImmediate(() => this.onWritable(ch));
+    } else if (r === 'closed' && ch !== this.#relay) {
+      // The local peer went away before we heard of it: let the pair go, route this one again.
+      this.onEnd(ch, null);
+      this.#route(out);
     } else {
-      this.#sendFailed(ferryError('ERR_FERRY_FIFO_CORRUPT', 'datagram fifo failed'), out.cb);
+      this.#sendFailed(ferryError('ERR_FERRY_FIFO_CORRUPT', `datagram fifo ${r}`), out.cb);
     }
   }
 
@@ -504,21 +508,31 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     if (!q) return;
     while (q.length > 0) {
       const head = q[0] as { out: Outgoing; to: DgramAddress | null };
-      let r: ReturnType<DatagramChannel['send']>;
+      let r: ReturnType<DatagramChannel['send']> | 'thrown';
       try {
         r = ch.send(head.out.payload, head.to);
       } catch (err) {
-        r = 'failed';
+        r = 'thrown';
         this.#sendFailed(err as Error, head.out.cb);
       }
       if (r === 'full') {
+        // Cannot spin: armSpace is true only when the frame fits now (then the send succeeds),
+        // or when the peer closed or the fifo failed (then the send says so).
         if (ch.waitForSpace(head.out.payload.length)) continue;
+        return;
+      }
+      if (r === 'closed' && ch !== this.#relay) {
+        this.onEnd(ch, null); // routes the whole queue again, this datagram first
         return;
       }
       q.shift();
       this.#queuedBytes -= head.out.payload.length;
-      if (r === 'sent' && head.out.cb) process.nextTick(head.out.cb, null, head.out.payload.length);
-      if (r === 'failed' && ch.closed) break;
+      if (r === 'sent') {
+        if (head.out.cb) process.nextTick(head.out.cb, null, head.out.payload.length);
+        continue;
+      }
+      if (r !== 'thrown')
+        this.#sendFailed(ferryError('ERR_FERRY_FIFO_CORRUPT', `datagram fifo ${r}`), head.out.cb);
     }
     this.#waiting.delete(ch);
   }

@@ -27,7 +27,8 @@ export interface DatagramSink {
   onEnd(channel: DatagramChannel, err: FerryError | null): void;
 }
 
-export type SendResult = 'sent' | 'full' | 'failed';
+/** 'closed': the peer stopped reading (or this side closed); 'failed': the fifo is broken. */
+export type SendResult = 'sent' | 'full' | 'closed' | 'failed';
 
 export class DatagramChannel implements SlotListener {
   readonly id: number;
@@ -83,6 +84,7 @@ export class DatagramChannel implements SlotListener {
       );
     }
     encodeDgramHeader(this.#txHeader, payload.length, to);
+    if (this.#closed || this.#ended || this.#tx.peerClosed) return 'closed';
     const n = this.#tx.enqueueAtomic([this.#txHeader, payload]);
     if (n < 0) return 'failed';
     if (n === 0) return 'full';

@@ -239,6 +239,12 @@ describe('memif: data path', () => {
     assert.equal(burst.copy(0, dst, 10), 300);
     assert.deepEqual(dst.subarray(10), big);
     burst.release();
+    // receive(max) takes at most max and leaves the rest in the ring.
+    assert.equal(cli.send(0, pkts, 0, 5), 5);
+    const three = await receiveN(srv, 0, 3);
+    assert.deepEqual(three, pkts.slice(0, 3));
+    assert.deepEqual(srv.receive(0, 10), pkts.slice(3, 5));
+    assert.equal(srv.stats().rx[0]?.drops, 0);
     assert.throws(() => cli.send(0, [new Uint8Array(0)]), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => cli.send(0, [new Uint8Array(128 * 65)]), { code: 'EMSGSIZE' });
     assert.throws(() => cli.send(1, pkts), { code: 'ERR_OUT_OF_RANGE' });

@@ -378,7 +378,7 @@ export class Memif extends EventEmitter<MemifEvents> {
       const queue = rx[q];
       if (queue === undefined) continue;
       for (let b = 0; b < BURSTS_PER_QUEUE; b++) {
-        const n = queue.fill(burst);
+        const n = queue.fill(burst, HANDLER_BURST);
         if (n === 0) break;
         total += n;
         try {
@@ -417,15 +417,15 @@ export class Memif extends EventEmitter<MemifEvents> {
     return new MemifTxBurst(capacity);
   }
 
-  /** Fills `burst` with up to burst.capacity packets from rx queue q (releasing what it held). */
-  rxBurst(q: number, burst: MemifRxBurst): number {
+  /** Fills `burst` with up to `max` (default and at most burst.capacity) packets from rx queue q. */
+  rxBurst(q: number, burst: MemifRxBurst, max: number = burst.capacity): number {
     const queue = this.#conn?.rx[q];
     if (queue === undefined) {
       this.#queueIndex(q, this.#o.rxQueues, 'rx');
       if (burst.owner !== null) burst.release();
       return 0;
     }
-    return queue.fill(burst);
+    return queue.fill(burst, max);
   }
 
   /** Up to `max` packets from rx queue q, copied (the buffers go back to the peer at once). */
@@ -433,17 +433,13 @@ export class Memif extends EventEmitter<MemifEvents> {
     const burst = this.#copyBurst;
     const out: Uint8Array[] = [];
     while (out.length < max) {
-      const n = this.rxBurst(q, burst);
+      const n = this.rxBurst(q, burst, max - out.length);
       if (n === 0) break;
-      const take = Math.min(n, max - out.length);
-      for (let i = 0; i < take; i++) {
+      for (let i = 0; i < n; i++) {
         const p = new Uint8Array(burst.lengths[i] ?? 0);
         burst.copy(i, p, 0);
         out.push(p);
       }
-      const stats = this.#rxStats[q];
-      // rxBurst may have taken more than `max` wants: those are dropped (counted).
-      if (take < n && stats !== undefined) stats.drops += n - take;
       burst.release();
     }
     return out;

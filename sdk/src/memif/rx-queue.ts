@@ -16,8 +16,8 @@ export type FailFn = (detail: string) => void;
 export interface RxQueue extends RxBurstOwner {
   readonly ring: MemifRing;
   dead: boolean;
-  /** Parses up to burst.capacity packets into burst (releasing what it held first). */
-  fill(burst: MemifRxBurst): number;
+  /** Parses up to `max` (at most burst.capacity) packets into burst, releasing what it held first. */
+  fill(burst: MemifRxBurst, max: number): number;
   /** True if the peer has published something not parsed yet. */
   pending(): boolean;
 }
@@ -64,7 +64,7 @@ export class C2sRxQueue implements RxQueue {
     return !this.dead && this.ring.loadHead() !== this.#lastHead;
   }
 
-  fill(burst: MemifRxBurst): number {
+  fill(burst: MemifRxBurst, max: number): number {
     if (burst.owner !== null) burst.release();
     if (this.dead) return 0;
     const ring = this.ring;
@@ -86,7 +86,7 @@ export class C2sRxQueue implements RxQueue {
     const nRegions = this.#regions.length;
     const sizes = this.#regionSizes;
     const maxSeg = this.#limits.maxSegment;
-    const cap = burst.capacity;
+    const cap = Math.min(max, burst.capacity);
     const lengths = burst.lengths;
     const offsets = burst.offsets;
     const regions = burst.regions;
@@ -265,7 +265,7 @@ export class S2cRxQueue implements RxQueue {
     return !this.dead && this.ring.loadTail() !== this.#lastTail;
   }
 
-  fill(burst: MemifRxBurst): number {
+  fill(burst: MemifRxBurst, max: number): number {
     if (burst.owner !== null) burst.release();
     if (this.dead) return 0;
     const ring = this.ring;
@@ -286,7 +286,7 @@ export class S2cRxQueue implements RxQueue {
     const base = this.#bufBase;
     const ri = this.#regionIndex;
     const maxChain = this.#limits.maxChain;
-    const cap = burst.capacity;
+    const cap = Math.min(max, burst.capacity);
     const lengths = burst.lengths;
     const offsets = burst.offsets;
     const regions = burst.regions;

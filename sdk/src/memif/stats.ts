@@ -5,7 +5,10 @@ export interface MemifQueueStats {
   packets: number;
   /** Bytes of those packets. */
   bytes: number;
-  /** tx: packets `send` could not queue (ring full). rx: packets dropped by the receive path. */
+  /**
+   * tx: packets `send` could not queue (ring full). rx: always 0 (the receive path never drops:
+   * unread packets stay in the ring, and a bad descriptor takes the link down instead).
+   */
   drops: number;
   /** tx: calls that found the ring full (or too full for the next packet). */
   ringFull: number;

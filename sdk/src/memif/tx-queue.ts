@@ -52,15 +52,34 @@ function checkCommit(burst: MemifTxBurst, k: number, owner: object, stamp: numbe
   if (!Number.isInteger(k) || k < 0 || k > burst.count) {
     throw ferryError('ERR_OUT_OF_RANGE', `txCommit: ${String(k)} of ${burst.count} reserved buffers`);
   }
+}
+
+function badLength(burst: MemifTxBurst, i: number): Error {
+  return ferryError(
+    'ERR_OUT_OF_RANGE',
+    `txCommit: lengths[${i}] = ${burst.lengths[i]}, capacity ${burst.capacities[i]}`,
+  );
+}
+
+/**
+ * Writes the first k reserved descriptors (length, flags 0), checking each length against its
+ * buffer; returns the bytes. Throws before anything is published (written slots are still ours).
+ */
+function writeCommitted(ring: MemifRing, burst: MemifTxBurst, k: number): number {
+  const { u16, u32 } = ring.region;
+  const lengths = burst.lengths;
+  const caps = burst.capacities;
+  const mask = ring.mask;
+  let bytes = 0;
   for (let i = 0; i < k; i++) {
-    const len = burst.lengths[i] ?? 0;
-    if (len === 0 || len > (burst.capacities[i] ?? 0)) {
-      throw ferryError(
-        'ERR_OUT_OF_RANGE',
-        `txCommit: lengths[${i}] = ${len}, capacity ${burst.capacities[i]}`,
-      );
-    }
+    const len = lengths[i] ?? 0;
+    if (len === 0 || len > (caps[i] ?? 0)) throw badLength(burst, i);
+    const slot = (burst.start + i) & mask;
+    u32[ring.desc32 + slot * 4 + 1] = len;
+    u16[ring.desc16 + slot * 8] = 0;
+    bytes += len;
   }
+  return bytes;
 }
 
 /** Client side: client-to-server packets in our own buffers. */
@@ -216,16 +235,7 @@ export class C2sTxQueue implements TxQueue {
   commit(burst: MemifTxBurst, k: number): number {
     if (this.dead) return 0;
     checkCommit(burst, k, this, this.#stamp);
-    const ring = this.ring;
-    const { u16, u32 } = ring.region;
-    let bytes = 0;
-    for (let i = 0; i < k; i++) {
-      const slot = (burst.start + i) & ring.mask;
-      const len = burst.lengths[i] ?? 0;
-      u32[ring.desc32 + slot * 4 + 1] = len;
-      u16[ring.desc16 + slot * 8] = 0;
-      bytes += len;
-    }
+    const bytes = writeCommitted(this.ring, burst, k);
     burst.owner = null;
     burst.count = 0;
     if (k > 0) this.#publish(burst.start + k, k, bytes);
@@ -312,8 +322,11 @@ export class S2cTxQueue implements TxQueue {
     const ring = this.ring;
     const { u16, u32 } = ring.region;
     const bytesOf = this.#regionBytes;
+    const sizes = this.#regionSizes;
+    const nRegions = this.#regions.length;
     const mask = ring.mask;
     const maxChain = this.#maxChain;
+    let minCap = this.#minCapacity;
     let pos = this.#tail;
     let sent = 0;
     let bytes = 0;
@@ -329,7 +342,27 @@ export class S2cTxQueue implements TxQueue {
         break;
       }
       const pkt = p as Uint8Array;
-      // Validate every slot the packet needs before writing any of them.
+      if (avail === 0) break;
+      // Fast path: the packet fits the next lent buffer (copy the descriptor, validate the copy).
+      const slot0 = pos & mask;
+      const i16 = ring.desc16 + slot0 * 8;
+      const i32 = ring.desc32 + slot0 * 4;
+      const region0 = u16[i16 + 1] ?? 0;
+      const cap0 = u32[i32 + 1] ?? 0;
+      const off0 = u32[i32 + 2] ?? 0;
+      if (len <= cap0 && region0 < nRegions && off0 + cap0 <= (sizes[region0] ?? 0)) {
+        if (cap0 < minCap || minCap === 0) minCap = cap0;
+        (bytesOf[region0] as Uint8Array).set(pkt, off0);
+        u32[i32 + 1] = len;
+        u16[i16] = 0;
+        pos++;
+        avail--;
+        sent++;
+        bytes += len;
+        continue;
+      }
+      // Chained (or a bad descriptor, which #take reports): validate every slot the packet needs
+      // before writing any of them.
       let segs = 0;
       for (let room = 0; room < len; segs++) {
         if (segs >= avail) break outer;
@@ -354,6 +387,7 @@ export class S2cTxQueue implements TxQueue {
       sent++;
       bytes += len;
     }
+    if (minCap !== 0 && (this.#minCapacity === 0 || minCap < this.#minCapacity)) this.#minCapacity = minCap;
     if (sent > 0) this.#publish(pos, sent, bytes);
     const notSent = count - sent;
     if (notSent > 0 && error === null) {
@@ -403,16 +437,7 @@ export class S2cTxQueue implements TxQueue {
   commit(burst: MemifTxBurst, k: number): number {
     if (this.dead) return 0;
     checkCommit(burst, k, this, this.#stamp);
-    const ring = this.ring;
-    const { u16, u32 } = ring.region;
-    let bytes = 0;
-    for (let i = 0; i < k; i++) {
-      const slot = (burst.start + i) & ring.mask;
-      const len = burst.lengths[i] ?? 0;
-      u32[ring.desc32 + slot * 4 + 1] = len;
-      u16[ring.desc16 + slot * 8] = 0;
-      bytes += len;
-    }
+    const bytes = writeCommitted(this.ring, burst, k);
     burst.owner = null;
     burst.count = 0;
     if (k > 0) this.#publish(burst.start + k, k, bytes);

@@ -1,0 +1,147 @@
+/**
+ * The compose files users deploy (dockerfiles/*.compose.yaml), started with
+ * DockerComposeEnvironment exactly as written; only the image names come from the environment.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { DockerComposeEnvironment, type StartedDockerComposeEnvironment } from 'testcontainers';
+import {
+  eventually,
+  execOk,
+  jsonLines,
+  logUntil,
+  pollWhile,
+  type ShowApp,
+  type ShowSession,
+  type ShowStats,
+  show,
+} from './support/containers.js';
+import { SKIP } from './support/engine.js';
+import { COMPOSE_ENV, DOCKERFILES, ensureImages } from './support/images.js';
+
+const VERIFY = ['node', 'examples/dist/echo/verify.js'];
+const MiB = 1024 * 1024;
+
+/** Starts a compose file and waits for its healthchecks (`up --wait`); `down -v` afterwards. */
+function composeSuite(file: string, body: (env: () => StartedDockerComposeEnvironment) => void): void {
+  describe(file, { skip: SKIP }, () => {
+    let env: StartedDockerComposeEnvironment | undefined;
+    before(async () => {
+      await ensureImages();
+      env = await new DockerComposeEnvironment(DOCKERFILES, file)
+        .withEnvironment(COMPOSE_ENV)
+        .withClientOptions({ commandOptions: ['--wait'] })
+        .withStartupTimeout(60_000)
+        .up();
+    });
+    after(async () => {
+      await env?.down({ removeVolumes: true, timeout: 0 });
+    });
+    body(() => env as StartedDockerComposeEnvironment);
+  });
+}
+
+/** The check the client service ran on its own at start (from its log), parsed. */
+async function clientLog(
+  env: StartedDockerComposeEnvironment,
+  name: string,
+): Promise<Record<string, unknown>[]> {
+  return jsonLines(await logUntil(env.getContainer(name), '"ok"'));
+}
+
+composeSuite('sidecar.compose.yaml', (env) => {
+  test('the client checked its echo cut-through at start, and checks it again on demand', {
+    timeout: 120_000,
+  }, async () => {
+    const [connected, first] = await clientLog(env(), 'client-1');
+    assert.equal(connected?.['transport'], 'ct');
+    assert.equal(first?.['ok'], true, JSON.stringify(first));
+    const again = jsonLines(
+      await execOk(env().getContainer('client-1'), [
+        ...VERIFY,
+        'tcp://127.0.0.1:7000',
+        '--bytes',
+        String(8 * MiB),
+      ]),
+    ).at(-1);
+    assert.equal(again?.['ok'], true, JSON.stringify(again));
+    assert.equal(again?.['transport'], 'ct');
+    const apps = await show<ShowApp[]>(env().getContainer('ferryd-1'), 'apps');
+    assert.deepEqual(
+      apps.map((a) => [a.name, a.uid, a.gid]),
+      [['server.js', 1001, 1000]],
+    );
+  });
+});
+
+composeSuite('abstract.compose.yaml', (env) => {
+  test('apps in ferryd’s network namespace attach through @ferry/session and talk cut-through', {
+    timeout: 120_000,
+  }, async () => {
+    const [connected, first] = await clientLog(env(), 'client-1');
+    assert.equal(connected?.['transport'], 'ct');
+    assert.equal(first?.['ok'], true, JSON.stringify(first));
+    const client = env().getContainer('client-1');
+    // No socket file anywhere: the client reaches ferryd by the abstract name only.
+    assert.equal((await execOk(client, ['sh', '-c', 'ls -A /run/ferry'])).trim(), '');
+    assert.match(await execOk(client, ['ferry', 'health']), /^ok: ferryd at @ferry\/session/);
+    const again = jsonLines(
+      await execOk(client, [...VERIFY, 'tcp://127.0.0.1:7000', '--bytes', String(8 * MiB)]),
+    ).at(-1);
+    assert.equal(again?.['ok'], true, JSON.stringify(again));
+    assert.equal(again?.['transport'], 'ct');
+  });
+});
+
+composeSuite('two-hosts.compose.yaml', (env) => {
+  test('an echo across two ferryd goes over TCP, intact, and each ferryd moves its bytes', {
+    timeout: 120_000,
+  }, async () => {
+    const [connected, first] = await clientLog(env(), 'client-b-1');
+    assert.equal(connected?.['transport'], 'tcp');
+    assert.equal(first?.['ok'], true, JSON.stringify(first));
+
+    const a = env().getContainer('ferryd-a-1');
+    const b = env().getContainer('ferryd-b-1');
+    // Paced (~2.5 s) so that both ferryd can be watched while it runs.
+    const run = execOk(env().getContainer('client-b-1'), [
+      ...VERIFY,
+      'tcp://ferryd-a:7000',
+      '--bytes',
+      String(32 * MiB),
+      '--chunk',
+      String(256 * 1024),
+      '--pause-ms',
+      '20',
+    ]);
+    const seen = { a: [] as ShowSession[], b: [] as ShowSession[] };
+    const out = await pollWhile(run, async () => {
+      const [sa, sb] = await Promise.all([
+        show<ShowSession[]>(a, 'sessions'),
+        show<ShowSession[]>(b, 'sessions'),
+      ]);
+      seen.a.push(...sa);
+      seen.b.push(...sb);
+    });
+    const result = jsonLines(out).at(-1);
+    assert.equal(result?.['ok'], true, JSON.stringify(result));
+    assert.equal(result?.['transport'], 'tcp');
+    assert.equal(result?.['bytes'], 32 * MiB);
+    for (const [side, sessions] of Object.entries(seen)) {
+      assert.ok(sessions.length > 0, `ferryd-${side} showed the session`);
+      assert.ok(
+        sessions.every((s) => s.transport === 'tcp' && s.peer === null),
+        `ferryd-${side}: ${JSON.stringify(sessions[0])}`,
+      );
+      const moved = Math.max(...sessions.map((s) => s.daemonBytes));
+      assert.ok(moved > 0, `ferryd-${side} moved the session's bytes (${moved})`);
+    }
+    // Once the client is done, both sides let go of everything but the listener.
+    for (const f of [a, b]) {
+      await eventually('sessions to end', async () => {
+        const st = await show<ShowStats>(f, 'stats');
+        return st.sessions === 0 ? st : undefined;
+      });
+    }
+  });
+});
