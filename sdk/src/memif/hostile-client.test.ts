@@ -361,6 +361,55 @@ describe('memif server vs hostile client: after CONNECT', () => {
     mem.release();
   });
 
+  it('accepts a libmemif-style layout: rings in region 0, buffers in region 1 (both directions)', async () => {
+    const { srv, socket } = server();
+    const ch = await initialized(socket);
+    const rings = new RawMemory({ rings: 2, log2: 3, bufferSize: 0 });
+    const bufs = new RawMemory({ rings: 0, log2: 3, bufferSize: 0, extraBytes: 16 * 512 });
+    try {
+      ch.send({ type: 'add-region', index: 0, size: rings.size }, rings.fd);
+      assert.equal((await ch.expect()).msg.type, 'ack');
+      ch.send({ type: 'add-region', index: 1, size: bufs.size }, bufs.fd);
+      assert.equal((await ch.expect()).msg.type, 'ack');
+      for (const [dir, g] of [
+        ['c2s', 0],
+        ['s2c', 1],
+      ] as const) {
+        ch.send(
+          {
+            type: 'add-ring',
+            direction: dir,
+            index: 0,
+            region: 0,
+            offset: rings.ringOffset(g),
+            log2RingSize: 3,
+          },
+          rings.eventfds[g],
+        );
+        assert.equal((await ch.expect()).msg.type, 'ack');
+      }
+      ch.send({ type: 'connect', ifName: 'libmemif-like' });
+      assert.equal((await ch.expect()).msg.type, 'connected');
+      await srv.waitUp();
+      // C2S: a packet in region 1.
+      bufs.u8.set([4, 3, 2, 1], 512);
+      rings.setDesc(0, 0, 0, 1, 4, 512);
+      rings.setHead(0, 1);
+      assert.deepEqual(srv.receive(0), [new Uint8Array([4, 3, 2, 1])]);
+      // S2C: lend a buffer in region 1 with a headroom-shifted offset, as libmemif does.
+      rings.setDesc(1, 0, 0, 1, 256, 8 * 512 + 128);
+      rings.setHead(1, 1);
+      assert.equal(srv.send(0, [new Uint8Array([7, 7, 7])]), 1);
+      assert.equal(rings.tail(1), 1);
+      assert.deepEqual(rings.desc(1, 0), { flags: 0, region: 1, length: 3, offset: 8 * 512 + 128 });
+      assert.deepEqual([...bufs.u8.subarray(8 * 512 + 128, 8 * 512 + 131)], [7, 7, 7]);
+      assert.equal(srv.info?.bufferSize, 256);
+    } finally {
+      rings.release();
+      bufs.release();
+    }
+  });
+
   it('an incomplete chain is not delivered until it is complete', async () => {
     const { srv, mem } = await up();
     mem.setDesc(0, 0, 1, 0, 10, mem.bufferOffset(0, 0));
