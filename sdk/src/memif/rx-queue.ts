@@ -253,12 +253,25 @@ export class S2cRxQueue implements RxQueue {
 
   #refill(from: number, to: number): void {
     const ring = this.ring;
-    for (let s = from; s !== (to & 0xffff); s = (s + 1) & 0xffff) {
-      const slot = s & ring.mask;
-      ring.writeDesc(slot, 0, this.#regionIndex, this.#bufferSize, this.#bufBase + slot * this.#bufferSize);
+    const { u16, u32 } = ring.region;
+    const mask = ring.mask;
+    const bsize = this.#bufferSize;
+    const base = this.#bufBase;
+    const ri = this.#regionIndex;
+    const end = to & 0xffff;
+    // Rewrites the whole descriptor, not just the length: what the server may have scribbled on
+    // region / offset is restored (we never read them back, but the server uses them to write).
+    for (let s = from; s !== end; s = (s + 1) & 0xffff) {
+      const slot = s & mask;
+      const i16 = ring.desc16 + slot * 8;
+      const i32 = ring.desc32 + slot * 4;
+      u16[i16] = 0;
+      u16[i16 + 1] = ri;
+      u32[i32 + 1] = bsize;
+      u32[i32 + 2] = base + slot * bsize;
     }
-    ring.storeHead(to);
-    this.#head = to & 0xffff;
+    ring.storeHead(end);
+    this.#head = end;
   }
 
   pending(): boolean {
