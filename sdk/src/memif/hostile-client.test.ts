@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { encodeMemif, MEMIF_MSG_SIZE, type MemifMessage } from '../proto/memif/index.js';
-import { close, eventfd, ftruncate, memfdCreate } from '../sys/index.js';
+import { close, eventfd, eventfdWrite, ftruncate, memfdCreate } from '../sys/index.js';
 import type { MemifDownReason } from './link-info.js';
 import { createMemif, type Memif } from './memif.js';
 import type { MemifOptions } from './options.js';
@@ -408,6 +408,47 @@ describe('memif server vs hostile client: after CONNECT', () => {
       rings.release();
       bufs.release();
     }
+  });
+
+  it('MASK_INT follows rxMode: set in poll mode, clear in interrupt mode, toggled by adaptive', async () => {
+    const poll = await up({ rxMode: 'poll' });
+    assert.equal(poll.mem.flags(0), 1, 'poll: masked from CONNECT on');
+    assert.equal(poll.mem.flags(1), 0, 'the S2C ring is the client’s to flag');
+    poll.mem.release();
+    const intr = await up({ rxMode: 'interrupt' });
+    assert.equal(intr.mem.flags(0), 0);
+    let got = 0;
+    intr.srv.onPackets((b) => {
+      got += b.count;
+    });
+    await new Promise((r) => setTimeout(r, 30)); // the receiver polls once, arms, and sleeps
+    intr.mem.setDesc(0, 0, 0, 0, 10, intr.mem.bufferOffset(0, 0));
+    intr.mem.setHead(0, 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(got, 0, 'interrupt mode sleeps until the doorbell');
+    eventfdWrite(intr.mem.eventfds[0] as number);
+    await eventually(() => got === 1, 2000, 'interrupt-mode delivery');
+    intr.mem.setDesc(0, 1, 0, 0, 10, intr.mem.bufferOffset(0, 1));
+    intr.mem.setHead(0, 2);
+    eventfdWrite(intr.mem.eventfds[0] as number);
+    await eventually(() => got === 2, 2000, 'second doorbell');
+    assert.ok((intr.srv.stats().rx[0]?.wakeups ?? 0) >= 1);
+    intr.srv.onPackets(null);
+    intr.mem.release();
+    const adaptive = await up({ rxMode: 'adaptive' });
+    let n = 0;
+    adaptive.srv.onPackets((b) => {
+      n += b.count;
+    });
+    // Idle: after a short busy period it arms (unmasks) and sleeps.
+    await eventually(() => adaptive.mem.flags(0) === 0, 2000, 'adaptive arms when idle');
+    adaptive.mem.setDesc(0, 0, 0, 0, 10, adaptive.mem.bufferOffset(0, 0));
+    adaptive.mem.setHead(0, 1);
+    eventfdWrite(adaptive.mem.eventfds[0] as number);
+    await eventually(() => n === 1, 2000, 'adaptive wakes on the doorbell');
+    await eventually(() => adaptive.mem.flags(0) === 0, 2000, 'and arms again');
+    adaptive.srv.onPackets(null);
+    adaptive.mem.release();
   });
 
   it('an incomplete chain is not delivered until it is complete', async () => {
