@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createDatagramSocket, type DatagramSocket, type RemoteInfo as FerryRemoteInfo } from '@ferry/sdk';
 import { datagramPayload, sha256 } from '../testing/datagrams.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { hasBinary, runWithInput } from '../testing/net-peer.js';
@@ -409,6 +410,80 @@ describe('UDP endpoint lifetime', () => {
       assert.equal(r['code'], 'EADDRINUSE');
     } finally {
       await c.kill();
+    }
+  });
+});
+
+describe('UDP API in the shape of node:dgram', () => {
+  function once<T extends unknown[]>(s: DatagramSocket, ev: string): Promise<T> {
+    return new Promise((resolve) => s.once(ev, (...args: unknown[]) => resolve(args as T)));
+  }
+
+  test('send forms, bind forms, address(), and the errors of misuse', async () => {
+    const peer = await dgramPeer();
+    const s = createDatagramSocket({ socket: d.socket, name: 'udp-api-test' });
+    const r = createDatagramSocket({ socket: d.socket, name: 'udp-api-test' });
+    try {
+      assert.throws(() => s.address(), { code: 'EBADF' });
+      assert.throws(() => s.remoteAddress(), { code: 'ENOTCONN' });
+      const listening = once(s, 'listening');
+      s.bind({ port: 0, address: '127.0.0.1' });
+      await listening;
+      assert.throws(() => s.bind(0), { code: 'ERR_FERRY_SESSION_STATE' });
+      const addr = s.address();
+      assert.equal(addr.address, '127.0.0.1');
+      assert.equal(addr.family, 'IPv4');
+      assert.equal(addr.uri, `udp://127.0.0.1:${addr.port}`);
+
+      const sent = (fn: (cb: (err: Error | null, n: number) => void) => void) =>
+        new Promise<number>((resolve, reject) => fn((err, n) => (err ? reject(err) : resolve(n))));
+      assert.equal(await sent((cb) => s.send('text', peer.port, '127.0.0.1', cb)), 4);
+      assert.equal(
+        await sent((cb) => s.send([Buffer.from('ab'), 'cd', Uint8Array.of(101)], peer.port, cb)),
+        5,
+      );
+      assert.equal(
+        await sent((cb) => s.send(Buffer.from('0123456789'), 2, 3, peer.port, '127.0.0.1', cb)),
+        3,
+      );
+      assert.equal(await sent((cb) => s.send('uri', `udp://127.0.0.1:${peer.port}`, cb)), 3);
+      await eventually(async () => peer.got.length >= 4, 10_000, 'four datagrams');
+      assert.deepEqual(
+        peer.got.map((g) => g.msg.toString()),
+        ['text', 'abcde', '234', 'uri'],
+      );
+
+      // Without a callback, an error goes to 'error'.
+      const err = once<[Error & { code?: string }]>(s, 'error');
+      s.send(Buffer.alloc(65_508), peer.port);
+      assert.equal((await err)[0].code, 'EMSGSIZE');
+
+      // The implicit bind of a first send, and rinfo of a local sender.
+      const msg = once<[Buffer, FerryRemoteInfo]>(s, 'message');
+      r.send('implicit', addr.port, '127.0.0.1');
+      const [m, rinfo] = await msg;
+      assert.equal(m.toString(), 'implicit');
+      assert.equal(rinfo.port, r.address().port);
+      assert.equal(rinfo.size, 8);
+
+      const connected = once(s, 'connect');
+      s.connect(peer.port);
+      await connected;
+      assert.throws(() => s.connect(peer.port), { code: 'ERR_FERRY_SESSION_STATE' });
+      const withAddr = await new Promise<Error | null>((resolve) => s.send('x', peer.port, resolve));
+      assert.equal((withAddr as Error & { code?: string }).code, 'ERR_INVALID_ARG_VALUE');
+      s.disconnect();
+      assert.throws(() => s.disconnect(), { code: 'ENOTCONN' });
+
+      const closed = once(s, 'close');
+      s.close();
+      await closed;
+      const after = await new Promise<Error | null>((resolve) => s.send('x', peer.port, resolve));
+      assert.equal((after as Error & { code?: string }).code, 'ERR_FERRY_SOCKET_CLOSED');
+    } finally {
+      s.close();
+      r.close();
+      await peer.close();
     }
   });
 });
