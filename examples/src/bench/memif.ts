@@ -114,6 +114,8 @@ interface PktgenResult {
   pps: number;
   total: number;
   downs: number;
+  turns: number;
+  idleTurns: number;
 }
 
 /** Ferry as client: pktgen in `mode` against a testpmd server in the matching forwarding mode. */
@@ -161,6 +163,9 @@ async function measureFerry(socket: string, mode: 'tx' | 'rx'): Promise<{ pps: n
       const fwd = await server.stopFwd();
       check = `Ferry counted ${r.total} in its run; testpmd sent ${fwd?.txPackets} (${fwd?.txDropped} dropped on a full ring) in all`;
     }
+    // Turns of Ferry's loop that moved nothing: a ring full (tx) or empty (rx) means the other
+    // side was the slower one in that moment.
+    check += `; Ferry idle in ${((100 * r.idleTurns) / Math.max(1, r.turns)).toFixed(0)}% of its loop turns`;
     if (r.downs !== 0) throw new Error(`the link went down ${r.downs} times during the run`);
     return { pps: r.pps, check };
   } finally {
