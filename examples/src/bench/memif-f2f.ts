@@ -1,9 +1,10 @@
-// Ferry-to-Ferry memif packet rate: two processes (pinned to CPU 0 and 1 with taskset when it is
-// there), poll mode, 64-byte packets by default. For each direction (client->server, server->
+// Ferry-to-Ferry memif packet rate: two processes (with --pin, pinned to CPU 0 and 1 by taskset),
+// poll mode, 64-byte packets and 2^10-slot rings by default. For each direction (client->server, server->
 // client) and each transmit path (send() copying from arrays, txAlloc/txCommit writing in place)
 // the sender runs flat out for --seconds and the receiver counts with rxBurst; the rate is
 // measured at the receiver. Rounds are interleaved; medians are printed (or one JSON line).
-// Usage: node examples/dist/bench/memif-f2f.js [--rounds 3] [--seconds 2] [--size 64] [--json]
+// Usage: node examples/dist/bench/memif-f2f.js [--rounds 3] [--seconds 2] [--size 64] [--ring 10]
+//   [--pin] [--json]
 // The comparison against dpdk-testpmd is `npm run bench:memif`; this is Ferry alone.
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -17,6 +18,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '2' },
     size: { type: 'string', default: '64' },
+    ring: { type: 'string', default: '10' },
+    pin: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     role: { type: 'string' },
     socket: { type: 'string' },
@@ -81,7 +84,12 @@ async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed
 
 async function child(): Promise<void> {
   const role = values.role as 'client' | 'server';
-  const m = createMemif({ role, socket: String(values.socket), rxMode: 'poll', ringSize: 10 });
+  const m = createMemif({
+    role,
+    socket: String(values.socket),
+    rxMode: 'poll',
+    ringSize: Number(values.ring),
+  });
   await m.waitUp(10_000);
   const dir = values.dir as Dir;
   const sender = (dir === 'c2s') === (role === 'client');
@@ -99,7 +107,7 @@ async function child(): Promise<void> {
 
 function spawnSide(args: string[], cpu: number): ChildProcess {
   const script = fileURLToPath(import.meta.url);
-  const pin = existsSync('/usr/bin/taskset') ? ['taskset', '-c', String(cpu)] : [];
+  const pin = values.pin && existsSync('/usr/bin/taskset') ? ['taskset', '-c', String(cpu)] : [];
   const cmd = [...pin, process.execPath, script, ...args];
   return spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
 }
@@ -166,10 +174,15 @@ async function main(): Promise<void> {
     rounds: v.map((x) => x / 1e6),
   }));
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ size, seconds, rounds, results: table })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ size, seconds, rounds, ring: Number(values.ring), pin: values.pin, results: table })}\n`,
+    );
     return;
   }
-  console.log(`memif Ferry <-> Ferry, ${size} B, poll mode, ${rounds} rounds of ${seconds} s (median Mpps)`);
+  const pinned = values.pin ? 'pinned to CPU 0 / 1' : 'not pinned';
+  console.log(
+    `memif Ferry <-> Ferry, ${size} B, ring 2^${values.ring}, poll mode, ${pinned}, ${rounds} rounds of ${seconds} s (median Mpps)`,
+  );
   for (const t of table) {
     console.log(
       `  ${t.case.padEnd(12)} ${t.mpps.toFixed(2).padStart(6)}   [${t.rounds.map((x) => x.toFixed(2)).join(', ')}]`,
