@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { encodeMemif, MEMIF_MSG_SIZE, type MemifMessage } from '../proto/memif/index.js';
 import { close, eventfd, eventfdWrite, ftruncate, memfdCreate } from '../sys/index.js';
 import type { MemifDownReason } from './link-info.js';
+import { MEMIF_MAX_PENDING_HANDSHAKES } from './listener.js';
 import { createMemif, type Memif } from './memif.js';
 import type { MemifOptions } from './options.js';
 import { type RawChannel, RawMemory, rawClientHandshake, rawConnect } from './testing/raw-peer.js';
@@ -324,6 +325,32 @@ describe('memif server vs hostile client: control plane', () => {
       ok.mem.release();
     });
   }
+
+  it('at most MEMIF_MAX_PENDING_HANDSHAKES stalled connections are held; more are closed at once', async () => {
+    const { srv, socket } = server({ handshakeTimeoutMs: 3000 });
+    const stalled: RawChannel[] = [];
+    for (let i = 0; i < MEMIF_MAX_PENDING_HANDSHAKES; i++) stalled.push(await connected(socket));
+    const extra = rawConnect(socket);
+    channels.push(extra);
+    const r = await extra.recv();
+    assert.equal(r.eof, true, 'no HELLO beyond the limit');
+    for (const c of stalled) c.close();
+    // Once the server has seen them go, clients are served again.
+    let ok: Awaited<ReturnType<typeof rawClientHandshake>> | null = null;
+    const deadline = Date.now() + 3000;
+    while (ok === null) {
+      try {
+        ok = await rawClientHandshake(socket);
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    channels.push(ok.ch);
+    assert.equal(ok.reply.type, 'connected');
+    await srv.waitUp();
+    ok.mem.release();
+  });
 
   it('a client that stalls during the handshake is dropped after handshakeTimeoutMs', async () => {
     const { srv, socket } = server({ handshakeTimeoutMs: 200 });

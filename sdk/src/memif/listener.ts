@@ -12,6 +12,11 @@ import { type HandshakeEndpoint, type HandshakeHost, ServerHandshake } from './s
 export type ServerEndpoint = HandshakeEndpoint;
 
 const BACKLOG = 16;
+/**
+ * Connections in the handshake at once. More are closed at accept: a peer that opens connections
+ * and stalls holds at most this many fds until their handshake timeouts.
+ */
+export const MEMIF_MAX_PENDING_HANDSHAKES = 64;
 const listeners = new Map<string, MemifListener>();
 
 export class MemifListener implements HandshakeHost {
@@ -104,6 +109,10 @@ export class MemifListener implements HandshakeHost {
         return; // EMFILE and friends: try again on the next readiness
       }
       if (fd < 0) return;
+      if (this.#pending.size >= MEMIF_MAX_PENDING_HANDSHAKES) {
+        closeQuietly(fd);
+        continue;
+      }
       const h = new ServerHandshake(fd, this);
       this.#pending.add(h);
       h.start();
