@@ -29,12 +29,12 @@ describe('ferryd restarted under running apps', { skip: SKIP }, () => {
     timeout: 120_000,
   }, async () => {
     const ferryd = (group as SidecarGroup).ferryd;
-    // ~8 s of paced transfer: ferryd restarts in the middle of it.
+    // At least 12.8 s of paced transfer (640 x 64 KiB, 20 ms apart): ferryd restarts in the middle.
     const run = client.exec([
       ...VERIFY,
       'tcp://127.0.0.1:7000',
       '--bytes',
-      String(24 * MiB),
+      String(40 * MiB),
       '--pause-ms',
       '20',
     ]);
@@ -53,7 +53,7 @@ describe('ferryd restarted under running apps', { skip: SKIP }, () => {
     assert.equal(r.exitCode, 0, r.stdout + r.stderr);
     assert.equal(connected?.['transport'], 'ct');
     assert.equal(result?.['ok'], true, JSON.stringify(result));
-    assert.equal(result?.['bytes'], 24 * MiB);
+    assert.equal(result?.['bytes'], 40 * MiB);
 
     // The server reattached and listens again; a new connect reaches it cut-through.
     await eventually('the echo server to listen again', async () => {

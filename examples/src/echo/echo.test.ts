@@ -1,6 +1,8 @@
 /** Smoke test: the echo example's server and client, as a user runs them, through a real ferryd. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -35,9 +37,20 @@ test('the verify client checks a multi-chunk echo by digest and reports the tran
   const VERIFY = fileURLToPath(new URL('./verify.js', import.meta.url));
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [VERIFY, 'tcp://127.0.0.1:7100', '--bytes', String(3 * 1024 * 1024 + 17), '--chunk', '65536'],
+    [
+      VERIFY,
+      'tcp://127.0.0.1:7100',
+      '--bytes',
+      String(3 * 1024 * 1024 + 17),
+      '--chunk',
+      '65536',
+      '--progress-file',
+      join(procs.dir, 'progress'),
+    ],
     { env, timeout: 20_000 },
   );
+  const progress = Number(readFileSync(join(procs.dir, 'progress'), 'utf8'));
+  assert.ok(progress >= 2 * 1024 * 1024 && progress <= 3 * 1024 * 1024 + 17, `progress ${progress}`);
   const [first = '', last = ''] = stdout.trim().split('\n');
   assert.deepEqual(JSON.parse(first), { connected: true, transport: 'ct', uri: 'tcp://127.0.0.1:7100' });
   const r = JSON.parse(last) as { ok: boolean; bytes: number; sent: number; transport: string };

@@ -1,11 +1,13 @@
 /**
  * Checks an echo server end to end: sends random bytes, reads the echo, compares digests. Prints
  * one JSON line with the outcome (and a first line once connected); exits 1 on any failure.
- *   node examples/dist/echo/verify.js [uri] [--bytes N] [--chunk B] [--pause-ms MS]
+ *   node examples/dist/echo/verify.js [uri] [--bytes N] [--chunk B] [--pause-ms MS] [--progress-file F]
  * Made for deployments (containers, two hosts): `--pause-ms` stretches a transfer so that
- * something can happen to it while it runs.
+ * something can happen to it while it runs, and `--progress-file` says how far it got (the count
+ * of echoed bytes, rewritten after every MiB).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { connect } from '@ferry/sdk';
@@ -16,12 +18,15 @@ const { values, positionals } = parseArgs({
     bytes: { type: 'string', default: String(16 * 1024 * 1024) },
     chunk: { type: 'string', default: String(64 * 1024) },
     'pause-ms': { type: 'string', default: '0' },
+    'progress-file': { type: 'string' },
   },
 });
 const uri = positionals[0] ?? 'tcp://127.0.0.1:7000';
 const total = Number(values.bytes);
 const chunkSize = Number(values.chunk);
 const pauseMs = Number(values['pause-ms']);
+const progressFile = values['progress-file'];
+let reported = 0;
 
 const sentHash = createHash('sha256');
 const recvHash = createHash('sha256');
@@ -38,6 +43,10 @@ socket.on('connect', () => {
 socket.on('data', (chunk: Buffer) => {
   received += chunk.length;
   recvHash.update(chunk);
+  if (progressFile && received - reported >= 1024 * 1024) {
+    reported = received;
+    writeFileSync(progressFile, String(received));
+  }
 });
 socket.on('end', () => {
   if (failed) return;
