@@ -1,6 +1,7 @@
 /** The `ferry` command: subcommands for the daemon, inspection and tools. */
 import { parseArgs } from 'node:util';
-import { defaultConfig } from './config.js';
+import { type DaemonConfig, defaultConfig } from './config.js';
+import { ConfigError, configFileOf, type LoadOptions, loadConfig } from './config/load.js';
 import { Daemon } from './daemon.js';
 import { exitOnFatal } from './fatal.js';
 import { formatShow, queryAdmin } from './inspect/show-client.js';
@@ -9,10 +10,15 @@ import { SHOW_TOPICS } from './inspect/snapshot.js';
 const HELP = `Usage: ferry <command> [options]
 
 Commands:
-  daemon [--socket PATH|@NAME] [--demo]      run ferryd in the foreground
-         [--tcp-connect-timeout-ms MS]       outgoing TCP connects fail with ETIMEDOUT
-                                             after MS (default 8000)
-  show sessions|apps|segments|listeners|stats [--json] [--socket PATH|@NAME]
+  daemon [--config FILE] [--socket PATH|@NAME] [--demo]
+         [--tcp-connect-timeout-ms MS]       run ferryd in the foreground; FILE (or
+                                             $FERRY_CONFIG) is a JSON configuration
+                                             (docs/configuration.md); SIGHUP reloads it
+  config check [--config FILE]               validate a configuration, print the result
+                                             (tokens as fingerprints)
+  config defaults                            print the built-in configuration as JSON
+  show sessions|apps|segments|listeners|stats|rules|namespaces
+       [--json] [--socket PATH|@NAME] [--config FILE]
                                              what a running ferryd holds
   health [--socket PATH|@NAME] [--timeout-ms MS]
                                              exit 0 if ferryd answers (container healthchecks)
@@ -33,6 +39,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runShow(rest);
     case 'health':
       return runHealth(rest);
+    case 'config':
+      return runConfig(rest);
     case 'perf': {
       const { perfMain } = await import('./perf/perf-cli.js');
       return perfMain(rest);
@@ -55,13 +63,34 @@ async function runDaemon(args: string[]): Promise<number> {
       socket: { type: 'string' },
       demo: { type: 'boolean', default: false },
       'tcp-connect-timeout-ms': { type: 'string' },
+      config: { type: 'string' },
     },
   });
-  const config = defaultConfig();
-  if (values.socket) config.socket = values.socket;
-  if (values['tcp-connect-timeout-ms']) config.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
+  const overrides: Partial<DaemonConfig> = {};
+  if (values.socket) overrides.socket = values.socket;
+  if (values['tcp-connect-timeout-ms']) overrides.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
+  const loadOpts: LoadOptions = { file: values.config, overrides };
   const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
-  const daemon = new Daemon(config, log).start();
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(loadConfig(loadOpts), log);
+  } catch (err) {
+    process.stderr.write(`ferryd: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const config = daemon.config;
+  log(`configuration: ${configFileOf(loadOpts) ?? 'built-in defaults'}`);
+  daemon.start();
+  process.on('SIGHUP', () => {
+    try {
+      const o = daemon.reload(loadConfig(loadOpts));
+      const restart = o.needsRestart.length > 0 ? `; needs a restart, kept: ${o.needsRestart.join(', ')}` : '';
+      log(`configuration reloaded: ${o.applied.length > 0 ? o.applied.join(', ') : 'no change'}${restart}`);
+    } catch (err) {
+      daemon.policy.counters.reloadFailures++;
+      log(`configuration reload refused, the running one stays: ${(err as Error).message}`);
+    }
+  });
   exitOnFatal(
     () => daemon.stop(),
     (line) => process.stderr.write(line),
@@ -107,7 +136,11 @@ async function runShow(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { socket: { type: 'string' }, json: { type: 'boolean', default: false } },
+    options: {
+      socket: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
   });
   const what = positionals[0] ?? 'sessions';
   if (!(SHOW_TOPICS as readonly string[]).includes(what)) {
@@ -115,11 +148,38 @@ async function runShow(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const data = await queryAdmin(values.socket ?? defaultConfig().socket, what);
+    const socket = values.socket ?? (configFileOf({ file: values.config }) ? loadConfig({ file: values.config }).socket : defaultConfig().socket);
+    const data = await queryAdmin(socket, what);
     process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : formatShow(data));
     return 0;
   } catch (err) {
     process.stderr.write(`ferry show: ${(err as Error).message}\n`);
     return 1;
+  }
+}
+
+async function runConfig(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' } },
+  });
+  const { describeConfig, defaultsDocument } = await import('./config/describe.js');
+  switch (positionals[0]) {
+    case 'check':
+      try {
+        const config = loadConfig({ file: values.config });
+        process.stdout.write(`${JSON.stringify(describeConfig(config), null, 2)}\n`);
+        return 0;
+      } catch (err) {
+        process.stderr.write(`ferry config: ${(err as Error).message}\n`);
+        return err instanceof ConfigError ? 2 : 1;
+      }
+    case 'defaults':
+      process.stdout.write(`${JSON.stringify(defaultsDocument(), null, 2)}\n`);
+      return 0;
+    default:
+      process.stderr.write('ferry config: check [--config FILE] | defaults\n');
+      return 2;
   }
 }

@@ -59,6 +59,7 @@ export const ERROR_MESSAGES = {
   ERR_FERRY_DAEMON_LOST: 'Connection to ferryd was lost',
   ERR_FERRY_NOT_ATTACHED: 'The app is not attached to ferryd',
   ERR_FERRY_LIMIT: 'A configured limit was reached',
+  ERR_FERRY_DENIED: 'Connect denied by a session rule of ferryd',
   // Sessions and sockets.
   ERR_FERRY_BAD_URI: 'Invalid session URI',
   ERR_FERRY_SESSION_NOT_FOUND: 'No such session',

@@ -158,3 +158,4 @@ export {
   unixSocket,
   write,
 } from './sys/index.js';
+export { type EventQueueProbe, probeEventQueue } from './shm/event-queue-probe.js';

@@ -27,6 +27,7 @@ import {
 } from '@ferry/sdk/internal';
 import { App } from '../app/app.js';
 import type { DaemonConfig } from '../config.js';
+import { Policy } from '../policy/policy.js';
 import type { SessionLayer } from '../session/session-layer.js';
 import { handleRequest } from './handlers.js';
 
@@ -58,10 +59,12 @@ export class CtrlServer {
   #nextApp = 1;
   #stopping = false;
   #log: (line: string) => void;
+  readonly policy: Policy;
 
-  constructor(config: DaemonConfig, log: (line: string) => void) {
+  constructor(config: DaemonConfig, log: (line: string) => void, policy: Policy = new Policy(config)) {
     this.#config = config;
     this.#log = log;
+    this.policy = policy;
   }
 
   start(layer: SessionLayer): void {
@@ -182,9 +185,19 @@ export class CtrlServer {
         ),
       );
     }
-    if (this.apps.size >= this.#config.maxApps) return reject(ferryError('ERR_FERRY_LIMIT', 'too many apps'));
+    const namespace = hello.namespace || 'default';
+    const denied = this.policy.checkAttach(namespace, hello.token);
+    if (denied) {
+      // The token is never logged; the name the app gave and its pid are.
+      this.#log(`attach refused: ${denied.message} (app '${hello.name}', pid ${peerCredentials(ch.fd).pid})`);
+      return reject(denied);
+    }
+    if (this.apps.size >= this.#config.maxApps) {
+      this.policy.counters.limitHits.maxApps++;
+      return reject(ferryError('ERR_FERRY_LIMIT', `maxApps (${this.#config.maxApps}) apps are attached`));
+    }
     const creds = peerCredentials(ch.fd);
-    const app = new App(this.#nextApp++, hello.name, hello.namespace || 'default', creds, ch, doorbell);
+    const app = new App(this.#nextApp++, hello.name, namespace, creds, ch, doorbell);
     this.apps.set(app.id, app);
     this.pending.delete(ch);
 

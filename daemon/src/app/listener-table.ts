@@ -13,6 +13,8 @@ export interface Listener {
 export class ListenerTable {
   #byId = new Map<number, Listener>();
   #byKey = new Map<string, Listener>();
+  /** Every namespace's listener on an endpoint: what a connect could reach if rules allow. */
+  #byEndpoint = new Map<string, Set<Listener>>();
   #nextId = 1;
 
   get size(): number {
@@ -39,6 +41,13 @@ export class ListenerTable {
     const l: Listener = { id: this.#nextId++, appId, namespace, uri, accepted: 0 };
     this.#byId.set(l.id, l);
     this.#byKey.set(key, l);
+    const ep = endpointKey(uri);
+    let set = this.#byEndpoint.get(ep);
+    if (!set) {
+      set = new Set();
+      this.#byEndpoint.set(ep, set);
+    }
+    set.add(l);
     return l;
   }
 
@@ -47,6 +56,10 @@ export class ListenerTable {
     if (!l) return undefined;
     this.#byId.delete(id);
     this.#byKey.delete(`${l.namespace}|${endpointKey(l.uri)}`);
+    const ep = endpointKey(l.uri);
+    const set = this.#byEndpoint.get(ep);
+    set?.delete(l);
+    if (set?.size === 0) this.#byEndpoint.delete(ep);
     return l;
   }
 
@@ -56,5 +69,12 @@ export class ListenerTable {
       this.#byKey.get(`${namespace}|${endpointKey(uri)}`) ??
       this.#byKey.get(`${namespace}|${endpointKey({ ...uri, host: '*' })}`)
     );
+  }
+
+  /** Listeners of every namespace a connect to `uri` would reach (exact host, then wildcard). */
+  lookupAll(uri: SessionUri): Listener[] {
+    const exact = this.#byEndpoint.get(endpointKey(uri)) ?? [];
+    const wild = this.#byEndpoint.get(endpointKey({ ...uri, host: '*' })) ?? [];
+    return [...exact, ...wild];
   }
 }

@@ -2,12 +2,19 @@
 import { readdirSync } from 'node:fs';
 import { formatUri } from '@ferry/sdk/internal';
 import type { CtrlServer } from '../api/ctrl-server.js';
+import type { StallMonitor } from '../policy/stall-monitor.js';
+import { namespacesView, rulesView } from './policy-view.js';
 import type { SessionLayer } from '../session/session-layer.js';
 
-export const SHOW_TOPICS = ['sessions', 'apps', 'segments', 'listeners', 'stats'] as const;
+export const SHOW_TOPICS = ['sessions', 'apps', 'segments', 'listeners', 'stats', 'rules', 'namespaces'] as const;
 export type ShowTopic = (typeof SHOW_TOPICS)[number];
 
-export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLayer): unknown {
+export function snapshot(
+  topic: ShowTopic,
+  server: CtrlServer,
+  layer: SessionLayer,
+  stalls?: StallMonitor,
+): unknown {
   switch (topic) {
     case 'sessions':
       return [...layer.sessions.values()].map((s) => ({
@@ -37,6 +44,8 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         listeners: a.listeners.size,
         segments: a.segments.size,
         badMessages: a.badMessages,
+        ctrlBacklog: a.channel.stats.pending,
+        stalledMs: stalls?.stalledMs(a) ?? 0,
         ageMs: Date.now() - a.attachedAt,
       }));
     case 'segments':
@@ -73,8 +82,13 @@ export function snapshot(topic: ShowTopic, server: CtrlServer, layer: SessionLay
         ctrl: { ...server.counters },
         session: { ...layer.counters },
         udp: { ...layer.udp.counters, ...layer.udp.traffic },
+        policy: structuredClone(server.policy.counters),
         rssBytes: process.memoryUsage().rss,
       };
+    case 'rules':
+      return rulesView(server.policy);
+    case 'namespaces':
+      return namespacesView(server.policy, server.apps.values());
   }
 }
 

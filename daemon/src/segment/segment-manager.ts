@@ -1,6 +1,7 @@
 /** Pair segments: one or more per pair of apps that have cut-through sessions between them. */
 import { ferryError } from '@ferry/sdk/internal';
 import type { DaemonConfig } from '../config.js';
+import { newPolicyCounters, type PolicyCounters } from '../policy/counters.js';
 import { type FifoPairAlloc, PairSegment } from './pair-segment.js';
 
 /** A party of a pair segment: an app, or ferryd itself for sessions it terminates. */
@@ -19,9 +20,18 @@ export class SegmentManager {
   #segments = new Map<number, PairSegment>();
   #nextId = 1;
   #bytes = 0;
+  #counters: PolicyCounters;
 
-  constructor(config: DaemonConfig) {
+  constructor(config: DaemonConfig, counters: PolicyCounters = newPolicyCounters()) {
     this.#config = config;
+    this.#counters = counters;
+  }
+
+  /** Bytes of the segments a party maps (ferryd's own party is not limited per app). */
+  bytesOf(party: SegmentParty): number {
+    let n = 0;
+    for (const id of party.segments) n += this.#segments.get(id)?.segment.size ?? 0;
+    return n;
   }
 
   get size(): number {
@@ -58,7 +68,22 @@ export class SegmentManager {
     }
     const size = this.#config.segmentSizeBytes;
     if (this.#bytes + size > this.#config.maxSegmentBytesTotal) {
-      throw ferryError('ERR_FERRY_SHM_NO_SPACE', 'ferryd reached its total segment memory limit');
+      this.#counters.limitHits.maxSegmentBytesTotal++;
+      throw ferryError(
+        'ERR_FERRY_LIMIT',
+        `maxSegmentBytesTotal (${this.#config.maxSegmentBytesTotal}): ferryd hands out ${this.#bytes} bytes of segments`,
+      );
+    }
+    for (const party of [client, server]) {
+      if (party.id === 0) continue;
+      const mapped = this.bytesOf(party);
+      if (mapped + size > this.#config.maxSegmentBytesPerApp) {
+        this.#counters.limitHits.maxSegmentBytesPerApp++;
+        throw ferryError(
+          'ERR_FERRY_LIMIT',
+          `maxSegmentBytesPerApp (${this.#config.maxSegmentBytesPerApp}): app ${party.id} maps ${mapped} bytes of segments`,
+        );
+      }
     }
     const seg = new PairSegment(this.#nextId++, client.id, server.id, size, this.#config.queueCapacity);
     this.#segments.set(seg.id, seg);

@@ -25,6 +25,7 @@ import { ListenerTable } from '../app/listener-table.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
 import type { PairSegment } from '../segment/pair-segment.js';
 import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js';
+import { Policy } from '../policy/policy.js';
 import { DAEMON_PARTY_ID, DaemonEnd, type DaemonSegment } from '../transport/daemon-end.js';
 import { TcpPump } from '../transport/tcp-pump.js';
 import { connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
@@ -65,12 +66,19 @@ export class SessionLayer {
   #log: (line: string) => void;
   #nextSession = 1;
   #ephemeralPort = 49152;
+  readonly policy: Policy;
 
-  constructor(config: DaemonConfig, apps: ReadonlyMap<number, App>, log: (line: string) => void = () => {}) {
+  constructor(
+    config: DaemonConfig,
+    apps: ReadonlyMap<number, App>,
+    log: (line: string) => void = () => {},
+    policy: Policy = new Policy(config),
+  ) {
     this.#config = config;
     this.#apps = apps;
     this.#log = log;
-    this.segments = new SegmentManager(config);
+    this.policy = policy;
+    this.segments = new SegmentManager(config, policy.counters);
     this.udp = new UdpEndpoints(this, config, apps);
   }
 
@@ -122,17 +130,17 @@ export class SessionLayer {
         'udp:// is for datagram sockets (dgram-bind, dgram-connect)',
       );
     }
-    const l = this.listeners.lookup(client.namespace, uri);
+    // Rules first: a denied connect learns nothing else (not even whether a listener exists).
+    const l = this.policy.routeLocal(client.namespace, uri, this.listeners);
     const server = l ? this.#apps.get(l.appId) : undefined;
     if (!l || !server) {
       if (uri.scheme !== 'tcp') {
         throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// connects are not available yet`);
       }
-      return this.#connectTcp(client, req, uri);
+      this.#checkSessionLimit(client);
+      return this.policy.routeRemote(client.namespace, uri).then((target) => this.#connectTcp(client, req, target));
     }
-    if (client.sessions.size >= this.#config.maxSessionsPerApp) {
-      throw ferryError('ERR_FERRY_LIMIT', `app ${client.id} has ${client.sessions.size} sessions`);
-    }
+    this.#checkSessionLimit(client);
     if (server.sessions.size >= this.#config.maxSessionsPerApp) {
       this.counters.refused++;
       throw ferryError('ECONNREFUSED', `listener's app has reached its session limit`);
@@ -381,10 +389,18 @@ export class SessionLayer {
     this.#removeListener(listenerId);
   }
 
-  async #connectTcp(client: App, req: Connect, uri: SessionUri): Promise<ConnectReply> {
+  #checkSessionLimit(client: App): void {
     if (client.sessions.size >= this.#config.maxSessionsPerApp) {
-      throw ferryError('ERR_FERRY_LIMIT', `app ${client.id} has ${client.sessions.size} sessions`);
+      this.policy.counters.limitHits.maxSessionsPerApp++;
+      throw ferryError(
+        'ERR_FERRY_LIMIT',
+        `maxSessionsPerApp (${this.#config.maxSessionsPerApp}): app ${client.id} has ${client.sessions.size} sessions`,
+      );
     }
+  }
+
+  async #connectTcp(client: App, req: Connect, uri: SessionUri): Promise<ConnectReply> {
+    this.#checkSessionLimit(client);
     let socket: Socket;
     try {
       socket = await connectTcp(uri, this.#config.tcpConnectTimeoutMs);

@@ -13,15 +13,18 @@ const live = new Map<string, Promise<Attachment>>();
 export function getAttachment(opts: AttachmentOptions): Promise<Attachment> {
   const socket = resolveSocketPath(opts.socket);
   const mode = resolveMode(opts.mode);
-  const key = `${socket}|${mode}|${opts.namespace ?? 'default'}`;
+  // A token alone (no namespace) applies to 'default'; env values fill in what options leave out.
+  const namespace = opts.namespace ?? process.env['FERRY_NAMESPACE'] ?? 'default';
+  const token = opts.token ?? process.env['FERRY_TOKEN'] ?? '';
+  const key = `${socket}|${mode}|${namespace}`;
   const existing = live.get(key);
   if (existing) return existing;
   const p = Attachment.attach({
     socket,
     mode,
     name: opts.name ?? (basename(process.argv[1] ?? 'node') || 'node'),
-    namespace: opts.namespace ?? 'default',
-    token: opts.token ?? '',
+    namespace,
+    token,
     requestTimeoutMs: 10_000,
     reattachTimeoutMs: resolveReattachTimeout(opts.reattachTimeoutMs),
   });

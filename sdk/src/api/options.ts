@@ -12,7 +12,11 @@ export interface AttachmentOptions {
   mode?: NotifyMode;
   /** App name shown by `ferry show apps`. */
   name?: string;
+  /** Namespace to attach to: its listeners are the ones this app reaches. Default:
+   *  $FERRY_NAMESPACE, else 'default'. */
   namespace?: string;
+  /** The namespace's token, when ferryd's configuration gives it one. Default: $FERRY_TOKEN.
+   *  Never logged by the SDK or ferryd. */
   token?: string;
   /** After losing ferryd, keep trying to reattach for this long (ms): Infinity (default) never
    *  gives up, 0 does not reattach. $FERRY_REATTACH_TIMEOUT_MS. The first use of a daemon socket
