@@ -1,7 +1,7 @@
 /** The `ferry` command: subcommands for the daemon, inspection and tools. */
 import { parseArgs } from 'node:util';
-import { type DaemonConfig, defaultConfig } from './config.js';
 import { ConfigError, configFileOf, type LoadOptions, loadConfig } from './config/load.js';
+import { type DaemonConfig, defaultConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { exitOnFatal } from './fatal.js';
 import { formatShow, queryAdmin } from './inspect/show-client.js';
@@ -68,7 +68,8 @@ async function runDaemon(args: string[]): Promise<number> {
   });
   const overrides: Partial<DaemonConfig> = {};
   if (values.socket) overrides.socket = values.socket;
-  if (values['tcp-connect-timeout-ms']) overrides.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
+  if (values['tcp-connect-timeout-ms'])
+    overrides.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
   const loadOpts: LoadOptions = { file: values.config, overrides };
   const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
   let daemon: Daemon;
@@ -84,7 +85,8 @@ async function runDaemon(args: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     try {
       const o = daemon.reload(loadConfig(loadOpts));
-      const restart = o.needsRestart.length > 0 ? `; needs a restart, kept: ${o.needsRestart.join(', ')}` : '';
+      const restart =
+        o.needsRestart.length > 0 ? `; needs a restart, kept: ${o.needsRestart.join(', ')}` : '';
       log(`configuration reloaded: ${o.applied.length > 0 ? o.applied.join(', ') : 'no change'}${restart}`);
     } catch (err) {
       daemon.policy.counters.reloadFailures++;
@@ -148,7 +150,11 @@ async function runShow(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const socket = values.socket ?? (configFileOf({ file: values.config }) ? loadConfig({ file: values.config }).socket : defaultConfig().socket);
+    const socket =
+      values.socket ??
+      (configFileOf({ file: values.config })
+        ? loadConfig({ file: values.config }).socket
+        : defaultConfig().socket);
     const data = await queryAdmin(socket, what);
     process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : formatShow(data));
     return 0;

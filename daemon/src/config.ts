@@ -126,7 +126,12 @@ export function validateConfig(c: DaemonConfig): DaemonConfig {
   const pow2 = (n: number) => Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
   const errors: string[] = [];
   if (!c.socket) errors.push('$.socket: expected a path or @name');
-  for (const k of ['minFifoSizeBytes', 'defaultFifoSizeBytes', 'maxFifoSizeBytes', 'queueCapacity'] as const) {
+  for (const k of [
+    'minFifoSizeBytes',
+    'defaultFifoSizeBytes',
+    'maxFifoSizeBytes',
+    'queueCapacity',
+  ] as const) {
     if (!pow2(c[k])) errors.push(`$.${k}: expected a power of two, got ${c[k]}`);
   }
   if (c.segmentSizeBytes >= 2 ** 32) errors.push('$.segmentSizeBytes: expected < 4 GiB');

@@ -2,9 +2,9 @@
 import { chownSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { CtrlServer } from './api/ctrl-server.js';
-import { type DaemonConfig, validateConfig } from './config.js';
 import { applyReload, type ReloadOutcome } from './config/reload.js';
 import { resolveGroup } from './config/socket-group.js';
+import { type DaemonConfig, validateConfig } from './config.js';
 import { adminPath, startAdminServer } from './inspect/admin-server.js';
 import { type ShowTopic, snapshot } from './inspect/snapshot.js';
 import { Policy } from './policy/policy.js';
@@ -24,7 +24,13 @@ export class Daemon {
     this.policy = new Policy(this.config);
     this.server = new CtrlServer(this.config, log, this.policy);
     this.layer = new SessionLayer(this.config, this.server.apps, log, this.policy);
-    this.stalls = new StallMonitor(this.config, this.server.apps, this.layer.segments, this.policy.counters, log);
+    this.stalls = new StallMonitor(
+      this.config,
+      this.server.apps,
+      this.layer.segments,
+      this.policy.counters,
+      log,
+    );
   }
 
   start(): this {

@@ -83,6 +83,7 @@ export {
   type SessionUri,
   type UriScheme,
 } from './proto/uri.js';
+export { type EventQueueProbe, probeEventQueue } from './shm/event-queue-probe.js';
 export {
   alignUp,
   CACHE_LINE,
@@ -158,4 +159,3 @@ export {
   unixSocket,
   write,
 } from './sys/index.js';
-export { type EventQueueProbe, probeEventQueue } from './shm/event-queue-probe.js';

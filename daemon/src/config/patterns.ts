@@ -55,7 +55,10 @@ export function ipBytes(text: string): Uint8Array | null {
     g.flatMap((x) => {
       if (!x.includes('.')) return [x];
       const b = x.split('.').map(Number);
-      return [(((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16), (((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16)];
+      return [
+        (((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16),
+        (((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16),
+      ];
     });
   h = expand(h);
   t = expand(t);

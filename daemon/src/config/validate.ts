@@ -70,7 +70,9 @@ function checkScalar(path: string, v: unknown, spec: OptionSpec, errors: string[
     case 'mode': {
       const n = typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? Number.parseInt(v, 8) : v;
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0o777) {
-        errors.push(`${path}: expected an octal mode string like "0660" (or an integer <= 511), got ${show(v)}`);
+        errors.push(
+          `${path}: expected an octal mode string like "0660" (or an integer <= 511), got ${show(v)}`,
+        );
         return undefined;
       }
       if (n & 0o007) {
@@ -93,7 +95,9 @@ function checkScalar(path: string, v: unknown, spec: OptionSpec, errors: string[
       return undefined;
     case 'enum':
       if (typeof v !== 'string' || !spec.values.includes(v)) {
-        errors.push(`${path}: expected one of ${spec.values.map((x) => `"${x}"`).join(', ')}, got ${show(v)}`);
+        errors.push(
+          `${path}: expected one of ${spec.values.map((x) => `"${x}"`).join(', ')}, got ${show(v)}`,
+        );
         return undefined;
       }
       return v;
@@ -106,7 +110,9 @@ function checkNamespaces(
   errors: string[],
 ): Record<string, NamespaceConfig> | undefined {
   if (!isObject(raw)) {
-    errors.push(`$.namespaces: expected an object of namespace name -> { token | tokenEnv | tokenFile }, got ${show(raw)}`);
+    errors.push(
+      `$.namespaces: expected an object of namespace name -> { token | tokenEnv | tokenFile }, got ${show(raw)}`,
+    );
     return undefined;
   }
   const out: Record<string, NamespaceConfig> = {};
@@ -161,7 +167,8 @@ function resolveToken(
   }
   if ('tokenEnv' in ns) {
     const name = ns['tokenEnv'];
-    if (typeof name !== 'string' || !ENV_NAME.test(name)) return bad('tokenEnv', 'an environment variable name');
+    if (typeof name !== 'string' || !ENV_NAME.test(name))
+      return bad('tokenEnv', 'an environment variable name');
     const t = ctx.env[name];
     if (t === undefined || t.length < 8) {
       return bad('tokenEnv', `environment variable ${name} to hold a token of at least 8 characters`);
@@ -215,26 +222,38 @@ function checkRules(raw: unknown, errors: string[]): Rule[] | undefined {
     const service = r['service'];
     if (service !== undefined) {
       if (typeof service !== 'string' || parseServicePattern(service) === null) {
-        errors.push(`${path}.service: expected a URI pattern like "tcp://10.0.0.1:80" or "tcp://*:443", got ${show(service)}`);
+        errors.push(
+          `${path}.service: expected a URI pattern like "tcp://10.0.0.1:80" or "tcp://*:443", got ${show(service)}`,
+        );
       } else rule.service = service;
     }
     const address = r['address'];
     if (address !== undefined) {
       if (typeof address !== 'string' || parseAddress(address) === null) {
-        errors.push(`${path}.address: expected an IP address or CIDR block like "10.0.0.0/8", got ${show(address)}`);
+        errors.push(
+          `${path}.address: expected an IP address or CIDR block like "10.0.0.0/8", got ${show(address)}`,
+        );
       } else rule.address = address;
     }
     const port = r['port'];
     if (port !== undefined) {
-      const okPort = (p: unknown): p is number => typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 65535;
+      const okPort = (p: unknown): p is number =>
+        typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 65535;
       if (okPort(port)) rule.port = port;
-      else if (Array.isArray(port) && port.length === 2 && okPort(port[0]) && okPort(port[1]) && port[0] <= port[1]) {
+      else if (
+        Array.isArray(port) &&
+        port.length === 2 &&
+        okPort(port[0]) &&
+        okPort(port[1]) &&
+        port[0] <= port[1]
+      ) {
         rule.port = [port[0], port[1]];
       } else errors.push(`${path}.port: expected a port 0..65535 or a range [low, high], got ${show(port)}`);
     }
     const via = r['via'];
     if (via !== undefined) {
-      if (via !== 'local' && via !== 'remote') errors.push(`${path}.via: expected "local" or "remote", got ${show(via)}`);
+      if (via !== 'local' && via !== 'remote')
+        errors.push(`${path}.via: expected "local" or "remote", got ${show(via)}`);
       else rule.via = via;
     }
     if (rule.to !== undefined && rule.via === 'remote') {

@@ -13,7 +13,8 @@ export function rulesView(policy: Policy): Record<string, unknown>[] {
     via: r.via ?? '*',
     service: r.service ?? '*',
     address: r.address ?? '*',
-    port: r.port === undefined ? '*' : typeof r.port === 'number' ? String(r.port) : `${r.port[0]}-${r.port[1]}`,
+    port:
+      r.port === undefined ? '*' : typeof r.port === 'number' ? String(r.port) : `${r.port[0]}-${r.port[1]}`,
     hits: policy.ruleHits[i] ?? 0,
   }));
   rows.push({

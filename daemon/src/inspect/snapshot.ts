@@ -3,10 +3,18 @@ import { readdirSync } from 'node:fs';
 import { formatUri } from '@ferry/sdk/internal';
 import type { CtrlServer } from '../api/ctrl-server.js';
 import type { StallMonitor } from '../policy/stall-monitor.js';
-import { namespacesView, rulesView } from './policy-view.js';
 import type { SessionLayer } from '../session/session-layer.js';
+import { namespacesView, rulesView } from './policy-view.js';
 
-export const SHOW_TOPICS = ['sessions', 'apps', 'segments', 'listeners', 'stats', 'rules', 'namespaces'] as const;
+export const SHOW_TOPICS = [
+  'sessions',
+  'apps',
+  'segments',
+  'listeners',
+  'stats',
+  'rules',
+  'namespaces',
+] as const;
 export type ShowTopic = (typeof SHOW_TOPICS)[number];
 
 export function snapshot(

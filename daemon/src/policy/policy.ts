@@ -7,10 +7,10 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { canonicalHost, type FerryError, ferryError, formatUri, type SessionUri } from '@ferry/sdk/internal';
 import type { Listener, ListenerTable } from '../app/listener-table.js';
-import type { DaemonConfig } from '../config.js';
 import { tokenMatches } from '../config/tokens.js';
 import { NAMESPACE_NAME } from '../config/validate.js';
-import { type PolicyCounters, newPolicyCounters } from './counters.js';
+import type { DaemonConfig } from '../config.js';
+import { newPolicyCounters, type PolicyCounters } from './counters.js';
 import { type ConnectContext, decide } from './rules.js';
 
 export class Policy {
@@ -61,12 +61,21 @@ export class Policy {
     if (others.length === 0) return null;
     others.sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
     for (const l of others) {
-      const ctx: ConnectContext = { from, to: l.namespace, uri, address: literalAddress(uri.host), via: 'local' };
+      const ctx: ConnectContext = {
+        from,
+        to: l.namespace,
+        uri,
+        address: literalAddress(uri.host),
+        via: 'local',
+      };
       // Another namespace is reached only through a rule with `to`, never by the default action.
       if (this.#verdict(ctx, true)) return l;
     }
     this.counters.deniedConnects++;
-    throw ferryError('ERR_FERRY_DENIED', `${formatUri(uri)} is served in another namespace; no rule lets '${from}' reach it`);
+    throw ferryError(
+      'ERR_FERRY_DENIED',
+      `${formatUri(uri)} is served in another namespace; no rule lets '${from}' reach it`,
+    );
   }
 
   /**
@@ -77,7 +86,10 @@ export class Policy {
   async routeRemote(from: string, uri: SessionUri): Promise<SessionUri> {
     let address = literalAddress(uri.host);
     let target = uri;
-    if (address === null && this.config.rules.some((r) => r.address !== undefined || r.service !== undefined)) {
+    if (
+      address === null &&
+      this.config.rules.some((r) => r.address !== undefined || r.service !== undefined)
+    ) {
       try {
         address = (await lookup(uri.host)).address;
       } catch {

@@ -1,7 +1,14 @@
 /** Session rules: which rule, if any, matches a connect. Pure: no I/O, no state. */
 import { canonicalHost, type SessionUri } from '@ferry/sdk/internal';
+import {
+  type AddressBlock,
+  inBlock,
+  ipBytes,
+  parseAddress,
+  parseServicePattern,
+  type ServicePattern,
+} from '../config/patterns.js';
 import type { Rule, RuleAction } from '../config.js';
-import { type AddressBlock, inBlock, ipBytes, parseAddress, parseServicePattern, type ServicePattern } from '../config/patterns.js';
 
 export interface ConnectContext {
   /** Namespace of the connecting app. */

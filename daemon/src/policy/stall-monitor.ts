@@ -73,7 +73,11 @@ export class StallMonitor {
       }
       const stats = app.channel.stats;
       if (stats.pending > this.#config.maxCtrlBacklog) {
-        this.#disconnect(app, w, `${stats.pending} control messages queued (maxCtrlBacklog ${this.#config.maxCtrlBacklog})`);
+        this.#disconnect(
+          app,
+          w,
+          `${stats.pending} control messages queued (maxCtrlBacklog ${this.#config.maxCtrlBacklog})`,
+        );
         continue;
       }
       const reason = this.#stallReason(app, w, stats.pending, stats.sent);

@@ -23,9 +23,9 @@ import {
 import type { App } from '../app/app.js';
 import { ListenerTable } from '../app/listener-table.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
+import { Policy } from '../policy/policy.js';
 import type { PairSegment } from '../segment/pair-segment.js';
 import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js';
-import { Policy } from '../policy/policy.js';
 import { DAEMON_PARTY_ID, DaemonEnd, type DaemonSegment } from '../transport/daemon-end.js';
 import { TcpPump } from '../transport/tcp-pump.js';
 import { connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
@@ -138,7 +138,9 @@ export class SessionLayer {
         throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// connects are not available yet`);
       }
       this.#checkSessionLimit(client);
-      return this.policy.routeRemote(client.namespace, uri).then((target) => this.#connectTcp(client, req, target));
+      return this.policy
+        .routeRemote(client.namespace, uri)
+        .then((target) => this.#connectTcp(client, req, target));
     }
     this.#checkSessionLimit(client);
     if (server.sessions.size >= this.#config.maxSessionsPerApp) {

@@ -23,16 +23,17 @@ export interface DaemonHandle {
 
 /**
  * Starts ferryd on a fresh socket, or on `opts.socket` (a restart: the caller owns that path);
- * `args` are extra `ferry daemon` flags.
+ * `args` are extra `ferry daemon` flags, `opts.env` extra environment variables.
  */
 export async function startDaemon(
   args: readonly string[] = [],
-  opts: { socket?: string } = {},
+  opts: { socket?: string; env?: Record<string, string> } = {},
 ): Promise<DaemonHandle> {
   const dir = opts.socket ? null : mkdtempSync(join(tmpdir(), 'ferry-test-'));
   const socket = opts.socket ?? join(dir ?? '', 'ferryd.sock');
   const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
   });
   let out = '';
   proc.stderr?.on('data', (d: Buffer) => {
@@ -41,6 +42,7 @@ export async function startDaemon(
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ferryd did not start: ${out}`)), 10_000);
     proc.stdout?.on('data', (d: Buffer) => {
+      // Kept for the daemon's whole life: output() returns it all.
       out += d.toString();
       if (out.includes('listening on')) {
         clearTimeout(timer);

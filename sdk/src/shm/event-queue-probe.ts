@@ -1,7 +1,11 @@
 // A read-only look at an event queue's indices, for a supervisor (ferryd) that neither produces
 // nor consumes on it but must notice a consumer that stopped draining. The values come from
 // shared memory the peers write: they are hints for a policy, never trusted for memory access.
-import { EVENT_QUEUE_HEAD_OFFSET, EVENT_QUEUE_OVERFLOW_OFFSET, EVENT_QUEUE_TAIL_OFFSET } from './event-queue-layout.js';
+import {
+  EVENT_QUEUE_HEAD_OFFSET,
+  EVENT_QUEUE_OVERFLOW_OFFSET,
+  EVENT_QUEUE_TAIL_OFFSET,
+} from './event-queue-layout.js';
 
 export interface EventQueueProbe {
   /** Entries consumed and produced so far (u32, wrapping). */
