@@ -140,8 +140,12 @@ export class CtrlServer {
   }
 
   #onHello(ch: CtrlChannel, msg: CtrlMessage, fds: number[]): App | null {
+    // The app sleeps on its wake pipe until the reply: a refusal must ring it too, or the app
+    // hears nothing until its request times out.
+    const wakeFd = msg.t === 'hello' ? fds[(msg as Hello).fds.indexOf('wake')] : undefined;
     const reject = (err: FerryError): null => {
-      for (const fd of fds) close(fd);
+      for (const fd of fds) if (fd !== wakeFd) close(fd);
+      if (wakeFd !== undefined) ch.setPeerWakeFd(wakeFd);
       this.counters.helloRejected++;
       ch.send({
         t: 'hello-reply',

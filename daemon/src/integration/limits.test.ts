@@ -1,0 +1,169 @@
+/**
+ * Limits fail with clear codes instead of collapse, and an app that stops reading is counted and
+ * disconnected while ferryd and the other apps keep working. Real ferryd, real app processes.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-limits-'));
+const running: { stop(): Promise<void> }[] = [];
+after(async () => {
+  for (const r of running.reverse()) await r.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+async function daemon(doc: unknown): Promise<DaemonHandle> {
+  const file = join(dir, `ferryd-${++files}.json`);
+  writeFileSync(file, JSON.stringify(doc));
+  const d = await startDaemon(['--config', file]);
+  running.push(d);
+  return d;
+}
+
+async function app(d: DaemonHandle): Promise<AppHandle> {
+  const a = await startApp(d.socket);
+  running.push({
+    stop: async () => {
+      a.proc.kill('SIGCONT');
+      await a.kill();
+    },
+  });
+  return a;
+}
+
+async function listen(a: AppHandle, behavior = 'echo'): Promise<string> {
+  return String((await a.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior }))['uri']);
+}
+
+async function echoes(a: AppHandle, uri: string, tag: string): Promise<void> {
+  await a.ok({ op: 'connect', tag, uri });
+  await a.ok({ op: 'end', tag, data: 'ping' });
+  const end = await a.waitFor((e) => e.event === 'end' && e.tag === tag);
+  assert.equal(end['rxBytes'], 4);
+}
+
+const limitHits = async (d: DaemonHandle) =>
+  ((await d.stats())['policy'] as { limitHits: Record<string, number> }).limitHits;
+
+describe('limits', () => {
+  it('maxApps and maxSessionsPerApp refuse with ERR_FERRY_LIMIT naming the limit', async () => {
+    const d = await daemon({ maxApps: 2, maxSessionsPerApp: 3 });
+    const server = await app(d);
+    const uri = await listen(server, 'hold');
+    const client = await app(d);
+    for (let i = 0; i < 3; i++) await client.ok({ op: 'connect', tag: `s${i}`, uri });
+    const r = await client.call({ op: 'connect', tag: 's3', uri });
+    assert.equal(r['code'], 'ERR_FERRY_LIMIT');
+    assert.match(String(r['message']), /maxSessionsPerApp \(3\)/);
+    // The server's app is at its limit too: a new client is refused by it, not by its own limit.
+    const third = await app(d);
+    const r3 = await third.call({ op: 'connect', tag: 'x', uri });
+    assert.equal(r3['code'], 'ERR_FERRY_LIMIT');
+    assert.match(String(r3['message']), /maxApps \(2\)/);
+    assert.deepEqual(await limitHits(d), {
+      maxApps: 1,
+      maxSessionsPerApp: 1,
+      maxSegmentBytesPerApp: 0,
+      maxSegmentBytesTotal: 0,
+    });
+    // Closing sessions makes room again.
+    await client.ok({ op: 'destroy', tag: 's0' });
+    await eventually(
+      async () => (await client.call({ op: 'connect', tag: 's4', uri }))['ok'] === true,
+      10_000,
+      'room',
+    );
+  });
+
+  it('maxSegmentBytesPerApp and maxSegmentBytesTotal bound shared memory', async () => {
+    const MiB = 1024 * 1024;
+    const d = await daemon({
+      segmentSizeBytes: 4 * MiB,
+      maxFifoSizeBytes: MiB,
+      maxSegmentBytesPerApp: 4 * MiB,
+      maxSegmentBytesTotal: 8 * MiB,
+    });
+    const server = await app(d);
+    const uri = await listen(server, 'hold');
+    const client = await app(d);
+    // One 4 MiB segment holds one pair of 1 MiB fifos (plus headers); the next needs a second one.
+    await client.ok({ op: 'connect', tag: 'm0', uri, fifoSize: MiB });
+    const r = await client.call({ op: 'connect', tag: 'm1', uri, fifoSize: MiB });
+    assert.equal(r['code'], 'ERR_FERRY_LIMIT', JSON.stringify(r));
+    assert.match(String(r['message']), /maxSegmentBytesPerApp \(4194304\)/);
+    // Small fifos still fit in the segment the pair has.
+    await client.ok({ op: 'connect', tag: 'm2', uri, fifoSize: 4096 });
+    // A second pair of apps gets its own segment: 8 MiB in all, the total limit.
+    const other = await app(d);
+    const uri2 = await listen(other, 'hold');
+    const c2 = await app(d);
+    await c2.ok({ op: 'connect', tag: 'n0', uri: uri2, fifoSize: MiB });
+    const third = await app(d);
+    const r3 = await third.call({ op: 'connect', tag: 'o0', uri: uri2, fifoSize: 4096 });
+    assert.equal(r3['code'], 'ERR_FERRY_LIMIT', JSON.stringify(r3));
+    assert.match(String(r3['message']), /maxSegmentBytes(Total|PerApp)/);
+    const hits = await limitHits(d);
+    assert.equal(hits['maxSegmentBytesPerApp'], hits['maxSegmentBytesTotal'] === 1 ? 1 : 2);
+    assert.equal((await d.stats())['segmentBytes'], 8 * MiB);
+  });
+});
+
+describe('stalled apps', () => {
+  it('an app that stops reading is counted, then disconnected; ferryd and the others keep working', async () => {
+    const d = await daemon({ stallTimeoutMs: 1500, maxCtrlBacklog: 4000 });
+    const stuck = await app(d);
+    const uri = await listen(stuck, 'hold');
+    const client = await app(d);
+    await client.ok({ op: 'connect', tag: 'before', uri, fifoSize: 4096 });
+    // Stopped: it reads nothing, so every session announced to it queues in ferryd.
+    stuck.proc.kill('SIGSTOP');
+    let made = 0;
+    const started = Date.now();
+    while (made < 600 && Date.now() - started < 20_000) {
+      const r = await client.call({ op: 'connect', tag: `c${made}`, uri, fifoSize: 4096 });
+      if (!r['ok']) break;
+      made++;
+    }
+    await eventually(
+      async () => ((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'] === 1,
+      15_000,
+      'the stalled app disconnected',
+    );
+    const policy = (await d.stats())['policy'] as Record<string, number>;
+    assert.equal(policy['stalledApps'], 1);
+    const apps = (await d.show('apps')) as Record<string, unknown>[];
+    assert.ok(!apps.some((a) => a['pid'] === stuck.proc.pid), 'the stalled app is gone');
+    assert.match(d.output(), /is not reading: \d+ control messages waiting/);
+    assert.match(d.output(), /disconnected: .* \(stallTimeoutMs 1500\)/);
+    // Its peer's sessions were reset, like after a death.
+    await client.waitFor((e) => e.event === 'error' && e.tag === 'before' && e['code'] === 'ECONNRESET');
+    // ferryd serves everyone else.
+    const fresh = await app(d);
+    const uri2 = await listen(fresh);
+    await echoes(client, uri2, 'after');
+    assert.ok(made > 0);
+  });
+
+  it('more than maxCtrlBacklog queued messages disconnects at once', async () => {
+    const d = await daemon({ stallTimeoutMs: 0, maxCtrlBacklog: 16 });
+    const stuck = await app(d);
+    const uri = await listen(stuck, 'hold');
+    const client = await app(d);
+    stuck.proc.kill('SIGSTOP');
+    for (let i = 0; i < 600; i++) {
+      const r = await client.call({ op: 'connect', tag: `c${i}`, uri, fifoSize: 4096 });
+      if (!r['ok']) break;
+    }
+    await eventually(
+      async () => ((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'] === 1,
+      15_000,
+      'the stalled app disconnected',
+    );
+    assert.match(d.output(), /control messages queued \(maxCtrlBacklog 16\)/);
+  });
+});
