@@ -31,7 +31,7 @@ async function daemon(
   env: Record<string, string> = {},
 ): Promise<{ d: DaemonHandle; file: string }> {
   const file = configFile(doc);
-  const d = await startDaemon(['--config', file], env);
+  const d = await startDaemon(['--config', file], { env });
   running.push(d);
   return { d, file };
 }
@@ -209,7 +209,10 @@ describe('namespaces and rules', () => {
     assert.equal((await policyOf(d))['deniedConnects'], 2);
 
     // A broken file is refused whole: the running rules stay.
-    assert.match(await reload(d, file, '{"rules": ['), /refused, the running one stays: [\s\S]*not valid JSON/);
+    assert.match(
+      await reload(d, file, '{"rules": ['),
+      /refused, the running one stays: [\s\S]*not valid JSON/,
+    );
     assert.equal((await clientA.call({ op: 'connect', tag: 'a3', uri }))['code'], 'ERR_FERRY_DENIED');
     assert.equal((await policyOf(d))['reloadFailures'], 1);
   });
