@@ -122,20 +122,10 @@ describe('stalled apps', () => {
     await client.ok({ op: 'connect', tag: 'before', uri, fifoSize: 4096 });
     // Stopped: it reads nothing, so every session announced to it queues in ferryd.
     stuck.proc.kill('SIGSTOP');
-    let made = 0;
-    const started = Date.now();
-    while (made < 600 && Date.now() - started < 20_000) {
-      const r = await client.call({ op: 'connect', tag: `c${made}`, uri, fifoSize: 4096 });
-      if (!r['ok']) break;
-      made++;
-    }
-    await eventually(
-      async () => ((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'] === 1,
-      15_000,
-      'the stalled app disconnected',
-    );
+    const made = await floodUntilGone(d, client, uri);
     const policy = (await d.stats())['policy'] as Record<string, number>;
-    assert.equal(policy['stalledApps'], 1);
+    // Counted (at least the stopped app; a peer busy with a burst of resets may be seen too).
+    assert.ok(policy['stalledApps'] !== undefined && policy['stalledApps'] >= 1);
     const apps = (await d.show('apps')) as Record<string, unknown>[];
     assert.ok(!apps.some((a) => a['pid'] === stuck.proc.pid), 'the stalled app is gone');
     assert.match(d.output(), /is not reading: \d+ control messages waiting/);
@@ -155,15 +145,36 @@ describe('stalled apps', () => {
     const uri = await listen(stuck, 'hold');
     const client = await app(d);
     stuck.proc.kill('SIGSTOP');
-    for (let i = 0; i < 600; i++) {
-      const r = await client.call({ op: 'connect', tag: `c${i}`, uri, fifoSize: 4096 });
-      if (!r['ok']) break;
-    }
-    await eventually(
-      async () => ((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'] === 1,
-      15_000,
-      'the stalled app disconnected',
-    );
+    const made = await floodUntilGone(d, client, uri);
+    const policy = (await d.stats())['policy'] as Record<string, number>;
+    assert.equal(policy['stalledDisconnected'], 1, `after ${made} connects: ${d.output()}`);
     assert.match(d.output(), /control messages queued \(maxCtrlBacklog 16\)/);
   });
 });
+
+/**
+ * Connects to the stopped app's listener until ferryd disconnects it (each connect queues an
+ * `accepted` for it), bounded in count and time; returns the connects made.
+ */
+async function floodUntilGone(d: DaemonHandle, client: AppHandle, uri: string): Promise<number> {
+  const disconnected = async () =>
+    ((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'] === 1;
+  let made = 0;
+  let failed = '';
+  const end = Date.now() + 20_000;
+  while (made < 3000 && Date.now() < end) {
+    const r = await client.call({ op: 'connect', tag: `c${made}`, uri, fifoSize: 4096 });
+    if (!r['ok']) {
+      failed = `${r['code']} ${r['message']}`;
+      break;
+    }
+    made++;
+    if (made % 100 === 0 && (await disconnected())) break;
+  }
+  await eventually(
+    disconnected,
+    15_000,
+    `the stalled app disconnected (after ${made} connects, then ${failed}): ${d.output()}`,
+  );
+  return made;
+}

@@ -5,7 +5,8 @@
  * - its control channel: messages queued and none went out since the last tick;
  * - the event queues it consumes in its pair segments: OVERFLOW set and its head not moving.
  * An app seen stalled is counted; one stalled for `stallTimeoutMs`, or with more than
- * `maxCtrlBacklog` control messages queued, is disconnected (its sessions reset, like a death).
+ * `maxCtrlBacklog` control messages queued and none sent since the last tick, is disconnected (its
+ * sessions reset, like a death).
  */
 import { probeEventQueue } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
@@ -14,6 +15,8 @@ import type { SegmentManager } from '../segment/segment-manager.js';
 import type { PolicyCounters } from './counters.js';
 
 const TICK_MS = 100;
+/** How long an app reads nothing before it counts as stalled. */
+const NOTICE_MS = 1000;
 
 interface Watch {
   sent: number;
@@ -21,6 +24,8 @@ interface Watch {
   heads: Map<number, number>;
   stalledSince: number | null;
   reason: string;
+  /** Counted in stalledApps for the current stall. */
+  counted: boolean;
 }
 
 export class StallMonitor {
@@ -56,10 +61,10 @@ export class StallMonitor {
     this.#timer = null;
   }
 
-  /** How long `app` has been stalled, in ms (0 when it reads). */
+  /** How long `app` has been stalled, in ms (0 when it reads or has not been counted yet). */
   stalledMs(app: App): number {
     const w = this.#watch.get(app);
-    return w?.stalledSince ? Date.now() - w.stalledSince : 0;
+    return w?.stalledSince && w.counted ? Date.now() - w.stalledSince : 0;
   }
 
   tick(now = Date.now()): void {
@@ -67,12 +72,20 @@ export class StallMonitor {
       if (app.channel.closed) continue;
       let w = this.#watch.get(app);
       if (!w) {
-        w = { sent: app.channel.stats.sent, heads: new Map(), stalledSince: null, reason: '' };
+        w = {
+          sent: app.channel.stats.sent,
+          heads: new Map(),
+          stalledSince: null,
+          reason: '',
+          counted: false,
+        };
         this.#watch.set(app, w);
         continue;
       }
       const stats = app.channel.stats;
-      if (stats.pending > this.#config.maxCtrlBacklog) {
+      // A burst (an app's peer died: one session-reset per session) may queue many notices for an
+      // app that reads them fine: over the bound only counts when nothing left since the last tick.
+      if (stats.pending > this.#config.maxCtrlBacklog && stats.sent === w.sent) {
         this.#disconnect(
           app,
           w,
@@ -86,14 +99,20 @@ export class StallMonitor {
         w.stalledSince = null;
         continue;
       }
+      const limit = this.#config.stallTimeoutMs;
       if (w.stalledSince === null) {
-        // Not moving across a whole tick while ferryd retries every few ms: a stall, not a blip.
         w.stalledSince = now - TICK_MS;
         w.reason = reason;
-        this.#counters.stalledApps++;
-        this.#log(`app ${app.id} '${app.name}' is not reading: ${reason}`);
+        w.counted = false;
       }
-      const limit = this.#config.stallTimeoutMs;
+      // A busy app (a burst of notices to handle) can miss a tick; one that reads nothing for a
+      // second, or for the whole timeout when that is shorter, is stalled.
+      const notice = limit > 0 ? Math.min(limit, NOTICE_MS) : NOTICE_MS;
+      if (!w.counted && now - w.stalledSince >= notice) {
+        w.counted = true;
+        this.#counters.stalledApps++;
+        this.#log(`app ${app.id} '${app.name}' is not reading: ${w.reason}`);
+      }
       if (limit > 0 && now - w.stalledSince >= limit) {
         this.#disconnect(app, w, `${w.reason} for ${now - w.stalledSince} ms (stallTimeoutMs ${limit})`);
       }
@@ -118,7 +137,7 @@ export class StallMonitor {
   }
 
   #disconnect(app: App, w: Watch, why: string): void {
-    if (w.stalledSince === null) this.#counters.stalledApps++;
+    if (!w.counted) this.#counters.stalledApps++;
     this.#counters.stalledDisconnected++;
     this.#log(`app ${app.id} '${app.name}' disconnected: ${why}`);
     app.channel.close();
