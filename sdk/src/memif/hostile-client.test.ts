@@ -525,6 +525,20 @@ describe('memif server vs hostile client: after CONNECT', () => {
     });
   }
 
+  it('an unterminated chain that fills the whole ring: down (it could never complete)', async () => {
+    const { srv, mem } = await up({ maxChainSegments: 64 });
+    for (let j = 0; j < 15; j++) mem.setDesc(0, j, 1, 0, 8, mem.bufferOffset(0, j));
+    mem.setHead(0, 15);
+    assert.deepEqual(srv.receive(0), [], 'one free slot left: still waiting for the end');
+    assert.equal(srv.state, 'up');
+    const down = nextEvent<[MemifDownReason]>(srv, 'down');
+    mem.setDesc(0, 15, 1, 0, 8, mem.bufferOffset(0, 15));
+    mem.setHead(0, 16);
+    assert.deepEqual(srv.receive(0), []);
+    assert.equal((await down)[0].code, 'ERR_FERRY_MEMIF_BAD_RING');
+    mem.release();
+  });
+
   it('S2C: descriptors the client lends are validated before the server writes', async () => {
     const { srv, mem } = await up();
     // Lend one good buffer, then one that points outside the region.

@@ -310,6 +310,21 @@ describe('memif client vs hostile server: after CONNECTED', () => {
     assert.equal((await down)[0].code, 'ERR_FERRY_MEMIF_BAD_RING');
   });
 
+  it('an S2C chain that takes every lent buffer without ending: down', async () => {
+    const { cli, dv, s2c } = await up({ maxChainSegments: 64 });
+    for (let j = 0; j < 16; j++) {
+      dv.setUint16(s2c + 128 + 16 * j, 1, true);
+      dv.setUint32(s2c + 128 + 16 * j + 4, 10, true);
+    }
+    dv.setUint16(s2c + 64, 15, true);
+    assert.deepEqual(cli.receive(0), [], 'one lent buffer left: still waiting');
+    assert.equal(cli.state, 'up');
+    const down = nextEvent<[MemifDownReason]>(cli, 'down');
+    dv.setUint16(s2c + 64, 16, true);
+    assert.deepEqual(cli.receive(0), []);
+    assert.equal((await down)[0].code, 'ERR_FERRY_MEMIF_BAD_RING');
+  });
+
   it('a server that closes: down with PEER_GONE; with reconnect on, the client tries again', async () => {
     const socket = abstractName('hostile-srv-rc');
     const listener = new RawListener(socket);

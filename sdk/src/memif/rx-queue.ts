@@ -165,7 +165,13 @@ export class C2sRxQueue implements RxQueue {
       total += len;
       pos++;
       if ((flags & MEMIF_DESC_FLAG_NEXT) === 0) break;
-      if (pos >= stop) return 0; // the rest is not published yet
+      if (pos >= stop) {
+        // The rest is not published yet, unless the chain already fills the ring: then the rest
+        // can never come (the client has no free slot), and waiting would stall the link forever.
+        if (pos - cur < ring.size) return 0;
+        this.#fail(`C2S chain of ${pos - cur} slots fills the ring without ending`);
+        return -1;
+      }
       if (k - first >= maxChain) {
         this.#fail(`C2S chain longer than ${maxChain} segments`);
         return -1;
@@ -339,7 +345,12 @@ export class S2cRxQueue implements RxQueue {
         total += len;
         pos++;
         if ((flags & MEMIF_DESC_FLAG_NEXT) === 0) break;
-        if (pos >= stop) break outer; // incomplete: wait for the rest
+        if (pos >= stop) {
+          // Incomplete: wait for the rest, unless the chain already takes every buffer we lent.
+          if (pos - cur < ring.size) break outer;
+          this.#fail(`S2C chain of ${pos - cur} slots fills the ring without ending`);
+          return 0;
+        }
         if (k - first >= maxChain) {
           this.#fail(`S2C chain longer than ${maxChain} segments`);
           return 0;
