@@ -4,11 +4,13 @@
  * rules for cut-through and remote TCP connects, and the configuration file's validation.
  */
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { closeServer, netServer } from '../testing/net-peer.js';
 
@@ -36,8 +38,10 @@ async function daemon(
   return { d, file };
 }
 
-async function app(d: DaemonHandle, env: Record<string, string> = {}): Promise<AppHandle> {
-  const a = await startApp(d.socket, env);
+const UDP_APP = fileURLToPath(new URL('../testing/udp-app.js', import.meta.url));
+
+async function app(d: DaemonHandle, env: Record<string, string> = {}, script?: string): Promise<AppHandle> {
+  const a = await startApp(d.socket, env, script);
   running.push({ stop: () => a.kill() });
   return a;
 }
@@ -239,5 +243,59 @@ describe('namespaces and rules', () => {
     const uri = await listen(a);
     assert.equal((await a.call({ op: 'connect', tag: 'r4', uri }))['code'], 'ERR_FERRY_DENIED');
     assert.equal((await policyOf(d))['deniedConnects'], 3);
+  });
+});
+
+describe('datagrams', () => {
+  it('keep to their namespace and obey the rules, per destination', async () => {
+    const got: number[] = [];
+    const peer = createSocket('udp4');
+    peer.on('message', (m) => got.push(m.length));
+    await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', resolve));
+    running.push({ stop: () => new Promise<void>((resolve) => peer.close(() => resolve())) });
+    const peerPort = peer.address().port;
+    const doc = {
+      namespaces: { a: {}, b: {} },
+      rules: [{ action: 'deny', via: 'remote', from: 'b', port: peerPort }],
+    };
+    const { d, file } = await daemon(doc);
+    const a1 = await app(d, { FERRY_NAMESPACE: 'a' }, UDP_APP);
+    const a2 = await app(d, { FERRY_NAMESPACE: 'a' }, UDP_APP);
+    const b1 = await app(d, { FERRY_NAMESPACE: 'b' }, UDP_APP);
+    const portA1 = Number((await a1.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+    await a2.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' });
+    await b1.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' });
+
+    // b cannot reach a's endpoint, neither cut-through nor through its relay and the kernel.
+    const fromB = await b1.ok({ op: 'send', port: portA1, sizes: [11], seed: 1 });
+    assert.deepEqual(fromB['codes'], ['ERR_FERRY_DENIED']);
+    const fromA = await a2.ok({ op: 'send', port: portA1, sizes: [22], seed: 2 });
+    assert.deepEqual(fromA['codes'], [null]);
+    await eventually(
+      async () => ((await a1.ok({ op: 'received' }))['received'] as unknown[]).length > 0,
+      10_000,
+      'a datagram within a',
+    );
+    const sizes = ((await a1.ok({ op: 'received' }))['received'] as { size: number }[]).map((g) => g.size);
+    assert.deepEqual(sizes, [22]);
+
+    // A remote destination the rules deny for b; a may send there.
+    assert.deepEqual((await b1.ok({ op: 'send', port: peerPort, sizes: [33], seed: 3 }))['codes'], [
+      'ERR_FERRY_DENIED',
+    ]);
+    assert.deepEqual((await a2.ok({ op: 'send', port: peerPort, sizes: [44], seed: 4 }))['codes'], [null]);
+    await eventually(async () => got.length > 0, 10_000, 'the datagram from a');
+    assert.deepEqual(got, [44]);
+    assert.equal((await policyOf(d))['deniedConnects'], 2);
+
+    // a's route to the peer is known (the SDK sends straight into its relay now): a rule added
+    // on SIGHUP still holds, because ferryd's relay checks each datagram as it sends it.
+    await reload(d, file, { ...doc, rules: [{ action: 'deny', via: 'remote', port: peerPort }] });
+    assert.deepEqual((await a2.ok({ op: 'send', port: peerPort, sizes: [55, 66], seed: 5 }))['codes'], [
+      null,
+      null,
+    ]);
+    await eventually(async () => (await policyOf(d))['deniedDatagrams'] === 2, 10_000, 'datagrams dropped');
+    assert.deepEqual(got, [44]);
   });
 });

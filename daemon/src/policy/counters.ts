@@ -4,6 +4,8 @@ export interface PolicyCounters {
   attachRefused: number;
   /** Connects a rule (or the default action) denied. */
   deniedConnects: number;
+  /** Datagrams a relay dropped because the rules deny their destination. */
+  deniedDatagrams: number;
   /** Requests refused because a configured limit was reached, by limit. */
   limitHits: {
     maxApps: number;
@@ -23,6 +25,7 @@ export function newPolicyCounters(): PolicyCounters {
   return {
     attachRefused: 0,
     deniedConnects: 0,
+    deniedDatagrams: 0,
     limitHits: { maxApps: 0, maxSessionsPerApp: 0, maxSegmentBytesPerApp: 0, maxSegmentBytesTotal: 0 },
     stalledApps: 0,
     stalledDisconnected: 0,

@@ -101,6 +101,33 @@ export class Policy {
     return target;
   }
 
+  /**
+   * A datagram ferryd's relay is about to send for an app of `from` (its destination is always a
+   * numeric address): the same rules as a remote connect, and never to an endpoint of a namespace
+   * the app may not reach. Denied datagrams are dropped and counted, as a firewall drops them.
+   */
+  allowsDatagram(
+    from: string,
+    address: string,
+    port: number,
+    listeners: ListenerTable,
+    counted: 'deniedDatagrams' | 'deniedConnects' = 'deniedDatagrams',
+  ): boolean {
+    const uri: SessionUri = { scheme: 'udp', host: address, port };
+    const c = this.config;
+    const others = listeners.lookupAll(uri).filter((l) => l.namespace !== from);
+    let ok: boolean;
+    if (others.length > 0) {
+      ok = others.some((l) => this.#verdict({ from, to: l.namespace, uri, address, via: 'local' }, true));
+    } else if (c.rules.length === 0) {
+      ok = c.defaultAction === 'allow';
+    } else {
+      ok = this.#verdict({ from, to: null, uri, address: literalAddress(address), via: 'remote' }, false);
+    }
+    if (!ok) this.counters[counted]++;
+    return ok;
+  }
+
   #enforce(ctx: ConnectContext, explicitOnly: boolean): void {
     if (this.#verdict(ctx, explicitOnly)) return;
     this.counters.deniedConnects++;

@@ -103,6 +103,7 @@ export class UdpEndpoints {
           err: err.message,
         });
       },
+      allow: (address, port) => layer.policy.allowsDatagram(app.namespace, address, port, layer.listeners),
       onDone: () => {
         this.relays.delete(l.id);
         // The endpoint goes with its relay: nobody can reach it any more.
@@ -148,9 +149,18 @@ export class UdpEndpoints {
       ...own.uri,
       host: isWildcardHost(own.uri.host) ? target.host : own.uri.host,
     });
-    const l = layer.listeners.lookup(app.namespace, target);
+    // The rules first, as for a stream connect: another namespace's endpoint only through a rule.
+    const l = layer.policy.routeLocal(app.namespace, target, layer.listeners);
     const server = l ? this.#apps.get(l.appId) : undefined;
     if (!l || !server || !this.relays.has(l.id)) {
+      // Not local: the relay carries it, and checks each datagram's destination as it sends.
+      const listeners = layer.listeners;
+      if (
+        !l &&
+        !layer.policy.allowsDatagram(app.namespace, target.host, target.port, listeners, 'deniedConnects')
+      ) {
+        throw ferryError('ERR_FERRY_DENIED', `${formatUri(target)} from namespace '${app.namespace}'`);
+      }
       this.counters.remoteRoutes++;
       return {
         t: 'connect-reply',

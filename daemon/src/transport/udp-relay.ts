@@ -30,6 +30,8 @@ export interface UdpRelayHooks {
   onFailed(err: FerryError): void;
   /** ferryd no longer touches the fifos and the kernel socket is closed. */
   onDone(): void;
+  /** Whether a datagram may go to this destination (ferryd's session rules); absent: all may. */
+  allow?(address: string, port: number): boolean;
 }
 
 interface InFlight {
@@ -49,6 +51,8 @@ export class UdpRelay implements SlotPump {
   dropsIn = 0;
   /** Datagrams the kernel refused to send (unreachable, bad address). */
   sendErrors = 0;
+  /** Datagrams dropped because ferryd's rules deny their destination (also in sendErrors). */
+  deniedOut = 0;
   #seg: DaemonSegment;
   /** The fifo the app writes (ferryd reads) and the one ferryd writes (the app reads). */
   #rx: FifoConsumer;
@@ -199,6 +203,11 @@ export class UdpRelay implements SlotPump {
     if (!peer) {
       // A relay frame must name its destination: the datagram cannot go anywhere.
       this.#sent(entry, ferryError('EINVAL', 'datagram without a destination'), false);
+      return true;
+    }
+    if (this.#hooks.allow && !this.#hooks.allow(peer.address, peer.port)) {
+      this.deniedOut++;
+      this.#sent(entry, ferryError('ERR_FERRY_DENIED', `udp://${peer.address}:${peer.port}`), false);
       return true;
     }
     const pieces = this.#payloadViews(skip + DGRAM_HEADER_BYTES, header.length);
