@@ -475,6 +475,41 @@ describe('UDP API in the shape of node:dgram', () => {
       s.disconnect();
       assert.throws(() => s.disconnect(), { code: 'ENOTCONN' });
 
+      // One synchronous burst to a local peer in this same process: nothing drains in between, so
+      // the 4 KiB fifo fills, then the 8 KiB send queue, and the rest fail with ENOBUFS.
+      const small = createDatagramSocket({
+        socket: d.socket,
+        name: 'udp-api-test',
+        txFifoSize: 4096,
+        sendQueueBytes: 8192,
+      });
+      try {
+        await new Promise<void>((resolve) => small.bind('udp://127.0.0.1:0', () => resolve()));
+        await sent((cb) => small.send('first', addr.port, '127.0.0.1', cb)); // makes the pair
+        const outcomes = await Promise.all(
+          Array.from(
+            { length: 40 },
+            () =>
+              new Promise<string>((resolve) =>
+                small.send(Buffer.alloc(1000), addr.port, '127.0.0.1', (e: Error | null) =>
+                  resolve(e ? ((e as Error & { code?: string }).code ?? 'error') : 'ok'),
+                ),
+              ),
+          ),
+        );
+        const ok = outcomes.filter((o) => o === 'ok').length;
+        assert.ok(ok >= 8 && ok < 40, `some sent (${ok}), some refused`);
+        assert.ok(
+          outcomes.slice(ok).every((o) => o === 'ENOBUFS'),
+          `the sends after the first refusal are refused too: ${outcomes.join(',')}`,
+        );
+        small.send(Buffer.alloc(1000), addr.port, '127.0.0.1'); // no callback: counted, not thrown
+        for (let i = 0; i < 20; i++) small.send(Buffer.alloc(1000), addr.port, '127.0.0.1');
+        assert.ok(small.droppedSends > 0);
+      } finally {
+        small.close();
+      }
+
       const closed = once(s, 'close');
       s.close();
       await closed;
