@@ -81,7 +81,14 @@ async function runDaemon(args: string[]): Promise<number> {
   }
   const config = daemon.config;
   log(`configuration: ${configFileOf(loadOpts) ?? 'built-in defaults'}`);
-  daemon.start();
+  try {
+    daemon.start();
+  } catch (err) {
+    // EADDRINUSE (another ferryd), EACCES on the socket directory, an unknown socketGroup.
+    process.stderr.write(`ferryd: cannot start: ${(err as Error).message}\n`);
+    daemon.stop();
+    return 1;
+  }
   process.on('SIGHUP', () => {
     try {
       const o = daemon.reload(loadConfig(loadOpts));

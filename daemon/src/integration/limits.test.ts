@@ -139,6 +139,34 @@ describe('stalled apps', () => {
     assert.ok(made > 0);
   });
 
+  it('an app whose event queue fills and does not drain is disconnected', async () => {
+    // 16 entries per event queue; a stopped app's queue overflows after 16 notices.
+    const d = await daemon({ queueCapacity: 16, stallTimeoutMs: 1500, maxCtrlBacklog: 4000 });
+    const stuck = await app(d);
+    const uri = await listen(stuck, 'sink');
+    const client = await app(d);
+    const n = 12;
+    for (let i = 0; i < n; i++) await client.ok({ op: 'connect', tag: `q${i}`, uri, fifoSize: 4096 });
+    await eventually(
+      async () => stuck.events.filter((e) => e.event === 'accepted').length === n,
+      10_000,
+      'accepted',
+    );
+    stuck.proc.kill('SIGSTOP');
+    // Data then FIN on each session: two notices each into the stopped app's queue, no control
+    // message (FIN travels in the fifo).
+    for (let i = 0; i < n; i++) await client.ok({ op: 'end', tag: `q${i}`, data: 'x' });
+    await eventually(
+      async () => ((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'] === 1,
+      15_000,
+      'the app with a full event queue disconnected',
+    );
+    assert.match(d.output(), /event queue of segment \d+ full and not drained/);
+    const apps = (await d.show('apps')) as Record<string, unknown>[];
+    assert.ok(!apps.some((a) => a['pid'] === stuck.proc.pid));
+    await client.waitFor((e) => e.event === 'error' && e.tag === 'q0' && e['code'] === 'ECONNRESET');
+  });
+
   it('more than maxCtrlBacklog queued messages disconnects at once', async () => {
     const d = await daemon({ stallTimeoutMs: 0, maxCtrlBacklog: 16 });
     const stuck = await app(d);

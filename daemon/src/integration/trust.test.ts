@@ -4,6 +4,7 @@
  * rules for cut-through and remote TCP connects, and the configuration file's validation.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -38,6 +39,7 @@ async function daemon(
   return { d, file };
 }
 
+const CLI = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 const UDP_APP = fileURLToPath(new URL('../testing/udp-app.js', import.meta.url));
 
 async function app(d: DaemonHandle, env: Record<string, string> = {}, script?: string): Promise<AppHandle> {
@@ -91,6 +93,20 @@ describe('attach', () => {
     assert.equal(row['uid'], process.getuid?.());
     assert.equal(row['gid'], process.getgid?.());
     assert.equal(row['namespace'], 'default');
+  });
+
+  it('gives the socket files the configured group', async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('changing a file to another group takes root');
+      return;
+    }
+    const { d } = await daemon({ socketGroup: 65534, socketMode: '0660' });
+    assert.equal(statSync(d.socket).gid, 65534);
+    await eventually(async () => statSync(`${d.socket}.admin`).gid === 65534, 5000, 'admin group');
+    await assert.rejects(
+      startDaemon(['--config', configFile({ socketGroup: 'no-such-group-x' })]),
+      /no group named 'no-such-group-x'/,
+    );
   });
 
   it('needs the namespace token, compares it, never shows it, and rotates it on SIGHUP', async () => {
@@ -168,6 +184,40 @@ describe('attach', () => {
       assert.match(err.message, /\$\.rules\[0\]\.from: expected a namespace name or "\*", got "a\/b"/);
       return true;
     });
+  });
+});
+
+describe('ferry config', () => {
+  it('check prints the configuration with fingerprints, never tokens; exits 2 when invalid', () => {
+    const token = 'check-secret-7a0c3e19';
+    const file = configFile({ maxApps: 9, namespaces: { n1: { token } } });
+    const ok = spawnSync(process.execPath, [CLI, 'config', 'check', '--config', file], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    const shown = JSON.parse(ok.stdout) as Record<string, unknown>;
+    assert.equal(shown['maxApps'], 9);
+    assert.match(JSON.stringify(shown['namespaces']), /"token":"sha256:[0-9a-f]{8}"/);
+    assert.ok(!ok.stdout.includes(token) && !ok.stderr.includes(token));
+    const bad = spawnSync(
+      process.execPath,
+      [CLI, 'config', 'check', '--config', configFile({ namespaces: { n1: { token: 'shorty' } } })],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /\$\.namespaces\.n1\.token: expected a string of 8\.\.4096 characters/);
+    assert.ok(!bad.stderr.includes('shorty'));
+    const defaults = spawnSync(process.execPath, [CLI, 'config', 'defaults'], { encoding: 'utf8' });
+    assert.equal(defaults.status, 0);
+    // What `config defaults` prints is itself a valid file.
+    const again = spawnSync(
+      process.execPath,
+      [CLI, 'config', 'check', '--config', configFile(JSON.parse(defaults.stdout))],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(again.status, 0, again.stderr);
   });
 });
 
