@@ -93,9 +93,22 @@ export class AppSession implements SlotListener {
     return this.#rx.fin;
   }
 
-  /** Arms the data notification; true when data (or FIN) arrived meanwhile. */
+  /**
+   * Arms the data notification; true when data (or FIN) arrived meanwhile. A fifo found corrupt
+   * on the way fails the session (the owner hears onFailure) and returns false: without that, a
+   * reader would be told "look again" forever by a fifo that will never hold valid data.
+   */
   armRead(): boolean {
-    return this.#rx.armData();
+    const r = this.#rx.armData();
+    return this.#failIfBroken() ? false : r;
+  }
+
+  /** Reports a fifo that went bad to the owner (once it is gone, nothing more); true if broken. */
+  #failIfBroken(): boolean {
+    const err = this.#rx.error ?? this.#tx.error;
+    if (!err) return false;
+    this.#owner?.onFailure(err);
+    return true;
   }
 
   /** Half-close: no more data from us. */
@@ -144,11 +157,7 @@ export class AppSession implements SlotListener {
       );
     }
     if (!owner) return;
-    const err = this.#rx.error ?? this.#tx.error;
-    if (err) {
-      owner.onFailure(err);
-      return;
-    }
+    if (this.#failIfBroken()) return;
     if (this.#rx.peerReset) {
       owner.onFailure(ferryError('ECONNRESET', 'peer reset the session'));
       return;
@@ -160,6 +169,9 @@ export class AppSession implements SlotListener {
       this.#setWaitingSpace(false);
       owner.onWritable();
     }
-    if (this.#rx.readable() > 0 || this.#rx.fin || this.#rx.armData()) owner.onReadable();
+    const readable = this.#rx.readable() > 0 || this.#rx.fin || this.#rx.armData();
+    // Loading the peer's indices just now may have found them corrupt.
+    if (this.#failIfBroken()) return;
+    if (readable) owner.onReadable();
   }
 }
