@@ -29,19 +29,24 @@ export function connect(target: string | ConnectOptions, listener?: () => void):
       txFifoSize: opts.txFifoSize ?? 0,
     })) as ConnectReply;
     clearTimeout(timer);
-    const seg = reply.fifos ? att.segments.get(reply.fifos.segment) : undefined;
+    // The segment was pinned when the reply arrived: a segment-del (the listener's app died) that
+    // came in the same burst cannot have unmapped it, and its session-reset was kept for us.
+    const { seg, reset } = att.claimSession(reply.session);
     if (!reply.fifos || !seg) {
       att.notify({ t: 'reset', id: 0, session: reply.session });
+      if (seg) att.releaseSegmentIfUnused(seg);
       throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
     }
     if (timedOut || sock.destroyed) {
-      att.notify({ t: 'reset', id: 0, session: reply.session });
+      if (!seg.orphaned) att.notify({ t: 'reset', id: 0, session: reply.session });
+      att.releaseSegmentIfUnused(seg);
       return;
     }
     const session = new AppSession(reply.session, seg, reply.fifos, reply.transport);
     sock._attach(att, session, reply.localUri, reply.remoteUri, reply.transport);
     sock.emit('connect');
     sock.emit('ready');
+    if (reset) sock.onFailure(reset);
   })().catch((err: Error) => {
     clearTimeout(timer);
     sock.connecting = false;

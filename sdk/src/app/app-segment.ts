@@ -32,6 +32,8 @@ export class AppSegment {
   deleted = false;
   /** The ferryd that made it is gone: teardown notices about its sessions go nowhere. */
   orphaned = false;
+  /** Connects answered in this segment whose socket is not bound yet (see Attachment). */
+  pins = 0;
   /** The other party is ferryd itself (sessions it carries over TCP), not an app. */
   daemonPeer = false;
 

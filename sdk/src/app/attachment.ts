@@ -77,6 +77,12 @@ export class Attachment extends EventEmitter {
   #notifier: Notifier;
   #pending = new Map<number, Pending>();
   #resetHandlers = new Map<number, { session: SessionRef; cb: (err: FerryError) => void }>();
+  /**
+   * Sessions whose connect-reply arrived but whose socket is not bound yet (that continuation
+   * runs a microtask later, after the rest of the drained datagrams): their segment is pinned so
+   * a segment-del in the same drain cannot unmap it, and a session-reset is kept for them.
+   */
+  #unclaimed = new Map<number, { seg: AppSegment | undefined; reset: FerryError | null }>();
   #nextId = 1;
   #refs = 0;
   #state: AttachmentState = 'away';
@@ -194,6 +200,18 @@ export class Attachment extends EventEmitter {
     this.#resetHandlers.set(session.id, { session, cb });
   }
 
+  /**
+   * Takes a connected session's segment (pinned since its connect-reply) and any reset ferryd
+   * sent for it before the socket was bound. Call once per connect-reply, whatever follows.
+   */
+  claimSession(id: number): { seg: AppSegment | undefined; reset: FerryError | null } {
+    const c = this.#unclaimed.get(id);
+    if (!c) return { seg: undefined, reset: null };
+    this.#unclaimed.delete(id);
+    if (c.seg) c.seg.pins--;
+    return c;
+  }
+
   offSessionReset(session: SessionRef): void {
     if (this.#resetHandlers.get(session.id)?.session === session) this.#resetHandlers.delete(session.id);
   }
@@ -230,7 +248,7 @@ export class Attachment extends EventEmitter {
   }
 
   releaseSegmentIfUnused(seg: AppSegment): void {
-    if (!seg.deleted || seg.sessionCount > 0) return;
+    if (!seg.deleted || seg.sessionCount > 0 || seg.pins > 0) return;
     if (seg.orphaned) {
       if (!this.#orphans.delete(seg)) return;
       seg.release();
@@ -328,7 +346,14 @@ export class Attachment extends EventEmitter {
         for (const fd of fds) close(fd);
       }
       if ('st' in msg && msg.st !== 0) p.reject(errorFromWire(msg.st, msg.err));
-      else p.resolve(msg as DaemonMessage);
+      else {
+        if (msg.t === 'connect-reply' && msg.fifos) {
+          const seg = this.segments.get(msg.fifos.segment);
+          if (seg) seg.pins++;
+          this.#unclaimed.set(msg.session, { seg, reset: null });
+        }
+        p.resolve(msg as DaemonMessage);
+      }
       return;
     }
     switch (msg.t) {
@@ -346,9 +371,15 @@ export class Attachment extends EventEmitter {
       case 'accepted':
         this.emit('accepted', msg);
         return;
-      case 'session-reset':
-        this.#resetHandlers.get(msg.session)?.cb(errorFromWire(msg.st, msg.err));
+      case 'session-reset': {
+        const h = this.#resetHandlers.get(msg.session);
+        if (h) h.cb(errorFromWire(msg.st, msg.err));
+        else {
+          const c = this.#unclaimed.get(msg.session);
+          if (c) c.reset = errorFromWire(msg.st, msg.err);
+        }
         return;
+      }
       default:
         for (const fd of fds) close(fd);
     }

@@ -155,7 +155,11 @@ export class CtrlChannel {
     try {
       n = sendMsg(this.fd, bytes, fds);
     } catch (err) {
-      this.#fail(err as FerryError);
+      // Deferred: a send fails in the middle of the caller's work (ferryd announcing a segment to
+      // both apps of a connect). Running onClose now would tear down the dead peer's state (close
+      // its doorbell fd) while that work still uses it: the next send would carry a closed or
+      // reused fd number to the other app.
+      this.#fail(err as FerryError, false, true);
       return true;
     }
     if (n < 0) return false;
@@ -205,7 +209,7 @@ export class CtrlChannel {
     }, 5).unref();
   }
 
-  #fail(err: FerryError | null, local = false): void {
+  #fail(err: FerryError | null, local = false, deferred = false): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#poller) this.#poller.unwatch(this.fd);
@@ -214,6 +218,7 @@ export class CtrlChannel {
     close(this.fd);
     for (const p of this.#pending) for (const fd of p.fds) close(fd);
     this.#pending = [];
-    this.#handlers.onClose(local ? null : err);
+    if (deferred) queueMicrotask(() => this.#handlers.onClose(local ? null : err));
+    else this.#handlers.onClose(local ? null : err);
   }
 }
