@@ -122,6 +122,9 @@ export class CtrlServer {
           return;
         }
         app = this.#onHello(ch, msg, fds);
+        // The app can die during HELLO: switching to wake pipes drains the socket, sees EOF and
+        // closes the channel before `app` is set, so onClose could not let it go.
+        if (app && ch.closed) this.#onAppGone(app);
       },
       onBadMessage: (err) => {
         this.counters.badMessages++;

@@ -87,9 +87,20 @@ export class AppHandle {
   #replies = new Map<number, (r: Record<string, unknown>) => void>();
   #waiters: { pred: (e: AppEvent) => boolean; resolve: (e: AppEvent) => void }[] = [];
 
+  /** Resolves when the process has exited (killed or not). */
+  readonly exited: Promise<void>;
+
   /** `script`: the app to fork (default: scriptable-app.js; udp-app.js for datagram tests). */
   constructor(socket: string, env: Record<string, string> = {}, script = APP) {
     this.proc = fork(script, [], { env: { ...process.env, FERRY_SOCKET: socket, ...env }, stdio: 'inherit' });
+    this.exited = new Promise((resolve) => {
+      this.proc.once('exit', () => {
+        // Calls in flight will never be answered: say so now rather than at their timeout.
+        for (const r of this.#replies.values()) r({ ok: false, code: 'APP_EXITED', message: 'app exited' });
+        this.#replies.clear();
+        resolve();
+      });
+    });
     this.proc.on('message', (m: Record<string, unknown>) => {
       if (typeof m['reply'] === 'number') {
         this.#replies.get(m['reply'])?.(m);
@@ -113,6 +124,9 @@ export class AppHandle {
   /** Sends a command and resolves with the reply (ok or not). */
   call(cmd: Record<string, unknown>, timeoutMs = 20_000): Promise<Record<string, unknown>> {
     const seq = ++this.#seq;
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      return Promise.resolve({ ok: false, code: 'APP_EXITED', message: 'app exited' });
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no reply to ${JSON.stringify(cmd)}`)), timeoutMs);
       this.#replies.set(seq, (r) => {

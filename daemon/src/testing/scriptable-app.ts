@@ -191,7 +191,13 @@ function waitDrain(sock: Socket): Promise<void> {
     };
     const onClose = () => {
       sock.off('drain', onDrain);
-      reject(new Error('closed while waiting for drain'));
+      // The session's own error says why (ECONNRESET...): pass its code on.
+      const cause = sock.errored as (Error & { code?: string }) | null;
+      reject(
+        Object.assign(new Error(`closed while waiting for drain: ${cause?.message}`), {
+          code: cause?.code ?? 'ERR_FERRY_SOCKET_CLOSED',
+        }),
+      );
     };
     sock.once('drain', onDrain);
     sock.once('close', onClose);
