@@ -4,7 +4,14 @@ import { test } from 'node:test';
 import { runScale } from '../soak/scale-run.js';
 
 test('2,000 concurrent cut-through sessions over 2 clients and 2 servers each echo intact, then all are freed', async () => {
-  const r = await runScale({ sessions: 2000, clients: 2, servers: 2, bytes: 512, fifoSize: 4096, concurrency: 64 });
+  const r = await runScale({
+    sessions: 2000,
+    clients: 2,
+    servers: 2,
+    bytes: 512,
+    fifoSize: 4096,
+    concurrency: 64,
+  });
   assert.deepEqual(r.connectCodes, {});
   assert.equal(r.opened, 2000);
   assert.equal(r.ferryd.sessionEnds, 4000, 'ferryd holds both ends of every session');

@@ -103,7 +103,13 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       const n = Math.min(per, o.sessions - i * per);
       const s = servers[i % servers.length] as { uri: string };
       return c.ok(
-        { op: 'open', uri: s.uri, sessions: Math.max(0, n), concurrency: o.concurrency, fifoSize: o.fifoSize },
+        {
+          op: 'open',
+          uri: s.uri,
+          sessions: Math.max(0, n),
+          concurrency: o.concurrency,
+          fifoSize: o.fifoSize,
+        },
         600_000,
       );
     });
@@ -113,7 +119,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     let total = 0;
     for (const r of opened) {
       total += Number(r['opened']);
-      for (const [k, v] of Object.entries(r['codes'] as Record<string, number>)) codes[k] = (codes[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r['codes'] as Record<string, number>))
+        codes[k] = (codes[k] ?? 0) + v;
     }
     log(`opened ${total}/${o.sessions} sessions in ${openMs} ms ${JSON.stringify(codes)}`);
     const loadedStats = await d.stats();
