@@ -94,6 +94,26 @@ composeSuite('abstract.compose.yaml', (env) => {
 });
 
 composeSuite('two-hosts.compose.yaml', (env) => {
+  test('the two ferryd are on networks of their own and share only the wan; the client reaches neither peer', {
+    timeout: 60_000,
+  }, async () => {
+    const nets = (name: string) =>
+      env()
+        .getContainer(name)
+        .getNetworkNames()
+        .map((n) => n.replace(/^.*_/, ''))
+        .sort();
+    assert.deepEqual(nets('ferryd-a-1'), ['host-a', 'wan']);
+    assert.deepEqual(nets('ferryd-b-1'), ['host-b', 'wan']);
+    assert.deepEqual(nets('client-b-1'), ['host-b']);
+    // Host B's app names its own ferryd but cannot even name ferryd-a: its bytes can only go
+    // through ferryd-b.
+    const client = env().getContainer('client-b-1');
+    assert.match(await execOk(client, ['getent', 'hosts', 'ferryd-b']), /ferryd-b/);
+    const r = await client.exec(['getent', 'hosts', 'ferryd-a']);
+    assert.notEqual(r.exitCode, 0, r.stdout);
+  });
+
   test('an echo across two ferryd goes over TCP, intact, and each ferryd moves its bytes', {
     timeout: 120_000,
   }, async () => {
