@@ -10,7 +10,7 @@ import { MEMIF_MAX_PENDING_HANDSHAKES } from './listener.js';
 import { createMemif, type Memif } from './memif.js';
 import type { MemifOptions } from './options.js';
 import { type RawChannel, RawMemory, rawClientHandshake, rawConnect } from './testing/raw-peer.js';
-import { abstractName, eventually, nextEvent } from './testing/util.js';
+import { abstractName, eventually, memifFixture, nextEvent } from './testing/util.js';
 
 const servers: Memif[] = [];
 const channels: RawChannel[] = [];
@@ -350,6 +350,21 @@ describe('memif server vs hostile client: control plane', () => {
     assert.equal(ok.reply.type, 'connected');
     await srv.waitUp();
     ok.mem.release();
+  });
+
+  it('answers byte for byte as the golden fixtures (ACK, DISCONNECT "Incorrect secret")', async () => {
+    const { socket } = server({ secret: 'right' });
+    const ch = await connected(socket);
+    ch.send({ ...INIT, secret: 'wrong' } as MemifMessage);
+    const r = await ch.recv();
+    assert.ok(!r.eof);
+    assert.deepEqual(r.bytes, memifFixture('disconnect'));
+    const { socket: s2 } = server();
+    const ok = await connected(s2);
+    ok.send(INIT);
+    const ack = await ok.recv();
+    assert.ok(!ack.eof);
+    assert.deepEqual(ack.bytes, memifFixture('ack'));
   });
 
   it('a client that stalls during the handshake is dropped after handshakeTimeoutMs', async () => {

@@ -8,7 +8,7 @@ import type { MemifDownReason } from './link-info.js';
 import { createMemif, type Memif } from './memif.js';
 import type { MemifOptions } from './options.js';
 import { type RawChannel, RawListener } from './testing/raw-peer.js';
-import { abstractName, nextEvent } from './testing/util.js';
+import { abstractName, memifFixture, nextEvent } from './testing/util.js';
 
 const cleanup: Array<() => void | Promise<void>> = [];
 after(async () => {
@@ -89,6 +89,25 @@ describe('memif client vs hostile server: handshake', () => {
     assert.equal(info.ringSize, 6);
     assert.equal(info.peerName, 'raw-server');
     release(h);
+  });
+
+  it('sends INIT and CONNECT byte for byte as the golden fixtures', async () => {
+    const { ch } = await setup({ id: 7, secret: 's3cret', name: 'ferry-test', ifName: 'net_memif0' });
+    ch.send(HELLO);
+    const init = await ch.recv();
+    assert.ok(!init.eof);
+    assert.deepEqual(init.bytes, memifFixture('init'));
+    ch.send({ type: 'ack' });
+    const region = await ch.recv();
+    assert.ok(!region.eof);
+    for (const fd of region.fds) close(fd);
+    for (let i = 0; i < 3; i++) {
+      ch.send({ type: 'ack' });
+      const r = await ch.recv();
+      assert.ok(!r.eof);
+      for (const fd of r.fds) close(fd);
+      if (i === 2) assert.deepEqual(r.bytes, memifFixture('connect'));
+    }
   });
 
   it('hands over a sealed memfd and eventfds, with DPDK-compatible ring layout', async () => {

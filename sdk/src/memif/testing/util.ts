@@ -1,5 +1,5 @@
 // Test helpers shared by the memif tests.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Memif } from '../memif.js';
@@ -49,4 +49,10 @@ export function packet(seed: number, len: number): Uint8Array {
     p[i] = x >>> 24;
   }
   return p;
+}
+
+/** A golden control message from sdk/src/proto/memif/fixtures (tests run from sdk/dist/memif/testing). */
+export function memifFixture(name: string): Uint8Array {
+  const url = new URL(`../../../src/proto/memif/fixtures/${name}.hex`, import.meta.url);
+  return new Uint8Array(Buffer.from(readFileSync(url, 'utf8').replace(/\s+/g, ''), 'hex'));
 }
