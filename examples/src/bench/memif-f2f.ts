@@ -57,12 +57,15 @@ function transmit(m: Memif, path: Path, stopAt: number): number {
   return sent;
 }
 
-/** Counts packets for `secs` after the first one; returns packets and the elapsed seconds. */
-async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed: number }> {
+/**
+ * Counts packets for `secs` after the first one; returns packets, the elapsed seconds and the CPU
+ * seconds this process used meanwhile.
+ */
+async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed: number; cpu: number }> {
   const burst = m.createRxBurst(BURST);
   let packets = 0;
   let t0 = 0;
-  let last = 0;
+  let cpu0 = process.cpuUsage();
   for (;;) {
     const sliceEnd = performance.now() + 20;
     while (performance.now() < sliceEnd) {
@@ -73,11 +76,17 @@ async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed
           burst.release();
         }
       }
-      if (packets > 0 && t0 === 0) t0 = performance.now();
+      if (packets > 0 && t0 === 0) {
+        t0 = performance.now();
+        cpu0 = process.cpuUsage();
+      }
     }
-    last = performance.now();
-    if (t0 !== 0 && last - t0 >= secs * 1000) return { packets, elapsed: (last - t0) / 1000 };
-    if (t0 === 0 && m.state !== 'up') return { packets: 0, elapsed: 1 };
+    const now = performance.now();
+    if (t0 !== 0 && now - t0 >= secs * 1000) {
+      const c = process.cpuUsage(cpu0);
+      return { packets, elapsed: (now - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+    }
+    if (t0 === 0 && m.state !== 'up') return { packets: 0, elapsed: 1, cpu: 0 };
     await new Promise((r) => setImmediate(r));
   }
 }
@@ -128,26 +137,18 @@ function output(p: ChildProcess): Promise<Record<string, number>> {
   });
 }
 
-async function runCase(dir: Dir, path: Path, n: number): Promise<number> {
+/** One measurement: the receiver's rate, and its share of a CPU meanwhile (low under load). */
+async function runCase(dir: Dir, path: Path, n: number): Promise<{ rate: number; share: number }> {
   const socket = `@ferry-f2f-${process.pid}-${n}`;
-  const common = [
-    '--socket',
-    socket,
-    '--dir',
-    dir,
-    '--path',
-    path,
-    '--seconds',
-    String(seconds),
-    '--size',
-    String(size),
-  ];
+  const common = ['--socket', socket, '--dir', dir, '--path', path];
+  common.push('--seconds', String(seconds), '--size', String(size), '--ring', String(values.ring));
   const server = spawnSide(['--role', 'server', ...common], 1);
   await new Promise((r) => setTimeout(r, 200));
   const client = spawnSide(['--role', 'client', ...common], 0);
   const [s, c] = await Promise.all([output(server), output(client)]);
   const rx = dir === 'c2s' ? s : c;
-  return (rx['packets'] ?? 0) / (rx['elapsed'] ?? 1);
+  const elapsed = rx['elapsed'] ?? 1;
+  return { rate: (rx['packets'] ?? 0) / elapsed, share: (rx['cpu'] ?? 0) / elapsed };
 }
 
 async function main(): Promise<void> {
@@ -158,20 +159,21 @@ async function main(): Promise<void> {
     ['s2c', 'send'],
     ['s2c', 'txAlloc'],
   ];
-  const results = new Map<string, number[]>();
+  const results = new Map<string, Array<{ rate: number; share: number }>>();
   let n = 0;
   for (let r = 0; r < rounds; r++) {
     for (const [dir, path] of cases) {
       const key = `${dir} ${path}`;
-      const rate = await runCase(dir, path, n++);
-      results.set(key, [...(results.get(key) ?? []), rate]);
+      const one = await runCase(dir, path, n++);
+      results.set(key, [...(results.get(key) ?? []), one]);
     }
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
   const table = [...results].map(([k, v]) => ({
     case: k,
-    mpps: median(v) / 1e6,
-    rounds: v.map((x) => x / 1e6),
+    mpps: median(v.map((x) => x.rate)) / 1e6,
+    rounds: v.map((x) => x.rate / 1e6),
+    rxCpuShare: v.map((x) => x.share),
   }));
   if (values.json) {
     process.stdout.write(
@@ -184,9 +186,10 @@ async function main(): Promise<void> {
     `memif Ferry <-> Ferry, ${size} B, ring 2^${values.ring}, poll mode, ${pinned}, ${rounds} rounds of ${seconds} s (median Mpps)`,
   );
   for (const t of table) {
-    console.log(
-      `  ${t.case.padEnd(12)} ${t.mpps.toFixed(2).padStart(6)}   [${t.rounds.map((x) => x.toFixed(2)).join(', ')}]`,
+    const each = t.rounds.map(
+      (x, i) => `${x.toFixed(2)} (rx cpu ${((t.rxCpuShare[i] ?? 0) * 100).toFixed(0)}%)`,
     );
+    console.log(`  ${t.case.padEnd(12)} ${t.mpps.toFixed(2).padStart(6)}   [${each.join(', ')}]`);
   }
 }
 
