@@ -82,18 +82,20 @@ export class MemifListener implements HandshakeHost {
 
   /** HELLO limits: the largest any interface on this socket accepts (indices, not counts), and the
    * longest handshake timeout (a connection is not matched to an interface before INIT). */
-  limits(): { maxC2sRing: number; maxS2cRing: number; maxLog2: number; timeoutMs: number } {
+  limits(): { name: string; maxC2sRing: number; maxS2cRing: number; maxLog2: number; timeoutMs: number } {
+    let name: string | null = null;
     let c2s = 0;
     let s2c = 0;
     let log2 = 1;
     let timeoutMs = 1;
     for (const ep of this.#endpoints.values()) {
+      name ??= ep.options.name; // HELLO precedes INIT: the first interface's app name stands for all
       c2s = Math.max(c2s, ep.options.rxQueues - 1);
       s2c = Math.max(s2c, ep.options.txQueues - 1);
       log2 = Math.max(log2, ep.options.log2RingSize);
       timeoutMs = Math.max(timeoutMs, ep.options.handshakeTimeoutMs);
     }
-    return { maxC2sRing: c2s, maxS2cRing: s2c, maxLog2: log2, timeoutMs };
+    return { name: name ?? 'ferry', maxC2sRing: c2s, maxS2cRing: s2c, maxLog2: log2, timeoutMs };
   }
 
   done(h: ServerHandshake): void {

@@ -68,7 +68,7 @@ describe('memif: handshake', () => {
     assert.equal(ci.ringSize, 8);
     assert.equal(si.ringSize, 8);
     assert.equal(ci.bufferSize, 512);
-    assert.equal(ci.peerName, 'ferry');
+    assert.equal(ci.peerName, 'srv-app', 'HELLO carries the server app name');
     assert.equal(si.peerName, 'cli-app');
     assert.equal(ci.peerIfName, 'srv-if');
     assert.equal(si.peerIfName, 'cli-if');

@@ -35,7 +35,7 @@ export interface HandshakeEndpoint {
 
 export interface HandshakeHost {
   lookup(id: number): HandshakeEndpoint | undefined;
-  limits(): { maxC2sRing: number; maxS2cRing: number; maxLog2: number; timeoutMs: number };
+  limits(): { name: string; maxC2sRing: number; maxS2cRing: number; maxLog2: number; timeoutMs: number };
   done(h: ServerHandshake): void;
 }
 
@@ -63,7 +63,7 @@ export class ServerHandshake {
     this.#armTimer(l.timeoutMs);
     this.#channel.send({
       type: 'hello',
-      name: 'ferry',
+      name: l.name,
       minVersion: MEMIF_VERSION,
       maxVersion: MEMIF_VERSION,
       maxRegion: MEMIF_MAX_REGION_INDEX,
