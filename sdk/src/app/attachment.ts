@@ -330,6 +330,11 @@ export class Attachment extends EventEmitter {
       for (const fd of fds) if (msg.t !== 'hello-reply') close(fd);
       if (!p) {
         if (msg.t === 'hello-reply') for (const fd of fds) close(fd);
+        // A connect answered after we gave up on it (ETIMEDOUT): ferryd made the session, nobody
+        // will use it; let it go rather than leave it (and its fifo pair) until we detach.
+        if (msg.t === 'connect-reply' && msg.st === 0 && msg.session !== 0) {
+          this.notify({ t: 'reset', id: 0, session: msg.session });
+        }
         return;
       }
       this.#pending.delete(msg.id);
