@@ -372,6 +372,23 @@ describe('memif: link lifecycle', () => {
     assert.deepEqual(await receiveN(srv2, 0, 1), [packet(3, 99)]);
   });
 
+  it('a reservation taken before a reconnect commits nothing and does not throw', async () => {
+    const socket = abstractName('stale-tx');
+    const { srv, cli } = await pair({}, { reconnect: { minDelayMs: 10, maxDelayMs: 20 } }, socket);
+    const tb = cli.createTxBurst(4);
+    assert.equal(cli.txAlloc(0, tb, 4, 64), 4);
+    const down = nextEvent(cli, 'down');
+    await srv.close();
+    await down;
+    const srv2 = make({ role: 'server', socket, id: 1 });
+    await Promise.all([cli.waitUp(), srv2.waitUp()]);
+    tb.lengths.fill(64);
+    assert.equal(cli.txCommit(0, tb, 4), 0);
+    assert.equal(tb.count, 0);
+    assert.equal(cli.txAlloc(0, tb, 4, 64), 4, 'a fresh reservation works');
+    assert.equal(cli.txCommit(0, tb, 1), 1);
+  });
+
   it('client close: server goes down and listens again', async () => {
     const socket = abstractName('cliclose');
     const { srv, cli } = await pair({}, {}, socket);

@@ -485,8 +485,11 @@ export class Memif extends EventEmitter<MemifEvents> {
   /** Publishes the first k reserved buffers (lengths set in burst.lengths). */
   txCommit(q: number, burst: MemifTxBurst, k: number): number {
     const queue = this.#conn?.tx[q];
-    if (queue === undefined) {
-      this.#queueIndex(q, this.#o.txQueues, 'tx');
+    if (queue === undefined) this.#queueIndex(q, this.#o.txQueues, 'tx');
+    const owner = burst.owner as { dead?: boolean } | null;
+    if (queue === undefined || (owner !== null && owner !== queue && owner.dead === true)) {
+      // Down, or reserved on a link that has gone down since: the reservation is void. Not an
+      // application error (nothing the peer does throws).
       burst.count = 0;
       burst.owner = null;
       return 0;
