@@ -145,6 +145,21 @@ test('kill -9 of ferryd mid-transfer, restart on the same socket: everything the
   const tcpEnd = await client.waitFor((e) => e.event === 'end' && e.tag === 'tcp-2');
   assert.equal(tcpEnd['sha256'], s3['sha256']);
 
+  // Every segment of the dead ferryd was unmapped once its last session closed.
+  for (const a of [client, server, slow]) {
+    await eventually(
+      async () => {
+        const st = (await a.ok({ op: 'attachment' }))['attachments'] as {
+          orphanSegments: number;
+          reattaches: number;
+        }[];
+        return st.length === 1 && st[0]?.orphanSegments === 0 && st[0]?.reattaches === 1;
+      },
+      10_000,
+      'orphan segments released',
+    );
+  }
+
   // 8. The new ferryd knows exactly the apps and listeners that came back.
   const d = d2;
   await eventually(async () => Number((await d.stats())['apps']) === 4, 10_000, 'four apps attached');

@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { connect, createServer, ferrydEvents, type Server, type Socket } from '@ferry/sdk';
+import { attachmentStats } from '@ferry/sdk/internal';
 import { seededBytes } from './seeded.js';
 
 type Behavior = 'echo' | 'sink' | 'hold' | 'slow' | 'reply-on-end';
@@ -16,6 +17,7 @@ type Cmd =
   | { op: 'stat'; tag: string }
   | { op: 'pingpong'; uri: string; rounds: number; size: number }
   | { op: 'memory' }
+  | { op: 'attachment' }
   | { op: 'unlisten' }
   | { op: 'exit' };
 
@@ -174,6 +176,8 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
     }
     case 'memory':
       return { ...process.memoryUsage() };
+    case 'attachment':
+      return { attachments: await attachmentStats() };
     case 'unlisten':
       server?.close();
       return {};

@@ -44,3 +44,30 @@ export function getAttachment(opts: AttachmentOptions): Promise<Attachment> {
   );
   return p;
 }
+
+/** What each of this process's attachments holds (tests and diagnostics; not a stable API). */
+export async function attachmentStats(): Promise<
+  {
+    socket: string;
+    state: string;
+    appId: number;
+    reattaches: number;
+    segments: number;
+    orphanSegments: number;
+  }[]
+> {
+  const out = [];
+  for (const p of live.values()) {
+    const att = await p.catch(() => null);
+    if (!att) continue;
+    out.push({
+      socket: att.options.socket,
+      state: att.state,
+      appId: att.appId,
+      reattaches: att.reattaches,
+      segments: att.segments.size,
+      orphanSegments: att.orphanSegments,
+    });
+  }
+  return out;
+}
