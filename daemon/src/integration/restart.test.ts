@@ -245,3 +245,25 @@ test('ferryd stopped with SIGTERM (docker stop / restart) leaves cut-through ses
   assert.equal(end['sha256'], sha([first, second]));
   d2 = await startDaemon([], { socket: d.socket });
 });
+
+test('a server whose address was taken while ferryd was away reports EADDRINUSE instead of listening', async () => {
+  const d = d2;
+  assert.ok(d);
+  const a = await startApp(d.socket);
+  apps.push(a);
+  const l = await a.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+  // Frozen, A cannot reattach before B takes its address on the new ferryd.
+  a.proc.kill('SIGSTOP');
+  try {
+    await d.kill('SIGKILL');
+    d2 = await startDaemon([], { socket: d.socket });
+    const b = await startApp(d2.socket);
+    apps.push(b);
+    await b.ok({ op: 'listen', uri: l['uri'], behavior: 'sink' });
+  } finally {
+    a.proc.kill('SIGCONT');
+  }
+  await a.waitFor((e) => e.event === 'reattached', 10_000);
+  const err = await a.waitFor((e) => e.event === 'server-error', 10_000);
+  assert.equal(err['code'], 'EADDRINUSE');
+});
