@@ -366,6 +366,8 @@ describe('UDP oversized datagrams', () => {
 
 describe('UDP endpoint lifetime', () => {
   test('close and kill -9 give the endpoint, its kernel port and its sessions back', async () => {
+    // The baseline once earlier tests' apps are gone (ferryd cleans up after a kill asynchronously).
+    await eventually(async () => (await d.stats())['apps'] === 2, 10_000, 'only a and b attached');
     const base = await d.stats();
     const c = await startApp(d.socket, {}, UDP_APP);
     const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
