@@ -366,8 +366,18 @@ describe('UDP oversized datagrams', () => {
 
 describe('UDP endpoint lifetime', () => {
   test('close and kill -9 give the endpoint, its kernel port and its sessions back', async () => {
-    // The baseline once earlier tests' apps are gone (ferryd cleans up after a kill asynchronously).
-    await eventually(async () => (await d.stats())['apps'] === 2, 10_000, 'only a and b attached');
+    // The baseline once earlier tests' apps are gone and a and b let go of their pairs with them
+    // (ferryd frees a pair only when both ends have; the survivor hears of the death asynchronously).
+    await eventually(
+      async () => {
+        const apps = (await d.show('apps')) as { id: number; pid: number }[];
+        const ids = apps.filter((x) => x.pid === a.proc.pid || x.pid === b.proc.pid).map((x) => x.id);
+        const sessions = (await d.show('sessions')) as SessionRow[];
+        return apps.length === 2 && sessions.every((x) => ids.includes(x.app));
+      },
+      10_000,
+      'only a and b, and only their sessions',
+    );
     const base = await d.stats();
     const c = await startApp(d.socket, {}, UDP_APP);
     const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
