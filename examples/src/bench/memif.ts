@@ -10,6 +10,10 @@
  *   Ferry rx  testpmd server txonly -> Ferry client (pktgen rx) (rate at Ferry)
  * testpmd's forwarding lcore runs on CPU 1 (server) or 0 (client); Ferry's process is pinned to
  * CPU 0 with taskset when available, so each side has a CPU, as the two testpmds do.
+ * Besides rates, each case reports the CPU time per packet of the side under test (Ferry's process;
+ * for the references the testpmd in the same position: the sender for C2S, the receiver for S2C).
+ * Rates depend on what else the machine runs; CPU per packet much less so (it includes turns spent
+ * waiting on a full or empty ring, reported as the idle share).
  * Options: --rounds N (3), --seconds S per measurement (3), --warmup S (0.5), --size B (64), --json.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -48,8 +52,18 @@ function log(s: string): void {
   if (!values.json) process.stderr.write(s);
 }
 
-/** Reference: rate at the receiving testpmd over `seconds`, after the warm-up. */
-async function measureRef(socket: string, txRole: 'client' | 'server'): Promise<number> {
+interface Sample {
+  pps: number;
+  /** CPU ns per packet of the side under test. */
+  cpuNs: number;
+  note: string;
+}
+
+/**
+ * Reference: rate at the receiving testpmd over `seconds`, after the warm-up; CPU per packet of the
+ * sender (C2S, compared with Ferry tx) or of the receiver (S2C, compared with Ferry rx).
+ */
+async function measureRef(socket: string, txRole: 'client' | 'server'): Promise<Sample> {
   const server = await Testpmd.start({ role: 'server', socket });
   let client: Testpmd | undefined;
   try {
@@ -63,13 +77,21 @@ async function measureRef(socket: string, txRole: 'client' | 'server'): Promise<
     await tx.startFwd();
     await sleep(warmup * 1000);
     const a = await rx.portStats();
+    const cpuA = [tx.workerCpuMs(), rx.workerCpuMs()];
     const t0 = performance.now();
     await sleep(seconds * 1000);
     const b = await rx.portStats();
+    const cpuB = [tx.workerCpuMs(), rx.workerCpuMs()];
     const t1 = performance.now();
     await tx.stopFwd();
     await rx.stopFwd();
-    return (b.rxPackets - a.rxPackets) / ((t1 - t0) / 1000);
+    const packets = b.rxPackets - a.rxPackets;
+    const nsPer = (i: number) => (((cpuB[i] ?? 0) - (cpuA[i] ?? 0)) * 1e6) / Math.max(1, packets);
+    return {
+      pps: packets / ((t1 - t0) / 1000),
+      cpuNs: txRole === 'client' ? nsPer(0) : nsPer(1),
+      note: `sender ${nsPer(0).toFixed(0)} / receiver ${nsPer(1).toFixed(0)} CPU ns per packet`,
+    };
   } finally {
     await client?.close();
     await server.close();
@@ -112,6 +134,7 @@ function lineMatching(p: ChildProcess, re: RegExp, timeoutMs: number): Promise<s
 interface PktgenResult {
   packets: number;
   pps: number;
+  cpuNsPerPacket: number;
   total: number;
   downs: number;
   turns: number;
@@ -119,7 +142,7 @@ interface PktgenResult {
 }
 
 /** Ferry as client: pktgen in `mode` against a testpmd server in the matching forwarding mode. */
-async function measureFerry(socket: string, mode: 'tx' | 'rx'): Promise<{ pps: number; check: string }> {
+async function measureFerry(socket: string, mode: 'tx' | 'rx'): Promise<Sample> {
   const server = await Testpmd.start({ role: 'server', socket });
   let gen: ChildProcess | undefined;
   try {
@@ -165,9 +188,9 @@ async function measureFerry(socket: string, mode: 'tx' | 'rx'): Promise<{ pps: n
     }
     // Turns of Ferry's loop that moved nothing: a ring full (tx) or empty (rx) means the other
     // side was the slower one in that moment.
-    check += `; Ferry idle in ${((100 * r.idleTurns) / Math.max(1, r.turns)).toFixed(0)}% of its loop turns`;
+    check += `; Ferry idle in ${((100 * r.idleTurns) / Math.max(1, r.turns)).toFixed(1)}% of its loop turns`;
     if (r.downs !== 0) throw new Error(`the link went down ${r.downs} times during the run`);
-    return { pps: r.pps, check };
+    return { pps: r.pps, cpuNs: r.cpuNsPerPacket, note: check };
   } finally {
     gen?.stdin?.end();
     if (gen && gen.exitCode === null) {
@@ -194,7 +217,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const dirs = tempSocketDir('ferry-bench-memif-');
-  const samples = new Map<CaseName, number[]>();
+  const samples = new Map<CaseName, Sample[]>();
   const checks: string[] = [];
   let n = 0;
   try {
@@ -202,15 +225,12 @@ async function main(): Promise<void> {
       const order = r % 2 ? [...CASES].reverse() : CASES;
       for (const c of order) {
         const socket = dirs.path(`b${n++}.sock`);
-        let pps: number;
-        if (c.name === 'C2S ref') pps = await measureRef(socket, 'client');
-        else if (c.name === 'S2C ref') pps = await measureRef(socket, 'server');
-        else {
-          const res = await measureFerry(socket, c.name === 'Ferry tx' ? 'tx' : 'rx');
-          pps = res.pps;
-          checks.push(`round ${r + 1} ${c.name}: ${res.check}`);
-        }
-        samples.set(c.name, [...(samples.get(c.name) ?? []), pps]);
+        let res: Sample;
+        if (c.name === 'C2S ref') res = await measureRef(socket, 'client');
+        else if (c.name === 'S2C ref') res = await measureRef(socket, 'server');
+        else res = await measureFerry(socket, c.name === 'Ferry tx' ? 'tx' : 'rx');
+        checks.push(`round ${r + 1} ${c.name}: ${(res.pps / 1e6).toFixed(2)} Mpps; ${res.note}`);
+        samples.set(c.name, [...(samples.get(c.name) ?? []), res]);
         log('.');
       }
     }
@@ -220,13 +240,17 @@ async function main(): Promise<void> {
   log('\n');
   const results = CASES.map((c) => {
     const xs = samples.get(c.name) ?? [];
-    const med = median(xs);
+    const refs = samples.get(c.ref) ?? [];
+    const med = median(xs.map((x) => x.pps));
+    const cpu = median(xs.map((x) => x.cpuNs));
     return {
       case: c.name,
       label: c.label,
       medianPps: Math.round(med),
-      rounds: xs.map((x) => Math.round(x)),
-      vsReference: med / median(samples.get(c.ref) ?? []),
+      rounds: xs.map((x) => Math.round(x.pps)),
+      vsReference: med / median(refs.map((x) => x.pps)),
+      cpuNsPerPacket: Math.round(cpu),
+      cpuVsReference: cpu / median(refs.map((x) => x.cpuNs)),
     };
   });
   const conditions = {
@@ -247,12 +271,12 @@ async function main(): Promise<void> {
     `memif packet rate, ${size} B, poll mode: medians of ${rounds} rounds x ${seconds} s (after ${warmup} s warm-up)\n\n`,
   );
   process.stdout.write(
-    `${'case'.padEnd(52)} ${'Mpps'.padStart(7)}   ${'rounds (Mpps)'.padEnd(22)} ${'x ref'.padStart(6)}\n`,
+    `${'case'.padEnd(52)} ${'Mpps'.padStart(6)}  ${'rounds (Mpps)'.padEnd(18)} ${'x ref'.padStart(6)} ${'CPU ns/pkt'.padStart(11)} ${'x ref'.padStart(6)}\n`,
   );
   for (const r of results) {
     const each = r.rounds.map((x) => (x / 1e6).toFixed(2)).join(' ');
     process.stdout.write(
-      `${r.label.padEnd(52)} ${(r.medianPps / 1e6).toFixed(2).padStart(7)}   ${each.padEnd(22)} ${r.vsReference.toFixed(2).padStart(6)}\n`,
+      `${r.label.padEnd(52)} ${(r.medianPps / 1e6).toFixed(2).padStart(6)}  ${each.padEnd(18)} ${r.vsReference.toFixed(2).padStart(6)} ${String(r.cpuNsPerPacket).padStart(11)} ${r.cpuVsReference.toFixed(2).padStart(6)}\n`,
     );
   }
   process.stdout.write(`\n${checks.join('\n')}\n`);

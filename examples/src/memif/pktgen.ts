@@ -75,12 +75,16 @@ const result = {
   bytes: 0,
   seconds: 0,
   pps: 0,
+  cpuNsPerPacket: 0,
   seqErrors: 0,
   downs: 0,
   total: 0,
   turns: 0,
   idleTurns: 0,
 };
+// cpuNsPerPacket: this process's CPU time (all threads) in the window per packet, what a packet
+// costs Ferry whatever else the machine runs (it includes idle turns: see idleTurns).
+let cpuAtStart = process.cpuUsage();
 /** Start of the counted window: the first packet, plus the warm-up. */
 let firstAt = 0;
 let warmUntil = 0;
@@ -96,9 +100,12 @@ function summary(): string {
   result.bytes -= warmBytes;
   result.seconds = firstAt === 0 ? 0 : (lastAt - firstAt) / 1000;
   result.pps = result.seconds > 0 ? Math.round(result.packets / result.seconds) : 0;
+  const cpu = process.cpuUsage(cpuAtStart);
+  result.cpuNsPerPacket =
+    result.packets > 0 ? Math.round(((cpu.user + cpu.system) * 1000) / result.packets) : 0;
   if (opt.json) return JSON.stringify(result);
   const mpps = (result.pps / 1e6).toFixed(3);
-  return `pktgen ${mode}: ${result.packets} packets, ${result.bytes} bytes in ${result.seconds.toFixed(3)} s (${mpps} Mpps), seq errors ${result.seqErrors}`;
+  return `pktgen ${mode}: ${result.packets} packets, ${result.bytes} bytes in ${result.seconds.toFixed(3)} s (${mpps} Mpps, ${result.cpuNsPerPacket} CPU ns/packet), seq errors ${result.seqErrors}`;
 }
 
 async function finish(): Promise<void> {
@@ -131,9 +138,11 @@ function progress(now: number): void {
   if (firstAt === 0) {
     firstAt = now;
     warmUntil = warmupMs > 0 ? now + warmupMs : 0;
+    cpuAtStart = process.cpuUsage();
   } else if (warmUntil !== 0 && now >= warmUntil) {
     warmUntil = 0;
     firstAt = now;
+    cpuAtStart = process.cpuUsage();
     warmPackets = result.packets;
     warmBytes = result.bytes;
   }

@@ -7,7 +7,7 @@
 // busy-polling a CPU.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -340,6 +340,29 @@ export class Testpmd {
       clearTimeout(timer);
     }
     this.#removeSocket();
+  }
+
+  /**
+   * CPU time (user + system, ms) used so far by testpmd's forwarding lcores (threads named
+   * `rte-worker-N`); with packet counts it gives a CPU cost per packet that does not depend on how
+   * busy the machine is. Resolution: the kernel's clock tick (10 ms).
+   */
+  workerCpuMs(): number {
+    const pid = this.child.pid;
+    if (pid === undefined || this.#gone) return 0;
+    let ticks = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        if (!readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').startsWith('rte-worker')) continue;
+        // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // the thread ended between listing and reading
+      }
+    }
+    return ticks * 10; // USER_HZ is 100 on Linux
   }
 
   /** Kills testpmd at once (SIGKILL by default), e.g. to test a peer dying mid-traffic. */
