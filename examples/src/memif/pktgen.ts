@@ -76,6 +76,7 @@ const result = {
   seconds: 0,
   pps: 0,
   cpuNsPerPacket: 0,
+  busyNsPerPacket: 0,
   seqErrors: 0,
   downs: 0,
   total: 0,
@@ -85,6 +86,22 @@ const result = {
 // cpuNsPerPacket: this process's CPU time (all threads) in the window per packet, what a packet
 // costs Ferry whatever else the machine runs (it includes idle turns: see idleTurns).
 let cpuAtStart = process.cpuUsage();
+// busyNsPerPacket (poll loops): the median, over loop turns that moved packets, of the turn's wall
+// time per packet - what a packet costs Ferry when it does not wait for its peer; 1e9 / it is the
+// rate Ferry could sustain on a CPU of its own. The median keeps turns that were preempted (on a
+// busy machine) from counting. Samples: the first 2^20 busy turns of the window.
+const turnNs = new Float64Array(1 << 20);
+let busyTurns = 0;
+
+function busyTurn(ms: number, packets: number): void {
+  if (busyTurns < turnNs.length) turnNs[busyTurns++] = (ms * 1e6) / packets;
+}
+
+function medianTurnNs(): number {
+  if (busyTurns === 0) return 0;
+  const xs = turnNs.subarray(0, busyTurns).sort();
+  return xs[busyTurns >>> 1] as number;
+}
 /** Start of the counted window: the first packet, plus the warm-up. */
 let firstAt = 0;
 let warmUntil = 0;
@@ -100,12 +117,13 @@ function summary(): string {
   result.bytes -= warmBytes;
   result.seconds = firstAt === 0 ? 0 : (lastAt - firstAt) / 1000;
   result.pps = result.seconds > 0 ? Math.round(result.packets / result.seconds) : 0;
+  result.busyNsPerPacket = Math.round(medianTurnNs());
   const cpu = process.cpuUsage(cpuAtStart);
   result.cpuNsPerPacket =
     result.packets > 0 ? Math.round(((cpu.user + cpu.system) * 1000) / result.packets) : 0;
   if (opt.json) return JSON.stringify(result);
   const mpps = (result.pps / 1e6).toFixed(3);
-  return `pktgen ${mode}: ${result.packets} packets, ${result.bytes} bytes in ${result.seconds.toFixed(3)} s (${mpps} Mpps, ${result.cpuNsPerPacket} CPU ns/packet), seq errors ${result.seqErrors}`;
+  return `pktgen ${mode}: ${result.packets} packets, ${result.bytes} bytes in ${result.seconds.toFixed(3)} s (${mpps} Mpps; ${result.cpuNsPerPacket} CPU ns/packet, ${result.busyNsPerPacket} ns/packet in busy turns, median), seq errors ${result.seqErrors}`;
 }
 
 async function finish(): Promise<void> {
@@ -139,10 +157,12 @@ function progress(now: number): void {
     firstAt = now;
     warmUntil = warmupMs > 0 ? now + warmupMs : 0;
     cpuAtStart = process.cpuUsage();
+    busyTurns = 0;
   } else if (warmUntil !== 0 && now >= warmUntil) {
     warmUntil = 0;
     firstAt = now;
     cpuAtStart = process.cpuUsage();
+    busyTurns = 0;
     warmPackets = result.packets;
     warmBytes = result.bytes;
   }
@@ -236,12 +256,14 @@ function txLoop(): void {
       return;
     }
     const want = count > 0 ? Math.min(burstSize, count - result.packets) : burstSize;
+    const t0 = performance.now();
     const k = txOnce(want);
     result.turns++;
     if (k > 0) {
       result.packets += k;
       result.bytes += k * size;
       moved = true;
+      busyTurn(performance.now() - t0, k);
     } else if (m.state !== 'up') {
       break;
     } else {
@@ -283,6 +305,7 @@ function rxLoop(): void {
   if (finished) return;
   const sliceEnd = performance.now() + 2;
   for (let turn = 0; ; turn++) {
+    const t0 = performance.now();
     const n = m.rxBurst(0, rxBurst);
     result.turns++;
     if (n === 0) result.idleTurns++;
@@ -295,6 +318,7 @@ function rxLoop(): void {
       result.packets += n;
       rxBurst.release();
       moved = true;
+      busyTurn(performance.now() - t0, n);
       if (countReached()) {
         void finish();
         return;
