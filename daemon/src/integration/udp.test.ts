@@ -3,6 +3,7 @@
  * this test process) and nc, and between two local apps (cut-through fifo pairs).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +178,45 @@ describe('UDP through ferryd to node:dgram peers', () => {
       assert.equal(got[0]?.text, 'hello ferry\n');
       assert.equal(got[0]?.address, '127.0.0.1');
     } finally {
+      await e.kill();
+    }
+  });
+});
+
+describe('UDP with nc -u -l as the remote', () => {
+  test('an SDK app reaches nc -u -l, and nc answers to its address', { skip: !hasBinary('nc') }, async () => {
+    const e = await startApp(d.socket, {}, UDP_APP);
+    // A port for nc: bound and released by the kernel (nothing else here binds on purpose).
+    const probe = await dgramPeer();
+    const ncPort = probe.port;
+    await probe.close();
+    const nc = spawn('nc', ['-u', '-l', '127.0.0.1', String(ncPort)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    nc.stdout.on('data', (b: Buffer) => out.push(b));
+    try {
+      await e.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' });
+      // nc may not listen yet: send until it has printed one (lost datagrams are UDP's right).
+      await eventually(
+        async () => {
+          await e.ok({ op: 'send-uri', uri: `udp://127.0.0.1:${ncPort}`, sizes: [16], seed: 30 });
+          return Buffer.concat(out).length >= 16;
+        },
+        10_000,
+        'nc to print a datagram',
+      );
+      // nc prints each datagram's bytes as they came (several, if several got through).
+      assert.ok(
+        Buffer.concat(out)
+          .subarray(0, 16)
+          .equals(datagramPayload(30, 0, 16)),
+      );
+      // nc now sends its stdin lines to the address the datagram came from.
+      nc.stdin.write('pong from nc\n');
+      const got = await waitReceived(e, 1, 'the app to get the line from nc');
+      assert.equal(got[0]?.text, 'pong from nc\n');
+      assert.equal(got[0]?.port, ncPort);
+    } finally {
+      nc.kill('SIGKILL');
       await e.kill();
     }
   });
