@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import type { Attachment } from '../app/attachment.js';
 import { DatagramChannel, type DatagramSink } from '../app/datagram-channel.js';
 import { type FerryError, ferryError } from '../errors.js';
-import type { Accepted, ConnectReply, DgramBindReply } from '../proto/ctrl/messages.js';
+import { type Accepted, type ConnectReply, type DgramBindReply, FEATURE } from '../proto/ctrl/messages.js';
 import {
   DGRAM_MAX_PAYLOAD,
   type DgramAddress,
@@ -189,6 +189,9 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
 
   /** Binds the endpoint with ferryd and opens its relay; false when the socket closed meanwhile. */
   async #register(att: Attachment, uri: string): Promise<boolean> {
+    if ((att.features & FEATURE.DATAGRAM) === 0) {
+      throw ferryError('ERR_FERRY_NOT_SUPPORTED', 'this ferryd has no datagram endpoints (feature DATAGRAM)');
+    }
     const reply = (await att.request({
       t: 'dgram-bind',
       id: 0,

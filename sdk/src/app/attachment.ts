@@ -71,6 +71,8 @@ export class Attachment extends EventEmitter {
   /** Segments of the current ferryd, by its ids. */
   readonly segments = new Map<number, AppSegment>();
   appId = 0;
+  /** Feature bits negotiated with the current ferryd (FEATURE.*). */
+  features = 0;
   #channel: CtrlChannel | null = null;
   #wake: Doorbell | null = null;
   #doorbell: Doorbell;
@@ -322,6 +324,7 @@ export class Attachment extends EventEmitter {
     }
     if (ch.closed) throw ferryError('ERR_FERRY_DAEMON_LOST', 'ferryd closed the channel after hello');
     this.appId = reply.appId;
+    this.features = reply.features;
   }
 
   #onMessage(msg: CtrlMessage, fds: number[]): void {
