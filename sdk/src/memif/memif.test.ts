@@ -1,7 +1,7 @@
 // memif interfaces in one process: handshake in both roles, data byte for byte (single and chained
 // buffers, several queues), rx modes, sockets (abstract and filesystem), refusals, reconnect.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { FerryError } from '../errors.js';
 import type { MemifRxBurst } from './bursts.js';
@@ -387,6 +387,24 @@ describe('memif: link lifecycle', () => {
     assert.equal(tb.count, 0);
     assert.equal(cli.txAlloc(0, tb, 4, 64), 4, 'a fresh reservation works');
     assert.equal(cli.txCommit(0, tb, 1), 1);
+  });
+
+  it('reconnect cycles leak no descriptors (memfds, eventfds, sockets)', async () => {
+    const socket = abstractName('fdleak');
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const cycle = async (): Promise<void> => {
+      const srv = createMemif({ role: 'server', socket, id: 1, queues: { rx: 2, tx: 2 } });
+      const cli = createMemif({ role: 'client', socket, id: 1, queues: { rx: 2, tx: 2 }, reconnect: false });
+      await Promise.all([srv.waitUp(), cli.waitUp()]);
+      cli.send(0, [packet(1, 100)]);
+      await receiveN(srv, 0, 1);
+      await cli.close();
+      await srv.close();
+    };
+    await cycle(); // warm up: the shared poller's epoll fd and eventfd stay
+    const before = fds();
+    for (let i = 0; i < 5; i++) await cycle();
+    await eventually(() => fds() <= before, 2000, `fd count back to ${before} (now ${fds()})`);
   });
 
   it('client close: server goes down and listens again', async () => {
