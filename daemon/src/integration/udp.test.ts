@@ -222,6 +222,37 @@ describe('UDP with nc -u -l as the remote', () => {
   });
 });
 
+describe('UDP between two ferryd (two hosts on one machine)', () => {
+  test('an app on one ferryd and an app on another exchange datagrams over kernel UDP', async () => {
+    const d2 = await startDaemon();
+    const z = await startApp(d2.socket, {}, UDP_APP);
+    try {
+      const portZ = Number((await z.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+      const sizes = [1, 1400, 65507, 0, 9000];
+      const beforeZ = (await received(z)).length;
+      await a.ok({ op: 'send', port: portZ, sizes, seed: 40, paceEvery: 1 });
+      const got = await waitReceived(z, beforeZ + sizes.length, 'z to get the datagrams from a');
+      assertDatagrams(got, beforeZ, sizes, 40, portA);
+      const beforeA = (await received(a)).length;
+      await z.ok({ op: 'send', port: portA, sizes: [3, 4], seed: 41, paceEvery: 1 });
+      const back = await waitReceived(a, beforeA + 2, 'a to get the replies from z');
+      assertDatagrams(back, beforeA, [3, 4], 41, portZ);
+      // Neither ferryd made a cut-through pair for this: each relayed through its kernel socket.
+      const sessions = (await d2.show('sessions')) as SessionRow[];
+      assert.deepEqual(
+        sessions.map((x) => x.transport),
+        ['udp'],
+      );
+      const relayZ = sessions[0] as SessionRow;
+      const total = sizes.reduce((x, y) => x + y, 0) + 7;
+      assert.equal(relayZ.daemonBytes, total, 'ferryd 2 moved every payload byte');
+    } finally {
+      await z.kill();
+      await d2.stop();
+    }
+  });
+});
+
 describe('UDP between two local apps (cut-through)', () => {
   test('datagrams go app to app through a fifo pair, in order, boundaries kept, ferryd moves no byte', async () => {
     const sizes = Array.from({ length: 300 }, (_, i) => (i * 7919) % 9001);
