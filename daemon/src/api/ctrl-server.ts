@@ -33,6 +33,13 @@ import { handleRequest } from './handlers.js';
 
 /** Bad messages an app may send before ferryd closes its channel. */
 const MAX_BAD_MESSAGES = 64;
+/**
+ * Control messages ferryd may queue for one app: only a memory backstop. An app with many
+ * sessions gets one notice per session in one burst when its peer dies; the stall monitor
+ * (policy/stall-monitor.ts) disconnects an app whose queue is over `maxCtrlBacklog` (at most this)
+ * and not moving.
+ */
+const MAX_QUEUED_PER_APP = 1_000_000;
 const SUPPORTED_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM;
 
 export interface CtrlServerCounters {
@@ -114,30 +121,34 @@ export class CtrlServer {
 
   #onConnection(fd: number): void {
     let app: App | null = null;
-    const ch: CtrlChannel = new CtrlChannel(fd, {
-      onMessage: (msg, fds) => {
-        if (app) {
-          for (const extra of fds) close(extra);
-          this.#onRequest(app, msg);
-          return;
-        }
-        app = this.#onHello(ch, msg, fds);
-        // The app can die during HELLO: switching to wake pipes drains the socket, sees EOF and
-        // closes the channel before `app` is set, so onClose could not let it go.
-        if (app && ch.closed) this.#onAppGone(app);
+    const ch: CtrlChannel = new CtrlChannel(
+      fd,
+      {
+        onMessage: (msg, fds) => {
+          if (app) {
+            for (const extra of fds) close(extra);
+            this.#onRequest(app, msg);
+            return;
+          }
+          app = this.#onHello(ch, msg, fds);
+          // The app can die during HELLO: switching to wake pipes drains the socket, sees EOF and
+          // closes the channel before `app` is set, so onClose could not let it go.
+          if (app && ch.closed) this.#onAppGone(app);
+        },
+        onBadMessage: (err) => {
+          this.counters.badMessages++;
+          ch.send({ t: 'error', id: 0, st: statusOf(err.code), err: err.message });
+          if (app && ++app.badMessages > MAX_BAD_MESSAGES) ch.close();
+          if (!app) ch.close();
+        },
+        onClose: () => {
+          this.counters.channelsClosed++;
+          this.pending.delete(ch);
+          if (app) this.#onAppGone(app);
+        },
       },
-      onBadMessage: (err) => {
-        this.counters.badMessages++;
-        ch.send({ t: 'error', id: 0, st: statusOf(err.code), err: err.message });
-        if (app && ++app.badMessages > MAX_BAD_MESSAGES) ch.close();
-        if (!app) ch.close();
-      },
-      onClose: () => {
-        this.counters.channelsClosed++;
-        this.pending.delete(ch);
-        if (app) this.#onAppGone(app);
-      },
-    });
+      { maxPending: MAX_QUEUED_PER_APP },
+    );
     this.pending.add(ch);
     ch.watchWith(this.#poller);
   }

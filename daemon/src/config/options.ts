@@ -109,7 +109,7 @@ export const SCALAR_OPTIONS = {
     doc: 'an app that reads nothing ferryd sends for this long is disconnected (0: never)',
   },
   maxCtrlBacklog: {
-    spec: { kind: 'int', min: 16, max: 4000 },
+    spec: { kind: 'int', min: 16, max: 1_000_000 },
     default: 1024,
     live: true,
     doc: 'control messages queued for an app that does not read before it is disconnected',

@@ -167,6 +167,41 @@ describe('stalled apps', () => {
     await client.waitFor((e) => e.event === 'error' && e.tag === 'q0' && e['code'] === 'ECONNRESET');
   });
 
+  it('an app that reads is not disconnected by a burst of one notice per session', async () => {
+    // Its peer dies holding 4600 sessions with it: ferryd tells it of each at once, far more than
+    // a socket buffer (and a control channel's default queue of 4096) holds. The app is busy
+    // meanwhile (stopped a moment), so the whole burst queues in ferryd.
+    const d = await daemon({ maxCtrlBacklog: 100_000 });
+    const server = await app(d);
+    const uri = await listen(server, 'hold');
+    const client = await app(d);
+    const n = 4600;
+    assert.equal((await client.ok({ op: 'connect-many', uri, count: n, fifoSize: 4096 }, 60_000))['open'], n);
+    const idOf = async () =>
+      ((await d.show('apps')) as Record<string, unknown>[]).find((a) => a['pid'] === client.proc.pid)?.['id'];
+    const clientId = await idOf();
+    client.proc.kill('SIGSTOP');
+    await server.kill();
+    await eventually(
+      async () =>
+        !((await d.show('apps')) as Record<string, unknown>[]).some((a) => a['pid'] === server.proc.pid),
+      10_000,
+      'ferryd saw the server die',
+    );
+    client.proc.kill('SIGCONT');
+    await eventually(
+      async () =>
+        ((await client.ok({ op: 'many-stat' }))['errors'] as Record<string, number>)['ECONNRESET'] === n,
+      30_000,
+      'every session reset',
+    );
+    // Still the same attachment (an app that lost ferryd would reattach under a new id).
+    assert.equal(await idOf(), clientId, `the client stayed attached: ${d.output()}`);
+    assert.equal(((await d.stats())['policy'] as Record<string, number>)['stalledDisconnected'], 0);
+    const fresh = await app(d);
+    await echoes(client, await listen(fresh), 'after-burst');
+  });
+
   it('more than maxCtrlBacklog queued messages disconnects at once', async () => {
     const d = await daemon({ stallTimeoutMs: 0, maxCtrlBacklog: 16 });
     const stuck = await app(d);

@@ -5,7 +5,7 @@
  * - its control channel: messages queued and none went out since the last tick;
  * - the event queues it consumes in its pair segments: OVERFLOW set and its head not moving.
  * An app seen stalled is counted; one stalled for `stallTimeoutMs`, or with more than
- * `maxCtrlBacklog` control messages queued and none sent since the last tick, is disconnected (its
+ * `maxCtrlBacklog` control messages queued and none sent for half a second, is disconnected (its
  * sessions reset, like a death).
  */
 import { probeEventQueue } from '@ferry/sdk/internal';
@@ -17,6 +17,8 @@ import type { PolicyCounters } from './counters.js';
 const TICK_MS = 100;
 /** How long an app reads nothing before it counts as stalled. */
 const NOTICE_MS = 1000;
+/** How long an app may read nothing with more than maxCtrlBacklog messages queued for it. */
+const BACKLOG_GRACE_MS = 500;
 
 interface Watch {
   sent: number;
@@ -26,6 +28,8 @@ interface Watch {
   reason: string;
   /** Counted in stalledApps for the current stall. */
   counted: boolean;
+  /** Since when more than maxCtrlBacklog messages wait and none leave. */
+  overSince: number | null;
 }
 
 export class StallMonitor {
@@ -78,14 +82,17 @@ export class StallMonitor {
           stalledSince: null,
           reason: '',
           counted: false,
+          overSince: null,
         };
         this.#watch.set(app, w);
         continue;
       }
       const stats = app.channel.stats;
       // A burst (an app's peer died: one session-reset per session) may queue many notices for an
-      // app that reads them fine: over the bound only counts when nothing left since the last tick.
-      if (stats.pending > this.#config.maxCtrlBacklog && stats.sent === w.sent) {
+      // app that reads them fine: over the bound only counts when nothing left for a while.
+      const over = stats.pending > this.#config.maxCtrlBacklog && stats.sent === w.sent;
+      w.overSince = over ? (w.overSince ?? now - TICK_MS) : null;
+      if (w.overSince !== null && now - w.overSince >= BACKLOG_GRACE_MS) {
         this.#disconnect(
           app,
           w,

@@ -16,6 +16,8 @@ type Cmd =
   | { op: 'destroy'; tag: string }
   | { op: 'stat'; tag: string }
   | { op: 'pingpong'; uri: string; rounds: number; size: number }
+  | { op: 'connect-many'; uri: string; count: number; fifoSize?: number }
+  | { op: 'many-stat' }
   | { op: 'memory' }
   | { op: 'attachment' }
   | { op: 'unlisten' }
@@ -29,6 +31,9 @@ interface Tracked {
 }
 
 const sockets = new Map<string, Tracked>();
+/** Sessions opened by connect-many: held open, only their errors counted (by code). */
+const many: Socket[] = [];
+const manyErrors = new Map<string, number>();
 let server: Server | null = null;
 let accepted = 0;
 
@@ -174,6 +179,33 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       sock.end();
       return { rounds: done };
     }
+    case 'connect-many': {
+      // 64 at a time: thousands of sessions without thousands of IPC round trips.
+      for (let done = 0; done < cmd.count; ) {
+        const batch = Math.min(64, cmd.count - done);
+        await Promise.all(
+          Array.from({ length: batch }, () => {
+            const sock = connect({
+              uri: cmd.uri,
+              ...(cmd.fifoSize ? { rxFifoSize: cmd.fifoSize, txFifoSize: cmd.fifoSize } : {}),
+            });
+            many.push(sock);
+            sock.on('error', (err: Error & { code?: string }) => {
+              const code = err.code ?? 'unknown';
+              manyErrors.set(code, (manyErrors.get(code) ?? 0) + 1);
+            });
+            return new Promise<void>((resolve, reject) => {
+              sock.once('connect', resolve);
+              sock.once('error', reject);
+            });
+          }),
+        );
+        done += batch;
+      }
+      return { open: many.length };
+    }
+    case 'many-stat':
+      return { open: many.filter((s) => !s.destroyed).length, errors: Object.fromEntries(manyErrors) };
     case 'memory':
       return { ...process.memoryUsage() };
     case 'attachment':

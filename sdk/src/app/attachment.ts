@@ -289,11 +289,17 @@ export class Attachment extends EventEmitter {
       throw ferryError('ERR_FERRY_DAEMON_UNREACHABLE', `${options.socket}: ${e.code}`, { cause: e });
     }
     const wake = Doorbell.create({ unref: this.#refs === 0 });
-    const ch: CtrlChannel = new CtrlChannel(fd, {
-      onMessage: (msg, fds) => this.#onMessage(msg, fds),
-      onBadMessage: () => {},
-      onClose: (err) => this.#onChannelClose(ch, err ?? ferryError('ERR_FERRY_DAEMON_LOST')),
-    });
+    const ch: CtrlChannel = new CtrlChannel(
+      fd,
+      {
+        onMessage: (msg, fds) => this.#onMessage(msg, fds),
+        onBadMessage: () => {},
+        onClose: (err) => this.#onChannelClose(ch, err ?? ferryError('ERR_FERRY_DAEMON_LOST')),
+      },
+      // Teardown notices come in bursts of one per session (a peer with thousands of sessions
+      // died): queue them all rather than drop ferryd, which is busy, not gone.
+      { maxPending: 1_000_000 },
+    );
     ch.useWakePipes(wake, -1);
     this.#channel = ch;
     this.#wake = wake;

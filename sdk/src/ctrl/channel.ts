@@ -27,6 +27,13 @@ export interface CtrlChannelHandlers {
 /** Messages queued while the peer's socket buffer is full, before the channel gives up. */
 const MAX_PENDING_SENDS = 4096;
 
+export interface CtrlChannelOptions {
+  /** Messages queued for a peer that does not read before the channel fails with
+   *  ERR_FERRY_LIMIT (default 4096). ferryd raises it: a burst to an app that reads is legitimate
+   *  (one notice per session when its peer dies), and its stall monitor decides about the rest. */
+  maxPending?: number;
+}
+
 export class CtrlChannel {
   readonly fd: number;
   #handlers: CtrlChannelHandlers;
@@ -40,9 +47,12 @@ export class CtrlChannel {
   #sent = 0;
   #received = 0;
 
-  constructor(fd: number, handlers: CtrlChannelHandlers) {
+  readonly #maxPending: number;
+
+  constructor(fd: number, handlers: CtrlChannelHandlers, options: CtrlChannelOptions = {}) {
     this.fd = fd;
     this.#handlers = handlers;
+    this.#maxPending = options.maxPending ?? MAX_PENDING_SENDS;
   }
 
   get closed(): boolean {
@@ -182,7 +192,7 @@ export class CtrlChannel {
   };
 
   #queue(bytes: Uint8Array, fds: readonly number[]): void {
-    if (this.#pending.length >= MAX_PENDING_SENDS) {
+    if (this.#pending.length >= this.#maxPending) {
       this.#fail(ferryError('ERR_FERRY_LIMIT', 'control channel peer is not reading'));
       return;
     }
