@@ -83,6 +83,22 @@ describe('memif handshake with dpdk-testpmd', { skip }, () => {
     await good.close();
   });
 
+  it("a DPDK client asking for 2 queue pairs gets what the Ferry server's HELLO allows (2, or 1)", async () => {
+    for (const queues of [2, 1]) {
+      const socket = dirs?.path(`queues${queues}.sock`) ?? '';
+      const srv = track(createMemif({ role: 'server', socket, queues: { rx: queues, tx: queues } }));
+      // debug: DPDK logs each ADD_RING it sends (one per ring in use).
+      const tp = await testpmd({ role: 'client', socket, rxq: 2, txq: 2, debug: true });
+      const info = await srv.waitUp(10_000);
+      await tp.waitLinkUp();
+      assert.deepEqual(info.queues, { rx: queues, tx: queues });
+      const addRings = tp.output.split('\n').filter((l) => l.includes('Sent msg type 5.')).length;
+      assert.equal(addRings, 2 * queues);
+      await tp.close();
+      await srv.close();
+    }
+  });
+
   it('a DPDK client shrinks its rings to what the Ferry server allows (2^8)', async () => {
     const socket = dirs?.path('ring.sock') ?? '';
     const srv = track(createMemif({ role: 'server', socket, ringSize: 8 }));
