@@ -7,7 +7,13 @@ import { spawn } from 'node:child_process';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createDatagramSocket, type DatagramSocket, type RemoteInfo as FerryRemoteInfo } from '@ferry/sdk';
+import {
+  connect,
+  createDatagramSocket,
+  createServer,
+  type DatagramSocket,
+  type RemoteInfo as FerryRemoteInfo,
+} from '@ferry/sdk';
 import { datagramPayload, sha256 } from '../testing/datagrams.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { hasBinary, runWithInput } from '../testing/net-peer.js';
@@ -592,6 +598,17 @@ describe('UDP API in the shape of node:dgram', () => {
       } finally {
         small.close();
       }
+
+      // udp:// is not a stream: a stream listen or connect says so.
+      const srv = createServer({ socket: d.socket });
+      const listenErr = new Promise<Error & { code?: string }>((resolve) => srv.once('error', resolve));
+      srv.listen('udp://127.0.0.1:0');
+      assert.equal((await listenErr).code, 'ERR_FERRY_NOT_SUPPORTED');
+      const stream = connect({ uri: `udp://127.0.0.1:${addr.port}`, socket: d.socket });
+      const connectErr = await new Promise<Error & { code?: string }>((resolve) =>
+        stream.once('error', resolve),
+      );
+      assert.equal(connectErr.code, 'ERR_FERRY_NOT_SUPPORTED');
 
       const closed = once(s, 'close');
       s.close();

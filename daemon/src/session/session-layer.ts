@@ -89,7 +89,11 @@ export class SessionLayer {
   async listen(app: App, id: number, uriText: string): Promise<ListenReply> {
     const uri = parseUri(uriText);
     if (uri.scheme !== 'tcp') {
-      throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// listeners are not available yet`);
+      const why =
+        uri.scheme === 'udp'
+          ? 'udp:// is for datagram sockets (dgram-bind)'
+          : `${uri.scheme}:// listeners are not available yet`;
+      throw ferryError('ERR_FERRY_NOT_SUPPORTED', why);
     }
     if (uri.port !== 0 && this.listeners.has(app.namespace, uri)) {
       throw ferryError('EADDRINUSE', formatUri(uri));
