@@ -2,7 +2,9 @@
 // poll mode, 64-byte packets and 2^10-slot rings by default. For each direction (client->server, server->
 // client) and each transmit path (send() copying from arrays, txAlloc/txCommit writing in place)
 // the sender runs flat out for --seconds and the receiver counts with rxBurst; the rate is
-// measured at the receiver. Rounds are interleaved; medians are printed (or one JSON line).
+// measured at the receiver. Each side also times its busy turns (calls that moved packets): the
+// median ns per packet is our code's cost without the waiting, and 1000 / the slower side's figure
+// is the rate it could sustain with a CPU of its own (robust to a loaded machine, unlike the rate). Rounds are interleaved; medians are printed (or one JSON line).
 // Usage: node examples/dist/bench/memif-f2f.js [--rounds 3] [--seconds 2] [--size 64] [--ring 10]
 //   [--pin] [--json]
 // The comparison against dpdk-testpmd is `npm run bench:memif`; this is Ferry alone.
@@ -34,35 +36,62 @@ const BURST = 256;
 type Dir = 'c2s' | 's2c';
 type Path = 'send' | 'txAlloc';
 
-/** Sends flat out until the link goes down; returns packets queued. */
-function transmit(m: Memif, path: Path, stopAt: number): number {
+/**
+ * Per-packet time of busy turns (calls that moved packets), as a median: the cost of our code
+ * without the waiting, which on a loaded machine dominates the plain rate.
+ */
+class TurnTimes {
+  readonly #ns = new Float64Array(1 << 16);
+  #n = 0;
+  add(startMs: number, packets: number): void {
+    this.#ns[this.#n++ & 0xffff] = ((performance.now() - startMs) * 1e6) / packets;
+  }
+  median(): number {
+    const a = this.#ns.slice(0, Math.min(this.#n, this.#ns.length)).sort();
+    return a[a.length >> 1] ?? 0;
+  }
+}
+
+/** Sends flat out until stopAt; returns packets queued and the median ns per packet of busy turns. */
+function transmit(m: Memif, path: Path, stopAt: number): { sent: number; nsPerPacket: number } {
   const template = new Uint8Array(size).fill(0x5a);
   const batch = Array.from({ length: BURST }, () => template);
   const tx = m.createTxBurst(BURST);
+  const times = new TurnTimes();
   let sent = 0;
   while (performance.now() < stopAt) {
     for (let turn = 0; turn < 256; turn++) {
+      const t = performance.now();
+      let k: number;
       if (path === 'send') {
-        sent += m.send(0, batch);
+        k = m.send(0, batch);
       } else {
-        const k = m.txAlloc(0, tx, BURST, size);
+        k = m.txAlloc(0, tx, BURST, size);
         for (let i = 0; i < k; i++) {
           tx.bytesOf(i).set(template, tx.offsets[i] as number);
           tx.lengths[i] = size;
         }
-        if (k > 0) sent += m.txCommit(0, tx, k);
+        if (k > 0) m.txCommit(0, tx, k);
+      }
+      if (k > 0) {
+        times.add(t, k);
+        sent += k;
       }
     }
   }
-  return sent;
+  return { sent, nsPerPacket: times.median() };
 }
 
 /**
- * Counts packets for `secs` after the first one; returns packets, the elapsed seconds and the CPU
- * seconds this process used meanwhile.
+ * Counts packets for `secs` after the first one; returns packets, the elapsed seconds, the CPU
+ * seconds this process used meanwhile and the median ns per packet of busy turns.
  */
-async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed: number; cpu: number }> {
+async function count(
+  m: Memif,
+  secs: number,
+): Promise<{ packets: number; elapsed: number; cpu: number; nsPerPacket: number }> {
   const burst = m.createRxBurst(BURST);
+  const times = new TurnTimes();
   let packets = 0;
   let t0 = 0;
   let cpu0 = process.cpuUsage();
@@ -70,10 +99,12 @@ async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed
     const sliceEnd = performance.now() + 20;
     while (performance.now() < sliceEnd) {
       for (let turn = 0; turn < 64; turn++) {
+        const t = performance.now();
         const n = m.rxBurst(0, burst);
         if (n > 0) {
-          packets += n;
           burst.release();
+          times.add(t, n);
+          packets += n;
         }
       }
       if (packets > 0 && t0 === 0) {
@@ -84,9 +115,14 @@ async function count(m: Memif, secs: number): Promise<{ packets: number; elapsed
     const now = performance.now();
     if (t0 !== 0 && now - t0 >= secs * 1000) {
       const c = process.cpuUsage(cpu0);
-      return { packets, elapsed: (now - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+      return {
+        packets,
+        elapsed: (now - t0) / 1000,
+        cpu: (c.user + c.system) / 1e6,
+        nsPerPacket: times.median(),
+      };
     }
-    if (t0 === 0 && m.state !== 'up') return { packets: 0, elapsed: 1, cpu: 0 };
+    if (t0 === 0 && m.state !== 'up') return { packets: 0, elapsed: 1, cpu: 0, nsPerPacket: 0 };
     await new Promise((r) => setImmediate(r));
   }
 }
@@ -105,8 +141,8 @@ async function child(): Promise<void> {
   if (sender) {
     // Give the receiver a moment to start counting, then send for the measured time plus slack.
     await new Promise((r) => setTimeout(r, 100));
-    const sent = transmit(m, values.path as Path, performance.now() + (seconds + 0.5) * 1000);
-    process.stdout.write(`${JSON.stringify({ sent })}\n`);
+    const r = transmit(m, values.path as Path, performance.now() + (seconds + 0.5) * 1000);
+    process.stdout.write(`${JSON.stringify(r)}\n`);
   } else {
     const r = await count(m, seconds);
     process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -137,8 +173,17 @@ function output(p: ChildProcess): Promise<Record<string, number>> {
   });
 }
 
-/** One measurement: the receiver's rate, and its share of a CPU meanwhile (low under load). */
-async function runCase(dir: Dir, path: Path, n: number): Promise<{ rate: number; share: number }> {
+interface CaseResult {
+  /** Packets per second at the receiver. */
+  rate: number;
+  /** The receiver's share of a CPU meanwhile (low on a loaded machine). */
+  share: number;
+  /** Median ns per packet of the sender's / receiver's busy turns. */
+  txNs: number;
+  rxNs: number;
+}
+
+async function runCase(dir: Dir, path: Path, n: number): Promise<CaseResult> {
   const socket = `@ferry-f2f-${process.pid}-${n}`;
   const common = ['--socket', socket, '--dir', dir, '--path', path];
   common.push('--seconds', String(seconds), '--size', String(size), '--ring', String(values.ring));
@@ -146,9 +191,14 @@ async function runCase(dir: Dir, path: Path, n: number): Promise<{ rate: number;
   await new Promise((r) => setTimeout(r, 200));
   const client = spawnSide(['--role', 'client', ...common], 0);
   const [s, c] = await Promise.all([output(server), output(client)]);
-  const rx = dir === 'c2s' ? s : c;
+  const [rx, tx] = dir === 'c2s' ? [s, c] : [c, s];
   const elapsed = rx['elapsed'] ?? 1;
-  return { rate: (rx['packets'] ?? 0) / elapsed, share: (rx['cpu'] ?? 0) / elapsed };
+  return {
+    rate: (rx['packets'] ?? 0) / elapsed,
+    share: (rx['cpu'] ?? 0) / elapsed,
+    txNs: tx['nsPerPacket'] ?? 0,
+    rxNs: rx['nsPerPacket'] ?? 0,
+  };
 }
 
 async function main(): Promise<void> {
@@ -159,7 +209,7 @@ async function main(): Promise<void> {
     ['s2c', 'send'],
     ['s2c', 'txAlloc'],
   ];
-  const results = new Map<string, Array<{ rate: number; share: number }>>();
+  const results = new Map<string, CaseResult[]>();
   let n = 0;
   for (let r = 0; r < rounds; r++) {
     for (const [dir, path] of cases) {
@@ -169,12 +219,19 @@ async function main(): Promise<void> {
     }
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
-  const table = [...results].map(([k, v]) => ({
-    case: k,
-    mpps: median(v.map((x) => x.rate)) / 1e6,
-    rounds: v.map((x) => x.rate / 1e6),
-    rxCpuShare: v.map((x) => x.share),
-  }));
+  const table = [...results].map(([k, v]) => {
+    const txNs = median(v.map((x) => x.txNs));
+    const rxNs = median(v.map((x) => x.rxNs));
+    return {
+      case: k,
+      mpps: median(v.map((x) => x.rate)) / 1e6,
+      rxCpuShare: median(v.map((x) => x.share)),
+      txNsPerPacket: txNs,
+      rxNsPerPacket: rxNs,
+      // What the slower side could sustain on a CPU of its own.
+      busyMpps: 1e3 / Math.max(txNs, rxNs, 1e-9),
+    };
+  });
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify({ size, seconds, rounds, ring: Number(values.ring), pin: values.pin, results: table })}\n`,
@@ -185,11 +242,17 @@ async function main(): Promise<void> {
   console.log(
     `memif Ferry <-> Ferry, ${size} B, ring 2^${values.ring}, poll mode, ${pinned}, ${rounds} rounds of ${seconds} s (median Mpps)`,
   );
+  console.log('  case           Mpps  rx cpu   tx ns/pkt  rx ns/pkt  busy-turn Mpps');
   for (const t of table) {
-    const each = t.rounds.map(
-      (x, i) => `${x.toFixed(2)} (rx cpu ${((t.rxCpuShare[i] ?? 0) * 100).toFixed(0)}%)`,
-    );
-    console.log(`  ${t.case.padEnd(12)} ${t.mpps.toFixed(2).padStart(6)}   [${each.join(', ')}]`);
+    const cols = [
+      t.case.padEnd(12),
+      t.mpps.toFixed(2).padStart(6),
+      `${(t.rxCpuShare * 100).toFixed(0)}%`.padStart(6),
+      t.txNsPerPacket.toFixed(1).padStart(11),
+      t.rxNsPerPacket.toFixed(1).padStart(10),
+      t.busyMpps.toFixed(1).padStart(15),
+    ];
+    console.log(`  ${cols.join(' ')}`);
   }
 }
 
