@@ -218,12 +218,12 @@ export class C2sTxQueue implements TxQueue {
     const k = Math.min(n, free, burst.capacity);
     const mask = this.ring.mask;
     const bsize = this.bufferCapacity;
-    const ri = this.ring.regionIndex;
-    for (let i = 0; i < k; i++) {
-      burst.regions[i] = ri;
-      burst.offsets[i] = this.#bufBase + ((this.#head + i) & mask) * bsize;
-      burst.capacities[i] = bsize;
-    }
+    const base = this.#bufBase;
+    const head = this.#head;
+    const offsets = burst.offsets;
+    burst.regions.fill(this.ring.regionIndex, 0, k);
+    burst.capacities.fill(bsize, 0, k);
+    for (let i = 0; i < k; i++) offsets[i] = base + ((head + i) & mask) * bsize;
     burst.count = k;
     burst.regionBytes = this.#regionBytes;
     burst.owner = this;
