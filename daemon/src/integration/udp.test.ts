@@ -536,10 +536,11 @@ describe('UDP API in the shape of node:dgram', () => {
         3,
       );
       assert.equal(await sent((cb) => s.send('uri', `udp://127.0.0.1:${peer.port}`, cb)), 3);
-      await eventually(async () => peer.got.length >= 4, 10_000, 'four datagrams');
+      assert.equal(await sent((cb) => s.send('zeros', peer.port, '127.000.000.001', cb)), 5);
+      await eventually(async () => peer.got.length >= 5, 10_000, 'five datagrams');
       assert.deepEqual(
         peer.got.map((g) => g.msg.toString()),
-        ['text', 'abcde', '234', 'uri'],
+        ['text', 'abcde', '234', 'uri', 'zeros'],
       );
 
       // Without a callback, an error goes to 'error'.

@@ -22,6 +22,7 @@ import {
   type DgramFamily,
   dgramFamilyOf,
   formatIPv6,
+  parseIPv4,
   parseIPv6,
 } from '../proto/datagram-frame.js';
 import { formatUri, parseUri } from '../proto/uri.js';
@@ -84,6 +85,12 @@ function routeAccepted(att: Attachment): Map<number, DatagramSocket> {
 function isLoss(err: Error): boolean {
   const code = (err as FerryError).code;
   return code === 'ERR_FERRY_DAEMON_LOST' || code === 'ERR_FERRY_DAEMON_UNREACHABLE' || code === 'ENOBUFS';
+}
+
+/** One text per address (`127.000.0.1` is `127.0.0.1`, `::0001` is `::1`): routes are keyed by it. */
+function canonicalIp(h: string, family: DgramFamily): string {
+  if (family === 'IPv6') return formatIPv6(parseIPv6(h) as Uint8Array);
+  return (parseIPv4(h) as Uint8Array).join('.');
 }
 
 function keyOf(a: DgramAddress): string {
@@ -329,7 +336,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     const h = host ?? (this.#local?.family === 'IPv6' ? '::1' : '127.0.0.1');
     const family = dgramFamilyOf(h);
     if (!family || !Number.isInteger(target) || target < 1 || target > 65535) return null;
-    return { address: family === 'IPv6' ? formatIPv6(parseIPv6(h) as Uint8Array) : h, port: target, family };
+    return { address: canonicalIp(h, family), port: target, family };
   }
 
   /** A destination as a numeric address; host names are resolved (localhost: the loopback). */
@@ -357,7 +364,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
       family = dgramFamilyOf(h);
       if (!family) throw ferryError('EHOSTUNREACH', `cannot resolve '${h}'`);
     }
-    if (family === 'IPv6') h = formatIPv6(parseIPv6(h) as Uint8Array);
+    h = canonicalIp(h, family);
     return { address: h, port, family };
   }
 
