@@ -207,7 +207,9 @@ export class CtrlServer {
     const denied = this.policy.checkAttach(namespace, hello.token);
     if (denied) {
       // The token is never logged; the name the app gave and its pid are.
-      this.#log(`attach refused: ${denied.message} (app '${hello.name}', pid ${peerCredentials(ch.fd).pid})`);
+      this.#log(
+        `attach refused: ${denied.message} (app ${JSON.stringify(hello.name)}, pid ${peerCredentials(ch.fd).pid})`,
+      );
       return reject(denied);
     }
     if (this.apps.size >= this.#config.maxApps) {

@@ -15,6 +15,8 @@ import type { SegmentManager } from '../segment/segment-manager.js';
 import type { PolicyCounters } from './counters.js';
 
 const TICK_MS = 100;
+// Time is counted in ticks, not read from the clock: if ferryd itself was held up (a long GC, a
+// starved VM), it sent nothing either, and that must not count against the app.
 /** How long an app reads nothing before it counts as stalled. */
 const NOTICE_MS = 1000;
 /** How long an app may read nothing with more than maxCtrlBacklog messages queued for it. */
@@ -24,12 +26,13 @@ interface Watch {
   sent: number;
   /** Head of each consumed queue at the last tick, by segment id. */
   heads: Map<number, number>;
-  stalledSince: number | null;
+  /** Consecutive ticks the app read nothing (0: it reads). */
+  stalledTicks: number;
   reason: string;
   /** Counted in stalledApps for the current stall. */
   counted: boolean;
-  /** Since when more than maxCtrlBacklog messages wait and none leave. */
-  overSince: number | null;
+  /** Consecutive ticks with more than maxCtrlBacklog messages waiting and none leaving. */
+  overTicks: number;
 }
 
 export class StallMonitor {
@@ -68,10 +71,10 @@ export class StallMonitor {
   /** How long `app` has been stalled, in ms (0 when it reads or has not been counted yet). */
   stalledMs(app: App): number {
     const w = this.#watch.get(app);
-    return w?.stalledSince && w.counted ? Date.now() - w.stalledSince : 0;
+    return w?.counted ? w.stalledTicks * TICK_MS : 0;
   }
 
-  tick(now = Date.now()): void {
+  tick(): void {
     for (const app of [...this.#apps.values()]) {
       if (app.channel.closed) continue;
       let w = this.#watch.get(app);
@@ -79,10 +82,10 @@ export class StallMonitor {
         w = {
           sent: app.channel.stats.sent,
           heads: new Map(),
-          stalledSince: null,
+          stalledTicks: 0,
           reason: '',
           counted: false,
-          overSince: null,
+          overTicks: 0,
         };
         this.#watch.set(app, w);
         continue;
@@ -91,8 +94,8 @@ export class StallMonitor {
       // A burst (an app's peer died: one session-reset per session) may queue many notices for an
       // app that reads them fine: over the bound only counts when nothing left for a while.
       const over = stats.pending > this.#config.maxCtrlBacklog && stats.sent === w.sent;
-      w.overSince = over ? (w.overSince ?? now - TICK_MS) : null;
-      if (w.overSince !== null && now - w.overSince >= BACKLOG_GRACE_MS) {
+      w.overTicks = over ? w.overTicks + 1 : 0;
+      if (w.overTicks * TICK_MS >= BACKLOG_GRACE_MS) {
         this.#disconnect(
           app,
           w,
@@ -103,25 +106,26 @@ export class StallMonitor {
       const reason = this.#stallReason(app, w, stats.pending, stats.sent);
       w.sent = stats.sent;
       if (reason === null) {
-        w.stalledSince = null;
+        w.stalledTicks = 0;
         continue;
       }
-      const limit = this.#config.stallTimeoutMs;
-      if (w.stalledSince === null) {
-        w.stalledSince = now - TICK_MS;
+      if (w.stalledTicks === 0) {
         w.reason = reason;
         w.counted = false;
       }
+      w.stalledTicks++;
+      const stalledMs = w.stalledTicks * TICK_MS;
+      const limit = this.#config.stallTimeoutMs;
       // A busy app (a burst of notices to handle) can miss a tick; one that reads nothing for a
       // second, or for the whole timeout when that is shorter, is stalled.
       const notice = limit > 0 ? Math.min(limit, NOTICE_MS) : NOTICE_MS;
-      if (!w.counted && now - w.stalledSince >= notice) {
+      if (!w.counted && stalledMs >= notice) {
         w.counted = true;
         this.#counters.stalledApps++;
-        this.#log(`app ${app.id} '${app.name}' is not reading: ${w.reason}`);
+        this.#log(`app ${app.id} ${JSON.stringify(app.name)} is not reading: ${w.reason}`);
       }
-      if (limit > 0 && now - w.stalledSince >= limit) {
-        this.#disconnect(app, w, `${w.reason} for ${now - w.stalledSince} ms (stallTimeoutMs ${limit})`);
+      if (limit > 0 && stalledMs >= limit) {
+        this.#disconnect(app, w, `${w.reason} for ${stalledMs} ms (stallTimeoutMs ${limit})`);
       }
     }
   }
@@ -146,7 +150,7 @@ export class StallMonitor {
   #disconnect(app: App, w: Watch, why: string): void {
     if (!w.counted) this.#counters.stalledApps++;
     this.#counters.stalledDisconnected++;
-    this.#log(`app ${app.id} '${app.name}' disconnected: ${why}`);
+    this.#log(`app ${app.id} ${JSON.stringify(app.name)} disconnected: ${why}`);
     app.channel.close();
   }
 }

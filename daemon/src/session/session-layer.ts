@@ -141,12 +141,12 @@ export class SessionLayer {
       if (uri.scheme !== 'tcp') {
         throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// connects are not available yet`);
       }
-      this.#checkSessionLimit(client);
+      this.checkSessionLimit(client);
       return this.policy
         .routeRemote(client.namespace, uri)
         .then((target) => this.#connectTcp(client, req, target));
     }
-    this.#checkSessionLimit(client);
+    this.checkSessionLimit(client);
     if (server.sessions.size >= this.#config.maxSessionsPerApp) {
       this.counters.refused++;
       throw ferryError('ECONNREFUSED', `listener's app has reached its session limit`);
@@ -395,7 +395,8 @@ export class SessionLayer {
     this.#removeListener(listenerId);
   }
 
-  #checkSessionLimit(client: App): void {
+  /** Throws ERR_FERRY_LIMIT (counted) when `client` holds maxSessionsPerApp sessions. */
+  checkSessionLimit(client: App): void {
     if (client.sessions.size >= this.#config.maxSessionsPerApp) {
       this.policy.counters.limitHits.maxSessionsPerApp++;
       throw ferryError(
@@ -406,7 +407,7 @@ export class SessionLayer {
   }
 
   async #connectTcp(client: App, req: Connect, uri: SessionUri): Promise<ConnectReply> {
-    this.#checkSessionLimit(client);
+    this.checkSessionLimit(client);
     let socket: Socket;
     try {
       socket = await connectTcp(uri, this.#config.tcpConnectTimeoutMs);

@@ -64,9 +64,7 @@ export class UdpEndpoints {
       throw ferryError('ERR_FERRY_BAD_URI', `dgram-bind takes udp:// addresses, not '${req.uri}'`);
     }
     if (uri.port !== 0 && layer.listeners.has(app.namespace, uri)) throw ferryError('EADDRINUSE', req.uri);
-    if (app.sessions.size >= this.#config.maxSessionsPerApp) {
-      throw ferryError('ERR_FERRY_LIMIT', `app ${app.id} has ${app.sessions.size} sessions`);
-    }
+    layer.checkSessionLimit(app);
     const socket: Socket = await bindUdp(uri);
     const bound: SessionUri = { ...uri, port: socket.address().port };
     const l = this.#apps.get(app.id) === app ? layer.listeners.add(app.id, app.namespace, bound) : null;
@@ -175,9 +173,7 @@ export class UdpEndpoints {
         transport: 'udp',
       };
     }
-    if (app.sessions.size >= this.#config.maxSessionsPerApp) {
-      throw ferryError('ERR_FERRY_LIMIT', `app ${app.id} has ${app.sessions.size} sessions`);
-    }
+    layer.checkSessionLimit(app);
     if (server.sessions.size >= this.#config.maxSessionsPerApp) {
       throw ferryError('ERR_FERRY_LIMIT', `the endpoint's app has reached its session limit`);
     }
