@@ -73,6 +73,7 @@ describe('memif handshake with dpdk-testpmd', { skip }, () => {
       10_000,
       () => 'no handshake-failed on the server',
     );
+    assert.equal(rejected[0]?.code, 'ERR_FERRY_MEMIF_REJECTED');
     assert.match(rejected[0]?.message ?? '', /secret/i);
     assert.equal((await bad.portInfo()).linkUp, false);
     assert.notEqual(srv.state, 'up');
