@@ -169,6 +169,35 @@ describe('memif handshake with dpdk-testpmd', { skip }, () => {
     await tp.close();
   });
 
+  it("Ferry (server) sends 1500 B frames chained over a DPDK client's 1024 B buffers; testpmd rxonly counts them whole", async () => {
+    const socket = dirs?.path('chain-srv.sock') ?? '';
+    const srv = track(createMemif({ role: 'server', socket, rxMode: 'poll' }));
+    const tp = await testpmd({ role: 'client', socket, bufferSize: 1024 });
+    const info = await srv.waitUp(10_000);
+    await tp.waitLinkUp();
+    await tp.setFwd('rxonly');
+    await tp.startFwd();
+    const n = 3000;
+    const frames = Array.from({ length: n }, (_, i) => {
+      const f = new Uint8Array(1500).fill(i & 255);
+      f[12] = 0x88;
+      f[13] = 0xb5;
+      return f;
+    });
+    await sendAll(srv, frames);
+    let stats = await tp.portStats();
+    for (let i = 0; i < 250 && stats.rxPackets < n; i++) {
+      await sleep(20);
+      stats = await tp.portStats();
+    }
+    await tp.stopFwd();
+    assert.equal(srv.info?.bufferSize ?? info.bufferSize, 1024);
+    assert.equal(stats.rxPackets, n);
+    assert.equal(stats.rxBytes, n * 1500);
+    await tp.close();
+    await srv.close();
+  });
+
   // DPDK's zero-copy client hands over its EAL memory (a memseg file without F_SEAL_SHRINK) as
   // region 1. Ferry's server requires the seal on every region (a client that shrinks an unsealed
   // file would make the server take SIGBUS), so it refuses such a client, by design, with a clear
