@@ -226,6 +226,9 @@ for (const role of ['client', 'server'] as Role[]) {
       assert.equal(down?.code, 'ERR_FERRY_MEMIF_PEER_GONE', down?.message);
       if (role === 'client') assert.equal(down?.willRetry, true);
       assert.notEqual(p.m.state, 'up');
+      // While down the data path is inert: nothing queued, nothing received, nothing thrown.
+      assert.equal(p.m.send(0, [echoFrame(0)]), 0);
+      assert.equal(p.m.rxBurst(0, p.m.createRxBurst(8)), 0);
       const upAgain = p.m.waitUp(15_000);
       p.tp = await startTestpmd({ role, socket, rxMode: 'poll' });
       await upAgain;
