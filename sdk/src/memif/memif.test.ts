@@ -77,6 +77,14 @@ describe('memif: handshake', () => {
     assert.equal(si.connection, 1);
   });
 
+  it('ip mode: both sides in ip mode come up and carry packets', async () => {
+    const { srv, cli, si, ci } = await pair({ mode: 'ip' }, { mode: 'ip' });
+    assert.equal(si.mode, 'ip');
+    assert.equal(ci.mode, 'ip');
+    cli.send(0, [packet(9, 40)]);
+    assert.deepEqual(await receiveN(srv, 0, 1), [packet(9, 40)]);
+  });
+
   it('works over a filesystem socket and removes the path when the server closes', async () => {
     const path = socketPath('fs');
     const { srv } = await pair({}, {}, path);
@@ -404,7 +412,9 @@ describe('memif: link lifecycle', () => {
     await cycle(); // warm up: the shared poller's epoll fd and eventfd stay
     const before = fds();
     for (let i = 0; i < 5; i++) await cycle();
-    await eventually(() => fds() <= before, 2000, `fd count back to ${before} (now ${fds()})`);
+    // A cycle holds 7 fds (socket, memfd, 4 eventfds on each side...): a leak of even one per
+    // cycle shows as 5 or more; 2 of slack absorb unrelated descriptors of the test process.
+    await eventually(() => fds() <= before + 2, 3000, `fd count back to ${before} (now ${fds()})`);
   });
 
   it('client close: server goes down and listens again', async () => {
