@@ -412,7 +412,7 @@ describe('memif: link lifecycle', () => {
     await cycle(); // warm up: the shared poller's epoll fd and eventfd stay
     const before = fds();
     for (let i = 0; i < 5; i++) await cycle();
-    // A cycle holds 7 fds (socket, memfd, 4 eventfds on each side...): a leak of even one per
+    // A cycle opens a dozen fds (sockets, the memfd and 4 eventfds on each side): a leak of one per
     // cycle shows as 5 or more; 2 of slack absorb unrelated descriptors of the test process.
     await eventually(() => fds() <= before + 2, 3000, `fd count back to ${before} (now ${fds()})`);
   });
