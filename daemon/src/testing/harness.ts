@@ -31,7 +31,9 @@ export async function startDaemon(
 ): Promise<DaemonHandle> {
   const dir = opts.socket ? null : mkdtempSync(join(tmpdir(), 'ferry-test-'));
   const socket = opts.socket ?? join(dir ?? '', 'ferryd.sock');
-  const proc = spawn(process.execPath, [CLI, 'daemon', '--socket', socket, ...args], {
+  // FERRY_TEST_DAEMON_NODE_ARGS: node flags for ferryd only (--cpu-prof is refused in NODE_OPTIONS).
+  const nodeArgs = (process.env['FERRY_TEST_DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'daemon', '--socket', socket, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
