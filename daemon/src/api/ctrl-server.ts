@@ -40,11 +40,15 @@ const MAX_BAD_MESSAGES = 64;
  * and not moving.
  */
 const MAX_QUEUED_PER_APP = 1_000_000;
+/** How long a new connection may take to send HELLO. */
+const HELLO_TIMEOUT_MS = 5000;
 const SUPPORTED_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM;
 
 export interface CtrlServerCounters {
   accepted: number;
   helloRejected: number;
+  /** Connections closed for not sending HELLO in time. */
+  helloTimeouts: number;
   badMessages: number;
   channelsClosed: number;
 }
@@ -54,6 +58,7 @@ export class CtrlServer {
   readonly counters: CtrlServerCounters = {
     accepted: 0,
     helloRejected: 0,
+    helloTimeouts: 0,
     badMessages: 0,
     channelsClosed: 0,
   };
@@ -115,6 +120,13 @@ export class CtrlServer {
       }
       if (fd < 0) return;
       this.counters.accepted++;
+      // Connections that have not said HELLO count against maxApps too, or holding many open
+      // would be a way around it.
+      if (this.pending.size >= this.#config.maxApps) {
+        this.policy.counters.limitHits.maxApps++;
+        close(fd);
+        continue;
+      }
       this.#onConnection(fd);
     }
   }
@@ -151,6 +163,13 @@ export class CtrlServer {
     );
     this.pending.add(ch);
     ch.watchWith(this.#poller);
+    // A connection that never says HELLO is closed: it holds an fd and a maxApps slot.
+    setTimeout(() => {
+      if (this.pending.has(ch) && !app) {
+        this.counters.helloTimeouts++;
+        ch.close();
+      }
+    }, HELLO_TIMEOUT_MS).unref();
   }
 
   #onHello(ch: CtrlChannel, msg: CtrlMessage, fds: number[]): App | null {

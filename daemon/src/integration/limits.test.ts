@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { close as closeFd, connectUnix, unixSocket } from '@ferry/sdk/internal';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-limits-'));
@@ -78,6 +79,32 @@ describe('limits', () => {
       10_000,
       'room',
     );
+  });
+
+  it('connections that never say HELLO count against maxApps and are closed after 5 s', async () => {
+    const d = await daemon({ maxApps: 2 });
+    const silent = [0, 1, 2].map(() => {
+      const fd = unixSocket('seqpacket', { nonblock: true });
+      connectUnix(fd, d.socket);
+      return fd;
+    });
+    try {
+      await eventually(
+        async () =>
+          ((await d.stats())['policy'] as { limitHits: Record<string, number> }).limitHits['maxApps'] === 1,
+        10_000,
+        'the third silent connection refused',
+      );
+      await eventually(
+        async () => ((await d.stats())['ctrl'] as Record<string, number>)['helloTimeouts'] === 2,
+        15_000,
+        'silent connections closed',
+      );
+      const a = await app(d);
+      await listen(a);
+    } finally {
+      for (const fd of silent) closeFd(fd);
+    }
   });
 
   it('maxSegmentBytesPerApp and maxSegmentBytesTotal bound shared memory', async () => {
