@@ -255,12 +255,14 @@ export class Attachment extends EventEmitter {
       if (!this.#orphans.delete(seg)) return;
       seg.release();
       if (this.#orphans.size === 0) this.#stopProbe();
+      this.#disposeIfDone();
       return;
     }
     if (this.segments.get(seg.id) !== seg) return;
     this.segments.delete(seg.id);
     seg.release();
     this.notify({ t: 'segment-released', id: 0, segment: seg.id });
+    this.#disposeIfDone();
   }
 
   /** Detaches for good: no reattach. Sessions already open keep their shared memory. */
@@ -271,6 +273,17 @@ export class Attachment extends EventEmitter {
     this.#channel?.close();
     this.#channel = null;
     this.emit('closed', this.#closedError());
+    this.#disposeIfDone();
+  }
+
+  /** Closed and no segment left to serve: the notifier and the data doorbell can go. */
+  #disposeIfDone(): void {
+    if (this.#state !== 'closed' || this.#orphans.size > 0) return;
+    for (const seg of this.segments.values()) if (seg.sessionCount > 0 || seg.pins > 0) return;
+    for (const seg of this.segments.values()) seg.release();
+    this.segments.clear();
+    this.#notifier.stop();
+    this.#doorbell.close();
   }
 
   #closedError(): FerryError {
