@@ -1,7 +1,7 @@
 /** The `ferry` command: subcommands for the daemon, inspection and tools. */
 import { parseArgs } from 'node:util';
-import { ConfigError, configFileOf, type LoadOptions, loadConfig } from './config/load.js';
-import { type DaemonConfig, defaultConfig } from './config.js';
+import { ConfigError, configFileOf, type LoadOptions, loadConfig, socketOf } from './config/load.js';
+import type { DaemonConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { exitOnFatal } from './fatal.js';
 import { formatShow, queryAdmin } from './inspect/show-client.js';
@@ -127,7 +127,7 @@ async function runHealth(args: string[]): Promise<number> {
     args,
     options: { socket: { type: 'string' }, 'timeout-ms': { type: 'string', default: '2000' } },
   });
-  const socket = values.socket ?? defaultConfig().socket;
+  const socket = values.socket ?? socketOf({});
   try {
     const stats = (await queryAdmin(socket, 'stats', Number(values['timeout-ms']))) as {
       apps: number;
@@ -157,11 +157,7 @@ async function runShow(args: string[]): Promise<number> {
     return 2;
   }
   try {
-    const socket =
-      values.socket ??
-      (configFileOf({ file: values.config })
-        ? loadConfig({ file: values.config }).socket
-        : defaultConfig().socket);
+    const socket = values.socket ?? socketOf({ file: values.config });
     const data = await queryAdmin(socket, what);
     process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : formatShow(data));
     return 0;

@@ -79,3 +79,21 @@ function readJson(file: string): unknown {
     throw new ConfigError(file, [`not valid JSON${where}`]);
   }
 }
+
+/**
+ * The socket a client (`ferry show`, `ferry health`) should ask: FERRY_SOCKET, else the file's
+ * `socket`, else the built-in path. Reads only that key: a client need not hold the tokens the
+ * file's `tokenEnv` and `tokenFile` name, and a file ferryd would refuse still names its socket.
+ */
+export function socketOf(opts: LoadOptions): string {
+  const env = opts.env ?? process.env;
+  if (env['FERRY_SOCKET']) return env['FERRY_SOCKET'];
+  const file = configFileOf(opts);
+  if (file) {
+    try {
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { socket?: unknown };
+      if (typeof doc.socket === 'string' && doc.socket !== '') return doc.socket;
+    } catch {}
+  }
+  return builtInSocketPath(env);
+}

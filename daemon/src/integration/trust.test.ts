@@ -221,6 +221,23 @@ describe('ferry config', () => {
   });
 });
 
+describe('ferry show', () => {
+  it('finds the socket in --config FILE without needing the tokens the file names', async () => {
+    const { d } = await daemon({});
+    const file = configFile({ socket: d.socket, namespaces: { n: { tokenEnv: 'FERRY_TEST_UNSET_TOKEN' } } });
+    const env = { ...process.env };
+    delete env['FERRY_SOCKET'];
+    delete env['FERRY_TEST_UNSET_TOKEN'];
+    const r = spawnSync(process.execPath, [CLI, 'show', 'rules', '--json', '--config', file], {
+      encoding: 'utf8',
+      env,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
+    assert.deepEqual(rows.at(-1)?.['rule'], 'default');
+  });
+});
+
 describe('namespaces and rules', () => {
   it('isolates namespaces unless a rule with `to` allows, and applies rule changes on SIGHUP', async () => {
     const { d, file } = await daemon({ namespaces: { a: {}, b: {} } });
