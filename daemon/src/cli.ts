@@ -12,8 +12,10 @@ const HELP = `Usage: ferry <command> [options]
 Commands:
   daemon [--config FILE] [--socket PATH|@NAME] [--demo]
          [--tcp-connect-timeout-ms MS]       run ferryd in the foreground; FILE (or
-                                             $FERRY_CONFIG) is a JSON configuration
-                                             (docs/configuration.md); SIGHUP reloads it
+         [--tls-cert FILE --tls-key FILE]    $FERRY_CONFIG) is a JSON configuration
+                                             (docs/configuration.md); SIGHUP reloads it;
+                                             --tls-*: PEM certificate and key served by
+                                             tls:// listens that give none
   config check [--config FILE]               validate a configuration, print the result
                                              (tokens as fingerprints)
   config defaults                            print the built-in configuration as JSON
@@ -64,12 +66,16 @@ async function runDaemon(args: string[]): Promise<number> {
       demo: { type: 'boolean', default: false },
       'tcp-connect-timeout-ms': { type: 'string' },
       config: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
   });
   const overrides: Partial<DaemonConfig> = {};
   if (values.socket) overrides.socket = values.socket;
   if (values['tcp-connect-timeout-ms'])
     overrides.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
+  if (values['tls-cert']) overrides.tlsCertFile = values['tls-cert'];
+  if (values['tls-key']) overrides.tlsKeyFile = values['tls-key'];
   const loadOpts: LoadOptions = { file: values.config, overrides };
   const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
   let daemon: Daemon;

@@ -73,6 +73,10 @@ export interface DaemonConfig {
   /** Session rules, first match wins; `defaultAction` when none matches. */
   rules: Rule[];
   defaultAction: RuleAction;
+  /** TLS: PEM files of the certificate (chain) and key that `tls://` listeners serve when their
+   *  listen gives none; null = none (such a listen fails with ERR_FERRY_TLS_CONFIG). */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -112,6 +116,9 @@ export function crossCheck(c: DaemonConfig): string[] {
     errors.push(
       `$.segmentSizeBytes: expected room for two of the largest fifos plus 1 MiB (>= ${2 * c.maxFifoSizeBytes + 1024 * 1024}), got ${c.segmentSizeBytes}`,
     );
+  }
+  if ((c.tlsCertFile === null) !== (c.tlsKeyFile === null)) {
+    errors.push('$.tlsCertFile: expected tlsCertFile and tlsKeyFile together');
   }
   if (c.maxSegmentBytesPerApp < c.segmentSizeBytes || c.maxSegmentBytesTotal < c.segmentSizeBytes) {
     errors.push(

@@ -75,6 +75,10 @@ export const ERROR_MESSAGES = {
   ERR_FERRY_MEMIF_BAD_RING: 'A memif ring in shared memory is inconsistent',
   ERR_FERRY_MEMIF_CLOSED: 'The memif interface was closed',
   ERR_FERRY_MEMIF_REJECTED: 'A memif client was refused',
+  // TLS (ferryd terminates it; node's own code is kept in the message).
+  ERR_FERRY_TLS_CERT: "The peer's TLS certificate was refused",
+  ERR_FERRY_TLS_HANDSHAKE: 'TLS handshake failed',
+  ERR_FERRY_TLS_CONFIG: 'TLS certificate, key or CA cannot be used',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_MESSAGES;

@@ -13,7 +13,14 @@ export {
   type FerrydReattachedEvent,
   ferrydEvents,
 } from './api/ferryd-events.js';
-export type { AttachmentOptions, ConnectOptions, ListenOptions, ServerOptions } from './api/options.js';
+export type {
+  AttachmentOptions,
+  ConnectOptions,
+  ListenOptions,
+  ServerOptions,
+  TlsConnectOptions,
+  TlsServerOptions,
+} from './api/options.js';
 export { Server } from './api/server.js';
 export { Socket, type SocketOptions } from './api/socket.js';
 export { ERROR_MESSAGES, type ErrorCode, FerryError } from './errors.js';

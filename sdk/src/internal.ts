@@ -54,6 +54,7 @@ export type {
   Hello,
   ListenReply,
   SegmentAdd,
+  TlsOptions,
 } from './proto/ctrl/messages.js';
 export {
   CTRL_MAX_FDS,

@@ -45,7 +45,7 @@ export function handleRequest(
   try {
     switch (msg.t) {
       case 'listen':
-        return later(msg, layer.listen(app, msg.id, msg.uri));
+        return later(msg, layer.listen(app, msg.id, msg.uri, msg.tls));
       case 'unlisten':
         layer.unlisten(app, msg.listener);
         return ok;

@@ -114,6 +114,18 @@ export const SCALAR_OPTIONS = {
     live: true,
     doc: 'control messages queued for an app that does not read before it is disconnected',
   },
+  tlsCertFile: {
+    spec: { kind: 'string' },
+    default: null,
+    live: false,
+    doc: 'PEM certificate (chain) that tls:// listens giving none serve',
+  },
+  tlsKeyFile: {
+    spec: { kind: 'string' },
+    default: null,
+    live: false,
+    doc: 'PEM private key of tlsCertFile',
+  },
   unlistedNamespaces: {
     spec: { kind: 'enum', values: ['open', 'refuse'] },
     default: 'open',
@@ -159,6 +171,8 @@ export function defaultOptionValues() {
     tcpConnectTimeoutMs: o.tcpConnectTimeoutMs.default,
     stallTimeoutMs: o.stallTimeoutMs.default,
     maxCtrlBacklog: o.maxCtrlBacklog.default,
+    tlsCertFile: o.tlsCertFile.default as string | null,
+    tlsKeyFile: o.tlsKeyFile.default as string | null,
     unlistedNamespaces: o.unlistedNamespaces.default as 'open' | 'refuse',
     defaultAction: o.defaultAction.default as 'allow' | 'deny',
   };

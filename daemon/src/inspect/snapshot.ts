@@ -70,11 +70,15 @@ export function snapshot(
         app: l.appId,
         namespace: l.namespace,
         uri: formatUri(l.uri),
-        transports: layer.tcpServers.has(l.id)
-          ? ['ct', 'tcp']
-          : layer.udp.relays.has(l.id)
-            ? ['ct', 'udp']
-            : ['ct'],
+        transports: layer.tlsListeners.has(l.id)
+          ? layer.tlsListeners.get(l.id)?.cutThrough
+            ? ['ct', 'tls']
+            : ['tls']
+          : layer.tcpServers.has(l.id)
+            ? ['ct', 'tcp']
+            : layer.udp.relays.has(l.id)
+              ? ['ct', 'udp']
+              : ['ct'],
         accepted: l.accepted,
       }));
     case 'stats':

@@ -5,6 +5,7 @@
  * a pump moves the bytes to and from a kernel socket.
  */
 
+import { readFileSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import {
   type Accepted,
@@ -19,6 +20,7 @@ import {
   type SegmentAdd,
   type SessionUri,
   statusOf,
+  type TlsOptions,
 } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import { ListenerTable } from '../app/listener-table.js';
@@ -29,6 +31,14 @@ import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js
 import { DAEMON_PARTY_ID, DaemonEnd, type DaemonSegment } from '../transport/daemon-end.js';
 import { TcpPump } from '../transport/tcp-pump.js';
 import { connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
+import {
+  acceptTls,
+  type CertKey,
+  clientWouldAccept,
+  connectTls,
+  type ServerTls,
+  serverTls,
+} from '../transport/tls-transport.js';
 import { Session, type SessionTransport } from './session.js';
 import { UdpEndpoints } from './udp-endpoints.js';
 
@@ -40,6 +50,8 @@ export interface SessionLayerCounters {
   /** TCP connections ferryd opened (connect) and took from kernel listeners (accept). */
   tcpConnects: number;
   tcpAccepts: number;
+  /** TLS handshakes that failed (accepts and connects). */
+  tlsFailures: number;
 }
 
 export class SessionLayer {
@@ -53,6 +65,7 @@ export class SessionLayer {
     resets: 0,
     tcpConnects: 0,
     tcpAccepts: 0,
+    tlsFailures: 0,
   };
   /** ferryd's own end of the pair segments it shares with apps for the sessions it terminates. */
   readonly daemonEnd = new DaemonEnd();
@@ -60,6 +73,10 @@ export class SessionLayer {
   readonly tcpServers = new Map<number, Server>();
   /** Datagram endpoints (udp://): kernel sockets and relays, by listener id. */
   readonly udp: UdpEndpoints;
+  /** What each `tls://` listener serves, by listener id. */
+  readonly tlsListeners = new Map<number, ServerTls>();
+  /** ferryd's own certificate for `tls://` listens that give none (configuration). */
+  #defaultCert: CertKey | null = null;
   #daemonParty: SegmentParty = { id: DAEMON_PARTY_ID, segments: new Set<number>() };
   #config: DaemonConfig;
   #apps: ReadonlyMap<number, App>;
@@ -80,26 +97,49 @@ export class SessionLayer {
     this.policy = policy;
     this.segments = new SegmentManager(config, policy.counters);
     this.udp = new UdpEndpoints(this, config, apps);
+    if (config.tlsCertFile !== null && config.tlsKeyFile !== null) {
+      try {
+        this.#defaultCert = {
+          cert: readFileSync(config.tlsCertFile, 'utf8'),
+          key: readFileSync(config.tlsKeyFile, 'utf8'),
+        };
+      } catch (err) {
+        throw ferryError(
+          'ERR_FERRY_TLS_CONFIG',
+          `cannot read the TLS certificate or key: ${(err as Error).message}`,
+        );
+      }
+      // Fail at start, not at the first listen, when the pair is unusable.
+      serverTls(undefined, this.#defaultCert);
+    }
   }
 
   /**
    * A listen: a cut-through listener and a kernel TCP listener on the same address (port 0 takes
-   * the port the kernel picks). Asynchronous: the kernel bind is.
+   * the port the kernel picks). Asynchronous: the kernel bind is. A `tls://` listener's kernel
+   * connections are TLS, terminated by ferryd with the listen's certificate (or ferryd's).
    */
-  async listen(app: App, id: number, uriText: string): Promise<ListenReply> {
+  async listen(app: App, id: number, uriText: string, tlsOpts?: TlsOptions): Promise<ListenReply> {
     const uri = parseUri(uriText);
-    if (uri.scheme !== 'tcp') {
+    if (uri.scheme !== 'tcp' && uri.scheme !== 'tls') {
       const why =
         uri.scheme === 'udp'
           ? 'udp:// is for datagram sockets (dgram-bind)'
           : `${uri.scheme}:// listeners are not available yet`;
       throw ferryError('ERR_FERRY_NOT_SUPPORTED', why);
     }
+    if (tlsOpts && uri.scheme !== 'tls') {
+      throw ferryError('ERR_INVALID_ARG_VALUE', `tls options need a tls:// URI, not ${uri.scheme}://`);
+    }
+    const tls = uri.scheme === 'tls' ? serverTls(tlsOpts, this.#defaultCert) : null;
     if (uri.port !== 0 && this.listeners.has(app.namespace, uri)) {
       throw ferryError('EADDRINUSE', formatUri(uri));
     }
     const box = { listener: 0 };
-    const server = await listenTcp(uri, (sock) => this.#acceptTcp(box.listener, sock));
+    const server = await listenTcp(uri, (sock) => {
+      if (tls) this.#acceptTls(box.listener, tls, sock);
+      else this.#acceptTcp(box.listener, sock);
+    });
     const addr = server.address();
     const bound = { ...uri, port: typeof addr === 'object' && addr ? addr.port : uri.port };
     const l = this.#apps.get(app.id) === app ? this.listeners.add(app.id, app.namespace, bound) : null;
@@ -110,6 +150,7 @@ export class SessionLayer {
     }
     box.listener = l.id;
     this.tcpServers.set(l.id, server);
+    if (tls) this.tlsListeners.set(l.id, tls);
     app.listeners.add(l.id);
     return { t: 'listen-reply', id, st: 0, err: '', listener: l.id, uri: formatUri(bound) };
   }
@@ -134,17 +175,20 @@ export class SessionLayer {
         'udp:// is for datagram sockets (dgram-bind, dgram-connect)',
       );
     }
+    if (req.tls && uri.scheme !== 'tls') {
+      throw ferryError('ERR_INVALID_ARG_VALUE', `tls options need a tls:// URI, not ${uri.scheme}://`);
+    }
     // Rules first: a denied connect learns nothing else (not even whether a listener exists).
     const l = this.policy.routeLocal(client.namespace, uri, this.listeners);
     const server = l ? this.#apps.get(l.appId) : undefined;
-    if (!l || !server) {
-      if (uri.scheme !== 'tcp') {
+    if (!l || !server || !this.#cutThroughAllowed(l.id, uri, req.tls)) {
+      if (uri.scheme !== 'tcp' && uri.scheme !== 'tls') {
         throw ferryError('ERR_FERRY_NOT_SUPPORTED', `${uri.scheme}:// connects are not available yet`);
       }
       this.checkSessionLimit(client);
       return this.policy
         .routeRemote(client.namespace, uri)
-        .then((target) => this.#connectTcp(client, req, target));
+        .then((target) => this.#connectTcp(client, req, target, uri));
     }
     this.checkSessionLimit(client);
     if (server.sessions.size >= this.#config.maxSessionsPerApp) {
@@ -320,8 +364,21 @@ export class SessionLayer {
     this.segments.get(s.segmentId)?.freePair(s.slot);
   }
 
+  /**
+   * A local `tls://` connect skips TLS (cut-through) only when both ends allow it and the client
+   * would have accepted the listener's certificate in a handshake; otherwise it goes through real
+   * TLS to the kernel listener, where the client's verification has its say.
+   */
+  #cutThroughAllowed(listenerId: number, uri: SessionUri, opts: TlsOptions | undefined): boolean {
+    if (uri.scheme !== 'tls') return true;
+    const tls = this.tlsListeners.get(listenerId);
+    if (!tls || !tls.cutThrough || opts?.cutThrough === false) return false;
+    return clientWouldAccept(tls.chain, uri, opts);
+  }
+
   #removeListener(listenerId: number): void {
     this.listeners.remove(listenerId);
+    this.tlsListeners.delete(listenerId);
     const server = this.tcpServers.get(listenerId);
     if (server) {
       this.tcpServers.delete(listenerId);
@@ -406,8 +463,12 @@ export class SessionLayer {
     }
   }
 
-  async #connectTcp(client: App, req: Connect, uri: SessionUri): Promise<ConnectReply> {
+  /** `target` is where to connect (an address the rules resolved); `named` is what the app asked
+   *  for, whose host a TLS handshake verifies. */
+  async #connectTcp(client: App, req: Connect, target: SessionUri, named: SessionUri): Promise<ConnectReply> {
     this.checkSessionLimit(client);
+    const uri = target;
+    const started = Date.now();
     let socket: Socket;
     try {
       socket = await connectTcp(uri, this.#config.tcpConnectTimeoutMs);
@@ -415,19 +476,32 @@ export class SessionLayer {
       if (err instanceof FerryError && err.code === 'ECONNREFUSED') this.counters.refused++;
       throw err;
     }
+    const raw = socket;
+    if (uri.scheme === 'tls' && this.#apps.get(client.id) === client) {
+      // One deadline for connect and handshake: the app must hear before its own request times out.
+      const left = Math.max(1, this.#config.tcpConnectTimeoutMs - (Date.now() - started));
+      try {
+        socket = await connectTls(raw, named, req.tls, left);
+      } catch (err) {
+        this.counters.tlsFailures++;
+        throw err;
+      }
+    }
     if (this.#apps.get(client.id) !== client) {
-      socket.resetAndDestroy();
+      raw.resetAndDestroy();
+      if (socket !== raw) socket.destroy();
       throw ferryError('ERR_FERRY_NOT_ATTACHED', 'app went away while connecting');
     }
-    const local = tcpUri(socket.localAddress, socket.localPort);
-    const remote = tcpUri(socket.remoteAddress, socket.remotePort);
+    const local = tcpUri(raw.localAddress, raw.localPort, uri.scheme);
+    const remote = tcpUri(raw.remoteAddress, raw.remotePort, uri.scheme);
     let s: Session;
     try {
       const appTx = fifoSizeFor(this.#config, req.txFifoSize);
       const appRx = fifoSizeFor(this.#config, req.rxFifoSize);
-      s = this.#placeTcp(client, socket, appTx, appRx, local, remote, 0);
+      s = this.#placeTcp(client, socket, raw, appTx, appRx, local, remote, 0);
     } catch (err) {
-      socket.resetAndDestroy();
+      raw.resetAndDestroy();
+      if (socket !== raw) socket.destroy();
       throw err;
     }
     this.counters.tcpConnects++;
@@ -441,33 +515,55 @@ export class SessionLayer {
       localUri: local,
       remoteUri: remote,
       fds: [],
-      transport: 'tcp',
+      transport: s.transport,
     };
     return reply;
   }
 
+  /**
+   * A kernel connection to a `tls://` listener: the app hears of it only once the handshake is
+   * done (a client that fails it costs the app nothing).
+   */
+  #acceptTls(listenerId: number, tls: ServerTls, raw: Socket): void {
+    if (raw.remoteAddress === undefined || !this.listeners.get(listenerId)) {
+      raw.resetAndDestroy();
+      return;
+    }
+    acceptTls(raw, tls, this.#config.tcpConnectTimeoutMs).then(
+      (socket) => this.#acceptTcp(listenerId, raw, socket),
+      (err: Error) => {
+        this.counters.tlsFailures++;
+        this.#log(`tls accept on listener ${listenerId} failed: ${err.message}`);
+      },
+    );
+  }
+
   /** A kernel connection to one of the apps' listeners: a session whose other end is ferryd. */
-  #acceptTcp(listenerId: number, socket: Socket): void {
+  #acceptTcp(listenerId: number, raw: Socket, socket: Socket = raw): void {
     const l = this.listeners.get(listenerId);
     const app = l ? this.#apps.get(l.appId) : undefined;
-    if (!l || !app || socket.remoteAddress === undefined) {
-      socket.resetAndDestroy();
+    const reset = () => {
+      if (!raw.destroyed) raw.resetAndDestroy();
+      if (socket !== raw) socket.destroy();
+    };
+    if (!l || !app || raw.remoteAddress === undefined) {
+      reset();
       return;
     }
     if (app.sessions.size >= this.#config.maxSessionsPerApp) {
       this.counters.refused++;
-      socket.resetAndDestroy();
+      reset();
       return;
     }
-    const local = tcpUri(socket.localAddress, socket.localPort);
-    const remote = tcpUri(socket.remoteAddress, socket.remotePort);
+    const local = tcpUri(raw.localAddress, raw.localPort, l.uri.scheme);
+    const remote = tcpUri(raw.remoteAddress, raw.remotePort, l.uri.scheme);
     let s: Session;
     try {
       const size = this.#config.defaultFifoSizeBytes;
-      s = this.#placeTcp(app, socket, size, size, local, remote, l.id);
+      s = this.#placeTcp(app, socket, raw, size, size, local, remote, l.id);
     } catch (err) {
       this.#log(`tcp accept on listener ${l.id} dropped: ${(err as Error).message}`);
-      socket.resetAndDestroy();
+      reset();
       return;
     }
     l.accepted++;
@@ -482,14 +578,18 @@ export class SessionLayer {
       localUri: local,
       remoteUri: remote,
       fds: [],
-      transport: 'tcp',
+      transport: s.transport,
     });
   }
 
-  /** Places a fifo pair between `app` and ferryd and starts the pump that serves `socket`. */
+  /**
+   * Places a fifo pair between `app` and ferryd and starts the pump that serves `socket` (a TLS
+   * socket over `raw`, or `raw` itself).
+   */
   #placeTcp(
     app: App,
     socket: Socket,
+    raw: Socket,
     appTx: number,
     appRx: number,
     local: string,
@@ -504,7 +604,8 @@ export class SessionLayer {
       seg.freePair(pair.slot);
       throw ferryError('ERR_FERRY_SESSION_STATE', `segment ${seg.id} has no daemon side`);
     }
-    const s = this.#newSession(app, seg, pair.slot, seg.sideOf(app.id), local, remote, listenerId, 'tcp');
+    const transport = socket === raw ? 'tcp' : 'tls';
+    const s = this.#newSession(app, seg, pair.slot, seg.sideOf(app.id), local, remote, listenerId, transport);
     const own = this.#fifoRef(s);
     // ferryd's side is the mirror of the app's: it reads what the app writes.
     const daemonRef: FifoPairRef = {
@@ -514,23 +615,29 @@ export class SessionLayer {
       rxSize: own.txSize,
       txSize: own.rxSize,
     };
-    const pump = new TcpPump(socket, ds, daemonRef, {
-      onRemoteFin: () => {
-        s.tryApply('peer-fin');
+    const pump = new TcpPump(
+      socket,
+      ds,
+      daemonRef,
+      {
+        onRemoteFin: () => {
+          s.tryApply('peer-fin');
+        },
+        onRemoteReset: (err) => {
+          this.counters.resets++;
+          if (s.released || !s.tryApply('peer-reset')) return;
+          this.#apps.get(s.appId)?.send({
+            t: 'session-reset',
+            id: 0,
+            session: s.id,
+            st: statusOf(err.code),
+            err: err.message,
+          });
+        },
+        onDone: () => this.#maybeFree(s),
       },
-      onRemoteReset: (err) => {
-        this.counters.resets++;
-        if (s.released || !s.tryApply('peer-reset')) return;
-        this.#apps.get(s.appId)?.send({
-          t: 'session-reset',
-          id: 0,
-          session: s.id,
-          st: statusOf(err.code),
-          err: err.message,
-        });
-      },
-      onDone: () => this.#maybeFree(s),
-    });
+      raw,
+    );
     s.pump = pump;
     pump.start();
     return s;

@@ -4,9 +4,10 @@ import { nextState, type SessionEvent, type SessionState } from './states.js';
 
 /**
  * `ct`: app to app through the fifos; `tcp`: ferryd carries the bytes over a kernel socket; `udp`:
- * a datagram endpoint's relay, ferryd carries its datagrams over a kernel UDP socket.
+ * a datagram endpoint's relay, ferryd carries its datagrams over a kernel UDP socket; `tls`: as
+ * `tcp`, with ferryd terminating TLS on that socket.
  */
-export type SessionTransport = 'ct' | 'tcp' | 'udp';
+export type SessionTransport = 'ct' | 'tcp' | 'udp' | 'tls';
 
 /** ferryd's end of a session it terminates (tcp-pump.ts, udp-relay.ts). */
 export interface SessionPump {
@@ -36,7 +37,7 @@ export class Session {
   state: SessionState = 'established';
   /** The other end, for cut-through sessions. */
   peer: Session | null = null;
-  /** ferryd's end, for sessions it terminates (tcp, udp): it moves the bytes to a kernel socket. */
+  /** ferryd's end, for sessions it terminates (tcp, tls, udp): it moves the bytes to a kernel socket. */
   pump: SessionPump | null = null;
   /** The app has let go of the fifos (sent close, or is gone). */
   released = false;

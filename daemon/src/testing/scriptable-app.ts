@@ -3,14 +3,30 @@
  * (counts and sha256), so integration tests can run real app processes against a real ferryd.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { connect, createServer, ferrydEvents, type Server, type Socket } from '@ferry/sdk';
+import {
+  connect,
+  createServer,
+  ferrydEvents,
+  type Server,
+  type Socket,
+  type TlsConnectOptions,
+  type TlsServerOptions,
+} from '@ferry/sdk';
 import { attachmentStats } from '@ferry/sdk/internal';
 import { seededBytes } from './seeded.js';
 
 type Behavior = 'echo' | 'sink' | 'hold' | 'slow' | 'reply-on-end';
 type Cmd =
-  | { op: 'listen'; uri: string; behavior: Behavior; allowHalfOpen?: boolean }
-  | { op: 'connect'; tag: string; uri: string; allowHalfOpen?: boolean; fifoSize?: number; timeout?: number }
+  | { op: 'listen'; uri: string; behavior: Behavior; allowHalfOpen?: boolean; tls?: TlsServerOptions }
+  | {
+      op: 'connect';
+      tag: string;
+      uri: string;
+      allowHalfOpen?: boolean;
+      fifoSize?: number;
+      timeout?: number;
+      tls?: TlsConnectOptions;
+    }
   | { op: 'send'; tag: string; bytes: number; seed: number; chunk: number; end?: boolean }
   | { op: 'end'; tag: string; data?: string }
   | { op: 'destroy'; tag: string }
@@ -97,7 +113,7 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       server = s;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
-        s.listen(cmd.uri, () => {
+        s.listen({ uri: cmd.uri, ...(cmd.tls ? { tls: cmd.tls } : {}) }, () => {
           s.off('error', reject);
           resolve();
         });
@@ -115,6 +131,7 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
         allowHalfOpen: cmd.allowHalfOpen ?? false,
         ...(cmd.fifoSize ? { rxFifoSize: cmd.fifoSize, txFifoSize: cmd.fifoSize } : {}),
         ...(cmd.timeout ? { timeout: cmd.timeout } : {}),
+        ...(cmd.tls ? { tls: cmd.tls } : {}),
       });
       track(cmd.tag, sock, 'client');
       await new Promise<void>((resolve, reject) => {

@@ -25,7 +25,10 @@ export interface TcpPumpHooks {
 }
 
 export class TcpPump implements SlotPump {
+  /** The stream the bytes go through: the kernel socket, or the TLS socket on top of it. */
   readonly socket: Socket;
+  /** The kernel socket (the same as `socket` without TLS): resets go here. */
+  readonly raw: Socket;
   readonly slot: number;
   /** Bytes ferryd moved: fifo -> socket (confirmed by the kernel) and socket -> fifo. */
   bytesOut = 0;
@@ -53,9 +56,19 @@ export class TcpPump implements SlotPump {
   #noticeSpace = false;
   #noticeScheduled = false;
 
-  /** `ref` is the fifo pair as the daemon's side sees it (tx = what ferryd writes). */
-  constructor(socket: Socket, seg: DaemonSegment, ref: FifoPairRef, hooks: TcpPumpHooks) {
+  /**
+   * `ref` is the fifo pair as the daemon's side sees it (tx = what ferryd writes). `raw` is the
+   * kernel socket under a TLS `socket`.
+   */
+  constructor(
+    socket: Socket,
+    seg: DaemonSegment,
+    ref: FifoPairRef,
+    hooks: TcpPumpHooks,
+    raw: Socket = socket,
+  ) {
     this.socket = socket;
+    this.raw = raw;
     this.slot = ref.slot;
     this.#seg = seg;
     this.#rx = new FifoConsumer(seg.buffer, ref.rxOffset, ref.rxSize);
@@ -70,7 +83,7 @@ export class TcpPump implements SlotPump {
   start(): void {
     this.#seg.add(this.slot, this);
     const s = this.socket;
-    s.setNoDelay(true);
+    this.raw.setNoDelay(true);
     s.on('data', (chunk: Buffer) => this.#onData(chunk));
     s.on('end', () => this.#onEnd());
     s.on('error', (err) => this.#fail(tcpError(err, 'tcp session'), false));
@@ -99,14 +112,14 @@ export class TcpPump implements SlotPump {
   appReset(): void {
     if (this.#done || this.#failed) return;
     this.#failed = true;
-    this.socket.resetAndDestroy();
+    this.#resetSocket();
   }
 
   /** The app is gone: RST to the remote, and stop touching the fifos now. */
   abort(): void {
     if (this.#done) return;
     this.#failed = true;
-    if (!this.socket.destroyed) this.socket.resetAndDestroy();
+    this.#resetSocket();
     this.#finish();
   }
 
@@ -297,7 +310,7 @@ export class TcpPump implements SlotPump {
     // fail with EPIPE before it saw the reset, and a vanished remote must read as ECONNRESET.
     this.#tx.reset();
     this.#seg.post(this.slot);
-    if (resetSocket) this.socket.resetAndDestroy();
+    if (resetSocket) this.#resetSocket();
     this.#hooks.onRemoteReset(err);
   }
 
@@ -309,6 +322,12 @@ export class TcpPump implements SlotPump {
     if (!this.#socketClosed || (this.#pendingIn && !this.#failed)) return;
     if (this.#remoteEnded) this.#forwardFin();
     this.#finish();
+  }
+
+  /** RST to the remote: through the kernel socket (a TLS socket cannot send one). */
+  #resetSocket(): void {
+    if (!this.raw.destroyed) this.raw.resetAndDestroy();
+    if (this.socket !== this.raw && !this.socket.destroyed) this.socket.destroy();
   }
 
   #finish(): void {

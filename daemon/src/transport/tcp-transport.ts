@@ -12,9 +12,13 @@ export function bindHost(host: string): string {
 }
 
 /** A kernel address as a session URI; IPv4-mapped IPv6 addresses are shown as IPv4. */
-export function tcpUri(address: string | undefined, port: number | undefined): string {
+export function tcpUri(
+  address: string | undefined,
+  port: number | undefined,
+  scheme: SessionUri['scheme'] = 'tcp',
+): string {
   const host = (address ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
-  return formatUri({ scheme: 'tcp', host, port: port ?? 0 });
+  return formatUri({ scheme, host, port: port ?? 0 });
 }
 
 /** Binds a kernel listener; resolves once it listens, rejects with EADDRINUSE, EACCES, ... */

@@ -3,7 +3,7 @@ import { AppSession } from '../app/app-session.js';
 import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
 import { getAttachment } from './attachments.js';
-import { type ConnectOptions, resolveUri, type ServerOptions } from './options.js';
+import { type ConnectOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { Server } from './server.js';
 import { Socket } from './socket.js';
 
@@ -27,6 +27,7 @@ export function connect(target: string | ConnectOptions, listener?: () => void):
       uri,
       rxFifoSize: opts.rxFifoSize ?? 0,
       txFifoSize: opts.txFifoSize ?? 0,
+      ...(opts.tls ? { tls: tlsWire(opts.tls) } : {}),
     })) as ConnectReply;
     clearTimeout(timer);
     // The segment was pinned when the reply arrived: a segment-del (the listener's app died) that

@@ -1,7 +1,7 @@
 /** Public options of the socket API, their defaults and the FERRY_* variables behind them. */
 import { join } from 'node:path';
 import { ferryError } from '../errors.js';
-import type { NotifyMode } from '../proto/ctrl/messages.js';
+import type { NotifyMode, TlsOptions } from '../proto/ctrl/messages.js';
 
 export interface AttachmentOptions {
   /** ferryd's control socket: a path or '@name' (abstract). Default: $FERRY_SOCKET, else
@@ -34,16 +34,60 @@ export interface ConnectOptions extends AttachmentOptions {
   /** Connect timeout in ms (ETIMEDOUT). Default 10000. */
   timeout?: number;
   allowHalfOpen?: boolean;
+  /** For `tls://` URIs: how ferryd verifies the server. */
+  tls?: TlsConnectOptions;
 }
 
 export interface ServerOptions extends AttachmentOptions {
   allowHalfOpen?: boolean;
+  /** For `tls://` listens: the certificate ferryd serves (a listen's own `tls` wins). */
+  tls?: TlsServerOptions;
 }
 
 export interface ListenOptions {
   uri?: string;
   host?: string;
   port?: number;
+  /** For `tls://` listens: the certificate ferryd serves. */
+  tls?: TlsServerOptions;
+}
+
+/** TLS that ferryd terminates for a `tls://` listener. PEM text; the app reads its own files. */
+export interface TlsServerOptions {
+  /** Certificate chain, leaf first. Default: the one ferryd was started with (--tls-cert). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Local apps may reach this listener without TLS (cut-through). Default true: the bytes never
+   *  leave the host's shared memory. false sends them through TLS on loopback as well. */
+  cutThrough?: boolean;
+}
+
+/** TLS that ferryd runs for a `tls://` connect, as node:tls's connect options. */
+export interface TlsConnectOptions {
+  /** CA certificates to trust instead of the system's. */
+  ca?: string | Buffer;
+  /** Name to verify (and send as SNI). Default: the URI's host. */
+  servername?: string;
+  /** Refuse a server whose certificate does not verify. Default true. */
+  rejectUnauthorized?: boolean;
+  /** A client certificate and key. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Allow cut-through to a local listener (only if its certificate verifies). Default true. */
+  cutThrough?: boolean;
+}
+
+/** TLS options as the control protocol carries them (PEM as text; absent keys left out). */
+export function tlsWire(o: TlsServerOptions & TlsConnectOptions): TlsOptions {
+  const out: TlsOptions = {};
+  const text = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
+  if (o.cert !== undefined) out.cert = text(o.cert);
+  if (o.key !== undefined) out.key = text(o.key);
+  if (o.ca !== undefined) out.ca = text(o.ca);
+  if (o.servername !== undefined) out.servername = o.servername;
+  if (o.rejectUnauthorized !== undefined) out.rejectUnauthorized = o.rejectUnauthorized;
+  if (o.cutThrough !== undefined) out.cutThrough = o.cutThrough;
+  return out;
 }
 
 const MODES: readonly NotifyMode[] = ['interrupt', 'poll', 'adaptive'];

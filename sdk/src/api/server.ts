@@ -13,7 +13,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import type { Accepted, ListenReply } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
-import { type ListenOptions, resolveUri, type ServerOptions } from './options.js';
+import { type ListenOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { Socket } from './socket.js';
 
 export class Server extends EventEmitter {
@@ -33,10 +33,12 @@ export class Server extends EventEmitter {
   listen(target: string | ListenOptions | number, cb?: () => void): this {
     if (this.listening || this.#att) throw ferryError('ERR_FERRY_SERVER_LISTENING');
     const uri = resolveUri(typeof target === 'number' ? { port: target } : target);
+    const tls = (typeof target === 'object' ? target.tls : undefined) ?? this.#opts.tls;
     if (cb) this.once('listening', cb);
     (async () => {
       const att = await getAttachment(this.#opts);
-      const reply = (await att.request({ t: 'listen', id: 0, uri })) as ListenReply;
+      const req = { t: 'listen', id: 0, uri, ...(tls ? { tls: tlsWire(tls) } : {}) } as const;
+      const reply = (await att.request(req)) as ListenReply;
       this.#att = att;
       this.#listener = reply.listener;
       this.#uri = reply.uri;

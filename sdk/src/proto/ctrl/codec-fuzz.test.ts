@@ -195,6 +195,17 @@ describe('decodeCtrl properties (fast-check)', () => {
     fds: fc.array(fc.constantFrom(...FD_ROLES), { maxLength: 4 }),
     fifos,
     fifosOrNull: fc.option(fifos, { nil: null }),
+    tls: fc.record(
+      {
+        cert: fc.string({ maxLength: 64 }),
+        key: fc.string({ maxLength: 64 }),
+        ca: fc.string({ maxLength: 64 }),
+        servername: fc.string({ maxLength: CTRL_MAX_SHORT_TEXT }),
+        rejectUnauthorized: fc.boolean(),
+        cutThrough: fc.boolean(),
+      },
+      { requiredKeys: [] },
+    ),
   };
   const message = fc.oneof(
     ...CTRL_TYPES.map((t) =>

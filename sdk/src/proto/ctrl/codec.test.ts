@@ -57,7 +57,9 @@ describe('golden fixtures', () => {
     for (const t of CTRL_TYPES) {
       const bytes = fixture(t);
       const keys = Object.keys(new Packr({ useRecords: false }).unpack(Buffer.from(bytes)) as object);
-      assert.deepEqual(keys, ['t', ...Object.keys(CTRL_SCHEMA[t])]);
+      // Optional fields (tls) the sample leaves out are not on the wire either.
+      const present = Object.keys(CTRL_SCHEMA[t]).filter((k) => Object.hasOwn(CTRL_SAMPLES[t], k));
+      assert.deepEqual(keys, ['t', ...present]);
       assert.equal((bytes[0] ?? 0) & 0xf0, 0x80, `${t}: fixmap header`);
     }
   });
@@ -101,6 +103,15 @@ describe('round trips', () => {
       fds: Array(CTRL_MAX_FDS).fill('doorbell'),
       fifos: fifosOf(Number.MAX_SAFE_INTEGER),
       fifosOrNull: fifosOf(Number.MAX_SAFE_INTEGER),
+      // PEM text is bounded by the message size alone; a certificate chain, key and CA of 3 KiB each.
+      tls: {
+        cert: 'c'.repeat(3072),
+        key: 'k'.repeat(3072),
+        ca: 'a'.repeat(3072),
+        servername: '€'.repeat(CTRL_MAX_SHORT_TEXT),
+        rejectUnauthorized: false,
+        cutThrough: false,
+      },
     };
     for (const t of CTRL_TYPES) {
       const m: Record<string, unknown> = { t };
@@ -181,6 +192,17 @@ describe('decode rejects hostile input', () => {
     ],
     fifos: [null, [], 5, { segment: 1 }, { ...fifosOf(1), slot: -1 }, { ...fifosOf(1), rxSize: 0.5 }],
     fifosOrNull: [[], 5, 'null', { ...fifosOf(1), segment: 2 ** 32 }],
+    tls: [
+      null,
+      5,
+      'cert',
+      [],
+      { cert: 5 },
+      { key: null },
+      { rejectUnauthorized: 'yes' },
+      { cutThrough: 1 },
+      { servername: 'x'.repeat(CTRL_MAX_SHORT_TEXT + 1) },
+    ],
   };
 
   it('refuses a wrong type or range in every field of every message, naming the field', () => {
@@ -198,14 +220,29 @@ describe('decode rejects hostile input', () => {
     }
   });
 
-  it('refuses a missing field in every message', () => {
+  it('refuses a missing field in every message (optional tls aside)', () => {
     for (const t of CTRL_TYPES) {
-      for (const key of Object.keys(CTRL_SCHEMA[t])) {
+      for (const [key, kind] of Object.entries(CTRL_SCHEMA[t])) {
+        if (kind === 'tls') continue;
         const m = sample(t);
         delete m[key];
         throwsCode(() => decodeCtrl(pack(m)), 'ERR_FERRY_PROTO_MALFORMED', `${t} without ${key}`);
       }
     }
+  });
+
+  it('takes listen and connect without tls (older peers) and with it, and drops unknown tls keys', () => {
+    const listen = { t: 'listen', id: 1, uri: 'tls://0.0.0.0:443' };
+    assert.deepEqual(decodeCtrl(pack(listen)), listen);
+    const tls = { cert: 'PEM', key: 'PEM', cutThrough: false };
+    assert.deepEqual(decodeCtrl(pack({ ...listen, tls: { ...tls, extra: 1 } })), { ...listen, tls });
+    const connect = { t: 'connect', id: 2, uri: 'tls://h:1', rxFifoSize: 0, txFifoSize: 0 };
+    const ctls = { servername: 'example.org', rejectUnauthorized: false };
+    assert.deepEqual(decodeCtrl(encodeCtrl({ ...connect, tls: ctls } as CtrlMessage)), {
+      ...connect,
+      tls: ctls,
+    });
+    assert.deepEqual(decodeCtrl(encodeCtrl(connect as CtrlMessage)), connect);
   });
 
   it('never yields a lone surrogate from CESU-8 bytes (replaced or refused)', () => {

@@ -69,6 +69,9 @@ export interface Listen {
   t: 'listen';
   id: number;
   uri: string;
+  /** `tls://` only: the certificate and key to serve (else ferryd's configured ones), and whether
+   *  local apps may reach this listener by cut-through. Absent for other schemes. */
+  tls?: TlsOptions;
 }
 
 export interface Unlisten {
@@ -84,6 +87,30 @@ export interface Connect {
   /** Requested fifo sizes in bytes (rounded up to a power of two; 0 = the daemon's default). */
   rxFifoSize: number;
   txFifoSize: number;
+  /** `tls://` only: how ferryd verifies the server (CA, server name) and an optional client
+   *  certificate. Absent for other schemes, or to take the defaults. */
+  tls?: TlsOptions;
+}
+
+/**
+ * TLS parameters ferryd applies for a `tls://` listen or connect. Every field is optional; PEM
+ * text travels inline (the app reads its own files: ferryd never opens a path an app names).
+ */
+export interface TlsOptions {
+  /** PEM certificate chain (leaf first): a listener's, or a client certificate. */
+  cert?: string;
+  /** PEM private key matching `cert`. */
+  key?: string;
+  /** PEM CA certificates to trust instead of the system's roots (connect; a listener asking for
+   *  client certificates is not supported). */
+  ca?: string;
+  /** Name to verify and send as SNI (connect); default: the URI's host unless it is an IP. */
+  servername?: string;
+  /** Connect: refuse a server whose certificate does not verify. Default true; false must be
+   *  explicit. */
+  rejectUnauthorized?: boolean;
+  /** Whether a local session may skip TLS by cut-through (both ends must allow it). Default true. */
+  cutThrough?: boolean;
 }
 
 /** Half-close: this side will write no more (FIN). */

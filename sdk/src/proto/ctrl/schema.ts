@@ -1,6 +1,6 @@
 // The control-message schema as data: one table per message type (field -> kind), and its checker.
-import type { CtrlMessage, CtrlType, FdRole, FifoPairRef } from './messages.js';
-import { CTRL_MAX_FDS } from './messages.js';
+import type { CtrlMessage, CtrlType, FdRole, FifoPairRef, TlsOptions } from './messages.js';
+import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES } from './messages.js';
 
 /** Longest `uri`, `err`, `name`, `localUri`, `remoteUri`, in UTF-16 code units. */
 export const CTRL_MAX_TEXT = 1024;
@@ -22,6 +22,8 @@ export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment'];
  * - `text` / `short`: well-formed string of at most CTRL_MAX_TEXT / CTRL_MAX_SHORT_TEXT code units
  * - `fds`: array of at most CTRL_MAX_FDS known FdRole names
  * - `fifos`: a FifoPairRef map; `fifosOrNull`: the same or nil
+ * - `tls`: an optional TlsOptions map: the key may be absent (older peers never send it), and
+ *   within the map every key is optional (strings, or booleans for the flags)
  */
 export type FieldKind =
   | 'u32'
@@ -32,7 +34,8 @@ export type FieldKind =
   | 'short'
   | 'fds'
   | 'fifos'
-  | 'fifosOrNull';
+  | 'fifosOrNull'
+  | 'tls';
 
 type KindsFor<V> = [V] extends [FdRole[]]
   ? 'fds'
@@ -46,7 +49,9 @@ type KindsFor<V> = [V] extends [FdRole[]]
           ? 'u32' | 'size' | 'status'
           : [V] extends [string]
             ? 'text' | 'short'
-            : never;
+            : [V] extends [TlsOptions | undefined]
+              ? 'tls'
+              : never;
 
 type SchemaOf<M> = { readonly [K in Exclude<keyof M, 't'>]: KindsFor<M[K]> };
 type Schema = Readonly<Record<string, FieldKind>>;
@@ -76,9 +81,9 @@ export const CTRL_SCHEMA = {
     fds: 'fds',
   },
   detach: { id: 'u32' },
-  listen: { id: 'u32', uri: 'text' },
+  listen: { id: 'u32', uri: 'text', tls: 'tls' },
   unlisten: { id: 'u32', listener: 'u32' },
-  connect: { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
+  connect: { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size', tls: 'tls' },
   shutdown: { id: 'u32', session: 'u32' },
   close: { id: 'u32', session: 'u32' },
   reset: { id: 'u32', session: 'u32' },
@@ -196,7 +201,31 @@ const EXPECTED: { readonly [K in FieldKind]: string } = {
   fds: `an array of at most ${CTRL_MAX_FDS} of ${FD_ROLES.join('|')}`,
   fifos: 'a fifo pair map',
   fifosOrNull: 'a fifo pair map or nil',
+  tls: 'a TLS options map (cert, key, ca, servername: strings; rejectUnauthorized, cutThrough: booleans)',
 };
+
+/** Strings and flags a TlsOptions map may hold; PEM text is bounded only by the message size. */
+const TLS_TEXT_FIELDS = ['cert', 'key', 'ca', 'servername'] as const;
+const TLS_FLAG_FIELDS = ['rejectUnauthorized', 'cutThrough'] as const;
+
+function checkTls(v: unknown): TlsOptions | undefined {
+  if (!isPlainObject(v)) return undefined;
+  const out: TlsOptions = {};
+  for (const k of TLS_TEXT_FIELDS) {
+    if (!Object.hasOwn(v, k)) continue;
+    const max = k === 'servername' ? CTRL_MAX_SHORT_TEXT : CTRL_MAX_MESSAGE_BYTES;
+    const text = checkText(v[k], max);
+    if (text === undefined) return undefined;
+    out[k] = text;
+  }
+  for (const k of TLS_FLAG_FIELDS) {
+    if (!Object.hasOwn(v, k)) continue;
+    const flag = v[k];
+    if (typeof flag !== 'boolean') return undefined;
+    out[k] = flag;
+  }
+  return out;
+}
 
 function checkValue(kind: FieldKind, v: unknown, path: string, fail: FieldFailure): unknown {
   let out: unknown;
@@ -227,6 +256,9 @@ function checkValue(kind: FieldKind, v: unknown, path: string, fail: FieldFailur
       return isPlainObject(v) ? checkFields(FIFO_PAIR_SCHEMA, v, path, fail) : failWith(fail, path, kind);
     case 'fifos':
       return isPlainObject(v) ? checkFields(FIFO_PAIR_SCHEMA, v, path, fail) : failWith(fail, path, kind);
+    case 'tls':
+      out = checkTls(v);
+      break;
   }
   return out === undefined ? failWith(fail, path, kind) : out;
 }
@@ -234,6 +266,9 @@ function checkValue(kind: FieldKind, v: unknown, path: string, fail: FieldFailur
 function failWith(fail: FieldFailure, path: string, kind: FieldKind): never {
   throw fail(path, EXPECTED[kind]);
 }
+
+/** Kinds whose key may be missing: fields added after version 1, which older peers never send. */
+const OPTIONAL_KINDS: ReadonlySet<FieldKind> = new Set(['tls']);
 
 /**
  * Checks every field of `schema` in `src` and returns a fresh object holding only those fields, in
@@ -249,6 +284,8 @@ export function checkFields(
   const out: Record<string, unknown> = {};
   for (const [key, kind] of Object.entries(schema)) {
     const path = `${where}.${key}`;
+    // Optional fields: absent (or undefined, on the encoding side) means "not given".
+    if (OPTIONAL_KINDS.has(kind) && (!Object.hasOwn(src, key) || src[key] === undefined)) continue;
     if (!Object.hasOwn(src, key)) throw fail(path, `present (${EXPECTED[kind]})`);
     out[key] = checkValue(kind, src[key], path, fail);
   }

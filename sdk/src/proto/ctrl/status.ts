@@ -11,7 +11,8 @@ export const STATUS_OK = 0;
  * fixed on the wire whatever the host), as VCL does, so a client in any language can read them with
  * strerror. Ferry codes live below -1000, in blocks of 100 per area so each can grow: arguments
  * -1000.., native boundary -1100.., shared memory -1200.., control protocol -1300.., daemon and
- * attachment -1400.., sessions and sockets -1500.., memif -1700... A new code takes the next free number in its area.
+ * attachment -1400.., sessions and sockets -1500.., TLS -1600.., memif -1700... A new code takes the
+ * next free number in its area.
  *
  * The table is total (the mapped type makes a code without a number a compile error), so statusOf
  * never fails and a daemon can forward any FerryError it caught.
@@ -73,6 +74,10 @@ export const WIRE_STATUS = {
   ERR_FERRY_SOCKET_CLOSED: -1503,
   ERR_FERRY_SERVER_LISTENING: -1504,
   ERR_FERRY_NOT_SUPPORTED: -1505,
+
+  ERR_FERRY_TLS_CERT: -1600,
+  ERR_FERRY_TLS_HANDSHAKE: -1601,
+  ERR_FERRY_TLS_CONFIG: -1602,
 
   ERR_FERRY_MEMIF_PEER_DISCONNECT: -1700,
   ERR_FERRY_MEMIF_PEER_GONE: -1701,
