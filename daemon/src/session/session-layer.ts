@@ -372,7 +372,7 @@ export class SessionLayer {
   #cutThroughAllowed(listenerId: number, uri: SessionUri, opts: TlsOptions | undefined): boolean {
     if (uri.scheme !== 'tls') return true;
     const tls = this.tlsListeners.get(listenerId);
-    if (!tls || !tls.cutThrough || opts?.cutThrough === false) return false;
+    if (!tls?.cutThrough || opts?.cutThrough === false) return false;
     return clientWouldAccept(tls.chain, uri, opts);
   }
 
