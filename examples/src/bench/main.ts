@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: cut-through sessions against node:net over a unix socket and over TCP
  * loopback, in one run, several interleaved rounds, medians and ratios to the unix socket.
+ * The remote path (SDK app -> ferryd A -> TCP -> ferryd B -> SDK app: two ferryd on one machine
+ * model two hosts) is measured in the same run and compared with TCP loopback.
  * Every measurement is a fresh server and client process pair (`ferry perf`), so a spinning
  * poll-mode app never runs beside another measurement. Bounded: fixed counts and a timeout each.
  */
@@ -27,6 +29,8 @@ interface Variant {
   stack: 'ferry' | 'net';
   mode?: 'interrupt' | 'poll' | 'adaptive';
   net?: 'unix' | 'tcp';
+  /** The server attaches to the second ferryd: the client's ferryd reaches it over TCP. */
+  remote?: boolean;
 }
 
 const UNIX: Variant = { label: 'unix socket', stack: 'net', net: 'unix' };
@@ -37,6 +41,13 @@ const ct = (mode: 'interrupt' | 'poll' | 'adaptive'): Variant => ({
   mode,
 });
 
+const remote = (mode: 'interrupt' | 'adaptive'): Variant => ({
+  label: `ferry remote ${mode}`,
+  stack: 'ferry',
+  mode,
+  remote: true,
+});
+
 function cases(scale: number): Case[] {
   return [
     {
@@ -44,7 +55,7 @@ function cases(scale: number): Case[] {
       workload: 'throughput',
       count: Math.round(1024 * 1024 * 1024 * scale),
       size: 256 * 1024,
-      variants: [UNIX, TCP, ct('adaptive'), ct('poll')],
+      variants: [UNIX, TCP, ct('adaptive'), ct('poll'), remote('interrupt'), remote('adaptive')],
     },
     {
       name: '64 B messages/s (one per write)',
@@ -58,7 +69,15 @@ function cases(scale: number): Case[] {
       workload: 'rtt',
       count: Math.round(10_000 * scale),
       size: 64,
-      variants: [UNIX, TCP, ct('interrupt'), ct('adaptive'), ct('poll')],
+      variants: [
+        UNIX,
+        TCP,
+        ct('interrupt'),
+        ct('adaptive'),
+        ct('poll'),
+        remote('interrupt'),
+        remote('adaptive'),
+      ],
     },
     {
       name: 'connections/s (connect, 64 B echo, close)',
@@ -66,7 +85,7 @@ function cases(scale: number): Case[] {
       count: Math.round(3_000 * scale),
       size: 64,
       concurrency: 8,
-      variants: [UNIX, TCP, ct('adaptive')],
+      variants: [UNIX, TCP, ct('adaptive'), remote('interrupt'), remote('adaptive')],
     },
   ];
 }
@@ -98,12 +117,13 @@ async function measure(
   c: Case,
   v: Variant,
   dir: string,
-  socket: string,
+  sockets: { a: string; b: string },
   port: number,
 ): Promise<Record<string, number>> {
-  const env = { ...process.env, FERRY_SOCKET: socket, ...(v.mode ? { FERRY_MODE: v.mode } : {}) };
+  const env = { ...process.env, FERRY_SOCKET: sockets.a, ...(v.mode ? { FERRY_MODE: v.mode } : {}) };
+  const serverEnv = v.remote ? { ...env, FERRY_SOCKET: sockets.b } : env;
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
-  const server = run(['perf', 'server', '--uri', uri, '--stack', v.stack], env);
+  const server = run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
   try {
     await firstLine(server, 10_000);
     const client = run(
@@ -146,21 +166,31 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '5' },
       scale: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
+      /** Only variants whose label contains this (the baselines are always measured). */
+      only: { type: 'string' },
     },
   });
   const rounds = Number(values.rounds);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
-  const socket = join(dir, 'ferryd.sock');
-  const daemon = run(['daemon', '--socket', socket], process.env);
+  const sockets = { a: join(dir, 'ferryd-a.sock'), b: join(dir, 'ferryd-b.sock') };
+  const daemon = run(['daemon', '--socket', sockets.a], process.env);
+  const daemonB = run(['daemon', '--socket', sockets.b], process.env);
   await firstLine(daemon, 10_000);
-  const all = cases(Number(values.scale));
+  await firstLine(daemonB, 10_000);
+  const only = values.only;
+  const all = cases(Number(values.scale))
+    .map((c) => ({
+      ...c,
+      variants: c.variants.filter((v) => v === UNIX || v === TCP || !only || v.label.includes(only)),
+    }))
+    .filter((c) => c.variants.length > 2 || !only);
   const samples = new Map<string, Record<string, number>[]>();
   let port = 21000; // below the kernel's ephemeral range, so cps clients never hold it
   try {
     for (let r = 0; r < rounds; r++) {
       for (const c of all) {
         for (const v of r % 2 ? [...c.variants].reverse() : c.variants) {
-          const res = await measure(c, v, dir, socket, port++);
+          const res = await measure(c, v, dir, sockets, port++);
           const key = `${c.name}|${v.label}`;
           samples.set(key, [...(samples.get(key) ?? []), res]);
           if (!values.json) process.stderr.write('.');
@@ -169,6 +199,7 @@ async function main(): Promise<void> {
     }
   } finally {
     daemon.kill('SIGTERM');
+    daemonB.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
   if (!values.json) process.stderr.write('\n');
@@ -180,6 +211,7 @@ async function main(): Promise<void> {
       c.workload === 'rtt' ? ['p50us', 'p99us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond'];
     for (const f of fields) {
       const base = metric(UNIX, f);
+      const tcp = metric(TCP, f);
       for (const v of c.variants) {
         const value = metric(v, f);
         report.push({
@@ -188,6 +220,7 @@ async function main(): Promise<void> {
           variant: v.label,
           median: value,
           vsUnix: value / base,
+          vsTcp: value / tcp,
           rounds,
         });
       }
@@ -198,10 +231,11 @@ async function main(): Promise<void> {
     return;
   }
   process.stdout.write(
-    `Ferry benchmark: medians of ${rounds} rounds, ratios to node:net over a unix socket in the same run\n\n`,
+    `Ferry benchmark: medians of ${rounds} rounds, ratios to node:net (unix socket, TCP loopback) in the same run\n` +
+      `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp)\n\n`,
   );
   process.stdout.write(
-    `${'case'.padEnd(44)} ${'metric'.padEnd(10)} ${'variant'.padEnd(20)} ${'median'.padStart(12)} ${'x unix'.padStart(8)}\n`,
+    `${'case'.padEnd(44)} ${'metric'.padEnd(10)} ${'variant'.padEnd(22)} ${'median'.padStart(12)} ${'x unix'.padStart(8)} ${'x tcp'.padStart(8)}\n`,
   );
   for (const r of report) {
     const v = r['median'] as number;
@@ -212,7 +246,7 @@ async function main(): Promise<void> {
           ? Math.round(v).toString()
           : v.toFixed(1);
     process.stdout.write(
-      `${String(r['case']).padEnd(44)} ${String(r['metric']).padEnd(10)} ${String(r['variant']).padEnd(20)} ${shown.padStart(12)} ${(r['vsUnix'] as number).toFixed(2).padStart(8)}\n`,
+      `${String(r['case']).padEnd(44)} ${String(r['metric']).padEnd(10)} ${String(r['variant']).padEnd(22)} ${shown.padStart(12)} ${(r['vsUnix'] as number).toFixed(2).padStart(8)} ${(r['vsTcp'] as number).toFixed(2).padStart(8)}\n`,
     );
   }
 }
