@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { AppSession } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { type FerryError, ferryError } from '../errors.js';
-import type { Accepted, ListenReply } from '../proto/ctrl/messages.js';
+import type { Accepted, ListenReply, TlsOptions } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
 import { type ListenOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
@@ -24,6 +24,8 @@ export class Server extends EventEmitter {
   #uri = '';
   #connections = new Set<Socket>();
   #closing = false;
+  /** The listen's TLS options, sent again when listening anew after a ferryd restart. */
+  #tls: TlsOptions | undefined = undefined;
 
   constructor(opts: ServerOptions = {}) {
     super();
@@ -37,7 +39,8 @@ export class Server extends EventEmitter {
     if (cb) this.once('listening', cb);
     (async () => {
       const att = await getAttachment(this.#opts);
-      const req = { t: 'listen', id: 0, uri, ...(tls ? { tls: tlsWire(tls) } : {}) } as const;
+      this.#tls = tls ? tlsWire(tls) : undefined;
+      const req = { t: 'listen', id: 0, uri, ...(this.#tls ? { tls: this.#tls } : {}) } as const;
       const reply = (await att.request(req)) as ListenReply;
       this.#att = att;
       this.#listener = reply.listener;
@@ -132,7 +135,7 @@ export class Server extends EventEmitter {
   #onReattached = (): void => {
     const att = this.#att;
     if (!att || !this.listening) return;
-    att.request({ t: 'listen', id: 0, uri: this.#uri }).then(
+    att.request({ t: 'listen', id: 0, uri: this.#uri, ...(this.#tls ? { tls: this.#tls } : {}) }).then(
       (r) => {
         const reply = r as ListenReply;
         if (!this.listening || this.#att !== att) {
