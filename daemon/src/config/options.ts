@@ -8,7 +8,7 @@
 export type OptionSpec =
   | { kind: 'int'; min: number; max: number; pow2?: boolean }
   | { kind: 'mode' }
-  | { kind: 'string' }
+  | { kind: 'string'; nullable?: boolean }
   | { kind: 'group' }
   | { kind: 'enum'; values: readonly string[] };
 
@@ -115,13 +115,13 @@ export const SCALAR_OPTIONS = {
     doc: 'control messages queued for an app that does not read before it is disconnected',
   },
   tlsCertFile: {
-    spec: { kind: 'string' },
+    spec: { kind: 'string', nullable: true },
     default: null,
     live: false,
     doc: 'PEM certificate (chain) that tls:// listens giving none serve',
   },
   tlsKeyFile: {
-    spec: { kind: 'string' },
+    spec: { kind: 'string', nullable: true },
     default: null,
     live: false,
     doc: 'PEM private key of tlsCertFile',

@@ -82,8 +82,9 @@ function checkScalar(path: string, v: unknown, spec: OptionSpec, errors: string[
       return n;
     }
     case 'string':
+      if (v === null && spec.nullable) return null;
       if (typeof v !== 'string' || v.length === 0 || v.length > 1024) {
-        errors.push(`${path}: expected a non-empty string, got ${show(v)}`);
+        errors.push(`${path}: expected a non-empty string${spec.nullable ? ' or null' : ''}, got ${show(v)}`);
         return undefined;
       }
       return v;
