@@ -13,6 +13,9 @@ export interface NamespaceConfig {
   tokenHash: Buffer | null;
   /** Where the token came from, for `ferry show`: 'token', 'tokenEnv:NAME' or 'tokenFile:PATH'. */
   tokenSource: string | null;
+  /** When set, only apps whose SO_PEERCRED uid (or gid) is listed may attach. */
+  uids?: number[];
+  gids?: number[];
 }
 
 export type RuleAction = 'allow' | 'deny';

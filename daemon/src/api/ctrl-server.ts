@@ -223,19 +223,18 @@ export class CtrlServer {
       );
     }
     const namespace = hello.namespace || 'default';
-    const denied = this.policy.checkAttach(namespace, hello.token);
+    const peer = peerCredentials(ch.fd);
+    const denied = this.policy.checkAttach(namespace, hello.token, peer);
     if (denied) {
       // The token is never logged; the name the app gave and its pid are.
-      this.#log(
-        `attach refused: ${denied.message} (app ${JSON.stringify(hello.name)}, pid ${peerCredentials(ch.fd).pid})`,
-      );
+      this.#log(`attach refused: ${denied.message} (app ${JSON.stringify(hello.name)}, pid ${peer.pid})`);
       return reject(denied);
     }
     if (this.apps.size >= this.#config.maxApps) {
       this.policy.counters.limitHits.maxApps++;
       return reject(ferryError('ERR_FERRY_LIMIT', `maxApps (${this.#config.maxApps}) apps are attached`));
     }
-    const creds = peerCredentials(ch.fd);
+    const creds = peer;
     const app = new App(this.#nextApp++, hello.name, namespace, creds, ch, doorbell);
     this.apps.set(app.id, app);
     this.pending.delete(ch);

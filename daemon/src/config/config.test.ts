@@ -64,7 +64,12 @@ describe('configuration file', () => {
       rules: [
         { action: 'permit', port: [9, 1], address: '10.0.0.0/33', service: 'tcp:/x', via: 'up', extra: 1 },
       ],
-      namespaces: { 'bad name': {}, a: { token: 'x', tokenEnv: 'Y' } },
+      namespaces: {
+        'bad name': {},
+        a: { token: 'x', tokenEnv: 'Y' },
+        u: { uids: [] },
+        g: { gids: ['wheel'] },
+      },
       bogus: true,
     });
     const expect = [
@@ -80,6 +85,8 @@ describe('configuration file', () => {
       '$.rules[0].via: expected "local" or "remote", got "up"',
       '$.namespaces.bad name: expected a namespace name',
       '$.namespaces.a: expected at most one of token, tokenEnv, tokenFile',
+      '$.namespaces.u.uids: expected a non-empty array of numeric user ids',
+      '$.namespaces.g.gids: expected a non-empty array of numeric group ids',
       '$.bogus: unknown option',
     ];
     for (const e of expect)

@@ -7,9 +7,13 @@ export function describeConfig(c: DaemonConfig): Record<string, unknown> {
   const namespaces = Object.fromEntries(
     Object.entries(c.namespaces).map(([name, ns]) => [
       name,
-      ns.tokenHash
-        ? { token: `sha256:${tokenFingerprint(ns.tokenHash)}`, tokenSource: ns.tokenSource }
-        : { token: null },
+      {
+        ...(ns.tokenHash
+          ? { token: `sha256:${tokenFingerprint(ns.tokenHash)}`, tokenSource: ns.tokenSource }
+          : { token: null }),
+        ...(ns.uids ? { uids: ns.uids } : {}),
+        ...(ns.gids ? { gids: ns.gids } : {}),
+      },
     ]),
   );
   return { ...c, socketMode: `0${c.socketMode.toString(8)}`, namespaces };

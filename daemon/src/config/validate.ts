@@ -127,10 +127,24 @@ function checkNamespaces(
       errors.push(`${path}: expected an object ({} for no token), got ${show(ns)}`);
       continue;
     }
-    const given = Object.keys(ns).filter((k) => k !== 'comment');
+    const ids: { uids?: number[]; gids?: number[] } = {};
+    let idsOk = true;
+    for (const k of ['uids', 'gids'] as const) {
+      if (!(k in ns)) continue;
+      const list = ns[k];
+      const isId = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 2 ** 32;
+      if (!Array.isArray(list) || list.length === 0 || !list.every(isId)) {
+        errors.push(
+          `${path}.${k}: expected a non-empty array of numeric ${k === 'uids' ? 'user' : 'group'} ids`,
+        );
+        idsOk = false;
+      } else ids[k] = list as number[];
+    }
+    if (!idsOk) continue;
+    const given = Object.keys(ns).filter((k) => !['comment', 'uids', 'gids'].includes(k));
     const unknown = given.filter((k) => !['token', 'tokenEnv', 'tokenFile'].includes(k));
     if (unknown.length > 0) {
-      errors.push(`${path}.${unknown[0]}: unknown key (expected token, tokenEnv or tokenFile)`);
+      errors.push(`${path}.${unknown[0]}: unknown key (expected token, tokenEnv, tokenFile, uids or gids)`);
       continue;
     }
     if (given.length > 1) {
@@ -139,10 +153,12 @@ function checkNamespaces(
     }
     const secret = resolveToken(path, ns, ctx, errors);
     if (secret === undefined) continue;
-    out[name] =
-      secret === null
+    out[name] = {
+      ...(secret === null
         ? { tokenHash: null, tokenSource: null }
-        : { tokenHash: hashToken(secret.token), tokenSource: secret.source };
+        : { tokenHash: hashToken(secret.token), tokenSource: secret.source }),
+      ...ids,
+    };
   }
   return out;
 }

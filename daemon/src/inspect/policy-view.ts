@@ -43,6 +43,8 @@ export function namespacesView(policy: Policy, apps: Iterable<App>): Record<stri
       listed: ns !== undefined,
       token: ns?.tokenHash ? `sha256:${tokenFingerprint(ns.tokenHash)}` : null,
       tokenSource: ns?.tokenSource ?? null,
+      uids: ns?.uids ?? null,
+      gids: ns?.gids ?? null,
       apps: count.get(name) ?? 0,
     };
   });

@@ -176,6 +176,20 @@ describe('attach', () => {
     }
   });
 
+  it('admits to a namespace only the uids or gids it lists (from SO_PEERCRED)', async () => {
+    const uid = process.getuid?.() ?? 0;
+    const other = uid === 54321 ? 54322 : 54321;
+    const { d } = await daemon({ namespaces: { mine: { uids: [uid] }, theirs: { uids: [other] } } });
+    const ok = await app(d, { FERRY_NAMESPACE: 'mine' });
+    await listen(ok);
+    const no = await app(d, { FERRY_NAMESPACE: 'theirs' });
+    const r = await no.call({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+    assert.equal(r['code'], 'EACCES');
+    assert.match(String(r['message']), new RegExp(`uid ${uid} / gid \\d+ may not attach`));
+    const ns = (await d.show('namespaces')) as Record<string, unknown>[];
+    assert.deepEqual(ns.find((n) => n['namespace'] === 'theirs')?.['uids'], [other]);
+  });
+
   it('refuses to start on an invalid configuration, naming each offending key', async () => {
     const file = configFile({ maxApps: -1, rules: [{ action: 'allow', from: 'a/b' }] });
     await assert.rejects(startDaemon(['--config', file]), (err: Error) => {

@@ -26,7 +26,7 @@ export class Policy {
   }
 
   /** Null when the app may attach to `namespace` with `token`; else the EACCES to answer. */
-  checkAttach(namespace: string, token: string): FerryError | null {
+  checkAttach(namespace: string, token: string, creds?: { uid: number; gid: number }): FerryError | null {
     const refuse = (why: string) => {
       this.counters.attachRefused++;
       return ferryError('EACCES', `namespace '${namespace}': ${why}`);
@@ -39,6 +39,11 @@ export class Policy {
     if (!ns) {
       if (this.config.unlistedNamespaces === 'refuse') return refuse('not served by this ferryd');
       return token === '' ? null : refuse('needs no token, but one was given');
+    }
+    // Credentials come from the kernel (SO_PEERCRED), never from the message.
+    if (ns.uids || ns.gids) {
+      const ok = (creds && ns.uids?.includes(creds.uid)) || (creds && ns.gids?.includes(creds.gid));
+      if (!ok) return refuse(`uid ${creds?.uid ?? '?'} / gid ${creds?.gid ?? '?'} may not attach`);
     }
     if (ns.tokenHash === null) return null;
     // Hash then compare: constant time whatever the length or content of what was sent.

@@ -103,6 +103,23 @@ describe('Policy', () => {
     assert.equal(p.checkAttach('default', '')?.code, 'EACCES');
   });
 
+  it('admits only the listed uids or gids when a namespace names them', () => {
+    const c = defaultConfig({});
+    c.namespaces = {
+      ops: { tokenHash: null, tokenSource: null, uids: [1000], gids: [50] },
+      both: { tokenHash: hashToken('ops-token-1'), tokenSource: 'token', uids: [0] },
+    };
+    const p = new Policy(c);
+    assert.equal(p.checkAttach('ops', '', { uid: 1000, gid: 1000 }), null);
+    assert.equal(p.checkAttach('ops', '', { uid: 7, gid: 50 }), null);
+    assert.equal(p.checkAttach('ops', '', { uid: 7, gid: 7 })?.code, 'EACCES');
+    assert.equal(p.checkAttach('ops', '')?.code, 'EACCES', 'no credentials, no entry');
+    // Both must hold: the right uid and the token.
+    assert.equal(p.checkAttach('both', 'ops-token-1', { uid: 0, gid: 0 }), null);
+    assert.equal(p.checkAttach('both', 'wrong-token', { uid: 0, gid: 0 })?.code, 'EACCES');
+    assert.equal(p.checkAttach('both', 'ops-token-1', { uid: 1, gid: 0 })?.code, 'EACCES');
+  });
+
   it('reaches another namespace only through an allow rule with `to`', () => {
     const c = defaultConfig({});
     const p = new Policy(c);
