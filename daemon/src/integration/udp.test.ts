@@ -600,6 +600,33 @@ describe('UDP API in the shape of node:dgram', () => {
         small.close();
       }
 
+      // A socket asks for at most maxPeerPairs pairs; beyond, local peers are reached through the
+      // kernel (ferryd's relay), with the same addresses.
+      const capped = createDatagramSocket({ socket: d.socket, name: 'udp-api-test', maxPeerPairs: 1 });
+      try {
+        await new Promise<void>((resolve) => capped.bind('udp://127.0.0.1:0', () => resolve()));
+        const cappedPort = capped.address().port;
+        const viaPair = once<[Buffer, FerryRemoteInfo]>(s, 'message');
+        await sent((cb) => capped.send('pair', addr.port, '127.0.0.1', cb));
+        const viaKernel = once<[Buffer, FerryRemoteInfo]>(r, 'message');
+        await sent((cb) => capped.send('kernel', r.address().port, '127.0.0.1', cb));
+        const [m1, i1] = await viaPair;
+        const [m2, i2] = await viaKernel;
+        assert.deepEqual([m1.toString(), i1.port], ['pair', cappedPort]);
+        assert.deepEqual([m2.toString(), i2.port], ['kernel', cappedPort]);
+        const rows = (await d.show('sessions')) as SessionRow[];
+        const local = `udp://127.0.0.1:${cappedPort}`;
+        assert.equal(
+          rows.filter((x) => x.transport === 'ct' && x.local === local).length,
+          1,
+          'one pair only',
+        );
+        const relay = rows.find((x) => x.transport === 'udp' && x.local === local);
+        assert.equal(relay?.daemonBytes, 'kernel'.length, 'the second peer was reached through ferryd');
+      } finally {
+        capped.close();
+      }
+
       // udp:// is not a stream: a stream listen or connect says so.
       const srv = createServer({ socket: d.socket });
       const listenErr = new Promise<Error & { code?: string }>((resolve) => srv.once('error', resolve));

@@ -39,6 +39,10 @@ export interface DatagramSocketOptions extends AttachmentOptions {
   /** Bytes of datagrams that may wait for room in a full fifo (the send buffer); sends beyond it
    *  fail with ENOBUFS. Default 1 MiB. */
   sendQueueBytes?: number;
+  /** Most cut-through pairs this socket asks for (one per local peer it sends to first); further
+   *  local destinations go through ferryd's relay and the kernel instead. Default 256. Pairs other
+   *  sockets make with this one are not counted. */
+  maxPeerPairs?: number;
 }
 
 export interface BindOptions {
@@ -390,6 +394,11 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
       return;
     }
     if (this.#remote.has(key)) {
+      this.#write(this.#relay, out, out.to);
+      return;
+    }
+    if (this.#channels.size >= (this.#opts.maxPeerPairs ?? 256)) {
+      // Enough pairs: the kernel path reaches a local endpoint too (its kernel socket in ferryd).
       this.#write(this.#relay, out, out.to);
       return;
     }
