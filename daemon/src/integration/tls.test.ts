@@ -489,3 +489,66 @@ describe('local clients of a tls:// listener', () => {
     }
   });
 });
+
+describe('half-close and two ferryd over TLS', () => {
+  test('a node:tls client half-closes; the SDK server reads to the end and still answers', async () => {
+    const app = await startApp(d.socket);
+    try {
+      const l = await app.ok({
+        op: 'listen',
+        uri: 'tls://127.0.0.1:0',
+        behavior: 'reply-on-end',
+        allowHalfOpen: true,
+        tls: { cert: certs.cert, key: certs.key },
+      });
+      const sock = await new Promise<TLSSocket>((resolve, reject) => {
+        // allowHalfOpen is honoured by tls.connect (passed to the TLSSocket) but not in its typings.
+        const opts = { host: '127.0.0.1', port: portOf(l['uri']), ca: certs.ca, servername: 'localhost' };
+        const s = tlsConnect({ ...opts, allowHalfOpen: true } as typeof opts, () => resolve(s));
+        s.once('error', reject);
+      });
+      const got = collect(sock);
+      sock.end(seededBytes(45, 100_000));
+      const r = await got;
+      assert.equal(r.how, 'end');
+      assert.equal(r.text, 'got 100000');
+    } finally {
+      await app.kill();
+    }
+  });
+
+  test('an SDK app on ferryd A reaches an SDK app on ferryd B over TLS', async () => {
+    const b = await startDaemon();
+    const server = await startApp(b.socket);
+    try {
+      const l = await server.ok({
+        op: 'listen',
+        uri: 'tls://127.0.0.1:0',
+        behavior: 'echo',
+        tls: { cert: certs.cert, key: certs.key },
+      });
+      const r = await client.ok({
+        op: 'connect',
+        tag: 'ab',
+        uri: `tls://localhost:${portOf(l['uri'])}`,
+        tls: { ca: certs.ca },
+      });
+      assert.equal(r['transport'], 'tls');
+      await server.waitFor((e) => e.event === 'accepted' && e['transport'] === 'tls');
+      const sent = await client.ok({
+        op: 'send',
+        tag: 'ab',
+        bytes: 2 * MiB + 9,
+        seed: 46,
+        chunk: 50_000,
+        end: true,
+      });
+      const end = await client.waitFor((e) => e.event === 'end' && e.tag === 'ab', 30_000);
+      assert.equal(end['rxBytes'], 2 * MiB + 9);
+      assert.equal(end['sha256'], sent['sha256']);
+    } finally {
+      await server.kill();
+      await b.stop();
+    }
+  });
+});
