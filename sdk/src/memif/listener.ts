@@ -12,6 +12,8 @@ import { type HandshakeEndpoint, type HandshakeHost, ServerHandshake } from './s
 export type ServerEndpoint = HandshakeEndpoint;
 
 const BACKLOG = 16;
+/** After accept() fails (out of fds), the listener is not watched for this long. */
+const ACCEPT_RETRY_MS = 100;
 /**
  * Connections in the handshake at once. More are closed at accept: a peer that opens connections
  * and stalls holds at most this many fds until their handshake timeouts.
@@ -102,13 +104,24 @@ export class MemifListener implements HandshakeHost {
     this.#pending.delete(h);
   }
 
+  #backOff(): void {
+    memifPoller().unwatch(this.#fd);
+    // Not unref'd: a listening server keeps the process alive, as the watch did.
+    setTimeout(() => {
+      if (!this.#closed) memifPoller().watch(this.#fd, { readable: true }, () => this.#accept());
+    }, ACCEPT_RETRY_MS);
+  }
+
   #accept(): void {
     for (let i = 0; i < BACKLOG && !this.#closed; i++) {
       let fd: number;
       try {
         fd = accept(this.#fd, { nonblock: true });
       } catch {
-        return; // EMFILE and friends: try again on the next readiness
+        // EMFILE and friends: the connection stays queued and the listener stays readable, so a
+        // level-triggered watch would spin. Stop watching for a moment, then try again.
+        this.#backOff();
+        return;
       }
       if (fd < 0) return;
       if (this.#pending.size >= MEMIF_MAX_PENDING_HANDSHAKES) {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { MemifDownReason, MemifLinkInfo } from './link-info.js';
 import { createMemif, type Memif } from './memif.js';
 import type { MemifOptions } from './options.js';
+import { type RawChannel, rawConnect } from './testing/raw-peer.js';
 import { abstractName, nextEvent, packet, socketPath } from './testing/util.js';
 
 const PEER = fileURLToPath(new URL('./testing/echo-peer.js', import.meta.url));
@@ -25,8 +26,14 @@ after(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-function startPeer(o: MemifOptions): Peer {
-  const child = spawn(process.execPath, [PEER, JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startPeer(o: MemifOptions, maxFds?: number): Peer {
+  const args = [PEER, JSON.stringify(o)];
+  const child =
+    maxFds === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn('sh', ['-c', `ulimit -n ${maxFds} && exec "$0" "$@"`, process.execPath, ...args], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
   children.push(child);
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
@@ -150,6 +157,39 @@ describe('memif: Ferry to Ferry in two processes', () => {
     const [info] = await up;
     assert.equal(info.connection, 2);
     assert.deepEqual(await echo(m, 0, mixed(2, 50, 1400)), mixed(2, 50, 1400));
+  });
+
+  it('a server out of descriptors (EMFILE) recovers once connections go away', async () => {
+    const socket = abstractName('2p-emfile');
+    startPeer({ role: 'server', socket, id: 2, handshakeTimeoutMs: 60_000 }, 40);
+    // Wait for the listener, then open connections until the server (or its backlog) is full.
+    const raw: RawChannel[] = [];
+    const deadline = Date.now() + 10_000;
+    while (raw.length === 0) {
+      try {
+        raw.push(rawConnect(socket));
+      } catch {
+        if (Date.now() > deadline) throw new Error('peer never listened');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    // Connect until the backlog stays full: the server has stopped accepting (out of fds).
+    let failures = 0;
+    while (raw.length < 100 && failures < 15) {
+      try {
+        raw.push(rawConnect(socket));
+        failures = 0;
+      } catch {
+        failures++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    assert.equal(failures, 15, `the peer kept accepting (${raw.length} connections)`);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const c of raw) c.close();
+    const m = local({ role: 'client', socket, id: 2, reconnect: { minDelayMs: 50, maxDelayMs: 200 } });
+    await m.waitUp(15_000);
+    assert.deepEqual(await echo(m, 0, mixed(9, 10, 500)), mixed(9, 10, 500));
   });
 
   it('a killed client peer: our server goes down (peer gone) and takes the next client', async () => {
