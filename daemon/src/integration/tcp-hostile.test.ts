@@ -2,13 +2,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { close, ring, Segment } from '@ferry/sdk/internal';
+import { ring } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
+import { closeAll, RawApp } from '../testing/hostile.js';
 import { collect, netConnect, type Received } from '../testing/net-peer.js';
-import { type RawApp, rawApp } from '../testing/raw-app.js';
 
 let d: DaemonHandle;
-const fds: number[] = [];
 
 before(async () => {
   d = await startDaemon();
@@ -16,21 +15,17 @@ before(async () => {
 
 after(async () => {
   await d?.stop();
-  for (const fd of fds) {
-    try {
-      close(fd);
-    } catch {}
-  }
+  closeAll();
 });
 
 /** A listener of `app` and one kernel connection to it, accepted (segment-add, accepted). */
-async function acceptedTcp(app: RawApp, keep?: number[]) {
+async function acceptedTcp(app: RawApp) {
   app.send({ t: 'listen', id: 2, uri: 'tcp://127.0.0.1:0' });
   const lr = await app.next();
   assert.ok(lr.t === 'listen-reply' && lr.st === 0);
   const sock = await netConnect(Number(lr.uri.split(':').pop()));
   const got = collect(sock);
-  const add = await app.next(keep);
+  const add = await app.next();
   assert.ok(add.t === 'segment-add');
   const acc = await app.next();
   assert.ok(acc.t === 'accepted' && acc.transport === 'tcp');
@@ -51,7 +46,7 @@ function cpuSeconds(pid: number): number {
 
 test('segment-released for a segment ferryd never deleted: TCP sessions reset, segment freed', async () => {
   const base = await d.stats();
-  const app = await rawApp(d.socket, fds);
+  const app = await RawApp.attach(d.socket);
   const { got, acc } = await acceptedTcp(app);
   assert.equal(Number((await d.stats())['daemonSegments']), 1);
   app.send({ t: 'segment-released', id: 3, segment: acc.fifos.segment });
@@ -68,14 +63,12 @@ test('segment-released for a segment ferryd never deleted: TCP sessions reset, s
 });
 
 test('an app that corrupts the event queue ferryd drains: its sessions reset, ferryd does not spin', async () => {
-  const app = await rawApp(d.socket, fds);
-  const held: number[] = [];
-  const { got, add } = await acceptedTcp(app, held);
-  const [segFd, bellFd] = [held[add.fds.indexOf('segment')], held[add.fds.indexOf('doorbell')]];
-  assert.ok(segFd !== undefined && bellFd !== undefined);
-  fds.push(bellFd);
-  // The Segment owns the memfd from here (release() closes it).
-  const seg = Segment.attach(segFd, add.size);
+  const app = await RawApp.attach(d.socket);
+  const { got, add } = await acceptedTcp(app);
+  // RawApp mapped the segment on the way; it releases it (and the doorbell) on close.
+  const mapped = app.segments.get(add.segment);
+  assert.ok(mapped);
+  const { segment: seg, peerDoorbellFd: bellFd } = mapped;
   // The queue we post to is the one ferryd drains: move its tail beyond head + capacity.
   const ctl = new Uint32Array(seg.buffer, add.txQueueOffset, 48);
   const TAIL = 128 / 4;
@@ -87,5 +80,5 @@ test('an app that corrupts the event queue ferryd drains: its sessions reset, fe
   await new Promise((r) => setTimeout(r, 1000));
   const used = cpuSeconds(pid) - cpu0;
   assert.ok(used < 0.3, `ferryd used ${used.toFixed(2)} s of CPU in 1 s after the corruption`);
-  seg.release();
+  app.close();
 });

@@ -7,19 +7,11 @@ import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import {
-  type CtrlMessage,
-  close,
-  EventQueueProducer,
-  FifoProducer,
-  ring,
-  Segment,
-} from '@ferry/sdk/internal';
+import { EventQueueProducer, FifoProducer, ring } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
-import { rawApp } from '../testing/raw-app.js';
+import { closeAll, DATAGRAM_FEATURES, RawApp } from '../testing/hostile.js';
 
 let d: DaemonHandle;
-const fds: number[] = [];
 
 before(async () => {
   d = await startDaemon();
@@ -27,11 +19,7 @@ before(async () => {
 
 after(async () => {
   await d?.stop();
-  for (const fd of fds) {
-    try {
-      close(fd);
-    } catch {}
-  }
+  closeAll();
 });
 
 /** A frame as the protocol document lays it out, built here byte by byte. */
@@ -59,18 +47,17 @@ test('hand-written relay frames: good ones are sent, a bad one resets the relay 
   await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', resolve));
   const peerPort = peer.address().port;
   try {
-    const app = await rawApp(d.socket, fds);
+    const app = await RawApp.attach(d.socket, 'raw', DATAGRAM_FEATURES);
     app.send({ t: 'dgram-bind', id: 2, uri: 'udp://127.0.0.1:0', rxFifoSize: 4096, txFifoSize: 4096 });
-    const held: number[] = [];
-    const add = (await app.next(held)) as Extract<CtrlMessage, { t: 'segment-add' }>;
-    assert.equal(add.t, 'segment-add');
+    const add = await app.next();
+    assert.ok(add.t === 'segment-add', JSON.stringify(add));
     const reply = await app.next();
     assert.ok(reply.t === 'dgram-bind-reply' && reply.st === 0 && reply.fifos, JSON.stringify(reply));
     const port = Number(reply.uri.split(':').pop());
-    const [segFd, bellFd] = [held[add.fds.indexOf('segment')], held[add.fds.indexOf('doorbell')]];
-    assert.ok(segFd !== undefined && bellFd !== undefined);
-    fds.push(bellFd);
-    const seg = Segment.attach(segFd, add.size);
+    // RawApp mapped the segment on the way; it releases it (and the doorbell) on close.
+    const mapped = app.segments.get(add.segment);
+    assert.ok(mapped);
+    const { segment: seg, peerDoorbellFd: bellFd } = mapped;
     const tx = new FifoProducer(seg.buffer, reply.fifos.txOffset, reply.fifos.txSize);
     const events = new EventQueueProducer(seg.buffer, add.txQueueOffset, add.queueCapacity);
     const post = (bytes: Buffer) => {
@@ -125,7 +112,7 @@ test('hand-written relay frames: good ones are sent, a bad one resets the relay 
     assert.equal((await app.next()).t, 'status');
     app.send({ t: 'ping', id: 4 });
     assert.equal((await app.next()).t, 'pong');
-    seg.release();
+    app.close();
   } finally {
     await new Promise<void>((resolve) => peer.close(() => resolve()));
   }

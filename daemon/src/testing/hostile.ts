@@ -96,6 +96,10 @@ export interface RawSegment {
   segment: Segment;
 }
 
+const STREAM_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE;
+/** Stream features plus DATAGRAM: what an app that binds UDP endpoints asks for. */
+export const DATAGRAM_FEATURES = STREAM_FEATURES | FEATURE.DATAGRAM;
+
 /**
  * An app that did HELLO by hand. It holds the fds an app must hold (ferryd's wake pipe write end,
  * its own doorbell and wake read ends), rings ferryd after each message, keeps every segment ferryd
@@ -117,12 +121,13 @@ export class RawApp {
     open.add(this);
   }
 
-  static async attach(socket: string, name = 'raw'): Promise<RawApp> {
+  /** HELLO by hand; `features` defaults to what a stream-only app asks for (add DATAGRAM for UDP). */
+  static async attach(socket: string, name = 'raw', features = STREAM_FEATURES): Promise<RawApp> {
     const app = new RawApp(socket);
     const [wakeR, wakeW] = pipe2({ nonblock: true });
     const [bellR, bellW] = pipe2({ nonblock: true });
     app.#fds.push(wakeR, bellR);
-    app.ch.sendBytes(app.#hello(name), [wakeW, bellW]);
+    app.ch.sendBytes(app.#hello(name, features), [wakeW, bellW]);
     close(wakeW);
     close(bellW);
     const reply = await app.#recvOne();
@@ -134,13 +139,13 @@ export class RawApp {
     return app;
   }
 
-  #hello(name: string): Uint8Array {
+  #hello(name: string, features: number): Uint8Array {
     return encodeCtrl({
       t: 'hello',
       id: 1,
       version: PROTO_VERSION,
       minVersion: PROTO_MIN_VERSION,
-      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE,
+      features,
       name,
       namespace: 'default',
       token: '',
