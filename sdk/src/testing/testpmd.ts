@@ -131,6 +131,8 @@ export class Testpmd {
   #queue: Promise<unknown> = Promise.resolve();
   #waiter: (() => void) | undefined;
   #gone = false;
+  /** stdout alone: the prompt is written there, and stderr lines can land in the middle of it. */
+  #stdout = '';
 
   private constructor(options: TestpmdOptions, child: ChildProcess) {
     this.options = options;
@@ -148,7 +150,10 @@ export class Testpmd {
       this.output += d.toString('latin1');
       this.#waiter?.();
     };
-    child.stdout?.on('data', onData);
+    child.stdout?.on('data', (d: Buffer) => {
+      this.#stdout += d.toString('latin1');
+      onData(d);
+    });
     child.stderr?.on('data', onData);
     child.stdin?.on('error', () => {
       // EPIPE when testpmd died: reported through `exited` / command errors instead.
@@ -184,7 +189,7 @@ export class Testpmd {
     live.add(child);
     const tp = new Testpmd(options, child);
     try {
-      await tp.#waitFor(() => tp.output.includes(PROMPT), options.startTimeoutMs ?? 15_000, 'first prompt');
+      await tp.#waitFor(() => tp.#stdout.includes(PROMPT), options.startTimeoutMs ?? 15_000, 'first prompt');
     } catch (e) {
       await tp.kill();
       throw e;
