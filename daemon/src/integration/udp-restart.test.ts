@@ -6,17 +6,9 @@
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { datagramPayload, sha256 } from '../testing/datagrams.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
-
-const UDP_APP = fileURLToPath(new URL('../testing/udp-app.js', import.meta.url));
-
-interface Got {
-  size: number;
-  sha256: string;
-  port: number;
-}
+import { UDP_APP, waitReceived } from '../testing/udp-received.js';
 
 const daemons: DaemonHandle[] = [];
 const apps: AppHandle[] = [];
@@ -25,23 +17,6 @@ after(async () => {
   for (const a of apps) await a.kill();
   for (const d of daemons.reverse()) await d.stop();
 });
-
-async function received(app: AppHandle): Promise<Got[]> {
-  return (await app.ok({ op: 'received' }))['received'] as Got[];
-}
-
-async function waitCount(app: AppHandle, n: number, what: string): Promise<Got[]> {
-  let got: Got[] = [];
-  await eventually(
-    async () => {
-      got = await received(app);
-      return got.length >= n;
-    },
-    15_000,
-    what,
-  );
-  return got;
-}
 
 test('datagram sockets survive a ferryd restart: cut-through goes on, the endpoint comes back', async () => {
   const d1 = await startDaemon();
@@ -58,7 +33,7 @@ test('datagram sockets survive a ferryd restart: cut-through goes on, the endpoi
   const peerPort = peer.address().port;
   try {
     await a.ok({ op: 'send', port: portB, sizes: [10, 20], seed: 1 });
-    await waitCount(b, 2, 'b to get the first two');
+    await waitReceived(b, 2, 'b to get the first two');
 
     // ferryd dies.
     d1.proc.kill('SIGKILL');
@@ -67,7 +42,7 @@ test('datagram sockets survive a ferryd restart: cut-through goes on, the endpoi
 
     // The cut-through pair needs no ferryd; a remote destination does, and fails fast.
     await a.ok({ op: 'send', port: portB, sizes: [30, 40], seed: 2 });
-    const during = await waitCount(b, 4, 'b to get datagrams sent while ferryd is away');
+    const during = await waitReceived(b, 4, 'b to get datagrams sent while ferryd is away');
     assert.deepEqual(
       during.slice(2).map((g) => [g.size, g.sha256, g.port]),
       [30, 40].map((n, i) => [n, sha256(datagramPayload(2, i, n)), portA]),
@@ -96,7 +71,7 @@ test('datagram sockets survive a ferryd restart: cut-through goes on, the endpoi
     await new Promise<void>((resolve, reject) =>
       peer.send(Buffer.from('hi b'), portB, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
     );
-    const gotB = await waitCount(b, 5, "b to get the peer's datagram through the new ferryd");
+    const gotB = await waitReceived(b, 5, "b to get the peer's datagram through the new ferryd");
     assert.equal(gotB[4]?.port, peerPort);
 
     // A new app reaches b through the new ferryd (a fresh cut-through pair).
@@ -104,7 +79,7 @@ test('datagram sockets survive a ferryd restart: cut-through goes on, the endpoi
     apps.push(c);
     const portC = Number((await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
     await c.ok({ op: 'send', port: portB, sizes: [8], seed: 5 });
-    const last = await waitCount(b, 6, 'b to get c');
+    const last = await waitReceived(b, 6, 'b to get c');
     assert.equal(last[5]?.port, portC);
     const sessions = (await d2.show('sessions')) as { transport: string; local: string }[];
     assert.ok(sessions.some((s) => s.transport === 'ct' && s.local === `udp://127.0.0.1:${portC}`));

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   connect,
   createDatagramSocket,
@@ -17,16 +16,7 @@ import {
 import { datagramPayload, sha256 } from '../testing/datagrams.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { hasBinary, runWithInput } from '../testing/net-peer.js';
-
-const UDP_APP = fileURLToPath(new URL('../testing/udp-app.js', import.meta.url));
-
-interface Got {
-  size: number;
-  sha256: string;
-  address: string;
-  port: number;
-  text: string;
-}
+import { received, UDP_APP, type UdpGot, waitReceived } from '../testing/udp-received.js';
 
 interface SessionRow {
   id: number;
@@ -71,25 +61,8 @@ let b: AppHandle;
 let portA = 0;
 let portB = 0;
 
-async function received(app: AppHandle): Promise<Got[]> {
-  return (await app.ok({ op: 'received' }))['received'] as Got[];
-}
-
-async function waitReceived(app: AppHandle, n: number, what: string): Promise<Got[]> {
-  let got: Got[] = [];
-  await eventually(
-    async () => {
-      got = await received(app);
-      return got.length >= n;
-    },
-    15_000,
-    `${what} (have ${got.length} of ${n})`,
-  );
-  return got;
-}
-
 /** Checks that `got[from..]` are exactly the seeded datagrams of `sizes`, in order, from `port`. */
-function assertDatagrams(got: Got[], from: number, sizes: number[], seed: number, port: number): void {
+function assertDatagrams(got: UdpGot[], from: number, sizes: number[], seed: number, port: number): void {
   const slice = got.slice(from, from + sizes.length);
   assert.equal(slice.length, sizes.length, 'datagram count');
   slice.forEach((g, i) => {
