@@ -1,10 +1,9 @@
 /** Raw apps that misuse their TCP segment: ferryd resets their sessions, frees memory, keeps calm. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { ring } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
-import { closeAll, RawApp } from '../testing/hostile.js';
+import { closeAll, cpuSecondsOver, RawApp } from '../testing/hostile.js';
 import { collect, netConnect, type Received } from '../testing/net-peer.js';
 
 let d: DaemonHandle;
@@ -39,11 +38,6 @@ function within(p: Promise<Received>, ms: number): Promise<string> {
   ]);
 }
 
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 test('segment-released for a segment ferryd never deleted: TCP sessions reset, segment freed', async () => {
   const base = await d.stats();
   const app = await RawApp.attach(d.socket);
@@ -76,9 +70,7 @@ test('an app that corrupts the event queue ferryd drains: its sessions reset, fe
   ring(bellFd);
   assert.equal(await within(got, 5000), 'ECONNRESET');
   const pid = d.proc.pid ?? 0;
-  const cpu0 = cpuSeconds(pid);
-  await new Promise((r) => setTimeout(r, 1000));
-  const used = cpuSeconds(pid) - cpu0;
+  const used = await cpuSecondsOver(pid, 1000);
   assert.ok(used < 0.3, `ferryd used ${used.toFixed(2)} s of CPU in 1 s after the corruption`);
   app.close();
 });

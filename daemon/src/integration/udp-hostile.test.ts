@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { EventQueueProducer, FifoProducer, ring } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
-import { closeAll, DATAGRAM_FEATURES, RawApp } from '../testing/hostile.js';
+import { closeAll, cpuSecondsOver, DATAGRAM_FEATURES, RawApp } from '../testing/hostile.js';
 
 let d: DaemonHandle;
 
@@ -32,11 +31,6 @@ function frame(payload: Buffer, dest: { ip: number[]; port: number } | null, len
     Buffer.from(dest.ip).copy(h, 8);
   }
   return Buffer.concat([h, payload]);
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 test('hand-written relay frames: good ones are sent, a bad one resets the relay and frees the endpoint', async () => {
@@ -104,9 +98,7 @@ test('hand-written relay frames: good ones are sent, a bad one resets the relay 
     await new Promise<void>((resolve) => probe.close(() => resolve()));
 
     const pid = d.proc.pid ?? 0;
-    const cpu0 = cpuSeconds(pid);
-    await new Promise((r) => setTimeout(r, 1000));
-    const used = cpuSeconds(pid) - cpu0;
+    const used = await cpuSecondsOver(pid, 1000);
     assert.ok(used < 0.3, `ferryd used ${used.toFixed(2)} s of CPU in 1 s after the bad frame`);
     app.send({ t: 'close', id: 3, session: reply.session });
     assert.equal((await app.next()).t, 'status');

@@ -4,7 +4,7 @@
  * connections, and map the segments ferryd hands out to scribble over them. Everything here runs
  * in the test process and is bounded in time; `closeAll()` releases what a test left open.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import {
   type CtrlMessage,
   close,
@@ -266,4 +266,17 @@ export function fdCount(pid: number): number {
   } catch {
     return -1;
   }
+}
+
+/** CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** CPU seconds `pid` uses over the next `ms`: how tests check ferryd does not spin after abuse. */
+export async function cpuSecondsOver(pid: number, ms: number): Promise<number> {
+  const cpu0 = cpuSeconds(pid);
+  await new Promise((r) => setTimeout(r, ms));
+  return cpuSeconds(pid) - cpu0;
 }
