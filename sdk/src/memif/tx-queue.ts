@@ -42,6 +42,20 @@ function checkPacket(p: Uint8Array | undefined, i: number, max: number): number 
   return len;
 }
 
+/**
+ * The end of a send() burst, after publishing what was written: a bad packet is rethrown (the
+ * packets before it were sent); otherwise packets left over for want of ring space count as drops.
+ */
+function settleSend(stats: MemifQueueStats, count: number, sent: number, error: unknown): number {
+  if (error !== null) throw error;
+  const notSent = count - sent;
+  if (notSent > 0) {
+    stats.ringFull++;
+    stats.drops += notSent;
+  }
+  return sent;
+}
+
 function checkCommit(burst: MemifTxBurst, k: number, owner: object, stamp: number): void {
   if (burst.owner !== owner || burst.stamp !== stamp) {
     throw ferryError(
@@ -185,13 +199,7 @@ export class C2sTxQueue implements TxQueue {
       bytes += len;
     }
     if (sent > 0) this.#publish(pos, sent, bytes);
-    const notSent = count - sent;
-    if (notSent > 0 && error === null) {
-      this.#stats.ringFull++;
-      this.#stats.drops += notSent;
-    }
-    if (error !== null) throw error;
-    return sent;
+    return settleSend(this.#stats, count, sent, error);
   }
 
   #publish(pos: number, packets: number, bytes: number): void {
@@ -389,13 +397,7 @@ export class S2cTxQueue implements TxQueue {
     }
     if (minCap !== 0 && (this.#minCapacity === 0 || minCap < this.#minCapacity)) this.#minCapacity = minCap;
     if (sent > 0) this.#publish(pos, sent, bytes);
-    const notSent = count - sent;
-    if (notSent > 0 && error === null) {
-      this.#stats.ringFull++;
-      this.#stats.drops += notSent;
-    }
-    if (error !== null) throw error;
-    return sent;
+    return settleSend(this.#stats, count, sent, error);
   }
 
   #publish(pos: number, packets: number, bytes: number): void {
