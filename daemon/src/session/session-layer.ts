@@ -429,6 +429,7 @@ export class SessionLayer {
     }
     const s = this.#newSession(app, seg, pair.slot, seg.sideOf(app.id), local, remote, listenerId, transport);
     const own = this.#fifoRef(s);
+    // ferryd's side is the mirror of the app's: it reads what the app writes.
     const daemonRef: FifoPairRef = {
       ...own,
       rxOffset: own.txOffset,
@@ -596,25 +597,16 @@ export class SessionLayer {
     remote: string,
     listenerId: number,
   ): Session {
-    const { seg, pair } = this.segments.place(app, this.#daemonParty, appTx, appRx, (sg) =>
-      this.#announce(sg),
-    );
-    const ds = this.daemonEnd.get(seg.id);
-    if (!ds) {
-      seg.freePair(pair.slot);
-      throw ferryError('ERR_FERRY_SESSION_STATE', `segment ${seg.id} has no daemon side`);
-    }
     const transport = socket === raw ? 'tcp' : 'tls';
-    const s = this.#newSession(app, seg, pair.slot, seg.sideOf(app.id), local, remote, listenerId, transport);
-    const own = this.#fifoRef(s);
-    // ferryd's side is the mirror of the app's: it reads what the app writes.
-    const daemonRef: FifoPairRef = {
-      ...own,
-      rxOffset: own.txOffset,
-      txOffset: own.rxOffset,
-      rxSize: own.txSize,
-      txSize: own.rxSize,
-    };
+    const { session: s, ds, daemonRef } = this.placeWithDaemon(
+      app,
+      appTx,
+      appRx,
+      local,
+      remote,
+      listenerId,
+      transport,
+    );
     const pump = new TcpPump(
       socket,
       ds,
