@@ -340,17 +340,19 @@ export class SessionLayer {
   }
 
   #resetPeer(s: Session, err: FerryError): void {
-    const p = s.peer;
-    if (!p || p.released) return;
-    if (p.tryApply('peer-reset')) {
-      this.#apps.get(p.appId)?.send({
-        t: 'session-reset',
-        id: 0,
-        session: p.id,
-        st: statusOf(err.code),
-        err: err.message,
-      });
-    }
+    if (s.peer) this.peerReset(s.peer, err);
+  }
+
+  /** The other end of `s` (an app or the network) reset it: tell `s`'s app, once. */
+  peerReset(s: Session, err: FerryError): void {
+    if (s.released || !s.tryApply('peer-reset')) return;
+    this.#apps.get(s.appId)?.send({
+      t: 'session-reset',
+      id: 0,
+      session: s.id,
+      st: statusOf(err.code),
+      err: err.message,
+    });
   }
 
   #maybeFree(s: Session): void {
@@ -617,14 +619,7 @@ export class SessionLayer {
         },
         onRemoteReset: (err) => {
           this.counters.resets++;
-          if (s.released || !s.tryApply('peer-reset')) return;
-          this.#apps.get(s.appId)?.send({
-            t: 'session-reset',
-            id: 0,
-            session: s.id,
-            st: statusOf(err.code),
-            err: err.message,
-          });
+          this.peerReset(s, err);
         },
         onDone: () => this.#maybeFree(s),
       },

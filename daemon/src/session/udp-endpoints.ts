@@ -15,7 +15,6 @@ import {
   isWildcardHost,
   parseUri,
   type SessionUri,
-  statusOf,
 } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
@@ -91,16 +90,7 @@ export class UdpEndpoints {
     }
     const s = placed.session;
     const relay = new UdpRelay(socket, placed.ds, placed.daemonRef, {
-      onFailed: (err) => {
-        if (s.released || !s.tryApply('peer-reset')) return;
-        this.#apps.get(s.appId)?.send({
-          t: 'session-reset',
-          id: 0,
-          session: s.id,
-          st: statusOf(err.code),
-          err: err.message,
-        });
-      },
+      onFailed: (err) => layer.peerReset(s, err),
       allow: (address, port) => layer.policy.allowsDatagram(app.namespace, address, port, layer.listeners),
       onDone: () => {
         this.relays.delete(l.id);
