@@ -195,27 +195,17 @@ export class SessionLayer {
       this.counters.refused++;
       throw ferryError('ECONNREFUSED', `listener's app has reached its session limit`);
     }
-    const clientTx = fifoSizeFor(this.#config, req.txFifoSize);
-    const clientRx = fifoSizeFor(this.#config, req.rxFifoSize);
-    const { seg, pair } = this.segments.place(client, server, clientTx, clientRx, (s) => this.#announce(s));
-
     const serverUri = formatUri(l.uri.host === '*' ? { ...l.uri, host: uri.host } : l.uri);
     const clientUri = formatUri({ scheme: uri.scheme, host: '127.0.0.1', port: this.#clientPort() });
-    // Sides by role, not by app id: in a self-pair both ends belong to one app.
-    const clientSide = seg.sideOf(client.id);
-    const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0, 'ct');
-    const s = this.#newSession(
+    const { c, s } = this.pairApps(
+      client,
       server,
-      seg,
-      pair.slot,
-      clientSide === 'a' ? 'b' : 'a',
-      serverUri,
+      fifoSizeFor(this.#config, req.txFifoSize),
+      fifoSizeFor(this.#config, req.rxFifoSize),
       clientUri,
+      serverUri,
       l.id,
-      'ct',
     );
-    c.peer = s;
-    s.peer = c;
     l.accepted++;
     this.counters.accepted++;
 
@@ -402,6 +392,7 @@ export class SessionLayer {
     listenerId: number,
   ): { c: Session; s: Session } {
     const { seg, pair } = this.segments.place(client, server, clientTx, clientRx, (sg) => this.#announce(sg));
+    // Sides by role, not by app id: in a self-pair both ends belong to one app.
     const clientSide = seg.sideOf(client.id);
     const c = this.#newSession(client, seg, pair.slot, clientSide, clientUri, serverUri, 0, 'ct');
     const serverSide = clientSide === 'a' ? 'b' : 'a';
