@@ -591,15 +591,11 @@ export class SessionLayer {
     listenerId: number,
   ): Session {
     const transport = socket === raw ? 'tcp' : 'tls';
-    const { session: s, ds, daemonRef } = this.placeWithDaemon(
-      app,
-      appTx,
-      appRx,
-      local,
-      remote,
-      listenerId,
-      transport,
-    );
+    const {
+      session: s,
+      ds,
+      daemonRef,
+    } = this.placeWithDaemon(app, appTx, appRx, local, remote, listenerId, transport);
     const pump = new TcpPump(
       socket,
       ds,

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { type FerryError, FifoConsumer, type FifoPairRef, FifoProducer } from '@ferry/sdk/internal';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
 import { tcpError } from './tcp-errors.js';
+import { TurnNotice } from './turn-notice.js';
 
 /** Rounds of work per call before yielding to the loop. */
 const ROUNDS_PER_TURN = 64;
@@ -51,10 +52,7 @@ export class TcpPump implements SlotPump {
   #done = false;
   #outScheduled = false;
   #socketClosed = false;
-  /** Enqueues or drops since the last notice: check the app's wake flags at the end of the turn. */
-  #noticeData = false;
-  #noticeSpace = false;
-  #noticeScheduled = false;
+  readonly #notice: TurnNotice;
 
   /**
    * `ref` is the fifo pair as the daemon's side sees it (tx = what ferryd writes). `raw` is the
@@ -73,6 +71,7 @@ export class TcpPump implements SlotPump {
     this.#seg = seg;
     this.#rx = new FifoConsumer(seg.buffer, ref.rxOffset, ref.rxSize);
     this.#tx = new FifoProducer(seg.buffer, ref.txOffset, ref.txSize);
+    this.#notice = new TurnNotice(seg, ref.slot, this.#tx, this.#rx, () => !this.#done && !this.#failed);
     this.#hooks = hooks;
   }
 
@@ -181,8 +180,7 @@ export class TcpPump implements SlotPump {
       }
       if (n > 0) {
         this.bytesIn += n;
-        this.#noticeData = true;
-        this.#scheduleNotice();
+        this.#notice.data();
       }
       if (n === chunk.length) {
         this.#pendingIn = null;
@@ -274,29 +272,8 @@ export class TcpPump implements SlotPump {
     this.#inflight -= n;
     this.#rx.drop(n);
     this.bytesOut += n;
-    this.#noticeSpace = true;
-    this.#scheduleNotice();
+    this.#notice.space();
     this.#pumpOut();
-  }
-
-  /**
-   * Tells the app once per loop turn, not once per chunk: a burst of socket reads (libuv reads up
-   * to 32 chunks of 64 KiB per wakeup) then costs the app one wakeup, not a ping-pong per chunk.
-   * Deferring is safe: an app that arms after we looked re-checks the fifo after arming.
-   */
-  #scheduleNotice(): void {
-    if (this.#noticeScheduled) return;
-    this.#noticeScheduled = true;
-    setImmediate(() => {
-      this.#noticeScheduled = false;
-      if (this.#done || this.#failed) return;
-      let post = false;
-      if (this.#noticeData && this.#tx.notifyNeeded()) post = true;
-      if (this.#noticeSpace && this.#rx.spaceNotifyNeeded()) post = true;
-      this.#noticeData = false;
-      this.#noticeSpace = false;
-      if (post) this.#seg.post(this.slot);
-    });
   }
 
   // ---- teardown ----

@@ -21,6 +21,7 @@ import {
   ferryError,
 } from '@ferry/sdk/internal';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
+import { TurnNotice } from './turn-notice.js';
 
 /** Frames handed to the kernel per call before yielding to the loop. */
 const FRAMES_PER_TURN = 256;
@@ -63,9 +64,7 @@ export class UdpRelay implements SlotPump {
   #flight: InFlight[] = [];
   #inflight = 0;
   #outScheduled = false;
-  #noticeData = false;
-  #noticeSpace = false;
-  #noticeScheduled = false;
+  readonly #notice: TurnNotice;
   #failed = false;
   #done = false;
 
@@ -76,6 +75,7 @@ export class UdpRelay implements SlotPump {
     this.#seg = seg;
     this.#rx = new FifoConsumer(seg.buffer, ref.rxOffset, ref.rxSize);
     this.#tx = new FifoProducer(seg.buffer, ref.txOffset, ref.txSize);
+    this.#notice = new TurnNotice(seg, ref.slot, this.#tx, this.#rx, () => !this.#done && !this.#failed);
     this.#hooks = hooks;
   }
 
@@ -150,8 +150,7 @@ export class UdpRelay implements SlotPump {
     }
     this.datagramsIn++;
     this.bytesIn += msg.length;
-    this.#noticeData = true;
-    this.#scheduleNotice();
+    this.#notice.data();
   }
 
   // ---- fifo -> kernel ----
@@ -256,25 +255,8 @@ export class UdpRelay implements SlotPump {
     if (freed === 0) return;
     this.#rx.drop(freed);
     this.#inflight -= freed;
-    this.#noticeSpace = true;
-    this.#scheduleNotice();
+    this.#notice.space();
     if (async) this.#pumpOut();
-  }
-
-  /** Tells the app once per loop turn, not once per datagram (as the TCP pump does). */
-  #scheduleNotice(): void {
-    if (this.#noticeScheduled) return;
-    this.#noticeScheduled = true;
-    setImmediate(() => {
-      this.#noticeScheduled = false;
-      if (this.#done || this.#failed) return;
-      let post = false;
-      if (this.#noticeData && this.#tx.notifyNeeded()) post = true;
-      if (this.#noticeSpace && this.#rx.spaceNotifyNeeded()) post = true;
-      this.#noticeData = false;
-      this.#noticeSpace = false;
-      if (post) this.#seg.post(this.slot);
-    });
   }
 
   // ---- teardown ----
