@@ -36,12 +36,12 @@ export class ListenerTable {
 
   /** Registers a listener; null if the endpoint is taken in that namespace. */
   add(appId: number, namespace: string, uri: SessionUri): Listener | null {
-    const key = `${namespace}|${endpointKey(uri)}`;
+    const ep = endpointKey(uri);
+    const key = `${namespace}|${ep}`;
     if (this.#byKey.has(key)) return null;
     const l: Listener = { id: this.#nextId++, appId, namespace, uri, accepted: 0 };
     this.#byId.set(l.id, l);
     this.#byKey.set(key, l);
-    const ep = endpointKey(uri);
     let set = this.#byEndpoint.get(ep);
     if (!set) {
       set = new Set();
@@ -55,8 +55,8 @@ export class ListenerTable {
     const l = this.#byId.get(id);
     if (!l) return undefined;
     this.#byId.delete(id);
-    this.#byKey.delete(`${l.namespace}|${endpointKey(l.uri)}`);
     const ep = endpointKey(l.uri);
+    this.#byKey.delete(`${l.namespace}|${ep}`);
     const set = this.#byEndpoint.get(ep);
     set?.delete(l);
     if (set?.size === 0) this.#byEndpoint.delete(ep);
