@@ -234,8 +234,7 @@ export class CtrlServer {
       this.policy.counters.limitHits.maxApps++;
       return reject(ferryError('ERR_FERRY_LIMIT', `maxApps (${this.#config.maxApps}) apps are attached`));
     }
-    const creds = peer;
-    const app = new App(this.#nextApp++, hello.name, namespace, creds, ch, doorbell);
+    const app = new App(this.#nextApp++, hello.name, namespace, peer, ch, doorbell);
     this.apps.set(app.id, app);
     this.pending.delete(ch);
 
@@ -256,9 +255,7 @@ export class CtrlServer {
     );
     // The app now holds the only write end: our read end sees 'end' the moment it dies.
     ourWake.dropRingFd();
-    this.#log(
-      `app ${app.id} '${app.name}' attached (pid ${creds.pid}, uid ${creds.uid}, ns ${app.namespace})`,
-    );
+    this.#log(`app ${app.id} '${app.name}' attached (pid ${peer.pid}, uid ${peer.uid}, ns ${app.namespace})`);
     return app;
   }
 
