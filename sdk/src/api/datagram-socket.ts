@@ -438,14 +438,19 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
       this.#remote.add(key);
       return;
     }
-    const seg = att.segments.get(reply.fifos.segment);
+    // Attachment pinned the segment when this connect-reply arrived (and kept any session-reset
+    // sent before we got here): claim both, or the pin outlives the session.
+    const { seg, reset } = att.claimSession(reply.session);
     if (!seg || this.#state !== 'bound') {
       att.notify({ t: 'close', id: 0, session: reply.session });
       if (!seg) throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'dgram-connect reply names no usable segment');
+      att.releaseSegmentIfUnused(seg);
       return;
     }
     // The frames' peer is the address this socket sends to, so replies match what the app named.
-    this.#openChannel(att, new DatagramChannel(reply.session, seg, reply.fifos, to));
+    const ch = new DatagramChannel(reply.session, seg, reply.fifos, to);
+    this.#openChannel(att, ch);
+    if (reset) this.onEnd(ch, reset);
   }
 
   #flushLookup(key: string): void {
