@@ -40,8 +40,7 @@ export class Server extends EventEmitter {
     (async () => {
       const att = await getAttachment(this.#opts);
       this.#tls = tls ? tlsWire(tls) : undefined;
-      const req = { t: 'listen', id: 0, uri, ...(this.#tls ? { tls: this.#tls } : {}) } as const;
-      const reply = (await att.request(req)) as ListenReply;
+      const reply = (await this.#requestListen(att, uri)) as ListenReply;
       this.#att = att;
       this.#listener = reply.listener;
       this.#uri = reply.uri;
@@ -120,6 +119,10 @@ export class Server extends EventEmitter {
     this.emit('connection', sock);
   };
 
+  #requestListen(att: Attachment, uri: string) {
+    return att.request({ t: 'listen', id: 0, uri, ...(this.#tls ? { tls: this.#tls } : {}) });
+  }
+
   #detach(att: Attachment): void {
     att.off('accepted', this.#onAccepted);
     att.off('lost', this.#onLost);
@@ -135,7 +138,7 @@ export class Server extends EventEmitter {
   #onReattached = (): void => {
     const att = this.#att;
     if (!att || !this.listening) return;
-    att.request({ t: 'listen', id: 0, uri: this.#uri, ...(this.#tls ? { tls: this.#tls } : {}) }).then(
+    this.#requestListen(att, this.#uri).then(
       (r) => {
         const reply = r as ListenReply;
         if (!this.listening || this.#att !== att) {
