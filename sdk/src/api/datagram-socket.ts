@@ -113,6 +113,16 @@ function addressOfUri(uri: string): DgramAddress {
   return { address: u.host, port: u.port, family: u.host.includes(':') ? 'IPv6' : 'IPv4' };
 }
 
+/** Closes a channel and gives its session (and, if it was the last, its segment) back to ferryd. */
+function endChannel(att: Attachment | null, ch: DatagramChannel): void {
+  ch.close();
+  ch.detach();
+  if (!att) return;
+  att.notifySession(ch, { t: 'close', id: 0, session: ch.id });
+  att.offSessionReset(ch);
+  att.releaseSegmentIfUnused(ch.segment);
+}
+
 export class DatagramSocket extends EventEmitter implements DatagramSink {
   readonly type: 'udp4' | 'udp6' | undefined;
   #opts: DatagramSocketOptions;
@@ -611,13 +621,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
         }
       }
     }
-    ch.close();
-    ch.detach();
-    if (att) {
-      att.notifySession(ch, { t: 'close', id: 0, session: ch.id });
-      att.offSessionReset(ch);
-      att.releaseSegmentIfUnused(ch.segment);
-    }
+    endChannel(att, ch);
   }
 
   // ---- teardown ----
@@ -675,11 +679,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     const att = this.#att;
     this.#relay = null;
     if (!relay || !att) return;
-    relay.close();
-    relay.detach();
-    att.notifySession(relay, { t: 'close', id: 0, session: relay.id });
-    att.offSessionReset(relay);
-    att.releaseSegmentIfUnused(relay.segment);
+    endChannel(att, relay);
     routers.get(att)?.delete(this.#endpoint);
     this.#endpoint = 0;
   }
