@@ -330,6 +330,35 @@ describe('UDP when a local peer goes away', () => {
   });
 });
 
+describe('UDP when a local peer dies', () => {
+  test('the surviving app unmaps the segment of their pair (a lookup leaves no pin behind)', async () => {
+    const c = await startApp(d.socket, {}, UDP_APP);
+    const e = await startApp(d.socket, {}, UDP_APP);
+    const segmentsOfC = async () => {
+      const r = await c.ok({ op: 'attachments' });
+      const atts = r['attachments'] as { segments: number }[];
+      return atts.reduce((n, a) => n + a.segments, 0);
+    };
+    try {
+      await c.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' });
+      const portE = Number((await e.ok({ op: 'bind', uri: 'udp://127.0.0.1:0' }))['port']);
+      const before = await segmentsOfC();
+      await c.ok({ op: 'send', port: portE, sizes: [1, 2], seed: 40 });
+      await waitReceived(e, 2, 'e to get 2');
+      assert.equal(await segmentsOfC(), before + 1, 'the pair with e added one segment to c');
+      await e.kill();
+      await eventually(
+        async () => (await segmentsOfC()) === before,
+        10_000,
+        'c to let go of the pair segment',
+      );
+    } finally {
+      await c.kill();
+      await e.kill();
+    }
+  });
+});
+
 describe('UDP connected use', () => {
   test('a connected socket sends without an address and hears only its peer', async () => {
     const c = await startApp(d.socket, {}, UDP_APP);

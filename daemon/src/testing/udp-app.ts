@@ -4,6 +4,7 @@
  * sender), so tests can check boundaries, content and addresses across processes.
  */
 import { createDatagramSocket, type DatagramSocket } from '@ferry/sdk';
+import { attachmentStats } from '@ferry/sdk/internal';
 import { datagramPayload, sha256 } from './datagrams.js';
 
 type Cmd =
@@ -22,6 +23,7 @@ type Cmd =
   | { op: 'send-connected'; sizes: number[]; seed: number }
   | { op: 'disconnect' }
   | { op: 'received' }
+  | { op: 'attachments' }
   | { op: 'close' }
   | { op: 'exit' };
 
@@ -142,6 +144,8 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       return {};
     case 'received':
       return { received };
+    case 'attachments':
+      return { attachments: await attachmentStats() };
     case 'close': {
       const s = must();
       await new Promise<void>((resolve) => s.close(resolve));
