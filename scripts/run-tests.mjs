@@ -28,6 +28,7 @@ if (chosen.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
-const args = ['--test', '--test-concurrency=1', ...process.argv.slice(2), ...chosen];
+// No single test may hang the run (CI stops at 90 minutes); a test that needs more is broken.
+const args = ['--test', '--test-concurrency=1', '--test-timeout=300000', ...process.argv.slice(2), ...chosen];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(r.status ?? 1);
