@@ -32,6 +32,8 @@ export interface PerfResult {
   p50us?: number;
   p99us?: number;
   p999us?: number;
+  /** CPU time this client process used during the workload (user + system, all threads), in us. */
+  cpuUs: number;
 }
 
 async function connected(s: Duplex): Promise<void> {
@@ -132,6 +134,13 @@ function pct(sorted: number[], p: number): number {
 }
 
 export async function runPerf(stack: Stack, o: PerfOptions): Promise<PerfResult> {
+  const cpu0 = process.cpuUsage();
+  const r = await runWorkload(stack, o);
+  const cpu = process.cpuUsage(cpu0);
+  return { ...r, cpuUs: cpu.user + cpu.system };
+}
+
+async function runWorkload(stack: Stack, o: PerfOptions): Promise<Omit<PerfResult, 'cpuUs'>> {
   const base = { stack: stack.name, workload: o.workload, target: o.target, count: o.count, size: o.size };
   switch (o.workload) {
     case 'throughput': {

@@ -19,6 +19,10 @@ function netAddress(target: string): { path?: string; host?: string; port?: numb
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
+function bracketed(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 export function stackFor(name: StackName, opts: ferry.ConnectOptions = {}): Stack {
   if (name === 'net') {
     return {
@@ -36,7 +40,15 @@ export function stackFor(name: StackName, opts: ferry.ConnectOptions = {}): Stac
           });
           srv.once('error', reject);
           const a = netAddress(target);
-          const done = () => resolve({ close: () => srv.close(), uri: target });
+          const done = () => {
+            const bound = srv.address();
+            // Port 0 asks the kernel for one: report the port it gave, as the SDK's listen does.
+            const uri =
+              a.path || bound === null || typeof bound === 'string'
+                ? target
+                : `tcp://${bracketed(a.host ?? bound.address)}:${bound.port}`;
+            resolve({ close: () => srv.close(), uri });
+          };
           if (a.path) srv.listen(a.path, done);
           else srv.listen(a.port ?? 0, a.host, done);
         }),

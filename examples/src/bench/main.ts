@@ -6,8 +6,8 @@
  * Every measurement is a fresh server and client process pair (`ferry perf`), so a spinning
  * poll-mode app never runs beside another measurement. Bounded: fixed counts and a timeout each.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,12 +113,40 @@ function firstLine(p: ChildProcess, timeoutMs: number): Promise<string> {
   });
 }
 
+/** Clock ticks per second of /proc/PID/stat's utime and stime. */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system, every thread) a process has used so far, in us; 0 once it is gone. */
+function cpuUsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may itself contain them.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Units of work a run's CPU time is divided by: MiB for streams, else messages or connections. */
+function opsOf(c: Case): number {
+  return c.workload === 'throughput' ? c.count / (1024 * 1024) : c.count;
+}
+
 async function measure(
   c: Case,
   v: Variant,
   dir: string,
   sockets: { a: string; b: string },
   port: number,
+  daemons: ChildProcess[],
 ): Promise<Record<string, number>> {
   const env = { ...process.env, FERRY_SOCKET: sockets.a, ...(v.mode ? { FERRY_MODE: v.mode } : {}) };
   const serverEnv = v.remote ? { ...env, FERRY_SOCKET: sockets.b } : env;
@@ -126,6 +154,10 @@ async function measure(
   const server = run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
   try {
     await firstLine(server, 10_000);
+    // The server and both ferryd are sampled around the client's run (which counts its own CPU,
+    // without its start-up): every process of the path, whether the variant uses ferryd or not.
+    const others = [server, ...daemons];
+    const before = others.map((p) => cpuUsOf(p.pid));
     const client = run(
       [
         'perf',
@@ -148,7 +180,9 @@ async function measure(
       ],
       env,
     );
-    return JSON.parse(await firstLine(client, 130_000)) as Record<string, number>;
+    const res = JSON.parse(await firstLine(client, 130_000)) as Record<string, number>;
+    const othersUs = others.reduce((sum, p, i) => sum + cpuUsOf(p.pid) - (before[i] ?? 0), 0);
+    return { ...res, cpuUsPerOp: ((res['cpuUs'] ?? Number.NaN) + othersUs) / opsOf(c) };
   } finally {
     server.kill('SIGKILL');
   }
@@ -190,7 +224,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const c of all) {
         for (const v of r % 2 ? [...c.variants].reverse() : c.variants) {
-          const res = await measure(c, v, dir, sockets, port++);
+          const res = await measure(c, v, dir, sockets, port++, [daemon, daemonB]);
           const key = `${c.name}|${v.label}`;
           samples.set(key, [...(samples.get(key) ?? []), res]);
           if (!values.json) process.stderr.write('.');
@@ -207,8 +241,10 @@ async function main(): Promise<void> {
   for (const c of all) {
     const metric = (v: Variant, field: string) =>
       median((samples.get(`${c.name}|${v.label}`) ?? []).map((s) => s[field] ?? Number.NaN));
-    const fields =
-      c.workload === 'rtt' ? ['p50us', 'p99us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond'];
+    const fields = [
+      ...(c.workload === 'rtt' ? ['p50us', 'p99us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond']),
+      'cpuUsPerOp',
+    ];
     for (const f of fields) {
       const base = metric(UNIX, f);
       const tcp = metric(TCP, f);
@@ -232,7 +268,8 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `Ferry benchmark: medians of ${rounds} rounds, ratios to node:net (unix socket, TCP loopback) in the same run\n` +
-      `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp)\n\n`,
+      `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp)\n` +
+      `(cpuUsPerOp: CPU us of client + server + both ferryd per MiB, message, round trip or connection)\n\n`,
   );
   process.stdout.write(
     `${'case'.padEnd(44)} ${'metric'.padEnd(10)} ${'variant'.padEnd(22)} ${'median'.padStart(12)} ${'x unix'.padStart(8)} ${'x tcp'.padStart(8)}\n`,

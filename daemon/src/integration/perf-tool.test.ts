@@ -1,0 +1,122 @@
+/**
+ * `ferry perf`: every workload over the SDK (cut-through) and over node:net prints one JSON line
+ * whose figures are consistent with the work asked for. Small counts: this checks the tool, the
+ * benchmark measures speed.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type DaemonHandle, startDaemon } from '../testing/harness.js';
+
+const CLI = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
+
+function firstJsonLine(p: ChildProcess, what: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(
+      () => reject(new Error(`${what}: no line in ${timeoutMs} ms (${err})`)),
+      timeoutMs,
+    );
+    p.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    p.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
+        } catch (e) {
+          reject(e);
+        }
+      }
+    });
+    p.once('exit', (code) => {
+      if (out.includes('\n')) return;
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code} before printing: ${err}`));
+    });
+  });
+}
+
+const WORKLOADS = [
+  { workload: 'throughput', count: 4 * 1024 * 1024, size: 64 * 1024 },
+  { workload: 'rate', count: 2_000, size: 64 },
+  { workload: 'rtt', count: 200, size: 64 },
+  { workload: 'cps', count: 60, size: 64 },
+] as const;
+
+describe('ferry perf server|client --json', () => {
+  let daemon: DaemonHandle;
+  before(async () => {
+    daemon = await startDaemon();
+  });
+  after(async () => {
+    await daemon.stop();
+  });
+
+  for (const stack of ['ferry', 'net'] as const) {
+    test(`${stack}: each workload reports what it did`, async () => {
+      const env = { ...process.env, FERRY_SOCKET: daemon.socket };
+      const server = spawn(
+        process.execPath,
+        [CLI, 'perf', 'server', '--uri', 'tcp://127.0.0.1:0', '--stack', stack],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      try {
+        const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
+        assert.match(listening, /^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
+        for (const w of WORKLOADS) {
+          const client = spawn(
+            process.execPath,
+            [
+              CLI,
+              'perf',
+              'client',
+              '--uri',
+              listening,
+              '--stack',
+              stack,
+              '--workload',
+              w.workload,
+              '--count',
+              String(w.count),
+              '--size',
+              String(w.size),
+              '--concurrency',
+              '4',
+              '--json',
+            ],
+            { env, stdio: ['ignore', 'pipe', 'pipe'] },
+          );
+          const r = await firstJsonLine(client, `perf client ${w.workload}`);
+          assert.equal(r['stack'], stack);
+          assert.equal(r['workload'], w.workload);
+          assert.equal(r['count'], w.count);
+          const seconds = r['seconds'] as number;
+          assert.ok(seconds > 0, `${w.workload}: seconds ${seconds}`);
+          assert.ok(Math.abs((r['perSecond'] as number) - w.count / seconds) < 1e-6 * (w.count / seconds));
+          // The client did work, so it used CPU.
+          const cpuUs = r['cpuUs'] as number;
+          assert.ok(cpuUs > 0, `${w.workload}: cpuUs ${cpuUs}`);
+          if (w.workload === 'throughput') {
+            assert.ok(Math.abs((r['gbps'] as number) - w.count / seconds / 1e9) < 1e-9);
+          }
+          if (w.workload === 'rtt') {
+            const p50 = r['p50us'] as number;
+            const p99 = r['p99us'] as number;
+            const p999 = r['p999us'] as number;
+            assert.ok(p50 > 0 && p50 <= p99 && p99 <= p999, `rtt p50 ${p50} p99 ${p99} p999 ${p999}`);
+            // Round trips are sequential and half of them took at least p50.
+            assert.ok(seconds * 1e6 >= (w.count * p50) / 2, `rtt ${seconds} s for ${w.count} x ${p50} us`);
+          }
+        }
+      } finally {
+        server.kill('SIGTERM');
+      }
+    });
+  }
+});
