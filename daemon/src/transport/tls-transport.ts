@@ -179,6 +179,23 @@ function handshake(
 
 let roots: X509Certificate[] | null = null;
 
+/** CAs clients gave, parsed: apps pass the same PEM on every connect. Bounded, oldest out. */
+const caCache = new Map<string, X509Certificate[]>();
+const CA_CACHE_ENTRIES = 64;
+
+function parsedCa(pem: string): X509Certificate[] {
+  let certs = caCache.get(pem);
+  if (!certs) {
+    certs = parseChain(pem, 'ca');
+    if (caCache.size >= CA_CACHE_ENTRIES) {
+      const oldest = caCache.keys().next();
+      if (!oldest.done) caCache.delete(oldest.value);
+    }
+    caCache.set(pem, certs);
+  }
+  return certs;
+}
+
 function systemRoots(): X509Certificate[] {
   if (!roots) {
     roots = [];
@@ -212,7 +229,7 @@ export function clientWouldAccept(
   if (!nameOk) return false;
   let anchors: X509Certificate[];
   try {
-    anchors = opts?.ca !== undefined ? parseChain(opts.ca, 'ca') : systemRoots();
+    anchors = opts?.ca !== undefined ? parsedCa(opts.ca) : systemRoots();
   } catch {
     return false;
   }
