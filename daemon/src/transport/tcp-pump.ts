@@ -4,12 +4,15 @@
  *
  * fifo -> socket writes views of the fifo (no copy in ferryd) and drops the bytes only in the
  * write callback, once the kernel has taken them, so the app cannot overwrite them meanwhile;
- * what is in flight is bounded by the fifo. socket -> fifo enqueues each chunk; when the fifo is
- * full the socket is paused (the kernel window closes on the remote) until the app frees space.
+ * what is in flight is bounded by the fifo. socket -> fifo: with a DirectRead (plain TCP) the
+ * kernel reads straight into the fifo's free space, which is committed after each read; otherwise
+ * (TLS, or while the fifo is full) each chunk is copied in. When the fifo is full the socket is
+ * paused (the kernel window closes on the remote) until the app frees space.
  */
 import type { Socket } from 'node:net';
 import { type FerryError, FifoConsumer, type FifoPairRef, FifoProducer } from '@ferry/sdk/internal';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
+import { directReadOf, scratchBuffer } from './direct-read.js';
 import { tcpError } from './tcp-errors.js';
 import { TurnNotice } from './turn-notice.js';
 
@@ -42,7 +45,12 @@ export class TcpPump implements SlotPump {
   /** Bytes handed to socket.write() and not yet confirmed: still in the fifo, not dropped. */
   #inflight = 0;
   /** The part of a socket chunk that did not fit in the fifo; the socket is paused meanwhile. */
-  #pendingIn: Buffer | null = null;
+  #pendingIn: Uint8Array | null = null;
+  /**
+   * The fifo view the next kernel read lands in (DirectRead), else null (it lands in the scratch
+   * buffer). Lent only while nothing else writes the fifo: no #pendingIn, no FIN, no failure.
+   */
+  #lent: Uint8Array | null = null;
   #waitingSpace = false;
   #remoteEnded = false;
   #finForwarded = false;
@@ -83,7 +91,13 @@ export class TcpPump implements SlotPump {
     this.#seg.add(this.slot, this);
     const s = this.socket;
     this.raw.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => this.#onData(chunk));
+    const direct = s === this.raw ? directReadOf(s) : undefined;
+    if (direct) {
+      direct.attach({
+        nextBuffer: () => this.#nextBuffer(),
+        onRead: (n, buf) => this.#onRead(n, buf),
+      });
+    } else s.on('data', (chunk: Buffer) => this.#onData(chunk));
     s.on('end', () => this.#onEnd());
     s.on('error', (err) => this.#fail(tcpError(err, 'tcp session'), false));
     s.on('close', () => {
@@ -148,7 +162,41 @@ export class TcpPump implements SlotPump {
 
   // ---- socket -> fifo ----
 
-  #onData(chunk: Buffer): void {
+  /** DirectRead: where the next kernel read lands. Never empty (that would read as EOF). */
+  #nextBuffer(): Uint8Array {
+    this.#lent = null;
+    if (!this.#done && !this.#failed && !this.#remoteEnded && this.#pendingIn === null) {
+      const v = this.#tx.writableView();
+      if (v.length > 0) {
+        this.#lent = v;
+        return v;
+      }
+    }
+    return scratchBuffer();
+  }
+
+  /** DirectRead: the kernel read `n` bytes into `buf`, the fifo view or the shared scratch. */
+  #onRead(n: number, buf: Uint8Array): void {
+    const lent = this.#lent;
+    this.#lent = null;
+    if (this.#done || this.#failed) return;
+    if (buf !== lent) {
+      this.#onData(buf.subarray(0, n));
+      // What did not fit must leave the scratch buffer before the next read reuses it.
+      if (this.#pendingIn !== null && this.#pendingIn.buffer === buf.buffer) this.#pendingIn = this.#pendingIn.slice();
+      return;
+    }
+    // The app stopped reading (closed or reset): nobody will read these bytes.
+    if (this.#tx.peerClosed) return;
+    if (this.#tx.commit(n) !== n) {
+      this.#fail(this.#tx.error ?? tcpError(new Error('rx fifo refused data'), 'tcp session'), true);
+      return;
+    }
+    this.bytesIn += n;
+    this.#notice.data();
+  }
+
+  #onData(chunk: Uint8Array): void {
     if (this.#done || this.#failed) return;
     if (this.#pendingIn) {
       this.#pendingIn = Buffer.concat([this.#pendingIn, chunk]);

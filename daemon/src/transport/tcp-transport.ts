@@ -1,6 +1,7 @@
 /** The kernel side of the TCP transport: listening sockets and outgoing connections (node:net). */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { type FerryError, ferryError, formatUri, type SessionUri } from '@ferry/sdk/internal';
+import { adoptAccepted, DirectRead } from './direct-read.js';
 import { tcpError } from './tcp-errors.js';
 
 /** The address to bind for a listener's host: wildcards bind every IPv4 address. */
@@ -21,10 +22,16 @@ export function tcpUri(
   return formatUri({ scheme, host, port: port ?? 0 });
 }
 
-/** Binds a kernel listener; resolves once it listens, rejects with EADDRINUSE, EACCES, ... */
+/**
+ * Binds a kernel listener; resolves once it listens, rejects with EADDRINUSE, EACCES, ...
+ * Accepted tcp:// sockets come paused with a DirectRead (see direct-read.ts); tls:// ones do not.
+ */
 export function listenTcp(uri: SessionUri, onConnection: (socket: Socket) => void): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+    const direct = uri.scheme === 'tcp';
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) =>
+      onConnection(direct ? adoptAccepted(sock, true) : sock),
+    );
     const onError = (err: Error) => reject(tcpError(err, formatUri(uri)));
     server.once('error', onError);
     server.listen({ host: bindHost(uri.host), port: uri.port, backlog: 511 }, () => {
@@ -36,10 +43,21 @@ export function listenTcp(uri: SessionUri, onConnection: (socket: Socket) => voi
   });
 }
 
-/** Opens a TCP connection; rejects with ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ... */
+/**
+ * Opens a TCP connection; rejects with ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ... The socket comes
+ * paused; a tcp:// one with a DirectRead (see direct-read.ts), a tls:// one without (TLS reads the
+ * kernel socket itself).
+ */
 export function connectTcp(uri: SessionUri, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: uri.host, port: uri.port, allowHalfOpen: true });
+    const reader = uri.scheme === 'tcp' ? new DirectRead() : null;
+    const socket = connect({
+      host: uri.host,
+      port: uri.port,
+      allowHalfOpen: true,
+      ...(reader ? { onread: reader.onread } : {}),
+    });
+    reader?.bind(socket);
     socket.pause();
     const timer = setTimeout(() => {
       socket.destroy();

@@ -22,6 +22,7 @@ const CONS_FLAGS = FIFO_CONS_FLAGS_OFFSET / 4;
 const PROD_FLAGS = FIFO_PROD_FLAGS_OFFSET / 4;
 const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
+const EMPTY = new Uint8Array(0);
 
 /**
  * Writes into a fifo. Own state (tail, size, flags) is kept privately and only published; the
@@ -38,6 +39,8 @@ export class FifoProducer {
   #head: number;
   #flags: number;
   #error: FerryError | null = null;
+  /** Bytes the last writableView() offered at the current tail; 0 once used or invalidated. */
+  #lent = 0;
 
   constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
     const v = openFifo(buf, offset, sizeBytes);
@@ -75,6 +78,7 @@ export class FifoProducer {
    * full, -1 when the fifo failed (see `error`) or this end already called fin() or reset().
    */
   enqueue(src: Uint8Array): number {
+    this.#lent = 0;
     if (this.#error !== null || this.#flags !== 0) return -1;
     const len = src.length;
     let free = this.#size - ((this.#tail - this.#head) >>> 0);
@@ -105,6 +109,7 @@ export class FifoProducer {
    * all fit now, -1 when the fifo failed or this end already called fin() or reset().
    */
   enqueueAtomic(parts: readonly Uint8Array[]): number {
+    this.#lent = 0;
     if (this.#error !== null || this.#flags !== 0) return -1;
     let len = 0;
     for (const p of parts) len += p.length;
@@ -129,6 +134,40 @@ export class FifoProducer {
     // store-release, once for all parts (paired with the consumer's load-acquire of TAIL).
     storeRelease(this.#ctl, TAIL, this.#tail);
     return len;
+  }
+
+  /**
+   * The free space from the tail up to the head or the ring's end, whichever comes first (at most
+   * `maxBytes`), for a writer that fills it in place (a kernel read): write into it, then commit()
+   * what was written. Empty when full, failed or after fin()/reset(). The consumer cannot see the
+   * bytes before commit(); an enqueue or commit invalidates the view (a later commit fails).
+   */
+  writableView(maxBytes = this.#size): Uint8Array {
+    this.#lent = 0;
+    if (this.#error !== null || this.#flags !== 0 || !this.#loadHead()) return EMPTY;
+    const pos = this.#tail & this.#mask;
+    const n = Math.min(this.#size - ((this.#tail - this.#head) >>> 0), this.#size - pos, maxBytes);
+    if (!(n >= 1)) return EMPTY;
+    this.#lent = Math.floor(n);
+    return this.#data.subarray(pos, pos + this.#lent);
+  }
+
+  /**
+   * Publishes the first `n` bytes of the last writableView(). Returns n; -1 when the fifo failed,
+   * this end finished, or `n` is not a count that view offered (it was invalidated, or too short).
+   */
+  commit(n: number): number {
+    const lent = this.#lent;
+    this.#lent = 0;
+    if (this.#error !== null || this.#flags !== 0) return -1;
+    if (!(Number.isInteger(n) && n >= 0 && n <= lent)) return -1;
+    if (n === 0) return 0;
+    this.#tail = (this.#tail + n) >>> 0;
+    // store-release: producer-owned tail, after the bytes written into the view (paired with the
+    // consumer's load-acquire of TAIL). The space was free when lent and head only moves forward,
+    // so it is still ours whatever the consumer did meanwhile.
+    storeRelease(this.#ctl, TAIL, this.#tail);
+    return n;
   }
 
   /**
@@ -164,6 +203,7 @@ export class FifoProducer {
   }
 
   #setFlag(flag: number): void {
+    this.#lent = 0;
     this.#flags |= flag;
     // store-release: producer-owned flags, after the last tail store (the consumer loads the
     // flags before the tail, so a FIN it sees covers every byte).
