@@ -26,6 +26,8 @@ type Cmd =
       fifoSize?: number;
       timeout?: number;
       tls?: TlsConnectOptions;
+      /** How the client treats what it receives; by default it reads everything at once. */
+      behavior?: Behavior;
     }
   | { op: 'send'; tag: string; bytes: number; seed: number; chunk: number; end?: boolean }
   | { op: 'end'; tag: string; data?: string }
@@ -133,7 +135,7 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
         ...(cmd.timeout ? { timeout: cmd.timeout } : {}),
         ...(cmd.tls ? { tls: cmd.tls } : {}),
       });
-      track(cmd.tag, sock, 'client');
+      track(cmd.tag, sock, cmd.behavior ?? 'client');
       await new Promise<void>((resolve, reject) => {
         sock.once('connect', resolve);
         sock.once('error', reject);

@@ -183,7 +183,8 @@ export class TcpPump implements SlotPump {
     if (buf !== lent) {
       this.#onData(buf.subarray(0, n));
       // What did not fit must leave the scratch buffer before the next read reuses it.
-      if (this.#pendingIn !== null && this.#pendingIn.buffer === buf.buffer) this.#pendingIn = this.#pendingIn.slice();
+      if (this.#pendingIn !== null && this.#pendingIn.buffer === buf.buffer)
+        this.#pendingIn = this.#pendingIn.slice();
       return;
     }
     // The app stopped reading (closed or reset): nobody will read these bytes.
