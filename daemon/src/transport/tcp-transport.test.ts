@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { directReadOf } from './direct-read.js';
 import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-transport.js';
 
 test('listener hosts bind where they say; kernel addresses become session URIs', () => {
@@ -24,16 +25,27 @@ test('listenTcp gives the kernel port; a second bind is EADDRINUSE; connectTcp r
       },
     );
     const sock = await connectTcp({ scheme: 'tcp', host: '127.0.0.1', port }, 2000);
-    sock.resume();
-    const text = await new Promise<string>((resolve) => {
-      let t = '';
-      sock.on('data', (d: Buffer) => {
-        t += d.toString();
-      });
-      sock.on('end', () => resolve(t));
+    // A tcp:// socket reads through a DirectRead (no 'data' events): the pump attaches to it.
+    const reader = directReadOf(sock);
+    assert.ok(reader);
+    let text = '';
+    const buf = new Uint8Array(16);
+    reader.attach({
+      nextBuffer: () => buf,
+      onRead: (n, b) => {
+        text += Buffer.from(b.subarray(0, n)).toString();
+      },
+    });
+    await new Promise<void>((resolve) => {
+      sock.on('end', () => resolve());
+      sock.resume();
     });
     assert.equal(text, 'hi');
     sock.destroy();
+    // A tls:// one does not: TLS reads the kernel socket itself.
+    const raw = await connectTcp({ scheme: 'tls', host: '127.0.0.1', port }, 2000);
+    assert.equal(directReadOf(raw), undefined);
+    raw.destroy();
   } finally {
     server.close();
   }
