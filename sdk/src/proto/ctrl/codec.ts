@@ -44,9 +44,8 @@ const invalidArg: FieldFailure = (path, expected) =>
 export function encodeCtrl(msg: CtrlMessage): Uint8Array {
   const t: unknown = (msg as { t?: unknown } | null)?.t;
   if (!isCtrlType(t)) throw ferryError('ERR_INVALID_ARG_VALUE', 'not a control message type');
-  const fields = checkFields(CTRL_SCHEMA[t], msg as unknown as Record<string, unknown>, t, invalidArg);
-  const wire = toWire({ t, ...fields });
-  const bytes = packr.pack(wire);
+  const wire = checkFields(CTRL_SCHEMA[t], msg as unknown as Record<string, unknown>, t, invalidArg, { t });
+  const bytes = packr.pack(toWire(wire));
   if (bytes.length > CTRL_MAX_MESSAGE_BYTES) {
     throw ferryError('ERR_FERRY_PROTO_TOO_LARGE', `${t} encodes to ${bytes.length} bytes`);
   }
@@ -55,10 +54,13 @@ export function encodeCtrl(msg: CtrlMessage): Uint8Array {
 }
 
 // msgpackr writes integers above 2^32 as float64; a bigint is written as a msgpack int64 instead.
+// In place: `obj` and the maps in it are checkFields' fresh copies, never the caller's objects.
 function toWire(obj: Record<string, unknown>): Record<string, unknown> {
-  for (const [key, value] of Object.entries(obj)) {
-    if (typeof value === 'number' && value > U32_MAX) obj[key] = BigInt(value);
-    else if (isPlainObject(value)) obj[key] = toWire({ ...value });
+  for (const key in obj) {
+    const value = obj[key];
+    if (typeof value === 'number') {
+      if (value > U32_MAX) obj[key] = BigInt(value);
+    } else if (isPlainObject(value)) toWire(value);
   }
   return obj;
 }
@@ -99,9 +101,8 @@ function decodeChecked(value: unknown): CtrlMessage {
     const name = typeof t === 'string' && SHORT_NAME.test(t) ? ` '${t}'` : '';
     throw ferryError('ERR_FERRY_PROTO_UNKNOWN_MSG', `type${name} is not known`);
   }
-  const fields = checkFields(CTRL_SCHEMA[t], value, t, malformed);
   // checkFields built every field of CTRL_SCHEMA[t], whose kinds are tied to the interfaces by type.
-  return { t, ...fields } as unknown as CtrlMessage;
+  return checkFields(CTRL_SCHEMA[t], value, t, malformed, { t }) as unknown as CtrlMessage;
 }
 
 function isProtoCode(code: ErrorCode): boolean {

@@ -227,7 +227,9 @@ function checkTls(v: unknown): TlsOptions | undefined {
   return out;
 }
 
-function checkValue(kind: FieldKind, v: unknown, path: string, fail: FieldFailure): unknown {
+// `where` and `key` rather than a ready path: the path is text for errors (and nested fields), so
+// a message that checks out never builds one.
+function checkValue(kind: FieldKind, v: unknown, where: string, key: string, fail: FieldFailure): unknown {
   let out: unknown;
   switch (kind) {
     case 'u32':
@@ -253,14 +255,18 @@ function checkValue(kind: FieldKind, v: unknown, path: string, fail: FieldFailur
       break;
     case 'fifosOrNull':
       if (v === null) return null;
-      return isPlainObject(v) ? checkFields(FIFO_PAIR_SCHEMA, v, path, fail) : failWith(fail, path, kind);
+      return isPlainObject(v)
+        ? checkFields(FIFO_PAIR_SCHEMA, v, `${where}.${key}`, fail)
+        : failWith(fail, `${where}.${key}`, kind);
     case 'fifos':
-      return isPlainObject(v) ? checkFields(FIFO_PAIR_SCHEMA, v, path, fail) : failWith(fail, path, kind);
+      return isPlainObject(v)
+        ? checkFields(FIFO_PAIR_SCHEMA, v, `${where}.${key}`, fail)
+        : failWith(fail, `${where}.${key}`, kind);
     case 'tls':
       out = checkTls(v);
       break;
   }
-  return out === undefined ? failWith(fail, path, kind) : out;
+  return out === undefined ? failWith(fail, `${where}.${key}`, kind) : out;
 }
 
 function failWith(fail: FieldFailure, path: string, kind: FieldKind): never {
@@ -270,24 +276,46 @@ function failWith(fail: FieldFailure, path: string, kind: FieldKind): never {
 /** Kinds whose key may be missing: fields added after version 1, which older peers never send. */
 const OPTIONAL_KINDS: ReadonlySet<FieldKind> = new Set(['tls']);
 
+interface FieldEntry {
+  readonly key: string;
+  readonly kind: FieldKind;
+  readonly optional: boolean;
+}
+
+// Every message passes through checkFields twice (encode and decode): its table is walked as a
+// ready array instead of an Object.entries() copy per call.
+const ENTRIES = new WeakMap<Schema, readonly FieldEntry[]>();
+
+function entriesOf(schema: Schema): readonly FieldEntry[] {
+  let entries = ENTRIES.get(schema);
+  if (entries === undefined) {
+    entries = Object.entries(schema).map(([key, kind]) => ({ key, kind, optional: OPTIONAL_KINDS.has(kind) }));
+    ENTRIES.set(schema, entries);
+  }
+  return entries;
+}
+
 /**
  * Checks every field of `schema` in `src` and returns a fresh object holding only those fields, in
  * schema order. Keys not in the schema (newer peers' additions, `__proto__`) are not copied; only own
- * properties are read, so nothing is picked up from a prototype.
+ * properties are read, so nothing is picked up from a prototype. `into` (default a new object)
+ * receives the fields after whatever it already holds: the codec passes `{ t }`, so that the type
+ * comes first.
  */
 export function checkFields(
   schema: Schema,
   src: Record<string, unknown>,
   where: string,
   fail: FieldFailure,
+  into: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, kind] of Object.entries(schema)) {
-    const path = `${where}.${key}`;
+  const out = into;
+  for (const { key, kind, optional } of entriesOf(schema)) {
+    const present = Object.hasOwn(src, key);
     // Optional fields: absent (or undefined, on the encoding side) means "not given".
-    if (OPTIONAL_KINDS.has(kind) && (!Object.hasOwn(src, key) || src[key] === undefined)) continue;
-    if (!Object.hasOwn(src, key)) throw fail(path, `present (${EXPECTED[kind]})`);
-    out[key] = checkValue(kind, src[key], path, fail);
+    if (optional && (!present || src[key] === undefined)) continue;
+    if (!present) throw fail(`${where}.${key}`, `present (${EXPECTED[kind]})`);
+    out[key] = checkValue(kind, src[key], where, key, fail);
   }
   return out;
 }
