@@ -38,7 +38,12 @@ export class App {
     this.doorbellFd = doorbellFd;
   }
 
-  send(msg: CtrlMessage, fds: readonly number[] = []): void {
-    this.channel.send(msg, fds);
+  /**
+   * With `ringSoon`, the app's wake pipe is rung at the end of this loop turn (see CtrlChannel.send):
+   * for connect replies and accepted events, which come in bursts under load (several connects
+   * complete, or several connections are accepted, in one turn), so that the app wakes once for them.
+   */
+  send(msg: CtrlMessage, fds: readonly number[] = [], ringSoon = false): void {
+    this.channel.send(msg, fds, ringSoon);
   }
 }

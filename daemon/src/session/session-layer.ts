@@ -6,7 +6,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import type { Server, Socket } from 'node:net';
+import { isIPv4, type Server, type Socket } from 'node:net';
 import {
   type Accepted,
   type Connect,
@@ -30,7 +30,7 @@ import type { PairSegment } from '../segment/pair-segment.js';
 import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js';
 import { DAEMON_PARTY_ID, DaemonEnd, type DaemonSegment } from '../transport/daemon-end.js';
 import { TcpPump } from '../transport/tcp-pump.js';
-import { connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
+import { bindHost, connectTcp, listenTcp, tcpUri } from '../transport/tcp-transport.js';
 import {
   acceptTls,
   type CertKey,
@@ -220,7 +220,7 @@ export class SessionLayer {
       fds: [],
       transport: 'ct',
     };
-    server.send(accepted);
+    server.send(accepted, [], true);
     return {
       t: 'connect-reply',
       id: req.id,
@@ -487,7 +487,10 @@ export class SessionLayer {
       throw ferryError('ERR_FERRY_NOT_ATTACHED', 'app went away while connecting');
     }
     const local = tcpUri(raw.localAddress, raw.localPort, uri.scheme);
-    const remote = tcpUri(raw.remoteAddress, raw.remotePort, uri.scheme);
+    // The peer is the address we connected to: a numeric IPv4 target needs no getpeername().
+    const remote = isIPv4(uri.host)
+      ? tcpUri(uri.host, uri.port, uri.scheme)
+      : tcpUri(raw.remoteAddress, raw.remotePort, uri.scheme);
     let s: Session;
     try {
       const appTx = fifoSizeFor(this.#config, req.txFifoSize);
@@ -549,7 +552,12 @@ export class SessionLayer {
       reset();
       return;
     }
-    const local = tcpUri(raw.localAddress, raw.localPort, l.uri.scheme);
+    // A listener bound to one IPv4 address accepts on that address: no getsockname() needed.
+    const bound = bindHost(l.uri.host);
+    const local =
+      bound !== '0.0.0.0' && isIPv4(bound)
+        ? tcpUri(bound, l.uri.port, l.uri.scheme)
+        : tcpUri(raw.localAddress, raw.localPort, l.uri.scheme);
     const remote = tcpUri(raw.remoteAddress, raw.remotePort, l.uri.scheme);
     let s: Session;
     try {
@@ -563,17 +571,21 @@ export class SessionLayer {
     l.accepted++;
     this.counters.accepted++;
     this.counters.tcpAccepts++;
-    app.send({
-      t: 'accepted',
-      id: 0,
-      listener: l.id,
-      session: s.id,
-      fifos: this.#fifoRef(s),
-      localUri: local,
-      remoteUri: remote,
-      fds: [],
-      transport: s.transport,
-    });
+    app.send(
+      {
+        t: 'accepted',
+        id: 0,
+        listener: l.id,
+        session: s.id,
+        fifos: this.#fifoRef(s),
+        localUri: local,
+        remoteUri: remote,
+        fds: [],
+        transport: s.transport,
+      },
+      [],
+      true,
+    );
   }
 
   /**
