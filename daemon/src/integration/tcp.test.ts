@@ -1,6 +1,7 @@
 /** The TCP transport: real kernel sockets (node:net, nc) against SDK apps through a real ferryd. */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import {
@@ -277,6 +278,37 @@ describe('half-close over TCP', () => {
       assert.equal(r.bytes, 70_000);
       assert.equal(r.sha256, sent['sha256']);
     } finally {
+      await closeServer(server);
+    }
+  });
+
+  test("an SDK client's end() is the TCP session's shutdown: FIN to the remote, local-fin in ferry show", async () => {
+    // The SDK sends no shutdown notice for a session ferryd carries: ferryd reads the FIN from the
+    // fifo, sends it, and moves the session to local-fin itself.
+    let remote: Socket | null = null;
+    let remoteEnded = false;
+    const { server, port } = await netServer((s) => {
+      remote = s;
+      s.resume();
+      s.on('end', () => {
+        remoteEnded = true;
+      });
+    }, true);
+    try {
+      await client.ok({ op: 'connect', tag: 'fin1', uri: `tcp://127.0.0.1:${port}`, allowHalfOpen: true });
+      await client.ok({ op: 'send', tag: 'fin1', bytes: 1000, seed: 27, chunk: 1000, end: true });
+      await eventually(async () => remoteEnded, 10_000, 'the remote to see FIN');
+      await eventually(
+        async () => (await tcpSessions()).some((s) => s.state === 'local-fin'),
+        10_000,
+        'the session in local-fin',
+      );
+      (remote as Socket | null)?.end();
+      await client.waitFor((e) => e.event === 'close' && e.tag === 'fin1');
+      await eventually(async () => (await tcpSessions()).length === 0, 10_000, 'the session to be freed');
+    } finally {
+      // A failed check leaves the connection half-open, and close() would wait for it forever.
+      (remote as Socket | null)?.destroy();
       await closeServer(server);
     }
   });

@@ -237,6 +237,12 @@ export class SessionLayer {
 
   shutdown(app: App, sessionId: number): void {
     const s = this.#own(app, sessionId);
+    if (s.pump) {
+      // ferryd carries the session and applies 'shutdown' when the FIN it reads from the fifo goes
+      // out (the SDK sends no notice for it); a notice from an older SDK may come before or after.
+      s.tryApply('shutdown');
+      return;
+    }
     s.apply('shutdown');
     s.peer?.tryApply('peer-fin');
   }
@@ -615,6 +621,9 @@ export class SessionLayer {
       {
         onRemoteFin: () => {
           s.tryApply('peer-fin');
+        },
+        onAppFin: () => {
+          s.tryApply('shutdown');
         },
         onRemoteReset: (err) => {
           this.counters.resets++;

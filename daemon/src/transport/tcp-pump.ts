@@ -22,6 +22,8 @@ const ROUNDS_PER_TURN = 64;
 export interface TcpPumpHooks {
   /** The remote sent FIN; the app's rx fifo carries it. */
   onRemoteFin(): void;
+  /** The app's FIN (read from its tx fifo) went out as the socket's FIN: the session's shutdown. */
+  onAppFin(): void;
   /** The connection failed (RST, timeout, broken fifo); the app's fifos carry the reset. */
   onRemoteReset(err: FerryError): void;
   /** ferryd no longer touches the fifos: the pair may be freed once the app let go too. */
@@ -274,6 +276,7 @@ export class TcpPump implements SlotPump {
       if (this.#inflight > 0) return;
       if (this.#rx.fin || (this.#appClosed && avail === 0)) {
         this.#outEnded = true;
+        if (this.#rx.fin) this.#hooks.onAppFin();
         // After FIN, with the app gone from the session, nobody reads what the remote sends.
         if (this.#appClosed) this.socket.destroySoon();
         else this.socket.end();

@@ -1,6 +1,7 @@
 /**
  * Socket: a stream.Duplex shaped like net.Socket, over one session's fifo pair. Bytes go app to
- * app through shared memory; ferryd hears only about connect, shutdown, close and reset.
+ * app through shared memory; ferryd hears only about connect, shutdown (cut-through only), close and
+ * reset.
  */
 import { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
@@ -220,7 +221,9 @@ export class Socket extends Duplex implements SessionOwner {
     }
     s.fin();
     this.#finished = true;
-    this.#attachment?.notifySession(s, { t: 'shutdown', id: 0, session: s.id });
+    // The FIN in the fifo is all the peer needs. ferryd hears of a cut-through session's through a
+    // notice; a session ferryd carries (tcp, tls) it sees in the fifo it reads, so no message is sent.
+    if (this.transport === 'ct') this.#attachment?.notifySession(s, { t: 'shutdown', id: 0, session: s.id });
     cb();
   }
 
