@@ -1,16 +1,23 @@
 // Control-message codec: CtrlMessage <-> one plain msgpack map, checked against the schema tables.
+import { Unpackr } from 'msgpackr';
 import { type ErrorCode, FerryError, ferryError } from '../../errors.js';
 import { CTRL_MAX_MESSAGE_BYTES, type CtrlMessage } from './messages.js';
-import { MsgpackError, readMsgpack } from './msgpack-reader.js';
 import { writeMsgpack } from './msgpack-writer.js';
 import { CTRL_SCHEMA, checkFields, type FieldFailure, isCtrlType, isPlainObject } from './schema.js';
 
-// Plain, interoperable msgpack: no records, extensions or bundled strings, the smallest header of
-// every value (msgpack-writer.ts), so a decoder in any language reads these bytes. Both directions
-// are a small reader and writer of our own: control messages are encoded and decoded on every
-// request, reply and notice, and in profiles of the connection-rate benchmark msgpackr's pack and
-// unpack (general: options, records, type dispatch) were among the largest control-plane items in
-// ferryd and in the apps. The reader keeps no state between messages.
+// Plain, interoperable msgpack on the way out: no records, extensions or bundled strings, the
+// smallest header of every value (msgpack-writer.ts), so a decoder in any language reads these bytes.
+// msgpackr decodes. Not `trusted` and not `sequential`: msgpackr then forgets any record definition a hostile message declares before the
+// next decode. int64 values become numbers; beyond 2^53 they lose precision, land outside the safe
+// range and fail the schema check, which is the intended outcome.
+const unpackr = new Unpackr({
+  useRecords: false,
+  moreTypes: false,
+  structuredClone: false,
+  bundleStrings: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+});
 
 const SHORT_NAME = /^[\x21-\x7e]{1,64}$/;
 
@@ -64,9 +71,9 @@ export function decodeCtrl(bytes: Uint8Array): CtrlMessage {
 
 function unpack(bytes: Uint8Array): unknown {
   try {
-    return readMsgpack(bytes);
+    // A fresh view: msgpackr caches a DataView on the object it is given, the caller's array stays clean.
+    return unpackr.unpack(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
   } catch (e) {
-    if (!(e instanceof MsgpackError)) throw e;
     throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'not a single valid msgpack value', { cause: e });
   }
 }
