@@ -11,7 +11,7 @@
  * worker thread), which is slower but works for any fd.
  */
 import { type FerryError, ferryError } from '../errors.js';
-import { decodeCtrl, encodeCtrlView } from '../proto/ctrl/codec.js';
+import { decodeCtrl, encodeCtrl } from '../proto/ctrl/codec.js';
 import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES, type CtrlMessage } from '../proto/ctrl/messages.js';
 import { close, type Doorbell, dup, type FdPoller, recvMsg, ring, sendMsg } from '../sys/index.js';
 
@@ -104,13 +104,12 @@ export class CtrlChannel {
    */
   send(msg: CtrlMessage, fds: readonly number[] = [], ringSoon = false): void {
     if (this.#closed) return;
-    // A view of the encoder's scratch buffer: sent at once, copied only when it must wait.
-    const bytes = encodeCtrlView(msg);
+    const bytes = encodeCtrl(msg);
     if (this.#pending.length > 0) {
-      this.#queue(bytes.slice(), fds);
+      this.#queue(bytes, fds);
       return;
     }
-    if (!this.#sendNow(bytes, fds, ringSoon)) this.#queue(bytes.slice(), fds);
+    if (!this.#sendNow(bytes, fds, ringSoon)) this.#queue(bytes, fds);
   }
 
   /** Reads every queued datagram. Called on a ring, on epoll readiness, and after switching. */

@@ -1,13 +1,23 @@
 // Control-message codec: CtrlMessage <-> one plain msgpack map, checked against the schema tables.
-import { Unpackr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { type ErrorCode, FerryError, ferryError } from '../../errors.js';
 import { CTRL_MAX_MESSAGE_BYTES, type CtrlMessage } from './messages.js';
-import { writeMsgpack } from './msgpack-writer.js';
-import { CTRL_SCHEMA, checkFields, type FieldFailure, isCtrlType, isPlainObject } from './schema.js';
+import { CTRL_SCHEMA, checkFields, type FieldFailure, isCtrlType, isPlainObject, U32_MAX } from './schema.js';
 
-// Plain, interoperable msgpack on the way out: no records, extensions or bundled strings, the
-// smallest header of every value (msgpack-writer.ts), so a decoder in any language reads these bytes.
-// msgpackr decodes. Not `trusted` and not `sequential`: msgpackr then forgets any record definition a hostile message declares before the
+// Plain, interoperable msgpack: no records/structures, bundled strings or clone references, so a
+// decoder in any language reads these bytes. Maps get the smallest header (fixmap) for the same reason.
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  structuredClone: false,
+  bundleStrings: false,
+  mapsAsObjects: true,
+  variableMapSize: true,
+  encodeUndefinedAsNil: false,
+});
+
+// A separate decoder, so nothing the encoder holds can shape decoding. Not `trusted` and not
+// `sequential`: msgpackr then forgets any record definition a hostile message declares before the
 // next decode. int64 values become numbers; beyond 2^53 they lose precision, land outside the safe
 // range and fail the schema check, which is the intended outcome.
 const unpackr = new Unpackr({
@@ -32,22 +42,27 @@ const invalidArg: FieldFailure = (path, expected) =>
  * (ERR_INVALID_ARG_VALUE); one that encodes above CTRL_MAX_MESSAGE_BYTES is ERR_FERRY_PROTO_TOO_LARGE.
  */
 export function encodeCtrl(msg: CtrlMessage): Uint8Array {
-  return encodeCtrlView(msg).slice();
-}
-
-/**
- * encodeCtrl without the copy: the bytes are a view of a buffer the next encode on this thread
- * overwrites. For a sender that hands them to the kernel at once (and copies what it must queue).
- */
-export function encodeCtrlView(msg: CtrlMessage): Uint8Array {
   const t: unknown = (msg as { t?: unknown } | null)?.t;
   if (!isCtrlType(t)) throw ferryError('ERR_INVALID_ARG_VALUE', 'not a control message type');
   const wire = checkFields(CTRL_SCHEMA[t], msg as unknown as Record<string, unknown>, t, invalidArg, { t });
-  const bytes = writeMsgpack(wire);
+  const bytes = packr.pack(toWire(wire));
   if (bytes.length > CTRL_MAX_MESSAGE_BYTES) {
     throw ferryError('ERR_FERRY_PROTO_TOO_LARGE', `${t} encodes to ${bytes.length} bytes`);
   }
-  return bytes;
+  // A copy: msgpackr returns a view into a buffer it keeps writing later messages into.
+  return new Uint8Array(bytes);
+}
+
+// msgpackr writes integers above 2^32 as float64; a bigint is written as a msgpack int64 instead.
+// In place: `obj` and the maps in it are checkFields' fresh copies, never the caller's objects.
+function toWire(obj: Record<string, unknown>): Record<string, unknown> {
+  for (const key in obj) {
+    const value = obj[key];
+    if (typeof value === 'number') {
+      if (value > U32_MAX) obj[key] = BigInt(value);
+    } else if (isPlainObject(value)) toWire(value);
+  }
+  return obj;
 }
 
 /**
