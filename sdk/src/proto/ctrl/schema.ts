@@ -289,7 +289,11 @@ const ENTRIES = new WeakMap<Schema, readonly FieldEntry[]>();
 function entriesOf(schema: Schema): readonly FieldEntry[] {
   let entries = ENTRIES.get(schema);
   if (entries === undefined) {
-    entries = Object.entries(schema).map(([key, kind]) => ({ key, kind, optional: OPTIONAL_KINDS.has(kind) }));
+    entries = Object.entries(schema).map(([key, kind]) => ({
+      key,
+      kind,
+      optional: OPTIONAL_KINDS.has(kind),
+    }));
     ENTRIES.set(schema, entries);
   }
   return entries;
