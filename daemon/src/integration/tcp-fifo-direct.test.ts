@@ -195,11 +195,14 @@ describe('tiny fifos: backpressure, FIN and resets', () => {
 
       const l = await sink.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'sink' });
       const sock = await netConnect(portOf(l['uri']));
+      const back = collect(sock);
       sock.end(data);
       const acc = await sink.waitFor((e) => e.event === 'accepted');
       const got = await sink.waitFor((e) => e.event === 'end' && e.tag === acc.tag, 60_000);
       assert.equal(got['rxBytes'], data.length);
       assert.equal(got['sha256'], sha256(data));
+      // The app ends its side in turn (no half-open): the client sees a FIN, not a reset.
+      assert.equal((await back).how, 'end');
     } finally {
       await sink.kill();
       await closeServer(server);
