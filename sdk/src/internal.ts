@@ -1,7 +1,13 @@
 /** @ferry/sdk/internal: the layers ferryd, the examples and e2e build on. Not a stable API. */
 
 export { attachmentStats } from './api/attachments.js';
-export { CtrlChannel, type CtrlChannelHandlers, type CtrlChannelOptions } from './ctrl/channel.js';
+export {
+  CtrlChannel,
+  type CtrlChannelHandlers,
+  type CtrlChannelOptions,
+  LAZY_RING_MS,
+  type RingWhen,
+} from './ctrl/channel.js';
 export { ERROR_MESSAGES, type ErrorCode, FerryError, ferryError, isErrorCode } from './errors.js';
 export {
   type Close,

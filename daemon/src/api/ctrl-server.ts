@@ -288,7 +288,7 @@ export class CtrlServer {
   #reply(app: App, msg: CtrlMessage, reply: CtrlMessage): void {
     // id 0 marks a one-way notice: success goes unanswered; a failure is still reported.
     if (msg.id === 0 && 'st' in reply && reply.st === 0) return;
-    app.send(reply, [], msg.t === 'connect');
+    app.send(reply, [], msg.t === 'connect' ? 'soon' : 'now');
   }
 
   #onAppGone(app: App): void {

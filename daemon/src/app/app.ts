@@ -1,5 +1,5 @@
 /** An attached application as ferryd sees it: who it is, its channel and what it owns. */
-import type { CtrlChannel, CtrlMessage } from '@ferry/sdk/internal';
+import type { CtrlChannel, CtrlMessage, RingWhen } from '@ferry/sdk/internal';
 
 export interface Credentials {
   pid: number;
@@ -39,11 +39,11 @@ export class App {
   }
 
   /**
-   * With `ringSoon`, the app's wake pipe is rung at the end of this loop turn (see CtrlChannel.send):
+   * `ring` 'soon' rings the app's wake pipe at the end of this loop turn (see CtrlChannel.send):
    * for connect replies and accepted events, which come in bursts under load (several connects
    * complete, or several connections are accepted, in one turn), so that the app wakes once for them.
    */
-  send(msg: CtrlMessage, fds: readonly number[] = [], ringSoon = false): void {
-    this.channel.send(msg, fds, ringSoon);
+  send(msg: CtrlMessage, fds: readonly number[] = [], ring: RingWhen = 'now'): void {
+    this.channel.send(msg, fds, ring);
   }
 }

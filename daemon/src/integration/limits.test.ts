@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { close as closeFd, connectUnix, unixSocket } from '@ferry/sdk/internal';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import { RawApp } from '../testing/hostile.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-limits-'));
 const running: { stop(): Promise<void> }[] = [];
@@ -79,6 +80,31 @@ describe('limits', () => {
       10_000,
       'room',
     );
+  });
+
+  it('at maxSessionsPerApp, close notices already sent but not yet rung for count as closed', async () => {
+    // The SDK sends an orderly close without ringing ferryd (the next request's ring carries it).
+    // A connect that finds an app at its limit reads the notices its sessions' apps already sent.
+    const d = await daemon({ maxSessionsPerApp: 1 });
+    const server = await RawApp.attach(d.socket, 'limit-server');
+    const client = await RawApp.attach(d.socket, 'limit-client');
+    try {
+      const l = await server.request({ t: 'listen', id: 0, uri: 'tcp://127.0.0.1:0' });
+      assert.ok(l.t === 'listen-reply' && l.st === 0, JSON.stringify(l));
+      for (let round = 0; round < 3; round++) {
+        const r = await client.request({ t: 'connect', id: 0, uri: l.uri, rxFifoSize: 0, txFifoSize: 0 });
+        assert.ok(r.t === 'connect-reply' && r.st === 0, `round ${round}: ${JSON.stringify(r)}`);
+        const acc = await server.next((m) => m.t === 'accepted');
+        assert.ok(acc.t === 'accepted');
+        // Both ends let go, and neither rings: the server never sends anything else.
+        client.send({ t: 'close', id: 0, session: r.session }, [], false);
+        server.send({ t: 'close', id: 0, session: acc.session }, [], false);
+      }
+      assert.deepEqual((await limitHits(d))['maxSessionsPerApp'], 0);
+    } finally {
+      client.close();
+      server.close();
+    }
   });
 
   it('connections that never say HELLO count against maxApps and are closed after 5 s', async () => {

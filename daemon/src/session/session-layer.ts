@@ -191,7 +191,7 @@ export class SessionLayer {
         .then((target) => this.#connectTcp(client, req, target, uri));
     }
     this.checkSessionLimit(client);
-    if (server.sessions.size >= this.#config.maxSessionsPerApp) {
+    if (this.#atLimitAfterNotices(server, client)) {
       this.counters.refused++;
       throw ferryError('ECONNREFUSED', `listener's app has reached its session limit`);
     }
@@ -220,7 +220,7 @@ export class SessionLayer {
       fds: [],
       transport: 'ct',
     };
-    server.send(accepted, [], true);
+    server.send(accepted, [], 'soon');
     return {
       t: 'connect-reply',
       id: req.id,
@@ -452,9 +452,30 @@ export class SessionLayer {
     this.#removeListener(listenerId);
   }
 
+  /**
+   * True when `app` holds maxSessionsPerApp sessions once the notices already sent to ferryd are
+   * read. The SDK sends an orderly close lazily (with its next ring, or LAZY_RING_MS later), and a
+   * session is freed only when both of its ends let go: sessions already let go of may still be
+   * counted. So at the limit, the channels of `app` and of its sessions' peers are read first;
+   * never that of `requester`, whose request is being handled: what it sent before is in already.
+   */
+  #atLimitAfterNotices(app: App, requester: App | null): boolean {
+    const max = this.#config.maxSessionsPerApp;
+    if (app.sessions.size < max) return false;
+    const owners = new Set<App>([app]);
+    for (const id of app.sessions) {
+      const peer = this.sessions.get(id)?.peer;
+      const other = peer && !peer.released ? this.#apps.get(peer.appId) : undefined;
+      if (other) owners.add(other);
+    }
+    if (requester) owners.delete(requester);
+    for (const a of owners) a.channel.drain();
+    return app.sessions.size >= max;
+  }
+
   /** Throws ERR_FERRY_LIMIT (counted) when `client` holds maxSessionsPerApp sessions. */
   checkSessionLimit(client: App): void {
-    if (client.sessions.size >= this.#config.maxSessionsPerApp) {
+    if (this.#atLimitAfterNotices(client, client)) {
       this.policy.counters.limitHits.maxSessionsPerApp++;
       throw ferryError(
         'ERR_FERRY_LIMIT',
@@ -553,7 +574,7 @@ export class SessionLayer {
       reset();
       return;
     }
-    if (app.sessions.size >= this.#config.maxSessionsPerApp) {
+    if (this.#atLimitAfterNotices(app, null)) {
       this.counters.refused++;
       reset();
       return;
@@ -590,7 +611,7 @@ export class SessionLayer {
         transport: s.transport,
       },
       [],
-      true,
+      'soon',
     );
   }
 

@@ -238,10 +238,11 @@ export class Socket extends Duplex implements SessionOwner {
         s.reset();
         att.notifySession(s, { t: 'reset', id: 0, session: s.id });
       } else if (!clean) {
-        att.notifySession(s, { t: 'close', id: 0, session: s.id });
+        att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
       } else {
         s.stopReading();
-        att.notifySession(s, { t: 'close', id: 0, session: s.id });
+        // Lazy: the peer already knows (FIN both ways, or the reset); ferryd only frees the fifos.
+        att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
       }
       s.detach();
       att.offSessionReset(s);

@@ -180,20 +180,22 @@ export class Attachment extends EventEmitter {
   /**
    * One-way notice (shutdown, close, reset, segment-released): sent with id 0, which tells ferryd
    * not to answer a success, so a connection's teardown costs no wake-ups on the way back. The
-   * ring is deferred to the end of the loop turn, so a burst of teardowns wakes ferryd once.
+   * ring is deferred to the end of the loop turn, so a burst of teardowns wakes ferryd once; with
+   * `ring` 'lazy' (an orderly close, which nothing waits for) it waits for the next request's ring,
+   * LAZY_RING_MS at most, so that a connection's close does not wake ferryd on its own.
    */
-  notify(msg: AppRequest): void {
+  notify(msg: AppRequest, ring: 'soon' | 'lazy' = 'soon'): void {
     if (this.#state !== 'attached') return;
-    this.#channel?.send({ ...msg, id: 0 } as AppRequest, [], true);
+    this.#channel?.send({ ...msg, id: 0 } as AppRequest, [], ring);
   }
 
   /**
    * A notice about `session`: dropped when the session belongs to an earlier ferryd (this one
    * does not know it, and may use the same id for another session).
    */
-  notifySession(session: SessionRef, msg: AppRequest): void {
+  notifySession(session: SessionRef, msg: AppRequest, ring: 'soon' | 'lazy' = 'soon'): void {
     if (session.segment.orphaned) return;
-    this.notify(msg);
+    this.notify(msg, ring);
   }
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */

@@ -27,6 +27,15 @@ export interface CtrlChannelHandlers {
 /** Messages queued while the peer's socket buffer is full, before the channel gives up. */
 const MAX_PENDING_SENDS = 4096;
 
+/** At most this long (ms) between a 'lazy' send and the ring that makes the peer read it. */
+export const LAZY_RING_MS = 10;
+
+/**
+ * When send() rings the peer's wake pipe: 'now'; 'soon', once at the end of this loop turn; or
+ * 'lazy', with the next ring for any other message, and within LAZY_RING_MS at the latest.
+ */
+export type RingWhen = 'now' | 'soon' | 'lazy';
+
 export interface CtrlChannelOptions {
   /** Messages queued for a peer that does not read before the channel fails with
    *  ERR_FERRY_LIMIT (default 4096). ferryd raises it: a burst to an app that reads is legitimate
@@ -44,6 +53,10 @@ export class CtrlChannel {
   #pending: { bytes: Uint8Array; fds: readonly number[] }[] = [];
   #closed = false;
   #ringScheduled = false;
+  /** A lazy send is waiting for a ring; #lazyTimer guarantees one. */
+  #lazyPending = false;
+  #lazyTimer: ReturnType<typeof setTimeout> | null = null;
+  #draining = false;
   #sent = 0;
   #received = 0;
 
@@ -84,7 +97,13 @@ export class CtrlChannel {
     this.#wake = wake;
     this.#peerWakeFd = peerWakeFd;
     wake.onRing(() => this.drain());
-    wake.onEnd(() => this.#fail(ferryError('ECONNRESET', 'control channel peer went away')));
+    wake.onEnd(() => {
+      // The peer is gone, but what it sent before (last notices, sent lazily or without a ring
+      // when it exited) is still queued on the socket: take it, then fail.
+      const err = ferryError('ECONNRESET', 'control channel peer went away');
+      this.drain(false, err);
+      this.#fail(err);
+    });
     // Anything that arrived before the switch was announced by a ring we never saw.
     this.drain();
   }
@@ -97,24 +116,41 @@ export class CtrlChannel {
 
   /**
    * Sends one message; never blocks. Fds are duplicated by the kernel: the caller keeps its copies.
-   * With `ringSoon`, the peer's wake pipe is rung once later in this loop turn (setImmediate)
+   * With `ring` 'soon', the peer's wake pipe is rung once later in this loop turn (setImmediate)
    * instead of now: notices sent in one burst then cost one ring (a syscall that wakes the peer,
    * tens of us on a VM) instead of one each. Any immediate send rings for them too: the peer
-   * drains every queued datagram per ring, in order.
+   * drains every queued datagram per ring, in order. 'lazy' is for notices nobody waits for (an
+   * orderly close): the datagram goes out now, and the peer reads it with whatever rings next, or
+   * LAZY_RING_MS later; a peer that dies reads it before it fails. Order is kept either way.
    */
-  send(msg: CtrlMessage, fds: readonly number[] = [], ringSoon = false): void {
+  send(msg: CtrlMessage, fds: readonly number[] = [], ring: RingWhen = 'now'): void {
     if (this.#closed) return;
     const bytes = encodeCtrl(msg);
     if (this.#pending.length > 0) {
       this.#queue(bytes, fds);
       return;
     }
-    if (!this.#sendNow(bytes, fds, ringSoon)) this.#queue(bytes, fds);
+    if (!this.#sendNow(bytes, fds, ring)) this.#queue(bytes, fds);
   }
 
-  /** Reads every queued datagram. Called on a ring, on epoll readiness, and after switching. */
-  drain(hangup = false): void {
-    if (this.#closed) return;
+  /**
+   * Reads every queued datagram. Called on a ring, on epoll readiness, and after switching.
+   * `eofError` is what the channel fails with if the peer's end is found closed (default none).
+   */
+  drain(hangup = false, eofError: FerryError | null = null): void {
+    // Not re-entered: a handler that drains (directly or through another channel's handler) would
+    // otherwise handle later messages before the one it is handling is done. The running loop
+    // reads on once the handler returns.
+    if (this.#closed || this.#draining) return;
+    this.#draining = true;
+    try {
+      this.#drainLoop(hangup, eofError);
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #drainLoop(hangup: boolean, eofError: FerryError | null): void {
     this.#flushPending();
     for (;;) {
       let r: ReturnType<typeof recvMsg>;
@@ -131,7 +167,7 @@ export class CtrlChannel {
       }
       if (r === null) break;
       if (r.bytes === 0 && r.fds.length === 0) {
-        this.#fail(null);
+        this.#fail(eofError);
         return;
       }
       this.#received++;
@@ -160,7 +196,7 @@ export class CtrlChannel {
     this.#fail(null, true);
   }
 
-  #sendNow(bytes: Uint8Array, fds: readonly number[], ringSoon = false): boolean {
+  #sendNow(bytes: Uint8Array, fds: readonly number[], ring: RingWhen = 'now'): boolean {
     let n: number;
     try {
       n = sendMsg(this.fd, bytes, fds);
@@ -174,21 +210,37 @@ export class CtrlChannel {
     }
     if (n < 0) return false;
     this.#sent++;
-    if (!ringSoon) this.#ringPeer();
-    else if (!this.#ringScheduled) {
-      this.#ringScheduled = true;
-      setImmediate(this.#ringDeferred);
+    if (ring === 'now') this.#ringPeer();
+    else if (ring === 'soon') {
+      if (!this.#ringScheduled) {
+        this.#ringScheduled = true;
+        setImmediate(this.#ringDeferred);
+      }
+    } else {
+      this.#lazyPending = true;
+      if (this.#lazyTimer === null) {
+        // unref: a process about to exit does not wait for it (ferryd reads the notice on the
+        // wake pipe's end).
+        this.#lazyTimer = setTimeout(this.#ringLazy, LAZY_RING_MS);
+        this.#lazyTimer.unref();
+      }
     }
     return true;
   }
 
   #ringPeer(): void {
     this.#ringScheduled = false;
+    this.#lazyPending = false;
     if (this.#peerWakeFd >= 0) ring(this.#peerWakeFd);
   }
 
   readonly #ringDeferred = (): void => {
     if (this.#ringScheduled && !this.#closed) this.#ringPeer();
+  };
+
+  readonly #ringLazy = (): void => {
+    this.#lazyTimer = null;
+    if (this.#lazyPending && !this.#closed) this.#ringPeer();
   };
 
   #queue(bytes: Uint8Array, fds: readonly number[]): void {
@@ -222,6 +274,8 @@ export class CtrlChannel {
   #fail(err: FerryError | null, local = false, deferred = false): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#lazyTimer !== null) clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = null;
     if (this.#poller) this.#poller.unwatch(this.fd);
     this.#wake?.close();
     if (this.#peerWakeFd >= 0) close(this.#peerWakeFd);
