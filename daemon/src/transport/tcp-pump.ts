@@ -198,7 +198,8 @@ export class TcpPump implements SlotPump {
     this.bytesIn += n;
     this.#notice.data();
     // Full: stop reading now rather than read into the scratch only to copy it aside. The read
-    // after the resume still lands in the scratch (lent while full), but it then fits the fifo.
+    // after the resume still lands in the scratch (lent while full), then usually fits the room
+    // the app made.
     if (this.#tx.freeSpace() === 0) {
       this.#waitingSpace = true;
       if (this.#tx.armSpace()) this.#waitingSpace = false;
