@@ -10,7 +10,10 @@ import { Socket } from './socket.js';
 export function connect(target: string | ConnectOptions, listener?: () => void): Socket {
   const opts: ConnectOptions = typeof target === 'string' ? { uri: target } : target;
   const uri = resolveUri(opts);
-  const sock = new Socket({ allowHalfOpen: opts.allowHalfOpen ?? false });
+  const sock = new Socket({
+    allowHalfOpen: opts.allowHalfOpen ?? false,
+    ...(opts.onread !== undefined ? { onread: opts.onread } : {}),
+  });
   if (listener) sock.once('connect', listener);
   sock.connecting = true;
   const timeoutMs = opts.timeout ?? 10_000;

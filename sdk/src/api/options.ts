@@ -24,6 +24,18 @@ export interface AttachmentOptions {
   reattachTimeoutMs?: number;
 }
 
+/**
+ * net.Socket's `onread`: received bytes are copied straight from the fifo into `buffer` (one
+ * buffer reused, or a function giving the buffer for each read) and handed to `callback`, with no
+ * Buffer allocated per read and no 'data' events; 'end', 'error' and 'close' come as usual.
+ * `callback` returning false pauses the socket until resume(). The bytes are only valid during
+ * the callback when the buffer is reused.
+ */
+export interface OnReadOptions {
+  buffer: Uint8Array | (() => Uint8Array);
+  callback: (bytesWritten: number, buf: Uint8Array) => boolean | undefined;
+}
+
 export interface ConnectOptions extends AttachmentOptions {
   uri?: string;
   host?: string;
@@ -36,10 +48,14 @@ export interface ConnectOptions extends AttachmentOptions {
   allowHalfOpen?: boolean;
   /** For `tls://` URIs: how ferryd verifies the server. */
   tls?: TlsConnectOptions;
+  /** Read into a buffer of the caller's (net.Socket's `onread`). */
+  onread?: OnReadOptions;
 }
 
 export interface ServerOptions extends AttachmentOptions {
   allowHalfOpen?: boolean;
+  /** Every accepted socket reads with this `onread` (net.Server has no such option; Ferry does). */
+  onread?: OnReadOptions;
   /** For `tls://` listens: the certificate ferryd serves (a listen's own `tls` wins). */
   tls?: TlsServerOptions;
 }

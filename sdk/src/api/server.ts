@@ -14,7 +14,7 @@ import type { Accepted, ListenReply, TlsOptions } from '../proto/ctrl/messages.j
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
 import { type ListenOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
-import { Socket } from './socket.js';
+import { checkOnread, Socket } from './socket.js';
 
 export class Server extends EventEmitter {
   listening = false;
@@ -29,6 +29,8 @@ export class Server extends EventEmitter {
 
   constructor(opts: ServerOptions = {}) {
     super();
+    // Checked here: a bad onread found at the first accept would throw inside an event handler.
+    if (opts.onread !== undefined) checkOnread(opts.onread);
     this.#opts = opts;
   }
 
@@ -103,7 +105,10 @@ export class Server extends EventEmitter {
       att.notify({ t: 'reset', id: 0, session: msg.session });
       return;
     }
-    const sock = new Socket({ allowHalfOpen: this.#opts.allowHalfOpen ?? false });
+    const sock = new Socket({
+      allowHalfOpen: this.#opts.allowHalfOpen ?? false,
+      ...(this.#opts.onread !== undefined ? { onread: this.#opts.onread } : {}),
+    });
     this.#connections.add(sock);
     sock.once('close', () => {
       this.#connections.delete(sock);

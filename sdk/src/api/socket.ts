@@ -9,6 +9,7 @@ import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
+import type { OnReadOptions } from './options.js';
 
 const debug = debuglog('ferry');
 
@@ -16,6 +17,8 @@ export interface SocketOptions {
   allowHalfOpen?: boolean;
   /** Largest chunk one read() hands to the stream. */
   readChunkBytes?: number;
+  /** Read into the caller's buffer instead of emitting 'data' (net.Socket's `onread`). */
+  onread?: OnReadOptions;
 }
 
 type PendingWrite = { chunks: Uint8Array[]; cb: (err?: Error | null) => void };
@@ -50,10 +53,34 @@ export class Socket extends Duplex implements SessionOwner {
   #stage: Buffer | null = null;
   #staged = 0;
   #flushScheduled = false;
+  #onread: OnReadOptions | null = null;
+  /** onread mode: paused by the callback's false or by pause(), until resume(). */
+  #onreadPaused = false;
 
   constructor(options: SocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: true });
     this.#readChunk = options.readChunkBytes ?? 256 * 1024;
+    const onread = options.onread;
+    if (onread !== undefined) {
+      checkOnread(onread);
+      this.#onread = onread;
+      // Bytes go to the callback, not through the stream: read from the start, as net does.
+      this.#wantRead = true;
+    }
+  }
+
+  override pause(): this {
+    if (this.#onread) this.#onreadPaused = true;
+    return super.pause();
+  }
+
+  override resume(): this {
+    super.resume();
+    if (this.#onread && this.#onreadPaused) {
+      this.#onreadPaused = false;
+      if (this.#session) this.#pull();
+    }
+    return this;
   }
 
   get bytesRead(): number {
@@ -329,9 +356,44 @@ export class Socket extends Duplex implements SessionOwner {
     }
   };
 
+  /** onread mode: copy from the fifo into the caller's buffer and call back, until paused. */
+  #pullInto(s: AppSession, onread: OnReadOptions): void {
+    for (let rounds = 0; rounds < 64; rounds++) {
+      if (this.#onreadPaused || this.destroyed || this.#session !== s) return;
+      if (s.readableBytes > 0) {
+        // A buffer function is called only when there are bytes for it, as net calls it per read.
+        const buf = typeof onread.buffer === 'function' ? onread.buffer() : onread.buffer;
+        if (!(buf instanceof Uint8Array) || buf.length === 0) {
+          this.destroy(ferryError('ERR_INVALID_ARG_TYPE', 'onread.buffer must give a non-empty Uint8Array'));
+          return;
+        }
+        const n = s.readInto(buf);
+        if (n <= 0) return;
+        this.#bytesRead += n;
+        if (onread.callback(n, buf) === false) this.pause();
+        continue;
+      }
+      if (s.ended) {
+        this.#wantRead = false;
+        this.push(null);
+        // No data ever sits in the stream's buffer: flowing lets 'end' be emitted at once.
+        if (!this.readableFlowing) super.resume();
+        return;
+      }
+      if (!s.armRead()) return;
+    }
+    setImmediate(() => {
+      if (this.#wantRead && this.#session) this.#pull();
+    });
+  }
+
   #pull(): void {
     const s = this.#session;
     if (!s) return;
+    if (this.#onread) {
+      this.#pullInto(s, this.#onread);
+      return;
+    }
     for (let rounds = 0; rounds < 64; rounds++) {
       const buf = s.read(this.#readChunk);
       if (buf) {
@@ -353,6 +415,22 @@ export class Socket extends Duplex implements SessionOwner {
     setImmediate(() => {
       if (this.#wantRead) this.#pull();
     });
+  }
+}
+
+/** Throws ERR_INVALID_ARG_TYPE unless `onread` has net.Socket's shape. */
+export function checkOnread(onread: OnReadOptions): void {
+  const b: unknown = onread?.buffer;
+  if (
+    onread === null ||
+    typeof onread !== 'object' ||
+    !(b instanceof Uint8Array || typeof b === 'function') ||
+    typeof onread.callback !== 'function'
+  ) {
+    throw ferryError(
+      'ERR_INVALID_ARG_TYPE',
+      'onread must be { buffer: Uint8Array | () => Uint8Array, callback: function }',
+    );
   }
 }
 

@@ -88,6 +88,20 @@ export class AppSession implements SlotListener {
     return got === n ? out : out.subarray(0, got);
   }
 
+  /** Bytes the peer has published and we have not read (0 when none or the fifo failed). */
+  get readableBytes(): number {
+    return Math.max(0, this.#rx.readable());
+  }
+
+  /** Copies up to `out.length` readable bytes into `out`; returns how many (0: none, -1: failed). */
+  readInto(out: Uint8Array): number {
+    if (this.#rx.readable() <= 0) return 0;
+    const got = this.#rx.dequeue(out);
+    if (got <= 0) return got < 0 ? -1 : 0;
+    if (this.#rx.spaceNotifyNeeded()) this.segment.post(this.slot);
+    return got;
+  }
+
   /** True when the peer finished (FIN) and every byte has been read. */
   get ended(): boolean {
     return this.#rx.fin;
