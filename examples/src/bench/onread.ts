@@ -36,13 +36,23 @@ async function serve(stack: Stack, target: string, bytes: number): Promise<void>
 async function receive(stack: Stack, target: string, reader: Reader, bytes: number): Promise<number> {
   const mine = Buffer.allocUnsafe(CHUNK);
   let got = 0;
-  const onread = { buffer: mine, callback: (n: number) => ((got += n), true) };
+  const onread = {
+    buffer: mine,
+    callback: (n: number) => {
+      got += n;
+      return true;
+    },
+  };
   const start = process.hrtime.bigint();
   const s =
     stack === 'net'
       ? net.connect(reader === 'onread' ? { path: target, onread } : { path: target })
       : ferry.connect(reader === 'onread' ? { uri: target, onread } : { uri: target });
-  if (reader === 'data') s.on('data', (b: Buffer) => (got += b.length));
+  if (reader === 'data') {
+    s.on('data', (b: Buffer) => {
+      got += b.length;
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     s.once('end', () => resolve());
     s.once('error', reject);
