@@ -39,6 +39,16 @@ function closed(s: Socket): Promise<void> {
   });
 }
 
+/** Sends `payload` and FIN, then waits for the echo's end and the close (listeners set first:
+ *  'close' follows 'end' within the same tick). */
+async function endAndDrain(s: Socket, payload: Uint8Array): Promise<void> {
+  const ended = new Promise<void>((resolve) => s.once('end', () => resolve()));
+  const gone = closed(s);
+  s.end(payload);
+  await ended;
+  await gone;
+}
+
 describe('onread', () => {
   test('a reused 4 KiB buffer: every byte of 3 MiB arrives in order, no data events, end and close come', async () => {
     const payload = randomBytes(3 * 1024 * 1024 + 123);
@@ -62,11 +72,7 @@ describe('onread', () => {
       },
     });
     s.on('data', () => dataEvents++);
-    const ended = new Promise<void>((resolve) => s.once('end', () => resolve()));
-    const gone = closed(s);
-    s.end(payload);
-    await ended;
-    await gone;
+    await endAndDrain(s, payload);
     const all = Buffer.concat(got);
     assert.equal(all.length, payload.length);
     assert.equal(sha(all), sha(payload));
@@ -103,11 +109,7 @@ describe('onread', () => {
         },
       },
     });
-    const ended = new Promise<void>((resolve) => s.once('end', () => resolve()));
-    const gone = closed(s);
-    s.end(payload);
-    await ended;
-    await gone;
+    await endAndDrain(s, payload);
     const all = Buffer.concat(got);
     assert.equal(sha(all), sha(payload));
     assert.ok(paused > 0);

@@ -9,7 +9,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import {
+  type AppHandle,
+  backToBaseline,
+  type DaemonHandle,
+  eventually,
+  startApp,
+  startDaemon,
+} from '../testing/harness.js';
 import { closeServer, collect, netConnect, netServer, sha256 } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
 
@@ -40,24 +47,6 @@ const portOf = (uri: unknown) => Number(String(uri).split(':').pop());
 async function tcpSessions(daemon: DaemonHandle = d): Promise<{ daemonBytes: number }[]> {
   const rows = (await daemon.show('sessions')) as { transport: string; daemonBytes: number }[];
   return rows.filter((s) => s.transport === 'tcp');
-}
-
-async function backToBaseline(base: Record<string, unknown>, what: string): Promise<void> {
-  const keys = ['sessions', 'segments', 'listeners', 'fds'];
-  let last: Record<string, unknown> = {};
-  try {
-    await eventually(
-      async () => {
-        last = await d.stats();
-        return keys.every((k) => last[k] === base[k]);
-      },
-      10_000,
-      what,
-    );
-  } catch (err) {
-    const diff = keys.map((k) => `${k} ${base[k]} -> ${last[k]}`).join(', ');
-    throw new Error(`${(err as Error).message} (${diff})`);
-  }
 }
 
 /** A session of `app` that is over, so the baseline holds what persists (its pair segment). */
@@ -229,7 +218,7 @@ describe('tiny fifos: backpressure, FIN and resets', () => {
       assert.equal(err['code'], 'ECONNRESET');
       const st = await app.waitFor((e) => e.event === 'close' && e.tag === 'rst');
       assert.ok(Number(st['rxBytes']) <= 2 * MiB, `${st['rxBytes']} B read of the 2 MiB sent`);
-      await backToBaseline(base, 'ferryd counts back to baseline');
+      await backToBaseline(d, base, 'ferryd counts back to baseline');
     } finally {
       await closeServer(server);
     }
@@ -252,7 +241,7 @@ describe('tiny fifos: backpressure, FIN and resets', () => {
       child.proc.kill('SIGKILL');
       const err = await app.waitFor((e) => e.event === 'error' && e.tag === 'gone', 30_000);
       assert.equal(err['code'], 'ECONNRESET');
-      await backToBaseline(base, 'ferryd counts back to baseline');
+      await backToBaseline(d, base, 'ferryd counts back to baseline');
     } finally {
       child.proc.kill('SIGKILL');
     }

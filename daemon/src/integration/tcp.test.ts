@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import {
+  type AppHandle,
+  backToBaseline,
+  type DaemonHandle,
+  eventually,
+  startApp,
+  startDaemon,
+} from '../testing/harness.js';
 import {
   blackholePort,
   closeServer,
@@ -52,25 +59,6 @@ function portOf(uri: unknown): number {
 
 async function tcpSessions(): Promise<SessionRow[]> {
   return ((await d.show('sessions')) as SessionRow[]).filter((s) => s.transport === 'tcp');
-}
-
-/** Waits for ferryd's counts to come back to `base` (sessions, segments, listeners, fds). */
-async function backToBaseline(base: Record<string, unknown>, what: string): Promise<void> {
-  const keys = ['sessions', 'segments', 'listeners', 'fds'];
-  let last: Record<string, unknown> = {};
-  try {
-    await eventually(
-      async () => {
-        last = await d.stats();
-        return keys.every((k) => last[k] === base[k]);
-      },
-      10_000,
-      what,
-    );
-  } catch (err) {
-    const diff = keys.map((k) => `${k} ${base[k]} -> ${last[k]}`).join(', ');
-    throw new Error(`${(err as Error).message} (${diff})`);
-  }
 }
 
 /**
@@ -387,7 +375,7 @@ describe('failures and limits', () => {
       child.proc.kill('SIGKILL');
       const err = await client.waitFor((e) => e.event === 'error' && e.tag === 'v1', 20_000);
       assert.equal(err['code'], 'ECONNRESET');
-      await backToBaseline(base, 'ferryd counts back to baseline');
+      await backToBaseline(d, base, 'ferryd counts back to baseline');
     } finally {
       child.proc.kill('SIGKILL');
     }
@@ -454,7 +442,7 @@ describe('failures and limits', () => {
     const r = await got;
     assert.equal(r.how, 'ECONNRESET');
     await assert.rejects(netConnect(port), /ECONNREFUSED/);
-    await backToBaseline(base, 'ferryd counts back to baseline');
+    await backToBaseline(d, base, 'ferryd counts back to baseline');
   });
 
   test('connect errors keep their POSIX codes: ECONNREFUSED', async () => {

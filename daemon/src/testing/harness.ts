@@ -197,3 +197,29 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Waits for ferryd's counts (sessions, segments, listeners, fds) to come back to `base`, a stats()
+ * snapshot; on timeout the error names each count's baseline and last value.
+ */
+export async function backToBaseline(
+  daemon: DaemonHandle,
+  base: Record<string, unknown>,
+  what: string,
+): Promise<void> {
+  const keys = ['sessions', 'segments', 'listeners', 'fds'];
+  let last: Record<string, unknown> = {};
+  try {
+    await eventually(
+      async () => {
+        last = await daemon.stats();
+        return keys.every((k) => last[k] === base[k]);
+      },
+      10_000,
+      what,
+    );
+  } catch (err) {
+    const diff = keys.map((k) => `${k} ${base[k]} -> ${last[k]}`).join(', ');
+    throw new Error(`${(err as Error).message} (${diff})`);
+  }
+}

@@ -82,9 +82,8 @@ export class AppSession implements SlotListener {
     if (avail <= 0) return null;
     const n = Math.min(avail, max);
     const out = Buffer.allocUnsafe(n);
-    const got = this.#rx.dequeue(out);
+    const got = this.readInto(out);
     if (got <= 0) return null;
-    if (this.#rx.spaceNotifyNeeded()) this.segment.post(this.slot);
     return got === n ? out : out.subarray(0, got);
   }
 
@@ -95,7 +94,6 @@ export class AppSession implements SlotListener {
 
   /** Copies up to `out.length` readable bytes into `out`; returns how many (0: none, -1: failed). */
   readInto(out: Uint8Array): number {
-    if (this.#rx.readable() <= 0) return 0;
     const got = this.#rx.dequeue(out);
     if (got <= 0) return got < 0 ? -1 : 0;
     if (this.#rx.spaceNotifyNeeded()) this.segment.post(this.slot);
