@@ -14,10 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
+const HTTP = fileURLToPath(new URL('./http.js', import.meta.url));
 
 interface Case {
   name: string;
-  workload: 'throughput' | 'rate' | 'rtt' | 'cps';
+  workload: 'throughput' | 'rate' | 'rtt' | 'cps' | 'http';
   count: number;
   size: number;
   concurrency?: number;
@@ -87,30 +88,79 @@ function cases(scale: number): Case[] {
       concurrency: 8,
       variants: [UNIX, TCP, ct('adaptive'), remote('interrupt'), remote('adaptive')],
     },
+    {
+      // node:http server, undici Pool client with 8 connections, one request in flight on each.
+      name: 'HTTP req/s, 16 B bodies (undici, 8 conns)',
+      workload: 'http',
+      count: Math.round(20_000 * scale),
+      size: 16,
+      concurrency: 8,
+      variants: [UNIX, TCP, ct('adaptive'), ct('interrupt'), ct('poll')],
+    },
+    {
+      name: 'HTTP req/s, 64 KiB bodies (undici, 8 conns)',
+      workload: 'http',
+      count: Math.round(10_000 * scale),
+      size: 64 * 1024,
+      concurrency: 8,
+      variants: [UNIX, TCP, ct('adaptive'), ct('interrupt'), ct('poll')],
+    },
   ];
 }
 
-function run(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, [FERRY, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
+  return spawn(process.execPath, [...nodeFlags(), script, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+/** --cpu-prof for the measured processes when FERRY_BENCH_PROF names a directory. */
+function nodeFlags(): string[] {
+  const dir = process.env['FERRY_BENCH_PROF'];
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
 }
 
 function firstLine(p: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
-    p.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        resolve(buf.slice(0, nl));
-      }
-    });
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      if (!buf.includes('\n')) reject(new Error(`exited ${code} before printing`));
-    });
+  return lineReader(p)(timeoutMs);
+}
+
+/** Reads a child's stdout line by line: each call resolves with the next line. */
+function lineReader(p: ChildProcess): (timeoutMs: number) => Promise<string> {
+  let buf = '';
+  let exited: number | null | undefined;
+  let waiter: (() => void) | null = null;
+  p.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    waiter?.();
   });
+  p.once('exit', (code) => {
+    exited = code;
+    waiter?.();
+  });
+  return (timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiter = null;
+        reject(new Error('timed out'));
+      }, timeoutMs);
+      const check = () => {
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          clearTimeout(timer);
+          waiter = null;
+          resolve(line);
+        } else if (exited !== undefined) {
+          clearTimeout(timer);
+          waiter = null;
+          reject(new Error(`exited ${exited} before printing`));
+        }
+      };
+      waiter = check;
+      check();
+    });
 }
 
 /** Clock ticks per second of /proc/PID/stat's utime and stime. */
@@ -151,40 +201,68 @@ async function measure(
   const env = { ...process.env, FERRY_SOCKET: sockets.a, ...(v.mode ? { FERRY_MODE: v.mode } : {}) };
   const serverEnv = v.remote ? { ...env, FERRY_SOCKET: sockets.b } : env;
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
-  const server = run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
+  const http = c.workload === 'http';
+  const server = http
+    ? run(['server', v.stack, uri], serverEnv, HTTP)
+    : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
   try {
     await firstLine(server, 10_000);
     // The server and both ferryd are sampled around the client's run (which counts its own CPU,
     // without its start-up): every process of the path, whether the variant uses ferryd or not.
     const others = [server, ...daemons];
     const before = others.map((p) => cpuUsOf(p.pid));
-    const client = run(
-      [
-        'perf',
-        'client',
-        '--uri',
-        uri,
-        '--stack',
-        v.stack,
-        '--workload',
-        c.workload,
-        '--count',
-        String(c.count),
-        '--size',
-        String(c.size),
-        '--concurrency',
-        String(c.concurrency ?? 1),
-        '--json',
-        '--timeout-ms',
-        '120000',
-      ],
-      env,
-    );
-    const res = JSON.parse(await firstLine(client, 130_000)) as Record<string, number>;
-    const othersUs = others.reduce((sum, p, i) => sum + cpuUsOf(p.pid) - (before[i] ?? 0), 0);
-    return { ...res, cpuUsPerOp: ((res['cpuUs'] ?? Number.NaN) + othersUs) / opsOf(c) };
+    const client = http
+      ? run(
+          ['client', v.stack, uri, '--size', String(c.size), '--count', String(c.count)].concat([
+            '--connections',
+            String(c.concurrency ?? 8),
+          ]),
+          env,
+          HTTP,
+        )
+      : run(
+          [
+            'perf',
+            'client',
+            '--uri',
+            uri,
+            '--stack',
+            v.stack,
+            '--workload',
+            c.workload,
+            '--count',
+            String(c.count),
+            '--size',
+            String(c.size),
+            '--concurrency',
+            String(c.concurrency ?? 1),
+            '--json',
+            '--timeout-ms',
+            '120000',
+          ],
+          env,
+        );
+    const next = lineReader(client);
+    if (http) {
+      // The HTTP client says when its warm-up is over: sample the others from there.
+      await next(130_000);
+      others.forEach((p, i) => {
+        before[i] = cpuUsOf(p.pid);
+      });
+    }
+    const res = JSON.parse(await next(130_000)) as Record<string, number>;
+    const usedUs = others.map((p, i) => cpuUsOf(p.pid) - (before[i] ?? 0));
+    const othersUs = usedUs.reduce((a, b) => a + b, 0);
+    const ops = opsOf(c);
+    return {
+      ...res,
+      cpuUsPerOp: ((res['cpuUs'] ?? Number.NaN) + othersUs) / ops,
+      clientUsPerOp: (res['cpuUs'] ?? Number.NaN) / ops,
+      serverUsPerOp: (usedUs[0] ?? Number.NaN) / ops,
+    };
   } finally {
-    server.kill('SIGKILL');
+    // SIGTERM lets a profiled server write its --cpu-prof; SIGKILL otherwise (poll mode spins).
+    server.kill(process.env['FERRY_BENCH_PROF'] ? 'SIGTERM' : 'SIGKILL');
   }
 }
 
@@ -202,6 +280,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       /** Only variants whose label contains this (the baselines are always measured). */
       only: { type: 'string' },
+      /** Only cases whose name contains this (e.g. HTTP, stream, RTT). */
+      case: { type: 'string' },
     },
   });
   const rounds = Number(values.rounds);
@@ -213,6 +293,7 @@ async function main(): Promise<void> {
   await firstLine(daemonB, 10_000);
   const only = values.only;
   const all = cases(Number(values.scale))
+    .filter((c) => !values.case || c.name.includes(values.case))
     .map((c) => ({
       ...c,
       variants: c.variants.filter((v) => v === UNIX || v === TCP || !only || v.label.includes(only)),
@@ -244,6 +325,7 @@ async function main(): Promise<void> {
     const fields = [
       ...(c.workload === 'rtt' ? ['p50us', 'p99us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond']),
       'cpuUsPerOp',
+      ...(c.workload === 'http' ? ['clientUsPerOp', 'serverUsPerOp'] : []),
     ];
     for (const f of fields) {
       const base = metric(UNIX, f);

@@ -1,0 +1,169 @@
+/**
+ * The HTTP workload of `npm run bench`: HTTP/1.1 keep-alive, a node:http server and an undici Pool
+ * client (8 connections), each in its own process, over node:net (unix socket or TCP loopback) or
+ * over Ferry sockets (cut-through when both attach to the same ferryd). undici reaches Ferry
+ * through its `connect` option, which returns an SDK socket: neither library is modified.
+ *
+ *   node examples/dist/bench/http.js server net|ferry TARGET [--mode M]   prints {"listening":...}
+ *   node examples/dist/bench/http.js client net|ferry TARGET --size B --count N [--connections 8]
+ *       prints one JSON line: perSecond, cpuUs (the client's own CPU over the requests), p50us...
+ *
+ * TARGET: unix:/path or tcp://127.0.0.1:PORT for net; any SDK URI for ferry (FERRY_SOCKET names
+ * the ferryd, FERRY_MODE the wake mode). GET /N answers N bytes; the client reads every body and
+ * checks its length. Bounded: a fixed count and --timeout-ms.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type * as net from 'node:net';
+import { parseArgs } from 'node:util';
+import * as ferry from '@ferry/sdk';
+import { type Dispatcher, Pool } from 'undici';
+
+type Stack = 'net' | 'ferry';
+
+const MAX_BODY = 16 * 1024 * 1024;
+
+function netPath(target: string): { path: string } | { host: string; port: number } {
+  if (target.startsWith('unix:')) return { path: target.slice(5) };
+  const u = new URL(target);
+  return { host: u.hostname, port: Number(u.port) };
+}
+
+async function serve(stack: Stack, target: string): Promise<void> {
+  const bodies = new Map<number, Buffer>();
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const n = Math.min(Number((req.url ?? '/0').slice(1)) || 0, MAX_BODY);
+    let body = bodies.get(n);
+    if (!body) {
+      body = Buffer.alloc(n, 0x61);
+      bodies.set(n, body);
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+    res.end(body);
+  };
+  const http = createHttpServer({ keepAliveTimeout: 60_000 }, handle);
+  if (stack === 'net') {
+    http.listen(netPath(target));
+    await new Promise<void>((resolve) => http.once('listening', resolve));
+  } else {
+    // node:http speaks HTTP over any net.Socket-shaped stream: hand it each Ferry socket.
+    const srv = ferry.createServer((s) => {
+      s.on('error', () => {});
+      http.emit('connection', s);
+    });
+    await new Promise<void>((resolve) => srv.listen(target, resolve));
+  }
+  process.stdout.write(`${JSON.stringify({ listening: target })}\n`);
+  const stop = () => process.exit(0);
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+function pool(stack: Stack, target: string, connections: number): Pool {
+  const opts: Pool.Options = { connections, pipelining: 1, keepAliveTimeout: 60_000 };
+  if (stack === 'ferry') {
+    // undici calls connect() for each of its connections and speaks HTTP over what it returns.
+    opts.connect = (_o, cb) => {
+      const s = ferry.connect({ uri: target });
+      const onError = (err: Error) => cb(err, null);
+      s.once('error', onError);
+      s.once('connect', () => {
+        s.off('error', onError);
+        cb(null, s as unknown as net.Socket);
+      });
+    };
+    return new Pool('http://ferry.invalid', opts);
+  }
+  if (target.startsWith('unix:')) {
+    opts.socketPath = target.slice(5);
+    return new Pool('http://localhost', opts);
+  }
+  return new Pool(`http://${new URL(target).host}`, opts);
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
+}
+
+async function client(
+  stack: Stack,
+  target: string,
+  size: number,
+  count: number,
+  connections: number,
+): Promise<void> {
+  const p = pool(stack, target, connections);
+  const path = `/${size}`;
+  const one = async (): Promise<void> => {
+    const res = await p.request({ path, method: 'GET' } as Dispatcher.RequestOptions);
+    let got = 0;
+    for await (const chunk of res.body) got += (chunk as Buffer).length;
+    if (res.statusCode !== 200 || got !== size)
+      throw new Error(`status ${res.statusCode}, ${got} of ${size} B`);
+  };
+  // Warm-up: every connection opened, JIT warm.
+  const warm = Math.min(count, Math.max(connections * 50, 500));
+  await runLoops(one, warm, connections, null);
+  const lat = new Float64Array(count);
+  // Tells the harness that the measured part starts (it samples the server's CPU from here).
+  process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`);
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await runLoops(one, count, connections, lat);
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  lat.sort();
+  process.stdout.write(
+    `${JSON.stringify({
+      perSecond: count / secs,
+      cpuUs: cpu.user + cpu.system,
+      p50us: percentile(lat, 0.5),
+      p99us: percentile(lat, 0.99),
+    })}\n`,
+  );
+  await p.close();
+  process.exit(0);
+}
+
+/** `count` requests over `loops` concurrent loops (one request in flight each). */
+async function runLoops(
+  one: () => Promise<void>,
+  count: number,
+  loops: number,
+  lat: Float64Array | null,
+): Promise<void> {
+  let next = 0;
+  const loop = async () => {
+    while (next < count) {
+      const i = next++;
+      const t = lat ? performance.now() : 0;
+      await one();
+      if (lat) lat[i] = (performance.now() - t) * 1000;
+    }
+  };
+  await Promise.all(Array.from({ length: loops }, loop));
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      size: { type: 'string', default: '16' },
+      count: { type: 'string', default: '20000' },
+      connections: { type: 'string', default: '8' },
+      'timeout-ms': { type: 'string', default: '120000' },
+    },
+  });
+  const [role, stack, target] = positionals as [string, Stack, string];
+  if ((role !== 'server' && role !== 'client') || (stack !== 'net' && stack !== 'ferry') || !target) {
+    process.stderr.write('usage: http.js server|client net|ferry TARGET [--size B --count N]\n');
+    process.exit(2);
+  }
+  if (role === 'server') return serve(stack, target);
+  setTimeout(() => {
+    process.stderr.write('http bench client: timed out\n');
+    process.exit(1);
+  }, Number(values['timeout-ms'])).unref();
+  await client(stack, target, Number(values.size), Number(values.count), Number(values.connections));
+}
+
+await main();
