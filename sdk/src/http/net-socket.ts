@@ -1,0 +1,271 @@
+/**
+ * A genuine `net.Socket` whose bytes travel over a Ferry session.
+ *
+ * Code built on node:net (node:http's Agent and server, undici, ws, database drivers) reaches into
+ * the socket it is given: `setTimeout` and `timeout`, `setKeepAlive`, `instanceof net.Socket`,
+ * `_server` bookkeeping. Rather than imitate all of that, this is a net.Socket subclass that keeps
+ * net.Socket's own logic (timeouts, half-close, 'end' handling, server connection counts) and
+ * replaces only what touches the kernel handle: reads, writes, shutdown, destroy, addresses and
+ * ref/unref go to an inner SDK `Socket`. `_handle` stays null, so net.Socket's own code takes its
+ * handle-less paths, which are the ones it uses before a connect completes.
+ *
+ * Known differences from a kernel socket: 'close' carries no `hadError` argument (net.Socket's
+ * handle-less close), `onread` given to the net.Socket constructor is not honoured (bytes come as
+ * 'data'), `resetAndDestroy()` resets the session instead of throwing for non-TCP handles, and
+ * `pending` is false once the Ferry session is up.
+ */
+import * as net from 'node:net';
+import { connect as ferryConnect } from '../api/connect.js';
+import type { ConnectOptions } from '../api/options.js';
+import type { Socket as FerrySocket } from '../api/socket.js';
+
+const kInner = Symbol('ferry.inner');
+const kRefed = Symbol('ferry.refed');
+/** The SDK socket of a connect still in progress (destroyed with the outer socket). */
+const kConnectingInner = Symbol('ferry.connectingInner');
+
+type Chunk = { chunk: Buffer | string; encoding: BufferEncoding };
+type WriteCb = (err?: Error | null) => void;
+type Address = { address?: string | undefined; port?: number | undefined; family?: string | undefined };
+/** net.Socket members its typings leave out or mark read-only. */
+type NetInternals = { _unrefTimer(): void; connecting: boolean };
+
+/** What a net.Socket turned Ferry carries: its inner SDK socket once connected. */
+interface FerryFields {
+  [kInner]?: FerrySocket | null;
+  [kRefed]?: boolean;
+  [kConnectingInner]?: FerrySocket | null;
+}
+
+/** A node-style error for a socket used before or after its connection (net's codes). */
+function socketError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+export class FerryNetSocket extends net.Socket {
+  override _read(_n: number): void {
+    const inner = (this as FerryFields)[kInner];
+    // Not connected yet: the 'data' wiring made at attach starts the flow.
+    if (inner?.isPaused()) inner.resume();
+  }
+
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: WriteCb): void {
+    this.#writeGeneric(false, chunk, encoding, cb);
+  }
+
+  override _writev(chunks: Chunk[], cb: WriteCb): void {
+    this.#writeGeneric(true, chunks, 'buffer' as BufferEncoding, cb);
+  }
+
+  #writeGeneric(
+    writev: boolean,
+    data: Chunk[] | Buffer | string,
+    encoding: BufferEncoding,
+    cb: WriteCb,
+  ): void {
+    if (this.connecting) {
+      // As net.Socket does: the Writable holds later writes while this one waits for 'connect'.
+      const onClose = () =>
+        cb(
+          socketError(
+            'ERR_SOCKET_CLOSED_BEFORE_CONNECTION',
+            'Socket closed before the connection was established',
+          ),
+        );
+      this.once('close', onClose);
+      this.once('connect', () => {
+        this.off('close', onClose);
+        this.#writeGeneric(writev, data, encoding, cb);
+      });
+      return;
+    }
+    const inner = (this as FerryFields)[kInner];
+    if (!inner || inner.destroyed) {
+      cb(socketError('ERR_SOCKET_CLOSED', 'Socket is closed'));
+      return;
+    }
+    (this as unknown as NetInternals)._unrefTimer();
+    // The inner socket is written only from here, one write at a time (the outer Writable waits
+    // for each callback), so its own Writable queue is bypassed: one stream layer, not two.
+    if (writev) {
+      const list = (data as Chunk[]).map((c) => ({
+        chunk: typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk,
+      }));
+      inner._writev(list as { chunk: Buffer }[], cb);
+    } else {
+      const buf = typeof data === 'string' ? Buffer.from(data, encoding) : (data as Buffer);
+      inner._write(buf, 'buffer' as BufferEncoding, cb);
+    }
+  }
+
+  override _final(cb: WriteCb): void {
+    if (this.connecting) {
+      this.once('connect', () => this._final(cb));
+      return;
+    }
+    const inner = (this as FerryFields)[kInner];
+    if (!inner || inner.destroyed) {
+      cb();
+      return;
+    }
+    let done = false;
+    const finish = (err?: Error | null) => {
+      if (done) return;
+      done = true;
+      inner.off('finish', onFinish);
+      inner.off('close', onClose);
+      cb(err);
+    };
+    const onFinish = () => finish();
+    const onClose = () => finish();
+    inner.once('finish', onFinish);
+    inner.once('close', onClose);
+    inner.end();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const f = this as FerryFields;
+    f[kConnectingInner]?.destroy();
+    f[kConnectingInner] = null;
+    const inner = f[kInner];
+    if (inner && !inner.destroyed) {
+      // Clean when both directions ended; otherwise the SDK resets the session (the peer sees
+      // ECONNRESET), as a kernel socket closed with unread data or mid-stream does.
+      inner.destroy();
+    }
+    // net.Socket's handle-less destroy: clears the timeout, calls back, emits 'close' and lowers
+    // the server's connection count.
+    net.Socket.prototype._destroy.call(this, err, cb);
+  }
+
+  _getpeername(): Address {
+    const inner = (this as FerryFields)[kInner];
+    if (!inner || inner.remoteAddress === undefined) return {};
+    return { address: inner.remoteAddress, port: inner.remotePort, family: inner.remoteFamily };
+  }
+
+  _getsockname(): Address {
+    const inner = (this as FerryFields)[kInner];
+    if (!inner || inner.localAddress === undefined) return {};
+    const address = inner.localAddress;
+    return { address, port: inner.localPort, family: address.includes(':') ? 'IPv6' : 'IPv4' };
+  }
+
+  override ref(): this {
+    (this as FerryFields)[kRefed] = true;
+    (this as FerryFields)[kInner]?.ref();
+    return this;
+  }
+
+  override unref(): this {
+    (this as FerryFields)[kRefed] = false;
+    (this as FerryFields)[kInner]?.unref();
+    return this;
+  }
+
+  override resetAndDestroy(): this {
+    if (this.connecting) {
+      this.once('connect', () => this.resetAndDestroy());
+      return this;
+    }
+    // An SDK socket destroyed before both directions ended resets the session.
+    (this as FerryFields)[kInner]?.destroy();
+    this.destroy();
+    return this;
+  }
+}
+
+// Accessors that net.Socket reads from its handle (TypeScript sees them as plain properties, so
+// they are defined here rather than as overriding getters).
+Object.defineProperties(FerryNetSocket.prototype, {
+  bytesRead: {
+    configurable: true,
+    get(this: FerryNetSocket & FerryFields) {
+      return this[kInner]?.bytesRead ?? 0;
+    },
+  },
+  _bytesDispatched: {
+    configurable: true,
+    get(this: FerryNetSocket & FerryFields) {
+      return this[kInner]?.bytesWritten ?? 0;
+    },
+  },
+  pending: {
+    configurable: true,
+    get(this: FerryNetSocket & FerryFields) {
+      return this.connecting || !this[kInner];
+    },
+  },
+  bufferSize: {
+    configurable: true,
+    get(this: FerryNetSocket & FerryFields) {
+      return this[kInner] ? this.writableLength : undefined;
+    },
+  },
+});
+
+/** True when `sock` is a net.Socket carried by Ferry. */
+export function isFerryNetSocket(sock: unknown): sock is FerryNetSocket {
+  return sock instanceof FerryNetSocket;
+}
+
+/** The SDK socket under a Ferry-carried net.Socket (its `transport` says 'ct' for cut-through). */
+export function innerSocket(sock: net.Socket): FerrySocket | null {
+  return (sock as net.Socket & FerryFields)[kInner] ?? null;
+}
+
+/**
+ * Wires an established SDK socket under `outer`: bytes flow between them, errors cross over.
+ * The inner socket is half-open capable; the outer one decides (allowHalfOpen) when to end.
+ */
+export function attachInner(outer: FerryNetSocket, inner: FerrySocket): void {
+  const f = outer as FerryNetSocket & FerryFields;
+  f[kInner] = inner;
+  inner.on('data', (chunk: Buffer) => {
+    if (!outer.push(chunk)) inner.pause();
+  });
+  inner.on('end', () => outer.push(null));
+  inner.on('error', (err: Error) => outer.destroy(err));
+  if (f[kRefed] === false) inner.unref();
+}
+
+/**
+ * Makes `sock` (a net.Socket, possibly a plain one that `connect` was called on) connect through
+ * Ferry to `uri`. net.Socket's connect contract is kept: 'connect' then 'ready', writes made
+ * meanwhile wait, errors destroy the socket. `onError` sees a failure before the session exists
+ * and may take the socket over (the kernel fallback) by returning true.
+ */
+export function connectThroughFerry(
+  sock: net.Socket,
+  uri: string,
+  opts: ConnectOptions,
+  onError?: (err: Error & { code?: string }) => boolean,
+): FerryNetSocket {
+  if (Object.getPrototypeOf(sock) !== FerryNetSocket.prototype)
+    Object.setPrototypeOf(sock, FerryNetSocket.prototype);
+  const outer = sock as FerryNetSocket;
+  (outer as unknown as NetInternals).connecting = true;
+  const inner = ferryConnect({ ...opts, uri, allowHalfOpen: true });
+  (outer as FerryNetSocket & FerryFields)[kConnectingInner] = inner;
+  const onConnectError = (err: Error & { code?: string }) => {
+    (outer as FerryNetSocket & FerryFields)[kConnectingInner] = null;
+    if (outer.destroyed) return;
+    (outer as unknown as NetInternals).connecting = false;
+    if (onError?.(err)) return;
+    outer.destroy(err);
+  };
+  inner.once('error', onConnectError);
+  inner.once('connect', () => {
+    inner.off('error', onConnectError);
+    (outer as FerryNetSocket & FerryFields)[kConnectingInner] = null;
+    if (outer.destroyed) {
+      inner.destroy();
+      return;
+    }
+    attachInner(outer, inner);
+    (outer as unknown as NetInternals).connecting = false;
+    outer.emit('connect');
+    outer.emit('ready');
+  });
+  return outer;
+}
