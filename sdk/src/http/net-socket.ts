@@ -9,6 +9,9 @@
  * ref/unref go to an inner SDK `Socket`. `_handle` stays null, so net.Socket's own code takes its
  * handle-less paths, which are the ones it uses before a connect completes.
  *
+ * No `#private` members: plain net.Sockets that `connect` turns into FerryNetSockets (by changing
+ * their prototype) never ran this constructor, and would fail a private brand check.
+ *
  * Known differences from a kernel socket: 'close' carries no `hadError` argument (net.Socket's
  * handle-less close), `onread` given to the net.Socket constructor is not honoured (bytes come as
  * 'data'), `resetAndDestroy()` resets the session instead of throwing for non-TCP handles, and
@@ -21,6 +24,14 @@ import type { Socket as FerrySocket } from '../api/socket.js';
 
 const kInner = Symbol('ferry.inner');
 const kRefed = Symbol('ferry.refed');
+const kHadError = Symbol('ferry.hadError');
+/** A write handed to the inner socket and not yet called back. */
+const kWriting = Symbol('ferry.writing');
+/** resetAndDestroy() asked for an abort. */
+const kReset = Symbol('ferry.reset');
+
+/** How long a closed socket waits for the peer's FIN before resetting (Linux's tcp_fin_timeout). */
+const LINGER_MS = 60_000;
 /** The SDK socket of a connect still in progress (destroyed with the outer socket). */
 const kConnectingInner = Symbol('ferry.connectingInner');
 
@@ -35,6 +46,9 @@ interface FerryFields {
   [kInner]?: FerrySocket | null;
   [kRefed]?: boolean;
   [kConnectingInner]?: FerrySocket | null;
+  [kHadError]?: boolean;
+  [kWriting]?: boolean;
+  [kReset]?: boolean;
 }
 
 /** A node-style error for a socket used before or after its connection (net's codes). */
@@ -50,52 +64,11 @@ export class FerryNetSocket extends net.Socket {
   }
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: WriteCb): void {
-    this.#writeGeneric(false, chunk, encoding, cb);
+    writeGeneric(this, false, chunk, encoding, cb);
   }
 
   override _writev(chunks: Chunk[], cb: WriteCb): void {
-    this.#writeGeneric(true, chunks, 'buffer' as BufferEncoding, cb);
-  }
-
-  #writeGeneric(
-    writev: boolean,
-    data: Chunk[] | Buffer | string,
-    encoding: BufferEncoding,
-    cb: WriteCb,
-  ): void {
-    if (this.connecting) {
-      // As net.Socket does: the Writable holds later writes while this one waits for 'connect'.
-      const onClose = () =>
-        cb(
-          socketError(
-            'ERR_SOCKET_CLOSED_BEFORE_CONNECTION',
-            'Socket closed before the connection was established',
-          ),
-        );
-      this.once('close', onClose);
-      this.once('connect', () => {
-        this.off('close', onClose);
-        this.#writeGeneric(writev, data, encoding, cb);
-      });
-      return;
-    }
-    const inner = (this as FerryFields)[kInner];
-    if (!inner || inner.destroyed) {
-      cb(socketError('ERR_SOCKET_CLOSED', 'Socket is closed'));
-      return;
-    }
-    (this as unknown as NetInternals)._unrefTimer();
-    // The inner socket is written only from here, one write at a time (the outer Writable waits
-    // for each callback), so its own Writable queue is bypassed: one stream layer, not two.
-    if (writev) {
-      const list = (data as Chunk[]).map((c) => ({
-        chunk: typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk,
-      }));
-      inner._writev(list as { chunk: Buffer }[], cb);
-    } else {
-      const buf = typeof data === 'string' ? Buffer.from(data, encoding) : (data as Buffer);
-      inner._write(buf, 'buffer' as BufferEncoding, cb);
-    }
+    writeGeneric(this, true, chunks, 'buffer' as BufferEncoding, cb);
   }
 
   override _final(cb: WriteCb): void {
@@ -129,13 +102,23 @@ export class FerryNetSocket extends net.Socket {
     f[kConnectingInner] = null;
     const inner = f[kInner];
     if (inner && !inner.destroyed) {
-      // Clean when both directions ended; otherwise the SDK resets the session (the peer sees
-      // ECONNRESET), as a kernel socket closed with unread data or mid-stream does.
-      inner.destroy();
+      // As the kernel closes: a FIN when everything received was read and nothing is being
+      // written, a reset otherwise (unread data, a write cut short, resetAndDestroy()).
+      const unread = this.readableLength > 0 || inner.readableLength > 0;
+      if (unread || f[kWriting] || f[kReset]) inner.destroy();
+      else closeLingering(inner);
     }
+    f[kHadError] = err !== null && err !== undefined;
     // net.Socket's handle-less destroy: clears the timeout, calls back, emits 'close' and lowers
     // the server's connection count.
     net.Socket.prototype._destroy.call(this, err, cb);
+  }
+
+  // net.Socket's handle-less close carries no hadError; a kernel socket's does.
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close' && args.length === 0)
+      return super.emit('close', (this as FerryFields)[kHadError] === true);
+    return super.emit(event, ...args);
   }
 
   _getpeername(): Address {
@@ -168,10 +151,62 @@ export class FerryNetSocket extends net.Socket {
       this.once('connect', () => this.resetAndDestroy());
       return this;
     }
-    // An SDK socket destroyed before both directions ended resets the session.
-    (this as FerryFields)[kInner]?.destroy();
+    (this as FerryFields)[kReset] = true;
     this.destroy();
     return this;
+  }
+}
+
+function writeGeneric(
+  sock: FerryNetSocket,
+  writev: boolean,
+  data: Chunk[] | Buffer | string,
+  encoding: BufferEncoding,
+  cb: WriteCb,
+): void {
+  if (sock.connecting) {
+    // As net.Socket does: the Writable holds later writes while this one waits for 'connect'.
+    const onClose = () =>
+      cb(
+        socketError(
+          'ERR_SOCKET_CLOSED_BEFORE_CONNECTION',
+          'Socket closed before the connection was established',
+        ),
+      );
+    sock.once('close', onClose);
+    sock.once('connect', () => {
+      sock.off('close', onClose);
+      // Through the prototype: a socket that fell back to the kernel meanwhile writes there.
+      if (writev) sock._writev(data as Chunk[], cb);
+      else sock._write(data as Buffer | string, encoding, cb);
+    });
+    return;
+  }
+  const f = sock as FerryFields;
+  const inner = f[kInner];
+  if (!inner || inner.destroyed) {
+    cb(socketError('ERR_SOCKET_CLOSED', 'Socket is closed'));
+    return;
+  }
+  (sock as unknown as NetInternals)._unrefTimer();
+  // The inner socket is written only from here, one write at a time (the outer Writable waits
+  // for each callback), so its own Writable queue is bypassed: one stream layer, not two.
+  if (writev) {
+    const list = (data as Chunk[]).map((c) => ({
+      chunk: typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk,
+    }));
+    f[kWriting] = true;
+    inner._writev(list as { chunk: Buffer }[], (err) => {
+      f[kWriting] = false;
+      cb(err);
+    });
+  } else {
+    const buf = typeof data === 'string' ? Buffer.from(data, encoding) : (data as Buffer);
+    f[kWriting] = true;
+    inner._write(buf, 'buffer' as BufferEncoding, (err) => {
+      f[kWriting] = false;
+      cb(err);
+    });
   }
 }
 
@@ -203,6 +238,25 @@ Object.defineProperties(FerryNetSocket.prototype, {
     },
   },
 });
+
+/**
+ * A kernel socket's close() after everything was read: FIN now; the connection then waits for the
+ * peer's FIN (a clean end), resets if the peer sends more (the kernel answers RST), and gives up
+ * after LINGER_MS. The app already let go of the socket; this only ends the session politely.
+ */
+function closeLingering(inner: FerrySocket): void {
+  inner.removeAllListeners('data');
+  inner.removeAllListeners('end');
+  inner.removeAllListeners('error');
+  inner.on('error', () => {});
+  inner.on('data', () => inner.destroy());
+  const timer = setTimeout(() => inner.destroy(), LINGER_MS);
+  timer.unref();
+  inner.once('close', () => clearTimeout(timer));
+  inner.unref();
+  inner.resume();
+  if (!inner.writableEnded) inner.end();
+}
 
 /** True when `sock` is a net.Socket carried by Ferry. */
 export function isFerryNetSocket(sock: unknown): sock is FerryNetSocket {
