@@ -121,15 +121,20 @@ export class FerryNetSocket extends net.Socket {
     return super.emit(event, ...args);
   }
 
+  // As net.Socket: the peer's address is cached once read while connected, so it is still there
+  // after close only if something read it before; the local address goes with the connection.
   _getpeername(): Address {
-    const inner = (this as FerryFields)[kInner];
-    if (!inner || inner.remoteAddress === undefined) return {};
-    return { address: inner.remoteAddress, port: inner.remotePort, family: inner.remoteFamily };
+    const f = this as FerryNetSocket & FerryFields & { _peername?: Address };
+    const inner = f[kInner];
+    if (!inner || this.destroyed || this.connecting || inner.remoteAddress === undefined)
+      return f._peername ?? {};
+    f._peername ??= { address: inner.remoteAddress, port: inner.remotePort, family: inner.remoteFamily };
+    return f._peername;
   }
 
   _getsockname(): Address {
     const inner = (this as FerryFields)[kInner];
-    if (!inner || inner.localAddress === undefined) return {};
+    if (!inner || this.destroyed || inner.localAddress === undefined) return {};
     const address = inner.localAddress;
     return { address, port: inner.localPort, family: address.includes(':') ? 'IPv6' : 'IPv4' };
   }
