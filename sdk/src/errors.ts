@@ -75,6 +75,12 @@ export const ERROR_MESSAGES = {
   ERR_FERRY_MEMIF_BAD_RING: 'A memif ring in shared memory is inconsistent',
   ERR_FERRY_MEMIF_CLOSED: 'The memif interface was closed',
   ERR_FERRY_MEMIF_REJECTED: 'A memif client was refused',
+  // Messages (@ferry/sdk/messages).
+  ERR_FERRY_REMOTE: "The peer's request handler failed",
+  ERR_FERRY_MSG_MALFORMED: 'A message frame broke the framing rules',
+  ERR_FERRY_MSG_INCOMPLETE: 'A message frame stopped arriving before it was complete',
+  ERR_FERRY_CHANNEL_CLOSED: 'The message channel is closed',
+  ERR_FERRY_LOAN_STATE: 'The loan was already committed, released or aborted',
   // TLS (ferryd terminates it; node's own code is kept in the message).
   ERR_FERRY_TLS_CERT: "The peer's TLS certificate was refused",
   ERR_FERRY_TLS_HANDSHAKE: 'TLS handshake failed',

@@ -100,6 +100,51 @@ export class AppSession implements SlotListener {
     return got;
   }
 
+  /**
+   * Zero-copy write: the contiguous free space at the tail of the tx fifo (at most `maxBytes`), to
+   * fill in place and publish with commit(). Empty when full or failed. A write() or fin() in
+   * between invalidates it (commit then refuses).
+   */
+  reserve(maxBytes?: number): Uint8Array {
+    return this.#tx.writableView(maxBytes);
+  }
+
+  /** Publishes the first `n` bytes of the last reserve() and tells the peer if it asked; -1 if refused. */
+  commit(n: number): number {
+    const r = this.#tx.commit(n);
+    if (r > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    return r;
+  }
+
+  /** Bytes the tx fifo can take now (0 when full or failed). */
+  get writableBytes(): number {
+    return this.#tx.freeSpace();
+  }
+
+  get rxSize(): number {
+    return this.#rx.sizeBytes;
+  }
+
+  /**
+   * Zero-copy read: views of every readable byte of the rx fifo (two when they wrap), valid until
+   * consume(). They alias memory the peer can write: decode, do not trust twice.
+   */
+  readableViews(): [Uint8Array] | [Uint8Array, Uint8Array] {
+    return this.#rx.readableViews();
+  }
+
+  /** Consumes `n` bytes seen through readableViews(); tells the peer if it waits for space. -1: failed. */
+  consume(n: number): number {
+    const k = this.#rx.drop(n);
+    if (k > 0 && this.#rx.spaceNotifyNeeded()) this.segment.post(this.slot);
+    return k;
+  }
+
+  /** True once the peer sent FIN, even with bytes before it still unread. */
+  get peerFinished(): boolean {
+    return this.#rx.finSet;
+  }
+
   /** True when the peer finished (FIN) and every byte has been read. */
   get ended(): boolean {
     return this.#rx.fin;

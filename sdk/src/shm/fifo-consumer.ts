@@ -67,6 +67,11 @@ export class FifoConsumer {
     return (flags & FIFO_PROD_FIN) !== 0 && this.readable() === 0;
   }
 
+  /** The producer set FIN (bytes before it may still be unread). */
+  get finSet(): boolean {
+    return (Atomics.load(this.#ctl, PROD_FLAGS) & FIFO_PROD_FIN) !== 0;
+  }
+
   /** The producer aborted. */
   get peerReset(): boolean {
     return (Atomics.load(this.#ctl, PROD_FLAGS) & FIFO_PROD_RESET) !== 0;

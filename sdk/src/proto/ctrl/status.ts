@@ -11,7 +11,7 @@ export const STATUS_OK = 0;
  * fixed on the wire whatever the host), as VCL does, so a client in any language can read them with
  * strerror. Ferry codes live below -1000, in blocks of 100 per area so each can grow: arguments
  * -1000.., native boundary -1100.., shared memory -1200.., control protocol -1300.., daemon and
- * attachment -1400.., sessions and sockets -1500.., TLS -1600.., memif -1700... A new code takes the
+ * attachment -1400.., sessions and sockets -1500.., TLS -1600.., memif -1700.., messages -1800... A new code takes the
  * next free number in its area.
  *
  * The table is total (the mapped type makes a code without a number a compile error), so statusOf
@@ -86,6 +86,12 @@ export const WIRE_STATUS = {
   ERR_FERRY_MEMIF_BAD_RING: -1704,
   ERR_FERRY_MEMIF_CLOSED: -1705,
   ERR_FERRY_MEMIF_REJECTED: -1706,
+
+  ERR_FERRY_REMOTE: -1800,
+  ERR_FERRY_MSG_MALFORMED: -1801,
+  ERR_FERRY_MSG_INCOMPLETE: -1802,
+  ERR_FERRY_CHANNEL_CLOSED: -1803,
+  ERR_FERRY_LOAN_STATE: -1804,
 } as const satisfies { readonly [C in ErrorCode]: number };
 
 const CODE_OF_STATUS: ReadonlyMap<number, ErrorCode> = new Map(

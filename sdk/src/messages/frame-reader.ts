@@ -1,0 +1,357 @@
+/**
+ * Reads message frames from a session's rx fifo: headers are checked, bodies are decoded where they
+ * lie in the fifo (a copy only when a frame wraps the ring's end), frames larger than the fifo are
+ * gathered piece by piece, and the fifo is consumed in batches.
+ */
+import type { Unpackr } from 'msgpackr';
+import { type FerryError, ferryError } from '../errors.js';
+import {
+  frameBytes,
+  type MessageHeader,
+  type MessageKind,
+  MSG_HEADER_BYTES,
+  MSG_KIND,
+  readMessageHeader,
+} from '../proto/message-frame.js';
+import { createValueDecoder } from '../proto/message-values.js';
+
+/** What the reader needs of a session (AppSession has it). */
+export interface FrameSource {
+  readableViews(): [Uint8Array] | [Uint8Array, Uint8Array];
+  consume(n: number): number;
+  readonly rxSize: number;
+}
+
+/** A LOAN frame's payload as the reader hands it over. */
+export interface LoanFrame {
+  /** The payload: a view of the fifo (held until release) or a copy (`held` false). */
+  bytes: Uint8Array;
+  /** Decoded metadata (undefined when the frame had none). */
+  meta: unknown;
+  /** True while the view pins the fifo: call FrameReader.release(token) when done. */
+  held: boolean;
+  token: number;
+}
+
+export interface FrameHandler {
+  /** A decoded frame: HELLO, MESSAGE, REQUEST, REPLY, ERROR (value), CANCEL (value undefined). */
+  onFrame(kind: MessageKind, id: number, value: unknown): void;
+  onLoan(loan: LoanFrame): void;
+  /** The reader failed (bad frame, decode error, size): the channel must fail with `err`. */
+  onFailure(err: FerryError): void;
+}
+
+export interface FrameReaderOptions {
+  maxBodyBytes: number;
+  /** The handler stops taking frames (backpressure): pull() returns 'paused' until it resumes. */
+  paused: () => boolean;
+}
+
+export type PullResult = 'empty' | 'partial' | 'paused' | 'failed';
+
+/** A frame larger than the fifo, gathered as its pieces arrive. */
+interface Gathering {
+  kind: MessageKind;
+  id: number;
+  aux: number;
+  buf: Uint8Array;
+  /** Frame bytes after the header still to consume (body, then padding). */
+  left: number;
+  got: number;
+}
+
+interface Held {
+  token: number;
+  /** Offset of the frame's start from the fifo's head (what may be consumed before it). */
+  start: number;
+  released: boolean;
+}
+
+export class FrameReader {
+  readonly #src: FrameSource;
+  readonly #handler: FrameHandler;
+  readonly #opts: FrameReaderOptions;
+  #dec: Unpackr = createValueDecoder();
+  readonly #header: MessageHeader = { bodyBytes: 0, kind: MSG_KIND.PAD, id: 0, aux: 0 };
+  readonly #hdrBytes = new Uint8Array(MSG_HEADER_BYTES);
+  readonly #hdrView = new DataView(this.#hdrBytes.buffer);
+  readonly #range = { start: 0, end: 0 };
+  #scratch: Buffer = Buffer.alloc(0);
+  /** Bytes after the fifo's head already parsed but not consumed (held loans pin them). */
+  #ahead = 0;
+  #gathering: Gathering | null = null;
+  #held: Held[] = [];
+  #nextToken = 1;
+  #sawHello = false;
+  #failed = false;
+  #stopped = false;
+
+  constructor(src: FrameSource, handler: FrameHandler, opts: FrameReaderOptions) {
+    this.#src = src;
+    this.#handler = handler;
+    this.#opts = opts;
+  }
+
+  /** Loans the handler still holds. */
+  get heldLoans(): number {
+    return this.#held.length;
+  }
+
+  /** No more frames are delivered (the channel is closing); safe to call from a handler. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /**
+   * Parses and delivers every complete frame readable now, then consumes what no loan pins.
+   * 'empty': nothing more is readable; 'partial': part of a frame is there (more must come);
+   * 'paused': the handler asked to stop; 'failed': the handler heard onFailure.
+   */
+  pull(): PullResult {
+    if (this.#failed) return 'failed';
+    const raw = this.#src.readableViews();
+    // Buffers over the same bytes (no copy): msgpackr hands out binary values of its source's kind.
+    const v0 = asBuffer(raw[0]);
+    const v1 = raw.length === 2 ? asBuffer(raw[1]) : null;
+    const views = v1 === null ? [v0] : [v0, v1];
+    const total = v0.length + (v1 === null ? 0 : v1.length);
+    let off = this.#ahead;
+    let result: PullResult = 'empty';
+    let view0: DataView | null = null;
+    while (off < total) {
+      if (this.#stopped) break;
+      if (this.#opts.paused()) {
+        result = 'paused';
+        break;
+      }
+      const g = this.#gathering;
+      if (g !== null) {
+        off += this.#gather(g, views, off, total - off);
+        if (g.left > 0) {
+          result = 'partial';
+          break;
+        }
+        this.#gathering = null;
+        this.#deliverGathered(g);
+        continue;
+      }
+      if (total - off < MSG_HEADER_BYTES) {
+        result = 'partial';
+        break;
+      }
+      let hv: DataView;
+      let ho: number;
+      if (off + MSG_HEADER_BYTES <= v0.length) {
+        view0 ??= new DataView(v0.buffer, v0.byteOffset, v0.length);
+        hv = view0;
+        ho = off;
+      } else {
+        copyOut(views, off, this.#hdrBytes);
+        hv = this.#hdrView;
+        ho = 0;
+      }
+      const h = this.#header;
+      const bad = readMessageHeader(hv, ho, h, this.#opts.maxBodyBytes);
+      if (bad !== null) return this.#fail(bad);
+      if (!this.#sawHello && h.kind !== MSG_KIND.HELLO) {
+        return this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', `first frame is kind ${h.kind}, not HELLO`));
+      }
+      const size = frameBytes(h.bodyBytes);
+      if (size > this.#src.rxSize) {
+        // Never wholly in the fifo: gather it (after the header) as it streams through.
+        if (h.kind === MSG_KIND.PAD || h.kind === MSG_KIND.HELLO) {
+          return this.#fail(
+            ferryError('ERR_FERRY_MSG_MALFORMED', `a ${h.bodyBytes}-byte frame of kind ${h.kind}`),
+          );
+        }
+        this.#gathering = {
+          kind: h.kind,
+          id: h.id,
+          aux: h.aux,
+          buf: Buffer.allocUnsafe(h.bodyBytes),
+          left: size - MSG_HEADER_BYTES,
+          got: 0,
+        };
+        off += MSG_HEADER_BYTES;
+        continue;
+      }
+      if (total - off < size) {
+        result = 'partial';
+        break;
+      }
+      const start = off + MSG_HEADER_BYTES;
+      const end = start + h.bodyBytes;
+      off += size;
+      if (!this.#frame(h, views, start, end, off - size)) return 'failed';
+    }
+    this.#ahead = off;
+    this.#consumeFree();
+    return this.#failed ? 'failed' : result;
+  }
+
+  /** Lets go of a loan's view; the fifo space it pinned is consumed once the loans before it go. */
+  release(token: number): void {
+    const h = this.#held.find((x) => x.token === token);
+    if (!h) return;
+    h.released = true;
+    this.#consumeFree();
+  }
+
+  /** Forgets held loans (the channel is gone; their views read stale or zeroed memory). */
+  dropHeld(): void {
+    this.#held = [];
+  }
+
+  /** Handles one complete frame lying at [start, end) of the views; false when the reader failed. */
+  #frame(h: MessageHeader, views: Uint8Array[], start: number, end: number, frameStart: number): boolean {
+    const kind = h.kind;
+    switch (kind) {
+      case MSG_KIND.PAD:
+        return true;
+      case MSG_KIND.RESET:
+        this.#dec = createValueDecoder();
+        return true;
+      case MSG_KIND.CANCEL:
+        this.#handler.onFrame(kind, h.id, undefined);
+        return !this.#failed;
+      case MSG_KIND.LOAN:
+        return this.#loan(h, views, start, end, frameStart);
+      default: {
+        if (end === start)
+          return !this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', `empty body in a kind ${kind} frame`));
+        const v0 = views[0] as Uint8Array;
+        let value: unknown;
+        if (end <= v0.length) value = this.#decode(v0, start, end);
+        else value = this.#decode(this.#copy(views, start, end), 0, end - start);
+        if (this.#failed) return false;
+        return this.#deliver(kind, h.id, value);
+      }
+    }
+  }
+
+  #deliver(kind: MessageKind, id: number, value: unknown): boolean {
+    if (kind === MSG_KIND.HELLO) {
+      if (this.#sawHello) return !this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', 'a second HELLO'));
+      this.#sawHello = true;
+    }
+    this.#handler.onFrame(kind, id, value);
+    return !this.#failed;
+  }
+
+  #loan(h: MessageHeader, views: Uint8Array[], start: number, end: number, frameStart: number): boolean {
+    const v0 = views[0] as Uint8Array;
+    const payloadEnd = start + h.aux;
+    let meta: unknown;
+    if (end > payloadEnd) {
+      meta =
+        end <= v0.length
+          ? this.#decode(v0, payloadEnd, end)
+          : this.#decode(this.#copy(views, payloadEnd, end), 0, end - payloadEnd);
+      if (this.#failed) return false;
+    }
+    const token = this.#nextToken++;
+    if (payloadEnd <= v0.length) {
+      this.#held.push({ token, start: frameStart, released: false });
+      this.#handler.onLoan({ bytes: v0.subarray(start, payloadEnd), meta, held: true, token });
+    } else {
+      // Wraps the ring's end (only frames relayed by ferryd can): hand over a copy.
+      this.#handler.onLoan({ bytes: this.#copy(views, start, payloadEnd).slice(), meta, held: false, token });
+    }
+    return !this.#failed;
+  }
+
+  #gather(g: Gathering, views: Uint8Array[], off: number, avail: number): number {
+    const take = Math.min(avail, g.left);
+    const bodyLeft = g.buf.length - g.got;
+    const copy = Math.min(take, bodyLeft);
+    if (copy > 0) {
+      copyOut(views, off, g.buf.subarray(g.got, g.got + copy));
+      g.got += copy;
+    }
+    g.left -= take;
+    return take;
+  }
+
+  #deliverGathered(g: Gathering): void {
+    if (g.kind === MSG_KIND.LOAN) {
+      const meta = g.buf.length > g.aux ? this.#decode(g.buf, g.aux, g.buf.length) : undefined;
+      if (this.#failed) return;
+      this.#handler.onLoan({ bytes: g.buf.subarray(0, g.aux), meta, held: false, token: this.#nextToken++ });
+      return;
+    }
+    const value = this.#decode(g.buf, 0, g.buf.length);
+    if (this.#failed) return;
+    this.#deliver(g.kind, g.id, value);
+  }
+
+  #decode(src: Uint8Array, start: number, end: number): unknown {
+    const r = this.#range;
+    r.start = start;
+    r.end = end;
+    try {
+      return this.#dec.unpack(src, r);
+    } catch (err) {
+      this.#fail(
+        ferryError(
+          'ERR_FERRY_MSG_MALFORMED',
+          `undecodable value: ${(err as Error)?.message ?? String(err)}`,
+          {
+            cause: err,
+          },
+        ),
+      );
+      return undefined;
+    }
+  }
+
+  /** The bytes [start, end) of the views in one contiguous array (a reused scratch). */
+  #copy(views: Uint8Array[], start: number, end: number): Uint8Array {
+    const n = end - start;
+    if (this.#scratch.length < n)
+      this.#scratch = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.#scratch.length, 4096));
+    const out = this.#scratch.subarray(0, n);
+    copyOut(views, start, out);
+    return out;
+  }
+
+  /** Consumes parsed bytes up to the first loan still held. */
+  #consumeFree(): void {
+    let free = this.#ahead;
+    const held = this.#held;
+    while (held.length > 0 && (held[0] as Held).released) held.shift();
+    if (held.length > 0) free = Math.min(free, (held[0] as Held).start);
+    if (free <= 0) return;
+    if (this.#src.consume(free) !== free) {
+      this.#fail(ferryError('ERR_FERRY_FIFO_CORRUPT', 'rx fifo refused a consume'));
+      return;
+    }
+    this.#ahead -= free;
+    for (const h of held) h.start -= free;
+  }
+
+  #fail(err: FerryError): 'failed' {
+    if (!this.#failed) {
+      this.#failed = true;
+      this.#handler.onFailure(err);
+    }
+    return 'failed';
+  }
+}
+
+function asBuffer(v: Uint8Array): Buffer {
+  return Buffer.from(v.buffer, v.byteOffset, v.length);
+}
+
+/** Copies the bytes at `off` of the concatenated views into `dst` (dst.length of them). */
+function copyOut(views: Uint8Array[], off: number, dst: Uint8Array): void {
+  const v0 = views[0] as Uint8Array;
+  const n = dst.length;
+  if (off >= v0.length) {
+    const v1 = views[1] as Uint8Array;
+    dst.set(v1.subarray(off - v0.length, off - v0.length + n));
+    return;
+  }
+  const first = Math.min(n, v0.length - off);
+  dst.set(v0.subarray(off, off + first));
+  if (first < n) dst.set((views[1] as Uint8Array).subarray(0, n - first), first);
+}

@@ -1,0 +1,13 @@
+/** @ferry/sdk/messages: msgpack values between apps, request/response. Explicit exports only. */
+
+export { connectMessages, createMessageServer } from './connect-messages.js';
+export {
+  type ChannelHandlers,
+  MessageChannel,
+  type MessageContext,
+  type RequestContext,
+  type RequestOptions,
+} from './message-channel.js';
+export { MessageServer, type MessageServerOptions } from './message-server.js';
+export type { ChannelOptions, ConnectMessagesOptions } from './options.js';
+export { RemoteError, type RemoteErrorInfo } from './remote-error.js';

@@ -1,0 +1,579 @@
+/**
+ * MessageChannel: whole msgpack values over one session's fifo pair, with one-way sends,
+ * request/response, and async iteration of what the peer pushes. Both ends of a connection are a
+ * MessageChannel (the server's side gets its handlers from createMessageServer).
+ *
+ * Lifecycle: open -> closing (close() called: flush, FIN, wait for the peer's FIN) -> closed; or
+ * open -> closed at once on failure (peer reset or death, bad frame), which rejects every pending
+ * request with the cause and makes the iterator throw it.
+ */
+import { EventEmitter } from 'node:events';
+import type { SessionOwner } from '../app/app-session.js';
+import { type FerryError, ferryError } from '../errors.js';
+import { type MessageKind, MSG_KIND, MSG_PROTO_VERSION } from '../proto/message-frame.js';
+import { FrameReader, type LoanFrame } from './frame-reader.js';
+import { FrameWriter } from './frame-writer.js';
+import type { ResolvedChannelOptions } from './options.js';
+import { errorBody, remoteError } from './remote-error.js';
+import { RequestTable } from './request-table.js';
+import { closeLink, finLink, openLink, type SessionLink } from './session-link.js';
+
+/** Given to onRequest: which channel asked, and a signal aborted if the caller gives up. */
+export interface RequestContext {
+  readonly channel: MessageChannel;
+  /** The request's correlation id on this channel. */
+  readonly id: number;
+  /** Aborted when the caller cancels (abort, timeout) or the channel closes. */
+  readonly signal: AbortSignal;
+}
+
+/** Given to onMessage. */
+export interface MessageContext {
+  readonly channel: MessageChannel;
+}
+
+export interface ChannelHandlers {
+  /** Answers a request: the returned value (or the promise's) is the reply; a throw or rejection
+   *  is the error reply (ERR_FERRY_REMOTE at the caller). */
+  onRequest?: (value: unknown, ctx: RequestContext) => unknown;
+  /** Takes one-way values. Without it they are buffered for `for await (const v of channel)`. */
+  onMessage?: (value: unknown, ctx: MessageContext) => void;
+  /** Send the handler's error stack with error replies. Default false. */
+  exposeStack?: boolean;
+}
+
+export interface RequestOptions {
+  /** ETIMEDOUT after this many ms; default the channel's requestTimeoutMs; 0 = never. */
+  timeoutMs?: number;
+  /** Aborting rejects the request (AbortError, code ABORT_ERR) and tells the peer. */
+  signal?: AbortSignal;
+}
+
+type State = 'open' | 'closing' | 'closed';
+
+interface Serving {
+  controller: AbortController | null;
+  cancelled: boolean;
+}
+
+/** Iterator waiters get `value` or, once the channel ended or failed, done / the error. */
+type Waiter = { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void };
+
+export class MessageChannel extends EventEmitter implements SessionOwner, AsyncIterable<unknown> {
+  readonly localUri: string;
+  readonly remoteUri: string;
+  /** 'ct' for cut-through, else the transport ferryd carries the channel over ('tcp', ...). */
+  readonly transport: string;
+  readonly #link: SessionLink;
+  readonly #opts: ResolvedChannelOptions;
+  readonly #handlers: ChannelHandlers;
+  readonly #writer: FrameWriter;
+  readonly #reader: FrameReader;
+  readonly #requests: RequestTable;
+  #state: State = 'open';
+  #error: FerryError | null = null;
+  #peerEnded = false;
+  #inbox: unknown[] = [];
+  #inboxHead = 0;
+  #waiters: Waiter[] = [];
+  #serving = new Map<number, Serving>();
+  #pulling = false;
+  #pullAgain = false;
+  #stallTimer: NodeJS.Timeout | null = null;
+  #stallMark = -1;
+  #closePromise: Promise<void> | null = null;
+  #closeTimer: NodeJS.Timeout | null = null;
+  #onClosed: (() => void) | null = null;
+  #refed = true;
+  #readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  readonly #msgCtx: MessageContext;
+
+  /** @internal Made by connectMessages() and the server; the session is opened here. */
+  constructor(link: SessionLink, opts: ResolvedChannelOptions, handlers: ChannelHandlers = {}) {
+    super();
+    this.#link = link;
+    this.#opts = opts;
+    this.#handlers = handlers;
+    this.localUri = link.localUri;
+    this.remoteUri = link.remoteUri;
+    this.transport = link.transport;
+    this.#msgCtx = { channel: this };
+    const att = link.att;
+    this.#writer = new FrameWriter(link.session, {
+      maxBodyBytes: opts.maxMessageBytes,
+      maxQueuedBytes: opts.maxQueuedBytes,
+      defer: (fn) => {
+        if (!att.afterPoll(fn)) process.nextTick(fn);
+      },
+      onDrain: () => this.#onDrain(),
+      onError: (err) => this.#fail(err as FerryError),
+    });
+    this.#reader = new FrameReader(
+      link.session,
+      {
+        onFrame: (kind, id, value) => this.#onFrame(kind, id, value),
+        onLoan: (loan) => this.#onLoan(loan),
+        onFailure: (err) => this.#fail(err, 'reset'),
+      },
+      { maxBodyBytes: opts.maxMessageBytes, paused: () => this.#paused() },
+    );
+    this.#requests = new RequestTable(opts.requestTimeoutMs, (id) => {
+      if (this.#state === 'open') this.#writer.writeEmpty(MSG_KIND.CANCEL, id);
+    });
+    this.#writer.writeValue(MSG_KIND.HELLO, 0, { v: MSG_PROTO_VERSION, maxBytes: opts.maxMessageBytes });
+    openLink(link, this);
+  }
+
+  /** 'open', 'closing' or 'closed'. */
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Why the channel failed (null while open, or after a clean close). */
+  get error(): FerryError | null {
+    return this.#error;
+  }
+
+  /** Requests sent and not yet answered. */
+  get pendingRequests(): number {
+    return this.#requests.size;
+  }
+
+  /** Encoded bytes waiting behind a full fifo. */
+  get queuedBytes(): number {
+    return this.#writer.queuedBytes;
+  }
+
+  /**
+   * Sends a one-way value. True when it is in the fifo; false when it waits behind a full fifo
+   * (it will go, whole and in order): wait for 'drain' or `await ready()` before sending more.
+   * Throws EMSGSIZE, ENOBUFS (too much already waits), ERR_FERRY_CHANNEL_CLOSED, or msgpackr's
+   * error for a value it cannot encode; a refused value is not sent at all.
+   */
+  send(value: unknown): boolean {
+    this.#checkOpen();
+    return this.#writer.writeValue(MSG_KIND.MESSAGE, 0, value);
+  }
+
+  /** Sends `value` as a request and resolves with the peer's reply (see RequestOptions). */
+  request(value: unknown, options: RequestOptions = {}): Promise<unknown> {
+    if (this.#state !== 'open') return Promise.reject(this.#closedError());
+    let r: { id: number; promise: Promise<unknown> };
+    try {
+      r = this.#requests.add(options.timeoutMs, options.signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      this.#writer.writeValue(MSG_KIND.REQUEST, r.id, value);
+    } catch (err) {
+      this.#requests.fail(r.id, err as Error);
+    }
+    return r.promise;
+  }
+
+  /** Resolves when nothing waits behind a full fifo (at once if nothing does). */
+  ready(): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(this.#closedError());
+    if (!this.#writer.backlogged) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Closes the channel: pending requests reject with ERR_FERRY_CHANNEL_CLOSED, what was sent is
+   * flushed, then FIN; resolves once the peer ended too (or closeTimeoutMs passed: then reset).
+   */
+  close(): Promise<void> {
+    if (this.#closePromise) return this.#closePromise;
+    if (this.#state === 'closed') return Promise.resolve();
+    this.#state = 'closing';
+    this.#closePromise = new Promise<void>((resolve) => {
+      this.#onClosed = resolve;
+    });
+    this.#requests.rejectAll(ferryError('ERR_FERRY_CHANNEL_CLOSED', 'close() was called'));
+    this.#abortServing();
+    this.#closeTimer = setTimeout(
+      () => this.#fail(ferryError('ETIMEDOUT', 'close timed out'), 'reset', true),
+      this.#opts.closeTimeoutMs,
+    );
+    this.#closeTimer.unref();
+    if (this.#writer.flush()) this.#sendFin();
+    return this.#closePromise;
+  }
+
+  /** Lets the process exit while only this channel is open (as net.Socket.unref). */
+  unref(): this {
+    if (this.#refed && this.#state !== 'closed') {
+      this.#refed = false;
+      this.#link.att.unref();
+    }
+    return this;
+  }
+
+  ref(): this {
+    if (!this.#refed && this.#state !== 'closed') {
+      this.#refed = true;
+      this.#link.att.ref();
+    }
+    return this;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<unknown> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  // ---- SessionOwner upcalls ----
+
+  onReadable(): void {
+    this.#pull();
+  }
+
+  onWritable(): void {
+    if (this.#state === 'closed') return;
+    if (this.#writer.flush() && this.#state === 'closing') this.#sendFin();
+  }
+
+  onFailure(err: FerryError): void {
+    this.#fail(err, err.code === 'ECONNRESET' ? 'peer-reset' : 'reset');
+  }
+
+  // ---- receiving ----
+
+  #pull(): void {
+    if (this.#state === 'closed') return;
+    if (this.#pulling) {
+      this.#pullAgain = true;
+      return;
+    }
+    this.#pulling = true;
+    try {
+      for (let round = 0; round < 64 && !this.#isClosed(); round++) {
+        this.#pullAgain = false;
+        const r = this.#reader.pull();
+        if (r === 'failed' || r === 'paused' || this.#isClosed()) return;
+        const s = this.#link.session;
+        if (r === 'partial') {
+          if (s.peerFinished && !this.#pullAgain) {
+            this.#fail(
+              ferryError('ERR_FERRY_MSG_INCOMPLETE', 'the peer ended in the middle of a frame'),
+              'reset',
+            );
+            return;
+          }
+          this.#watchStall(s.readableBytes);
+        } else {
+          this.#clearStall();
+          if (s.ended) {
+            this.#onPeerEnd();
+            return;
+          }
+        }
+        if (this.#pullAgain) continue;
+        if (!s.armRead()) return;
+      }
+      setImmediate(() => this.#pull());
+    } finally {
+      this.#pulling = false;
+    }
+  }
+
+  #paused(): boolean {
+    return (
+      this.#inbox.length - this.#inboxHead >= this.#opts.highWaterMark ||
+      this.#serving.size >= this.#opts.maxConcurrentRequests
+    );
+  }
+
+  /** A frame is partly there: fail if nothing more comes for frameTimeoutMs. */
+  #watchStall(readable: number): void {
+    if (this.#reader.heldLoans > 0) {
+      // Our own loans may be what stops the peer (the fifo is full behind them).
+      this.#clearStall();
+      return;
+    }
+    if (this.#stallTimer !== null && readable === this.#stallMark) return;
+    this.#clearStall();
+    this.#stallMark = readable;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      this.#fail(
+        ferryError(
+          'ERR_FERRY_MSG_INCOMPLETE',
+          `a frame stayed incomplete for ${this.#opts.frameTimeoutMs} ms`,
+        ),
+        'reset',
+      );
+    }, this.#opts.frameTimeoutMs);
+    this.#stallTimer.unref();
+  }
+
+  #clearStall(): void {
+    if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
+    this.#stallMark = -1;
+  }
+
+  #onFrame(kind: MessageKind, id: number, value: unknown): void {
+    switch (kind) {
+      case MSG_KIND.MESSAGE:
+        this.#deliver(value);
+        return;
+      case MSG_KIND.REQUEST:
+        this.#serve(id, value);
+        return;
+      case MSG_KIND.REPLY:
+      case MSG_KIND.ERROR: {
+        const failed = kind === MSG_KIND.ERROR;
+        const r = this.#requests.settle(id, failed ? remoteError(value) : value, failed);
+        if (r === 'unknown') {
+          this.#fail(
+            ferryError('ERR_FERRY_MSG_MALFORMED', `a reply to request ${id}, which was never sent`),
+            'reset',
+          );
+        }
+        return;
+      }
+      case MSG_KIND.CANCEL: {
+        const s = this.#serving.get(id);
+        if (s) {
+          s.cancelled = true;
+          s.controller?.abort(ferryError('ETIMEDOUT', 'the caller cancelled the request'));
+        }
+        return;
+      }
+      case MSG_KIND.HELLO: {
+        const v = (value as { v?: unknown } | null)?.v;
+        if (typeof v !== 'number' || Math.trunc(v) !== MSG_PROTO_VERSION) {
+          this.#fail(
+            ferryError('ERR_FERRY_PROTO_VERSION', `the peer speaks message protocol ${String(v)}`),
+            'reset',
+          );
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #onLoan(loan: LoanFrame): void {
+    // Loans arrive through the loan API (a later step); until then they are refused.
+    void loan;
+    this.#fail(
+      ferryError('ERR_FERRY_MSG_MALFORMED', 'loan frames are not accepted on this channel'),
+      'reset',
+    );
+  }
+
+  #deliver(value: unknown): void {
+    if (this.#state !== 'open') return;
+    const onMessage = this.#handlers.onMessage;
+    if (onMessage) {
+      try {
+        onMessage(value, this.#msgCtx);
+      } catch (err) {
+        this.#handlerThrew(err);
+      }
+      return;
+    }
+    const w = this.#waiters.shift();
+    if (w) w.resolve({ done: false, value });
+    else this.#inbox.push(value);
+  }
+
+  #next(): Promise<IteratorResult<unknown>> {
+    if (this.#inboxHead < this.#inbox.length) {
+      const value = this.#inbox[this.#inboxHead];
+      this.#inbox[this.#inboxHead++] = undefined;
+      if (this.#inboxHead === this.#inbox.length) {
+        this.#inbox = [];
+        this.#inboxHead = 0;
+      }
+      // Below the mark again: read what the peer sent meanwhile.
+      if (this.#inbox.length - this.#inboxHead === this.#opts.highWaterMark - 1) this.#kickPull();
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#state !== 'open' || this.#peerEnded) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  #kickPull(): void {
+    queueMicrotask(() => this.#pull());
+  }
+
+  // ---- serving requests ----
+
+  #serve(id: number, value: unknown): void {
+    if (this.#state !== 'open') return;
+    if (this.#serving.has(id)) {
+      this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', `request id ${id} reused while in flight`), 'reset');
+      return;
+    }
+    const handler = this.#handlers.onRequest;
+    if (!handler) {
+      this.#replyError(id, ferryError('ERR_FERRY_NOT_SUPPORTED', 'this channel has no request handler'));
+      return;
+    }
+    const serving: Serving = { controller: null, cancelled: false };
+    this.#serving.set(id, serving);
+    const ctx: RequestContext = {
+      channel: this,
+      id,
+      get signal() {
+        serving.controller ??= new AbortController();
+        return serving.controller.signal;
+      },
+    };
+    let result: unknown;
+    try {
+      result = handler(value, ctx);
+    } catch (err) {
+      this.#finishServing(id, serving, err, true);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (v) => this.#finishServing(id, serving, v, false),
+        (e) => this.#finishServing(id, serving, e, true),
+      );
+    } else {
+      this.#finishServing(id, serving, result, false);
+    }
+  }
+
+  #finishServing(id: number, serving: Serving, value: unknown, failed: boolean): void {
+    if (this.#serving.get(id) !== serving) return;
+    this.#serving.delete(id);
+    // The caller gave up: it would drop the reply anyway.
+    if (serving.cancelled || this.#state !== 'open') return;
+    if (failed) {
+      this.#replyError(id, value);
+    } else {
+      try {
+        this.#writer.writeValue(MSG_KIND.REPLY, id, value);
+      } catch (err) {
+        // The reply cannot be encoded or is too large: the caller gets that as the error.
+        this.#replyError(id, err);
+      }
+    }
+    if (this.#serving.size === this.#opts.maxConcurrentRequests - 1) this.#kickPull();
+  }
+
+  #replyError(id: number, thrown: unknown): void {
+    if (this.#state !== 'open') return;
+    try {
+      this.#writer.writeValue(MSG_KIND.ERROR, id, errorBody(thrown, this.#handlers.exposeStack === true));
+    } catch (err) {
+      this.#writer.writeValue(MSG_KIND.ERROR, id, {
+        name: 'Error',
+        message: `unencodable error: ${String(err)}`,
+      });
+    }
+  }
+
+  #abortServing(): void {
+    for (const s of this.#serving.values()) {
+      s.cancelled = true;
+      s.controller?.abort(ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the channel closed'));
+    }
+    this.#serving.clear();
+  }
+
+  #handlerThrew(err: unknown): void {
+    // As a throwing 'data' listener of a socket does: the process hears it, the channel goes on.
+    process.nextTick(() => {
+      throw err;
+    });
+  }
+
+  // ---- ending ----
+
+  #onPeerEnd(): void {
+    if (this.#peerEnded) return;
+    this.#peerEnded = true;
+    for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
+    if (this.#state === 'open') {
+      this.#requests.rejectAll(ferryError('ECONNRESET', 'the peer closed the channel'));
+      this.#abortServing();
+      this.#state = 'closing';
+      if (this.#writer.flush()) this.#sendFin();
+      return;
+    }
+    if (this.#finSent) this.#teardown('clean');
+  }
+
+  #finSent = false;
+
+  #sendFin(): void {
+    if (this.#finSent) return;
+    this.#finSent = true;
+    finLink(this.#link);
+    if (this.#peerEnded) this.#teardown('clean');
+  }
+
+  #onDrain(): void {
+    for (const w of this.#readyWaiters.splice(0)) w.resolve();
+    this.emit('drain');
+  }
+
+  #fail(err: FerryError, how: 'reset' | 'peer-reset' = 'reset', closing = false): void {
+    if (this.#state === 'closed') return;
+    if (!closing) this.#error = err;
+    this.#requests.rejectAll(err);
+    this.#abortServing();
+    for (const w of this.#waiters.splice(0)) {
+      if (closing) w.resolve({ done: true, value: undefined });
+      else w.reject(err);
+    }
+    this.#teardown(how);
+  }
+
+  #teardown(how: 'clean' | 'peer-reset' | 'reset'): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#clearStall();
+    if (this.#closeTimer) clearTimeout(this.#closeTimer);
+    this.#reader.stop();
+    this.#reader.dropHeld();
+    this.#writer.discard();
+    const err = this.#error;
+    for (const w of this.#readyWaiters.splice(0)) w.reject(err ?? this.#closedError());
+    for (const w of this.#waiters.splice(0)) {
+      if (err) w.reject(err);
+      else w.resolve({ done: true, value: undefined });
+    }
+    if (!this.#refed) this.#link.att.ref();
+    closeLink(this.#link, how);
+    this.#onClosed?.();
+    this.emit('close', err);
+  }
+
+  /** A method, not a field test: handlers called from pull() may close the channel meanwhile. */
+  #isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  #checkOpen(): void {
+    if (this.#state !== 'open') throw this.#closedError();
+  }
+
+  #closedError(): FerryError {
+    return this.#error ?? ferryError('ERR_FERRY_CHANNEL_CLOSED');
+  }
+
+  /** For tests: fail as if the peer had sent something broken. @internal */
+  _failForTest(err: FerryError): void {
+    this.#fail(err);
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}

@@ -1,0 +1,79 @@
+/**
+ * The msgpack value codec of message channels: msgpackr with record structures shared per
+ * direction (sequential mode), the types apps send (Date, Map, Set, BigInt, typed arrays, Buffer,
+ * Error, RegExp), and encoding straight into a caller's space (fifo memory).
+ *
+ * Pure: msgpackr only, no I/O.
+ */
+import { type Options, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
+
+/**
+ * Both directions use these options. `sequential` writes a record's keys inline the first time its
+ * shape is seen and refers to it by id afterwards: the reader learns shapes from the stream itself,
+ * so the frames of a direction must be decoded in order, each once. `copyBuffers`: decoded binary
+ * values are copies, never views of the fifo (which the peer overwrites once the frame is consumed).
+ */
+/** Below this much room in the space, encode() does not try it (see msgpackr's pack()). */
+const MIN_SPACE_BYTES = 0x800 + 256 + 16;
+
+const OPTIONS: Options = {
+  sequential: true,
+  moreTypes: true,
+  useBigIntExtension: true,
+  int64AsType: 'bigint',
+  mapsAsObjects: false,
+  copyBuffers: true,
+};
+
+/** A fresh reader for one direction of one channel. */
+export function createValueDecoder(): Unpackr {
+  return new Unpackr({ ...OPTIONS });
+}
+
+/**
+ * Encodes values for one direction of one channel, into the caller's space when they fit.
+ *
+ * msgpackr packs into one module-wide target buffer. Pointing it at fifo memory (useBuffer) would
+ * leave the next pack() anywhere in the process (the control codec, the app's own msgpackr) writing
+ * into our fifo, so after each encode the target goes back to a private spare buffer. The spare is
+ * replaced, not reused, once somebody else packed into it: what they were handed must stay valid.
+ */
+export class ValueEncoder {
+  #packr = new Packr({ ...OPTIONS });
+  #spare = new Uint8Array(8192);
+
+  /**
+   * Encodes `value` after `reserve` (< 256) bytes left free for a header. The result starts with
+   * the reserved bytes; it lies at `space[at]` when `inSpace` says so, else in memory the caller
+   * owns until its next encode() (copy it to keep it longer). `at` must be a multiple of 8.
+   * Throws what msgpackr throws for a value it cannot encode: the encoder's record state is then
+   * unknown and the caller must use a fresh encoder (and tell the reader, see MSG_KIND.RESET).
+   */
+  encode(value: unknown, reserve: number, space: Uint8Array | null, at: number): Uint8Array {
+    const packr = this.#packr;
+    if (packr.position !== 0) this.#spare = new Uint8Array(8192);
+    // msgpackr refuses to start within ~2 KiB of its target's end and allocates a new target as large
+    // as the old one: near the end of the space, encode into the spare instead.
+    if (space !== null && space.length - at >= MIN_SPACE_BYTES) {
+      packr.useBuffer(space);
+      packr.position = at;
+    } else {
+      packr.useBuffer(this.#spare);
+    }
+    try {
+      return packr.pack(value, RESERVE_START_SPACE | reserve);
+    } finally {
+      packr.useBuffer(this.#spare);
+    }
+  }
+
+  /** True when `out`, a result of encode(), lies in `space` at `at`. */
+  static inSpace(out: Uint8Array, space: Uint8Array, at: number): boolean {
+    return out.buffer === space.buffer && out.byteOffset === space.byteOffset + at;
+  }
+
+  /** True when `out` lies in the encoder's spare buffer (it is overwritten by the next encode). */
+  isScratch(out: Uint8Array): boolean {
+    return out.buffer === this.#spare.buffer;
+  }
+}
