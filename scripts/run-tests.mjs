@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['sdk/dist', 'daemon/dist', 'examples/dist', 'e2e/dist'];
+const roots = ['sdk/dist', 'daemon/dist', 'examples/dist', 'testcontainers/dist', 'e2e/dist'];
 const files = [];
 function walk(dir) {
   let entries;
