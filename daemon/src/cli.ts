@@ -13,9 +13,10 @@ Commands:
   daemon [--config FILE] [--socket PATH|@NAME] [--demo]
          [--tcp-connect-timeout-ms MS]       run ferryd in the foreground; FILE (or
          [--tls-cert FILE --tls-key FILE]    $FERRY_CONFIG) is a JSON configuration
-                                             (docs/configuration.md); SIGHUP reloads it;
+         [--metrics HOST:PORT]               (docs/configuration.md); SIGHUP reloads it;
                                              --tls-*: PEM certificate and key served by
-                                             tls:// listens that give none
+                                             tls:// listens that give none; --metrics:
+                                             serve Prometheus metrics at /metrics there
   config check [--config FILE]               validate a configuration, print the result
                                              (tokens as fingerprints)
   config defaults                            print the built-in configuration as JSON
@@ -68,9 +69,11 @@ async function runDaemon(args: string[]): Promise<number> {
       config: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      metrics: { type: 'string' },
     },
   });
   const overrides: Partial<DaemonConfig> = {};
+  if (values.metrics !== undefined) overrides.metrics = { listen: values.metrics };
   if (values.socket) overrides.socket = values.socket;
   if (values['tcp-connect-timeout-ms'])
     overrides.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
@@ -92,6 +95,14 @@ async function runDaemon(args: string[]): Promise<number> {
   } catch (err) {
     // EADDRINUSE (another ferryd), EACCES on the socket directory, an unknown socketGroup.
     process.stderr.write(`ferryd: cannot start: ${(err as Error).message}\n`);
+    daemon.stop();
+    return 1;
+  }
+  try {
+    const m = await daemon.startMetrics();
+    if (m) log(`metrics on http://${m.family === 'IPv6' ? `[${m.address}]` : m.address}:${m.port}/metrics`);
+  } catch (err) {
+    process.stderr.write(`ferryd: cannot serve metrics: ${(err as Error).message}\n`);
     daemon.stop();
     return 1;
   }

@@ -80,6 +80,12 @@ export interface DaemonConfig {
    *  listen gives none; null = none (such a listen fails with ERR_FERRY_TLS_CONFIG). */
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
+  /** The Prometheus endpoint: `listen` is 'HOST:PORT' ('[IPv6]:PORT'), null = off. */
+  metrics: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  listen: string | null;
 }
 
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -96,7 +102,13 @@ export function builtInSocketPath(env: NodeJS.ProcessEnv = process.env): string 
 
 /** The embedded configuration (no file): what `npm start` runs with. */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
-  return { ...defaultOptionValues(), socket: defaultSocketPath(env), namespaces: {}, rules: [] };
+  return {
+    ...defaultOptionValues(),
+    socket: defaultSocketPath(env),
+    namespaces: {},
+    rules: [],
+    metrics: { listen: null },
+  };
 }
 
 /** Power-of-two fifo size for a request: 0 = default, else rounded up, clamped to the limits. */

@@ -1,12 +1,16 @@
 /** The composition root: builds ferryd's layers from a configuration and starts them. */
 import { chownSync } from 'node:fs';
-import type { Server } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo, Server } from 'node:net';
 import { CtrlServer } from './api/ctrl-server.js';
 import { applyReload, type ReloadOutcome } from './config/reload.js';
 import { resolveGroup } from './config/socket-group.js';
 import { type DaemonConfig, validateConfig } from './config.js';
 import { adminPath, startAdminServer } from './inspect/admin-server.js';
 import { type ShowTopic, snapshot } from './inspect/snapshot.js';
+import { parseListenAddress } from './obs/listen-address.js';
+import type { Metrics } from './obs/metrics.js';
+import { DaemonObserver } from './obs/observer.js';
 import { Policy } from './policy/policy.js';
 import { StallMonitor } from './policy/stall-monitor.js';
 import { SessionLayer } from './session/session-layer.js';
@@ -17,13 +21,19 @@ export class Daemon {
   readonly layer: SessionLayer;
   readonly policy: Policy;
   readonly stalls: StallMonitor;
+  readonly observer: DaemonObserver;
   #admin: Server | null = null;
+  #metrics: Metrics | null = null;
+  #metricsServer: HttpServer | null = null;
+  #log: (line: string) => void;
 
   constructor(config: DaemonConfig, log: (line: string) => void = () => {}) {
     this.config = validateConfig(config);
     this.policy = new Policy(this.config);
     this.server = new CtrlServer(this.config, log, this.policy);
     this.layer = new SessionLayer(this.config, this.server.apps, log, this.policy);
+    this.observer = new DaemonObserver(this.layer);
+    this.#log = log;
     this.stalls = new StallMonitor(
       this.config,
       this.server.apps,
@@ -43,7 +53,24 @@ export class Daemon {
       this.#admin.once('listening', () => chownSync(adminPath(socket), process.getuid?.() ?? -1, gid));
     }
     this.stalls.start();
+    this.observer.start();
     return this;
+  }
+
+  /**
+   * Serves the Prometheus endpoint when the configuration asks for it (`metrics.listen`, or
+   * `--metrics`); resolves to the address bound, or null when metrics are off.
+   */
+  async startMetrics(): Promise<AddressInfo | null> {
+    const listen = this.config.metrics.listen;
+    if (listen === null) return null;
+    const addr = parseListenAddress(listen);
+    // Loaded only when asked for: metrics off costs nothing (not even loading prom-client).
+    const { createMetrics } = await import('./obs/metrics.js');
+    const { startMetricsServer } = await import('./obs/metrics-server.js');
+    this.#metrics = createMetrics(this, this.observer);
+    this.#metricsServer = await startMetricsServer(addr, this.#metrics.registry, this.#log);
+    return this.#metricsServer.address() as AddressInfo;
   }
 
   /** Applies a reloaded configuration's live options (SIGHUP); see config/reload.ts. */
@@ -54,10 +81,16 @@ export class Daemon {
   }
 
   show(topic: ShowTopic): unknown {
-    return snapshot(topic, this.server, this.layer, this.stalls);
+    if (topic === 'sessions' || topic === 'top') this.observer.traffic.sample();
+    return snapshot(topic, this.server, this.layer, this.stalls, this.observer);
   }
 
   stop(): void {
+    this.#metricsServer?.close();
+    this.#metricsServer = null;
+    this.#metrics?.close();
+    this.#metrics = null;
+    this.observer.stop();
     this.stalls.stop();
     this.#admin?.close();
     this.#admin = null;

@@ -93,6 +93,13 @@ export {
 } from './proto/uri.js';
 export { type EventQueueProbe, probeEventQueue } from './shm/event-queue-probe.js';
 export {
+  checkFifoProbe,
+  emptyFifoProbe,
+  type FifoProbe,
+  fifoHeaderView,
+  readFifoProbe,
+} from './shm/fifo-probe.js';
+export {
   alignUp,
   CACHE_LINE,
   checkSegmentHeader,

@@ -1,6 +1,7 @@
 /** One function per app request: call the session layer, turn the outcome into a reply. */
 import { type AppRequest, type DaemonMessage, FerryError, ferryError, statusOf } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
+import { observeConnect } from '../obs/events.js';
 import type { SessionLayer } from '../session/session-layer.js';
 
 function failure(err: unknown): { st: number; err: string } {
@@ -50,7 +51,10 @@ export function handleRequest(
         layer.unlisten(app, msg.listener);
         return ok;
       case 'connect':
-        return later(msg, layer.connect(app, msg));
+        return later(
+          msg,
+          observeConnect(layer, msg.uri, () => layer.connect(app, msg)),
+        );
       case 'dgram-bind':
         return later(msg, layer.udp.bind(app, msg));
       case 'dgram-connect':

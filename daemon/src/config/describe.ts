@@ -28,5 +28,6 @@ export function defaultsDocument(): Record<string, unknown> {
     socketMode: `0${d.socketMode.toString(8)}`,
     namespaces: {},
     rules: [],
+    metrics: { listen: null },
   };
 }

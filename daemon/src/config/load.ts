@@ -41,6 +41,7 @@ export function loadConfig(opts: LoadOptions = {}): DaemonConfig {
     socket: builtInSocketPath(env),
     namespaces: {},
     rules: [],
+    metrics: { listen: null },
   };
   const source = file ?? 'built-in defaults';
   if (file) {

@@ -146,6 +146,11 @@ export type ScalarOption = keyof typeof SCALAR_OPTIONS;
 export const STRUCTURED_OPTIONS = {
   namespaces: { default: {}, live: true, doc: 'namespaces and their tokens' },
   rules: { default: [], live: true, doc: 'session rules, first match wins' },
+  metrics: {
+    default: { listen: null },
+    live: false,
+    doc: 'the Prometheus endpoint: { "listen": "HOST:PORT" } serves /metrics (off by default)',
+  },
 } as const;
 
 export const ALL_OPTIONS: readonly string[] = [

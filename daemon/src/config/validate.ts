@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { DaemonConfig, NamespaceConfig, Rule } from '../config.js';
+import type { DaemonConfig, MetricsConfig, NamespaceConfig, Rule } from '../config.js';
+import { parseListenAddress } from '../obs/listen-address.js';
 import { ALL_OPTIONS, type OptionSpec, SCALAR_OPTIONS } from './options.js';
 import { parseAddress, parseServicePattern } from './patterns.js';
 import { hashToken } from './tokens.js';
@@ -44,6 +45,7 @@ export function validateFile(doc: unknown, ctx: ValidateContext): Validated {
     }
     if (key === 'namespaces') values[key] = checkNamespaces(raw, ctx, errors);
     else if (key === 'rules') values[key] = checkRules(raw, errors);
+    else if (key === 'metrics') values[key] = checkMetrics(raw, errors);
     else {
       const spec = SCALAR_OPTIONS[key as keyof typeof SCALAR_OPTIONS].spec as OptionSpec;
       const v = checkScalar(`$.${key}`, raw, spec, errors);
@@ -279,6 +281,26 @@ function checkRules(raw: unknown, errors: string[]): Rule[] | undefined {
     if (errors.length === before) out.push(rule);
   });
   return out;
+}
+
+function checkMetrics(raw: unknown, errors: string[]): MetricsConfig | undefined {
+  if (!isObject(raw)) {
+    errors.push(`$.metrics: expected { "listen": "HOST:PORT" | null }, got ${show(raw)}`);
+    return undefined;
+  }
+  for (const k of Object.keys(raw)) {
+    if (k !== 'listen') errors.push(`$.metrics.${k}: unknown key (expected listen)`);
+  }
+  const listen = raw['listen'] ?? null;
+  if (listen === null) return { listen: null };
+  try {
+    if (typeof listen !== 'string') throw new Error('expected a string');
+    parseListenAddress(listen);
+    return { listen };
+  } catch (err) {
+    errors.push(`$.metrics.listen: ${(err as Error).message}, got ${show(listen)}`);
+    return undefined;
+  }
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -2,7 +2,9 @@
 import { readdirSync } from 'node:fs';
 import { formatUri } from '@ferry/sdk/internal';
 import type { CtrlServer } from '../api/ctrl-server.js';
+import type { DaemonObserver } from '../obs/observer.js';
 import type { StallMonitor } from '../policy/stall-monitor.js';
+import type { Session } from '../session/session.js';
 import type { SessionLayer } from '../session/session-layer.js';
 import { namespacesView, rulesView } from './policy-view.js';
 
@@ -14,6 +16,7 @@ export const SHOW_TOPICS = [
   'stats',
   'rules',
   'namespaces',
+  'top',
 ] as const;
 export type ShowTopic = (typeof SHOW_TOPICS)[number];
 
@@ -22,24 +25,20 @@ export function snapshot(
   server: CtrlServer,
   layer: SessionLayer,
   stalls?: StallMonitor,
+  observer?: DaemonObserver,
 ): unknown {
   switch (topic) {
     case 'sessions':
-      return [...layer.sessions.values()].map((s) => ({
-        id: s.id,
-        app: s.appId,
-        transport: s.transport,
-        state: s.state,
-        local: s.localUri,
-        remote: s.remoteUri,
-        peer: s.peer?.id ?? null,
-        segment: s.segmentId,
-        slot: s.slot,
-        listener: s.listenerId || null,
-        // ferryd is not on a cut-through data path; for tcp it moves every byte.
-        daemonBytes: s.daemonBytes,
-        ageMs: Date.now() - s.createdAt,
-      }));
+      return [...layer.sessions.values()].map((s) => sessionRow(s, observer));
+    case 'top':
+      return {
+        now: Date.now(),
+        apps: snapshot('apps', server, layer, stalls, observer),
+        sessions: snapshot('sessions', server, layer, stalls, observer),
+        bytes: observer ? bytesByTransport(observer) : {},
+        fifos: observer?.traffic.health() ?? null,
+        udpDrops: observer?.carried().get('udp')?.drops ?? 0,
+      };
     case 'apps':
       return [...server.apps.values()].map((a) => ({
         id: a.id,
@@ -102,6 +101,44 @@ export function snapshot(
     case 'namespaces':
       return namespacesView(server.policy, server.apps.values());
   }
+}
+
+/**
+ * One session end. Bytes each way come from its fifos' indices as ferryd last sampled them (what
+ * the app wrote into its tx fifo and read from its rx fifo), for every transport; `daemonBytes` is
+ * what ferryd itself moved for sessions it carries (none for cut-through).
+ */
+function sessionRow(s: Session, observer: DaemonObserver | undefined): Record<string, unknown> {
+  const t = observer?.traffic.view(s, observer.refOf(s));
+  return {
+    id: s.id,
+    app: s.appId,
+    transport: s.transport,
+    state: s.state,
+    local: s.localUri,
+    remote: s.remoteUri,
+    peer: s.peer?.id ?? null,
+    segment: s.segmentId,
+    slot: s.slot,
+    listener: s.listenerId || null,
+    txBytes: t?.tx?.bytes ?? null,
+    rxBytes: t?.rx?.bytes ?? null,
+    txFill: t?.tx ? `${t.tx.fill}/${t.tx.size}` : null,
+    rxFill: t?.rx ? `${t.rx.fill}/${t.rx.size}` : null,
+    idleMs: t?.tx && t.rx ? Math.min(t.tx.idleMs, t.rx.idleMs) : null,
+    stuck: (t?.tx?.stuck ?? false) || (t?.rx?.stuck ?? false),
+    fifoError: t?.tx?.error ?? t?.rx?.error ?? null,
+    daemonBytes: s.daemonBytes,
+    ageMs: Date.now() - s.createdAt,
+  };
+}
+
+function bytesByTransport(observer: DaemonObserver): Record<string, { tx: number; rx: number }> {
+  const out: Record<string, { tx: number; rx: number }> = {};
+  const ct = observer.traffic.totals().get('ct');
+  if (ct) out['ct'] = { tx: ct.written, rx: ct.read };
+  for (const [t, c] of observer.carried()) out[t] = { tx: c.tx, rx: c.rx };
+  return out;
 }
 
 function openFdCount(): number {

@@ -29,6 +29,7 @@ export class PairSegment {
   #slots: (FifoPairAlloc | null)[];
   #freeSlots: number[] = [];
   #live = 0;
+  #fifoBytes = 0;
   /** Apps that still map it: cleared as each acknowledges segment-del or dies. */
   readonly mappedBy = new Set<number>();
 
@@ -50,6 +51,11 @@ export class PairSegment {
 
   get liveSessions(): number {
     return this.#live;
+  }
+
+  /** Bytes of the fifos (headers and rings) placed in it now. */
+  get fifoBytes(): number {
+    return this.#fifoBytes;
   }
 
   get maxSlot(): number {
@@ -76,6 +82,7 @@ export class PairSegment {
     const pair = { slot, a2bOffset, b2aOffset, a2bSize, b2aSize };
     this.#slots[slot] = pair;
     this.#live++;
+    this.#fifoBytes += fifoFootprint(a2bSize) + fifoFootprint(b2aSize);
     return pair;
   }
 
@@ -88,6 +95,7 @@ export class PairSegment {
     this.#slots[slot] = null;
     this.#freeSlots.push(slot);
     this.#live--;
+    this.#fifoBytes -= fifoFootprint(pair.a2bSize) + fifoFootprint(pair.b2aSize);
   }
 
   pairAt(slot: number): FifoPairAlloc | null {

@@ -25,6 +25,7 @@ import {
 import type { App } from '../app/app.js';
 import { ListenerTable } from '../app/listener-table.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
+import { sessionFreed, sessionOpened } from '../obs/events.js';
 import { Policy } from '../policy/policy.js';
 import type { PairSegment } from '../segment/pair-segment.js';
 import { SegmentManager, type SegmentParty } from '../segment/segment-manager.js';
@@ -355,6 +356,7 @@ export class SessionLayer {
     const p = s.peer;
     if (s.freed || !s.released || (p && !p.released) || (s.pump && !s.pump.done)) return;
     for (const end of p ? [s, p] : [s]) {
+      if (sessionFreed.hasSubscribers) sessionFreed.publish({ owner: this, session: end });
       end.freed = true;
       this.sessions.delete(end.id);
       this.#apps.get(end.appId)?.sessions.delete(end.id);
@@ -688,6 +690,7 @@ export class SessionLayer {
     });
     this.sessions.set(s.id, s);
     app.sessions.add(s.id);
+    if (sessionOpened.hasSubscribers) sessionOpened.publish({ owner: this, session: s });
     return s;
   }
 
