@@ -31,6 +31,9 @@ if (!isFerryd()) {
       { code: 'FERRY_INTERCEPT_EMPTY' },
     );
   } else {
-    install(config);
+    // Interrupt unless FERRY_MODE says otherwise: an app that did not ask for Ferry should not
+    // start spinning a core, and on a loaded machine spinning peers starve each other
+    // (BENCHMARKS.md, "Unmodified HTTP apps").
+    install(config, process.env['FERRY_MODE'] ? {} : { mode: 'interrupt' });
   }
 }

@@ -1,10 +1,10 @@
 /**
- * An ordinary express app (no Ferry in it): `node express-server.js PORT`. Same routes as
+ * An ordinary express app (no Ferry in it): `node express-server.js PORT` (or a unix socket PATH). Same routes as
  * fastify-server: GET /hello (JSON), GET /bytes/:n, POST /echo.
  */
 import express from 'express';
 
-const port = Number(process.argv[2]);
+const where = process.argv[2] ?? '8080';
 const app = express();
 app.use(express.raw({ type: '*/*', limit: 16 << 20 }));
 app.get('/hello', (_req, res) => {
@@ -17,7 +17,8 @@ app.get('/bytes/:n', (req, res) => {
 app.post('/echo', (req, res) => {
   res.type('application/octet-stream').send(req.body);
 });
-const server = app.listen(port, '127.0.0.1', () => console.log(`listening ${port}`));
+const ready = () => console.log(`listening ${where}`);
+const server = /^\d+$/.test(where) ? app.listen(Number(where), '127.0.0.1', ready) : app.listen(where, ready);
 server.on('error', (err) => {
   console.error(err);
   process.exit(1);
