@@ -83,6 +83,18 @@ export {
   parseIPv6,
 } from './proto/datagram-frame.js';
 export {
+  encodeMessageHeader,
+  frameBytes,
+  type MessageHeader,
+  type MessageKind,
+  MSG_HEADER_BYTES,
+  MSG_KIND,
+  MSG_PROTO_VERSION,
+  readMessageHeader,
+  writeMessageHeader,
+} from './proto/message-frame.js';
+export { createValueDecoder, ValueEncoder } from './proto/message-values.js';
+export {
   canonicalHost,
   endpointKey,
   formatUri,

@@ -253,7 +253,8 @@ export class FrameWriter {
     // Whole 8-byte units only: frames are padded to 8 and must end inside the reservation.
     const len = view.length & ~7;
     if (len < MIN_RESERVATION) return null;
-    const resv = len === view.length ? view : view.subarray(0, len);
+    // A Buffer over the same bytes: msgpackr writes long strings with Buffer's utf8Write.
+    const resv = Buffer.from(view.buffer, view.byteOffset, len);
     this.#resv = resv;
     this.#resvView = new DataView(resv.buffer, resv.byteOffset, resv.length);
     return resv;

@@ -139,6 +139,11 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     return this.#requests.size;
   }
 
+  /** Values received and waiting to be iterated (at most highWaterMark: then reading stops). */
+  get bufferedValues(): number {
+    return this.#inbox.length - this.#inboxHead;
+  }
+
   /** Encoded bytes waiting behind a full fifo. */
   get queuedBytes(): number {
     return this.#writer.queuedBytes;
@@ -565,7 +570,10 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
   }
 
   #closedError(): FerryError {
-    return this.#error ?? ferryError('ERR_FERRY_CHANNEL_CLOSED');
+    if (this.#error) return this.#error;
+    if (this.#peerEnded && this.#closePromise === null)
+      return ferryError('ECONNRESET', 'the peer closed the channel');
+    return ferryError('ERR_FERRY_CHANNEL_CLOSED');
   }
 
   /** For tests: fail as if the peer had sent something broken. @internal */

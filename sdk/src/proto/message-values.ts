@@ -40,10 +40,11 @@ export function createValueDecoder(): Unpackr {
  */
 export class ValueEncoder {
   #packr = new Packr({ ...OPTIONS });
-  #spare = new Uint8Array(8192);
+  #spare: Uint8Array = Buffer.allocUnsafeSlow(8192);
 
   /**
-   * Encodes `value` after `reserve` (< 256) bytes left free for a header. The result starts with
+   * Encodes `value` after `reserve` (< 256) bytes left free for a header. `space` must be a Buffer
+   * (msgpackr writes long strings with Buffer's utf8Write). The result starts with
    * the reserved bytes; it lies at `space[at]` when `inSpace` says so, else in memory the caller
    * owns until its next encode() (copy it to keep it longer). `at` must be a multiple of 8.
    * Throws what msgpackr throws for a value it cannot encode: the encoder's record state is then
@@ -51,7 +52,7 @@ export class ValueEncoder {
    */
   encode(value: unknown, reserve: number, space: Uint8Array | null, at: number): Uint8Array {
     const packr = this.#packr;
-    if (packr.position !== 0) this.#spare = new Uint8Array(8192);
+    if (packr.position !== 0) this.#spare = Buffer.allocUnsafeSlow(8192);
     // msgpackr refuses to start within ~2 KiB of its target's end and allocates a new target as large
     // as the old one: near the end of the space, encode into the spare instead.
     if (space !== null && space.length - at >= MIN_SPACE_BYTES) {
