@@ -3,6 +3,7 @@ import { AppSession } from '../app/app-session.js';
 import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
 import { getAttachment } from './attachments.js';
+import { traceConnect } from './diagnostics.js';
 import { type ConnectOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { Server } from './server.js';
 import { Socket } from './socket.js';
@@ -22,7 +23,7 @@ export function connect(target: string | ConnectOptions, listener?: () => void):
     timedOut = true;
     sock.destroy(ferryError('ETIMEDOUT', `connect to ${uri} timed out after ${timeoutMs} ms`));
   }, timeoutMs);
-  (async () => {
+  traceConnect(sock, uri, async () => {
     const att = await getAttachment(opts);
     const reply = (await att.request({
       t: 'connect',
@@ -51,7 +52,7 @@ export function connect(target: string | ConnectOptions, listener?: () => void):
     sock.emit('connect');
     sock.emit('ready');
     if (reset) sock.onFailure(reset);
-  })().catch((err: Error) => {
+  }).catch((err: Error) => {
     clearTimeout(timer);
     sock.connecting = false;
     if (!sock.destroyed) sock.destroy(err);

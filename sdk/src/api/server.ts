@@ -13,6 +13,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import type { Accepted, ListenReply, TlsOptions } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
+import { publishAccepted } from './diagnostics.js';
 import { type ListenOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { checkOnread, Socket } from './socket.js';
 
@@ -121,6 +122,7 @@ export class Server extends EventEmitter {
       msg.remoteUri,
       msg.transport,
     );
+    publishAccepted(this, sock);
     this.emit('connection', sock);
   };
 

@@ -9,6 +9,7 @@ import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
+import { publishClose } from './diagnostics.js';
 import type { OnReadOptions } from './options.js';
 
 const debug = debuglog('ferry');
@@ -277,6 +278,7 @@ export class Socket extends Duplex implements SessionOwner {
       att.releaseSegmentIfUnused(s.segment);
     }
     this.#session = null;
+    publishClose(this, err);
     cb(err);
   }
 

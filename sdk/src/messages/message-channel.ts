@@ -8,6 +8,7 @@
  * request with the cause and makes the iterator throw it.
  */
 import { EventEmitter } from 'node:events';
+import { traceRequest } from '../api/diagnostics.js';
 import type { SessionOwner } from '../app/app-session.js';
 import { type FerryError, ferryError } from '../errors.js';
 import { type MessageKind, MSG_KIND, MSG_PROTO_VERSION } from '../proto/message-frame.js';
@@ -162,6 +163,10 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
 
   /** Sends `value` as a request and resolves with the peer's reply (see RequestOptions). */
   request(value: unknown, options: RequestOptions = {}): Promise<unknown> {
+    return traceRequest(this, value, () => this.#request(value, options));
+  }
+
+  #request(value: unknown, options: RequestOptions): Promise<unknown> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
     let r: { id: number; promise: Promise<unknown> };
     try {

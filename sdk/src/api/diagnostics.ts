@@ -1,0 +1,106 @@
+/**
+ * diagnostics_channel hooks of the SDK, for APM agents and users who observe without patching
+ * (docs/observability.md lists the payloads). A publish costs one `hasSubscribers` check when
+ * nobody listens. Channels:
+ *
+ * - `ferry:client:connect`       `{ socket, uri }`: connect() was called.
+ * - `ferry:client:connected`     `{ socket, uri, transport, durationMs }`: after the socket's 'connect'.
+ * - `ferry:client:connectError`  `{ socket, uri, error, durationMs }`: the connect failed (ferryd's
+ *   answer, ETIMEDOUT, or the socket destroyed before connecting).
+ * - `ferry:server:accepted`      `{ server, socket }`: before the server's 'connection'.
+ * - `ferry:socket:close`         `{ socket, error, transport, bytesRead, bytesWritten }`: a socket
+ *   is destroyed (once; `error` is null for a clean close).
+ * - tracing channel `ferry:connect` (`tracing:ferry:connect:start|end|asyncStart|asyncEnd|error`),
+ *   context `{ socket, uri }`: the connect request to ferryd, from the call to ferryd's answer.
+ * - tracing channel `ferry:message:request`, context `{ channel, request }`: a request on a
+ *   message channel (@ferry/sdk/messages), until its reply (`result`) or failure (`error`).
+ */
+import { channel, tracingChannel } from 'node:diagnostics_channel';
+
+export const connectStart = channel('ferry:client:connect');
+export const connectOk = channel('ferry:client:connected');
+export const connectError = channel('ferry:client:connectError');
+export const serverAccepted = channel('ferry:server:accepted');
+export const socketClose = channel('ferry:socket:close');
+export const connectTrace = tracingChannel<object, { socket: unknown; uri: string }>('ferry:connect');
+export const requestTrace = tracingChannel<object, { channel: unknown; request: unknown }>(
+  'ferry:message:request',
+);
+
+interface TracedSocket {
+  destroyed: boolean;
+  errored: Error | null;
+  transport: string | undefined;
+  once(event: 'close', fn: () => void): unknown;
+}
+
+function traceActive(tc: typeof connectTrace | typeof requestTrace): boolean {
+  return (
+    tc.start.hasSubscribers ||
+    tc.end.hasSubscribers ||
+    tc.asyncStart.hasSubscribers ||
+    tc.asyncEnd.hasSubscribers ||
+    tc.error.hasSubscribers
+  );
+}
+
+/**
+ * Runs connect's asynchronous part (`run`: ask ferryd, attach the session) and reports it on the
+ * channels above. The returned promise is `run()`'s.
+ */
+export function traceConnect(socket: TracedSocket, uri: string, run: () => Promise<void>): Promise<void> {
+  const tracing = traceActive(connectTrace);
+  if (!tracing && !connectStart.hasSubscribers && !connectOk.hasSubscribers && !connectError.hasSubscribers) {
+    return run();
+  }
+  const start = performance.now();
+  if (connectStart.hasSubscribers) connectStart.publish({ socket, uri });
+  let settled = false;
+  const failed = (error: unknown) => {
+    if (settled) return;
+    settled = true;
+    if (connectError.hasSubscribers) {
+      connectError.publish({ socket, uri, error, durationMs: performance.now() - start });
+    }
+  };
+  // A timeout or a destroy() while connecting ends the socket before ferryd answers.
+  socket.once('close', () =>
+    failed(
+      socket.errored ??
+        Object.assign(new Error('socket destroyed while connecting'), { code: 'ECONNABORTED' }),
+    ),
+  );
+  const p = tracing ? connectTrace.tracePromise(run, { socket, uri }) : run();
+  p.then(() => {
+    if (settled || socket.destroyed) return;
+    settled = true;
+    if (connectOk.hasSubscribers) {
+      connectOk.publish({ socket, uri, transport: socket.transport, durationMs: performance.now() - start });
+    }
+  }, failed);
+  return p;
+}
+
+/** A message channel's request, traced when anyone listens. */
+export function traceRequest<T>(channelObj: unknown, request: unknown, run: () => Promise<T>): Promise<T> {
+  if (!traceActive(requestTrace)) return run();
+  return requestTrace.tracePromise(run, { channel: channelObj, request });
+}
+
+export function publishAccepted(server: unknown, socket: unknown): void {
+  if (serverAccepted.hasSubscribers) serverAccepted.publish({ server, socket });
+}
+
+export function publishClose(
+  socket: { transport: string | undefined; bytesRead: number; bytesWritten: number },
+  error: Error | null,
+): void {
+  if (!socketClose.hasSubscribers) return;
+  socketClose.publish({
+    socket,
+    error,
+    transport: socket.transport,
+    bytesRead: socket.bytesRead,
+    bytesWritten: socket.bytesWritten,
+  });
+}
