@@ -29,6 +29,7 @@ import { App } from '../app/app.js';
 import type { DaemonConfig } from '../config.js';
 import { Policy } from '../policy/policy.js';
 import type { SessionLayer } from '../session/session-layer.js';
+import { fdsOf } from '../session/wire.js';
 import { handleRequest } from './handlers.js';
 
 /** Bad messages an app may send before ferryd closes its channel. */
@@ -288,7 +289,7 @@ export class CtrlServer {
   #reply(app: App, msg: CtrlMessage, reply: CtrlMessage): void {
     // id 0 marks a one-way notice: success goes unanswered; a failure is still reported.
     if (msg.id === 0 && 'st' in reply && reply.st === 0) return;
-    app.send(reply, [], msg.t === 'connect' ? 'soon' : 'now');
+    app.send(reply, fdsOf(reply), msg.t === 'connect' ? 'soon' : 'now');
   }
 
   #onAppGone(app: App): void {

@@ -1,36 +1,9 @@
 /** One function per app request: call the session layer, turn the outcome into a reply. */
-import { type AppRequest, type DaemonMessage, FerryError, ferryError, statusOf } from '@ferry/sdk/internal';
+import { type AppRequest, type DaemonMessage, ferryError } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import { observeConnect } from '../obs/events.js';
 import type { SessionLayer } from '../session/session-layer.js';
-
-function failure(err: unknown): { st: number; err: string } {
-  const e = err instanceof FerryError ? err : ferryError('ERR_FERRY_SYS', String(err));
-  return { st: statusOf(e.code), err: e.message };
-}
-
-/** The failure reply of the request's type. */
-function failureReply(msg: AppRequest, err: unknown): DaemonMessage {
-  const f = failure(err);
-  if (msg.t === 'listen') return { t: 'listen-reply', id: msg.id, ...f, listener: 0, uri: '' };
-  if (msg.t === 'dgram-bind') {
-    return { t: 'dgram-bind-reply', id: msg.id, ...f, endpoint: 0, uri: '', session: 0, fifos: null };
-  }
-  if (msg.t === 'connect' || msg.t === 'dgram-connect') {
-    return {
-      t: 'connect-reply',
-      id: msg.id,
-      ...f,
-      session: 0,
-      fifos: null,
-      localUri: '',
-      remoteUri: '',
-      fds: [],
-      transport: '',
-    };
-  }
-  return { t: 'status', id: msg.id, ...f };
-}
+import { failureReply, okStatus } from '../session/wire.js';
 
 /**
  * Handles a request from an attached app and returns the reply to send (never throws). Most
@@ -42,7 +15,7 @@ export function handleRequest(
   app: App,
   msg: AppRequest,
 ): DaemonMessage | Promise<DaemonMessage> | null {
-  const ok = { t: 'status' as const, id: msg.id, st: 0, err: '' };
+  const ok = okStatus(msg.id);
   try {
     switch (msg.t) {
       case 'listen':
@@ -56,9 +29,9 @@ export function handleRequest(
           observeConnect(layer, msg.uri, () => layer.connect(app, msg)),
         );
       case 'dgram-bind':
-        return later(msg, layer.udp.bind(app, msg));
+        return later(msg, layer.bind(app, msg));
       case 'dgram-connect':
-        return layer.udp.connect(app, msg);
+        return layer.connectDatagram(app, msg);
       case 'shutdown':
         layer.shutdown(app, msg.session);
         return ok;
@@ -74,11 +47,7 @@ export function handleRequest(
       case 'ping':
         return { t: 'pong', id: msg.id, st: 0, err: '' };
       case 'hello':
-        return {
-          t: 'status',
-          id: msg.id,
-          ...failure(ferryError('ERR_FERRY_SESSION_STATE', 'already attached')),
-        };
+        return failureReply(msg, ferryError('ERR_FERRY_SESSION_STATE', 'already attached'));
       case 'detach':
         return ok;
     }

@@ -69,15 +69,7 @@ export function snapshot(
         app: l.appId,
         namespace: l.namespace,
         uri: formatUri(l.uri),
-        transports: layer.tlsListeners.has(l.id)
-          ? layer.tlsListeners.get(l.id)?.cutThrough
-            ? ['ct', 'tls']
-            : ['tls']
-          : layer.tcpServers.has(l.id)
-            ? ['ct', 'tcp']
-            : layer.udp.relays.has(l.id)
-              ? ['ct', 'udp']
-              : ['ct'],
+        transports: layer.describeListener(l.id),
         accepted: l.accepted,
       }));
     case 'stats':
@@ -92,7 +84,7 @@ export function snapshot(
         fds: openFdCount(),
         ctrl: { ...server.counters },
         session: { ...layer.counters },
-        udp: { ...layer.udp.counters, ...layer.udp.traffic },
+        ...layer.transportStats(),
         policy: structuredClone(server.policy.counters),
         rssBytes: process.memoryUsage().rss,
       };

@@ -99,8 +99,9 @@ export class DaemonObserver {
   }
 
   #ref(s: Session): FifoPairRef | null {
+    if (!s.hasFifos) return null;
     try {
-      return this.#layer.fifoRefOf(s);
+      return this.#layer.fifoRef(s);
     } catch {
       return null;
     }
@@ -108,7 +109,8 @@ export class DaemonObserver {
 }
 
 function endOf(s: Session): EndCounts | null {
-  return (s as unknown as { pump?: EndCounts | null }).pump ?? null;
+  // A relay also counts datagrams (udp-relay.ts); SessionEnd declares only the bytes.
+  return s.end as EndCounts | null;
 }
 
 function totalsFor(map: Map<string, CarriedTotals>, transport: string): CarriedTotals {

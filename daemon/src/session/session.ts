@@ -5,20 +5,26 @@ import { nextState, type SessionEvent, type SessionState } from './states.js';
 /**
  * `ct`: app to app through the fifos; `tcp`: ferryd carries the bytes over a kernel socket; `udp`:
  * a datagram endpoint's relay, ferryd carries its datagrams over a kernel UDP socket; `tls`: as
- * `tcp`, with ferryd terminating TLS on that socket.
+ * `tcp`, with ferryd terminating TLS on that socket. A transport added later names its own
+ * (transport/transport.ts): the name goes to the app in `connect-reply` and `accepted`.
  */
-export type SessionTransport = 'ct' | 'tcp' | 'udp' | 'tls';
+export type SessionTransport = 'ct' | 'tcp' | 'udp' | 'tls' | (string & {});
 
-/** ferryd's end of a session it terminates (tcp-pump.ts, udp-relay.ts). */
-export interface SessionPump {
+/**
+ * ferryd's end of a session a transport carries (tcp-pump.ts, udp-relay.ts): what the session
+ * layer tells it. A cut-through session has none (its other end is the peer app's session).
+ */
+export interface SessionEnd {
+  /** ferryd no longer touches the session's resources (fifos, kernel socket). */
   readonly done: boolean;
+  /** Bytes ferryd moved for the session, each way (for `ferry show`). */
   readonly bytesIn: number;
   readonly bytesOut: number;
-  /** The app sent close. */
-  appClosed(): void;
-  /** The app sent reset. */
-  appReset(): void;
-  /** The app is gone: stop touching the fifos now. */
+  /** The app sent close: finish what it sent, then let go. */
+  close(): void;
+  /** The app sent reset: reset the transport's side too. */
+  reset(): void;
+  /** The app is gone: reset, and stop touching the session's resources now. */
   abort(): void;
 }
 
@@ -29,7 +35,8 @@ export class Session {
   readonly localUri: string;
   readonly remoteUri: string;
   readonly createdAt = Date.now();
-  /** Pair segment and slot of the fifo pair; `side` says which fifo this end writes. */
+  /** Pair segment and slot of the fifo pair; `side` says which fifo this end writes. Segment 0:
+   *  the session has no fifo pair (its transport gives the app something else). */
   readonly segmentId: number;
   readonly slot: number;
   readonly side: 'a' | 'b';
@@ -37,8 +44,8 @@ export class Session {
   state: SessionState = 'established';
   /** The other end, for cut-through sessions. */
   peer: Session | null = null;
-  /** ferryd's end, for sessions it terminates (tcp, tls, udp): it moves the bytes to a kernel socket. */
-  pump: SessionPump | null = null;
+  /** ferryd's end, for sessions a transport carries (tcp, tls, udp): it moves the bytes to a kernel socket. */
+  end: SessionEnd | null = null;
   /** The app has let go of the fifos (sent close, or is gone). */
   released = false;
   /** The fifo pair went back to the segment. */
@@ -86,7 +93,11 @@ export class Session {
 
   /** Bytes ferryd moved for this session (none for cut-through). */
   get daemonBytes(): number {
-    return this.pump ? this.pump.bytesIn + this.pump.bytesOut : 0;
+    return this.end ? this.end.bytesIn + this.end.bytesOut : 0;
+  }
+
+  get hasFifos(): boolean {
+    return this.segmentId !== 0;
   }
 
   get terminal(): boolean {

@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { type FerryError, FifoConsumer, type FifoPairRef, FifoProducer } from '@ferry/sdk/internal';
+import type { SessionEnd } from '../session/session.js';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
 import { directReadOf, scratchBuffer } from './direct-read.js';
 import { tcpError } from './tcp-errors.js';
@@ -30,7 +31,7 @@ export interface TcpPumpHooks {
   onDone(): void;
 }
 
-export class TcpPump implements SlotPump {
+export class TcpPump implements SlotPump, SessionEnd {
   /** The stream the bytes go through: the kernel socket, or the TLS socket on top of it. */
   readonly socket: Socket;
   /** The kernel socket (the same as `socket` without TLS): resets go here. */
@@ -115,7 +116,7 @@ export class TcpPump implements SlotPump {
   }
 
   /** The app sent `close`: send what it wrote, then FIN, then let the socket go. */
-  appClosed(): void {
+  close(): void {
     if (this.#done) return;
     this.#appClosed = true;
     // FIN already sent: nobody will read what the remote still sends, so do not wait for its FIN.
@@ -124,7 +125,7 @@ export class TcpPump implements SlotPump {
   }
 
   /** The app reset the session: RST to the remote. */
-  appReset(): void {
+  reset(): void {
     if (this.#done || this.#failed) return;
     this.#failed = true;
     this.#resetSocket();
@@ -150,7 +151,7 @@ export class TcpPump implements SlotPump {
       return;
     }
     if (this.#rx.peerReset) {
-      this.appReset();
+      this.reset();
       return;
     }
     // An event may mean the app's CAS consumed an arming made after we already looked: re-arm

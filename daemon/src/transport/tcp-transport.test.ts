@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { directReadOf } from './direct-read.js';
-import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-transport.js';
+import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-kernel.js';
 
 test('listener hosts bind where they say; kernel addresses become session URIs', () => {
   assert.equal(bindHost('*'), '0.0.0.0');

@@ -1,82 +1,213 @@
-/** The kernel side of the TCP transport: listening sockets and outgoing connections (node:net). */
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { type FerryError, ferryError, formatUri, type SessionUri } from '@ferry/sdk/internal';
-import { adoptAccepted, DirectRead } from './direct-read.js';
-import { tcpError } from './tcp-errors.js';
+/**
+ * The `tcp://` transport: ferryd is the other end of the app's fifo pair and a pump (tcp-pump.ts)
+ * moves the bytes to and from a kernel socket. Listens bind a kernel listener beside the
+ * cut-through entry; connects no local listener takes go out through the kernel.
+ */
+import { isIPv4, type Server, type Socket } from 'node:net';
+import { FerryError, type SessionUri, type TlsOptions } from '@ferry/sdk/internal';
+import type { App } from '../app/app.js';
+import type { Listener } from '../app/listener-table.js';
+import { fifoSizeFor } from '../config.js';
+import type { Session } from '../session/session.js';
+import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-kernel.js';
+import { TcpPump } from './tcp-pump.js';
+import type {
+  ConnectRequest,
+  ListenRequest,
+  Opened,
+  Transport,
+  TransportHost,
+  TransportListener,
+} from './transport.js';
 
-/** The address to bind for a listener's host: wildcards bind every IPv4 address. */
-export function bindHost(host: string): string {
-  const h = host.toLowerCase();
-  if (h === '*' || h === '0.0.0.0') return '0.0.0.0';
-  if (h === 'localhost') return '127.0.0.1';
-  return host;
-}
+/** A kernel listener serving one table listener; `onSocket` gets its connections once started. */
+export class KernelListener implements TransportListener {
+  readonly bound: SessionUri;
+  readonly #server: Server;
+  readonly #describe: string[];
+  #listener: Listener | null = null;
+  #admits: (named: SessionUri, opts: TlsOptions | undefined) => boolean;
 
-/** A kernel address as a session URI; IPv4-mapped IPv6 addresses are shown as IPv4. */
-export function tcpUri(
-  address: string | undefined,
-  port: number | undefined,
-  scheme: SessionUri['scheme'] = 'tcp',
-): string {
-  const host = (address ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
-  return formatUri({ scheme, host, port: port ?? 0 });
+  constructor(
+    server: Server,
+    uri: SessionUri,
+    describe: string[],
+    admits: (named: SessionUri, opts: TlsOptions | undefined) => boolean = () => true,
+  ) {
+    this.#server = server;
+    const addr = server.address();
+    this.bound = { ...uri, port: typeof addr === 'object' && addr ? addr.port : uri.port };
+    this.#describe = describe;
+    this.#admits = admits;
+  }
+
+  /** The table listener connections are accepted for; 0 until started. */
+  get listenerId(): number {
+    return this.#listener?.id ?? 0;
+  }
+
+  start(l: Listener): null {
+    this.#listener = l;
+    return null;
+  }
+
+  admitsCutThrough(named: SessionUri, opts: TlsOptions | undefined): boolean {
+    return this.#admits(named, opts);
+  }
+
+  describe(): string[] {
+    return this.#describe;
+  }
+
+  close(): void {
+    this.#server.close();
+  }
 }
 
 /**
- * Binds a kernel listener; resolves once it listens, rejects with EADDRINUSE, EACCES, ...
- * Accepted tcp:// sockets come paused with a DirectRead (see direct-read.ts); tls:// ones do not.
+ * Places a session between `app` and ferryd and starts the pump that serves `socket` (a TLS socket
+ * over `raw`, or `raw` itself). Throws (nothing placed) when there is no room for its fifo pair.
  */
-export function listenTcp(uri: SessionUri, onConnection: (socket: Socket) => void): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const direct = uri.scheme === 'tcp';
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) =>
-      onConnection(direct ? adoptAccepted(sock, true) : sock),
-    );
-    const onError = (err: Error) => reject(tcpError(err, formatUri(uri)));
-    server.once('error', onError);
-    server.listen({ host: bindHost(uri.host), port: uri.port, backlog: 511 }, () => {
-      server.off('error', onError);
-      // Later errors on a listening server (EMFILE on accept) must not crash ferryd.
-      server.on('error', () => {});
-      resolve(server);
-    });
-  });
+export function carryStream(
+  host: TransportHost,
+  app: App,
+  socket: Socket,
+  raw: Socket,
+  fifos: { tx: number; rx: number },
+  local: string,
+  remote: string,
+  listenerId: number,
+): Session {
+  const transport = socket === raw ? 'tcp' : 'tls';
+  const { session: s, events, daemon } = host.place({ app, local, remote, listenerId, transport, fifos });
+  if (!daemon) throw new FerryError('ERR_FERRY_SESSION_STATE', `session ${s.id} has no fifo pair`);
+  const pump = new TcpPump(
+    socket,
+    daemon.seg,
+    daemon.ref,
+    {
+      onRemoteFin: () => events.remoteFin(),
+      onAppFin: () => events.appFin(),
+      onRemoteReset: (err) => {
+        host.counters.resets++;
+        events.remoteReset(err);
+      },
+      onDone: () => events.done(),
+    },
+    raw,
+  );
+  s.end = pump;
+  pump.start();
+  return s;
+}
+
+/** A kernel connection to one of the apps' listeners: a session whose other end is ferryd. */
+export function acceptStream(
+  host: TransportHost,
+  listenerId: number,
+  raw: Socket,
+  socket: Socket = raw,
+): void {
+  const l = host.listeners.get(listenerId);
+  const app = l ? host.app(l.appId) : undefined;
+  const reset = () => {
+    if (!raw.destroyed) raw.resetAndDestroy();
+    if (socket !== raw) socket.destroy();
+  };
+  if (!l || !app || raw.remoteAddress === undefined) {
+    reset();
+    return;
+  }
+  if (host.atSessionLimit(app, null)) {
+    host.counters.refused++;
+    reset();
+    return;
+  }
+  // A listener bound to one IPv4 address accepts on that address: no getsockname() needed.
+  const bound = bindHost(l.uri.host);
+  const local =
+    bound !== '0.0.0.0' && isIPv4(bound)
+      ? tcpUri(bound, l.uri.port, l.uri.scheme)
+      : tcpUri(raw.localAddress, raw.localPort, l.uri.scheme);
+  const remote = tcpUri(raw.remoteAddress, raw.remotePort, l.uri.scheme);
+  let s: Session;
+  try {
+    const size = host.config.defaultFifoSizeBytes;
+    s = carryStream(host, app, socket, raw, { tx: size, rx: size }, local, remote, l.id);
+  } catch (err) {
+    host.log(`tcp accept on listener ${l.id} dropped: ${(err as Error).message}`);
+    reset();
+    return;
+  }
+  host.counters.tcpAccepts++;
+  host.accepted(l, app, { session: s });
 }
 
 /**
- * Opens a TCP connection; rejects with ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ... The socket comes
- * paused; a tcp:// one with a DirectRead (see direct-read.ts), a tls:// one without (TLS reads the
- * kernel socket itself).
+ * Opens the kernel connection of a stream connect, counting refusals; `secure` (TLS) may wrap the
+ * connected socket. Resolves to the session placed, or rejects with nothing left behind.
  */
-export function connectTcp(uri: SessionUri, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const reader = uri.scheme === 'tcp' ? new DirectRead() : null;
-    const socket = connect({
-      host: uri.host,
-      port: uri.port,
-      allowHalfOpen: true,
-      ...(reader ? { onread: reader.onread } : {}),
-    });
-    reader?.bind(socket);
-    socket.pause();
-    const timer = setTimeout(() => {
-      socket.destroy();
-      done(ferryError('ETIMEDOUT', `${formatUri(uri)}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    const done = (err: FerryError | null) => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.off('connect', onConnect);
-      if (err) reject(err);
-      else resolve(socket);
+export async function connectStream(
+  host: TransportHost,
+  c: ConnectRequest,
+  secure?: (raw: Socket, started: number) => Promise<Socket>,
+): Promise<Opened> {
+  const { app: client, req, target: uri } = c;
+  host.checkSessionLimit(client);
+  const started = Date.now();
+  let socket: Socket;
+  try {
+    socket = await connectTcp(uri, host.config.tcpConnectTimeoutMs);
+  } catch (err) {
+    if (err instanceof FerryError && err.code === 'ECONNREFUSED') host.counters.refused++;
+    throw err;
+  }
+  const raw = socket;
+  if (secure && host.attached(client)) socket = await secure(raw, started);
+  if (!host.attached(client)) {
+    raw.resetAndDestroy();
+    if (socket !== raw) socket.destroy();
+    throw new FerryError('ERR_FERRY_NOT_ATTACHED', 'app went away while connecting');
+  }
+  const local = tcpUri(raw.localAddress, raw.localPort, uri.scheme);
+  // The peer is the address we connected to: a numeric IPv4 target needs no getpeername().
+  const remote = isIPv4(uri.host)
+    ? tcpUri(uri.host, uri.port, uri.scheme)
+    : tcpUri(raw.remoteAddress, raw.remotePort, uri.scheme);
+  let s: Session;
+  try {
+    const fifos = {
+      tx: fifoSizeFor(host.config, req.txFifoSize),
+      rx: fifoSizeFor(host.config, req.rxFifoSize),
     };
-    const onError = (err: Error) => done(tcpError(err, formatUri(uri)));
-    const onConnect = () => {
-      // Until the pump takes the socket over, an error must not go unhandled (it would kill ferryd).
-      socket.on('error', () => {});
-      done(null);
-    };
-    socket.once('error', onError);
-    socket.once('connect', onConnect);
-  });
+    s = carryStream(host, client, socket, raw, fifos, local, remote, 0);
+  } catch (err) {
+    raw.resetAndDestroy();
+    if (socket !== raw) socket.destroy();
+    throw err;
+  }
+  host.counters.tcpConnects++;
+  return { session: s };
+}
+
+export class TcpTransport implements Transport {
+  readonly scheme = 'tcp';
+  readonly kind = 'stream';
+  readonly tlsOptions = false;
+  readonly #host: TransportHost;
+
+  constructor(host: TransportHost) {
+    this.#host = host;
+  }
+
+  async listen(req: ListenRequest): Promise<TransportListener> {
+    let kl: KernelListener | null = null;
+    const server = await listenTcp(req.uri, (sock) => acceptStream(this.#host, kl?.listenerId ?? 0, sock));
+    kl = new KernelListener(server, req.uri, ['ct', 'tcp']);
+    return kl;
+  }
+
+  connect(c: ConnectRequest): Promise<Opened> {
+    return connectStream(this.#host, c);
+  }
 }

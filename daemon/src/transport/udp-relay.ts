@@ -20,6 +20,7 @@ import {
   FifoProducer,
   ferryError,
 } from '@ferry/sdk/internal';
+import type { SessionEnd } from '../session/session.js';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
 import { TurnNotice } from './turn-notice.js';
 
@@ -40,7 +41,7 @@ interface InFlight {
   done: boolean;
 }
 
-export class UdpRelay implements SlotPump {
+export class UdpRelay implements SlotPump, SessionEnd {
   readonly socket: Socket;
   readonly slot: number;
   /** Payload bytes and datagrams moved: app -> kernel (confirmed) and kernel -> app. */
@@ -94,11 +95,11 @@ export class UdpRelay implements SlotPump {
   }
 
   /** The app closed the endpoint: stop at once (unsent datagrams are lost, as on a closed socket). */
-  appClosed(): void {
+  close(): void {
     this.#finish();
   }
 
-  appReset(): void {
+  reset(): void {
     this.#finish();
   }
 
