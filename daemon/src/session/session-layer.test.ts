@@ -83,10 +83,16 @@ function setup(): { layer: SessionLayer; app: App; sent: CtrlMessage[]; fake: ()
   const app = new App(1, 'a', 'default', { pid: 1, uid: 0, gid: 0 }, channel, -1);
   apps.set(app.id, app);
   let fake: FakeTransport | null = null;
-  const layer = new SessionLayer(config, apps, () => {}, undefined, (host) => {
-    fake = new FakeTransport(host);
-    return [fake];
-  });
+  const layer = new SessionLayer(
+    config,
+    apps,
+    () => {},
+    undefined,
+    (host) => {
+      fake = new FakeTransport(host);
+      return [fake];
+    },
+  );
   return {
     layer,
     app,
