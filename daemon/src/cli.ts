@@ -23,6 +23,9 @@ Commands:
   show sessions|apps|segments|listeners|stats|rules|namespaces
        [--json] [--socket PATH|@NAME] [--config FILE]
                                              what a running ferryd holds
+  top [--socket PATH|@NAME] [--interval-ms MS] [--once]
+                                             live view of apps and sessions, by throughput
+                                             (keys: q quit, s sort, t transport, / filter)
   health [--socket PATH|@NAME] [--timeout-ms MS]
                                              exit 0 if ferryd answers (container healthchecks)
   perf server|client ...                     throughput, rate, rtt and cps tests
@@ -44,6 +47,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runHealth(rest);
     case 'config':
       return runConfig(rest);
+    case 'top': {
+      const { topMain } = await import('./top/top-cli.js');
+      return topMain(rest);
+    }
     case 'perf': {
       const { perfMain } = await import('./perf/perf-cli.js');
       return perfMain(rest);

@@ -1,6 +1,6 @@
 /** What ferryd holds, as plain JSON-able objects: the data behind `ferry show`. */
 import { readdirSync } from 'node:fs';
-import { formatUri } from '@ferry/sdk/internal';
+import { formatUri, probeEventQueue } from '@ferry/sdk/internal';
 import type { CtrlServer } from '../api/ctrl-server.js';
 import type { DaemonObserver } from '../obs/observer.js';
 import type { StallMonitor } from '../policy/stall-monitor.js';
@@ -33,7 +33,10 @@ export function snapshot(
     case 'top':
       return {
         now: Date.now(),
-        apps: snapshot('apps', server, layer, stalls, observer),
+        apps: (snapshot('apps', server, layer, stalls, observer) as Record<string, unknown>[]).map((a) => ({
+          ...a,
+          events: eventsPostedTo(layer, a['id'] as number),
+        })),
         sessions: snapshot('sessions', server, layer, stalls, observer),
         bytes: observer ? bytesByTransport(observer) : {},
         fifos: observer?.traffic.health() ?? null,
@@ -123,6 +126,19 @@ function sessionRow(s: Session, observer: DaemonObserver | undefined): Record<st
     daemonBytes: s.daemonBytes,
     ageMs: Date.now() - s.createdAt,
   };
+}
+
+/**
+ * Entries posted so far to the event queues `appId` drains (u32 each, summed): one per "this
+ * session has news" notice, the wake-ups it was offered. Read from shared memory: a number only.
+ */
+function eventsPostedTo(layer: SessionLayer, appId: number): number {
+  let n = 0;
+  for (const seg of layer.segments.values()) {
+    if (seg.segment.released || (seg.appA !== appId && seg.appB !== appId)) continue;
+    n += probeEventQueue(seg.segment.buffer, seg.appA === appId ? seg.queueToA : seg.queueToB).tail;
+  }
+  return n;
 }
 
 function bytesByTransport(observer: DaemonObserver): Record<string, { tx: number; rx: number }> {
