@@ -11,9 +11,11 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { type DaemonHandle, startDaemon } from '@ferry/daemon/dist/testing/harness.js';
 import { hasBinary } from '@ferry/daemon/dist/testing/net-peer.js';
+import { makeTestCerts, type TestCerts } from '@ferry/daemon/dist/testing/test-certs.js';
 import { AUTOCANNON, app, freePort, lastJson, type Proc, runNode } from './procs.js';
 
 let daemon: DaemonHandle;
+let certs: TestCerts | null = null;
 const running: Proc[] = [];
 const run = promisify(execFile);
 
@@ -21,12 +23,42 @@ type Counters = { connects: number; accepted: number; tcpConnects: number; tcpAc
 
 before(async () => {
   daemon = await startDaemon();
+  if (hasBinary('openssl')) certs = makeTestCerts();
 });
 
 after(async () => {
   for (const p of running) p.kill();
   await daemon.stop();
+  certs?.remove();
 });
+
+/** The test certificates, or a skip (a failure in CI) without openssl. */
+function needCerts(t: { skip: (m: string) => void }): TestCerts | null {
+  if (certs) return certs;
+  if (process.env['CI']) assert.fail('openssl is missing (.ci/run installs it)');
+  t.skip('openssl is not installed (needed to make a test certificate)');
+  return null;
+}
+
+/**
+ * Runs a server/client pair plainly, then under the hook (FERRY_INTERCEPT naming the server's
+ * address); returns what the client printed both times and what ferryd did in the hooked run.
+ */
+async function pair(server: (port: number) => string[], client: (port: number) => string[]) {
+  const port = await freePort();
+  const once = async (intercept?: string) => {
+    const s = start(server(port), intercept);
+    await s.waitFor('listening');
+    const c = start(client(port), intercept);
+    assert.equal(await c.exited(), 0, c.stderr());
+    await stop(s);
+    return lastJson(c.stdout());
+  };
+  const plain = await once();
+  const c0 = await counters();
+  const hooked = await once(`127.0.0.1:${port}`);
+  return { plain, hooked, ferryd: delta(c0, await counters()) };
+}
 
 function start(args: string[], intercept?: string): Proc {
   const p = runNode(args, {
@@ -209,4 +241,85 @@ test('ferryd absent: the kernel takes over with one warning; FERRY_INTERCEPT_FAL
   running.push(failing);
   assert.notEqual(await failing.exited(), 0);
   assert.match(failing.stderr(), /ERR_FERRY_DAEMON_UNREACHABLE/);
+});
+
+test('node:http server and a node:http client (global agent, keep-alive): same answers, cut-through', async () => {
+  const r = await pair(
+    (port) => [app('http-server'), String(port)],
+    (port) => [app('http-client'), `http://127.0.0.1:${port}`],
+  );
+  assert.deepEqual(r.hooked, r.plain);
+  const results = r.plain as { status: number; length: number }[];
+  assert.deepEqual(
+    results.map((x) => [x.status, x.length]),
+    [[200, 17], [200, 500_000], [200, 700_000], ...Array.from({ length: 8 }, () => [200, 17])],
+  );
+  assert.equal(r.ferryd.tcpConnects + r.ferryd.tcpAccepts, 0);
+  assert.ok(r.ferryd.cutThrough >= 1 && r.ferryd.cutThrough <= 8, JSON.stringify(r.ferryd));
+});
+
+test('node:https server and client: TLS end to end over a cut-through session', async (t) => {
+  const c = needCerts(t);
+  if (!c) return;
+  const r = await pair(
+    (port) => [app('https-server'), String(port), c.certFile, c.keyFile],
+    (port) => [app('https-client'), `https://localhost:${port}`, c.caFile],
+  );
+  assert.deepEqual(r.hooked, r.plain);
+  assert.deepEqual(
+    r.plain,
+    [
+      'GET /a 0 bytes, tls TLSv1.3 authorized true',
+      'POST /b 300000 bytes, tls TLSv1.3 authorized true',
+      'GET /c 0 bytes, tls TLSv1.3 authorized true',
+    ].map((x) => `200 ${x}`),
+  );
+  assert.deepEqual(r.ferryd, { cutThrough: 1, tcpConnects: 0, tcpAccepts: 0 });
+});
+
+test('STARTTLS (plain connect, then TLS on the same socket, both sides): same bytes, cut-through', async (t) => {
+  const c = needCerts(t);
+  if (!c) return;
+  const r = await pair(
+    (port) => [app('starttls-server'), String(port), c.certFile, c.keyFile],
+    (port) => [app('starttls-client'), String(port), c.caFile],
+  );
+  assert.deepEqual(r.hooked, r.plain);
+  assert.equal((r.plain as { length: number }).length, 200_000);
+  assert.equal((r.plain as { authorized: boolean }).authorized, true);
+  assert.deepEqual(r.ferryd, { cutThrough: 1, tcpConnects: 0, tcpAccepts: 0 });
+});
+
+test('a worker thread’s fetch is intercepted too (node runs --import in each worker)', async () => {
+  const r = await pair(
+    (port) => [app('http-server'), String(port)],
+    (port) => [app('worker-fetch'), `http://127.0.0.1:${port}/hello`],
+  );
+  assert.deepEqual(r.hooked, r.plain);
+  assert.deepEqual(r.plain, { status: 200, body: '{"hello":"world"}' });
+  assert.deepEqual(r.ferryd, { cutThrough: 1, tcpConnects: 0, tcpAccepts: 0 });
+});
+
+test('ferryd under the same NODE_OPTIONS and FERRY_INTERCEPT=*:* leaves its own sockets alone', async () => {
+  const hookedDaemon = await startDaemon([], {
+    env: { NODE_OPTIONS: '--import @ferry/sdk/register', FERRY_INTERCEPT: '*:*' },
+  });
+  try {
+    const port = await freePort();
+    const env = { FERRY_SOCKET: hookedDaemon.socket };
+    const server = runNode([app('net-echo-server'), String(port)], { intercept: `127.0.0.1:${port}`, env });
+    running.push(server);
+    await server.waitFor('listening');
+    // A plain client reaches the hooked server through this ferryd's kernel listener.
+    const client = runNode([app('net-echo-client'), String(port), '200000'], { env });
+    running.push(client);
+    assert.equal(await client.exited(), 0, client.stderr());
+    assert.equal((lastJson(client.stdout()) as { intact: boolean }).intact, true);
+    const s = (await hookedDaemon.stats())['session'] as Counters;
+    assert.equal(s.tcpAccepts, 1);
+    assert.doesNotMatch(hookedDaemon.output(), /FERRY_INTERCEPT/);
+    await stop(server);
+  } finally {
+    await hookedDaemon.stop();
+  }
 });

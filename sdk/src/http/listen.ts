@@ -90,6 +90,15 @@ export function listenThroughFerry(
     shaped._server = server;
     s._connections++;
     server.emit('connection', sock);
+    // node:tls takes a net.Socket without a kernel handle for one still connecting, and holds the
+    // TLSSocket's writes until that socket emits 'connect' (an https server would handshake and
+    // then never answer). An accepted socket is connected: tell whoever waits.
+    // The TLSSocket also owns half-close then: the raw socket must not end its writing on the
+    // peer's FIN (TLS records still being written would fail with EPIPE).
+    if (sock.listenerCount('connect') > 0) {
+      sock.allowHalfOpen = true;
+      sock.emit('connect');
+    }
   });
   ferry.on('error', (err: Error & { code?: string }) => {
     if (!listening) {

@@ -103,9 +103,12 @@ export class FerryNetSocket extends net.Socket {
     const inner = f[kInner];
     if (inner && !inner.destroyed) {
       // As the kernel closes: a FIN when everything received was read and nothing is being
-      // written, a reset otherwise (unread data, a write cut short, resetAndDestroy()).
+      // written, a reset otherwise (unread data, a write cut short, resetAndDestroy()). Once our
+      // FIN went out, unread bytes (a TLS close_notify nobody reads) no longer reset: a reset
+      // could overtake the data still in the peer's fifo, which the kernel's RST, sent after
+      // data the peer has mostly read by then, rarely does.
       const unread = this.readableLength > 0 || inner.readableLength > 0;
-      if (unread || f[kWriting] || f[kReset]) inner.destroy();
+      if (f[kReset] || f[kWriting] || (unread && !this.writableFinished)) inner.destroy();
       else closeLingering(inner);
     }
     f[kHadError] = err !== null && err !== undefined;
@@ -246,15 +249,16 @@ Object.defineProperties(FerryNetSocket.prototype, {
 
 /**
  * A kernel socket's close() after everything was read: FIN now; the connection then waits for the
- * peer's FIN (a clean end), resets if the peer sends more (the kernel answers RST), and gives up
- * after LINGER_MS. The app already let go of the socket; this only ends the session politely.
+ * peer's FIN (a clean end), dropping what the peer still sends (the kernel would answer it with
+ * RST; dropping loses nothing the app wanted and cannot cut the peer's reading short), and
+ * resets after LINGER_MS. The app already let go of the socket; this only ends it politely.
  */
 function closeLingering(inner: FerrySocket): void {
   inner.removeAllListeners('data');
   inner.removeAllListeners('end');
   inner.removeAllListeners('error');
   inner.on('error', () => {});
-  inner.on('data', () => inner.destroy());
+  inner.on('data', () => {});
   const timer = setTimeout(() => inner.destroy(), LINGER_MS);
   timer.unref();
   inner.once('close', () => clearTimeout(timer));

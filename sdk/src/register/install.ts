@@ -3,7 +3,8 @@
  * hence node:http's Agent, undici and fetch, ws, drivers) and net.Server#listen (hence node:http,
  * https, express, fastify) go through Ferry for the addresses the rules name; the rest stays on
  * the kernel. Only two prototype methods are replaced (plus tls.connect, which gets an
- * intercepted socket to run TLS over); everything built on them follows.
+ * intercepted socket to run TLS over, and TLSSocket's _init, see below); everything built on
+ * them follows.
  *
  * - A matching connect turns the net.Socket into a FerryNetSocket (its prototype changes; it is
  *   still a net.Socket) connected through ferryd: cut-through to a Ferry listener, a kernel TCP
@@ -18,7 +19,7 @@ import * as net from 'node:net';
 import type * as tlsTypes from 'node:tls';
 import type { AttachmentOptions } from '../api/options.js';
 import { listenThroughFerry } from '../http/listen.js';
-import { connectThroughFerry, FerryNetSocket } from '../http/net-socket.js';
+import { connectThroughFerry, FerryNetSocket, innerSocket } from '../http/net-socket.js';
 import type { RegisterConfig } from './config.js';
 
 // The CommonJS exports object: the ESM namespace of node:tls is read-only.
@@ -72,12 +73,8 @@ export function parseListenArgs(args: unknown[]): ListenTarget | null {
   if (first === undefined || first === null) return { host: undefined, port: 0, cb, rest };
   if (typeof first === 'object') {
     const o = first as Record<string, unknown>;
-    if (
-      o['path'] !== undefined ||
-      o['handle'] !== undefined ||
-      o['_handle'] !== undefined ||
-      o['fd'] !== undefined
-    ) {
+    // Truthy, as node tests them: http's agent passes `path: null` for TCP.
+    if (o['path'] || o['handle'] || o['_handle'] || (o['fd'] !== undefined && o['fd'] !== null)) {
       return null;
     }
     const port = o['port'] === undefined ? 0 : validPort(o['port']);
@@ -133,7 +130,7 @@ export function install(config: RegisterConfig, ferry: AttachmentOptions = {}): 
     const { opts, cb } = connectTarget(args);
     const port = validPort(opts.port);
     const host = opts.host ?? 'localhost';
-    if (opts.path !== undefined || port === null || port === 0 || !rules.matchConnect(host, port)) {
+    if (opts.path || port === null || port === 0 || !rules.matchConnect(host, port)) {
       return origConnect.apply(this, args as never);
     }
     if (cb) this.once('connect', cb);
@@ -176,13 +173,28 @@ export function install(config: RegisterConfig, ferry: AttachmentOptions = {}): 
     }
     const port = validPort(o.port);
     const host = o.host ?? 'localhost';
-    if (o.socket || o.path !== undefined || port === null || port === 0 || !rules.matchConnect(host, port)) {
+    if (o.socket || o.path || port === null || port === 0 || !rules.matchConnect(host, port)) {
       return (origTlsConnect as (...a: unknown[]) => tlsTypes.TLSSocket).apply(this, args);
     }
     const socket = net.connect({ host, port });
     const servername = o.servername ?? (net.isIP(host) ? undefined : host);
     const opts: tlsTypes.ConnectionOptions = { ...o, socket, host, ...(servername ? { servername } : {}) };
     return cb ? origTlsConnect(opts, cb) : origTlsConnect(opts);
+  };
+
+  // node:tls takes a net.Socket without a kernel handle for one still connecting and holds the
+  // TLSSocket's writes until it emits 'connect'. A Ferry socket that is already connected (an
+  // accepted one, or STARTTLS over a connected one, as database drivers do) would wait forever.
+  const tlsProto = tls.TLSSocket.prototype as unknown as { _init(socket: unknown, wrap: unknown): void };
+  const origInit = tlsProto._init;
+  tlsProto._init = function (this: tlsTypes.TLSSocket, socket: unknown, wrap: unknown): void {
+    origInit.call(this, socket, wrap);
+    if (!(socket instanceof FerryNetSocket)) return;
+    // The TLSSocket now owns half-close (it copied allowHalfOpen). The raw socket under it must
+    // not end its own writing on the peer's FIN: TLS records still being written would fail with
+    // EPIPE, where over a kernel socket TLS writes to the handle directly.
+    socket.allowHalfOpen = true;
+    if (!socket.connecting && innerSocket(socket)) (this as { connecting: boolean }).connecting = false;
   };
 
   net.Socket.prototype.connect = connect as typeof net.Socket.prototype.connect;
@@ -195,6 +207,7 @@ export function install(config: RegisterConfig, ferry: AttachmentOptions = {}): 
       net.Socket.prototype.connect = origConnect;
       net.Server.prototype.listen = origListen;
       (tls as { connect: typeof tls.connect }).connect = origTlsConnect;
+      tlsProto._init = origInit;
       syncBuiltinESMExports();
       delete g[kInstalled];
     },
