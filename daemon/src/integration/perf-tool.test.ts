@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type DaemonHandle, startDaemon } from '../testing/harness.js';
@@ -119,4 +122,61 @@ describe('ferry perf server|client --json', () => {
       }
     });
   }
+
+  test('--chart writes an SVG beside the JSON: a point per 100 ms step, and every round trip in the histogram', async () => {
+    const env = { ...process.env, FERRY_SOCKET: daemon.socket };
+    const server = spawn(process.execPath, [CLI, 'perf', 'server', '--uri', 'tcp://127.0.0.1:0'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-perf-chart-'));
+    try {
+      const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
+      const chart = join(dir, 'rtt.svg');
+      const client = spawn(
+        process.execPath,
+        [
+          CLI,
+          'perf',
+          'client',
+          '--uri',
+          listening,
+          '--workload',
+          'rtt',
+          '--count',
+          '300',
+          '--json',
+          '--chart',
+          chart,
+        ],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const r = await firstJsonLine(client, 'perf client rtt --chart');
+      assert.equal(r['chart'], chart);
+      await new Promise((resolve) => client.once('exit', resolve));
+      const svg = readFileSync(chart, 'utf8');
+      assert.match(svg, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<svg /);
+      const counts = [...svg.matchAll(/class="bar"[^>]*data-count="(\d+)"/g)].map((m) => Number(m[1]));
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        300,
+      );
+      const rates = [...svg.matchAll(/class="point"[^>]*data-t="([^"]+)" data-rate="([^"]+)"/g)].map((m) => [
+        Number(m[1]),
+        Number(m[2]),
+      ]);
+      assert.ok(rates.length >= 1);
+      // The steps add up to the round trips done.
+      let done = 0;
+      let prev = 0;
+      for (const [t = 0, rate = 0] of rates) {
+        done += rate * (t - prev);
+        prev = t;
+      }
+      assert.ok(Math.abs(done - 300) < 1e-6, `timeline adds up to ${done}`);
+    } finally {
+      server.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,19 +1,34 @@
 /** `ferry perf server|client`: VPP echo-test style tools over the SDK or node:net. */
+
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { NotifyMode } from '@ferry/sdk';
+import { perfChartSvg } from './chart.js';
 import { type PerfWorkload, runPerf } from './perf-client.js';
 import { startPerfServer } from './perf-server.js';
+import { PerfRecorder } from './progress.js';
 import { type StackName, stackFor } from './stack.js';
 
 export const PERF_HELP = `Usage:
   ferry perf server --uri URI [--stack ferry|net] [--mode interrupt|poll|adaptive]
   ferry perf client --uri URI --workload throughput|rate|rtt|cps [--count N] [--size B]
                     [--concurrency C] [--stack ferry|net] [--mode M] [--fifo-size B] [--json]
+                    [--progress] [--chart FILE.svg]
 
 URI is any URI the SDK takes (tcp://127.0.0.1:5000); with --stack net, unix:/path or tcp://host:port.
 Defaults: throughput 1 GiB in 256 KiB writes; rate 1,000,000 x 64 B; rtt 20,000 x 64 B; cps 5,000
 connections, 64 B each, concurrency 8.
+Progress goes to stderr (in place on a terminal; --progress: a line a second anywhere).
+--chart writes an SVG: throughput over time (100 ms steps), and the RTT histogram for rtt.
 `;
+
+/** What the progress and the chart count, per workload. */
+const UNITS: Record<PerfWorkload, string> = {
+  throughput: 'bytes',
+  rate: 'messages',
+  rtt: 'round trips',
+  cps: 'connections',
+};
 
 const DEFAULTS: Record<PerfWorkload, { count: number; size: number }> = {
   throughput: { count: 1024 * 1024 * 1024, size: 256 * 1024 },
@@ -37,6 +52,8 @@ export async function perfMain(args: string[]): Promise<number> {
       'fifo-size': { type: 'string' },
       'timeout-ms': { type: 'string', default: '120000' },
       json: { type: 'boolean', default: false },
+      progress: { type: 'boolean', default: false },
+      chart: { type: 'string' },
     },
   });
   if ((role !== 'server' && role !== 'client') || !values.uri) {
@@ -71,15 +88,39 @@ export async function perfMain(args: string[]): Promise<number> {
     process.stderr.write(`ferry perf: unknown workload ${values.workload}\n`);
     return 2;
   }
+  const count = values.count ? Number(values.count) : d.count;
+  const size = values.size ? Number(values.size) : d.size;
+  const tty = process.stderr.isTTY === true;
+  const unit = UNITS[workload];
+  const recorder = new PerfRecorder(
+    count,
+    unit,
+    values.progress || tty ? (line) => process.stderr.write(line) : null,
+    tty,
+  );
+  let rtt: readonly number[] = [];
+  recorder.start();
   const r = await runPerf(stack, {
     workload,
     target: values.uri,
-    count: values.count ? Number(values.count) : d.count,
-    size: values.size ? Number(values.size) : d.size,
+    count,
+    size,
     concurrency: Number(values.concurrency),
     timeoutMs: Number(values['timeout-ms']),
-  });
-  if (values.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    onProgress: (n) => recorder.add(n),
+    onRttSamples: (s) => {
+      rtt = s;
+    },
+  }).finally(() => recorder.stop());
+  if (values.chart) {
+    const title = `ferry perf ${r.workload} (${r.stack}, ${r.target})`;
+    writeFileSync(
+      values.chart,
+      perfChartSvg({ title, unit: `${unit}/s`, timeline: recorder.timeline, rttUs: rtt }),
+    );
+  }
+  if (values.json)
+    process.stdout.write(`${JSON.stringify(values.chart ? { ...r, chart: values.chart } : r)}\n`);
   else {
     const extra =
       r.p50us !== undefined

@@ -17,6 +17,11 @@ export interface PerfOptions {
   concurrency: number;
   /** Upper bound on the run, in ms; the run fails past it. */
   timeoutMs: number;
+  /** Told of the work done as it is done: bytes (throughput), messages (rate), round trips (rtt),
+   *  connections (cps). For progress reports and the chart. */
+  onProgress?: (units: number) => void;
+  /** Receives every round-trip time (us) of an rtt run, for the chart's histogram. */
+  onRttSamples?: (samplesUs: readonly number[]) => void;
 }
 
 export interface PerfResult {
@@ -63,8 +68,12 @@ async function sinkRun(stack: Stack, o: PerfOptions, msgBytes: number, total: nu
   const chunk = Buffer.alloc(msgBytes, 0x5a);
   const start = process.hrtime.bigint();
   await writeAll(s, perfHeader(PERF_MODE.SINK, total));
+  // Progress counts what was handed to the socket, in units of the workload.
+  const unit = o.workload === 'rate' ? o.size : 1;
   for (let sent = 0; sent < total; sent += msgBytes) {
-    await writeAll(s, sent + msgBytes <= total ? chunk : chunk.subarray(0, total - sent));
+    const piece = sent + msgBytes <= total ? chunk : chunk.subarray(0, total - sent);
+    await writeAll(s, piece);
+    o.onProgress?.(piece.length / unit);
   }
   await ack;
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
@@ -87,6 +96,7 @@ async function rttRun(stack: Stack, o: PerfOptions): Promise<number[]> {
       if (got < o.size) return;
       got -= o.size;
       samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+      o.onProgress?.(1);
       if (samples.length >= o.count) {
         resolve();
         return;
@@ -123,6 +133,7 @@ async function cpsRun(stack: Stack, o: PerfOptions): Promise<number> {
     while (started < o.count) {
       started++;
       await oneConnection(stack, o, req);
+      o.onProgress?.(1);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
@@ -155,6 +166,7 @@ async function runWorkload(stack: Stack, o: PerfOptions): Promise<Omit<PerfResul
       const start = process.hrtime.bigint();
       const samples = await withTimeout(rttRun(stack, o), o.timeoutMs, 'rtt');
       const secs = Number(process.hrtime.bigint() - start) / 1e9;
+      o.onRttSamples?.(samples);
       samples.sort((a, b) => a - b);
       return {
         ...base,
