@@ -1,0 +1,384 @@
+// Messaging benchmark (`npm run bench:messages`): @ferry/sdk/messages against the obvious
+// do-it-yourself, node:net over a unix socket with msgpackr's PackrStream/UnpackrStream, and against
+// zeromq.js over ipc://, in one run: each case and variant in fresh server and client processes,
+// interleaved over rounds, medians, ratios to node:net, CPU per operation of every process on the
+// path (client, server, ferryd).
+//
+//   npm run bench:messages -- [--rounds 5] [--scale 1] [--case oneway,rtt,bulk,pubsub] [--json]
+//
+// Cases: one-way small objects ({ id, ts, name, vals: [1, 2, 3] }), request/response round trips
+// (p50, p99), 1 MiB binary payloads one way (Ferry: the loan API), publish/subscribe to 1, 2, 4 and
+// 8 subscribers (publisher's rate and each subscriber's).
+
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connectMessages, createMessageServer } from '@ferry/sdk/messages';
+import { Packr, PackrStream, Unpackr, UnpackrStream } from 'msgpackr';
+
+const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+
+type Variant = 'net' | 'zmq' | 'ferry';
+type Workload = 'oneway' | 'rtt' | 'bulk';
+const BULK_BYTES = 1024 * 1024;
+/** The same value options on every variant: records shared per direction (msgpackr's sequential). */
+const MP = { sequential: true, useRecords: true } as const;
+
+const smallObject = (i: number) => ({ id: i, ts: 1_700_000_000_000 + i, name: 'sensor-7', vals: [1, 2, 3] });
+
+interface Result {
+  /** Operations per second (messages, round trips, payloads) at the receiver. */
+  rate: number;
+  p50Us?: number;
+  p99Us?: number;
+  cpuUs: number;
+}
+
+// ---------------------------------------------------------------- servers
+
+async function serve(variant: Variant, workload: Workload, target: string): Promise<void> {
+  if (variant === 'ferry') {
+    let count = 0;
+    const server = createMessageServer({
+      onMessage: () => {
+        count++;
+      },
+      onRequest: (v) => (v === 'count' ? count : v),
+    }).listen(target);
+    await server.ready();
+    process.send?.({ target: server.uri });
+    return;
+  } else if (variant === 'net') {
+    const srv = net.createServer((s) => {
+      s.on('error', () => {});
+      const out = new PackrStream(MP);
+      out.pipe(s);
+      const inp = new UnpackrStream(MP);
+      s.pipe(inp);
+      let count = 0;
+      inp.on('data', (v: unknown) => {
+        if (workload === 'rtt') out.write(v);
+        else if (v === 'count') out.write(count);
+        else count++;
+      });
+    });
+    await new Promise<void>((resolve) => srv.listen(target, resolve));
+  } else {
+    const zmq = await import('zeromq');
+    const sock = new zmq.Pair();
+    await sock.bind(target);
+    const packr = new Packr(MP);
+    const unpackr = new Unpackr(MP);
+    let count = 0;
+    void (async () => {
+      for await (const [msg] of sock) {
+        const v = unpackr.unpack(msg as Buffer);
+        if (workload === 'rtt') await sock.send(packr.pack(v));
+        else if (v === 'count') await sock.send(packr.pack(count));
+        else count++;
+      }
+    })();
+  }
+  process.send?.({ target });
+}
+
+// ---------------------------------------------------------------- clients
+
+async function client(variant: Variant, workload: Workload, target: string, n: number): Promise<Result> {
+  const cpu0 = process.cpuUsage();
+  const r =
+    variant === 'ferry'
+      ? await ferryClient(workload, target, n)
+      : variant === 'net'
+        ? await netClient(workload, target, n)
+        : await zmqClient(workload, target, n);
+  const cpu = process.cpuUsage(cpu0);
+  return { ...r, cpuUs: cpu.user + cpu.system };
+}
+
+function payload(workload: Workload, i: number, bulk: Buffer): unknown {
+  return workload === 'bulk' ? { seq: i, data: bulk } : smallObject(i);
+}
+
+async function ferryClient(workload: Workload, target: string, n: number): Promise<Omit<Result, 'cpuUs'>> {
+  const big = workload === 'bulk' ? 4 * 1024 * 1024 : 0;
+  const ch = await connectMessages(target, big ? { rxFifoSize: big, txFifoSize: big } : {});
+  const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
+  try {
+    if (workload === 'rtt') return await roundTrips(n, (v) => ch.request(v));
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      if (!ch.send(payload(workload, i, bulk))) await ch.ready();
+    }
+    const got = await ch.request('count');
+    if (got !== n) throw new Error(`server counted ${String(got)} of ${n}`);
+    return { rate: (n / (performance.now() - t0)) * 1000 };
+  } finally {
+    await ch.close();
+  }
+}
+
+async function netClient(workload: Workload, target: string, n: number): Promise<Omit<Result, 'cpuUs'>> {
+  const s = net.connect(target);
+  await new Promise((r) => s.once('connect', r));
+  const out = new PackrStream(MP);
+  out.pipe(s);
+  const inp = new UnpackrStream(MP);
+  s.pipe(inp);
+  const replies: ((v: unknown) => void)[] = [];
+  inp.on('data', (v: unknown) => replies.shift()?.(v));
+  const ask = (v: unknown) =>
+    new Promise<unknown>((resolve) => {
+      replies.push(resolve);
+      out.write(v);
+    });
+  const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
+  try {
+    if (workload === 'rtt') return await roundTrips(n, ask);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      // PackrStream pushes into the socket: wait on the socket's own backpressure.
+      out.write(payload(workload, i, bulk));
+      if (s.writableNeedDrain) await new Promise((r) => s.once('drain', r));
+    }
+    const got = await ask('count');
+    if (got !== n) throw new Error(`server counted ${String(got)} of ${n}`);
+    return { rate: (n / (performance.now() - t0)) * 1000 };
+  } finally {
+    s.destroy();
+  }
+}
+
+async function zmqClient(workload: Workload, target: string, n: number): Promise<Omit<Result, 'cpuUs'>> {
+  const zmq = await import('zeromq');
+  const sock = new zmq.Pair();
+  sock.connect(target);
+  const packr = new Packr(MP);
+  const unpackr = new Unpackr(MP);
+  const ask = async (v: unknown) => {
+    await sock.send(packr.pack(v));
+    const [m] = await sock.receive();
+    return unpackr.unpack(m as Buffer);
+  };
+  const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
+  try {
+    if (workload === 'rtt') return await roundTrips(n, ask);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await sock.send(packr.pack(payload(workload, i, bulk)));
+    const got = await ask('count');
+    if (got !== n) throw new Error(`server counted ${String(got)} of ${n}`);
+    return { rate: (n / (performance.now() - t0)) * 1000 };
+  } finally {
+    sock.close();
+  }
+}
+
+async function roundTrips(n: number, ask: (v: unknown) => Promise<unknown>): Promise<Omit<Result, 'cpuUs'>> {
+  const warm = Math.min(1000, n);
+  for (let i = 0; i < warm; i++) await ask(smallObject(i));
+  const us: number[] = new Array(n);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const a = performance.now();
+    await ask(smallObject(i));
+    us[i] = (performance.now() - a) * 1000;
+  }
+  const rate = (n / (performance.now() - t0)) * 1000;
+  us.sort((a, b) => a - b);
+  return { rate, p50Us: us[Math.floor(n * 0.5)] ?? 0, p99Us: us[Math.floor(n * 0.99)] ?? 0 };
+}
+
+// ---------------------------------------------------------------- driver
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function cpuUsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+function child(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return fork(SELF, args, { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function message(p: ChildProcess, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child timed out')), timeoutMs);
+    p.once('message', (m) => {
+      clearTimeout(timer);
+      resolve(m);
+    });
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited ${code}`));
+    });
+  });
+}
+
+function targetOf(variant: Variant, dir: string, k: number): string {
+  if (variant === 'ferry') return 'tcp://127.0.0.1:0';
+  if (variant === 'net') return join(dir, `net-${k}.sock`);
+  return `ipc://${join(dir, `zmq-${k}.ipc`)}`;
+}
+
+async function measure(
+  variant: Variant,
+  workload: Workload,
+  n: number,
+  dir: string,
+  k: number,
+  env: NodeJS.ProcessEnv,
+  daemon: ChildProcess,
+): Promise<Result & { cpuUsPerOp: number }> {
+  const server = child(['server', variant, workload, targetOf(variant, dir, k)], env);
+  try {
+    const { target } = (await message(server, 10_000)) as { target: string };
+    const before = [cpuUsOf(server.pid), cpuUsOf(daemon.pid)];
+    const c = child(['client', variant, workload, target, String(n)], env);
+    const res = (await message(c, 300_000)) as Result;
+    const others = cpuUsOf(server.pid) - (before[0] ?? 0) + (cpuUsOf(daemon.pid) - (before[1] ?? 0));
+    c.kill();
+    return { ...res, cpuUsPerOp: (res.cpuUs + others) / n };
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+async function zmqAvailable(): Promise<string | null> {
+  try {
+    await import('zeromq');
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+async function main(): Promise<void> {
+  const role = process.argv[2];
+  if (role === 'server') {
+    await serve(process.argv[3] as Variant, process.argv[4] as Workload, process.argv[5] ?? '');
+    return;
+  }
+  if (role === 'client') {
+    const r = await client(
+      process.argv[3] as Variant,
+      process.argv[4] as Workload,
+      process.argv[5] ?? '',
+      Number(process.argv[6]),
+    );
+    process.send?.(r);
+    return;
+  }
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '5' },
+      scale: { type: 'string', default: '1' },
+      case: { type: 'string', default: 'oneway,rtt,bulk' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const rounds = Number(values.rounds);
+  const scale = Number(values.scale);
+  const cases = String(values.case).split(',') as Workload[];
+  const counts: Record<Workload, number> = {
+    oneway: Math.round(300_000 * scale),
+    rtt: Math.round(10_000 * scale),
+    bulk: Math.round(1000 * scale),
+  };
+  const zmqMissing = await zmqAvailable();
+  const variants: Variant[] = zmqMissing ? ['net', 'ferry'] : ['net', 'zmq', 'ferry'];
+  if (zmqMissing) console.error(`zeromq is not usable here, measured without it: ${zmqMissing}`);
+
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-msg-'));
+  const socket = join(dir, 'ferryd.sock');
+  const env = { ...process.env, FERRY_SOCKET: socket };
+  const daemon = fork(FERRY, ['daemon', '--socket', socket], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    daemon.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) resolve();
+    });
+    daemon.once('exit', (c) => reject(new Error(`ferryd exited ${c}`)));
+  });
+  const samples = new Map<string, (Result & { cpuUsPerOp: number })[]>();
+  let k = 0;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const w of cases) {
+        for (const v of variants) {
+          const res = await measure(v, w, counts[w], dir, k++, env, daemon);
+          const key = `${w}|${v}`;
+          samples.set(key, [...(samples.get(key) ?? []), res]);
+          if (!values.json) process.stderr.write(`round ${round + 1} ${w} ${v}: ${JSON.stringify(res)}\n`);
+        }
+      }
+    }
+  } finally {
+    daemon.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const table = [];
+  for (const w of cases) {
+    const base = samples.get(`${w}|net`) ?? [];
+    const baseRate = median(base.map((r) => r.rate));
+    const baseP50 = median(base.map((r) => r.p50Us ?? Number.NaN));
+    const baseP99 = median(base.map((r) => r.p99Us ?? Number.NaN));
+    const baseCpu = median(base.map((r) => r.cpuUsPerOp));
+    for (const v of variants) {
+      const s = samples.get(`${w}|${v}`) ?? [];
+      const rate = median(s.map((r) => r.rate));
+      const p50 = median(s.map((r) => r.p50Us ?? Number.NaN));
+      const p99 = median(s.map((r) => r.p99Us ?? Number.NaN));
+      const cpu = median(s.map((r) => r.cpuUsPerOp));
+      table.push({
+        case: w,
+        variant: v,
+        rate: Math.round(rate),
+        xRate: +(rate / baseRate).toFixed(2),
+        ...(w === 'rtt'
+          ? {
+              p50Us: +p50.toFixed(1),
+              xP50: +(p50 / baseP50).toFixed(2),
+              p99Us: +p99.toFixed(1),
+              xP99: +(p99 / baseP99).toFixed(2),
+            }
+          : {}),
+        cpuUsPerOp: +cpu.toFixed(2),
+        xCpu: +(cpu / baseCpu).toFixed(2),
+      });
+    }
+  }
+  if (values.json)
+    console.log(JSON.stringify({ rounds, scale, counts, zmq: zmqMissing ?? 'yes', table }, null, 2));
+  else console.table(table);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
