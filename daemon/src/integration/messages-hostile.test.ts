@@ -53,7 +53,8 @@ class FrameMaker {
   #enc = new ValueEncoder();
 
   frame(kind: MessageKind, id: number, value?: unknown): Buffer {
-    const body = value === undefined ? new Uint8Array(0) : this.#enc.encode(value, 0, null, 0).slice();
+    const body =
+      value === undefined ? new Uint8Array(0) : Uint8Array.from(this.#enc.encode(value, 0, null, 0));
     const out = Buffer.alloc(frameBytes(body.length));
     writeMessageHeader(new DataView(out.buffer, out.byteOffset, out.length), 0, kind, body.length, id, 0);
     out.set(body, 16);

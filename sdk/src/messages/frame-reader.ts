@@ -13,7 +13,7 @@ import {
   MSG_KIND,
   readMessageHeader,
 } from '../proto/message-frame.js';
-import { createValueDecoder } from '../proto/message-values.js';
+import { createPlainDecoder, createValueDecoder } from '../proto/message-values.js';
 
 /** What the reader needs of a session (AppSession has it). */
 export interface FrameSource {
@@ -72,6 +72,8 @@ export class FrameReader {
   readonly #handler: FrameHandler;
   readonly #opts: FrameReaderOptions;
   #dec: Unpackr = createValueDecoder();
+  /** Loan metadata is encoded without records (see encodePlain). */
+  readonly #metaDec: Unpackr = createPlainDecoder();
   readonly #header: MessageHeader = { bodyBytes: 0, kind: MSG_KIND.PAD, id: 0, aux: 0 };
   readonly #hdrBytes = new Uint8Array(MSG_HEADER_BYTES);
   readonly #hdrView = new DataView(this.#hdrBytes.buffer);
@@ -245,8 +247,8 @@ export class FrameReader {
     if (end > payloadEnd) {
       meta =
         end <= v0.length
-          ? this.#decode(v0, payloadEnd, end)
-          : this.#decode(this.#copy(views, payloadEnd, end), 0, end - payloadEnd);
+          ? this.#decode(v0, payloadEnd, end, this.#metaDec)
+          : this.#decode(this.#copy(views, payloadEnd, end), 0, end - payloadEnd, this.#metaDec);
       if (this.#failed) return false;
     }
     const token = this.#nextToken++;
@@ -255,7 +257,12 @@ export class FrameReader {
       this.#handler.onLoan({ bytes: v0.subarray(start, payloadEnd), meta, held: true, token });
     } else {
       // Wraps the ring's end (only frames relayed by ferryd can): hand over a copy.
-      this.#handler.onLoan({ bytes: this.#copy(views, start, payloadEnd).slice(), meta, held: false, token });
+      this.#handler.onLoan({
+        bytes: Buffer.from(this.#copy(views, start, payloadEnd)),
+        meta,
+        held: false,
+        token,
+      });
     }
     return !this.#failed;
   }
@@ -274,7 +281,7 @@ export class FrameReader {
 
   #deliverGathered(g: Gathering): void {
     if (g.kind === MSG_KIND.LOAN) {
-      const meta = g.buf.length > g.aux ? this.#decode(g.buf, g.aux, g.buf.length) : undefined;
+      const meta = g.buf.length > g.aux ? this.#decode(g.buf, g.aux, g.buf.length, this.#metaDec) : undefined;
       if (this.#failed) return;
       this.#handler.onLoan({ bytes: g.buf.subarray(0, g.aux), meta, held: false, token: this.#nextToken++ });
       return;
@@ -284,12 +291,12 @@ export class FrameReader {
     this.#deliver(g.kind, g.id, value);
   }
 
-  #decode(src: Uint8Array, start: number, end: number): unknown {
+  #decode(src: Uint8Array, start: number, end: number, dec: Unpackr = this.#dec): unknown {
     const r = this.#range;
     r.start = start;
     r.end = end;
     try {
-      return this.#dec.unpack(src, r);
+      return dec.unpack(src, r);
     } catch (err) {
       this.#fail(
         ferryError(

@@ -10,12 +10,15 @@ import {
   MSG_KIND,
   writeMessageHeader,
 } from '../proto/message-frame.js';
-import { ValueEncoder } from '../proto/message-values.js';
+import { encodePlain, ValueEncoder } from '../proto/message-values.js';
+import { type LoanWriter, OutgoingLoan } from './loan.js';
 
 /** What the writer needs of a session (AppSession has it). */
 export interface FrameSink {
   reserve(maxBytes?: number): Uint8Array;
   commit(n: number): number;
+  /** Free bytes in the fifo now (wrapping included). */
+  readonly writableBytes: number;
   /** Copies what fits; -1 when the fifo failed or this end finished. */
   write(chunk: Uint8Array): number;
   /** Arms the space notification; true when space is there already. */
@@ -46,7 +49,7 @@ const COMMIT_BYTES = 32 * 1024;
 const MIN_RESERVATION = 64;
 const ZEROS = new Uint8Array(8);
 
-export class FrameWriter {
+export class FrameWriter implements LoanWriter {
   readonly #sink: FrameSink;
   readonly #opts: FrameWriterOptions;
   #enc = new ValueEncoder();
@@ -62,6 +65,10 @@ export class FrameWriter {
   /** The encoder was replaced: the reader must forget record structures before the next value. */
   #needReset = false;
   #failed = false;
+  /** The outgoing loan not yet committed: later frames queue behind it. */
+  #loan: OutgoingLoan | null = null;
+  /** Queue entries ahead of the open loan: only those may be written before its commit. */
+  #loanMark = 0;
 
   constructor(sink: FrameSink, opts: FrameWriterOptions) {
     this.#sink = sink;
@@ -87,7 +94,7 @@ export class FrameWriter {
   writeValue(kind: MessageKind, id: number, value: unknown): boolean {
     if (this.#failed) throw ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the channel failed');
     if (this.#needReset) this.#writeReset();
-    if (this.#queue.length > 0) {
+    if (this.#queue.length > 0 || this.#loan !== null) {
       this.#checkQueueRoom();
       const out = this.#encode(value, null, 0);
       this.#enqueueFrame(this.#finishOutside(out, kind, id), out.length);
@@ -115,7 +122,7 @@ export class FrameWriter {
     if (this.#failed) return false;
     const frame = new Uint8Array(MSG_HEADER_BYTES);
     writeMessageHeader(new DataView(frame.buffer), 0, kind, 0, id, 0);
-    if (this.#queue.length > 0) {
+    if (this.#queue.length > 0 || this.#loan !== null) {
       this.#enqueueFrame(frame, frame.length);
       return false;
     }
@@ -124,12 +131,119 @@ export class FrameWriter {
   }
 
   /**
+   * Lends `bytes` bytes for a LOAN frame: in the fifo when it has that much contiguous room (a PAD
+   * frame skips a ring end that is too short), else in a private buffer. One loan at a time; frames
+   * written meanwhile wait behind it. Throws EMSGSIZE above maxBodyBytes, ERR_FERRY_LOAN_STATE
+   * while another loan is open.
+   */
+  openLoan(bytes: number): OutgoingLoan {
+    if (this.#failed) throw ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the channel failed');
+    if (this.#loan !== null) throw ferryError('ERR_FERRY_LOAN_STATE', 'another loan is open on this channel');
+    if (!(Number.isInteger(bytes) && bytes >= 0)) {
+      throw ferryError('ERR_OUT_OF_RANGE', `a loan's size must be a non-negative integer, got ${bytes}`);
+    }
+    if (bytes > this.#opts.maxBodyBytes) {
+      throw ferryError(
+        'EMSGSIZE',
+        `a ${bytes}-byte loan is above maxMessageBytes ${this.#opts.maxBodyBytes}`,
+      );
+    }
+    const need = frameBytes(bytes);
+    let loan: OutgoingLoan | null = null;
+    if (this.#queue.length === 0) {
+      this.#commitStaged();
+      let view = this.#sink.reserve();
+      if (view.length < need && view.length >= MSG_HEADER_BYTES && (view.length & 7) === 0) {
+        // Cut short by the ring's end while more is free from its start: skip to the start.
+        if (this.#sink.writableBytes >= view.length + need) {
+          writeMessageHeader(
+            new DataView(view.buffer, view.byteOffset, 16),
+            0,
+            MSG_KIND.PAD,
+            view.length - 16,
+            0,
+            0,
+          );
+          this.#sink.commit(view.length);
+          view = this.#sink.reserve();
+        }
+      }
+      if (view.length >= need) {
+        loan = new OutgoingLoan(
+          this,
+          Buffer.from(view.buffer, view.byteOffset, view.length & ~7),
+          bytes,
+          true,
+        );
+      }
+    }
+    loan ??= new OutgoingLoan(this, Buffer.alloc(need), bytes, false);
+    this.#loan = loan;
+    this.#loanMark = this.#queue.length;
+    return loan;
+  }
+
+  commitLoan(loan: OutgoingLoan, length: number, meta: unknown): boolean {
+    if (this.#loan !== loan) throw ferryError('ERR_FERRY_LOAN_STATE', 'the loan is not open on this channel');
+    this.#loan = null;
+    const m = meta === undefined ? null : encodePlain(meta);
+    const body = length + (m === null ? 0 : m.length);
+    if (body > this.#opts.maxBodyBytes) {
+      this.#afterLoan();
+      throw ferryError('EMSGSIZE', `the loan with its metadata is ${body} bytes, above maxMessageBytes`);
+    }
+    const size = frameBytes(body);
+    let frame = loan.frame;
+    if (size > frame.length) {
+      // The metadata does not fit where the payload was lent: copy both into a frame of their own.
+      const bigger = Buffer.alloc(size);
+      frame.copy(bigger, 16, 16, 16 + length);
+      frame = bigger;
+    }
+    if (m !== null) frame.set(m, 16 + length);
+    writeMessageHeader(new DataView(frame.buffer, frame.byteOffset, 16), 0, MSG_KIND.LOAN, body, 0, length);
+    if (this.#failed) return false;
+    if (loan.zeroCopy && frame === loan.frame) {
+      if (this.#sink.commit(size) !== size)
+        this.#fail(ferryError('ERR_FERRY_FIFO_CORRUPT', 'tx fifo refused a commit'));
+      this.#afterLoan();
+      return !this.#failed;
+    }
+    // Its place is after what was queued before the loan opened, before what was queued since.
+    const bytes = frame.subarray(0, size);
+    this.#queue.splice(this.#loanMark, 0, bytes);
+    this.#queued += bytes.length;
+    this.#loanMark = 0;
+    return this.flush();
+  }
+
+  abortLoan(loan: OutgoingLoan): void {
+    if (this.#loan !== loan) return;
+    this.#loan = null;
+    this.#loanMark = 0;
+    this.#afterLoan();
+  }
+
+  /** Aborts the open loan, if any (the channel is closing). */
+  abortOpenLoan(): void {
+    if (this.#loan?.open) this.#loan.abort();
+  }
+
+  /** Frames that queued behind the loan go now. */
+  #afterLoan(): void {
+    if (!this.#failed && this.#queue.length > 0) this.flush();
+  }
+
+  /**
    * Publishes staged frames and moves queued ones into the fifo. True when nothing is left; else
    * the space notification is armed and the owner calls flush() again on 'writable'.
    */
   flush(): boolean {
+    // The lent fifo space lies where queued frames would go: they wait for the commit.
+    if (this.#loan?.zeroCopy) return false;
     this.#commitStaged();
     while (this.#queue.length > 0) {
+      if (this.#loan !== null && this.#loanMark === 0) return false;
       const chunk = this.#queue[0] as Uint8Array;
       const n = this.#sink.write(chunk);
       if (n < 0) {
@@ -143,6 +257,7 @@ export class FrameWriter {
         return false;
       }
       this.#queue.shift();
+      if (this.#loanMark > 0) this.#loanMark--;
     }
     if (this.#waiting) {
       this.#waiting = false;
@@ -194,7 +309,8 @@ export class FrameWriter {
   /** Header into the reserved start of an encoding made outside the fifo; the padding follows. */
   #finishOutside(out: Uint8Array, kind: MessageKind, id: number): Uint8Array {
     // The encoder's scratch is overwritten by its next encode: a frame that may wait must own it.
-    const frame = this.#enc.isScratch(out) ? out.slice() : out;
+    // (Buffer.from copies; a Buffer's slice() would not.)
+    const frame = this.#enc.isScratch(out) ? Buffer.from(out) : out;
     writeMessageHeader(
       new DataView(frame.buffer, frame.byteOffset, MSG_HEADER_BYTES),
       0,

@@ -1,6 +1,7 @@
 /** @ferry/sdk/messages: msgpack values between apps, request/response. Explicit exports only. */
 
 export { connectMessages, createMessageServer } from './connect-messages.js';
+export { OutgoingLoan, ReceivedLoan } from './loan.js';
 export {
   type ChannelHandlers,
   MessageChannel,

@@ -14,6 +14,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import { type MessageKind, MSG_KIND, MSG_PROTO_VERSION } from '../proto/message-frame.js';
 import { FrameReader, type LoanFrame } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
+import { type OutgoingLoan, ReceivedLoan } from './loan.js';
 import type { ResolvedChannelOptions } from './options.js';
 import { errorBody, remoteError } from './remote-error.js';
 import { RequestTable } from './request-table.js';
@@ -161,6 +162,17 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     return this.#writer.writeValue(MSG_KIND.MESSAGE, 0, value);
   }
 
+  /**
+   * Lends `bytes` bytes to fill in place and send with `loan.commit(meta?)` (see OutgoingLoan):
+   * in the fifo itself when it has contiguous room, else a private buffer copied at commit. One
+   * loan at a time per channel; values sent meanwhile follow it. Throws EMSGSIZE (larger than
+   * maxMessageBytes), ERR_FERRY_LOAN_STATE (a loan is open), ERR_FERRY_CHANNEL_CLOSED.
+   */
+  loan(bytes: number): OutgoingLoan {
+    this.#checkOpen();
+    return this.#writer.openLoan(bytes);
+  }
+
   /** Sends `value` as a request and resolves with the peer's reply (see RequestOptions). */
   request(value: unknown, options: RequestOptions = {}): Promise<unknown> {
     return traceRequest(this, value, () => this.#request(value, options));
@@ -202,6 +214,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     });
     this.#requests.rejectAll(ferryError('ERR_FERRY_CHANNEL_CLOSED', 'close() was called'));
     this.#abortServing();
+    this.#writer.abortOpenLoan();
     this.#closeTimer = setTimeout(
       () => this.#fail(ferryError('ETIMEDOUT', 'close timed out'), 'reset', true),
       this.#opts.closeTimeoutMs,
@@ -373,12 +386,14 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
   }
 
   #onLoan(loan: LoanFrame): void {
-    // Loans arrive through the loan API (a later step); until then they are refused.
-    void loan;
-    this.#fail(
-      ferryError('ERR_FERRY_MSG_MALFORMED', 'loan frames are not accepted on this channel'),
-      'reset',
-    );
+    const reader = this.#reader;
+    const release = loan.held ? () => reader.release(loan.token) : () => {};
+    const received = new ReceivedLoan(loan.bytes as Buffer, loan.meta, loan.held, release);
+    if (this.#state !== 'open') {
+      received.release();
+      return;
+    }
+    this.#deliver(received);
   }
 
   #deliver(value: unknown): void {

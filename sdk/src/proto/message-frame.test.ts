@@ -52,7 +52,7 @@ function encodeSample(frames: SampleFrame[]): Uint8Array {
   const parts: number[] = [];
   for (const f of frames) {
     let body = new Uint8Array(0);
-    if (f.value !== undefined) body = enc.encode(f.value, 0, null, 0).slice();
+    if (f.value !== undefined) body = Uint8Array.from(enc.encode(f.value, 0, null, 0));
     const payload = f.payload ?? new Uint8Array(0);
     const all = new Uint8Array(payload.length + body.length);
     all.set(payload);

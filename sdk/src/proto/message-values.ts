@@ -25,6 +25,23 @@ const OPTIONS: Options = {
   copyBuffers: true,
 };
 
+/**
+ * Loan metadata is encoded on its own: records defined inline in each encoding (msgpackr's
+ * default), none shared with the values, so it may be written out of order with them.
+ */
+const PLAIN: Options = { ...OPTIONS, sequential: false };
+const plainPackr = new Packr({ ...PLAIN });
+
+/** A value encoded on its own (no record state), for loan metadata. */
+export function encodePlain(value: unknown): Uint8Array {
+  return plainPackr.pack(value);
+}
+
+/** A reader of encodePlain()'s output. */
+export function createPlainDecoder(): Unpackr {
+  return new Unpackr({ ...PLAIN });
+}
+
 /** A fresh reader for one direction of one channel. */
 export function createValueDecoder(): Unpackr {
   return new Unpackr({ ...OPTIONS });
