@@ -7,12 +7,16 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type DaemonHandle, startDaemon } from '@ferry/daemon/dist/testing/harness.js';
+import { hasBinary } from '@ferry/daemon/dist/testing/net-peer.js';
+import { makeTestCerts } from '@ferry/daemon/dist/testing/test-certs.js';
 import {
   createFerryDispatcher,
   FerryAgent,
+  FerryHttpsAgent,
   ferryListenerOf,
   innerSocket,
   isFerryNetSocket,
@@ -188,4 +192,51 @@ test('ws: a WebSocket server on the Ferry-served http server and a client throug
   assert.equal(code, 1000);
   wss.close();
   agent.destroy();
+});
+
+test('https through ferryd’s TLS: FerryHttpsAgent and the undici dispatcher to a tls:// listener', async (t) => {
+  if (!hasBinary('openssl')) {
+    if (process.env['CI']) assert.fail('openssl is missing (.ci/run installs it)');
+    t.skip('openssl is not installed (needed to make a test certificate)');
+    return;
+  }
+  const certs = makeTestCerts();
+  const secure = http.createServer(handler);
+  try {
+    // A plain node:http server behind a tls:// Ferry listener: ferryd serves the certificate.
+    listenThroughFerry(secure, 'tls://127.0.0.1:0', { tls: { cert: certs.cert, key: certs.key } });
+    await once(secure, 'listening');
+    const tlsPort = (secure.address() as AddressInfo).port;
+    seen.length = 0;
+    const agent = new FerryHttpsAgent({ ca: certs.ca });
+    const body = await new Promise<string>((resolve, reject) => {
+      https
+        .get({ host: 'localhost', port: tlsPort, path: '/secure', agent }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            text += d;
+          });
+          res.on('end', () => resolve(text));
+        })
+        .on('error', reject);
+    });
+    assert.equal(body, 'hello /secure');
+    agent.destroy();
+    const dispatcher = createFerryDispatcher({ ca: certs.ca }) as Dispatcher;
+    const r = await request(`https://localhost:${tlsPort}/undici-tls`, { dispatcher });
+    assert.equal(await r.body.text(), 'hello /undici-tls');
+    await dispatcher.close();
+    // The certificate verified, so ferryd let the two apps talk cut-through (no TLS on loopback).
+    assert.deepEqual(seen, ['ct', 'ct']);
+    // Without the CA ferryd refuses the certificate: verification is real.
+    const refused = createFerryDispatcher() as Dispatcher;
+    await assert.rejects(request(`https://localhost:${tlsPort}/`, { dispatcher: refused }), {
+      code: 'ERR_FERRY_TLS_CERT',
+    });
+    await refused.close();
+  } finally {
+    secure.close();
+    certs.remove();
+  }
 });
