@@ -50,6 +50,8 @@ export interface CtrlServerCounters {
   helloRejected: number;
   /** Connections closed for not sending HELLO in time. */
   helloTimeouts: number;
+  /** Apps that attached again after losing a ferryd (hello.reattach > 0). */
+  reattached: number;
   badMessages: number;
   channelsClosed: number;
 }
@@ -60,6 +62,7 @@ export class CtrlServer {
     accepted: 0,
     helloRejected: 0,
     helloTimeouts: 0,
+    reattached: 0,
     badMessages: 0,
     channelsClosed: 0,
   };
@@ -238,6 +241,7 @@ export class CtrlServer {
     const app = new App(this.#nextApp++, hello.name, namespace, peer, ch, doorbell);
     this.apps.set(app.id, app);
     this.pending.delete(ch);
+    if ((hello.reattach ?? 0) > 0) this.counters.reattached++;
 
     const ourWake = Doorbell.create();
     ch.useWakePipes(ourWake, appWake);

@@ -251,3 +251,29 @@ describe('metrics endpoint', () => {
     assert.ok(sampleValue(m, 'ferry_segment_bytes') > 0, 'the apps share segments');
   });
 });
+
+describe('ferryd restarts seen by apps', () => {
+  test('an app that reattaches after kill -9 is counted by the new ferryd, a fresh app is not', async () => {
+    const d1 = await startDaemon();
+    const app = await startApp(d1.socket);
+    let d2: DaemonHandle | null = null;
+    let fresh: AppHandle | null = null;
+    try {
+      await app.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+      await d1.kill('SIGKILL');
+      d2 = await startDaemon(['--metrics', '127.0.0.1:0'], { socket: d1.socket });
+      await app.waitFor((e) => e.event === 'server-reattached', 15_000);
+      fresh = await startApp(d2.socket);
+      await fresh.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+      const m = await scrape(metricsUrl(d2));
+      assert.equal(sampleValue(m, 'ferry_apps', { namespace: 'default' }), 2);
+      assert.equal(sampleValue(m, 'ferry_app_reattaches_total'), 1);
+      assert.equal(sampleValue(m, 'ferry_attaches_total', { result: 'ok' }), 2);
+    } finally {
+      await fresh?.kill();
+      await app.kill();
+      await d2?.stop();
+      await d1.stop();
+    }
+  });
+});

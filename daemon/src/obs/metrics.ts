@@ -251,6 +251,14 @@ export function createMetrics(daemon: Daemon, observer: DaemonObserver): Metrics
     },
   });
   new Counter({
+    name: 'ferry_app_reattaches_total',
+    help: 'Apps that attached again after losing a ferryd: its restarts and crashes, as apps saw them',
+    registers,
+    collect() {
+      setCounter(this, {}, (server.counters as unknown as Record<string, number>)['reattached'] ?? 0);
+    },
+  });
+  new Counter({
     name: 'ferry_tls_handshake_failures_total',
     help: 'TLS handshakes ferryd terminated that failed (accepts and connects)',
     registers,

@@ -89,6 +89,7 @@ export class Attachment extends EventEmitter {
   #refs = 0;
   #state: AttachmentState = 'away';
   #lost: FerryError | null = null;
+  /** When ferryd was last lost (0: never, so a HELLO is a first attach). */
   #lostAt = 0;
   #reattaches = 0;
   /** Segments of an earlier ferryd that sessions still use. */
@@ -328,6 +329,8 @@ export class Attachment extends EventEmitter {
       namespace: options.namespace,
       token: options.token,
       fds: ['wake', 'doorbell'],
+      // ferryd counts apps that come back after losing a ferryd (its restarts, as apps saw them).
+      ...(this.#lostAt > 0 ? { reattach: this.#reattaches + 1 } : {}),
     };
     let reply: DaemonMessage;
     try {

@@ -195,6 +195,7 @@ describe('decodeCtrl properties (fast-check)', () => {
     fds: fc.array(fc.constantFrom(...FD_ROLES), { maxLength: 4 }),
     fifos,
     fifosOrNull: fc.option(fifos, { nil: null }),
+    optU32: u32,
     tls: fc.record(
       {
         cert: fc.string({ maxLength: 64 }),

@@ -103,6 +103,7 @@ describe('round trips', () => {
       fds: Array(CTRL_MAX_FDS).fill('doorbell'),
       fifos: fifosOf(Number.MAX_SAFE_INTEGER),
       fifosOrNull: fifosOf(Number.MAX_SAFE_INTEGER),
+      optU32: 0xffff_ffff,
       // PEM text is bounded by the message size alone; a certificate chain, key and CA of 3 KiB each.
       tls: {
         cert: 'c'.repeat(3072),
@@ -192,6 +193,7 @@ describe('decode rejects hostile input', () => {
     ],
     fifos: [null, [], 5, { segment: 1 }, { ...fifosOf(1), slot: -1 }, { ...fifosOf(1), rxSize: 0.5 }],
     fifosOrNull: [[], 5, 'null', { ...fifosOf(1), segment: 2 ** 32 }],
+    optU32: [-1, 2 ** 32, 1.5, '1', null, true, Number.NaN, {}],
     tls: [
       null,
       5,
@@ -220,15 +222,30 @@ describe('decode rejects hostile input', () => {
     }
   });
 
-  it('refuses a missing field in every message (optional tls aside)', () => {
+  it('refuses a missing field in every message (optional fields aside)', () => {
     for (const t of CTRL_TYPES) {
       for (const [key, kind] of Object.entries(CTRL_SCHEMA[t])) {
-        if (kind === 'tls') continue;
+        if (kind === 'tls' || kind === 'optU32') continue;
         const m = sample(t);
         delete m[key];
         throwsCode(() => decodeCtrl(pack(m)), 'ERR_FERRY_PROTO_MALFORMED', `${t} without ${key}`);
       }
     }
+  });
+
+  it('takes hello with and without reattach (older SDKs never send it)', () => {
+    const hello = sample('hello');
+    assert.equal('reattach' in hello, false);
+    assert.deepEqual(decodeCtrl(pack(hello)), hello);
+    assert.deepEqual(decodeCtrl(encodeCtrl({ ...hello, reattach: 3 } as CtrlMessage)), {
+      ...hello,
+      reattach: 3,
+    });
+    throwsCode(
+      () => decodeCtrl(pack({ ...hello, reattach: -1 })),
+      'ERR_FERRY_PROTO_MALFORMED',
+      'reattach -1',
+    );
   });
 
   it('takes listen and connect without tls (older peers) and with it, and drops unknown tls keys', () => {

@@ -58,6 +58,9 @@ export interface Hello {
   /** Roles of the fds that come with this message: the app's doorbell (write end) and the
    *  companion pipe ferryd reads to learn the app sent something (read end). */
   fds: FdRole[];
+  /** On a reattach: how many times this app has lost ferryd (1 after the first loss). Absent on
+   *  a first attach, and from SDKs older than the field. */
+  reattach?: number;
 }
 
 export interface Detach {

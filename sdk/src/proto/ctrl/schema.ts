@@ -22,6 +22,7 @@ export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment'];
  * - `text` / `short`: well-formed string of at most CTRL_MAX_TEXT / CTRL_MAX_SHORT_TEXT code units
  * - `fds`: array of at most CTRL_MAX_FDS known FdRole names
  * - `fifos`: a FifoPairRef map; `fifosOrNull`: the same or nil
+ * - `optU32`: an optional u32: the key may be absent (added after version 1)
  * - `tls`: an optional TlsOptions map: the key may be absent (older peers never send it), and
  *   within the map every key is optional (strings, or booleans for the flags)
  */
@@ -35,6 +36,7 @@ export type FieldKind =
   | 'fds'
   | 'fifos'
   | 'fifosOrNull'
+  | 'optU32'
   | 'tls';
 
 type KindsFor<V> = [V] extends [FdRole[]]
@@ -49,9 +51,11 @@ type KindsFor<V> = [V] extends [FdRole[]]
           ? 'u32' | 'size' | 'status'
           : [V] extends [string]
             ? 'text' | 'short'
-            : [V] extends [TlsOptions | undefined]
-              ? 'tls'
-              : never;
+            : [V] extends [number | undefined]
+              ? 'optU32'
+              : [V] extends [TlsOptions | undefined]
+                ? 'tls'
+                : never;
 
 type SchemaOf<M> = { readonly [K in Exclude<keyof M, 't'>]: KindsFor<M[K]> };
 type Schema = Readonly<Record<string, FieldKind>>;
@@ -79,6 +83,7 @@ export const CTRL_SCHEMA = {
     namespace: 'short',
     token: 'short',
     fds: 'fds',
+    reattach: 'optU32',
   },
   detach: { id: 'u32' },
   listen: { id: 'u32', uri: 'text', tls: 'tls' },
@@ -201,6 +206,7 @@ const EXPECTED: { readonly [K in FieldKind]: string } = {
   fds: `an array of at most ${CTRL_MAX_FDS} of ${FD_ROLES.join('|')}`,
   fifos: 'a fifo pair map',
   fifosOrNull: 'a fifo pair map or nil',
+  optU32: 'an integer in [0, 2^32-1]',
   tls: 'a TLS options map (cert, key, ca, servername: strings; rejectUnauthorized, cutThrough: booleans)',
 };
 
@@ -233,6 +239,7 @@ function checkValue(kind: FieldKind, v: unknown, where: string, key: string, fai
   let out: unknown;
   switch (kind) {
     case 'u32':
+    case 'optU32':
       out = checkInt(v, 0, U32_MAX);
       break;
     case 'zero':
@@ -274,7 +281,7 @@ function failWith(fail: FieldFailure, path: string, kind: FieldKind): never {
 }
 
 /** Kinds whose key may be missing: fields added after version 1, which older peers never send. */
-const OPTIONAL_KINDS: ReadonlySet<FieldKind> = new Set(['tls']);
+const OPTIONAL_KINDS: ReadonlySet<FieldKind> = new Set(['tls', 'optU32']);
 
 interface FieldEntry {
   readonly key: string;
