@@ -36,9 +36,29 @@ function inside(cidr: string, within: string): boolean {
   return (toInt(String(a)) & mask) >>> 0 === (toInt(String(b)) & mask) >>> 0;
 }
 
+/**
+ * A swarm this test made and could not leave (its process was killed) is left now: the node
+ * carries the label LEFTOVER_LABEL, which only this test sets. Any other swarm is not ours.
+ */
+const LEFTOVER_LABEL = 'ferry.e2e.swarm';
+async function leaveLeftoverSwarm(): Promise<void> {
+  const state = await docker(['info', '-f', '{{.Swarm.LocalNodeState}}']);
+  if (state !== 'active') return;
+  const labels = await docker(['node', 'inspect', 'self', '-f', '{{json .Spec.Labels}}']).catch(() => '{}');
+  if (!(LEFTOVER_LABEL in (JSON.parse(labels || '{}') ?? {}))) return;
+  await docker(['swarm', 'leave', '--force']);
+  await docker(['network', 'rm', 'docker_gwbridge']).catch(() => {});
+  const volumes = (await docker(['volume', 'ls', '-q']))
+    .split('\n')
+    .filter((v) => /^ferrye2e\d+_ferry-run$/.test(v));
+  for (const v of volumes) await docker(['volume', 'rm', v]).catch(() => {});
+}
+
 const swarmState = SKIP
   ? null
-  : await docker(['info', '-f', '{{.Swarm.LocalNodeState}}']).catch((e) => String(e));
+  : await leaveLeftoverSwarm()
+      .then(() => docker(['info', '-f', '{{.Swarm.LocalNodeState}}']))
+      .catch((e) => String(e));
 const inCi = process.env['CI'] === 'true' || process.env['CI'] === '1';
 const SKIP_SWARM: string | false =
   SKIP ||
@@ -87,6 +107,8 @@ describe('deploy/swarm: the stack on a single-node swarm', { skip: SKIP_SWARM },
       POOL,
     ]);
     initialized = true;
+    const nodeId = await docker(['info', '-f', '{{.Swarm.NodeID}}']);
+    await docker(['node', 'update', '--label-add', `${LEFTOVER_LABEL}=${process.pid}`, nodeId]);
     await docker(['stack', 'deploy', '-c', STACK_FILE, '--resolve-image', 'never', STACK], COMPOSE_ENV);
     deployed = true;
   });
