@@ -10,7 +10,6 @@ import {
   execOk,
   jsonLines,
   logUntil,
-  pollWhile,
   type ShowApp,
   type ShowSession,
   type ShowStats,
@@ -125,30 +124,37 @@ composeSuite('two-hosts.compose.yaml', (env) => {
 
     const a = env().getContainer('ferryd-a-1');
     const b = env().getContainer('ferryd-b-1');
-    // Paced (~2.5 s) so that both ferryd can be watched while it runs.
-    const run = execOk(env().getContainer('client-b-1'), [
+    const client = env().getContainer('client-b-1');
+    type Counters = { session: { tcpConnects: number; tcpAccepts: number } };
+    const [a0, b0] = [await show<Counters>(a, 'stats'), await show<Counters>(b, 'stats')];
+    // Paced (at least 5 s: 256 writes of 256 KiB, 20 ms apart); both ferryd are asked while it
+    // runs, as soon as echoed bytes show that the session is up on both sides.
+    const run = client.exec([
       ...VERIFY,
       'tcp://ferryd-a:7000',
       '--bytes',
-      String(32 * MiB),
+      String(64 * MiB),
       '--chunk',
       String(256 * 1024),
       '--pause-ms',
       '20',
+      '--progress-file',
+      '/tmp/two-hosts-progress',
     ]);
-    const seen = { a: [] as ShowSession[], b: [] as ShowSession[] };
-    const out = await pollWhile(run, async () => {
-      const [sa, sb] = await Promise.all([
-        show<ShowSession[]>(a, 'sessions'),
-        show<ShowSession[]>(b, 'sessions'),
-      ]);
-      seen.a.push(...sa);
-      seen.b.push(...sb);
+    await eventually('echoed bytes', async () => {
+      const r = await client.exec(['cat', '/tmp/two-hosts-progress']);
+      return r.exitCode === 0 && Number(r.stdout) > 0 ? true : undefined;
     });
-    const result = jsonLines(out).at(-1);
+    const seen = {
+      a: await show<ShowSession[]>(a, 'sessions'),
+      b: await show<ShowSession[]>(b, 'sessions'),
+    };
+    const r = await run;
+    assert.equal(r.exitCode, 0, r.output);
+    const result = jsonLines(r.stdout).at(-1);
     assert.equal(result?.['ok'], true, JSON.stringify(result));
     assert.equal(result?.['transport'], 'tcp');
-    assert.equal(result?.['bytes'], 32 * MiB);
+    assert.equal(result?.['bytes'], 64 * MiB);
     for (const [side, sessions] of Object.entries(seen)) {
       assert.ok(sessions.length > 0, `ferryd-${side} showed the session`);
       assert.ok(
@@ -158,6 +164,10 @@ composeSuite('two-hosts.compose.yaml', (env) => {
       const moved = Math.max(...sessions.map((s) => s.daemonBytes));
       assert.ok(moved > 0, `ferryd-${side} moved the session's bytes (${moved})`);
     }
+    // ferryd-b connected out over TCP, ferryd-a accepted: once each for this client.
+    const [a1, b1] = [await show<Counters>(a, 'stats'), await show<Counters>(b, 'stats')];
+    assert.equal(b1.session.tcpConnects - b0.session.tcpConnects, 1);
+    assert.equal(a1.session.tcpAccepts - a0.session.tcpAccepts, 1);
     // Once the client is done, both sides let go of everything but the listener.
     for (const f of [a, b]) {
       await eventually('sessions to end', async () => {
