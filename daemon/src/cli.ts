@@ -20,7 +20,7 @@ Commands:
   config check [--config FILE]               validate a configuration, print the result
                                              (tokens as fingerprints)
   config defaults                            print the built-in configuration as JSON
-  show sessions|apps|segments|listeners|stats|rules|namespaces
+  show sessions|apps|segments|listeners|stats|rules|namespaces|topics
        [--json] [--socket PATH|@NAME] [--config FILE]
                                              what a running ferryd holds
   top [--socket PATH|@NAME] [--interval-ms MS] [--once]

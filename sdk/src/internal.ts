@@ -146,6 +146,15 @@ export {
   type SegmentHeader,
 } from './shm/index.js';
 export {
+  SLOT_FREE,
+  SLOT_GONE,
+  SLOT_LIVE,
+  TOPIC_MAX_RING_BYTES,
+  TOPIC_MAX_SUBS,
+  TOPIC_MIN_RING_BYTES,
+} from './shm/topic-layout.js';
+export { TopicRingReader, TopicRingWriter, TopicSegment } from './shm/topic-ring.js';
+export {
   accept,
   addSeals,
   bindUnix,

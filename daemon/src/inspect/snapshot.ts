@@ -6,6 +6,7 @@ import type { DaemonObserver } from '../obs/observer.js';
 import type { StallMonitor } from '../policy/stall-monitor.js';
 import type { Session } from '../session/session.js';
 import type { SessionLayer } from '../session/session-layer.js';
+import type { TopicTransport } from '../topics/topic-transport.js';
 import { namespacesView, rulesView } from './policy-view.js';
 
 export const SHOW_TOPICS = [
@@ -17,6 +18,7 @@ export const SHOW_TOPICS = [
   'rules',
   'namespaces',
   'top',
+  'topics',
 ] as const;
 export type ShowTopic = (typeof SHOW_TOPICS)[number];
 
@@ -95,6 +97,8 @@ export function snapshot(
       return rulesView(server.policy);
     case 'namespaces':
       return namespacesView(server.policy, server.apps.values());
+    case 'topics':
+      return (layer.transports.get('topic') as TopicTransport | undefined)?.rows() ?? [];
   }
 }
 

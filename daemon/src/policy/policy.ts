@@ -89,6 +89,11 @@ export class Policy {
    * connection see the same one.
    */
   async routeRemote(from: string, uri: SessionUri): Promise<SessionUri> {
+    // A topic name is not a host: rules see it as written, nothing is resolved.
+    if (uri.scheme === 'topic') {
+      this.#enforce({ from, to: null, uri, address: null, via: 'remote' }, false);
+      return uri;
+    }
     let address = literalAddress(uri.host);
     let target = uri;
     if (

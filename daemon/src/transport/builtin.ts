@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { ferryError } from '@ferry/sdk/internal';
 import type { DaemonConfig } from '../config.js';
+import { TopicTransport } from '../topics/topic-transport.js';
 import type { CutThrough } from './cut-through.js';
 import { TcpTransport } from './tcp-transport.js';
 import type { CertKey } from './tls-handshake.js';
@@ -16,6 +17,7 @@ export const builtinTransports: TransportFactory = (host, cutThrough) => [
   new TcpTransport(host),
   new TlsTransport(host, defaultCert(host.config)),
   new UdpTransport(host, cutThrough),
+  new TopicTransport(host),
 ];
 
 /** ferryd's own certificate for `tls://` listens that give none (configuration), read now. */

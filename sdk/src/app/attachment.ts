@@ -63,6 +63,14 @@ export interface AttachmentEvents {
   closed: (err: FerryError) => void;
 }
 
+/** Something the data notifier polls beside sessions; its owner rings our doorbell to wake it. */
+export interface ExtraPoller {
+  /** Does available work; returns how much (0: nothing). */
+  poll(): number;
+  /** Asks to be woken, then re-checks: true when work arrived meanwhile. */
+  arm(): boolean;
+}
+
 /** How often orphan segments check that their peer app is still alive (ferryd cannot tell us). */
 const ORPHAN_PROBE_MS = 500;
 
@@ -97,6 +105,10 @@ export class Attachment extends EventEmitter {
   #probeTimer: NodeJS.Timeout | null = null;
   #afterPoll: (() => void)[] = [];
   #polling = false;
+  /** Shared memory other than sessions that this attachment's notifier polls (topic readers). */
+  #pollers = new Set<ExtraPoller>();
+  /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
+  #replyFds = new Map<number, number[]>();
 
   private constructor(options: AttachOptions, doorbell: Doorbell) {
     super();
@@ -247,6 +259,23 @@ export class Attachment extends EventEmitter {
     return true;
   }
 
+  /** Adds a poller to the data notifier's turns (and polls soon). */
+  addPoller(p: ExtraPoller): void {
+    this.#pollers.add(p);
+    this.#notifier.kick();
+  }
+
+  removePoller(p: ExtraPoller): void {
+    this.#pollers.delete(p);
+  }
+
+  /** The fds that came with the connect reply of fifo-less session `id` (once; the caller owns them). */
+  takeReplyFds(id: number): number[] {
+    const fds = this.#replyFds.get(id) ?? [];
+    this.#replyFds.delete(id);
+    return fds;
+  }
+
   /** Runs the data poll right away (after a local write that may have queued work for us). */
   kick(): void {
     this.#notifier.kick();
@@ -354,7 +383,10 @@ export class Attachment extends EventEmitter {
   #onMessage(msg: CtrlMessage, fds: number[]): void {
     if (msg.id !== 0) {
       const p = this.#pending.get(msg.id);
-      for (const fd of fds) if (msg.t !== 'hello-reply') close(fd);
+      // A session without fifos (a topic) gets its transport's resources as fds: kept for its opener.
+      const keep = p !== undefined && msg.t === 'connect-reply' && msg.st === 0 && msg.fifos === null;
+      if (keep && fds.length > 0) this.#replyFds.set(msg.session, fds);
+      else for (const fd of fds) if (msg.t !== 'hello-reply') close(fd);
       if (!p) {
         if (msg.t === 'hello-reply') for (const fd of fds) close(fd);
         // A connect answered after we gave up on it (ETIMEDOUT): ferryd made the session, nobody
@@ -446,6 +478,7 @@ export class Attachment extends EventEmitter {
     try {
       for (const seg of this.segments.values()) work += seg.poll();
       if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
+      if (this.#pollers.size > 0) for (const p of this.#pollers) work += p.poll();
     } finally {
       this.#polling = false;
     }
@@ -465,6 +498,7 @@ export class Attachment extends EventEmitter {
   #armSegments(): boolean {
     let pending = false;
     for (const seg of this.#allSegments()) if (seg.armWake()) pending = true;
+    for (const p of this.#pollers) if (p.arm()) pending = true;
     return pending;
   }
 

@@ -1,4 +1,4 @@
-/** @ferry/sdk/messages: msgpack values between apps, request/response. Explicit exports only. */
+/** @ferry/sdk/messages: msgpack values between apps, request/response, loans, publish/subscribe. */
 
 export { connectMessages, createMessageServer } from './connect-messages.js';
 export { OutgoingLoan, ReceivedLoan } from './loan.js';
@@ -12,3 +12,11 @@ export {
 export { MessageServer, type MessageServerOptions } from './message-server.js';
 export type { ChannelOptions, ConnectMessagesOptions } from './options.js';
 export { RemoteError, type RemoteErrorInfo } from './remote-error.js';
+export {
+  Publisher,
+  type PublishOptions,
+  publish,
+  type SubscribeOptions,
+  Subscriber,
+  subscribe,
+} from './topics.js';

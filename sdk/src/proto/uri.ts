@@ -1,7 +1,10 @@
-/** Session URIs, VPP style: `tcp://host:port`, `udp://host:port`, `tls://host:port`. */
+/**
+ * Session URIs, VPP style: `tcp://host:port`, `udp://host:port`, `tls://host:port`; and
+ * `topic://name:role` for publish/subscribe (@ferry/sdk/messages; role 1 publish, 2 subscribe).
+ */
 import { ferryError } from '../errors.js';
 
-export const URI_SCHEMES = ['tcp', 'udp', 'tls'] as const;
+export const URI_SCHEMES = ['tcp', 'udp', 'tls', 'topic'] as const;
 export type UriScheme = (typeof URI_SCHEMES)[number];
 
 export interface SessionUri {

@@ -1,0 +1,216 @@
+/**
+ * Publish/subscribe through a real ferryd: every subscriber gets every message, several
+ * publishers, a stalled subscriber that loses the oldest while the others keep everything, late
+ * joiners, subscribers in other processes woken through ferryd, a publisher killed, `ferry show
+ * topics`, and topics kept apart by namespace.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, fork } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { publish, type Subscriber, subscribe } from '@ferry/sdk/messages';
+import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
+
+const PEER = fileURLToPath(new URL('../testing/topic-peer.js', import.meta.url));
+
+interface TopicRow {
+  name: string;
+  namespace: string;
+  publishers: { app: number; messages: number }[];
+  subscribers: { app: number; dropped: number }[];
+}
+
+let d: DaemonHandle;
+
+before(async () => {
+  d = await startDaemon();
+  process.env['FERRY_SOCKET'] = d.socket;
+});
+
+after(async () => {
+  await d.stop();
+});
+
+async function take(sub: Subscriber, n: number): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const it = sub[Symbol.asyncIterator]();
+  while (out.length < n) {
+    const r = await it.next();
+    if (r.done) break;
+    out.push(r.value);
+  }
+  return out;
+}
+
+async function topics(): Promise<TopicRow[]> {
+  return (await d.show('topics')) as TopicRow[];
+}
+
+function peer(args: string[], env: Record<string, string> = {}) {
+  const proc = fork(PEER, args, {
+    env: { ...process.env, FERRY_SOCKET: d.socket, ...env },
+    stdio: 'inherit',
+  });
+  const inbox: Record<string, unknown>[] = [];
+  const waiters: ((m: Record<string, unknown>) => void)[] = [];
+  proc.on('message', (m: Record<string, unknown>) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else inbox.push(m);
+  });
+  const next = () => {
+    const m = inbox.shift();
+    return m ? Promise.resolve(m) : new Promise<Record<string, unknown>>((r) => waiters.push(r));
+  };
+  return { proc, next };
+}
+
+function kill9(p: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  });
+}
+
+describe('publish/subscribe', () => {
+  test('every subscriber gets every message, in order', async () => {
+    const subs = await Promise.all([subscribe('t1'), subscribe('t1'), subscribe('t1')]);
+    const pub = await publish('t1');
+    const n = 2000;
+    for (let i = 0; i < n; i++) pub.send({ i, sym: 'X', px: i / 2 });
+    for (const s of subs) {
+      const got = await take(s, n);
+      assert.deepEqual(
+        got,
+        Array.from({ length: n }, (_, i) => ({ i, sym: 'X', px: i / 2 })),
+      );
+      assert.equal(s.dropped, 0);
+    }
+    const row = (await topics()).find((t) => t.name === 't1');
+    assert.equal(row?.publishers[0]?.messages, n);
+    assert.equal(row?.subscribers.length, 3);
+    await Promise.all([pub.close(), ...subs.map((s) => s.close())]);
+    await eventually(async () => !(await topics()).some((t) => t.name === 't1'));
+  });
+
+  test('several publishers on one topic: a subscriber gets each one’s messages in its order', async () => {
+    const sub = await subscribe('t2');
+    const a = await publish('t2');
+    const b = await publish('t2');
+    for (let i = 0; i < 500; i++) {
+      a.send({ from: 'a', i });
+      b.send({ from: 'b', i });
+    }
+    const got = (await take(sub, 1000)) as { from: string; i: number }[];
+    for (const who of ['a', 'b']) {
+      assert.deepEqual(
+        got.filter((v) => v.from === who).map((v) => v.i),
+        Array.from({ length: 500 }, (_, i) => i),
+      );
+    }
+    assert.equal((await topics()).find((t) => t.name === 't2')?.publishers.length, 2);
+    await Promise.all([a.close(), b.close(), sub.close()]);
+  });
+
+  test('a stalled subscriber loses the oldest (counted) while the others receive everything', async () => {
+    const stalled = await subscribe('t3', { highWaterMark: 10 });
+    const drops: number[] = [];
+    stalled.on('drop', (n: number) => drops.push(n));
+    let fastGot = 0;
+    let fastInOrder = true;
+    const fast = await subscribe('t3', {
+      onMessage: (v) => {
+        if ((v as { i: number }).i !== fastGot) fastInOrder = false;
+        fastGot++;
+      },
+    });
+    const pub = await publish('t3', { ringBytes: 64 * 1024 });
+    const n = 20_000;
+    for (let i = 0; i < n; i++) {
+      assert.equal(pub.send({ i, pad: 'x'.repeat(40) }), true, 'the publisher never waits');
+      // Let the fast subscriber's notifier run now and then (same process).
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await eventually(async () => fastGot === n, 20_000, 'the fast subscriber has everything');
+    assert.ok(fastInOrder);
+    assert.equal(fast.dropped, 0);
+    // The stalled one held its 10 and was lapped: it reports the loss once it reads again.
+    assert.equal(stalled.bufferedValues, 10);
+    // Then it jumps to the newest message: what lies between is lost and counted exactly.
+    const rest = (await take(stalled, 11)) as { i: number }[];
+    assert.deepEqual(
+      rest.map((v) => v.i),
+      [...Array.from({ length: 10 }, (_, i) => i), n - 1],
+    );
+    assert.equal(stalled.dropped, n - 11, 'losses are counted');
+    assert.ok(drops.length > 0, "'drop' was emitted");
+    const row = (await topics()).find((t) => t.name === 't3');
+    assert.ok(
+      row?.subscribers.some((s) => s.dropped > 0),
+      'ferry show topics shows the drops',
+    );
+    await Promise.all([pub.close(), stalled.close(), fast.close()]);
+  });
+
+  test('a late subscriber starts at the next message; with last: true at the newest', async () => {
+    const pub = await publish('t4');
+    pub.send({ v: 1 });
+    pub.send({ v: 2 });
+    const late = await subscribe('t4');
+    const lastValue = await subscribe('t4', { last: true });
+    pub.send({ v: 3 });
+    assert.deepEqual(await take(late, 1), [{ v: 3 }]);
+    assert.deepEqual(await take(lastValue, 2), [{ v: 2 }, { v: 3 }]);
+    await Promise.all([pub.close(), late.close(), lastValue.close()]);
+  });
+
+  test('a message above a quarter of the ring is refused with EMSGSIZE', async () => {
+    const pub = await publish('t5', { ringBytes: 4096 });
+    assert.throws(() => pub.send(Buffer.alloc(2000)), { code: 'EMSGSIZE' });
+    assert.equal(pub.send(Buffer.alloc(100)), true);
+    await pub.close();
+    assert.throws(() => pub.send(1), { code: 'ERR_FERRY_CHANNEL_CLOSED' });
+  });
+
+  test('subscribers in other processes, sleeping in interrupt mode, are woken and get everything', async () => {
+    const n = 3000;
+    const subs = [
+      peer(['sub', 't6', String(n)], { FERRY_MODE: 'interrupt' }),
+      peer(['sub', 't6', String(n)]),
+    ];
+    for (const s of subs) await s.next();
+    const pub = await publish('t6');
+    for (let i = 0; i < n; i++) {
+      pub.send({ i });
+      if (i % 100 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    for (const s of subs) {
+      const r = await s.next();
+      assert.deepEqual(r, { got: n, inOrder: true, dropped: 0 });
+    }
+    await pub.close();
+  });
+
+  test('a publisher killed with SIGKILL leaves the topic; its subscriber keeps what it wrote', async () => {
+    const sub = await subscribe('t7');
+    const p = peer(['pub', 't7', '100']);
+    await p.next();
+    p.proc.send('go');
+    await p.next();
+    await kill9(p.proc);
+    const got = (await take(sub, 100)) as { i: number }[];
+    assert.deepEqual(
+      got.map((v) => v.i),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    await eventually(async () => (await topics()).find((t) => t.name === 't7')?.publishers.length === 0);
+    await sub.close();
+    await eventually(async () => !(await topics()).some((t) => t.name === 't7'));
+  });
+
+  test('bad topic names are refused', async () => {
+    await assert.rejects(publish('no/slash'), { code: 'ERR_INVALID_ARG_VALUE' });
+    await assert.rejects(subscribe(''), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+});

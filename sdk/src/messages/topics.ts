@@ -1,0 +1,313 @@
+/**
+ * Publish/subscribe: `publish(name)` and `subscribe(name)`. A topic lives in ferryd's namespace of
+ * the app; ferryd makes one shared segment per topic with a broadcast ring per publisher (up to 8),
+ * and every local subscriber reads each message where the publisher wrote it, once, without
+ * ferryd on the path. Policy for a slow subscriber: it is lapped (the publisher never waits) and
+ * loses the oldest messages, counted in `dropped` and reported with 'drop'; others are unaffected.
+ * A new subscriber starts at the next message (or at each publisher's newest with `last: true`).
+ * Sleeping subscribers are woken through ferryd (publisher -> topic doorbell -> ferryd -> the
+ * subscriber's doorbell); spinning ones (poll, adaptive while busy) need no wake-up.
+ */
+import { EventEmitter } from 'node:events';
+import type { Unpackr } from 'msgpackr';
+import { getAttachment } from '../api/attachments.js';
+import type { AttachmentOptions } from '../api/options.js';
+import type { Attachment, ExtraPoller } from '../app/attachment.js';
+import { type FerryError, ferryError } from '../errors.js';
+import type { ConnectReply } from '../proto/ctrl/messages.js';
+import { createPlainDecoder, encodePlain } from '../proto/message-values.js';
+import { parseUri } from '../proto/uri.js';
+import { SLOT_FREE } from '../shm/topic-layout.js';
+import { TopicRingReader, TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
+import { close, ring } from '../sys/index.js';
+
+export interface PublishOptions extends AttachmentOptions {
+  /** Ring bytes per publisher (a power of two, 4 KiB .. 256 MiB; default 1 MiB). Only the topic's
+   *  first member decides; a message may be at most a quarter of it. */
+  ringBytes?: number;
+}
+
+export interface SubscribeOptions extends AttachmentOptions {
+  /** Start with each live publisher's newest message (the last value) instead of the next one. */
+  last?: boolean;
+  /** Received values buffered for the iterator; beyond it the subscriber stops reading and, if the
+   *  publishers go on, is lapped (drops). Default 1024. */
+  highWaterMark?: number;
+  /** Takes each value instead of the iterator. */
+  onMessage?: (value: unknown) => void;
+}
+
+interface TopicLink {
+  att: Attachment;
+  session: number;
+  seg: TopicSegment;
+  /** Publisher slot or subscriber bit. */
+  index: number;
+  fds: number[];
+}
+
+async function openTopic(
+  name: string,
+  role: 1 | 2,
+  opts: AttachmentOptions & { ringBytes?: number },
+): Promise<TopicLink> {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(name)) {
+    throw ferryError(
+      'ERR_INVALID_ARG_VALUE',
+      `'${String(name)}' is not a topic name ([A-Za-z0-9._-], 1-200 characters)`,
+    );
+  }
+  const att = await getAttachment(opts);
+  const reply = (await att.request({
+    t: 'connect',
+    id: 0,
+    uri: `topic://${name}:${role}`,
+    rxFifoSize: 0,
+    txFifoSize: opts.ringBytes ?? 0,
+  })) as ConnectReply;
+  const fds = att.takeReplyFds(reply.session);
+  const segFd = fds[reply.fds.indexOf('segment')];
+  let seg: TopicSegment | null = null;
+  try {
+    if (segFd === undefined) throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'topic reply without its segment');
+    seg = TopicSegment.attach(segFd);
+    const index = parseUri(reply.localUri).port - 1;
+    if (!(index >= 0 && index < 64)) throw ferryError('ERR_FERRY_PROTO_MALFORMED', `topic slot ${index + 1}`);
+    return { att, session: reply.session, seg, index, fds: fds.filter((fd) => fd !== segFd) };
+  } catch (err) {
+    if (seg) seg.release();
+    for (const fd of fds) if (!seg || fd !== segFd) close(fd);
+    att.notify({ t: 'close', id: 0, session: reply.session });
+    throw err;
+  }
+}
+
+function closeTopic(link: TopicLink): void {
+  link.att.notify({ t: 'close', id: 0, session: link.session });
+  for (const fd of link.fds) close(fd);
+  link.seg.release();
+}
+
+/** Publishes to topic `name`; resolves once ferryd gave this publisher its ring. */
+export async function publish(name: string, opts: PublishOptions = {}): Promise<Publisher> {
+  const link = await openTopic(name, 1, opts);
+  return new Publisher(name, link);
+}
+
+/** Subscribes to topic `name`; resolves once the topic's segment is mapped. */
+export async function subscribe(name: string, opts: SubscribeOptions = {}): Promise<Subscriber> {
+  const link = await openTopic(name, 2, opts);
+  return new Subscriber(name, link, opts);
+}
+
+export class Publisher {
+  readonly topic: string;
+  readonly #link: TopicLink;
+  readonly #writer: TopicRingWriter;
+  readonly #bellFd: number;
+  #closed = false;
+
+  /** @internal */
+  constructor(topic: string, link: TopicLink) {
+    this.topic = topic;
+    this.#link = link;
+    this.#writer = new TopicRingWriter(link.seg, link.index);
+    this.#bellFd = link.fds[0] ?? -1;
+    link.att.ref();
+  }
+
+  /** Messages published so far. */
+  get published(): number {
+    return this.#writer.published;
+  }
+
+  /** Largest encoded message the ring takes. */
+  get maxMessageBytes(): number {
+    return this.#writer.maxPayload;
+  }
+
+  /**
+   * Publishes `value` to every subscriber. Never waits for them (a slow one is lapped), so it
+   * returns true; throws EMSGSIZE above maxMessageBytes, ERR_FERRY_CHANNEL_CLOSED after close().
+   */
+  send(value: unknown): boolean {
+    if (this.#closed) throw ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the publisher is closed');
+    const bytes = encodePlain(value);
+    if (bytes.length > this.#writer.maxPayload) {
+      throw ferryError(
+        'EMSGSIZE',
+        `the value encodes to ${bytes.length} bytes, above ${this.#writer.maxPayload}`,
+      );
+    }
+    this.#writer.write(bytes);
+    if (this.#bellFd >= 0 && this.#link.seg.wakeNeeded()) {
+      try {
+        ring(this.#bellFd);
+      } catch {
+        // ferryd is gone; its subscribers are woken by nobody until it is back.
+      }
+    }
+    return true;
+  }
+
+  /** Leaves the topic (subscribers keep what it wrote). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeTopic(this.#link);
+    this.#link.att.unref();
+  }
+}
+
+type Waiter = { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void };
+
+export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, ExtraPoller {
+  readonly topic: string;
+  readonly #link: TopicLink;
+  readonly #dec: Unpackr = createPlainDecoder();
+  readonly #readers: (TopicRingReader | null)[];
+  readonly #epochs: number[];
+  readonly #hwm: number;
+  readonly #onMessage: ((v: unknown) => void) | undefined;
+  #inbox: unknown[] = [];
+  #head = 0;
+  #waiters: Waiter[] = [];
+  #closed = false;
+  #reported = 0;
+  readonly #decode = (src: Buffer, range: { start: number; end: number }) => this.#dec.unpack(src, range);
+  readonly #deliver = (v: unknown) => this.#push(v);
+
+  /** @internal */
+  constructor(topic: string, link: TopicLink, opts: SubscribeOptions) {
+    super();
+    this.topic = topic;
+    this.#link = link;
+    this.#hwm = opts.highWaterMark ?? 1024;
+    this.#onMessage = opts.onMessage;
+    const seg = link.seg;
+    this.#readers = [];
+    this.#epochs = [];
+    for (let i = 0; i < seg.maxPubs; i++) {
+      this.#epochs.push(seg.slotEpoch(i));
+      this.#readers.push(
+        seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest'),
+      );
+    }
+    link.att.ref();
+    link.att.addPoller(this);
+  }
+
+  /** Messages lost to laps (the subscriber fell more than half a ring behind a publisher). */
+  get dropped(): number {
+    let n = 0;
+    for (const r of this.#readers) if (r) n += r.dropped;
+    return n;
+  }
+
+  /** Values received and not yet iterated. */
+  get bufferedValues(): number {
+    return this.#inbox.length - this.#head;
+  }
+
+  // ---- ExtraPoller: run by the attachment's data notifier ----
+
+  poll(): number {
+    if (this.#closed) return 0;
+    const seg = this.#link.seg;
+    let n = 0;
+    for (let i = 0; i < this.#readers.length; i++) {
+      const epoch = seg.slotEpoch(i);
+      if (epoch !== this.#epochs[i]) {
+        // A publisher took this slot after we subscribed: read it from its first message.
+        this.#epochs[i] = epoch;
+        this.#readers[i] = seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'start');
+      }
+      const r = this.#readers[i];
+      if (!r) continue;
+      const room = this.#onMessage ? 256 : this.#hwm - this.bufferedValues;
+      if (room <= 0) break;
+      n += r.read(Math.min(room, 256), this.#decode, this.#deliver);
+    }
+    const dropped = this.dropped;
+    if (dropped !== this.#reported) {
+      const lost = dropped - this.#reported;
+      this.#reported = dropped;
+      seg.setDrops(this.#link.index, dropped);
+      this.emit('drop', lost);
+    }
+    return n;
+  }
+
+  arm(): boolean {
+    if (this.#closed) return false;
+    // Full: nothing to do until the iterator takes values (it kicks the poll then).
+    if (!this.#onMessage && this.bufferedValues >= this.#hwm) return false;
+    const seg = this.#link.seg;
+    seg.armWake(this.#link.index);
+    for (let i = 0; i < this.#readers.length; i++) {
+      if (seg.slotEpoch(i) !== this.#epochs[i] || this.#readers[i]?.hasData) {
+        seg.disarmWake(this.#link.index);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #push(value: unknown): void {
+    if (this.#onMessage) {
+      try {
+        this.#onMessage(value);
+      } catch (err) {
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+      return;
+    }
+    const w = this.#waiters.shift();
+    if (w) w.resolve({ done: false, value });
+    else this.#inbox.push(value);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<unknown> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  #next(): Promise<IteratorResult<unknown>> {
+    if (this.#head < this.#inbox.length) {
+      const value = this.#inbox[this.#head];
+      this.#inbox[this.#head++] = undefined;
+      if (this.#head === this.#inbox.length) {
+        this.#inbox = [];
+        this.#head = 0;
+      }
+      if (this.bufferedValues === this.#hwm - 1) this.#link.att.kick();
+      return Promise.resolve({ done: false, value });
+    }
+    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Leaves the topic; a pending iteration ends. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#link.att.removePoller(this);
+    this.#link.seg.disarmWake(this.#link.index);
+    closeTopic(this.#link);
+    this.#link.att.unref();
+    for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
+    this.emit('close');
+  }
+
+  /** @internal */
+  _fail(err: FerryError): void {
+    for (const w of this.#waiters.splice(0)) w.reject(err);
+  }
+}

@@ -1,0 +1,69 @@
+// Byte layout of a topic segment: one sealed memfd per topic (made by ferryd), holding a broadcast
+// ring per publisher slot and the wake words of its subscribers.
+//
+// Header line 0 (static, written by ferryd before anyone maps it): magic, version, slot counts,
+//   ring size.
+// Header line 1 (wake): PENDING: a publisher sets it (CAS 0 -> 1) before ringing ferryd's topic
+//   doorbell, ferryd clears it; WAKE0/WAKE1: subscriber i sets bit i before it sleeps, ferryd clears
+//   the bits it wakes (exchange).
+// Drops (4 lines): u32 per subscriber bit, the messages it lost, written by that subscriber only.
+// Publisher slot i, two lines at SLOTS_OFFSET + i * SLOT_BYTES:
+//   line a, written by ferryd only: STATE (0 free, 1 live, 2 gone), EPOCH (+1 each time the slot is
+//     given to a publisher; TAIL/SEQ/LAST are zeroed before).
+//   line b, written by that slot's publisher only: TAIL (bytes written, free-running u32), SEQ
+//     (messages written), LAST (position of the newest record).
+// Ring i: RING_BYTES at ringOffset(i). Records are [u32 length][u32 seq] then the payload, padded
+// to 8; a length of PAD_RECORD skips to the ring's end. A record never wraps and is at most a
+// quarter of the ring, so a writer is never more than half a ring ahead of what it published.
+
+import { CACHE_LINE } from './layout.js';
+
+/** 'FRYT' as bytes 46 52 59 54, read as a little-endian u32. */
+export const TOPIC_MAGIC = 0x5459_5246;
+export const TOPIC_VERSION = 1;
+export const TOPIC_MAGIC_OFFSET = 0;
+export const TOPIC_VERSION_OFFSET = 4;
+export const TOPIC_MAX_PUBS_OFFSET = 8;
+export const TOPIC_MAX_SUBS_OFFSET = 12;
+export const TOPIC_RING_BYTES_OFFSET = 16;
+
+export const TOPIC_PENDING_OFFSET = CACHE_LINE;
+export const TOPIC_WAKE0_OFFSET = CACHE_LINE + 4;
+export const TOPIC_WAKE1_OFFSET = CACHE_LINE + 8;
+
+/** u32 per subscriber bit: messages it lost to laps (written by that subscriber, read by ferryd). */
+export const TOPIC_DROPS_OFFSET = 2 * CACHE_LINE;
+export const TOPIC_SLOTS_OFFSET = 6 * CACHE_LINE;
+export const TOPIC_SLOT_BYTES = 2 * CACHE_LINE;
+export const SLOT_STATE = 0;
+export const SLOT_EPOCH = 4;
+export const SLOT_TAIL = CACHE_LINE;
+export const SLOT_SEQ = CACHE_LINE + 4;
+export const SLOT_LAST = CACHE_LINE + 8;
+
+export const SLOT_FREE = 0;
+export const SLOT_LIVE = 1;
+export const SLOT_GONE = 2;
+
+/** Subscribers per topic: one wake bit each in WAKE0/WAKE1. */
+export const TOPIC_MAX_SUBS = 64;
+export const TOPIC_RECORD_HEADER = 8;
+export const PAD_RECORD = 0xffff_ffff;
+export const TOPIC_MIN_RING_BYTES = 4096;
+export const TOPIC_MAX_RING_BYTES = 256 * 1024 * 1024;
+
+/** Where ring `slot` starts. */
+export function topicRingOffset(maxPubs: number, ringBytes: number, slot: number): number {
+  const base = TOPIC_SLOTS_OFFSET + maxPubs * TOPIC_SLOT_BYTES;
+  return base + slot * ringBytes;
+}
+
+/** Bytes of a topic segment with `maxPubs` rings of `ringBytes`. */
+export function topicSegmentBytes(maxPubs: number, ringBytes: number): number {
+  return topicRingOffset(maxPubs, ringBytes, maxPubs);
+}
+
+/** Largest payload one record may carry in a ring of `ringBytes`. */
+export function topicMaxPayload(ringBytes: number): number {
+  return ringBytes / 4 - TOPIC_RECORD_HEADER;
+}

@@ -1,0 +1,382 @@
+// A topic's shared memory: the segment (ferryd creates it, apps attach it), and the broadcast ring
+// of one publisher slot with its writer and its (many, independent) readers.
+//
+// Readers never write the ring: a slow reader is simply lapped. It notices (its position fell more
+// than half a ring behind the tail, or the record it just decoded was overwritten meanwhile: the
+// tail check after reading, seqlock style) and jumps to the newest record, counting what it lost
+// from the records' sequence numbers. Everything read is checked as hostile: a length out of range
+// or a position that moves backwards is treated as a lap, never trusted.
+
+import { ferryError } from '../errors.js';
+import { addSeals, close, fstatSize, ftruncate, getSeals, Mapping, memfdCreate } from '../sys/index.js';
+import { loadAcquire, storeRelease } from './atomics.js';
+import { isPowerOfTwo } from './layout.js';
+import { SEGMENT_REQUIRED_SEALS } from './segment.js';
+import {
+  PAD_RECORD,
+  SLOT_EPOCH,
+  SLOT_LAST,
+  SLOT_LIVE,
+  SLOT_SEQ,
+  SLOT_STATE,
+  SLOT_TAIL,
+  TOPIC_DROPS_OFFSET,
+  TOPIC_MAGIC,
+  TOPIC_MAGIC_OFFSET,
+  TOPIC_MAX_PUBS_OFFSET,
+  TOPIC_MAX_RING_BYTES,
+  TOPIC_MAX_SUBS,
+  TOPIC_MAX_SUBS_OFFSET,
+  TOPIC_MIN_RING_BYTES,
+  TOPIC_PENDING_OFFSET,
+  TOPIC_RECORD_HEADER,
+  TOPIC_RING_BYTES_OFFSET,
+  TOPIC_SLOT_BYTES,
+  TOPIC_SLOTS_OFFSET,
+  TOPIC_VERSION,
+  TOPIC_VERSION_OFFSET,
+  TOPIC_WAKE0_OFFSET,
+  topicMaxPayload,
+  topicRingOffset,
+  topicSegmentBytes,
+} from './topic-layout.js';
+
+/** A mapped topic segment. */
+export class TopicSegment {
+  readonly fd: number;
+  readonly mapping: Mapping;
+  readonly maxPubs: number;
+  readonly ringBytes: number;
+  readonly sizeBytes: number;
+  /** The whole segment as u32 words (index = byte offset / 4). */
+  readonly words: Uint32Array;
+
+  private constructor(fd: number, mapping: Mapping, maxPubs: number, ringBytes: number, size: number) {
+    this.fd = fd;
+    this.mapping = mapping;
+    this.maxPubs = maxPubs;
+    this.ringBytes = ringBytes;
+    this.sizeBytes = size;
+    this.words = new Uint32Array(mapping.buffer);
+  }
+
+  /** ferryd: a fresh sealed topic segment. */
+  static create(name: string, maxPubs: number, ringBytes: number): TopicSegment {
+    checkGeometry(maxPubs, ringBytes);
+    const size = topicSegmentBytes(maxPubs, ringBytes);
+    const fd = memfdCreate(`ferry-topic-${name}`.slice(0, 200), { allowSealing: true });
+    let mapping: Mapping | null = null;
+    try {
+      ftruncate(fd, size);
+      mapping = Mapping.map(fd, size);
+      const w = new Uint32Array(mapping.buffer);
+      w[TOPIC_VERSION_OFFSET / 4] = TOPIC_VERSION;
+      w[TOPIC_MAX_PUBS_OFFSET / 4] = maxPubs;
+      w[TOPIC_MAX_SUBS_OFFSET / 4] = TOPIC_MAX_SUBS;
+      w[TOPIC_RING_BYTES_OFFSET / 4] = ringBytes;
+      Atomics.store(w, TOPIC_MAGIC_OFFSET / 4, TOPIC_MAGIC);
+      addSeals(fd, SEGMENT_REQUIRED_SEALS);
+      return new TopicSegment(fd, mapping, maxPubs, ringBytes, size);
+    } catch (err) {
+      mapping?.release();
+      close(fd);
+      throw err;
+    }
+  }
+
+  /** An app: maps a topic segment ferryd sent, after checking seals, size and header. Owns `fd` on success. */
+  static attach(fd: number): TopicSegment {
+    const seals = getSeals(fd);
+    if ((seals & SEGMENT_REQUIRED_SEALS) !== SEGMENT_REQUIRED_SEALS) {
+      throw ferryError('ERR_FERRY_SHM_NOT_SEALED', `topic segment seals 0x${seals.toString(16)}`);
+    }
+    const size = fstatSize(fd);
+    if (size < TOPIC_SLOTS_OFFSET || size > topicSegmentBytes(64, TOPIC_MAX_RING_BYTES)) {
+      throw ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `topic segment of ${size} bytes`);
+    }
+    const mapping = Mapping.map(fd, size);
+    try {
+      const w = new Uint32Array(mapping.buffer);
+      const magic = Atomics.load(w, TOPIC_MAGIC_OFFSET / 4);
+      const maxPubs = w[TOPIC_MAX_PUBS_OFFSET / 4] ?? 0;
+      const ringBytes = w[TOPIC_RING_BYTES_OFFSET / 4] ?? 0;
+      if (magic !== TOPIC_MAGIC || w[TOPIC_VERSION_OFFSET / 4] !== TOPIC_VERSION) {
+        throw ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `topic segment magic 0x${magic.toString(16)}`);
+      }
+      checkGeometry(maxPubs, ringBytes);
+      if (topicSegmentBytes(maxPubs, ringBytes) !== size) {
+        throw ferryError(
+          'ERR_FERRY_SHM_BAD_LAYOUT',
+          `topic segment geometry does not match its ${size} bytes`,
+        );
+      }
+      return new TopicSegment(fd, mapping, maxPubs, ringBytes, size);
+    } catch (err) {
+      mapping.release();
+      throw err;
+    }
+  }
+
+  /** ferryd: gives slot `i` to a new publisher (zeroed indices, next epoch, live). */
+  openSlot(i: number): void {
+    const b = this.#slotWord(i);
+    Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
+    Atomics.store(this.words, b + SLOT_SEQ / 4, 0);
+    Atomics.store(this.words, b + SLOT_LAST / 4, 0);
+    Atomics.add(this.words, b + SLOT_EPOCH / 4, 1);
+    // store-release: state last, so a reader that sees LIVE sees the zeroed indices and new epoch.
+    storeRelease(this.words, b + SLOT_STATE / 4, SLOT_LIVE);
+  }
+
+  /** ferryd: the slot's publisher left; readers finish what it wrote. */
+  closeSlot(i: number, state: number): void {
+    storeRelease(this.words, this.#slotWord(i) + SLOT_STATE / 4, state);
+  }
+
+  slotState(i: number): number {
+    return loadAcquire(this.words, this.#slotWord(i) + SLOT_STATE / 4);
+  }
+
+  slotEpoch(i: number): number {
+    return Atomics.load(this.words, this.#slotWord(i) + SLOT_EPOCH / 4);
+  }
+
+  /** Messages written through slot `i` so far (for `ferry show topics`). */
+  slotSeq(i: number): number {
+    return Atomics.load(this.words, this.#slotWord(i) + SLOT_SEQ / 4);
+  }
+
+  /** Word index of slot `i`'s control block. */
+  #slotWord(i: number): number {
+    return (TOPIC_SLOTS_OFFSET + i * TOPIC_SLOT_BYTES) / 4;
+  }
+
+  ring(i: number): Buffer {
+    return Buffer.from(this.mapping.buffer, topicRingOffset(this.maxPubs, this.ringBytes, i), this.ringBytes);
+  }
+
+  slotWord(i: number): number {
+    return this.#slotWord(i);
+  }
+
+  /** A subscriber reports what it lost; ferryd reads it for `ferry show topics`. */
+  setDrops(bit: number, dropped: number): void {
+    Atomics.store(this.words, TOPIC_DROPS_OFFSET / 4 + bit, dropped >>> 0);
+  }
+
+  drops(bit: number): number {
+    return Atomics.load(this.words, TOPIC_DROPS_OFFSET / 4 + bit);
+  }
+
+  /** ferryd: zeroes a subscriber bit's counter before handing the bit out again. */
+  clearSubscriber(bit: number): void {
+    this.setDrops(bit, 0);
+  }
+
+  /** A subscriber asks to be woken (bit set), re-checking afterwards is the caller's job. */
+  armWake(bit: number): void {
+    Atomics.or(this.words, TOPIC_WAKE0_OFFSET / 4 + (bit >> 5), 1 << (bit & 31));
+  }
+
+  /** A subscriber found work after arming: no wake needed. */
+  disarmWake(bit: number): void {
+    Atomics.and(this.words, TOPIC_WAKE0_OFFSET / 4 + (bit >> 5), ~(1 << (bit & 31)));
+  }
+
+  /**
+   * A publisher, after publishing: true when some subscriber sleeps and nobody rang ferryd since
+   * (PENDING 0 -> 1): ring its topic doorbell then.
+   */
+  wakeNeeded(): boolean {
+    const w = this.words;
+    if ((Atomics.load(w, TOPIC_WAKE0_OFFSET / 4) | Atomics.load(w, TOPIC_WAKE0_OFFSET / 4 + 1)) === 0)
+      return false;
+    return Atomics.compareExchange(w, TOPIC_PENDING_OFFSET / 4, 0, 1) === 0;
+  }
+
+  /** ferryd: takes the wake requests (PENDING cleared first, then the bits exchanged for 0). */
+  takeWakeMask(): [number, number] {
+    storeRelease(this.words, TOPIC_PENDING_OFFSET / 4, 0);
+    const w0 = Atomics.exchange(this.words, TOPIC_WAKE0_OFFSET / 4, 0) >>> 0;
+    const w1 = Atomics.exchange(this.words, TOPIC_WAKE0_OFFSET / 4 + 1, 0) >>> 0;
+    return [w0, w1];
+  }
+
+  release(): void {
+    this.mapping.release();
+    close(this.fd);
+  }
+}
+
+function checkGeometry(maxPubs: number, ringBytes: number): void {
+  if (!(Number.isInteger(maxPubs) && maxPubs >= 1 && maxPubs <= 64)) {
+    throw ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `${maxPubs} publisher slots`);
+  }
+  if (!(isPowerOfTwo(ringBytes) && ringBytes >= TOPIC_MIN_RING_BYTES && ringBytes <= TOPIC_MAX_RING_BYTES)) {
+    throw ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `ring of ${ringBytes} bytes`);
+  }
+}
+
+/** The publisher of one slot: appends records and publishes the tail. */
+export class TopicRingWriter {
+  readonly #w: Uint32Array;
+  readonly #ring: Buffer;
+  readonly #view: DataView;
+  readonly #base: number;
+  readonly #size: number;
+  readonly #mask: number;
+  readonly maxPayload: number;
+  #tail = 0;
+  #seq = 0;
+
+  constructor(seg: TopicSegment, slot: number) {
+    this.#w = seg.words;
+    this.#ring = seg.ring(slot);
+    this.#view = new DataView(this.#ring.buffer, this.#ring.byteOffset, this.#ring.length);
+    this.#base = seg.slotWord(slot);
+    this.#size = seg.ringBytes;
+    this.#mask = seg.ringBytes - 1;
+    this.maxPayload = topicMaxPayload(seg.ringBytes);
+    // A slot is handed over zeroed (openSlot); start from what it says anyway.
+    this.#tail = Atomics.load(this.#w, this.#base + SLOT_TAIL / 4);
+    this.#seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
+  }
+
+  get published(): number {
+    return this.#seq;
+  }
+
+  /** Appends one record whose payload is `payload` (at most maxPayload bytes) and publishes it. */
+  write(payload: Uint8Array): void {
+    const n = payload.length;
+    const size = (TOPIC_RECORD_HEADER + n + 7) & ~7;
+    let pos = this.#tail & this.#mask;
+    if (pos + size > this.#size) {
+      this.#view.setUint32(pos, PAD_RECORD, true);
+      this.#tail = (this.#tail + (this.#size - pos)) >>> 0;
+      pos = 0;
+    }
+    this.#ring.set(payload, pos + TOPIC_RECORD_HEADER);
+    this.#view.setUint32(pos, n, true);
+    this.#view.setUint32(pos + 4, this.#seq, true);
+    const start = this.#tail;
+    this.#tail = (this.#tail + size) >>> 0;
+    this.#seq = (this.#seq + 1) >>> 0;
+    Atomics.store(this.#w, this.#base + SLOT_LAST / 4, start);
+    Atomics.store(this.#w, this.#base + SLOT_SEQ / 4, this.#seq);
+    // store-release: the tail last (paired with the readers' load-acquire of TAIL), after the bytes.
+    storeRelease(this.#w, this.#base + SLOT_TAIL / 4, this.#tail);
+  }
+}
+
+/** One subscriber's reader of one slot's ring. */
+export class TopicRingReader {
+  readonly #w: Uint32Array;
+  readonly #ring: Buffer;
+  readonly #view: DataView;
+  readonly #base: number;
+  readonly #size: number;
+  readonly #mask: number;
+  readonly #maxPayload: number;
+  readonly #range = { start: 0, end: 0 };
+  #pos: number;
+  #expect: number;
+  /** Messages this reader lost to laps. */
+  dropped = 0;
+
+  /** `from`: 'start' (a publisher that came after us), 'newest' (the next message), 'last' (the newest one). */
+  constructor(seg: TopicSegment, slot: number, from: 'start' | 'newest' | 'last') {
+    this.#w = seg.words;
+    this.#ring = seg.ring(slot);
+    this.#view = new DataView(this.#ring.buffer, this.#ring.byteOffset, this.#ring.length);
+    this.#base = seg.slotWord(slot);
+    this.#size = seg.ringBytes;
+    this.#mask = seg.ringBytes - 1;
+    this.#maxPayload = topicMaxPayload(seg.ringBytes);
+    const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
+    const seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
+    if (from === 'start') {
+      this.#pos = 0;
+      this.#expect = 0;
+    } else if (from === 'last' && seq > 0) {
+      this.#pos = Atomics.load(this.#w, this.#base + SLOT_LAST / 4);
+      this.#expect = (seq - 1) >>> 0;
+    } else {
+      this.#pos = tail;
+      this.#expect = seq;
+    }
+  }
+
+  /** True when the publisher wrote past this reader's position. */
+  get hasData(): boolean {
+    return loadAcquire(this.#w, this.#base + SLOT_TAIL / 4) !== this.#pos;
+  }
+
+  /**
+   * Decodes up to `max` records with `decode(ring, {start, end})` and hands each value to
+   * `deliver`; returns how many. A decode that throws or reads a record overwritten meanwhile
+   * counts as a lap.
+   */
+  read(
+    max: number,
+    decode: (src: Buffer, range: { start: number; end: number }) => unknown,
+    deliver: (v: unknown) => void,
+  ): number {
+    let n = 0;
+    const half = this.#size / 2;
+    while (n < max) {
+      const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
+      const behind = (tail - this.#pos) >>> 0;
+      if (behind === 0) break;
+      if (behind > half) {
+        this.#lapped();
+        continue;
+      }
+      const p = this.#pos & this.#mask;
+      const len = this.#view.getUint32(p, true);
+      if (len === PAD_RECORD) {
+        this.#pos = (this.#pos + (this.#size - p)) >>> 0;
+        continue;
+      }
+      const size = (TOPIC_RECORD_HEADER + len + 7) & ~7;
+      if (len > this.#maxPayload || p + size > this.#size || size > behind) {
+        this.#lapped();
+        continue;
+      }
+      const seq = this.#view.getUint32(p + 4, true);
+      let value: unknown;
+      let ok = true;
+      try {
+        this.#range.start = p + TOPIC_RECORD_HEADER;
+        this.#range.end = p + TOPIC_RECORD_HEADER + len;
+        value = decode(this.#ring, this.#range);
+      } catch {
+        ok = false;
+      }
+      // seqlock check: the record was intact only if the writer is still within half a ring of it.
+      const after = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
+      if (!ok || (after - this.#pos) >>> 0 > half) {
+        this.#lapped();
+        continue;
+      }
+      if (seq !== this.#expect) this.dropped += (seq - this.#expect) >>> 0;
+      this.#expect = (seq + 1) >>> 0;
+      this.#pos = (this.#pos + size) >>> 0;
+      deliver(value);
+      n++;
+    }
+    return n;
+  }
+
+  /** Lapped: jump to the newest record the writer published. */
+  #lapped(): void {
+    const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
+    const last = Atomics.load(this.#w, this.#base + SLOT_LAST / 4);
+    // Start at the newest record only if it is still well within reach, else wait at the tail.
+    this.#pos = (tail - last) >>> 0 <= this.#size / 4 ? last : tail;
+    const seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
+    const next = this.#pos === last ? (seq - 1) >>> 0 : seq;
+    this.dropped += (next - this.#expect) >>> 0 > 0x7fff_ffff ? 0 : (next - this.#expect) >>> 0;
+    this.#expect = next;
+  }
+}
