@@ -128,6 +128,8 @@ function sessionRow(s: Session, observer: DaemonObserver | undefined): Record<st
     stuck: (t?.tx?.stuck ?? false) || (t?.rx?.stuck ?? false),
     fifoError: t?.tx?.error ?? t?.rx?.error ?? null,
     daemonBytes: s.daemonBytes,
+    // A datagram relay's drops: datagrams from the network that found the app's fifo full.
+    drops: (s.end as { dropsIn?: number } | null)?.dropsIn ?? null,
     ageMs: Date.now() - s.createdAt,
   };
 }

@@ -230,6 +230,11 @@ describe('metrics endpoint', () => {
       assert.equal(sampleValue(m, 'ferry_datagrams_total', { direction: 'tx' }), back.length);
       assert.equal(sampleValue(m, 'ferry_datagram_drops_total'), 0);
       assert.equal(sampleValue(m, 'ferry_sessions', { transport: 'udp' }), 1);
+      const relay = ((await d.show('sessions')) as Record<string, unknown>[]).find(
+        (s) => s['transport'] === 'udp',
+      );
+      assert.equal(relay?.['drops'], 0);
+      assert.equal(relay?.['daemonBytes'], sum(sizes) + sum(back));
     } finally {
       peer.close();
       await new Promise<void>((resolve) => app.close(() => resolve()));

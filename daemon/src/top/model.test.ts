@@ -56,6 +56,8 @@ describe('ferry top model', () => {
     // The first frame has no rates yet.
     assert.ok(buildModel(null, b, initialView()).sessions.every((s) => s.txRate === 0 && s.rxRate === 0));
     // A session that is new in this frame has no rate either.
+    const withDrops = snap(3000, [sess(5, 1, 'udp', 0, 0, { drops: 7, stuck: true })]);
+    assert.equal(buildModel(null, withDrops, initialView()).sessions[0]?.flags, 'STUCK,DROPS=7');
     const c = snap(4000, [...b.sessions, sess(9, 1, 'ct', 5_000_000, 0)]);
     assert.equal(buildModel(b, c, initialView()).sessions.find((s) => s.id === 9)?.txRate, 0);
   });

@@ -95,7 +95,14 @@ export function buildModel(prev: TopSnapshot | null, cur: TopSnapshot, view: Vie
     const p = before.get(id);
     const txFill = str(s['txFill']);
     const rxFill = str(s['rxFill']);
-    const flags = [s['stuck'] ? 'STUCK' : '', s['fifoError'] ? 'CORRUPT' : ''].filter(Boolean).join(',');
+    const drops = num(s['drops']);
+    const flags = [
+      s['stuck'] ? 'STUCK' : '',
+      s['fifoError'] ? 'CORRUPT' : '',
+      drops > 0 ? `DROPS=${drops}` : '',
+    ]
+      .filter(Boolean)
+      .join(',');
     return {
       id,
       app: num(s['app']),
