@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { connectMessages, createMessageServer } from '@ferry/sdk/messages';
+import { connectMessages, createMessageServer, publish, ReceivedLoan, subscribe } from '@ferry/sdk/messages';
 import { Packr, PackrStream, Unpackr, UnpackrStream } from 'msgpackr';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
@@ -45,7 +45,9 @@ async function serve(variant: Variant, workload: Workload, target: string): Prom
   if (variant === 'ferry') {
     let count = 0;
     const server = createMessageServer({
-      onMessage: () => {
+      onMessage: (v) => {
+        // A loan's bytes are read where they lie, then the fifo space goes back.
+        if (v instanceof ReceivedLoan) v.release();
         count++;
       },
       onRequest: (v) => (v === 'count' ? count : v),
@@ -102,7 +104,119 @@ async function client(variant: Variant, workload: Workload, target: string, n: n
 }
 
 function payload(workload: Workload, i: number, bulk: Buffer): unknown {
-  return workload === 'bulk' ? { seq: i, data: bulk } : smallObject(i);
+  if (workload !== 'bulk') return smallObject(i);
+  // Producing the payload (as the loan case does in place).
+  bulk.fill(i & 0xff);
+  return { seq: i, data: bulk };
+}
+
+// ---------------------------------------------------------------- publish/subscribe
+
+const PUBSUB_END = { end: true };
+
+/** A publisher: ready once bound/attached; on 'go' publishes n small objects, then end markers. */
+async function pubsubPublisher(variant: Variant, target: string, n: number): Promise<void> {
+  let send: (v: unknown) => Promise<void> | undefined;
+  if (variant === 'ferry') {
+    const pub = await publish(target);
+    send = (v) => {
+      pub.send(v);
+      return undefined;
+    };
+  } else {
+    const zmq = await import('zeromq');
+    const sock = new zmq.Publisher();
+    await sock.bind(target);
+    const packr = new Packr();
+    send = (v) => sock.send(packr.pack(v));
+  }
+  process.send?.({ ready: true });
+  await new Promise((r) => process.once('message', r));
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const p = send(smallObject(i));
+    if (p) await p;
+  }
+  const rate = (n / (performance.now() - t0)) * 1000;
+  const cpu = process.cpuUsage(cpu0);
+  for (let k = 0; k < 20; k++) {
+    await send(PUBSUB_END);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  process.send?.({ rate, cpuUs: cpu.user + cpu.system });
+}
+
+/** A subscriber: counts what arrives until the end marker; rate from its first to its last message. */
+async function pubsubSubscriber(variant: Variant, target: string): Promise<void> {
+  let received = 0;
+  let first = 0;
+  let last = 0;
+  let done: () => void = () => {};
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  const onValue = (v: unknown) => {
+    if ((v as { end?: boolean }).end) {
+      done();
+      return;
+    }
+    if (received++ === 0) first = performance.now();
+    last = performance.now();
+  };
+  if (variant === 'ferry') {
+    const sub = await subscribe(target, { onMessage: onValue });
+    process.send?.({ ready: true });
+    await finished;
+    await sub.close();
+  } else {
+    const zmq = await import('zeromq');
+    const sock = new zmq.Subscriber();
+    sock.connect(target);
+    sock.subscribe();
+    const unpackr = new Unpackr();
+    process.send?.({ ready: true });
+    void (async () => {
+      for await (const [m] of sock) onValue(unpackr.unpack(m as Buffer));
+    })();
+    await finished;
+    sock.close();
+  }
+  const secs = (last - first) / 1000;
+  process.send?.({ received, rate: secs > 0 ? received / secs : 0 });
+}
+
+async function measurePubsub(
+  variant: Variant,
+  subscribers: number,
+  n: number,
+  dir: string,
+  k: number,
+  env: NodeJS.ProcessEnv,
+): Promise<{ pubRate: number; subRate: number; receivedShare: number; pubCpuUsPerMsg: number }> {
+  const target = variant === 'ferry' ? `bench-${k}` : `ipc://${join(dir, `zmq-pub-${k}.ipc`)}`;
+  const pub = child(['ppub', variant, target, String(n)], env);
+  const subs: ChildProcess[] = [];
+  try {
+    await message(pub, 10_000);
+    for (let i = 0; i < subscribers; i++) subs.push(child(['psub', variant, target], env));
+    await Promise.all(subs.map((s) => message(s, 10_000)));
+    // zeromq subscriptions reach the publisher asynchronously (its "slow joiner"): give them time.
+    await new Promise((r) => setTimeout(r, 300));
+    const results = subs.map((s) => message(s, 300_000) as Promise<{ received: number; rate: number }>);
+    pub.send('go');
+    const p = (await message(pub, 300_000)) as { rate: number; cpuUs: number };
+    const r = await Promise.all(results);
+    return {
+      pubRate: p.rate,
+      subRate: median(r.map((x) => x.rate)),
+      receivedShare: median(r.map((x) => x.received / n)),
+      pubCpuUsPerMsg: p.cpuUs / n,
+    };
+  } finally {
+    pub.kill('SIGKILL');
+    for (const s of subs) s.kill('SIGKILL');
+  }
 }
 
 async function ferryClient(workload: Workload, target: string, n: number): Promise<Omit<Result, 'cpuUs'>> {
@@ -112,8 +226,17 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
   try {
     if (workload === 'rtt') return await roundTrips(n, (v) => ch.request(v));
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      if (!ch.send(payload(workload, i, bulk))) await ch.ready();
+    if (workload === 'bulk') {
+      // The loan API: the payload is written in place in the fifo (a fill stands for producing it).
+      for (let i = 0; i < n; i++) {
+        const loan = ch.loan(BULK_BYTES);
+        loan.bytes.fill(i & 0xff);
+        if (!loan.commit(i)) await ch.ready();
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        if (!ch.send(payload(workload, i, bulk))) await ch.ready();
+      }
     }
     const got = await ch.request('count');
     if (got !== n) throw new Error(`server counted ${String(got)} of ${n}`);
@@ -283,6 +406,14 @@ async function main(): Promise<void> {
     await serve(process.argv[3] as Variant, process.argv[4] as Workload, process.argv[5] ?? '');
     return;
   }
+  if (role === 'ppub') {
+    await pubsubPublisher(process.argv[3] as Variant, process.argv[4] ?? '', Number(process.argv[5]));
+    return;
+  }
+  if (role === 'psub') {
+    await pubsubSubscriber(process.argv[3] as Variant, process.argv[4] ?? '');
+    return;
+  }
   if (role === 'client') {
     const r = await client(
       process.argv[3] as Variant,
@@ -297,13 +428,15 @@ async function main(): Promise<void> {
     options: {
       rounds: { type: 'string', default: '5' },
       scale: { type: 'string', default: '1' },
-      case: { type: 'string', default: 'oneway,rtt,bulk' },
+      case: { type: 'string', default: 'oneway,rtt,bulk,pubsub' },
       json: { type: 'boolean', default: false },
     },
   });
   const rounds = Number(values.rounds);
   const scale = Number(values.scale);
-  const cases = String(values.case).split(',') as Workload[];
+  const all = String(values.case).split(',');
+  const cases = all.filter((c) => c !== 'pubsub') as Workload[];
+  const pubsub = all.includes('pubsub');
   const counts: Record<Workload, number> = {
     oneway: Math.round(300_000 * scale),
     rtt: Math.round(10_000 * scale),
@@ -326,6 +459,8 @@ async function main(): Promise<void> {
     daemon.once('exit', (c) => reject(new Error(`ferryd exited ${c}`)));
   });
   const samples = new Map<string, (Result & { cpuUsPerOp: number })[]>();
+  const psSamples = new Map<string, Awaited<ReturnType<typeof measurePubsub>>[]>();
+  const psVariants = variants.filter((v) => v !== 'net');
   let k = 0;
   try {
     for (let round = 0; round < rounds; round++) {
@@ -335,6 +470,16 @@ async function main(): Promise<void> {
           const key = `${w}|${v}`;
           samples.set(key, [...(samples.get(key) ?? []), res]);
           if (!values.json) process.stderr.write(`round ${round + 1} ${w} ${v}: ${JSON.stringify(res)}\n`);
+        }
+      }
+      if (!pubsub) continue;
+      for (const subs of [1, 2, 4, 8]) {
+        for (const v of psVariants) {
+          const res = await measurePubsub(v, subs, Math.round(200_000 * scale), dir, k++, env);
+          const key = `${subs}|${v}`;
+          psSamples.set(key, [...(psSamples.get(key) ?? []), res]);
+          if (!values.json)
+            process.stderr.write(`round ${round + 1} pubsub x${subs} ${v}: ${JSON.stringify(res)}\n`);
         }
       }
     }
@@ -373,9 +518,31 @@ async function main(): Promise<void> {
       });
     }
   }
-  if (values.json)
-    console.log(JSON.stringify({ rounds, scale, counts, zmq: zmqMissing ?? 'yes', table }, null, 2));
-  else console.table(table);
+  const psTable = [];
+  for (const subs of pubsub ? [1, 2, 4, 8] : []) {
+    const zmqSub = median((psSamples.get(`${subs}|zmq`) ?? []).map((r) => r.subRate));
+    for (const v of psVariants) {
+      const s = psSamples.get(`${subs}|${v}`) ?? [];
+      const subRate = median(s.map((r) => r.subRate));
+      psTable.push({
+        subscribers: subs,
+        variant: v,
+        pubRate: Math.round(median(s.map((r) => r.pubRate))),
+        subRate: Math.round(subRate),
+        xZmqSub: +(subRate / zmqSub).toFixed(2),
+        received: +median(s.map((r) => r.receivedShare)).toFixed(3),
+        pubCpuUsPerMsg: +median(s.map((r) => r.pubCpuUsPerMsg)).toFixed(2),
+      });
+    }
+  }
+  if (values.json) {
+    console.log(
+      JSON.stringify({ rounds, scale, counts, zmq: zmqMissing ?? 'yes', table, pubsub: psTable }, null, 2),
+    );
+  } else {
+    console.table(table);
+    if (psTable.length > 0) console.table(psTable);
+  }
 }
 
 main().catch((err) => {
