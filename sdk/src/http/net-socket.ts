@@ -12,10 +12,9 @@
  * No `#private` members: plain net.Sockets that `connect` turns into FerryNetSockets (by changing
  * their prototype) never ran this constructor, and would fail a private brand check.
  *
- * Known differences from a kernel socket: 'close' carries no `hadError` argument (net.Socket's
- * handle-less close), `onread` given to the net.Socket constructor is not honoured (bytes come as
- * 'data'), `resetAndDestroy()` resets the session instead of throwing for non-TCP handles, and
- * `pending` is false once the Ferry session is up.
+ * Known differences from a kernel socket: `onread` given to the net.Socket constructor is not
+ * honoured (bytes come as 'data'); `setNoDelay`/`setKeepAlive` are stored, with nothing to tune;
+ * what the peer sends after our FIN is dropped rather than answered with a reset (closeLingering).
  */
 import * as net from 'node:net';
 import { connect as ferryConnect } from '../api/connect.js';
@@ -30,10 +29,11 @@ const kWriting = Symbol('ferry.writing');
 /** resetAndDestroy() asked for an abort. */
 const kReset = Symbol('ferry.reset');
 
-/** How long a closed socket waits for the peer's FIN before resetting (Linux's tcp_fin_timeout). */
-const LINGER_MS = 60_000;
 /** The SDK socket of a connect still in progress (destroyed with the outer socket). */
 const kConnectingInner = Symbol('ferry.connectingInner');
+
+/** How long a closed socket waits for the peer's FIN before resetting (Linux's tcp_fin_timeout). */
+const LINGER_MS = 60_000;
 
 type Chunk = { chunk: Buffer | string; encoding: BufferEncoding };
 type WriteCb = (err?: Error | null) => void;
@@ -285,6 +285,8 @@ export function attachInner(outer: FerryNetSocket, inner: FerrySocket): void {
   const f = outer as FerryNetSocket & FerryFields;
   f[kInner] = inner;
   inner.on('data', (chunk: Buffer) => {
+    // Received bytes restart an idle timeout (setTimeout), as net does on every read.
+    (outer as unknown as NetInternals)._unrefTimer();
     if (!outer.push(chunk)) inner.pause();
   });
   inner.on('end', () => outer.push(null));
