@@ -323,6 +323,8 @@ export class FrameReader {
 
   /** Consumes parsed bytes up to the first loan still held. */
   #consumeFree(): void {
+    // Stopped: the channel is closing and its session may be detached already.
+    if (this.#stopped) return;
     let free = this.#ahead;
     const held = this.#held;
     while (held.length > 0 && (held[0] as Held).released) held.shift();
