@@ -16,21 +16,42 @@ import { type PodContext, type RunningPod, runPod } from './support/k8s/pod-runn
 const VERIFY = ['node', 'examples/dist/echo/verify.js', 'tcp://127.0.0.1:7000', '--bytes', String(8 << 20)];
 // biome-ignore lint/suspicious/noExplicitAny: pod specs are walked as plain data
 const podOf = (w: Manifest): any => w['spec'].template.spec;
+/**
+ * The same pod with its app container idle (`sleep infinity`, no probe): a client with no
+ * listener of its own. A listener on the wildcard address takes every connect to its port from
+ * the apps of its ferryd (deploy/kubernetes/README.md), so a client beside an echo server would
+ * reach that one instead of the remote one.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: pod specs are walked as plain data
+function asClient(pod: any): any {
+  const copy = structuredClone(pod);
+  const app = copy.containers[0];
+  app.command = ['sleep', 'infinity'];
+  delete app.readinessProbe;
+  return copy;
+}
 
 describe('deploy/kubernetes: the pods under docker', { skip: SKIP }, () => {
   const manifests = loadManifests();
   let network: StartedNetwork | undefined;
-  const hostPaths = new Map<string, string>();
+  // hostPath -> volume, per "node" (node B stands for a second node in the cross-node test).
+  const nodes = { a: new Map<string, string>(), b: new Map<string, string>() };
   const pods: RunningPod[] = [];
-  const ctx = (namespace: string): PodContext => ({
+  const ctx = (namespace: string, node: keyof typeof nodes): PodContext => ({
     manifests,
     namespace,
     images: { 'ferry/ferryd:local': IMAGES.ferryd, 'ferry/app:local': IMAGES.app },
-    hostPaths,
+    hostPaths: nodes[node],
     network: network as StartedNetwork,
   });
-  const run = async (namespace: string, name: string, w: Manifest) => {
-    const p = await runPod(ctx(namespace), name, podOf(w));
+  const run = async (
+    namespace: string,
+    name: string,
+    w: Manifest,
+    node: keyof typeof nodes = 'a',
+    client = false,
+  ) => {
+    const p = await runPod(ctx(namespace, node), name, client ? asClient(podOf(w)) : podOf(w));
     pods.push(p);
     return p;
   };
@@ -42,7 +63,7 @@ describe('deploy/kubernetes: the pods under docker', { skip: SKIP }, () => {
   after(async () => {
     for (const p of pods.reverse()) await p.stop();
     const d = (await getContainerRuntimeClient()).container.dockerode;
-    for (const v of hostPaths.values())
+    for (const v of [...nodes.a.values(), ...nodes.b.values()])
       await d
         .getVolume(v)
         .remove()
@@ -136,5 +157,69 @@ describe('deploy/kubernetes: the pods under docker', { skip: SKIP }, () => {
     const [connected, result] = jsonLines(await execOk(echo, VERIFY));
     assert.equal(connected?.['transport'], 'ct');
     assert.equal(result?.['ok'], true, JSON.stringify(result));
+  });
+  test('node variant across nodes: a client on node B reaches node A’s echo at node A’s ferryd, over TCP', {
+    timeout: 180_000,
+  }, async () => {
+    // Node A's pods are running (first test). Node B: its own ferryd, /run/ferry and a client app.
+    const a = pods[0]?.get('ferryd');
+    assert.ok(a, 'node A runs (first test)');
+    const nodeB = await run('ferry-system', 'ferryd-node-b', find(manifests, 'DaemonSet', 'ferryd'), 'b');
+    const appB = await run(
+      'ferry-demo',
+      'client-demo-b',
+      find(manifests, 'Deployment', 'echo', 'ferry-demo'),
+      'b',
+      true,
+    );
+    const b = nodeB.get('ferryd');
+    type Counters = { session: { tcpConnects: number; tcpAccepts: number } };
+    const stats = async (c: typeof a) =>
+      JSON.parse(await execOk(c, ['ferry', 'show', 'stats', '--json'])) as Counters;
+    const [a0, b0] = [await stats(a), await stats(b)];
+    // "ferryd-node" is node A's ferryd pod address (what a hostPort or a Service over the ferryd
+    // pods gives in a cluster): no listener on node B serves it, so ferryd-b connects over TCP.
+    const target = [
+      'node',
+      'examples/dist/echo/verify.js',
+      'tcp://ferryd-node:7000',
+      '--bytes',
+      String(8 << 20),
+    ];
+    const [connected, result] = jsonLines(await execOk(appB.get('echo'), target));
+    assert.equal(connected?.['transport'], 'tcp');
+    assert.equal(result?.['ok'], true, JSON.stringify(result));
+    const [a1, b1] = [await stats(a), await stats(b)];
+    assert.equal(b1.session.tcpConnects - b0.session.tcpConnects, 1, 'ferryd on node B connected out');
+    assert.equal(a1.session.tcpAccepts - a0.session.tcpAccepts, 1, 'ferryd on node A accepted');
+  });
+
+  test('sidecar variant across pods: a client pod reaches the echo pod at that pod’s address, over TCP', {
+    timeout: 180_000,
+  }, async () => {
+    const deployment = find(manifests, 'Deployment', 'echo', 'ferry-sidecar-demo');
+    const server = pods.find(
+      (p) => p.containers.has('ferryd') && p.containers.has('echo') && !p.containers.has('socket-dir'),
+    );
+    assert.ok(server, 'the sidecar pod runs (previous test)');
+    const client = await run('ferry-sidecar-demo', 'client-sidecar', deployment, 'a', true);
+    type Counters = { session: { tcpConnects: number; tcpAccepts: number } };
+    const stats = async (p: RunningPod) =>
+      JSON.parse(await execOk(p.get('ferryd'), ['ferry', 'show', 'stats', '--json'])) as Counters;
+    const [c0, s0] = [await stats(client), await stats(server)];
+    // "echo-sidecar" is the server pod's address (where service.yaml's Service leads).
+    const target = [
+      'node',
+      'examples/dist/echo/verify.js',
+      'tcp://echo-sidecar:7000',
+      '--bytes',
+      String(8 << 20),
+    ];
+    const [connected, result] = jsonLines(await execOk(client.get('echo'), target));
+    assert.equal(connected?.['transport'], 'tcp');
+    assert.equal(result?.['ok'], true, JSON.stringify(result));
+    const [c1, s1] = [await stats(client), await stats(server)];
+    assert.equal(c1.session.tcpConnects - c0.session.tcpConnects, 1, "the client pod's ferryd connected out");
+    assert.equal(s1.session.tcpAccepts - s0.session.tcpAccepts, 1, "the server pod's ferryd accepted");
   });
 });
