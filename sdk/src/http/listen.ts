@@ -11,11 +11,10 @@
  * `getConnections()` counts them, `maxConnections` refuses the ones over the limit.
  */
 import type * as net from 'node:net';
-import { createServer as createFerryServer } from '../api/connect.js';
 import type { ServerOptions } from '../api/options.js';
 import type { Server as FerryServer } from '../api/server.js';
 import type { Socket as FerrySocket } from '../api/socket.js';
-import { attachInner, FerryNetSocket } from './net-socket.js';
+import { attachInner, FerryNetSocket, loadSdk } from './net-socket.js';
 
 /** net.Server members its typings leave out. */
 type ServerInternals = net.Server & {
@@ -67,8 +66,23 @@ export function listenThroughFerry(
   onListenError?: (err: Error & { code?: string }) => boolean,
 ): net.Server {
   const s = server as ServerInternals;
-  const ferry = createFerryServer({ ...options, allowHalfOpen: true });
   if (cb) server.once('listening', cb);
+  loadSdk()
+    .then((sdk) => serve(s, sdk.createServer({ ...options, allowHalfOpen: true }), uri, onListenError))
+    .catch((err: Error) => {
+      if (!onListenError?.(err)) server.emit('error', err);
+    });
+  return server;
+}
+
+/** Registers the Ferry listener and hands its sessions to `s` as FerryNetSockets. */
+function serve(
+  s: ServerInternals,
+  ferry: FerryServer,
+  uri: string,
+  onListenError?: (err: Error & { code?: string }) => boolean,
+): void {
+  const server: net.Server = s;
   let listening = false;
   ferry.on('connection', (inner: FerrySocket) => {
     if (s.maxConnections !== undefined && s.maxConnections >= 0 && s._connections >= s.maxConnections) {
@@ -111,5 +125,4 @@ export function listenThroughFerry(
     s._handle = new FerryListenHandle(ferry);
     server.emit('listening');
   });
-  return server;
 }

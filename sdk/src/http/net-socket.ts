@@ -17,7 +17,7 @@
  * what the peer sends after our FIN is dropped rather than answered with a reset (closeLingering).
  */
 import * as net from 'node:net';
-import { connect as ferryConnect } from '../api/connect.js';
+import type * as sdkApi from '../api/connect.js';
 import type { ConnectOptions } from '../api/options.js';
 import type { Socket as FerrySocket } from '../api/socket.js';
 
@@ -294,6 +294,17 @@ export function attachInner(outer: FerryNetSocket, inner: FerrySocket): void {
   if (f[kRefed] === false) inner.unref();
 }
 
+let sdkApiLoad: Promise<typeof sdkApi> | null = null;
+
+/**
+ * The SDK's socket API, loaded on first use: `--import @ferry/sdk/register` then costs a process
+ * that intercepts nothing no native module (koffi) and no attachment code at start.
+ */
+export function loadSdk(): Promise<typeof sdkApi> {
+  sdkApiLoad ??= import('../api/connect.js');
+  return sdkApiLoad;
+}
+
 /**
  * Makes `sock` (a net.Socket, possibly a plain one that `connect` was called on) connect through
  * Ferry to `uri`. net.Socket's connect contract is kept: 'connect' then 'ready', writes made
@@ -310,8 +321,6 @@ export function connectThroughFerry(
     Object.setPrototypeOf(sock, FerryNetSocket.prototype);
   const outer = sock as FerryNetSocket;
   (outer as unknown as NetInternals).connecting = true;
-  const inner = ferryConnect({ ...opts, uri, allowHalfOpen: true });
-  (outer as FerryNetSocket & FerryFields)[kConnectingInner] = inner;
   const onConnectError = (err: Error & { code?: string }) => {
     (outer as FerryNetSocket & FerryFields)[kConnectingInner] = null;
     if (outer.destroyed) return;
@@ -319,18 +328,25 @@ export function connectThroughFerry(
     if (onError?.(err)) return;
     outer.destroy(err);
   };
-  inner.once('error', onConnectError);
-  inner.once('connect', () => {
-    inner.off('error', onConnectError);
-    (outer as FerryNetSocket & FerryFields)[kConnectingInner] = null;
-    if (outer.destroyed) {
-      inner.destroy();
-      return;
-    }
-    attachInner(outer, inner);
-    (outer as unknown as NetInternals).connecting = false;
-    outer.emit('connect');
-    outer.emit('ready');
-  });
+  loadSdk()
+    .then((sdk) => {
+      if (outer.destroyed) return;
+      const inner = sdk.connect({ ...opts, uri, allowHalfOpen: true });
+      (outer as FerryNetSocket & FerryFields)[kConnectingInner] = inner;
+      inner.once('error', onConnectError);
+      inner.once('connect', () => {
+        inner.off('error', onConnectError);
+        (outer as FerryNetSocket & FerryFields)[kConnectingInner] = null;
+        if (outer.destroyed) {
+          inner.destroy();
+          return;
+        }
+        attachInner(outer, inner);
+        (outer as unknown as NetInternals).connecting = false;
+        outer.emit('connect');
+        outer.emit('ready');
+      });
+    })
+    .catch(onConnectError);
   return outer;
 }
