@@ -77,6 +77,8 @@ export class Daemon {
   reload(next: DaemonConfig): ReloadOutcome {
     const outcome = applyReload(this.config, next, validateConfig);
     this.policy.counters.reloads++;
+    // Sessions the new rules deny (handed tcp connections) are reset.
+    this.layer.policyChanged();
     return outcome;
   }
 

@@ -10,6 +10,7 @@ export {
 } from './ctrl/channel.js';
 export { ERROR_MESSAGES, type ErrorCode, FerryError, ferryError, isErrorCode } from './errors.js';
 export {
+  type Adopt,
   type Close,
   CTRL_MAX_SHORT_TEXT,
   CTRL_MAX_TEXT,
@@ -173,6 +174,7 @@ export {
   fstatSize,
   ftruncate,
   getSeals,
+  isTcpSocket,
   LITTLE_ENDIAN,
   listen,
   Mapping,
@@ -191,6 +193,11 @@ export {
   shutdown,
   socketName,
   socketpair,
+  type TcpInfo,
+  type TcpState,
+  tcpAddresses,
+  tcpDisconnect,
+  tcpInfo,
   type UnixSocketType,
   unixSocket,
   write,

@@ -142,8 +142,11 @@ export class CtrlServer {
       {
         onMessage: (msg, fds) => {
           if (app) {
-            for (const extra of fds) close(extra);
-            this.#onRequest(app, msg);
+            // Only `adopt` passes an fd on (a handed socket coming back); every other is closed.
+            const kept =
+              msg.t === 'adopt' && fds.length === 1 && msg.fds[0] === 'socket' ? (fds[0] ?? -1) : -1;
+            for (const extra of fds) if (extra !== kept) close(extra);
+            this.#onRequest(app, msg, kept);
             return;
           }
           app = this.#onHello(ch, msg, fds);
@@ -264,15 +267,18 @@ export class CtrlServer {
     return app;
   }
 
-  #onRequest(app: App, msg: CtrlMessage): void {
+  #onRequest(app: App, msg: CtrlMessage, socketFd = -1): void {
     const layer = this.#layer;
-    if (!layer) return;
+    if (!layer) {
+      if (socketFd >= 0) close(socketFd);
+      return;
+    }
     if (msg.t === 'detach') {
       app.send({ t: 'status', id: msg.id, st: 0, err: '' });
       app.channel.close();
       return;
     }
-    const reply = isAppRequest(msg) ? handleRequest(layer, app, msg) : null;
+    const reply = isAppRequest(msg) ? handleRequest(layer, app, msg, socketFd) : null;
     if (reply instanceof Promise) {
       // Answered later (kernel bind, TCP connect): only if the app is still there to hear it.
       void reply.then((r) => {
@@ -317,6 +323,7 @@ const REQUESTS = new Set<string>([
   'ping',
   'dgram-bind',
   'dgram-connect',
+  'adopt',
 ]);
 
 function isAppRequest(msg: CtrlMessage): msg is AppRequest {

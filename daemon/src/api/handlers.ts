@@ -14,12 +14,13 @@ export function handleRequest(
   layer: SessionLayer,
   app: App,
   msg: AppRequest,
+  socketFd = -1,
 ): DaemonMessage | Promise<DaemonMessage> | null {
   const ok = okStatus(msg.id);
   try {
     switch (msg.t) {
       case 'listen':
-        return later(msg, layer.listen(app, msg.id, msg.uri, msg.tls));
+        return later(msg, layer.listen(app, msg.id, msg.uri, msg.tls, msg.handoff));
       case 'unlisten':
         layer.unlisten(app, msg.listener);
         return ok;
@@ -44,6 +45,9 @@ export function handleRequest(
       case 'segment-released':
         layer.segmentReleased(app, msg.segment);
         return ok;
+      case 'adopt':
+        if (socketFd < 0) throw ferryError('ERR_FERRY_PROTO_MALFORMED', "adopt carries no 'socket' fd");
+        return layer.adopt(app, msg, socketFd);
       case 'ping':
         return { t: 'pong', id: msg.id, st: 0, err: '' };
       case 'hello':

@@ -130,6 +130,7 @@ function sessionRow(s: Session, observer: DaemonObserver | undefined): Record<st
     daemonBytes: s.daemonBytes,
     // A datagram relay's drops: datagrams from the network that found the app's fifo full.
     drops: (s.end as { dropsIn?: number } | null)?.dropsIn ?? null,
+    kernel: s.end?.describe?.() ?? null,
     ageMs: Date.now() - s.createdAt,
   };
 }

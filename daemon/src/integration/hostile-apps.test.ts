@@ -220,7 +220,7 @@ async function hostileServer(tag: string) {
   assert.ok(l.t === 'listen-reply' && l.st === 0);
   await user.ok({ op: 'connect', tag, uri: l.uri, fifoSize: 4096 });
   const acc = await raw.next((m) => m.t === 'accepted');
-  assert.ok(acc.t === 'accepted');
+  assert.ok(acc.t === 'accepted' && acc.fifos);
   const seg = raw.segments.get(acc.fifos.segment);
   assert.ok(seg, 'the segment arrived before accepted');
   return { raw, acc, seg, fifos: acc.fifos as FifoPairRef, uri: l.uri };

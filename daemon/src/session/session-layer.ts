@@ -8,8 +8,10 @@
  */
 
 import {
+  type Adopt,
   type Connect,
   type ConnectReply,
+  close,
   type DgramBind,
   type DgramBindReply,
   type DgramConnect,
@@ -106,8 +108,17 @@ export class SessionLayer implements TransportHost {
    * A listen: a cut-through listener and the transport's own (a kernel listener on the same
    * address; port 0 takes the port the kernel picks). Asynchronous: the kernel bind is.
    */
-  async listen(app: App, id: number, uriText: string, tlsOpts?: TlsOptions): Promise<ListenReply> {
+  async listen(
+    app: App,
+    id: number,
+    uriText: string,
+    tlsOpts?: TlsOptions,
+    handoff?: boolean,
+  ): Promise<ListenReply> {
     const uri = parseUri(uriText);
+    if (handoff && uri.scheme !== 'tcp') {
+      throw ferryError('ERR_INVALID_ARG_VALUE', `handoff needs a tcp:// URI, not ${uri.scheme}://`);
+    }
     const t = this.transports.get(uri.scheme);
     if (t?.kind !== 'stream') {
       const why =
@@ -122,7 +133,7 @@ export class SessionLayer implements TransportHost {
     if (uri.port !== 0 && this.listeners.has(app.namespace, uri)) {
       throw ferryError('EADDRINUSE', formatUri(uri));
     }
-    const { l, tl } = await this.#openListener(t, { app, uri, tls: tlsOpts });
+    const { l, tl } = await this.#openListener(t, { app, uri, tls: tlsOpts, handoff: handoff === true });
     return listenReply(id, l.id, formatUri(tl.bound));
   }
 
@@ -149,6 +160,9 @@ export class SessionLayer implements TransportHost {
     }
     if (req.tls && !t?.tlsOptions) {
       throw ferryError('ERR_INVALID_ARG_VALUE', `tls options need a tls:// URI, not ${uri.scheme}://`);
+    }
+    if (req.handoff && uri.scheme !== 'tcp') {
+      throw ferryError('ERR_INVALID_ARG_VALUE', `handoff needs a tcp:// URI, not ${uri.scheme}://`);
     }
     // Rules first: a denied connect learns nothing else (not even whether a listener exists).
     const l = this.policy.routeLocal(client.namespace, uri, this.listeners);
@@ -208,6 +222,21 @@ export class SessionLayer implements TransportHost {
     if (!own || !t?.route)
       throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `datagram endpoint ${req.endpoint}`);
     return t.route(app, own, req);
+  }
+
+  /** A kernel socket handed to `app` by an earlier ferryd, reported back (`adopt`); `fd` is ours. */
+  adopt(app: App, req: Adopt, fd: number): ConnectReply {
+    const adopt = this.transports.get('tcp')?.adopt;
+    if (!adopt) {
+      close(fd);
+      throw ferryError('ERR_FERRY_NOT_SUPPORTED', 'no transport takes handed sockets back');
+    }
+    return this.#reply(req.id, adopt.call(this.transports.get('tcp'), app, req.listener, fd));
+  }
+
+  /** The configuration was reloaded: each transport rechecks what the rules may now deny. */
+  policyChanged(): void {
+    for (const t of this.transports.values()) t.policyChanged?.();
   }
 
   shutdown(app: App, sessionId: number): void {
@@ -463,13 +492,11 @@ export class SessionLayer implements TransportHost {
 
   accepted(l: Listener, app: App, o: Opened): void {
     const s = o.session;
-    if (!s.hasFifos) {
-      // The `accepted` event has no form without a fifo pair yet (proto/ctrl/messages.ts).
-      throw ferryError('ERR_FERRY_NOT_SUPPORTED', `accepted session ${s.id} has no fifo pair`);
-    }
     l.accepted++;
     this.counters.accepted++;
-    const msg = acceptedEvent(l.id, { session: s, fifos: this.fifoRef(s), fds: o.fds?.roles ?? [] });
+    // Without a fifo pair (a handed kernel socket) what the app gets rides in the fds.
+    const fifos = s.hasFifos ? this.fifoRef(s) : null;
+    const msg = acceptedEvent(l.id, { session: s, fifos, fds: o.fds?.roles ?? [] });
     app.send(msg, o.fds?.fds ?? [], 'soon');
   }
 

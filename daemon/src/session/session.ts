@@ -26,6 +26,8 @@ export interface SessionEnd {
   reset(): void;
   /** The app is gone: reset, and stop touching the session's resources now. */
   abort(): void;
+  /** What else the end can tell `ferry show` (a handed socket: the kernel's TCP_INFO). */
+  describe?(): Record<string, unknown>;
 }
 
 export class Session {

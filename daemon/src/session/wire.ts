@@ -60,7 +60,7 @@ export function relayRouteReply(id: number, localUri: string, remoteUri: string)
   };
 }
 
-export function acceptedEvent(listenerId: number, v: SessionView & { fifos: FifoPairRef }): Accepted {
+export function acceptedEvent(listenerId: number, v: SessionView): Accepted {
   return {
     t: 'accepted',
     id: 0,

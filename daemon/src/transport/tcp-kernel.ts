@@ -24,11 +24,15 @@ export function tcpUri(
 
 /**
  * Binds a kernel listener; resolves once it listens, rejects with EADDRINUSE, EACCES, ...
- * Accepted tcp:// sockets come paused with a DirectRead (see direct-read.ts); tls:// ones do not.
+ * Accepted tcp:// sockets come paused with a DirectRead (see direct-read.ts); tls:// ones, and all
+ * when `direct` is false (handoff: ferryd never reads them), do not.
  */
-export function listenTcp(uri: SessionUri, onConnection: (socket: Socket) => void): Promise<Server> {
+export function listenTcp(
+  uri: SessionUri,
+  onConnection: (socket: Socket) => void,
+  direct = uri.scheme === 'tcp',
+): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const direct = uri.scheme === 'tcp';
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) =>
       onConnection(direct ? adoptAccepted(sock, true) : sock),
     );
@@ -48,9 +52,13 @@ export function listenTcp(uri: SessionUri, onConnection: (socket: Socket) => voi
  * paused; a tcp:// one with a DirectRead (see direct-read.ts), a tls:// one without (TLS reads the
  * kernel socket itself).
  */
-export function connectTcp(uri: SessionUri, timeoutMs: number): Promise<Socket> {
+export function connectTcp(
+  uri: SessionUri,
+  timeoutMs: number,
+  direct = uri.scheme === 'tcp',
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const reader = uri.scheme === 'tcp' ? new DirectRead() : null;
+    const reader = direct ? new DirectRead() : null;
     const socket = connect({
       host: uri.host,
       port: uri.port,

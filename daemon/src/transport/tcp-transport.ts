@@ -9,6 +9,14 @@ import type { App } from '../app/app.js';
 import type { Listener } from '../app/listener-table.js';
 import { fifoSizeFor } from '../config.js';
 import type { Session } from '../session/session.js';
+import {
+  adoptHanded,
+  HANDOFF_TRANSPORT,
+  type HandedSet,
+  handAccept,
+  handConnect,
+  recheckHanded,
+} from './tcp-handoff.js';
 import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-kernel.js';
 import { TcpPump } from './tcp-pump.js';
 import type {
@@ -151,16 +159,22 @@ export async function connectStream(
   host: TransportHost,
   c: ConnectRequest,
   secure?: (raw: Socket, started: number) => Promise<Socket>,
+  handed?: HandedSet,
 ): Promise<Opened> {
   const { app: client, req, target: uri } = c;
   host.checkSessionLimit(client);
   const started = Date.now();
   let socket: Socket;
   try {
-    socket = await connectTcp(uri, host.config.tcpConnectTimeoutMs);
+    socket = await connectTcp(uri, host.config.tcpConnectTimeoutMs, !handed && uri.scheme === 'tcp');
   } catch (err) {
     if (err instanceof FerryError && err.code === 'ECONNREFUSED') host.counters.refused++;
     throw err;
+  }
+  if (handed) {
+    const opened = handConnect(host, handed, c, socket);
+    host.counters.tcpConnects++;
+    return opened;
   }
   const raw = socket;
   if (secure && host.attached(client)) socket = await secure(raw, started);
@@ -190,11 +204,17 @@ export async function connectStream(
   return { session: s };
 }
 
+/**
+ * `tcp://` in two modes, chosen per listen and connect (`handoff`): relay (ferryd moves the bytes
+ * between the app's fifos and the kernel socket) and handoff (the app gets the kernel socket:
+ * tcp-handoff.ts).
+ */
 export class TcpTransport implements Transport {
   readonly scheme = 'tcp';
   readonly kind = 'stream';
   readonly tlsOptions = false;
   readonly #host: TransportHost;
+  readonly #handed: HandedSet = new Set();
 
   constructor(host: TransportHost) {
     this.#host = host;
@@ -202,12 +222,36 @@ export class TcpTransport implements Transport {
 
   async listen(req: ListenRequest): Promise<TransportListener> {
     let kl: KernelListener | null = null;
-    const server = await listenTcp(req.uri, (sock) => acceptStream(this.#host, kl?.listenerId ?? 0, sock));
+    const host = this.#host;
+    if (req.handoff) {
+      const server = await listenTcp(
+        req.uri,
+        (sock) => handAccept(host, this.#handed, kl?.listenerId ?? 0, sock),
+        false,
+      );
+      kl = new KernelListener(server, req.uri, ['ct', HANDOFF_TRANSPORT]);
+      return kl;
+    }
+    const server = await listenTcp(req.uri, (sock) => acceptStream(host, kl?.listenerId ?? 0, sock));
     kl = new KernelListener(server, req.uri, ['ct', 'tcp']);
     return kl;
   }
 
   connect(c: ConnectRequest): Promise<Opened> {
-    return connectStream(this.#host, c);
+    return connectStream(this.#host, c, undefined, c.req.handoff === true ? this.#handed : undefined);
+  }
+
+  adopt(app: App, listenerId: number, fd: number): Opened {
+    return adoptHanded(this.#host, this.#handed, app, listenerId, fd);
+  }
+
+  policyChanged(): void {
+    void recheckHanded(this.#host, this.#handed).then((n) => {
+      if (n > 0) this.#host.log(`reload: ${n} handed tcp connection(s) now denied, reset`);
+    });
+  }
+
+  stats(): Record<string, number> {
+    return { handed: this.#handed.size };
   }
 }

@@ -123,6 +123,8 @@ export interface ListenRequest {
   app: App;
   uri: SessionUri;
   tls?: TlsOptions | undefined;
+  /** `tcp://`: hand accepted connections to the app instead of relaying them. */
+  handoff?: boolean;
   /** Relay fifo sizes a datagram bind asked for (0: the default). */
   txFifoSize?: number;
   rxFifoSize?: number;
@@ -169,6 +171,13 @@ export interface Transport {
    * `req.uri`: a cut-through pair, or a reply saying "send through the endpoint's relay".
    */
   route?(app: App, from: Listener, req: DgramConnect): ConnectReply;
+  /**
+   * A kernel socket an app reports back after a ferryd restart (`adopt`; handoff mode): `fd` is
+   * the transport's to keep or close, whatever happens.
+   */
+  adopt?(app: App, listenerId: number, fd: number): Opened;
+  /** The configuration was reloaded: recheck what the rules may now deny. */
+  policyChanged?(): void;
   /** ferryd stops: release what is left. */
   stop?(): void;
   /** Counters for `ferry show stats`, under the transport's scheme. */

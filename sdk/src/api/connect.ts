@@ -4,17 +4,20 @@ import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
 import { getAttachment } from './attachments.js';
 import { traceConnect } from './diagnostics.js';
-import { type ConnectOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
+import { HandedSocket, takeHandedReply } from './handed-socket.js';
+import { type ConnectOptions, resolveHandoff, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { Server } from './server.js';
 import { Socket } from './socket.js';
 
 export function connect(target: string | ConnectOptions, listener?: () => void): Socket {
   const opts: ConnectOptions = typeof target === 'string' ? { uri: target } : target;
   const uri = resolveUri(opts);
-  const sock = new Socket({
+  const handoff = resolveHandoff(opts.handoff, uri);
+  const sockOpts = {
     allowHalfOpen: opts.allowHalfOpen ?? false,
     ...(opts.onread !== undefined ? { onread: opts.onread } : {}),
-  });
+  };
+  const sock = handoff ? new HandedSocket(sockOpts) : new Socket(sockOpts);
   if (listener) sock.once('connect', listener);
   sock.connecting = true;
   const timeoutMs = opts.timeout ?? 10_000;
@@ -32,8 +35,15 @@ export function connect(target: string | ConnectOptions, listener?: () => void):
       rxFifoSize: opts.rxFifoSize ?? 0,
       txFifoSize: opts.txFifoSize ?? 0,
       ...(opts.tls ? { tls: tlsWire(opts.tls) } : {}),
+      ...(handoff ? { handoff: true } : {}),
     })) as ConnectReply;
     clearTimeout(timer);
+    if (takeHandedReply(sock, att, reply, timedOut)) {
+      if (sock.destroyed || timedOut) return;
+      sock.emit('connect');
+      sock.emit('ready');
+      return;
+    }
     // The segment was pinned when the reply arrived: a segment-del (the listener's app died) that
     // came in the same burst cannot have unmapped it, and its session-reset was kept for us.
     const { seg, reset } = att.claimSession(reply.session);

@@ -483,8 +483,8 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
   /** A local endpoint sent to us first: ferryd made a cut-through pair. @internal */
   _accepted(msg: Accepted): void {
     const att = this.#att;
-    const seg = att?.segments.get(msg.fifos.segment);
-    if (!att || !seg || this.#state !== 'bound') {
+    const seg = msg.fifos ? att?.segments.get(msg.fifos.segment) : undefined;
+    if (!att || !seg || !msg.fifos || this.#state !== 'bound') {
       att?.notify({ t: 'close', id: 0, session: msg.session });
       return;
     }

@@ -50,6 +50,9 @@ export interface ConnectOptions extends AttachmentOptions {
   tls?: TlsConnectOptions;
   /** Read into a buffer of the caller's (net.Socket's `onread`). */
   onread?: OnReadOptions;
+  /** `tcp://` to the network: ferryd hands the connected kernel socket to the app (true) or
+   *  relays its bytes through fifos (false). Default: $FERRY_TCP_MODE ('handoff' | 'relay'). */
+  handoff?: boolean;
 }
 
 export interface ServerOptions extends AttachmentOptions {
@@ -58,6 +61,9 @@ export interface ServerOptions extends AttachmentOptions {
   onread?: OnReadOptions;
   /** For `tls://` listens: the certificate ferryd serves (a listen's own `tls` wins). */
   tls?: TlsServerOptions;
+  /** `tcp://`: connections from the network arrive as kernel sockets ferryd hands over (true),
+   *  or relayed through fifos (false). Default: $FERRY_TCP_MODE ('handoff' | 'relay'). */
+  handoff?: boolean;
 }
 
 export interface ListenOptions {
@@ -66,6 +72,8 @@ export interface ListenOptions {
   port?: number;
   /** For `tls://` listens: the certificate ferryd serves. */
   tls?: TlsServerOptions;
+  /** `tcp://`: as ServerOptions' `handoff`, for this listen. */
+  handoff?: boolean;
 }
 
 /** TLS that ferryd terminates for a `tls://` listener. PEM text; the app reads its own files. */
@@ -122,6 +130,21 @@ export function resolveMode(opt?: NotifyMode): NotifyMode {
     throw ferryError('ERR_INVALID_ARG_VALUE', `mode must be one of ${MODES.join(', ')}, got '${String(m)}'`);
   }
   return m;
+}
+
+const TCP_MODES = ['handoff', 'relay'] as const;
+/** The mode when neither the option nor $FERRY_TCP_MODE says (see ARCHITECTURE.md, Handoff). */
+export const DEFAULT_TCP_MODE: (typeof TCP_MODES)[number] = 'relay';
+
+/** Whether a `tcp://` session asks for handoff: the option, else $FERRY_TCP_MODE, else the default. */
+export function resolveHandoff(opt: boolean | undefined, uri: string): boolean {
+  if (!uri.startsWith('tcp://')) return false;
+  if (opt !== undefined) return opt;
+  const env = process.env['FERRY_TCP_MODE'] || DEFAULT_TCP_MODE;
+  if (!(TCP_MODES as readonly string[]).includes(env)) {
+    throw ferryError('ERR_INVALID_ARG_VALUE', `FERRY_TCP_MODE must be 'handoff' or 'relay', got '${env}'`);
+  }
+  return env === 'handoff';
 }
 
 export function resolveReattachTimeout(opt?: number): number {

@@ -8,13 +8,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { AppSession } from '../app/app-session.js';
-import type { Attachment } from '../app/attachment.js';
+import type { Attachment, HandedFd } from '../app/attachment.js';
 import { type FerryError, ferryError } from '../errors.js';
 import type { Accepted, ListenReply, TlsOptions } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
 import { publishAccepted } from './diagnostics.js';
-import { type ListenOptions, resolveUri, type ServerOptions, tlsWire } from './options.js';
+import { acceptHanded } from './handed-socket.js';
+import { type ListenOptions, resolveHandoff, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { checkOnread, Socket } from './socket.js';
 
 export class Server extends EventEmitter {
@@ -27,6 +28,8 @@ export class Server extends EventEmitter {
   #closing = false;
   /** The listen's TLS options, sent again when listening anew after a ferryd restart. */
   #tls: TlsOptions | undefined = undefined;
+  /** Whether the listen asked for handoff (`tcp://`: kernel sockets for remote clients). */
+  #handoff = false;
 
   constructor(opts: ServerOptions = {}) {
     super();
@@ -43,6 +46,10 @@ export class Server extends EventEmitter {
     (async () => {
       const att = await getAttachment(this.#opts);
       this.#tls = tls ? tlsWire(tls) : undefined;
+      this.#handoff = resolveHandoff(
+        (typeof target === 'object' ? target.handoff : undefined) ?? this.#opts.handoff,
+        uri,
+      );
       const reply = (await this.#requestListen(att, uri)) as ListenReply;
       this.#att = att;
       this.#listener = reply.listener;
@@ -98,22 +105,25 @@ export class Server extends EventEmitter {
     return this;
   }
 
-  #onAccepted = (msg: Accepted): void => {
+  #onAccepted = (msg: Accepted, handed: HandedFd | null): void => {
     const att = this.#att;
     if (!att || msg.listener !== this.#listener) return;
-    const seg = att.segments.get(msg.fifos.segment);
+    if (handed) {
+      this.#track(acceptHanded(att, msg, handed, this.#opts));
+      return;
+    }
+    const seg = msg.fifos ? att.segments.get(msg.fifos.segment) : undefined;
     if (!seg) {
+      att.notify({ t: 'reset', id: 0, session: msg.session });
+      return;
+    }
+    if (!seg || !msg.fifos) {
       att.notify({ t: 'reset', id: 0, session: msg.session });
       return;
     }
     const sock = new Socket({
       allowHalfOpen: this.#opts.allowHalfOpen ?? false,
       ...(this.#opts.onread !== undefined ? { onread: this.#opts.onread } : {}),
-    });
-    this.#connections.add(sock);
-    sock.once('close', () => {
-      this.#connections.delete(sock);
-      this.#maybeClosed();
     });
     sock._attach(
       att,
@@ -122,12 +132,27 @@ export class Server extends EventEmitter {
       msg.remoteUri,
       msg.transport,
     );
-    publishAccepted(this, sock);
-    this.emit('connection', sock);
+    this.#track(sock);
   };
 
+  #track(sock: Socket): void {
+    this.#connections.add(sock);
+    sock.once('close', () => {
+      this.#connections.delete(sock);
+      this.#maybeClosed();
+    });
+    publishAccepted(this, sock);
+    this.emit('connection', sock);
+  }
+
   #requestListen(att: Attachment, uri: string) {
-    return att.request({ t: 'listen', id: 0, uri, ...(this.#tls ? { tls: this.#tls } : {}) });
+    return att.request({
+      t: 'listen',
+      id: 0,
+      uri,
+      ...(this.#tls ? { tls: this.#tls } : {}),
+      ...(this.#handoff ? { handoff: true } : {}),
+    });
   }
 
   #detach(att: Attachment): void {

@@ -54,7 +54,8 @@ export type AttachmentState = 'attached' | 'away' | 'closed';
 
 /** What the attachment tells sockets and servers. */
 export interface AttachmentEvents {
-  accepted: (msg: Extract<CtrlMessage, { t: 'accepted' }>) => void;
+  /** `handed`: the kernel socket of a handoff session; a listener that takes it sets `taken`. */
+  accepted: (msg: Extract<CtrlMessage, { t: 'accepted' }>, handed: HandedFd | null) => void;
   /** The control channel closed; the attachment is reattaching (unless reattach is off). */
   lost: (err: FerryError) => void;
   /** Attached again, to a new ferryd (or the same one after a channel loss). */
@@ -69,6 +70,23 @@ export interface ExtraPoller {
   poll(): number;
   /** Asks to be woken, then re-checks: true when work arrived meanwhile. */
   arm(): boolean;
+}
+
+/** A kernel socket ferryd handed over with an `accepted` event (handoff mode). */
+export interface HandedFd {
+  fd: number;
+  /** Set by whoever keeps the fd; else the attachment closes it and resets the session. */
+  taken: boolean;
+}
+
+/** The 'socket' fd that came with a reply (connect-reply in handoff mode), until taken. */
+const replySockets = new WeakMap<object, number>();
+
+/** Takes the handed kernel socket that came with `reply` (-1: none); the caller owns it then. */
+export function takeReplySocket(reply: object): number {
+  const fd = replySockets.get(reply) ?? -1;
+  replySockets.delete(reply);
+  return fd;
 }
 
 /** How often orphan segments check that their peer app is still alive (ferryd cannot tell us). */
@@ -387,6 +405,13 @@ export class Attachment extends EventEmitter {
       const keep = p !== undefined && msg.t === 'connect-reply' && msg.st === 0 && msg.fifos === null;
       if (keep && fds.length > 0) this.#replyFds.set(msg.session, fds);
       else for (const fd of fds) if (msg.t !== 'hello-reply') close(fd);
+}
+
+      // A handed kernel socket (connect-reply, handoff mode) goes to whoever waits for the reply.
+      const sockIdx = p && msg.t === 'connect-reply' && msg.st === 0 ? msg.fds.indexOf('socket') : -1;
+      const sockFd = sockIdx >= 0 ? (fds[sockIdx] ?? -1) : -1;
+      if (sockFd >= 0) replySockets.set(msg, sockFd);
+      for (const fd of fds) if (msg.t !== 'hello-reply' && fd !== sockFd) close(fd);
       if (!p) {
         if (msg.t === 'hello-reply') for (const fd of fds) close(fd);
         // A connect answered after we gave up on it (ETIMEDOUT): ferryd made the session, nobody
@@ -432,9 +457,18 @@ export class Attachment extends EventEmitter {
         }
         return;
       }
-      case 'accepted':
-        this.emit('accepted', msg);
+      case 'accepted': {
+        const i = msg.fds.indexOf('socket');
+        const handed: HandedFd | null = i >= 0 && fds[i] !== undefined ? { fd: fds[i], taken: false } : null;
+        for (const fd of fds) if (fd !== handed?.fd) close(fd);
+        this.emit('accepted', msg, handed);
+        if (handed && !handed.taken) {
+          // No listener took it (closed meanwhile): let the connection go.
+          close(handed.fd);
+          this.notify({ t: 'reset', id: 0, session: msg.session });
+        }
         return;
+      }
       case 'session-reset': {
         const h = this.#resetHandlers.get(msg.session);
         if (h) h.cb(errorFromWire(msg.st, msg.err));

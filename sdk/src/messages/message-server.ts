@@ -102,8 +102,8 @@ export class MessageServer extends EventEmitter {
   readonly #onAccepted = (msg: Accepted): void => {
     const att = this.#att;
     if (!att || msg.listener !== this.#listener || !this.listening) return;
-    const seg = att.segments.get(msg.fifos.segment);
-    if (!seg) {
+    const seg = msg.fifos ? att.segments.get(msg.fifos.segment) : undefined;
+    if (!seg || !msg.fifos) {
       att.notify({ t: 'reset', id: 0, session: msg.session });
       return;
     }

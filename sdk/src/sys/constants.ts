@@ -73,6 +73,30 @@ export const SOMAXCONN = 4096;
 /** <net/scm.h> SCM_MAX_FD: the most descriptors one SCM_RIGHTS message may carry. */
 export const SCM_MAX_FD = 253;
 
+// TCP sockets (handoff): <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h>, <linux/tcp.h>.
+export const AF_UNSPEC = 0;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SO_TYPE = 3;
+export const SO_PROTOCOL = 38;
+export const SO_DOMAIN = 39;
+export const IPPROTO_TCP = 6;
+export const TCP_INFO = 11;
+/** struct sockaddr_storage: large enough for sockaddr_in and sockaddr_in6. */
+export const SOCKADDR_STORAGE_SIZE = 128;
+/** struct tcp_info offsets (stable ABI: fields are only ever appended; older kernels fill less). */
+export const TCPI_STATE = 0;
+export const TCPI_UNACKED = 24;
+export const TCPI_LAST_DATA_SENT = 44;
+export const TCPI_LAST_DATA_RECV = 52;
+export const TCPI_RTT = 68;
+export const TCPI_BYTES_ACKED = 120;
+export const TCPI_BYTES_RECEIVED = 128;
+export const TCPI_NOTSENT_BYTES = 144;
+/** Enough of struct tcp_info for every field above (Linux 4.6+ fills at least this much). */
+export const TCP_INFO_SIZE = 232;
+export const TCPI_MIN_SIZE = 152;
+
 // <linux/un.h>: struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
 export const SOCKADDR_UN_SIZE = 110;
 export const SUN_PATH_OFFSET = 2;

@@ -20,6 +20,15 @@ export { type RecvResult, recvMsg, sendMsg } from './msg.js';
 export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './poller.js';
 export { errnoName } from './sys-error.js';
 export {
+  type InetAddress,
+  isTcpSocket,
+  type TcpInfo,
+  type TcpState,
+  tcpAddresses,
+  tcpDisconnect,
+  tcpInfo,
+} from './tcp-socket.js';
+export {
   accept,
   bindUnix,
   connectUnix,

@@ -29,6 +29,7 @@ export const libc = {
   shutdown: lib.func('int shutdown(int fd, int how)'),
   getsockopt: lib.func('int getsockopt(int fd, int level, int optname, void *optval, void *optlen)'),
   getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
+  getpeername: lib.func('int getpeername(int fd, void *addr, void *addrlen)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
   epollCreate1: lib.func('int epoll_create1(int flags)'),

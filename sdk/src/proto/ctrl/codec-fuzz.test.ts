@@ -196,6 +196,7 @@ describe('decodeCtrl properties (fast-check)', () => {
     fifos,
     fifosOrNull: fc.option(fifos, { nil: null }),
     optU32: u32,
+    flag: fc.boolean(),
     tls: fc.record(
       {
         cert: fc.string({ maxLength: 64 }),

@@ -104,6 +104,7 @@ describe('round trips', () => {
       fifos: fifosOf(Number.MAX_SAFE_INTEGER),
       fifosOrNull: fifosOf(Number.MAX_SAFE_INTEGER),
       optU32: 0xffff_ffff,
+      flag: false,
       // PEM text is bounded by the message size alone; a certificate chain, key and CA of 3 KiB each.
       tls: {
         cert: 'c'.repeat(3072),
@@ -194,6 +195,7 @@ describe('decode rejects hostile input', () => {
     fifos: [null, [], 5, { segment: 1 }, { ...fifosOf(1), slot: -1 }, { ...fifosOf(1), rxSize: 0.5 }],
     fifosOrNull: [[], 5, 'null', { ...fifosOf(1), segment: 2 ** 32 }],
     optU32: [-1, 2 ** 32, 1.5, '1', null, true, Number.NaN, {}],
+    flag: [null, 0, 1, 'true', []],
     tls: [
       null,
       5,
@@ -225,7 +227,7 @@ describe('decode rejects hostile input', () => {
   it('refuses a missing field in every message (optional fields aside)', () => {
     for (const t of CTRL_TYPES) {
       for (const [key, kind] of Object.entries(CTRL_SCHEMA[t])) {
-        if (kind === 'tls' || kind === 'optU32') continue;
+        if (kind === 'tls' || kind === 'optU32' || kind === 'flag') continue;
         const m = sample(t);
         delete m[key];
         throwsCode(() => decodeCtrl(pack(m)), 'ERR_FERRY_PROTO_MALFORMED', `${t} without ${key}`);

@@ -2,6 +2,7 @@
 export { decodeCtrl, encodeCtrl } from './codec.js';
 export {
   type Accepted,
+  type Adopt,
   type AppRequest,
   type Close,
   type Connect,

@@ -25,7 +25,9 @@ export const FEATURE = {
   DATAGRAM: 8,
 } as const;
 
-export type FdRole = 'doorbell' | 'wake' | 'segment';
+/** 'socket': a connected kernel TCP socket ferryd hands to the app (handoff mode), or one the app
+ *  reports back to a new ferryd (`adopt`). */
+export type FdRole = 'doorbell' | 'wake' | 'segment' | 'socket';
 
 export type NotifyMode = 'interrupt' | 'poll' | 'adaptive';
 
@@ -75,6 +77,9 @@ export interface Listen {
   /** `tls://` only: the certificate and key to serve (else ferryd's configured ones), and whether
    *  local apps may reach this listener by cut-through. Absent for other schemes. */
   tls?: TlsOptions;
+  /** `tcp://` only: hand each accepted kernel connection to the app (SCM_RIGHTS, fd role
+   *  'socket') instead of relaying its bytes through fifos. Absent: relay. */
+  handoff?: boolean;
 }
 
 export interface Unlisten {
@@ -93,6 +98,24 @@ export interface Connect {
   /** `tls://` only: how ferryd verifies the server (CA, server name) and an optional client
    *  certificate. Absent for other schemes, or to take the defaults. */
   tls?: TlsOptions;
+  /** `tcp://` only: when the connect goes to the network, hand the connected kernel socket to
+   *  the app (connect-reply with fd role 'socket', no fifos) instead of relaying it. A local
+   *  listener is still joined by cut-through. Absent: relay. */
+  handoff?: boolean;
+}
+
+/**
+ * A kernel TCP socket ferryd handed to this app earlier (the fd rides along, role 'socket'),
+ * reported to a ferryd that restarted since, so that it counts, shows and polices it again.
+ * ferryd takes the addresses from the kernel, not from the app. Answered with a connect-reply
+ * (session id; fifos null; transport 'tcp-handoff').
+ */
+export interface Adopt {
+  t: 'adopt';
+  id: number;
+  /** The app's listener the connection was accepted on (0: an outgoing connect, or unknown). */
+  listener: number;
+  fds: FdRole[];
 }
 
 /**
@@ -255,7 +278,8 @@ export interface Accepted {
   id: 0;
   listener: number;
   session: number;
-  fifos: FifoPairRef;
+  /** Null for a handed kernel socket (fds has 'socket'). */
+  fifos: FifoPairRef | null;
   localUri: string;
   remoteUri: string;
   fds: FdRole[];
@@ -324,7 +348,8 @@ export type AppRequest =
   | SegmentReleased
   | Ping
   | DgramBind
-  | DgramConnect;
+  | DgramConnect
+  | Adopt;
 
 export type DaemonMessage =
   | HelloReply

@@ -35,6 +35,7 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
     rxFifoSize: 0,
     txFifoSize: 0,
   },
+  adopt: { t: 'adopt', id: 15, listener: 2, fds: ['socket'] },
   'hello-reply': {
     t: 'hello-reply',
     id: 1,

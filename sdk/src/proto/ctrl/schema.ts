@@ -11,7 +11,7 @@ export const U32_MAX = 0xffff_ffff;
 /** Lowest `st`: statuses are i32 on the wire, as in VPP's `retval`. */
 export const STATUS_MIN = -0x8000_0000;
 
-export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment'];
+export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment', 'socket'];
 
 /**
  * How a field is checked:
@@ -23,6 +23,7 @@ export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment'];
  * - `fds`: array of at most CTRL_MAX_FDS known FdRole names
  * - `fifos`: a FifoPairRef map; `fifosOrNull`: the same or nil
  * - `optU32`: an optional u32: the key may be absent (added after version 1)
+ * - `flag`: an optional boolean (absent: not given; older peers never send it)
  * - `tls`: an optional TlsOptions map: the key may be absent (older peers never send it), and
  *   within the map every key is optional (strings, or booleans for the flags)
  */
@@ -37,6 +38,7 @@ export type FieldKind =
   | 'fifos'
   | 'fifosOrNull'
   | 'optU32'
+  | 'flag'
   | 'tls';
 
 type KindsFor<V> = [V] extends [FdRole[]]
@@ -55,7 +57,9 @@ type KindsFor<V> = [V] extends [FdRole[]]
               ? 'optU32'
               : [V] extends [TlsOptions | undefined]
                 ? 'tls'
-                : never;
+                : [V] extends [boolean | undefined]
+                  ? 'flag'
+                  : never;
 
 type SchemaOf<M> = { readonly [K in Exclude<keyof M, 't'>]: KindsFor<M[K]> };
 type Schema = Readonly<Record<string, FieldKind>>;
@@ -86,9 +90,9 @@ export const CTRL_SCHEMA = {
     reattach: 'optU32',
   },
   detach: { id: 'u32' },
-  listen: { id: 'u32', uri: 'text', tls: 'tls' },
+  listen: { id: 'u32', uri: 'text', tls: 'tls', handoff: 'flag' },
   unlisten: { id: 'u32', listener: 'u32' },
-  connect: { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size', tls: 'tls' },
+  connect: { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size', tls: 'tls', handoff: 'flag' },
   shutdown: { id: 'u32', session: 'u32' },
   close: { id: 'u32', session: 'u32' },
   reset: { id: 'u32', session: 'u32' },
@@ -96,6 +100,7 @@ export const CTRL_SCHEMA = {
   ping: { id: 'u32' },
   'dgram-bind': { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   'dgram-connect': { id: 'u32', endpoint: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
+  adopt: { id: 'u32', listener: 'u32', fds: 'fds' },
   'hello-reply': {
     id: 'u32',
     st: 'status',
@@ -132,7 +137,7 @@ export const CTRL_SCHEMA = {
     id: 'zero',
     listener: 'u32',
     session: 'u32',
-    fifos: 'fifos',
+    fifos: 'fifosOrNull',
     localUri: 'text',
     remoteUri: 'text',
     fds: 'fds',
@@ -207,6 +212,7 @@ const EXPECTED: { readonly [K in FieldKind]: string } = {
   fifos: 'a fifo pair map',
   fifosOrNull: 'a fifo pair map or nil',
   optU32: 'an integer in [0, 2^32-1]',
+  flag: 'a boolean',
   tls: 'a TLS options map (cert, key, ca, servername: strings; rejectUnauthorized, cutThrough: booleans)',
 };
 
@@ -269,6 +275,9 @@ function checkValue(kind: FieldKind, v: unknown, where: string, key: string, fai
       return isPlainObject(v)
         ? checkFields(FIFO_PAIR_SCHEMA, v, `${where}.${key}`, fail)
         : failWith(fail, `${where}.${key}`, kind);
+    case 'flag':
+      out = typeof v === 'boolean' ? v : undefined;
+      break;
     case 'tls':
       out = checkTls(v);
       break;
@@ -281,7 +290,7 @@ function failWith(fail: FieldFailure, path: string, kind: FieldKind): never {
 }
 
 /** Kinds whose key may be missing: fields added after version 1, which older peers never send. */
-const OPTIONAL_KINDS: ReadonlySet<FieldKind> = new Set(['tls', 'optU32']);
+const OPTIONAL_KINDS: ReadonlySet<FieldKind> = new Set(['tls', 'optU32', 'flag']);
 
 interface FieldEntry {
   readonly key: string;

@@ -1,0 +1,281 @@
+/**
+ * HandedSocket: the Socket of a `tcp://` session that asked for handoff. When ferryd answers with
+ * a kernel socket (transport 'tcp-handoff'), bytes go through a node:net socket over that
+ * descriptor, app <-> kernel, with nobody in between; when it answers otherwise (a local listener:
+ * cut-through), everything is Socket's own. Either way the app holds one object of one class,
+ * with Socket's surface and events.
+ *
+ * ferryd keeps a duplicate of the kernel socket, so the connection ends on the wire only when both
+ * let go: closing tells ferryd (`close`, or `reset`, which makes ferryd send the RST). The kernel
+ * socket outlives ferryd: across a restart nothing happens to the bytes, and once the attachment
+ * is back each live handed socket is reported to the new ferryd (`adopt`), which takes a duplicate
+ * again and gives it a new session id.
+ */
+import * as net from 'node:net';
+import { type Attachment, type HandedFd, takeReplySocket } from '../app/attachment.js';
+import type { Accepted, ConnectReply } from '../proto/ctrl/messages.js';
+import { parseUri } from '../proto/uri.js';
+import { close } from '../sys/index.js';
+import { Socket, type SocketOptions } from './socket.js';
+
+export const HANDOFF_TRANSPORT = 'tcp-handoff';
+
+export class HandedSocket extends Socket {
+  #inner: net.Socket | null = null;
+  #att: Attachment | null = null;
+  /** ferryd's id of the session now: 0 while ferryd is away or has not adopted it yet. */
+  #sessionId = 0;
+  #onread: SocketOptions['onread'];
+  #released = false;
+
+  constructor(options: SocketOptions = {}) {
+    // onread serves the kernel socket when there is one (see _attachHanded), else Socket's fifos.
+    super(options);
+    this.#onread = options.onread;
+  }
+
+  /** The node:net socket over the handed descriptor (null: not handed). @internal */
+  get kernelSocket(): net.Socket | null {
+    return this.#inner;
+  }
+
+  /** Wraps the kernel socket ferryd handed over (`fd` is ours now). @internal */
+  _attachHanded(att: Attachment, sessionId: number, fd: number, localUri: string, remoteUri: string): void {
+    const onread = this.#onread;
+    const inner = new net.Socket({
+      fd,
+      readable: true,
+      writable: true,
+      allowHalfOpen: true,
+      ...(onread ? { onread } : {}),
+    });
+    // Fifos have no Nagle: a handed socket does not delay small writes either (setNoDelay(false)
+    // turns it back on).
+    inner.setNoDelay(true);
+    this.#inner = inner;
+    this.#att = att;
+    this.#sessionId = sessionId;
+    this.transport = HANDOFF_TRANSPORT;
+    const local = parseUri(localUri);
+    const remote = parseUri(remoteUri);
+    this.localAddress = local.host;
+    this.localPort = local.port;
+    this.remoteAddress = remote.host;
+    this.remotePort = remote.port;
+    this.remoteFamily = remote.host.includes(':') ? 'IPv6' : 'IPv4';
+    this.connecting = false;
+    if (!onread) {
+      inner.on('data', (chunk: Buffer) => {
+        if (!this.push(chunk)) inner.pause();
+      });
+    }
+    inner.on('end', () => {
+      this.push(null);
+      // onread mode: nothing sits in the stream's buffer; flowing lets 'end' come at once.
+      if (onread && !this.readableFlowing) super.resume();
+    });
+    inner.on('error', (err) => this.destroy(err));
+    handedSockets(att).add(this);
+  }
+
+  // ---- ferryd's view of the session ----
+
+  /** A restarted ferryd adopted the socket under a new id. @internal */
+  _adopted(sessionId: number): void {
+    if (this.#released) this.#att?.notify({ t: 'close', id: 0, session: sessionId });
+    else this.#sessionId = sessionId;
+  }
+
+  /** ferryd went away: its id for the session died with it. @internal */
+  _ferrydLost(): void {
+    this.#sessionId = 0;
+  }
+
+  /** The descriptor to report to a new ferryd (-1 once closed). @internal */
+  get _fd(): number {
+    if (this.#released) return -1;
+    const fd = (this.#inner as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd;
+    return typeof fd === 'number' ? fd : -1;
+  }
+
+  #release(reset: boolean): void {
+    if (this.#released) return;
+    this.#released = true;
+    const att = this.#att;
+    if (!att) return;
+    handedSockets(att).delete(this);
+    if (this.#sessionId !== 0) {
+      att.notify({ t: reset ? 'reset' : 'close', id: 0, session: this.#sessionId });
+    }
+  }
+
+  // ---- Socket's surface over the kernel socket ----
+
+  override get bytesRead(): number {
+    return this.#inner ? this.#inner.bytesRead : super.bytesRead;
+  }
+
+  override get bytesWritten(): number {
+    return this.#inner ? this.#inner.bytesWritten : super.bytesWritten;
+  }
+
+  override get pending(): boolean {
+    return this.#inner ? false : super.pending;
+  }
+
+  override get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (!this.#inner) return super.readyState;
+    if (this.destroyed) return 'closed';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    return this.writable ? 'writeOnly' : 'closed';
+  }
+
+  override setNoDelay(noDelay?: boolean): this {
+    this.#inner?.setNoDelay(noDelay);
+    return this;
+  }
+
+  override setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    this.#inner?.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  override ref(): this {
+    if (this.#inner) this.#inner.ref();
+    else super.ref();
+    return this;
+  }
+
+  override unref(): this {
+    if (this.#inner) this.#inner.unref();
+    else super.unref();
+    return this;
+  }
+
+  override pause(): this {
+    if (this.#inner && this.#onread) this.#inner.pause();
+    return super.pause();
+  }
+
+  override resume(): this {
+    super.resume();
+    if (this.#inner && this.#onread) this.#inner.resume();
+    return this;
+  }
+
+  override _read(): void {
+    const inner = this.#inner;
+    if (!inner) {
+      super._read();
+      return;
+    }
+    if (!this.#onread && inner.isPaused()) inner.resume();
+  }
+
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const inner = this.#inner;
+    if (!inner) {
+      super._write(chunk, enc, cb);
+      return;
+    }
+    inner.write(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const inner = this.#inner;
+    if (!inner) {
+      super._writev(chunks, cb);
+      return;
+    }
+    inner.cork();
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) inner.write((chunks[i] as { chunk: Buffer }).chunk);
+    inner.write((chunks[last] as { chunk: Buffer }).chunk, cb);
+    inner.uncork();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const inner = this.#inner;
+    if (!inner) {
+      super._final(cb);
+      return;
+    }
+    // shutdown(SHUT_WR) on the kernel socket: the FIN goes now, whoever else holds it.
+    inner.end(() => cb());
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const inner = this.#inner;
+    if (inner) {
+      inner.destroy();
+      this.#release(false);
+    }
+    super._destroy(err, cb);
+  }
+}
+
+/** The live handed sockets of each attachment, reported again to a ferryd that restarted. */
+const registries = new WeakMap<Attachment, Set<HandedSocket>>();
+
+function handedSockets(att: Attachment): Set<HandedSocket> {
+  let set = registries.get(att);
+  if (set) return set;
+  const live = new Set<HandedSocket>();
+  set = live;
+  registries.set(att, live);
+  att.on('lost', () => {
+    for (const s of live) s._ferrydLost();
+  });
+  att.on('reattached', () => {
+    for (const s of [...live]) {
+      const fd = s._fd;
+      if (fd < 0) continue;
+      att.request({ t: 'adopt', id: 0, listener: 0, fds: ['socket'] }, [fd]).then(
+        (r) => s._adopted((r as ConnectReply).session),
+        // Not adopted (limit, or ferryd went again: the next 'reattached' retries): the socket
+        // goes on; ferryd just does not show it.
+        () => {},
+      );
+    }
+  });
+  return live;
+}
+
+/**
+ * The connect-reply of a session that asked for handoff: when ferryd handed a kernel socket,
+ * binds it to `sock` and returns true (or, when nobody wants it any more, lets it go and returns
+ * true); false: no socket came, the reply is an ordinary one.
+ */
+export function takeHandedReply(
+  sock: Socket,
+  att: Attachment,
+  reply: ConnectReply,
+  abandoned: boolean,
+): boolean {
+  const fd = takeReplySocket(reply);
+  if (fd < 0) return false;
+  if (abandoned || sock.destroyed || !(sock instanceof HandedSocket)) {
+    close(fd);
+    att.notify({ t: 'reset', id: 0, session: reply.session });
+    return true;
+  }
+  sock._attachHanded(att, reply.session, fd, reply.localUri, reply.remoteUri);
+  return true;
+}
+
+/** An inbound connection ferryd handed over (`accepted` with a kernel socket): its Socket. */
+export function acceptHanded(
+  att: Attachment,
+  msg: Accepted,
+  handed: HandedFd,
+  opts: { allowHalfOpen?: boolean; onread?: SocketOptions['onread'] },
+): HandedSocket {
+  handed.taken = true;
+  const sock = new HandedSocket({
+    allowHalfOpen: opts.allowHalfOpen ?? false,
+    ...(opts.onread !== undefined ? { onread: opts.onread } : {}),
+  });
+  sock._attachHanded(att, msg.session, handed.fd, msg.localUri, msg.remoteUri);
+  return sock;
+}
