@@ -32,6 +32,7 @@ type Cmd =
   | { op: 'send'; tag: string; bytes: number; seed: number; chunk: number; end?: boolean }
   | { op: 'end'; tag: string; data?: string }
   | { op: 'destroy'; tag: string }
+  | { op: 'reset'; tag: string }
   | { op: 'stat'; tag: string }
   | { op: 'pingpong'; uri: string; rounds: number; size: number }
   | { op: 'connect-many'; uri: string; count: number; fifoSize?: number }
@@ -163,6 +164,10 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       return {};
     case 'destroy':
       must(cmd.tag).sock.destroy();
+      return {};
+    case 'reset':
+      // An abort: the peer sees ECONNRESET (destroy() closes with a FIN, as net.Socket's).
+      (must(cmd.tag).sock as unknown as { resetAndDestroy(): void }).resetAndDestroy();
       return {};
     case 'stat': {
       const t = must(cmd.tag);

@@ -27,6 +27,8 @@ export class HandedSocket extends Socket {
   #sessionId = 0;
   #onread: SocketOptions['onread'];
   #released = false;
+  /** resetAndDestroy(): ferryd resets the connection (it holds the last descriptor). */
+  #reset = false;
 
   constructor(options: SocketOptions = {}) {
     // onread serves the kernel socket when there is one (see _attachHanded), else Socket's fifos.
@@ -164,6 +166,17 @@ export class HandedSocket extends Socket {
     return this;
   }
 
+  /** Destroys the socket with an abort: the peer sees ECONNRESET (an RST), as net's. */
+  resetAndDestroy(): this {
+    if (!this.#inner) {
+      this.destroy();
+      return this;
+    }
+    this.#reset = true;
+    this.destroy();
+    return this;
+  }
+
   override _read(): void {
     const inner = this.#inner;
     if (!inner) {
@@ -208,8 +221,9 @@ export class HandedSocket extends Socket {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const inner = this.#inner;
     if (inner) {
-      inner.destroy();
-      this.#release(false);
+      if (this.#reset) inner.resetAndDestroy();
+      else inner.destroy();
+      this.#release(this.#reset);
     }
     super._destroy(err, cb);
   }

@@ -1,0 +1,227 @@
+/**
+ * Handoff mode beyond the TCP suite (tcp-handoff.test.ts runs that one): handed sessions live
+ * through a ferryd kill -9 and a SIGTERM with checksummed bytes in flight both ways and show up in
+ * the new ferryd (the SDK reports them back), a rule added on SIGHUP resets the handed connections
+ * it now denies, and ferryd's duplicates are released (fd counts).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import { closeServer, collect, netConnect, netServer } from '../testing/net-peer.js';
+import { seededBytes } from '../testing/seeded.js';
+
+const HANDOFF = { FERRY_TCP_MODE: 'handoff' };
+const MiB = 1024 * 1024;
+
+interface Row {
+  id: number;
+  app: number;
+  transport: string;
+  remote: string;
+  daemonBytes: number;
+  kernel: { tcpState?: string; bytesReceived?: number; bytesAcked?: number } | null;
+}
+
+const cleanup: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c().catch(() => {});
+});
+
+async function handed(d: DaemonHandle): Promise<Row[]> {
+  return ((await d.show('sessions')) as Row[]).filter((s) => s.transport === 'tcp-handoff');
+}
+
+function shaOf(...parts: Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+/** Writes `data` in chunks, waiting for 'drain' like any writer. */
+async function writeAll(sock: Socket, data: Uint8Array, chunk = 64 * 1024): Promise<void> {
+  for (let off = 0; off < data.length; off += chunk) {
+    if (!sock.write(data.subarray(off, off + chunk))) {
+      await new Promise<void>((r) => sock.once('drain', () => r()));
+    }
+  }
+}
+
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  describe(`handed sessions across a ferryd ${signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}`, () => {
+    test('no byte lost either way, and ferry show lists them again after the restart', async () => {
+      let d: DaemonHandle = await startDaemon();
+      const socketPath = d.socket;
+      cleanup.push(() => d.stop());
+      const server = await startApp(d.socket, HANDOFF);
+      const client = await startApp(d.socket, HANDOFF);
+      cleanup.push(
+        () => server.kill(),
+        () => client.kill(),
+      );
+      // Inbound: a node:net client of an SDK echo listener in handoff mode.
+      const l = await server.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+      const inSock = await netConnect(Number(String(l['uri']).split(':').pop()));
+      const inGot = collect(inSock);
+      const acc = await server.waitFor((e) => e.event === 'accepted');
+      assert.equal(acc['transport'], 'tcp-handoff');
+      // Outbound: an SDK client of a node:net echo server.
+      const { server: echo, port } = await netServer((s) => {
+        s.on('error', () => {});
+        s.pipe(s);
+      });
+      cleanup.push(() => closeServer(echo));
+      const r = await client.ok({ op: 'connect', tag: 'out', uri: `tcp://127.0.0.1:${port}` });
+      assert.equal(r['transport'], 'tcp-handoff');
+      await eventually(async () => (await handed(d)).length === 2, 10_000, 'two handed sessions');
+
+      // Bytes in flight when ferryd goes: both directions are busy.
+      const in1 = seededBytes(41, 3 * MiB + 11);
+      const in2 = seededBytes(42, 2 * MiB + 5);
+      const inWrite = writeAll(inSock, in1);
+      const out1 = client.ok({ op: 'send', tag: 'out', bytes: 3 * MiB + 7, seed: 43, chunk: 65_536 }, 60_000);
+      await d.kill(signal);
+      await inWrite;
+      await out1;
+
+      // A new ferryd on the same socket: the apps reattach and report their handed sockets.
+      d = await startDaemon([], { socket: socketPath });
+      const rows = await (async () => {
+        let last: Row[] = [];
+        await eventually(
+          async () => {
+            last = await handed(d);
+            return last.length === 2 && last.every((s) => s.kernel?.tcpState === 'ESTABLISHED');
+          },
+          15_000,
+          'the new ferryd to show both handed sessions',
+        );
+        return last;
+      })();
+      // The kernel's counters go back to the connection's start: bytes before the restart count.
+      assert.ok(
+        rows.every((s) => s.daemonBytes > MiB),
+        `bytes seen: ${rows.map((s) => s.daemonBytes).join(', ')}`,
+      );
+      const fdsWith = Number((await d.stats())['fds']);
+
+      // More bytes after the restart, then an orderly end: the checksums cover everything.
+      await writeAll(inSock, in2);
+      inSock.end();
+      const got = await inGot;
+      assert.equal(got.how, 'end');
+      assert.equal(got.bytes, in1.length + in2.length);
+      assert.equal(got.sha256, shaOf(in1, in2));
+
+      await client.ok({ op: 'send', tag: 'out', bytes: MiB + 3, seed: 44, chunk: 65_536, end: true }, 60_000);
+      const end = await client.waitFor((e) => e.event === 'end' && e.tag === 'out', 30_000);
+      assert.equal(end['rxBytes'], 3 * MiB + 7 + MiB + 3);
+      assert.equal(end['sha256'], shaOf(seededBytes(43, 3 * MiB + 7), seededBytes(44, MiB + 3)));
+
+      // Both sockets closed: the new ferryd let go of its duplicates.
+      await eventually(async () => (await handed(d)).length === 0, 10_000, 'handed sessions freed');
+      await eventually(
+        async () => Number((await d.stats())['fds']) <= fdsWith - 2,
+        10_000,
+        "ferryd's duplicates closed",
+      );
+    });
+  });
+}
+
+describe('policy and lifetime of handed sessions', () => {
+  test('a rule added on SIGHUP resets the handed connections it now denies, and only those', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-handoff-'));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'ferryd.json');
+    writeFileSync(file, JSON.stringify({ rules: [] }));
+    const d = await startDaemon(['--config', file]);
+    cleanup.push(() => d.stop());
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const peers: Promise<{ how: string }>[] = [];
+    const mk = () =>
+      netServer((s) => {
+        peers.push(collect(s));
+      });
+    const a = await mk();
+    const b = await mk();
+    cleanup.push(
+      () => closeServer(a.server),
+      () => closeServer(b.server),
+    );
+    await app.ok({ op: 'connect', tag: 'a', uri: `tcp://127.0.0.1:${a.port}` });
+    await app.ok({ op: 'connect', tag: 'b', uri: `tcp://127.0.0.1:${b.port}` });
+    await eventually(
+      async () => (await handed(d)).length === 2 && peers.length === 2,
+      10_000,
+      'both connected',
+    );
+    const rows = await handed(d);
+
+    const before = d.output().split('configuration reload').length;
+    writeFileSync(
+      file,
+      JSON.stringify({ rules: [{ action: 'deny', via: 'remote', service: `tcp://*:${a.port}` }] }),
+    );
+    d.proc.kill('SIGHUP');
+    await eventually(async () => d.output().split('configuration reload').length > before, 10_000, 'reload');
+
+    // The denied one: its app hears ECONNRESET from the kernel socket; the peer gets the RST.
+    const err = await app.waitFor((e) => e.event === 'error' && e.tag === 'a', 10_000);
+    assert.equal(err['code'], 'ECONNRESET');
+    const peerA = await (peers[0] as Promise<{ how: string }>);
+    assert.equal(peerA.how, 'ECONNRESET');
+    await eventually(
+      async () => (await handed(d)).map((s) => s.remote).join() === `tcp://127.0.0.1:${b.port}`,
+      10_000,
+      'only the allowed session left',
+    );
+    assert.ok(rows.some((s) => s.remote === `tcp://127.0.0.1:${a.port}`));
+    // The other still works both ways.
+    await app.ok({ op: 'end', tag: 'b', data: 'still here' });
+    const peerB = await (peers[1] as Promise<{ how: string; text?: string }>);
+    assert.equal(peerB.how, 'end');
+  });
+
+  test('an app that dies: its peers see FIN or RST, ferryd releases the duplicates, fds back to baseline', async () => {
+    const d = await startDaemon();
+    cleanup.push(() => d.stop());
+    const keep = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => keep.kill());
+    const base = await d.stats();
+    const app = await startApp(d.socket, HANDOFF);
+    const peers: Promise<{ how: string }>[] = [];
+    const { server, port } = await netServer((s) => {
+      peers.push(collect(s));
+    });
+    cleanup.push(() => closeServer(server));
+    for (let i = 0; i < 5; i++) await app.ok({ op: 'connect', tag: `c${i}`, uri: `tcp://127.0.0.1:${port}` });
+    const l = await app.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'sink' });
+    const inbound = await netConnect(Number(String(l['uri']).split(':').pop()));
+    const inGot = collect(inbound);
+    inbound.write(seededBytes(45, 200_000));
+    await eventually(async () => (await handed(d)).length === 6, 10_000, 'six handed sessions');
+    assert.ok(Number((await d.stats())['fds']) >= Number(base['fds']) + 6, 'one duplicate per session');
+    await app.kill('SIGKILL');
+    for (const p of peers) assert.match((await p).how, /^(end|ECONNRESET)$/);
+    assert.match((await inGot).how, /^(end|ECONNRESET)$/);
+    await eventually(async () => (await handed(d)).length === 0, 10_000, 'sessions gone');
+    await eventually(
+      async () => {
+        const s = await d.stats();
+        return (
+          s['fds'] === base['fds'] &&
+          s['sessions'] === base['sessions'] &&
+          s['listeners'] === base['listeners']
+        );
+      },
+      10_000,
+      'fds, sessions and listeners back to baseline',
+    );
+  });
+});
