@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import { type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { closeServer, collect, netConnect, netServer } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
 
