@@ -12,7 +12,7 @@
  * again and gives it a new session id.
  */
 import * as net from 'node:net';
-import { type Attachment, type HandedFd, takeReplySocket } from '../app/attachment.js';
+import type { Attachment, HandedFd } from '../app/attachment.js';
 import type { Accepted, ConnectReply } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { close } from '../sys/index.js';
@@ -267,8 +267,15 @@ export function takeHandedReply(
   reply: ConnectReply,
   abandoned: boolean,
 ): boolean {
-  const fd = takeReplySocket(reply);
-  if (fd < 0) return false;
+  const i = reply.fds.indexOf('socket');
+  if (reply.fifos !== null || i < 0) return false;
+  const fds = att.takeReplyFds(reply.session);
+  const fd = fds[i] ?? -1;
+  for (const other of fds) if (other !== fd) close(other);
+  if (fd < 0) {
+    att.notify({ t: 'reset', id: 0, session: reply.session });
+    return true;
+  }
   if (abandoned || sock.destroyed || !(sock instanceof HandedSocket)) {
     close(fd);
     att.notify({ t: 'reset', id: 0, session: reply.session });

@@ -79,16 +79,6 @@ export interface HandedFd {
   taken: boolean;
 }
 
-/** The 'socket' fd that came with a reply (connect-reply in handoff mode), until taken. */
-const replySockets = new WeakMap<object, number>();
-
-/** Takes the handed kernel socket that came with `reply` (-1: none); the caller owns it then. */
-export function takeReplySocket(reply: object): number {
-  const fd = replySockets.get(reply) ?? -1;
-  replySockets.delete(reply);
-  return fd;
-}
-
 /** How often orphan segments check that their peer app is still alive (ferryd cannot tell us). */
 const ORPHAN_PROBE_MS = 500;
 
@@ -401,17 +391,11 @@ export class Attachment extends EventEmitter {
   #onMessage(msg: CtrlMessage, fds: number[]): void {
     if (msg.id !== 0) {
       const p = this.#pending.get(msg.id);
-      // A session without fifos (a topic) gets its transport's resources as fds: kept for its opener.
+      // A session without fifos (a topic, a handed TCP socket) gets its transport's resources as fds:
+      // kept for its opener.
       const keep = p !== undefined && msg.t === 'connect-reply' && msg.st === 0 && msg.fifos === null;
       if (keep && fds.length > 0) this.#replyFds.set(msg.session, fds);
       else for (const fd of fds) if (msg.t !== 'hello-reply') close(fd);
-}
-
-      // A handed kernel socket (connect-reply, handoff mode) goes to whoever waits for the reply.
-      const sockIdx = p && msg.t === 'connect-reply' && msg.st === 0 ? msg.fds.indexOf('socket') : -1;
-      const sockFd = sockIdx >= 0 ? (fds[sockIdx] ?? -1) : -1;
-      if (sockFd >= 0) replySockets.set(msg, sockFd);
-      for (const fd of fds) if (msg.t !== 'hello-reply' && fd !== sockFd) close(fd);
       if (!p) {
         if (msg.t === 'hello-reply') for (const fd of fds) close(fd);
         // A connect answered after we gave up on it (ETIMEDOUT): ferryd made the session, nobody
