@@ -258,6 +258,22 @@ test('node:http server and a node:http client (global agent, keep-alive): same a
   assert.ok(r.ferryd.cutThrough >= 1 && r.ferryd.cutThrough <= 8, JSON.stringify(r.ferryd));
 });
 
+test('a database driver (ioredis, unmodified) against a RESP server: same replies, cut-through', async () => {
+  const r = await pair(
+    (port) => [app('fake-redis'), String(port)],
+    (port) => [app('redis-client'), String(port)],
+  );
+  assert.deepEqual(r.hooked, r.plain);
+  assert.deepEqual(r.plain, {
+    pong: 'PONG',
+    greeting: 'hello',
+    bigIntact: true,
+    lastIncr: 200,
+    unknown: "ERR unknown command 'FLUSHALL'",
+  });
+  assert.deepEqual(r.ferryd, { cutThrough: 1, tcpConnects: 0, tcpAccepts: 0 });
+});
+
 test('node:https server and client: TLS end to end over a cut-through session', async (t) => {
   const c = needCerts(t);
   if (!c) return;
