@@ -104,8 +104,8 @@ export class FrameWriter implements LoanWriter {
     if (resv === null || resv.length - this.#used < MIN_RESERVATION) resv = this.#reserve();
     const at = this.#used;
     const out = this.#encode(value, resv, at);
-    if (resv !== null && ValueEncoder.inSpace(out, resv, at)) {
-      const body = out.length - MSG_HEADER_BYTES;
+    if (out === resv) {
+      const body = this.#enc.endInSpace - at - MSG_HEADER_BYTES;
       writeMessageHeader(this.#resvView as DataView, at, kind, body, id, 0);
       this.#used = at + frameBytes(body);
       this.#staged();
@@ -284,7 +284,8 @@ export class FrameWriter implements LoanWriter {
       this.#resetEncoder();
       throw err;
     }
-    const body = out.length - MSG_HEADER_BYTES;
+    // In place (out is the space itself): the encoding spans [at, endInSpace).
+    const body = (out === space ? this.#enc.endInSpace - at : out.length) - MSG_HEADER_BYTES;
     if (body > this.#opts.maxBodyBytes) {
       // The encoder may have defined record shapes in a value that is not sent.
       this.#resetEncoder();

@@ -5,7 +5,7 @@
  *
  * Pure: msgpackr only, no I/O.
  */
-import { type Options, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
+import { type Options, Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 
 /**
  * Both directions use these options. `sequential` writes a record's keys inline the first time its
@@ -58,10 +58,13 @@ export function createValueDecoder(): Unpackr {
 export class ValueEncoder {
   #packr = new Packr({ ...OPTIONS });
   #spare: Uint8Array = Buffer.allocUnsafeSlow(8192);
+  /** After an encode that returned `space` itself: where in it the encoding ends. */
+  endInSpace = 0;
 
   /**
    * Encodes `value` after `reserve` (< 256) bytes left free for a header. `space` must be a Buffer
-   * (msgpackr writes long strings with Buffer's utf8Write). The result starts with
+   * (msgpackr writes long strings with Buffer's utf8Write). When the encoding fits there, the
+   * result is `space` itself (no view is made) and it spans [at, endInSpace). The result starts with
    * the reserved bytes; it lies at `space[at]` when `inSpace` says so, else in memory the caller
    * owns until its next encode() (copy it to keep it longer). `at` must be a multiple of 8.
    * Throws what msgpackr throws for a value it cannot encode: the encoder's record state is then
@@ -79,15 +82,22 @@ export class ValueEncoder {
       packr.useBuffer(this.#spare);
     }
     try {
-      return packr.pack(value, RESERVE_START_SPACE | reserve);
+      // REUSE_BUFFER_MODE: msgpackr returns its target with start/end instead of a new view.
+      const t = packr.pack(
+        value,
+        REUSE_BUFFER_MODE | RESERVE_START_SPACE | reserve,
+      ) as unknown as Uint8Array & {
+        start: number;
+        end: number;
+      };
+      if (t === space) {
+        this.endInSpace = t.end;
+        return t;
+      }
+      return t.subarray(t.start, t.end);
     } finally {
       packr.useBuffer(this.#spare);
     }
-  }
-
-  /** True when `out`, a result of encode(), lies in `space` at `at`. */
-  static inSpace(out: Uint8Array, space: Uint8Array, at: number): boolean {
-    return out.buffer === space.buffer && out.byteOffset === space.byteOffset + at;
   }
 
   /** True when `out` lies in the encoder's spare buffer (it is overwritten by the next encode). */
