@@ -201,6 +201,49 @@ describe('metrics endpoint', () => {
     assert.equal(sampleValue(m, 'ferry_sessions_opened_total', { transport: 'tcp' }), 2);
   });
 
+  test('TCP handed off to the app: bytes from the kernel (TCP_INFO: payload plus SYN and FIN)', async () => {
+    const handed = await startApp(d.socket, { FERRY_TCP_MODE: 'handoff' });
+    const b = 300_000;
+    const a = 12_345;
+    // The peer answers b bytes and closes once it has the a bytes the app sends.
+    const { server: peer, port } = await netServer((s) => {
+      let got = 0;
+      s.on('data', (chunk: Buffer) => {
+        got += chunk.length;
+        if (got === a) s.end(seededBytes(7, b));
+      });
+      s.on('error', () => {});
+    });
+    try {
+      const r = await handed.ok({ op: 'connect', tag: 'h', uri: `tcp://127.0.0.1:${port}` });
+      assert.equal(r['transport'], 'tcp-handoff');
+      await handed.ok({ op: 'send', tag: 'h', bytes: a, seed: 8, chunk: 4096 });
+      const end = await handed.waitFor((e) => e.event === 'end' && e.tag === 'h');
+      assert.equal(end['rxBytes'], b);
+      await handed.waitFor((e) => e.event === 'close' && e.tag === 'h');
+      let m = await scrape(url);
+      await eventually(
+        async () => {
+          m = await scrape(url);
+          return sampleValue(m, 'ferry_sessions', { transport: 'tcp-handoff' }) === 0;
+        },
+        10_000,
+        'the handed session to end',
+      );
+      // TCP_INFO counts sequence space, not payload: the FIN received adds one to rx; the SYN and
+      // the FIN the peer acknowledged add one each to tx.
+      const rx = sampleValue(m, 'ferry_bytes_total', { transport: 'tcp-handoff', direction: 'rx' });
+      const tx = sampleValue(m, 'ferry_bytes_total', { transport: 'tcp-handoff', direction: 'tx' });
+      assert.ok(rx === b || rx === b + 1, `rx ${rx}, payload ${b}`);
+      assert.ok(tx >= a && tx <= a + 2, `tx ${tx}, payload ${a}`);
+      assert.equal(sampleValue(m, 'ferry_sessions_opened_total', { transport: 'tcp-handoff' }), 1);
+      assert.equal(sampleValue(m, 'ferry_connects_total', { transport: 'tcp-handoff', result: 'ok' }), 1);
+    } finally {
+      peer.close();
+      await handed.kill();
+    }
+  });
+
   test('UDP through the relay: payload bytes and datagrams each way, counted exactly', async () => {
     const app = createDatagramSocket({ socket: d.socket, name: 'metrics-udp' });
     const peer = createSocket('udp4');

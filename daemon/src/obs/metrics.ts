@@ -12,7 +12,7 @@ import type { Daemon } from '../daemon.js';
 import { type ConnectDone, connectDone, sessionFreed, sessionOpened } from './events.js';
 import type { DaemonObserver } from './observer.js';
 
-const TRANSPORTS = new Set(['ct', 'tcp', 'tls', 'udp']);
+const TRANSPORTS = new Set(['ct', 'tcp', 'tls', 'udp', 'tcp-handoff']);
 const SCHEMES = new Set(['tcp', 'tls', 'udp']);
 
 /** Connect outcomes as a bounded `result` label. */
@@ -165,7 +165,7 @@ export function createMetrics(daemon: Daemon, observer: DaemonObserver): Metrics
     name: 'ferry_bytes_total',
     help:
       "Payload bytes by transport and direction ('tx': apps wrote, 'rx': delivered to apps); ct from " +
-      'the fifo indices, tcp/tls/udp from what ferryd carried',
+      'the fifo indices, tcp/tls/udp from what ferryd carried, tcp-handoff from TCP_INFO',
     labelNames: ['transport', 'direction'],
     registers,
     collect() {
@@ -175,7 +175,8 @@ export function createMetrics(daemon: Daemon, observer: DaemonObserver): Metrics
       this.inc({ transport: 'ct', direction: 'tx' }, ct.written);
       this.inc({ transport: 'ct', direction: 'rx' }, ct.read);
       const carried = observer.carried();
-      for (const t of ['tcp', 'tls', 'udp']) {
+      // A handed-off socket's bytes are the kernel's (TCP_INFO: received, and acked by the peer).
+      for (const t of ['tcp', 'tls', 'udp', 'tcp-handoff']) {
         const c = carried.get(t);
         this.inc({ transport: t, direction: 'tx' }, c?.tx ?? 0);
         this.inc({ transport: t, direction: 'rx' }, c?.rx ?? 0);
