@@ -59,8 +59,11 @@ export class Socket extends Duplex implements SessionOwner {
   #onreadPaused = false;
 
   constructor(options: SocketOptions = {}) {
-    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: true });
-    this.#readChunk = options.readChunkBytes ?? 256 * 1024;
+    // decodeStrings false, as net.Socket: strings are encoded straight into fifo space (node:http
+    // and undici write their headers as latin1 strings), not into a Buffer first.
+    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: false });
+    // 64 KiB pieces, as net.Socket reads: larger reads allocate from mmap (a page fault per page).
+    this.#readChunk = options.readChunkBytes ?? 64 * 1024;
     const onread = options.onread;
     if (onread !== undefined) {
       checkOnread(onread);
@@ -198,8 +201,13 @@ export class Socket extends Duplex implements SessionOwner {
     if (this.#session) this.#pull();
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _write(data: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const s = this.#session;
+    if (typeof data === 'string' && s !== null && this.#pending === null && this.#writeString(s, data, enc)) {
+      cb();
+      return;
+    }
+    const chunk = typeof data === 'string' ? Buffer.from(data, enc) : data;
     const len = chunk.length;
     if (s !== null && len <= STAGE_MAX_CHUNK && this.#pending === null) {
       if (!this.#flushScheduled) {
@@ -225,11 +233,56 @@ export class Socket extends Duplex implements SessionOwner {
     this.#writeChunks([chunk], cb);
   }
 
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.#writeChunks(
-      chunks.map((c) => c.chunk),
-      cb,
-    );
+  override _writev(
+    chunks: { chunk: Buffer | string; encoding: BufferEncoding }[],
+    cb: (err?: Error | null) => void,
+  ): void {
+    const s = this.#session;
+    const bufs: Uint8Array[] = [];
+    for (const { chunk, encoding } of chunks) {
+      if (typeof chunk !== 'string') {
+        bufs.push(chunk);
+        continue;
+      }
+      // Straight into the fifo while nothing is queued before it (node:http's corked header).
+      if (s !== null && bufs.length === 0 && this.#pending === null && this.#staged === 0) {
+        const len = byteLengthOf(chunk, encoding);
+        if (len > 0 && !s.peerStoppedReading && s.writeString(chunk, encoding, len) === len) {
+          this.#bytesWritten += len;
+          continue;
+        }
+      }
+      bufs.push(Buffer.from(chunk, encoding));
+    }
+    this.#writeChunks(bufs, cb);
+  }
+
+  /**
+   * Writes a string without a Buffer in between: into the stage when small writes are being
+   * batched, else straight into the fifo. False (nothing written) when it cannot be done whole now:
+   * the caller then goes the Buffer way, which handles partial writes, EPIPE and failures.
+   */
+  #writeString(s: AppSession, str: string, enc: BufferEncoding): boolean {
+    const len = byteLengthOf(str, enc);
+    if (len === 0) return false;
+    if (len <= STAGE_MAX_CHUNK && this.#flushScheduled) {
+      if (this.#staged + len > STAGE_BYTES) this.#flushStage(s);
+      if (this.#staged + len > STAGE_BYTES || (this.#staged === 0 && s.peerStoppedReading)) return false;
+      if (this.#stage === null) this.#stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+      if (this.#stage.write(str, this.#staged, len, enc) !== len) return false;
+      this.#staged += len;
+      this.#bytesWritten += len;
+      return true;
+    }
+    if ((this.#staged > 0 && !this.#flushStage(s)) || s.peerStoppedReading) return false;
+    if (s.writeString(str, enc, len) !== len) return false;
+    this.#bytesWritten += len;
+    if (len <= STAGE_MAX_CHUNK) {
+      // The first small write of a tick opens a batch, as in _write.
+      this.#flushScheduled = true;
+      if (!this.#attachment?.afterPoll(this.#flushTick)) process.nextTick(this.#flushTick);
+    }
+    return true;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -434,6 +487,11 @@ export function checkOnread(onread: OnReadOptions): void {
       'onread must be { buffer: Uint8Array | () => Uint8Array, callback: function }',
     );
   }
+}
+
+/** Bytes `str` takes in `enc`; latin1 and ascii without a scan. */
+function byteLengthOf(str: string, enc: BufferEncoding): number {
+  return enc === 'latin1' || enc === 'binary' || enc === 'ascii' ? str.length : Buffer.byteLength(str, enc);
 }
 
 function familyOf(host: string): string {

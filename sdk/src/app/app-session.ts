@@ -59,6 +59,16 @@ export class AppSession implements SlotListener {
     return n;
   }
 
+  /**
+   * Encodes a string straight into the tx fifo, all or nothing: returns its byte length, 0 when it
+   * does not fit in one run of free space now (encode it to a Buffer and write() that), -1 failed.
+   */
+  writeString(str: string, encoding: BufferEncoding, byteLength: number): number {
+    const n = this.#tx.enqueueString(str, encoding, byteLength);
+    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    return n;
+  }
+
   /** After a partial write: ask the peer to tell us when it frees space. True = space is there. */
   waitForSpace(): boolean {
     if (this.#tx.armSpace()) return true;

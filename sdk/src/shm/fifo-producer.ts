@@ -41,6 +41,8 @@ export class FifoProducer {
   #error: FerryError | null = null;
   /** Bytes the last writableView() offered at the current tail; 0 once used or invalidated. */
   #lent = 0;
+  /** A Buffer over the data ring, made on the first string write (Buffer#write encodes in place). */
+  #text: Buffer | null = null;
 
   constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
     const v = openFifo(buf, offset, sizeBytes);
@@ -99,6 +101,32 @@ export class FifoProducer {
     this.#tail = (this.#tail + n) >>> 0;
     // store-release: producer-owned tail, after the bytes above (paired with load-acquire of
     // TAIL in FifoConsumer, which reads the bytes only after it sees this tail).
+    storeRelease(this.#ctl, TAIL, this.#tail);
+    return n;
+  }
+
+  /**
+   * Encodes `str` (`byteLength` bytes in `encoding`, as Buffer.byteLength says) straight into the
+   * ring, with no Buffer in between, when all of it fits in one contiguous run of free space.
+   * Returns the bytes written; 0 when it does not fit so (the caller encodes a Buffer and uses
+   * enqueue()); -1 when the fifo failed or this end already called fin() or reset().
+   */
+  enqueueString(str: string, encoding: BufferEncoding, byteLength: number): number {
+    this.#lent = 0;
+    if (this.#error !== null || this.#flags !== 0) return -1;
+    if (this.#size - ((this.#tail - this.#head) >>> 0) < byteLength) {
+      if (!this.#loadHead()) return -1;
+      if (this.#size - ((this.#tail - this.#head) >>> 0) < byteLength) return 0;
+    }
+    const pos = this.#tail & this.#mask;
+    if (byteLength === 0 || this.#size - pos < byteLength) return 0;
+    const d = this.#data;
+    this.#text ??= Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    const n = this.#text.write(str, pos, byteLength, encoding);
+    // Buffer#write stops short only at a character that does not fit, which byteLength excludes.
+    if (n !== byteLength) return 0;
+    this.#tail = (this.#tail + n) >>> 0;
+    // store-release: producer-owned tail, after the bytes encoded above.
     storeRelease(this.#ctl, TAIL, this.#tail);
     return n;
   }

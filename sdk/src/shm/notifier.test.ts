@@ -14,7 +14,10 @@ class FakeDoorbell {
 }
 
 /** A fake source: `pending` units of work; arm() is true when work is pending. */
-function harness(mode: NotifyMode, opts: { spinUs?: number; adaptiveIdleUs?: number } = {}) {
+function harness(
+  mode: NotifyMode,
+  opts: { spinUs?: number; adaptiveIdleUs?: number; preemptedUs?: number } = {},
+) {
   const doorbell = new FakeDoorbell();
   const state = { pending: 0, done: 0, arms: 0, polls: 0 };
   const n = new Notifier({
@@ -78,7 +81,7 @@ test('poll: never arms and does not starve the event loop', async () => {
 });
 
 test('adaptive: polls while busy, arms and sleeps after idle, wakes on ring', async () => {
-  const { n, doorbell, state } = harness('adaptive', { spinUs: 50, adaptiveIdleUs: 2000 });
+  const { n, doorbell, state } = harness('adaptive', { spinUs: 50, adaptiveIdleUs: 2000, preemptedUs: 1e9 });
   state.pending = 4;
   n.start();
   await sleep(1);
@@ -139,6 +142,8 @@ test('adaptive: busy() keeps polling past the idle window, bounded by adaptiveBu
     spinUs: 50,
     adaptiveIdleUs: 100,
     adaptiveBusyUs: 200_000,
+    // A loaded machine preempts us while polling, which (rightly) stops the polling: not tested here.
+    preemptedUs: 1e9,
   });
   n.start();
   await sleep(20);
@@ -170,4 +175,58 @@ test('adaptive: busy() keeps polling past the idle window, bounded by adaptiveBu
   assert.equal(m.sleeping, true);
   assert.ok(armed >= 1);
   m.stop();
+});
+
+test('adaptive: stops polling at once when an empty poll shows the CPU was lost, even while busy', async () => {
+  const doorbell = new FakeDoorbell();
+  let arms = 0;
+  let slow = false;
+  const n = new Notifier({
+    mode: 'adaptive',
+    doorbell,
+    poll: () => {
+      // Stands for a preemption: an empty poll that took 2 ms of wall time.
+      if (slow) {
+        const t = performance.now();
+        while (performance.now() - t < 2);
+      }
+      return 0;
+    },
+    arm: () => {
+      arms++;
+      return false;
+    },
+    busy: () => true,
+    spinUs: 50,
+    adaptiveIdleUs: 200,
+    adaptiveBusyUs: 1_000_000,
+  });
+  n.start();
+  slow = true;
+  const t0 = performance.now();
+  while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);
+  assert.equal(n.sleeping, true, 'sleeps although a write is blocked');
+  assert.ok(n.preemptions >= 1);
+  assert.equal(n.pollWindowUs, 0, 'no polling during the backoff');
+  assert.ok(arms >= 1);
+  n.stop();
+});
+
+test('adaptive: polls only as long as gaps between bursts suggest; not at all when they are long', async () => {
+  const { n, doorbell, state } = harness('adaptive', { spinUs: 50, adaptiveIdleUs: 200, preemptedUs: 1e9 });
+  n.start();
+  assert.equal(n.pollWindowUs, 200, 'the full window before anything is learnt');
+  // Bursts 20 ms apart, far beyond the window: after a few, adaptive sleeps right after each.
+  for (let i = 0; i < 6; i++) {
+    const t0 = performance.now();
+    while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);
+    assert.equal(n.sleeping, true);
+    await sleep(20);
+    state.pending = 1;
+    doorbell.ring();
+  }
+  await sleep(5);
+  assert.equal(state.done, 6, 'every burst was handled');
+  assert.equal(n.pollWindowUs, 0, 'long gaps: no polling');
+  n.stop();
 });

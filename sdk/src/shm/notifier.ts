@@ -4,12 +4,16 @@
 // our machines, while a poll of shared memory costs well under 1 us. spinUs = 50: in poll modes one
 // synchronous turn spins at most this long before yielding with setImmediate, so timers and I/O on
 // the same loop wait at most ~50 us (plus their own work) and the loop is never starved.
-// adaptiveIdleUs = 200: after the last work, adaptive keeps polling for about eight wake costs
-// before arming; a peer that sends at least every 200 us is then never paid a wake, one that goes
-// quiet costs at most 200 us of polling. adaptiveBusyUs = 2000: while `busy()` says local work is
-// blocked on the peer (a write waits for fifo space), the peer is draining and will post soon, so
-// adaptive keeps polling that much longer: sleeping would cost the peer a ring (a syscall that
-// wakes us, measured at tens of us on a VM) and us a wake, on every fifo-full cycle of a stream.
+// adaptiveIdleUs = 200: the longest adaptive polls after the last work before arming (about eight
+// wake costs). Within it, adaptive learns how long to poll: twice the recent gap between a burst of
+// work and the next (an EWMA), and not at all when that gap is longer than the window (polling
+// would not have paid: the peer is woken by a ring either way). A poll of nothing that takes far
+// longer than a poll (the process lost its CPU: no idle core, or the peer runs on ours) means the
+// polling steals CPU someone needs: adaptive then sleeps at once and only rings wake it, for a
+// backoff that doubles while it keeps happening. adaptiveBusyUs = 2000: while `busy()` says local
+// work is blocked on the peer (a write waits for fifo space), the peer is draining and will post
+// soon, so adaptive keeps polling that much longer: sleeping would cost the peer a ring (a syscall
+// that wakes us, measured at tens of us on a VM) and us a wake, on every fifo-full cycle of a stream.
 
 import { FerryError } from '../errors.js';
 
@@ -21,6 +25,13 @@ export const NOTIFIER_DEFAULT_ADAPTIVE_IDLE_US = 200;
 export const NOTIFIER_DEFAULT_ADAPTIVE_BUSY_US = 2000;
 /** In interrupt mode, polls per turn before yielding even if work keeps coming. */
 const INTERRUPT_POLLS_PER_TURN = 64;
+/** An empty poll slower than this (us) means the process was preempted while polling. */
+export const NOTIFIER_DEFAULT_PREEMPTED_US = 100;
+/** First and largest time (ms) adaptive stops polling after it was preempted while polling. */
+const BACKOFF_MIN_MS = 2;
+const BACKOFF_MAX_MS = 256;
+/** Weight of the newest gap in the gap estimate. */
+const GAP_EWMA = 0.25;
 
 export interface DoorbellLike {
   onRing(cb: () => void): void;
@@ -39,6 +50,8 @@ export interface NotifierOptions {
   spinUs?: number;
   adaptiveIdleUs?: number;
   adaptiveBusyUs?: number;
+  /** Adaptive: an empty poll slower than this (us) means the process lost its CPU. Default 100. */
+  preemptedUs?: number;
 }
 
 /** Runs `poll` on the event loop according to `mode`; never blocks the loop for long. */
@@ -50,11 +63,19 @@ export class Notifier {
   readonly #spinMs: number;
   readonly #idleMs: number;
   readonly #busyMs: number;
+  readonly #preemptedMs: number;
   #running = false;
   #scheduled = false;
   #sleeping = false;
   #lastWorkMs = 0;
   #wakeups = 0;
+  /** Adaptive: estimate of the gap between bursts of work (ms), and whether we are in one. */
+  #gapMs = 0;
+  #idle = false;
+  /** Adaptive: no polling before this time (preempted while polling); the next backoff. */
+  #backoffUntilMs = 0;
+  #backoffMs = BACKOFF_MIN_MS;
+  #preemptions = 0;
 
   constructor(options: NotifierOptions) {
     const { mode, doorbell, poll, arm } = options;
@@ -81,10 +102,21 @@ export class Notifier {
     this.#spinMs = spinUs / 1000;
     this.#idleMs = idleUs / 1000;
     this.#busyMs = busyUs / 1000;
+    this.#preemptedMs = (options.preemptedUs ?? NOTIFIER_DEFAULT_PREEMPTED_US) / 1000;
+    if (!(this.#preemptedMs > 0)) {
+      throw new FerryError('ERR_OUT_OF_RANGE', `preemptedUs must be positive, got ${options.preemptedUs}`);
+    }
     doorbell.onRing(() => {
       if (!this.#running) return;
-      if (this.#sleeping) this.#wakeups++;
-      this.#schedule();
+      if (!this.#sleeping || this.#scheduled) {
+        this.#schedule();
+        return;
+      }
+      // Woken from sleep: work right here, in the doorbell's read callback, rather than one more
+      // hop through setImmediate (a socket's bytes are handled in its read callback too).
+      this.#wakeups++;
+      this.#sleeping = false;
+      this.#turn();
     });
   }
 
@@ -100,6 +132,16 @@ export class Notifier {
   /** Times the doorbell woke this notifier from sleep. */
   get wakeups(): number {
     return this.#wakeups;
+  }
+
+  /** Adaptive: how long it polls now after the last work before sleeping, in us. */
+  get pollWindowUs(): number {
+    return this.#windowMs(performance.now()) * 1000;
+  }
+
+  /** Adaptive: times polling was cut short because the process lost its CPU meanwhile. */
+  get preemptions(): number {
+    return this.#preemptions;
   }
 
   start(): void {
@@ -145,16 +187,29 @@ export class Notifier {
   }
 
   #pollTurn(): void {
+    const adaptive = this.#mode === NOTIFY_MODE.ADAPTIVE;
     let now = performance.now();
     const deadline = now + this.#spinMs;
     do {
-      if (this.#poll() > 0) this.#lastWorkMs = now;
-      else if (this.#mode === NOTIFY_MODE.ADAPTIVE && this.#idleEnough(now - this.#lastWorkMs)) {
-        if (!this.#arm()) {
-          this.#sleeping = true;
-          return;
-        }
+      if (this.#poll() > 0) {
+        if (this.#idle) this.#learnGap(now - this.#lastWorkMs);
         this.#lastWorkMs = now;
+      } else {
+        const after = performance.now();
+        if (!this.#idle) {
+          this.#idle = true;
+          this.#lastWorkMs = now;
+        } else if (adaptive && after - now > this.#preemptedMs) {
+          this.#preempted(after);
+        }
+        now = after;
+        if (adaptive && this.#idleEnough(now - this.#lastWorkMs, now)) {
+          if (!this.#arm()) {
+            this.#sleeping = true;
+            return;
+          }
+          this.#lastWorkMs = now;
+        }
       }
       if (!this.#running) return;
       now = performance.now();
@@ -162,8 +217,37 @@ export class Notifier {
     this.#schedule();
   }
 
-  #idleEnough(idleMs: number): boolean {
-    if (idleMs < this.#idleMs) return false;
+  /** The gap between the last burst of work and this one: the next polling window follows it. */
+  #learnGap(gapMs: number): void {
+    this.#idle = false;
+    const g = Math.min(gapMs, this.#idleMs * 2);
+    this.#gapMs = this.#gapMs === 0 ? g : this.#gapMs + GAP_EWMA * (g - this.#gapMs);
+  }
+
+  /** An empty poll took far too long: this process lost its CPU while polling. Stop for a while. */
+  #preempted(now: number): void {
+    this.#preemptions++;
+    this.#backoffUntilMs = now + this.#backoffMs;
+    this.#backoffMs = Math.min(BACKOFF_MAX_MS, this.#backoffMs * 2);
+  }
+
+  /** How long to poll after the last work before arming, in ms (adaptive). */
+  #windowMs(now: number): number {
+    if (now < this.#backoffUntilMs) return 0;
+    // Back from a backoff without being preempted since: start the next one small again.
+    if (this.#backoffUntilMs !== 0) {
+      this.#backoffUntilMs = 0;
+      this.#backoffMs = Math.max(BACKOFF_MIN_MS, this.#backoffMs / 2);
+    }
+    if (this.#gapMs === 0) return this.#idleMs;
+    const w = 2 * this.#gapMs;
+    return w <= this.#idleMs ? w : 0;
+  }
+
+  #idleEnough(idleMs: number, now: number): boolean {
+    // Preempted while polling: a peer that must drain our blocked writes needs this CPU too.
+    if (now < this.#backoffUntilMs) return true;
+    if (idleMs < this.#windowMs(now)) return false;
     return idleMs >= this.#busyMs || this.#busy === undefined || !this.#busy();
   }
 }
