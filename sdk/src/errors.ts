@@ -67,6 +67,7 @@ export const ERROR_MESSAGES = {
   ERR_FERRY_SOCKET_CLOSED: 'Socket is closed',
   ERR_FERRY_SERVER_LISTENING: 'Server is already listening',
   ERR_FERRY_NOT_SUPPORTED: 'Not supported',
+  ERR_FERRY_VIEW_RELEASED: 'The zero-copy view or reservation was released or invalidated',
   // memif interfaces.
   ERR_FERRY_MEMIF_PEER_DISCONNECT: 'The memif peer disconnected',
   ERR_FERRY_MEMIF_PEER_GONE: 'The memif peer closed the control channel',

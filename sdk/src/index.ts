@@ -23,5 +23,6 @@ export type {
 } from './api/options.js';
 export { Server } from './api/server.js';
 export { Socket, type SocketOptions } from './api/socket.js';
+export { ReadView, WriteReservation } from './api/zero-copy.js';
 export { ERROR_MESSAGES, type ErrorCode, FerryError } from './errors.js';
 export type { NotifyMode } from './proto/ctrl/messages.js';

@@ -11,6 +11,7 @@ import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
 import { publishClose } from './diagnostics.js';
 import type { OnReadOptions } from './options.js';
+import { ReadView, WriteReservation } from './zero-copy.js';
 
 const debug = debuglog('ferry');
 
@@ -57,6 +58,16 @@ export class Socket extends Duplex implements SessionOwner {
   #onread: OnReadOptions | null = null;
   /** onread mode: paused by the callback's false or by pause(), until resume(). */
   #onreadPaused = false;
+  /** Zero-copy receive (onView): the callback, the view out, and bytes it left unreleased. */
+  #onview: ((view: ReadView) => void) | null = null;
+  #viewOut: ReadView | null = null;
+  #viewLeft = 0;
+  #viewFinOffered = false;
+  #inPullView = false;
+  /** reserve() found the fifo full: 'drain' is emitted when space appears. */
+  #reserveWaiting = false;
+  /** Counts reserve() calls: only the newest reservation may commit. */
+  #reserveSeq = 0;
 
   constructor(options: SocketOptions = {}) {
     // decodeStrings false, as net.Socket: strings are encoded straight into fifo space (node:http
@@ -164,6 +175,70 @@ export class Socket extends Duplex implements SessionOwner {
     this.onWritable();
   }
 
+  // ---- Zero-copy (beyond net.Socket; see zero-copy.ts) ----
+
+  /**
+   * Receives without copying: `cb` gets a ReadView of the bytes in place in the fifo, and no
+   * further view comes until it is released (the fifo fills meanwhile: back-pressure). No 'data'
+   * events; 'end', 'error' and 'close' come as usual. Set it before any byte is read (in the
+   * 'connection' or 'connect' handler, or right after connect()).
+   */
+  onView(cb: (view: ReadView) => void): this {
+    if (typeof cb !== 'function') throw ferryError('ERR_INVALID_ARG_TYPE', 'onView takes a function');
+    if (this.#onview || this.#onread || this.#bytesRead > 0 || this.readableLength > 0) {
+      throw ferryError('ERR_FERRY_SESSION_STATE', 'onView must be set once, before any byte is read');
+    }
+    this.#onview = cb;
+    this.#wantRead = true;
+    if (this.#session) this.#pull();
+    return this;
+  }
+
+  /**
+   * Reserves up to `max` contiguous bytes of the tx fifo to fill in place; commit() publishes them.
+   * Returns null when the fifo is full ('drain' follows when space appears). Throws
+   * ERR_FERRY_SESSION_STATE while write() has bytes queued (order would break), EPIPE when the
+   * peer stopped reading, ERR_FERRY_SOCKET_CLOSED when not connected or ended.
+   */
+  reserve(max = 64 * 1024): WriteReservation | null {
+    if (!(Number.isInteger(max) && max > 0)) throw ferryError('ERR_OUT_OF_RANGE', `reserve(${max})`);
+    const s = this.#session;
+    if (!s || this.destroyed || this.writableEnded) {
+      throw ferryError('ERR_FERRY_SOCKET_CLOSED', 'reserve on a socket that is not open for writing');
+    }
+    if (this.#pending !== null || this.writableLength > 0 || (this.#staged > 0 && !this.#flushStage(s))) {
+      throw ferryError('ERR_FERRY_SESSION_STATE', 'reserve while written bytes are still queued');
+    }
+    if (s.peerStoppedReading) throw ferryError('EPIPE', 'peer closed the session for reading');
+    this.#reserveSeq++;
+    let bytes = s.reserve(max);
+    if (bytes.length === 0) {
+      if (!s.waitForSpace()) {
+        this.#reserveWaiting = true;
+        return null;
+      }
+      bytes = s.reserve(max);
+      if (bytes.length === 0) return null;
+    }
+    const seq = ++this.#reserveSeq;
+    return new WriteReservation(bytes, (n) => {
+      // A write() since the reserve (in the fifo, staged or queued) must stay ahead of these bytes,
+      // and a newer reservation lent the same space.
+      if (
+        this.#session !== s ||
+        seq !== this.#reserveSeq ||
+        this.#staged > 0 ||
+        this.#pending !== null ||
+        this.writableLength > 0
+      ) {
+        return false;
+      }
+      if (s.commit(n) < 0) return false;
+      this.#bytesWritten += n;
+      return true;
+    });
+  }
+
   // ---- SessionOwner upcalls ----
 
   onReadable(): void {
@@ -182,6 +257,10 @@ export class Socket extends Duplex implements SessionOwner {
     const p = this.#pending;
     if (!p) {
       if (this.#staged > 0) this.#flushTick();
+      if (this.#reserveWaiting) {
+        this.#reserveWaiting = false;
+        this.emit('drain');
+      }
       return;
     }
     this.#pending = null;
@@ -442,9 +521,61 @@ export class Socket extends Duplex implements SessionOwner {
     });
   }
 
+  /** onView mode: offer the readable bytes in place; one view out at a time. */
+  #pullView(s: AppSession, cb: (view: ReadView) => void): void {
+    if (this.#inPullView) return;
+    this.#inPullView = true;
+    try {
+      for (let rounds = 0; rounds < 64; rounds++) {
+        if (this.#viewOut !== null || this.destroyed || this.#session !== s) return;
+        const avail = s.readableBytes;
+        const fin = s.peerFinished;
+        // Bytes left unreleased are offered again only with newer ones, or once more at FIN.
+        if (avail > this.#viewLeft || (avail > 0 && fin && !this.#viewFinOffered)) {
+          if (avail <= this.#viewLeft) this.#viewFinOffered = true;
+          const view = new ReadView(s.readableViews(), (n, length) => this.#released(s, view, n, length));
+          this.#viewOut = view;
+          cb(view);
+          continue;
+        }
+        if (fin) {
+          this.#wantRead = false;
+          this.push(null);
+          if (!this.readableFlowing) super.resume();
+          return;
+        }
+        // Arm, then look again: bytes published meanwhile are seen, later ones post an event.
+        s.armRead();
+        if (s.readableBytes <= this.#viewLeft && !s.peerFinished) return;
+      }
+    } finally {
+      this.#inPullView = false;
+    }
+    setImmediate(() => {
+      if (this.#wantRead && this.#session) this.#pull();
+    });
+  }
+
+  #released(s: AppSession, view: ReadView, n: number, length: number): void {
+    if (this.#viewOut !== view) return;
+    this.#viewOut = null;
+    if (this.#session !== s) return;
+    if (n > 0) {
+      s.consume(n);
+      this.#bytesRead += n;
+    }
+    this.#viewLeft = length - n;
+    // Released later, outside the callback: look for more now.
+    if (!this.#inPullView) this.#pull();
+  }
+
   #pull(): void {
     const s = this.#session;
     if (!s) return;
+    if (this.#onview) {
+      this.#pullView(s, this.#onview);
+      return;
+    }
     if (this.#onread) {
       this.#pullInto(s, this.#onread);
       return;

@@ -200,18 +200,16 @@ function writeGeneric(
   // The inner socket is written only from here, one write at a time (the outer Writable waits
   // for each callback), so its own Writable queue is bypassed: one stream layer, not two.
   if (writev) {
-    const list = (data as Chunk[]).map((c) => ({
-      chunk: typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk,
-    }));
+    // Strings go through as they are: the inner socket encodes them straight into the fifo.
+    const list = (data as Chunk[]).map((c) => ({ chunk: c.chunk, encoding: c.encoding }));
     f[kWriting] = true;
-    inner._writev(list as { chunk: Buffer }[], (err) => {
+    inner._writev(list, (err) => {
       f[kWriting] = false;
       cb(err);
     });
   } else {
-    const buf = typeof data === 'string' ? Buffer.from(data, encoding) : (data as Buffer);
     f[kWriting] = true;
-    inner._write(buf, 'buffer' as BufferEncoding, (err) => {
+    inner._write(data as Buffer | string, encoding, (err) => {
       f[kWriting] = false;
       cb(err);
     });
