@@ -1,6 +1,6 @@
 // Receiving with `onread` against 'data' events: a server process streams 1 GiB in 256 KiB writes,
-// the client process receives it either through 'data' (a fresh Buffer per read) or through
-// `onread` into one reused 256 KiB buffer. node:net over a unix socket and Ferry cut-through in the
+// the client process receives it either through 'data' (a fresh Buffer per read), through
+// `onread` into one reused 256 KiB buffer, or (Ferry only) through zero-copy views (`onView`). node:net over a unix socket and Ferry cut-through in the
 // same run, interleaved, medians over rounds, ratios to node:net 'data'. The client side is used
 // because node:net offers onread only on sockets it connects.
 //
@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import * as ferry from '@ferry/sdk';
 
 type Stack = 'net' | 'ferry';
-type Reader = 'data' | 'onread';
+type Reader = 'data' | 'onread' | 'view';
 const CHUNK = 256 * 1024;
 
 async function serve(stack: Stack, target: string, bytes: number): Promise<void> {
@@ -51,6 +51,12 @@ async function receive(stack: Stack, target: string, reader: Reader, bytes: numb
   if (reader === 'data') {
     s.on('data', (b: Buffer) => {
       got += b.length;
+    });
+  } else if (reader === 'view' && s instanceof ferry.Socket) {
+    // Zero-copy: the bytes are looked at in place in the fifo, then released.
+    s.onView((v) => {
+      got += v.length;
+      v.release();
     });
   }
   await new Promise<void>((resolve, reject) => {
@@ -88,6 +94,7 @@ async function main(): Promise<void> {
     ['net', 'onread'],
     ['ferry', 'data'],
     ['ferry', 'onread'],
+    ['ferry', 'view'],
   ];
   const dir = mkdtempSync(join(tmpdir(), 'ferry-onread-'));
   const results = new Map<string, number[]>();
