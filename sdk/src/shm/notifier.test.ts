@@ -216,7 +216,7 @@ test('adaptive: polls only as long as gaps between bursts suggest; not at all wh
   const { n, doorbell, state } = harness('adaptive', { spinUs: 50, adaptiveIdleUs: 200, preemptedUs: 1e9 });
   n.start();
   assert.equal(n.pollWindowUs, 200, 'the full window before anything is learnt');
-  // Bursts 20 ms apart, far beyond the window: after a few, adaptive sleeps right after each.
+  // Bursts 20 ms apart, far longer than a wake costs: after the first, adaptive sleeps right after each.
   for (let i = 0; i < 6; i++) {
     const t0 = performance.now();
     while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);

@@ -5,9 +5,9 @@
 // synchronous turn spins at most this long before yielding with setImmediate, so timers and I/O on
 // the same loop wait at most ~50 us (plus their own work) and the loop is never starved.
 // adaptiveIdleUs = 200: the longest adaptive polls after the last work before arming (about eight
-// wake costs). Within it, adaptive learns how long to poll: twice the recent gap between a burst of
-// work and the next (an EWMA), and not at all when that gap is longer than the window (polling
-// would not have paid: the peer is woken by a ring either way). A poll of nothing that takes far
+// wake costs). Within it, adaptive learns how long to poll: three times the recent gap between a
+// burst of work and the next (an EWMA; at least 20 us), and not at all when that gap is longer than
+// a wake costs (50 us): polling across it would burn more CPU than the ring and wake it saves. A poll of nothing that takes far
 // longer than a poll (the process lost its CPU: no idle core, or the peer runs on ours) means the
 // polling steals CPU someone needs: adaptive then sleeps at once and only rings wake it, for a
 // backoff that doubles while it keeps happening. adaptiveBusyUs = 2000: while `busy()` says local
@@ -30,6 +30,15 @@ export const NOTIFIER_DEFAULT_PREEMPTED_US = 100;
 /** First and largest time (ms) adaptive stops polling after it was preempted while polling. */
 const BACKOFF_MIN_MS = 2;
 const BACKOFF_MAX_MS = 256;
+/**
+ * About what a wake costs (the peer's ring plus our trip through the kernel and the event loop),
+ * in ms: adaptive polls only while the gaps between bursts of work are shorter than this. On a
+ * loaded machine a wake from sleep takes longer than this, so the gaps measured across sleeps keep
+ * adaptive asleep; on a quiet one they fall below it and polling resumes.
+ */
+const WAKE_COST_MS = 0.05;
+/** Shortest polling window (ms) once polling pays: a little longer than the gaps seen. */
+const MIN_WINDOW_MS = 0.02;
 /** Weight of the newest gap in the gap estimate. */
 const GAP_EWMA = 0.25;
 
@@ -240,8 +249,9 @@ export class Notifier {
       this.#backoffMs = Math.max(BACKOFF_MIN_MS, this.#backoffMs / 2);
     }
     if (this.#gapMs === 0) return this.#idleMs;
-    const w = 2 * this.#gapMs;
-    return w <= this.#idleMs ? w : 0;
+    // Polling across a gap longer than a wake costs more CPU than the wake it saves.
+    if (this.#gapMs > WAKE_COST_MS) return 0;
+    return Math.min(this.#idleMs, Math.max(MIN_WINDOW_MS, 3 * this.#gapMs));
   }
 
   #idleEnough(idleMs: number, now: number): boolean {
