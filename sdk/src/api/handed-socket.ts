@@ -186,16 +186,20 @@ export class HandedSocket extends Socket {
     if (!this.#onread && inner.isPaused()) inner.resume();
   }
 
-  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  // Strings arrive as strings (Socket has decodeStrings false, as net.Socket): pass the encoding on.
+  override _write(chunk: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const inner = this.#inner;
     if (!inner) {
       super._write(chunk, enc, cb);
       return;
     }
-    inner.write(chunk, cb);
+    inner.write(chunk, enc, cb);
   }
 
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+  override _writev(
+    chunks: { chunk: Buffer | string; encoding: BufferEncoding }[],
+    cb: (err?: Error | null) => void,
+  ): void {
     const inner = this.#inner;
     if (!inner) {
       super._writev(chunks, cb);
@@ -203,8 +207,12 @@ export class HandedSocket extends Socket {
     }
     inner.cork();
     const last = chunks.length - 1;
-    for (let i = 0; i < last; i++) inner.write((chunks[i] as { chunk: Buffer }).chunk);
-    inner.write((chunks[last] as { chunk: Buffer }).chunk, cb);
+    for (let i = 0; i < last; i++) {
+      const c = chunks[i] as { chunk: Buffer | string; encoding: BufferEncoding };
+      inner.write(c.chunk, c.encoding);
+    }
+    const l = chunks[last] as { chunk: Buffer | string; encoding: BufferEncoding };
+    inner.write(l.chunk, l.encoding, cb);
     inner.uncork();
   }
 
