@@ -76,6 +76,8 @@ export interface DaemonConfig {
   /** Session rules, first match wins; `defaultAction` when none matches. */
   rules: Rule[];
   defaultAction: RuleAction;
+  /** Whether a `tcp://` listen or connect that asks for handoff gets it ('refuse': relay). */
+  tcpHandoff: 'allow' | 'refuse';
   /** TLS: PEM files of the certificate (chain) and key that `tls://` listeners serve when their
    *  listen gives none; null = none (such a listen fails with ERR_FERRY_TLS_CONFIG). */
   tlsCertFile: string | null;

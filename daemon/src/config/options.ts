@@ -138,6 +138,12 @@ export const SCALAR_OPTIONS = {
     live: true,
     doc: 'what happens to a connect no rule matches',
   },
+  tcpHandoff: {
+    spec: { kind: 'enum', values: ['allow', 'refuse'] },
+    default: 'allow',
+    live: true,
+    doc: "whether apps asking for it get tcp:// kernel sockets handed over ('refuse': relay instead)",
+  },
 } as const satisfies Record<string, OptionInfo>;
 
 export type ScalarOption = keyof typeof SCALAR_OPTIONS;
@@ -180,5 +186,6 @@ export function defaultOptionValues() {
     tlsKeyFile: o.tlsKeyFile.default as string | null,
     unlistedNamespaces: o.unlistedNamespaces.default as 'open' | 'refuse',
     defaultAction: o.defaultAction.default as 'allow' | 'deny',
+    tcpHandoff: o.tcpHandoff.default as 'allow' | 'refuse',
   };
 }

@@ -188,6 +188,30 @@ describe('policy and lifetime of handed sessions', () => {
     assert.equal(peerB.how, 'end');
   });
 
+  test("tcpHandoff 'refuse': an app asking for handoff is relayed, and works the same", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-handoff-'));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'ferryd.json');
+    writeFileSync(file, JSON.stringify({ tcpHandoff: 'refuse' }));
+    const d = await startDaemon(['--config', file]);
+    cleanup.push(() => d.stop());
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const { server, port } = await netServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    cleanup.push(() => closeServer(server));
+    const r = await app.ok({ op: 'connect', tag: 'x', uri: `tcp://127.0.0.1:${port}` });
+    assert.equal(r['transport'], 'tcp');
+    const sent = await app.ok({ op: 'send', tag: 'x', bytes: 300_000, seed: 46, chunk: 30_000, end: true });
+    const end = await app.waitFor((e) => e.event === 'end' && e.tag === 'x');
+    assert.equal(end['sha256'], sent['sha256']);
+    const l = await app.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+    const listeners = (await d.show('listeners')) as { uri: string; transports: string[] }[];
+    assert.deepEqual(listeners.find((x) => x.uri === l['uri'])?.transports, ['ct', 'tcp']);
+  });
+
   test('an app that dies: its peers see FIN or RST, ferryd releases the duplicates, fds back to baseline', async () => {
     const d = await startDaemon();
     cleanup.push(() => d.stop());

@@ -223,7 +223,7 @@ export class TcpTransport implements Transport {
   async listen(req: ListenRequest): Promise<TransportListener> {
     let kl: KernelListener | null = null;
     const host = this.#host;
-    if (req.handoff) {
+    if (req.handoff && host.config.tcpHandoff === 'allow') {
       const server = await listenTcp(
         req.uri,
         (sock) => handAccept(host, this.#handed, kl?.listenerId ?? 0, sock),
@@ -238,7 +238,8 @@ export class TcpTransport implements Transport {
   }
 
   connect(c: ConnectRequest): Promise<Opened> {
-    return connectStream(this.#host, c, undefined, c.req.handoff === true ? this.#handed : undefined);
+    const handoff = c.req.handoff === true && this.#host.config.tcpHandoff === 'allow';
+    return connectStream(this.#host, c, undefined, handoff ? this.#handed : undefined);
   }
 
   adopt(app: App, listenerId: number, fd: number): Opened {
