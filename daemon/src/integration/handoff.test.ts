@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import * as ferry from '@ferry/sdk';
 import { type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { closeServer, collect, netConnect, netServer } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
@@ -132,6 +133,49 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     });
   });
 }
+
+describe('the SDK socket of a handoff connect', () => {
+  test('writes made while connecting go out once ferryd answers: on the handed socket, or on fifos when a local listener takes it', async () => {
+    const d = await startDaemon();
+    cleanup.push(() => d.stop());
+    const { server, port } = await netServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    cleanup.push(() => closeServer(server));
+    const local = ferry.createServer({ socket: d.socket }, (s) => s.pipe(s));
+    await new Promise<void>((r) => local.listen('tcp://127.0.0.1:0', () => r()));
+    cleanup.push(async () => {
+      local.close();
+    });
+    const echoOf = async (
+      uri: string,
+    ): Promise<{ transport: string | undefined; text: string; cls: string }> => {
+      const s = ferry.connect({ uri, socket: d.socket, handoff: true });
+      s.write('first, ');
+      s.write('written before the connect');
+      s.end();
+      let text = '';
+      s.setEncoding('utf8');
+      s.on('data', (x: string) => {
+        text += x;
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.once('close', () => resolve());
+      });
+      return { transport: s.transport, text, cls: s.constructor.name };
+    };
+    const remote = await echoOf(`tcp://127.0.0.1:${port}`);
+    assert.deepEqual(remote, {
+      transport: 'tcp-handoff',
+      text: 'first, written before the connect',
+      cls: 'HandedSocket',
+    });
+    const ct = await echoOf(String(local.address()?.uri));
+    assert.deepEqual(ct, { transport: 'ct', text: 'first, written before the connect', cls: 'HandedSocket' });
+  });
+});
 
 describe('policy and lifetime of handed sessions', () => {
   test('a rule added on SIGHUP resets the handed connections it now denies, and only those', async () => {

@@ -29,6 +29,9 @@ export class HandedSocket extends Socket {
   #released = false;
   /** resetAndDestroy(): ferryd resets the connection (it holds the last descriptor). */
   #reset = false;
+  /** A write made while connecting (the stream holds the rest until its callback), sent where
+   *  the session turns out to go: the kernel socket, or Socket's fifos. */
+  #early: { chunks: Buffer[]; cb: (err?: Error | null) => void } | null = null;
 
   constructor(options: SocketOptions = {}) {
     // onread serves the kernel socket when there is one (see _attachHanded), else Socket's fifos.
@@ -78,6 +81,29 @@ export class HandedSocket extends Socket {
     });
     inner.on('error', (err) => this.destroy(err));
     handedSockets(att).add(this);
+    this.#flushEarly();
+  }
+
+  /** A session with fifos after all (cut-through, or ferryd refused handoff). @internal */
+  override _attach(...args: Parameters<Socket['_attach']>): void {
+    super._attach(...args);
+    this.#flushEarly();
+  }
+
+  #flushEarly(): void {
+    const e = this.#early;
+    if (!e) return;
+    this.#early = null;
+    if (this.#inner)
+      this._writev(
+        e.chunks.map((chunk) => ({ chunk })),
+        e.cb,
+      );
+    else
+      super._writev(
+        e.chunks.map((chunk) => ({ chunk })),
+        e.cb,
+      );
   }
 
   // ---- ferryd's view of the session ----
@@ -190,7 +216,8 @@ export class HandedSocket extends Socket {
   override _write(chunk: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const inner = this.#inner;
     if (!inner) {
-      super._write(chunk, enc, cb);
+      if (this.connecting && !this.destroyed) this.#early = { chunks: [chunk], cb };
+      else super._write(chunk, enc, cb);
       return;
     }
     inner.write(chunk, enc, cb);
@@ -202,7 +229,8 @@ export class HandedSocket extends Socket {
   ): void {
     const inner = this.#inner;
     if (!inner) {
-      super._writev(chunks, cb);
+      if (this.connecting && !this.destroyed) this.#early = { chunks: chunks.map((c) => c.chunk), cb };
+      else super._writev(chunks, cb);
       return;
     }
     inner.cork();
