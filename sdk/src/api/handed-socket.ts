@@ -31,7 +31,10 @@ export class HandedSocket extends Socket {
   #reset = false;
   /** A write made while connecting (the stream holds the rest until its callback), sent where
    *  the session turns out to go: the kernel socket, or Socket's fifos. */
-  #early: { chunks: Buffer[]; cb: (err?: Error | null) => void } | null = null;
+  #early: {
+    chunks: { chunk: Buffer | string; encoding: BufferEncoding }[];
+    cb: (err?: Error | null) => void;
+  } | null = null;
 
   constructor(options: SocketOptions = {}) {
     // onread serves the kernel socket when there is one (see _attachHanded), else Socket's fifos.
@@ -94,16 +97,8 @@ export class HandedSocket extends Socket {
     const e = this.#early;
     if (!e) return;
     this.#early = null;
-    if (this.#inner)
-      this._writev(
-        e.chunks.map((chunk) => ({ chunk })),
-        e.cb,
-      );
-    else
-      super._writev(
-        e.chunks.map((chunk) => ({ chunk })),
-        e.cb,
-      );
+    if (this.#inner) this._writev(e.chunks, e.cb);
+    else super._writev(e.chunks, e.cb);
   }
 
   // ---- ferryd's view of the session ----
@@ -216,7 +211,7 @@ export class HandedSocket extends Socket {
   override _write(chunk: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const inner = this.#inner;
     if (!inner) {
-      if (this.connecting && !this.destroyed) this.#early = { chunks: [chunk], cb };
+      if (this.connecting && !this.destroyed) this.#early = { chunks: [{ chunk, encoding: enc }], cb };
       else super._write(chunk, enc, cb);
       return;
     }
@@ -229,7 +224,7 @@ export class HandedSocket extends Socket {
   ): void {
     const inner = this.#inner;
     if (!inner) {
-      if (this.connecting && !this.destroyed) this.#early = { chunks: chunks.map((c) => c.chunk), cb };
+      if (this.connecting && !this.destroyed) this.#early = { chunks, cb };
       else super._writev(chunks, cb);
       return;
     }
