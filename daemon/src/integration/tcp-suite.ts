@@ -393,7 +393,8 @@ export function tcpSuite(mode: TcpMode): void {
         const traffic = handoff ? 32 * 1024 : 256 * 1024;
         await eventually(
           async () => (await tcpSessions()).some((s) => s.daemonBytes > traffic),
-          10_000,
+          // The app first makes its 512 MiB of seeded bytes: seconds on a loaded machine.
+          60_000,
           'traffic',
         );
         child.proc.kill('SIGKILL');
