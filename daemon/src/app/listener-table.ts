@@ -1,5 +1,6 @@
 /** Cut-through listeners: endpoint -> listening app, per namespace. */
 import { endpointKey, type SessionUri } from '@ferry/sdk/internal';
+import { mayBeLocalHost } from './local-address.js';
 
 export interface Listener {
   id: number;
@@ -11,11 +12,17 @@ export interface Listener {
 }
 
 export class ListenerTable {
+  /** Whether a wildcard listener may answer a connect to this host (tests replace it). */
+  readonly #isLocal: (host: string) => boolean;
   #byId = new Map<number, Listener>();
   #byKey = new Map<string, Listener>();
   /** Every namespace's listener on an endpoint: what a connect could reach if rules allow. */
   #byEndpoint = new Map<string, Set<Listener>>();
   #nextId = 1;
+
+  constructor(isLocal: (host: string) => boolean = mayBeLocalHost) {
+    this.#isLocal = isLocal;
+  }
 
   get size(): number {
     return this.#byId.size;
@@ -63,17 +70,20 @@ export class ListenerTable {
     return l;
   }
 
-  /** The listener a connect reaches: exact host first, then a wildcard on the same port. */
+  /**
+   * The listener a connect reaches: exact host first, then a wildcard on the same port, but only
+   * for a host that may be this machine (a wildcard does not answer for another host's address).
+   */
   lookup(namespace: string, uri: SessionUri): Listener | undefined {
-    return (
-      this.#byKey.get(`${namespace}|${endpointKey(uri)}`) ??
-      this.#byKey.get(`${namespace}|${endpointKey({ ...uri, host: '*' })}`)
-    );
+    const exact = this.#byKey.get(`${namespace}|${endpointKey(uri)}`);
+    if (exact || !this.#isLocal(uri.host)) return exact;
+    return this.#byKey.get(`${namespace}|${endpointKey({ ...uri, host: '*' })}`);
   }
 
   /** Listeners of every namespace a connect to `uri` would reach (exact host, then wildcard). */
   lookupAll(uri: SessionUri): Listener[] {
     const exact = this.#byEndpoint.get(endpointKey(uri)) ?? [];
+    if (!this.#isLocal(uri.host)) return [...exact];
     const wild = this.#byEndpoint.get(endpointKey({ ...uri, host: '*' })) ?? [];
     return [...exact, ...wild];
   }
