@@ -1,11 +1,13 @@
 /** The `ferry` command: subcommands for the daemon, inspection and tools. */
 import { parseArgs } from 'node:util';
+import { cliInt } from './cli-numbers.js';
 import { ConfigError, configFileOf, type LoadOptions, loadConfig, socketOf } from './config/load.js';
-import type { DaemonConfig } from './config.js';
+import { type DaemonConfig, validateConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { exitOnFatal } from './fatal.js';
 import { formatShow, queryAdmin } from './inspect/show-client.js';
 import { SHOW_TOPICS } from './inspect/snapshot.js';
+import { createLogger, type Logger } from './log/logger.js';
 
 const HELP = `Usage: ferry <command> [options]
 
@@ -14,12 +16,14 @@ Commands:
          [--tcp-connect-timeout-ms MS]       run ferryd in the foreground; FILE (or
          [--tls-cert FILE --tls-key FILE]    $FERRY_CONFIG) is a JSON configuration
          [--metrics HOST:PORT]               (docs/configuration.md); SIGHUP reloads it;
+         [--log-level L] [--log-format F]    L: error|warn|info|debug|...; F: text|json
                                              --tls-*: PEM certificate and key served by
                                              tls:// listens that give none; --metrics:
                                              serve Prometheus metrics at /metrics there
   config check [--config FILE]               validate a configuration, print the result
                                              (tokens as fingerprints)
   config defaults                            print the built-in configuration as JSON
+  config schema                              print the JSON Schema of a configuration file
   show sessions|apps|segments|listeners|stats|rules|namespaces|topics
        [--json] [--socket PATH|@NAME] [--config FILE]
                                              what a running ferryd holds
@@ -77,26 +81,45 @@ async function runDaemon(args: string[]): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       metrics: { type: 'string' },
+      'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
     },
   });
   const overrides: Partial<DaemonConfig> = {};
+  if (values['log-level'] !== undefined) overrides.logLevel = values['log-level'] as DaemonConfig['logLevel'];
+  if (values['log-format'] !== undefined)
+    overrides.logFormat = values['log-format'] as DaemonConfig['logFormat'];
   if (values.metrics !== undefined) overrides.metrics = { listen: values.metrics };
   if (values.socket) overrides.socket = values.socket;
-  if (values['tcp-connect-timeout-ms'])
-    overrides.tcpConnectTimeoutMs = Number(values['tcp-connect-timeout-ms']);
+  try {
+    if (values['tcp-connect-timeout-ms'] !== undefined) {
+      overrides.tcpConnectTimeoutMs = cliInt(
+        'tcp-connect-timeout-ms',
+        values['tcp-connect-timeout-ms'],
+        1,
+        9500,
+      );
+    }
+  } catch (err) {
+    process.stderr.write(`ferryd: ${(err as Error).message}\n`);
+    return 2;
+  }
   if (values['tls-cert']) overrides.tlsCertFile = values['tls-cert'];
   if (values['tls-key']) overrides.tlsKeyFile = values['tls-key'];
   const loadOpts: LoadOptions = { file: values.config, overrides };
-  const log = (line: string) => process.stdout.write(`ferryd: ${line}\n`);
   let daemon: Daemon;
+  let logger: Logger;
   try {
-    daemon = new Daemon(loadConfig(loadOpts), log);
+    // Checked before the logger is made from it: a bad --log-level is reported like any option.
+    const config = validateConfig(loadConfig(loadOpts));
+    logger = createLogger({ level: config.logLevel, format: config.logFormat });
+    daemon = new Daemon(config, logger);
   } catch (err) {
     process.stderr.write(`ferryd: ${(err as Error).message}\n`);
     return 2;
   }
   const config = daemon.config;
-  log(`configuration: ${configFileOf(loadOpts) ?? 'built-in defaults'}`);
+  logger.info(`configuration: ${configFileOf(loadOpts) ?? 'built-in defaults'}`);
   try {
     daemon.start();
   } catch (err) {
@@ -107,7 +130,10 @@ async function runDaemon(args: string[]): Promise<number> {
   }
   try {
     const m = await daemon.startMetrics();
-    if (m) log(`metrics on http://${m.family === 'IPv6' ? `[${m.address}]` : m.address}:${m.port}/metrics`);
+    if (m)
+      logger.info(
+        `metrics on http://${m.family === 'IPv6' ? `[${m.address}]` : m.address}:${m.port}/metrics`,
+      );
   } catch (err) {
     process.stderr.write(`ferryd: cannot serve metrics: ${(err as Error).message}\n`);
     daemon.stop();
@@ -118,19 +144,21 @@ async function runDaemon(args: string[]): Promise<number> {
       const o = daemon.reload(loadConfig(loadOpts));
       const restart =
         o.needsRestart.length > 0 ? `; needs a restart, kept: ${o.needsRestart.join(', ')}` : '';
-      log(`configuration reloaded: ${o.applied.length > 0 ? o.applied.join(', ') : 'no change'}${restart}`);
+      logger.info(
+        `configuration reloaded: ${o.applied.length > 0 ? o.applied.join(', ') : 'no change'}${restart}`,
+      );
     } catch (err) {
       daemon.policy.counters.reloadFailures++;
-      log(`configuration reload refused, the running one stays: ${(err as Error).message}`);
+      logger.error(`configuration reload refused, the running one stays: ${(err as Error).message}`);
     }
   });
   exitOnFatal(
     () => daemon.stop(),
     (line) => process.stderr.write(line),
   );
-  log(`listening on ${config.socket} (admin ${config.socket}.admin), pid ${process.pid}`);
+  logger.info(`listening on ${config.socket} (admin ${config.socket}.admin), pid ${process.pid}`);
   const stop = () => {
-    log('stopping');
+    logger.info('stopping');
     daemon.stop();
     process.exit(0);
   };
@@ -138,7 +166,7 @@ async function runDaemon(args: string[]): Promise<number> {
   process.on('SIGTERM', stop);
   if (values.demo) {
     const { runDemo } = await import('./demo.js');
-    await runDemo(config.socket, log);
+    await runDemo(config.socket, (line) => logger.info(line));
   }
   // Keep running: the control socket is watched off the event loop, so hold the loop open.
   setInterval(() => {}, 1 << 30);
@@ -152,8 +180,15 @@ async function runHealth(args: string[]): Promise<number> {
     options: { socket: { type: 'string' }, 'timeout-ms': { type: 'string', default: '2000' } },
   });
   const socket = values.socket ?? socketOf({});
+  let timeoutMs: number;
   try {
-    const stats = (await queryAdmin(socket, 'stats', Number(values['timeout-ms']))) as {
+    timeoutMs = cliInt('timeout-ms', values['timeout-ms'], 1, 600_000);
+  } catch (err) {
+    process.stderr.write(`ferry health: ${(err as Error).message}\n`);
+    return 2;
+  }
+  try {
+    const stats = (await queryAdmin(socket, 'stats', timeoutMs)) as {
       apps: number;
       sessions: number;
     };
@@ -211,8 +246,13 @@ async function runConfig(args: string[]): Promise<number> {
     case 'defaults':
       process.stdout.write(`${JSON.stringify(defaultsDocument(), null, 2)}\n`);
       return 0;
+    case 'schema': {
+      const { configJsonSchema } = await import('./config/docs.js');
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+      return 0;
+    }
     default:
-      process.stderr.write('ferry config: check [--config FILE] | defaults\n');
+      process.stderr.write('ferry config: check [--config FILE] | defaults | schema\n');
       return 2;
   }
 }

@@ -8,6 +8,7 @@ import { resolveGroup } from './config/socket-group.js';
 import { type DaemonConfig, validateConfig } from './config.js';
 import { adminPath, startAdminServer } from './inspect/admin-server.js';
 import { type ShowTopic, snapshot } from './inspect/snapshot.js';
+import { type Logger, silentLogger } from './log/logger.js';
 import { parseListenAddress } from './obs/listen-address.js';
 import type { Metrics } from './obs/metrics.js';
 import { DaemonObserver } from './obs/observer.js';
@@ -25,15 +26,15 @@ export class Daemon {
   #admin: Server | null = null;
   #metrics: Metrics | null = null;
   #metricsServer: HttpServer | null = null;
-  #log: (line: string) => void;
+  readonly log: Logger;
 
-  constructor(config: DaemonConfig, log: (line: string) => void = () => {}) {
+  constructor(config: DaemonConfig, log: Logger = silentLogger) {
     this.config = validateConfig(config);
     this.policy = new Policy(this.config);
     this.server = new CtrlServer(this.config, log, this.policy);
     this.layer = new SessionLayer(this.config, this.server.apps, log, this.policy);
     this.observer = new DaemonObserver(this.layer);
-    this.#log = log;
+    this.log = log;
     this.stalls = new StallMonitor(
       this.config,
       this.server.apps,
@@ -69,13 +70,16 @@ export class Daemon {
     const { createMetrics } = await import('./obs/metrics.js');
     const { startMetricsServer } = await import('./obs/metrics-server.js');
     this.#metrics = createMetrics(this, this.observer);
-    this.#metricsServer = await startMetricsServer(addr, this.#metrics.registry, this.#log);
+    this.#metricsServer = await startMetricsServer(addr, this.#metrics.registry, (line) =>
+      this.log.warn(line),
+    );
     return this.#metricsServer.address() as AddressInfo;
   }
 
   /** Applies a reloaded configuration's live options (SIGHUP); see config/reload.ts. */
   reload(next: DaemonConfig): ReloadOutcome {
     const outcome = applyReload(this.config, next, validateConfig);
+    this.log.setLevel(this.config.logLevel);
     this.policy.counters.reloads++;
     // Sessions the new rules deny (handed tcp connections) are reset.
     this.layer.policyChanged();

@@ -27,6 +27,7 @@ import {
 } from '@ferry/sdk/internal';
 import { App } from '../app/app.js';
 import type { DaemonConfig } from '../config.js';
+import type { Logger } from '../log/logger.js';
 import { Policy } from '../policy/policy.js';
 import type { SessionLayer } from '../session/session-layer.js';
 import { fdsOf } from '../session/wire.js';
@@ -74,10 +75,10 @@ export class CtrlServer {
   #fd = -1;
   #nextApp = 1;
   #stopping = false;
-  #log: (line: string) => void;
+  #log: Logger;
   readonly policy: Policy;
 
-  constructor(config: DaemonConfig, log: (line: string) => void, policy: Policy = new Policy(config)) {
+  constructor(config: DaemonConfig, log: Logger, policy: Policy = new Policy(config)) {
     this.#config = config;
     this.#log = log;
     this.policy = policy;
@@ -119,7 +120,7 @@ export class CtrlServer {
       try {
         fd = accept(this.#fd, { nonblock: true });
       } catch (err) {
-        this.#log(`accept failed: ${(err as Error).message}`);
+        this.#log.warn(`accept failed: ${(err as Error).message}`);
         return;
       }
       if (fd < 0) return;
@@ -234,7 +235,9 @@ export class CtrlServer {
     const denied = this.policy.checkAttach(namespace, hello.token, peer);
     if (denied) {
       // The token is never logged; the name the app gave and its pid are.
-      this.#log(`attach refused: ${denied.message} (app ${JSON.stringify(hello.name)}, pid ${peer.pid})`);
+      this.#log.warn(
+        `attach refused: ${denied.message} (app ${JSON.stringify(hello.name)}, pid ${peer.pid})`,
+      );
       return reject(denied);
     }
     if (this.apps.size >= this.#config.maxApps) {
@@ -263,7 +266,9 @@ export class CtrlServer {
     );
     // The app now holds the only write end: our read end sees 'end' the moment it dies.
     ourWake.dropRingFd();
-    this.#log(`app ${app.id} '${app.name}' attached (pid ${peer.pid}, uid ${peer.uid}, ns ${app.namespace})`);
+    this.#log.info(
+      `app ${app.id} '${app.name}' attached (pid ${peer.pid}, uid ${peer.uid}, ns ${app.namespace})`,
+    );
     return app;
   }
 
@@ -306,7 +311,7 @@ export class CtrlServer {
     if (!this.apps.delete(app.id)) return;
     if (!this.#stopping) this.#layer?.appGone(app);
     close(app.doorbellFd);
-    this.#log(`app ${app.id} '${app.name}' gone`);
+    this.#log.info(`app ${app.id} '${app.name}' gone`);
   }
 }
 

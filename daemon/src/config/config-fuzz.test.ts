@@ -7,11 +7,11 @@ import { parseUri } from '@ferry/sdk/internal';
 import fc from 'fast-check';
 import { crossCheck, defaultConfig } from '../config.js';
 import { decide } from '../policy/rules.js';
-import { SCALAR_OPTIONS } from './options.js';
+import { OPTION_NAMES } from './options.js';
 import { validateFile } from './validate.js';
 
 const ctx = { env: { SOME_TOKEN: 'a-token-from-env' }, baseDir: '/nonexistent' };
-const keys = [...Object.keys(SCALAR_OPTIONS), 'namespaces', 'rules', 'bogus'];
+const keys = [...OPTION_NAMES, 'bogus'];
 
 /** A value for a key: anything JSON, or something close to what the key wants. */
 const value = fc.oneof(

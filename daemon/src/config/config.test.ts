@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type DaemonConfig, defaultConfig, fifoSizeFor, validateConfig } from '../config.js';
 import { describeConfig } from './describe.js';
+import { configJsonSchema, OPTIONS_HEADING, renderOptionsDoc } from './docs.js';
 import { ConfigError, loadConfig } from './load.js';
-import { SCALAR_OPTIONS, STRUCTURED_OPTIONS } from './options.js';
+import { OPTION_NAMES, OPTIONS } from './options.js';
 import { applyReload } from './reload.js';
 import { hashToken, tokenFingerprint, tokenMatches } from './tokens.js';
+import { validateFile } from './validate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,7 +45,7 @@ describe('configuration file', () => {
 
   it('has an option entry for every configuration key (new keys must be documented)', () => {
     const keys = Object.keys(defaultConfig({})).sort();
-    assert.deepEqual(keys, [...Object.keys(SCALAR_OPTIONS), ...Object.keys(STRUCTURED_OPTIONS)].sort());
+    assert.deepEqual(keys, [...OPTION_NAMES].sort());
   });
 
   it('reads FERRY_CONFIG, and FERRY_SOCKET and flags override the file', () => {
@@ -185,9 +187,10 @@ describe('reload', () => {
   });
 });
 
-describe('docs/configuration.md', () => {
+describe('docs generated from the option table', () => {
   // Tests run from daemon/dist/config; docs/ is at the repository root.
   const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+  const schemaFile = readFileSync(new URL('../../../docs/ferryd.schema.json', import.meta.url), 'utf8');
   const sections = new Map(
     [...doc.matchAll(/^### `(\w+)`\n\nDefault: (.+?) · (live|restart)$/gm)].map((m) => [
       m[1] as string,
@@ -195,11 +198,14 @@ describe('docs/configuration.md', () => {
     ]),
   );
 
+  it('docs/configuration.md has the option reference the table generates (node scripts/config-docs.mjs)', () => {
+    const at = doc.indexOf(OPTIONS_HEADING);
+    assert.ok(at > 0);
+    assert.equal(doc.slice(at), renderOptionsDoc());
+  });
+
   it('documents every option, with its default and whether a reload applies it', () => {
-    const all: Record<string, { default: unknown; live: boolean }> = {
-      ...SCALAR_OPTIONS,
-      ...STRUCTURED_OPTIONS,
-    };
+    const all: Record<string, { default: unknown; live: boolean }> = OPTIONS;
     assert.deepEqual([...sections.keys()].sort(), Object.keys(all).sort());
     for (const [key, info] of Object.entries(all)) {
       const s = sections.get(key);
@@ -209,5 +215,22 @@ describe('docs/configuration.md', () => {
       const spelled = key === 'socketMode' ? `0${(info.default as number).toString(8)}` : info.default;
       assert.equal(s.def, `\`${JSON.stringify(spelled)}\``, `${key}: default`);
     }
+  });
+
+  it('docs/ferryd.schema.json is the schema the table generates; the built-in defaults pass it', () => {
+    // Compared as data: the file is formatted by biome like every JSON file here.
+    assert.deepEqual(JSON.parse(schemaFile), configJsonSchema());
+    const schema = JSON.parse(schemaFile) as {
+      properties: Record<string, { default?: unknown }>;
+      additionalProperties: boolean;
+    };
+    assert.equal(schema.additionalProperties, false);
+    assert.deepEqual(Object.keys(schema.properties).sort(), ['$schema', 'comment', ...OPTION_NAMES].sort());
+    // The defaults as the schema states them are a valid file.
+    const defaults = Object.fromEntries(
+      OPTION_NAMES.filter((k) => k !== 'socket').map((k) => [k, schema.properties[k]?.default]),
+    );
+    const { errors } = validateFile(defaults, { env: {}, baseDir: dir });
+    assert.deepEqual(errors, []);
   });
 });

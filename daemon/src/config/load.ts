@@ -51,6 +51,9 @@ export function loadConfig(opts: LoadOptions = {}): DaemonConfig {
     Object.assign(config, values);
   }
   if (env['FERRY_SOCKET']) config.socket = env['FERRY_SOCKET'];
+  // Checked with the rest by validateConfig (an unknown level is named there).
+  if (env['FERRY_LOG_LEVEL']) config.logLevel = env['FERRY_LOG_LEVEL'] as DaemonConfig['logLevel'];
+  if (env['FERRY_LOG_FORMAT']) config.logFormat = env['FERRY_LOG_FORMAT'] as DaemonConfig['logFormat'];
   Object.assign(config, opts.overrides ?? {});
   const errors = crossCheck(config);
   if (errors.length > 0) throw new ConfigError(source, errors);

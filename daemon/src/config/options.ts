@@ -1,191 +1,369 @@
 /**
- * Every scalar option of ferryd's configuration file: its type, limits, default, whether a SIGHUP
- * reload applies it, and one line of documentation. docs/configuration.md has a section per option
- * with the same default (a test checks). `namespaces` and `rules` are structured and are checked by
- * config/validate.ts.
+ * Every option of ferryd's configuration, declared once: how a file spells it and how it is
+ * checked (a zod schema, config/option-types.ts), its default, whether a SIGHUP reload applies it,
+ * and its documentation. Derived from this table: the `DaemonConfig` type (config.ts), the file
+ * checker (config/validate.ts), the defaults, the JSON Schema (`ferry config schema`,
+ * docs/ferryd.schema.json) and the option reference of docs/configuration.md (config/docs.ts;
+ * tests keep both files equal to what this table generates).
  */
-
-export type OptionSpec =
-  | { kind: 'int'; min: number; max: number; pow2?: boolean }
-  | { kind: 'mode' }
-  | { kind: 'string'; nullable?: boolean }
-  | { kind: 'group' }
-  | { kind: 'enum'; values: readonly string[] };
-
-export interface OptionInfo {
-  spec: OptionSpec;
-  default: unknown;
-  /** True when a SIGHUP reload applies a new value; false: it takes a restart. */
-  live: boolean;
-  doc: string;
-}
+import type { z } from 'zod';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/logger.js';
+import {
+  group,
+  int,
+  metrics,
+  mode,
+  namespaces,
+  oneOf,
+  rules,
+  text,
+  textOrNull,
+  type ValidateContext,
+} from './option-types.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
-export const SCALAR_OPTIONS = {
+export interface OptionInfo {
+  schema: (ctx: ValidateContext) => z.ZodType;
+  default: unknown;
+  /** True when a SIGHUP reload applies a new value; false: it takes a restart. */
+  live: boolean;
+  /** How the reference spells the default, when not as JSON of `default`. */
+  docDefault?: string;
+  /** The option's section of docs/configuration.md (markdown). */
+  doc: string;
+}
+
+export const OPTIONS = {
   socket: {
-    spec: { kind: 'string' },
+    schema: (_ctx: ValidateContext) => text(),
     default: null,
     live: false,
-    doc: 'control socket path, or @name for an abstract socket',
+    docDefault: '`$XDG_RUNTIME_DIR/ferry/ferryd.sock`, else `/run/ferry/ferryd.sock`',
+    doc: `
+The control socket: a filesystem path, or \`@name\` for an abstract socket (Linux; no file, so no
+mode or group: any process in the network namespace may connect, which only suits tests and
+single-user machines). The admin socket of \`ferry show\` is \`<socket>.admin\` with the same mode and
+group. \`FERRY_SOCKET\` and \`--socket\` override it.
+`,
   },
   socketMode: {
-    spec: { kind: 'mode' },
+    schema: (_ctx: ValidateContext) => mode(),
     default: 0o660,
     live: false,
-    doc: 'mode of the socket file',
+    docDefault: '`"0660"`',
+    doc: `
+Mode of the socket file (and of its directory when ferryd creates it): an octal string, or an
+integer. Others must get no permission (last digit 0): whoever can connect can attach and, in an
+open namespace, use the host's network through ferryd. \`"0660"\` lets ferryd's user and group in;
+\`"0600"\` only ferryd's user.
+`,
   },
   socketGroup: {
-    spec: { kind: 'group' },
-    default: null,
+    schema: (_ctx: ValidateContext) => group(),
+    default: null as string | number | null,
     live: false,
-    doc: 'group (name or gid) given to the socket file',
+    doc: `
+Group given to the socket files (a name from /etc/group, or a gid): add the users that run apps to
+it. \`null\` keeps ferryd's own group.
+`,
   },
   segmentSizeBytes: {
-    spec: { kind: 'int', min: 2 * MiB, max: 4 * GiB - 1 },
+    schema: (_ctx: ValidateContext) => int(2 * MiB, 4 * GiB - 1),
     default: 64 * MiB,
     live: false,
-    doc: 'size of each pair segment',
+    doc: `
+Size of each shared segment ferryd creates for a pair of apps (and for an app and ferryd, for TCP
+sessions). Must hold two of the largest fifos plus 1 MiB, and be below 4 GiB.
+`,
   },
   queueCapacity: {
-    spec: { kind: 'int', min: 16, max: 65536, pow2: true },
+    schema: (_ctx: ValidateContext) => int(16, 65536, { pow2: true }),
     default: 4096,
     live: false,
-    doc: 'entries in each event queue (session slots per segment)',
+    doc: `
+Entries in each event queue of a pair segment (a power of two, 16..65536); also the most session
+slots one segment has.
+`,
   },
   minFifoSizeBytes: {
-    spec: { kind: 'int', min: 4096, max: GiB, pow2: true },
+    schema: (_ctx: ValidateContext) => int(4096, GiB, { pow2: true }),
     default: 4096,
     live: true,
-    doc: 'smallest fifo a connect gets',
+    doc: `
+Smallest fifo a connect gets. A connect's requested size is rounded up to a power of two and
+clamped to \`minFifoSizeBytes\`..\`maxFifoSizeBytes\` (not refused: like \`SO_RCVBUF\`, the request is a
+hint).
+`,
   },
   defaultFifoSizeBytes: {
-    spec: { kind: 'int', min: 4096, max: GiB, pow2: true },
+    schema: (_ctx: ValidateContext) => int(4096, GiB, { pow2: true }),
     default: MiB,
     live: true,
-    doc: 'fifo size when a connect asks for none',
+    doc: `
+Fifo size when a connect asks for none (and for sessions of connections ferryd accepts over TCP).
+Between the minimum and the maximum.
+`,
   },
   maxFifoSizeBytes: {
-    spec: { kind: 'int', min: 4096, max: GiB, pow2: true },
+    schema: (_ctx: ValidateContext) => int(4096, GiB, { pow2: true }),
     default: 16 * MiB,
     live: true,
-    doc: 'largest fifo a connect gets',
+    doc: `
+Largest fifo a connect gets.
+`,
   },
   maxApps: {
-    spec: { kind: 'int', min: 1, max: 1_000_000 },
+    schema: (_ctx: ValidateContext) => int(1, 1_000_000),
     default: 1024,
     live: true,
-    doc: 'apps attached at once',
+    doc: `
+Apps attached at once. One more is refused at \`hello\` with \`ERR_FERRY_LIMIT\`
+(\`policy.limitHits.maxApps\`). Connections that have not sent \`hello\` yet are bounded by the same
+number (beyond it a new connection is closed at once, also counted) and are closed if \`hello\`
+does not come within 5 s (\`ctrl.helloTimeouts\`), so idle connections cannot exhaust ferryd.
+`,
   },
   maxSessionsPerApp: {
-    spec: { kind: 'int', min: 1, max: 10_000_000 },
+    schema: (_ctx: ValidateContext) => int(1, 10_000_000),
     default: 65536,
     live: true,
-    doc: 'sessions one app holds at once',
+    doc: `
+Sessions one app holds at once (both ends of its cut-through sessions and its TCP sessions). A
+connect beyond it fails with \`ERR_FERRY_LIMIT\`; a connect to a listener whose app is at the limit
+fails with \`ECONNREFUSED\`; a TCP connection accepted for it is reset.
+`,
   },
   maxSegmentBytesPerApp: {
-    spec: { kind: 'int', min: 2 * MiB, max: 2 ** 53 - 1 },
+    schema: (_ctx: ValidateContext) => int(2 * MiB, 2 ** 53 - 1),
     default: 16 * GiB,
     live: true,
-    doc: 'shared memory in the segments one app maps',
+    doc: `
+Shared memory in the segments one app maps. A connect that would need a new segment beyond it
+fails with \`ERR_FERRY_LIMIT\` (either app of the pair may be the one at its limit). At least
+\`segmentSizeBytes\`.
+`,
   },
   maxSegmentBytesTotal: {
-    spec: { kind: 'int', min: 2 * MiB, max: 2 ** 53 - 1 },
+    schema: (_ctx: ValidateContext) => int(2 * MiB, 2 ** 53 - 1),
     default: 64 * GiB,
     live: true,
-    doc: 'shared memory ferryd hands out in total',
+    doc: `
+Shared memory ferryd hands out in total; beyond it, \`ERR_FERRY_LIMIT\`. Segments are memfds: memory
+is used as fifos fill, so this bounds the worst case, not the usual.
+`,
   },
   tcpConnectTimeoutMs: {
-    spec: { kind: 'int', min: 1, max: 9500 },
+    schema: (_ctx: ValidateContext) => int(1, 9500),
     default: 8000,
     live: true,
-    doc: 'outgoing TCP connects fail with ETIMEDOUT after this',
+    doc: `
+An outgoing TCP connect that gets no answer fails with \`ETIMEDOUT\` after this. At most 9500, below
+the SDK's 10 s request timeout, so an app always hears the outcome.
+`,
   },
   stallTimeoutMs: {
-    spec: { kind: 'int', min: 0, max: 3_600_000 },
+    schema: (_ctx: ValidateContext) => int(0, 3_600_000),
     default: 10_000,
     live: true,
-    doc: 'an app that reads nothing ferryd sends for this long is disconnected (0: never)',
+    doc: `
+ferryd never waits on an app: control messages to an app whose socket is full are queued (bounded
+by \`maxCtrlBacklog\`), and an event queue that is full is flagged for a rescan instead of blocking.
+Every 100 ms ferryd looks at each app: control messages queued and none sent since the last look,
+or an event queue the app consumes that is full and not draining, mean the app is not reading.
+After a second of that (or \`stallTimeoutMs\`, if shorter) the app is **stalled**: it is counted
+(\`policy.stalledApps\`), logged, and \`ferry show apps\` shows \`stalledMs\`. An app stalled for
+\`stallTimeoutMs\` is disconnected like an app that died (its sessions reset, its peers see
+\`ECONNRESET\`) and counted in \`policy.stalledDisconnected\`. \`0\` never disconnects for time (the
+backlog bound still applies).
+`,
   },
   maxCtrlBacklog: {
-    spec: { kind: 'int', min: 16, max: 1_000_000 },
+    schema: (_ctx: ValidateContext) => int(16, 1_000_000),
     default: 1024,
     live: true,
-    doc: 'control messages queued for an app that does not read before it is disconnected',
+    doc: `
+Control messages ferryd queues for an app that does not read, 16..1000000. More than this queued,
+with none sent for half a second, disconnects the app without waiting for \`stallTimeoutMs\`
+(counted as a stall). An app that reads is never disconnected for a burst (its peer died and
+ferryd tells it of each of its sessions at once: as many notices as sessions); such a burst is
+not bounded by this option, only by the number of sessions.
+`,
   },
   tlsCertFile: {
-    spec: { kind: 'string', nullable: true },
-    default: null,
+    schema: (_ctx: ValidateContext) => textOrNull(),
+    default: null as string | null,
     live: false,
-    doc: 'PEM certificate (chain) that tls:// listens giving none serve',
+    doc: `
+A PEM certificate (chain, leaf first) that \`tls://\` listeners serve when their listen gives no
+\`cert\`/\`key\` of its own. Read once when ferryd starts, with ferryd's permissions (an app never
+names a file ferryd opens: apps pass PEM text in the listen). A file that cannot be read, or a key
+that does not match, stops ferryd from starting (\`ERR_FERRY_TLS_CONFIG\`). Goes with
+\`tlsKeyFile\`; also \`--tls-cert\`.
+`,
   },
   tlsKeyFile: {
-    spec: { kind: 'string', nullable: true },
-    default: null,
+    schema: (_ctx: ValidateContext) => textOrNull(),
+    default: null as string | null,
     live: false,
-    doc: 'PEM private key of tlsCertFile',
+    doc: `
+The PEM private key of \`tlsCertFile\`; also \`--tls-key\`.
+`,
   },
   unlistedNamespaces: {
-    spec: { kind: 'enum', values: ['open', 'refuse'] },
-    default: 'open',
+    schema: (_ctx: ValidateContext) => oneOf(['open', 'refuse']),
+    default: 'open' as 'open' | 'refuse',
     live: true,
-    doc: "whether an app may attach to a namespace the file does not list ('open': without a token)",
+    doc: `
+An app attaching to a namespace not listed under \`namespaces\`: \`"open"\` lets it in without a token
+(the built-in behaviour: every namespace is open, \`default\` included); \`"refuse"\` refuses it with
+\`EACCES\`, so only listed namespaces exist.
+`,
   },
   defaultAction: {
-    spec: { kind: 'enum', values: ['allow', 'deny'] },
-    default: 'allow',
+    schema: (_ctx: ValidateContext) => oneOf(['allow', 'deny']),
+    default: 'allow' as 'allow' | 'deny',
     live: true,
-    doc: 'what happens to a connect no rule matches',
+    doc: `
+What happens to a connect no rule matches: \`"allow"\` or \`"deny"\`. It decides connects within the
+app's own namespace and connects ferryd makes to the network; it never opens another namespace
+(that takes a rule with \`to\`).
+`,
   },
   tcpHandoff: {
-    spec: { kind: 'enum', values: ['allow', 'refuse'] },
-    default: 'allow',
+    schema: (_ctx: ValidateContext) => oneOf(['allow', 'refuse']),
+    default: 'allow' as 'allow' | 'refuse',
     live: true,
-    doc: "whether apps asking for it get tcp:// kernel sockets handed over ('refuse': relay instead)",
+    doc: `
+Whether a \`tcp://\` listen or connect that asks for handoff (the SDK's \`handoff\` option or
+\`FERRY_TCP_MODE=handoff\`) gets the kernel socket handed over (\`"allow"\`), or is relayed through
+fifos as if it had not asked (\`"refuse"\`: the app works the same, ferryd keeps every byte on its
+path). An app holding a handed socket holds a socket of ferryd's network namespace: it could
+disconnect it and connect it elsewhere, past the rules. Refuse handoff where apps are not trusted
+with that (docs/internals.md, TCP handoff). A listener keeps the mode it got at listen time.
+`,
+  },
+  logLevel: {
+    schema: (_ctx: ValidateContext) => oneOf(LOG_LEVELS),
+    default: 'info' as LogLevel,
+    live: true,
+    doc: `
+The least severe log lines ferryd writes: \`"fatal"\`, \`"error"\`, \`"warn"\`, \`"info"\`, \`"debug"\`,
+\`"trace"\` or \`"silent"\`. \`--log-level\` and \`FERRY_LOG_LEVEL\` win over the file.
+`,
+  },
+  logFormat: {
+    schema: (_ctx: ValidateContext) => oneOf(LOG_FORMATS),
+    default: 'text' as LogFormat,
+    live: false,
+    doc: `
+\`"text"\`: one line per event on stdout, \`ferryd: <message>\` (warnings and errors say so after the
+prefix), as people and container healthchecks read it. \`"json"\`: one JSON object per line (pino's:
+\`level\` as a number, \`time\`, \`name\`, \`pid\`, \`msg\`) for a log pipeline. \`--log-format\` and
+\`FERRY_LOG_FORMAT\` win over the file.
+`,
+  },
+  namespaces: {
+    schema: (ctx: ValidateContext) => namespaces(ctx),
+    default: {},
+    live: true,
+    doc: `
+Namespace name -> entry. Names are letters, digits, \`.\`, \`_\`, \`-\` (at most 64). An entry has at
+most one token source:
+
+- \`{}\`: no token needed.
+- \`{ "token": "..." }\`: the token in the file (at least 8 characters; keep the file private).
+- \`{ "tokenEnv": "NAME" }\`: the token is ferryd's environment variable \`NAME\`.
+- \`{ "tokenFile": "PATH" }\`: the token is the file's content, without a final newline; a relative
+  path starts from the configuration file's directory.
+
+An entry may also list \`"uids": [1000, ...]\` and/or \`"gids": [...]\`: then only apps whose
+credentials (read by ferryd from the socket with \`SO_PEERCRED\`, never taken from the message)
+have one of those uids, or one of those gids as their primary group, may attach, and the token
+(if any) is needed as well. Refused with \`EACCES\`, naming the uid and gid.
+
+Apps give the namespace and token with the SDK options \`namespace\` and \`token\`, or \`FERRY_NAMESPACE\`
+and \`FERRY_TOKEN\`. ferryd keeps only the token's sha256 and compares hashes in constant time
+(\`crypto.timingSafeEqual\`); a wrong or missing token is refused with \`EACCES\`, and so is a token
+sent to a namespace that needs none. Tokens never appear in ferryd's output, logs, \`ferry show\` or
+\`ferry config check\`: those show a fingerprint (\`sha256:\` and 8 hex digits of a hash of the
+token's hash), enough to tell which token is loaded. Use long random tokens
+(\`openssl rand -hex 32\`): a short one could be guessed from its fingerprint.
+
+An app sees and reaches only the listeners of its own namespace, unless a rule allows more.
+Two namespaces may listen on the same address; each app reaches its own.
+`,
+  },
+  metrics: {
+    schema: (_ctx: ValidateContext) => metrics(),
+    default: { listen: null as string | null },
+    live: false,
+    doc: `
+The Prometheus endpoint: \`{ "listen": "127.0.0.1:9464" }\` (or \`"[::1]:9464"\`) makes ferryd serve
+\`GET /metrics\` there; \`ferry daemon --metrics HOST:PORT\` does the same and wins over the file. Off
+by default, and bound only to the address given. The metrics and their labels are in
+docs/observability.md.
+`,
+  },
+  rules: {
+    schema: (_ctx: ValidateContext) => rules(),
+    default: [],
+    live: true,
+    doc: `
+Session rules, checked in order for every connect; the first rule whose fields all match decides,
+else \`defaultAction\`. A rule:
+
+| key       | matches                                                                                         |
+| --------- | ----------------------------------------------------------------------------------------------- |
+| \`action\`  | required: \`"allow"\` or \`"deny"\`                                                                 |
+| \`from\`    | the connecting app's namespace, or \`"*"\`                                                        |
+| \`to\`      | the namespace of the listener reached, or \`"*"\`; never matches a remote connect                  |
+| \`via\`     | \`"local"\` (a listener of an app, cut-through) or \`"remote"\` (a TCP connect ferryd makes)         |
+| \`service\` | the URI connected to, with \`*\` for any scheme, host or port: \`"tcp://*:443"\`                    |
+| \`address\` | the IP connected to: an address or a CIDR block (\`"10.0.0.0/8"\`, \`"fd00::/8"\`)                  |
+| \`port\`    | the port connected to, or an inclusive range \`[low, high]\`                                      |
+| \`comment\` | ignored                                                                                         |
+
+A field left out matches anything. How a connect is decided:
+
+1. A listener of the app's own namespace on that address: the rules are checked with \`to\` = the
+   app's namespace, \`via: "local"\`; allowed unless the verdict is deny.
+2. Else, listeners of other namespaces on that address, in name order: the first whose check ends
+   on an \`allow\` rule that has a \`to\` is reached. The default action never opens another
+   namespace. If none is allowed, the connect fails with \`ERR_FERRY_DENIED\` (it is not routed to
+   that listener's kernel socket either).
+3. Else ferryd connects over TCP: checked with no \`to\`, \`via: "remote"\`. A host name is resolved
+   once, before the check, when a rule has \`address\` or \`service\`, and ferryd connects to the
+   address it checked.
+
+A denied connect fails with \`ERR_FERRY_DENIED\` (docs/errors.md) and is counted
+(\`policy.deniedConnects\`); \`ferry show rules\` lists the rules with the connects each decided.
+
+Datagrams (\`udp://\`) follow the same rules with the URI \`udp://address:port\` of each destination:
+when the SDK asks ferryd for the route to a destination (\`dgram-connect\`: a local endpoint of the
+app's namespace, another namespace's only through a rule with \`to\`, else ferryd's relay as
+\`via: "remote"\`), and again for every datagram the relay sends, so a rule added on SIGHUP applies
+to destinations the app already sends to. Datagrams the relay refuses are dropped and counted
+(\`policy.deniedDatagrams\`), as a firewall drops them.
+
+Not subject to rules: TCP connections and datagrams that remote peers send to an app's kernel
+listener or endpoint (use the host's firewall for those).
+`,
   },
 } as const satisfies Record<string, OptionInfo>;
 
-export type ScalarOption = keyof typeof SCALAR_OPTIONS;
+export type OptionName = keyof typeof OPTIONS;
+export const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
 
-/** Structured options, checked by hand in config/validate.ts. */
-export const STRUCTURED_OPTIONS = {
-  namespaces: { default: {}, live: true, doc: 'namespaces and their tokens' },
-  rules: { default: [], live: true, doc: 'session rules, first match wins' },
-  metrics: {
-    default: { listen: null },
-    live: false,
-    doc: 'the Prometheus endpoint: { "listen": "HOST:PORT" } serves /metrics (off by default)',
-  },
-} as const;
+/** Each option's value as ferryd uses it (after the file's spelling was checked and converted). */
+export type OptionValues = {
+  -readonly [K in OptionName]: z.output<ReturnType<(typeof OPTIONS)[K]['schema']>>;
+};
 
-export const ALL_OPTIONS: readonly string[] = [
-  ...Object.keys(SCALAR_OPTIONS),
-  ...Object.keys(STRUCTURED_OPTIONS),
-];
-
-/** Defaults of the scalar options other than `socket` (which depends on the environment). */
-export function defaultOptionValues() {
-  const o = SCALAR_OPTIONS;
-  return {
-    socketMode: o.socketMode.default,
-    socketGroup: o.socketGroup.default as string | number | null,
-    segmentSizeBytes: o.segmentSizeBytes.default,
-    queueCapacity: o.queueCapacity.default,
-    minFifoSizeBytes: o.minFifoSizeBytes.default,
-    defaultFifoSizeBytes: o.defaultFifoSizeBytes.default,
-    maxFifoSizeBytes: o.maxFifoSizeBytes.default,
-    maxApps: o.maxApps.default,
-    maxSessionsPerApp: o.maxSessionsPerApp.default,
-    maxSegmentBytesPerApp: o.maxSegmentBytesPerApp.default,
-    maxSegmentBytesTotal: o.maxSegmentBytesTotal.default,
-    tcpConnectTimeoutMs: o.tcpConnectTimeoutMs.default,
-    stallTimeoutMs: o.stallTimeoutMs.default,
-    maxCtrlBacklog: o.maxCtrlBacklog.default,
-    tlsCertFile: o.tlsCertFile.default as string | null,
-    tlsKeyFile: o.tlsKeyFile.default as string | null,
-    unlistedNamespaces: o.unlistedNamespaces.default as 'open' | 'refuse',
-    defaultAction: o.defaultAction.default as 'allow' | 'deny',
-    tcpHandoff: o.tcpHandoff.default as 'allow' | 'refuse',
-  };
+/** The defaults of every option but `socket` (which depends on the environment). */
+export function defaultOptionValues(): Omit<OptionValues, 'socket'> {
+  const out: Record<string, unknown> = {};
+  for (const k of OPTION_NAMES) if (k !== 'socket') out[k] = structuredClone(OPTIONS[k].default);
+  return out as Omit<OptionValues, 'socket'>;
 }

@@ -4,7 +4,7 @@
  * take a restart keep their running value and are reported.
  */
 import type { DaemonConfig } from '../config.js';
-import { SCALAR_OPTIONS, STRUCTURED_OPTIONS } from './options.js';
+import { OPTIONS } from './options.js';
 
 export interface ReloadOutcome {
   applied: string[];
@@ -24,7 +24,7 @@ export function applyReload(
   check: (merged: DaemonConfig) => void = () => {},
 ): ReloadOutcome {
   const out: ReloadOutcome = { applied: [], needsRestart: [] };
-  const options: Record<string, { live: boolean }> = { ...SCALAR_OPTIONS, ...STRUCTURED_OPTIONS };
+  const options: Record<string, { live: boolean }> = OPTIONS;
   const current = running as unknown as Record<string, unknown>;
   const source = next as unknown as Record<string, unknown>;
   const merged: Record<string, unknown> = { ...current };

@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { NotifyMode } from '@ferry/sdk';
+import { cliInt } from '../cli-numbers.js';
 import { perfChartSvg } from './chart.js';
 import { type PerfWorkload, runPerf } from './perf-client.js';
 import { startPerfServer } from './perf-server.js';
@@ -65,7 +66,21 @@ export async function perfMain(args: string[]): Promise<number> {
     process.stderr.write(`ferry perf: --stack must be ferry or net\n`);
     return 2;
   }
-  const fifo = values['fifo-size'] ? Number(values['fifo-size']) : undefined;
+  let fifo: number | undefined;
+  let nums: { count?: number; size?: number; concurrency: number; timeoutMs: number };
+  try {
+    fifo =
+      values['fifo-size'] === undefined ? undefined : cliInt('fifo-size', values['fifo-size'], 0, 2 ** 30);
+    nums = {
+      ...(values.count === undefined ? {} : { count: cliInt('count', values.count, 1, 2 ** 50) }),
+      ...(values.size === undefined ? {} : { size: cliInt('size', values.size, 1, 2 ** 30) }),
+      concurrency: cliInt('concurrency', values.concurrency, 1, 100_000),
+      timeoutMs: cliInt('timeout-ms', values['timeout-ms'], 1, 24 * 3_600_000),
+    };
+  } catch (err) {
+    process.stderr.write(`ferry perf: ${(err as Error).message}\n`);
+    return 2;
+  }
   const stack = stackFor(stackName, {
     ...(values.mode ? { mode: values.mode as NotifyMode } : {}),
     ...(fifo ? { rxFifoSize: fifo, txFifoSize: fifo } : {}),
@@ -88,8 +103,8 @@ export async function perfMain(args: string[]): Promise<number> {
     process.stderr.write(`ferry perf: unknown workload ${values.workload}\n`);
     return 2;
   }
-  const count = values.count ? Number(values.count) : d.count;
-  const size = values.size ? Number(values.size) : d.size;
+  const count = nums.count ?? d.count;
+  const size = nums.size ?? d.size;
   const tty = process.stderr.isTTY === true;
   const unit = UNITS[workload];
   const recorder = new PerfRecorder(
@@ -105,8 +120,8 @@ export async function perfMain(args: string[]): Promise<number> {
     target: values.uri,
     count,
     size,
-    concurrency: Number(values.concurrency),
-    timeoutMs: Number(values['timeout-ms']),
+    concurrency: nums.concurrency,
+    timeoutMs: nums.timeoutMs,
     onProgress: (n) => recorder.add(n),
     onRttSamples: (s) => {
       rtt = s;

@@ -8,9 +8,11 @@
  * `maxCtrlBacklog` control messages queued and none sent for half a second, is disconnected (its
  * sessions reset, like a death).
  */
+
 import { probeEventQueue } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import type { DaemonConfig } from '../config.js';
+import type { Logger } from '../log/logger.js';
 import type { SegmentManager } from '../segment/segment-manager.js';
 import type { PolicyCounters } from './counters.js';
 
@@ -40,7 +42,7 @@ export class StallMonitor {
   #apps: ReadonlyMap<number, App>;
   #segments: SegmentManager;
   #counters: PolicyCounters;
-  #log: (line: string) => void;
+  #log: Logger;
   #watch = new WeakMap<App, Watch>();
   #timer: NodeJS.Timeout | null = null;
 
@@ -49,7 +51,7 @@ export class StallMonitor {
     apps: ReadonlyMap<number, App>,
     segments: SegmentManager,
     counters: PolicyCounters,
-    log: (line: string) => void,
+    log: Logger,
   ) {
     this.#config = config;
     this.#apps = apps;
@@ -122,7 +124,7 @@ export class StallMonitor {
       if (!w.counted && stalledMs >= notice) {
         w.counted = true;
         this.#counters.stalledApps++;
-        this.#log(`app ${app.id} ${JSON.stringify(app.name)} is not reading: ${w.reason}`);
+        this.#log.warn(`app ${app.id} ${JSON.stringify(app.name)} is not reading: ${w.reason}`);
       }
       if (limit > 0 && stalledMs >= limit) {
         this.#disconnect(app, w, `${w.reason} for ${stalledMs} ms (stallTimeoutMs ${limit})`);
@@ -150,7 +152,7 @@ export class StallMonitor {
   #disconnect(app: App, w: Watch, why: string): void {
     if (!w.counted) this.#counters.stalledApps++;
     this.#counters.stalledDisconnected++;
-    this.#log(`app ${app.id} ${JSON.stringify(app.name)} disconnected: ${why}`);
+    this.#log.warn(`app ${app.id} ${JSON.stringify(app.name)} disconnected: ${why}`);
     app.channel.close();
   }
 }

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import type { ConnectReply, CtrlChannel, CtrlMessage, FerryError } from '@ferry/sdk/internal';
 import { App } from '../app/app.js';
 import { defaultConfig } from '../config.js';
+import { silentLogger } from '../log/logger.js';
 import type {
   ConnectRequest,
   EndEvents,
@@ -83,16 +84,10 @@ function setup(): { layer: SessionLayer; app: App; sent: CtrlMessage[]; fake: ()
   const app = new App(1, 'a', 'default', { pid: 1, uid: 0, gid: 0 }, channel, -1);
   apps.set(app.id, app);
   let fake: FakeTransport | null = null;
-  const layer = new SessionLayer(
-    config,
-    apps,
-    () => {},
-    undefined,
-    (host) => {
-      fake = new FakeTransport(host);
-      return [fake];
-    },
-  );
+  const layer = new SessionLayer(config, apps, silentLogger, undefined, (host) => {
+    fake = new FakeTransport(host);
+    return [fake];
+  });
   return {
     layer,
     app,

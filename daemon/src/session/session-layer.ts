@@ -26,6 +26,7 @@ import {
 import type { App } from '../app/app.js';
 import { type Listener, ListenerTable } from '../app/listener-table.js';
 import { type DaemonConfig, fifoSizeFor } from '../config.js';
+import { type Logger, silentLogger } from '../log/logger.js';
 import { sessionFreed, sessionOpened } from '../obs/events.js';
 import { Policy } from '../policy/policy.js';
 import type { PairSegment } from '../segment/pair-segment.js';
@@ -82,20 +83,20 @@ export class SessionLayer implements TransportHost {
   readonly #open = new Map<number, TransportListener>();
   #daemonParty: SegmentParty = { id: DAEMON_PARTY_ID, segments: new Set<number>() };
   #apps: ReadonlyMap<number, App>;
-  #log: (line: string) => void;
+  readonly log: Logger;
   #nextSession = 1;
   #ephemeralPort = 49152;
 
   constructor(
     config: DaemonConfig,
     apps: ReadonlyMap<number, App>,
-    log: (line: string) => void = () => {},
+    log: Logger = silentLogger,
     policy: Policy = new Policy(config),
     transports: TransportFactory = builtinTransports,
   ) {
     this.config = config;
     this.#apps = apps;
-    this.#log = log;
+    this.log = log;
     this.policy = policy;
     this.segments = new SegmentManager(config, policy.counters);
     this.#cutThrough = new CutThrough(this);
@@ -426,10 +427,6 @@ export class SessionLayer implements TransportHost {
   }
 
   // ---- TransportHost: what transports use ----
-
-  log(line: string): void {
-    this.#log(line);
-  }
 
   app(id: number): App | undefined {
     return this.#apps.get(id);

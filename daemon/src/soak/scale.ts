@@ -5,6 +5,7 @@
  * client). Exit status 0 when every session opened and echoed intact.
  */
 import { parseArgs } from 'node:util';
+import { cliInt } from '../cli-numbers.js';
 import { runScale } from './scale-run.js';
 
 const { values } = parseArgs({
@@ -20,12 +21,12 @@ const { values } = parseArgs({
 
 const log = (line: string) => process.stdout.write(`scale: ${line}\n`);
 const r = await runScale({
-  sessions: Number(values.sessions),
-  clients: Number(values.clients),
-  servers: Number(values.servers),
-  bytes: Number(values.bytes),
-  fifoSize: Number(values['fifo-size']),
-  concurrency: Number(values.concurrency),
+  sessions: cliInt('sessions', values.sessions, 1, 1_000_000),
+  clients: cliInt('clients', values.clients, 1, 1024),
+  servers: cliInt('servers', values.servers, 1, 1024),
+  bytes: cliInt('bytes', values.bytes, 1, 2 ** 30),
+  fifoSize: cliInt('fifo-size', values['fifo-size'], 0, 2 ** 30),
+  concurrency: cliInt('concurrency', values.concurrency, 1, 100_000),
   log,
 });
 const f = r.ferryd;

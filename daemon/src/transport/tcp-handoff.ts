@@ -217,7 +217,7 @@ export function handAccept(host: TransportHost, handed: HandedSet, listenerId: n
     host.counters.tcpAccepts++;
     host.accepted(l, app, opened);
   } catch (err) {
-    host.log(`tcp handoff accept on listener ${l.id} dropped: ${(err as Error).message}`);
+    host.log.warn(`tcp handoff accept on listener ${l.id} dropped: ${(err as Error).message}`);
     if (fd >= 0) {
       try {
         tcpDisconnect(fd);

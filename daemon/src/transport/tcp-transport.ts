@@ -143,7 +143,7 @@ export function acceptStream(
     const size = host.config.defaultFifoSizeBytes;
     s = carryStream(host, app, socket, raw, { tx: size, rx: size }, local, remote, l.id);
   } catch (err) {
-    host.log(`tcp accept on listener ${l.id} dropped: ${(err as Error).message}`);
+    host.log.warn(`tcp accept on listener ${l.id} dropped: ${(err as Error).message}`);
     reset();
     return;
   }
@@ -248,7 +248,7 @@ export class TcpTransport implements Transport {
 
   policyChanged(): void {
     void recheckHanded(this.#host, this.#handed).then((n) => {
-      if (n > 0) this.#host.log(`reload: ${n} handed tcp connection(s) now denied, reset`);
+      if (n > 0) this.#host.log.info(`reload: ${n} handed tcp connection(s) now denied, reset`);
     });
   }
 

@@ -81,7 +81,7 @@ export class TlsTransport implements Transport {
       (socket) => acceptStream(host, listenerId, raw, socket),
       (err: Error) => {
         host.counters.tlsFailures++;
-        host.log(`tls accept on listener ${listenerId} failed: ${err.message}`);
+        host.log.warn(`tls accept on listener ${listenerId} failed: ${err.message}`);
       },
     );
   }

@@ -31,6 +31,7 @@ import type {
 import type { App } from '../app/app.js';
 import type { Listener, ListenerTable } from '../app/listener-table.js';
 import type { DaemonConfig } from '../config.js';
+import type { Logger } from '../log/logger.js';
 import type { Policy } from '../policy/policy.js';
 import type { Session, SessionTransport } from '../session/session.js';
 import type { DaemonSegment } from './daemon-end.js';
@@ -90,7 +91,7 @@ export interface TransportHost {
   readonly policy: Policy;
   readonly listeners: ListenerTable;
   readonly counters: SessionLayerCounters;
-  log(line: string): void;
+  readonly log: Logger;
   /** The attached app with this id. */
   app(id: number): App | undefined;
   /** True while `app` is attached (as this very object). */
