@@ -1,5 +1,4 @@
 /** Numbers given on the command line: whole decimal integers in a range, or a clear error. */
-import { FerryError } from '@ferry/sdk/internal';
 
 /**
  * `text` as an integer in min..max; throws ERR_INVALID_ARG_VALUE naming the flag, the range and
@@ -8,10 +7,10 @@ import { FerryError } from '@ferry/sdk/internal';
 export function cliInt(flag: string, text: string, min: number, max: number): number {
   const n = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new FerryError(
-      'ERR_INVALID_ARG_VALUE',
-      `--${flag}: expected an integer in ${min}..${max}, got ${JSON.stringify(text)}`,
-    );
+    // A plain Error with the code (not FerryError): this module loads with `ferry health`, which
+    // must start without the SDK.
+    const err = new Error(`--${flag}: expected an integer in ${min}..${max}, got ${JSON.stringify(text)}`);
+    throw Object.assign(err, { code: 'ERR_INVALID_ARG_VALUE' });
   }
   return n;
 }

@@ -1,13 +1,16 @@
 /** The `ferry` command: subcommands for the daemon, inspection and tools. */
 import { parseArgs } from 'node:util';
 import { cliInt } from './cli-numbers.js';
-import { ConfigError, configFileOf, type LoadOptions, loadConfig, socketOf } from './config/load.js';
-import { type DaemonConfig, validateConfig } from './config.js';
-import { Daemon } from './daemon.js';
-import { exitOnFatal } from './fatal.js';
+import type { LoadOptions } from './config/load.js';
+import { configFileOf, socketOf } from './config/socket-path.js';
+import type { DaemonConfig } from './config.js';
+import type { Daemon } from './daemon.js';
 import { formatShow, queryAdmin } from './inspect/show-client.js';
-import { SHOW_TOPICS } from './inspect/snapshot.js';
-import { createLogger, type Logger } from './log/logger.js';
+import { SHOW_TOPICS } from './inspect/show-topics.js';
+import type { Logger } from './log/logger.js';
+
+// `ferry show` and `ferry health` (container healthchecks) load only what they use: the daemon,
+// the configuration checker and the logger are imported by the commands that need them.
 
 const HELP = `Usage: ferry <command> [options]
 
@@ -71,6 +74,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 async function runDaemon(args: string[]): Promise<number> {
+  const { loadConfig } = await import('./config/load.js');
+  const { validateConfig } = await import('./config.js');
+  const { Daemon } = await import('./daemon.js');
+  const { exitOnFatal } = await import('./fatal.js');
+  const { createLogger } = await import('./log/logger.js');
   const { values } = parseArgs({
     args,
     options: {
@@ -233,6 +241,7 @@ async function runConfig(args: string[]): Promise<number> {
     options: { config: { type: 'string' } },
   });
   const { describeConfig, defaultsDocument } = await import('./config/describe.js');
+  const { ConfigError, loadConfig } = await import('./config/load.js');
   switch (positionals[0]) {
     case 'check':
       try {

@@ -3,9 +3,9 @@
  * (config/load.ts), FERRY_SOCKET and flags. The object is shared by every layer: a SIGHUP reload
  * changes the live options in place (config/reload.ts).
  */
-import { join } from 'node:path';
 import { ferryError } from '@ferry/sdk/internal';
 import { defaultOptionValues, OPTION_NAMES, type OptionValues } from './config/options.js';
+import { defaultSocketPath } from './config/socket-path.js';
 import { checkValues } from './config/validate.js';
 
 export type { NamespaceConfig } from './config/option-types.js';
@@ -21,17 +21,7 @@ export type Rule = DaemonConfig['rules'][number];
 export type RuleAction = Rule['action'];
 export type MetricsConfig = DaemonConfig['metrics'];
 
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env['FERRY_SOCKET'];
-  if (fromEnv) return fromEnv;
-  return builtInSocketPath(env);
-}
-
-/** The socket path when neither the file, FERRY_SOCKET nor a flag names one. */
-export function builtInSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const runtime = env['XDG_RUNTIME_DIR'];
-  return runtime ? join(runtime, 'ferry', 'ferryd.sock') : '/run/ferry/ferryd.sock';
-}
+export { builtInSocketPath, defaultSocketPath } from './config/socket-path.js';
 
 /** The embedded configuration (no file): what `npm start` runs with. */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -81,10 +71,11 @@ export function crossCheck(c: DaemonConfig): string[] {
  * (flags over a file, a reload): each option against its schema, then the relations.
  */
 export function validateConfig(c: DaemonConfig): DaemonConfig {
-  // namespaces and rules were checked when read (their tokens are resolved by then).
+  // namespaces and rules were checked when read (their tokens are resolved by then); the metrics
+  // address is checked when the endpoint starts (`ferry daemon` then says "cannot serve metrics").
   const errors = checkValues(
     c,
-    OPTION_NAMES.filter((k) => k !== 'namespaces' && k !== 'rules'),
+    OPTION_NAMES.filter((k) => k !== 'namespaces' && k !== 'rules' && k !== 'metrics'),
   );
   if (errors.length === 0) errors.push(...crossCheck(c));
   if (errors.length > 0) throw ferryError('ERR_INVALID_ARG_VALUE', errors.join('; '));

@@ -4,9 +4,10 @@
  * problem; nothing starts on a configuration with one.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { builtInSocketPath, crossCheck, type DaemonConfig } from '../config.js';
+import { dirname } from 'node:path';
+import { crossCheck, type DaemonConfig } from '../config.js';
 import { defaultOptionValues } from './options.js';
+import { builtInSocketPath, configFileOf } from './socket-path.js';
 import { validateFile } from './validate.js';
 
 export class ConfigError extends Error {
@@ -26,12 +27,7 @@ export interface LoadOptions {
   overrides?: Partial<DaemonConfig>;
 }
 
-/** The file a load reads: the flag, else $FERRY_CONFIG, else none. */
-export function configFileOf(opts: LoadOptions): string | null {
-  const env = opts.env ?? process.env;
-  const f = opts.file ?? env['FERRY_CONFIG'];
-  return f ? resolve(f) : null;
-}
+export { configFileOf, socketOf } from './socket-path.js';
 
 export function loadConfig(opts: LoadOptions = {}): DaemonConfig {
   const env = opts.env ?? process.env;
@@ -82,22 +78,4 @@ function readJson(file: string): unknown {
     }
     throw new ConfigError(file, [`not valid JSON${where}`]);
   }
-}
-
-/**
- * The socket a client (`ferry show`, `ferry health`) should ask: FERRY_SOCKET, else the file's
- * `socket`, else the built-in path. Reads only that key: a client need not hold the tokens the
- * file's `tokenEnv` and `tokenFile` name, and a file ferryd would refuse still names its socket.
- */
-export function socketOf(opts: LoadOptions): string {
-  const env = opts.env ?? process.env;
-  if (env['FERRY_SOCKET']) return env['FERRY_SOCKET'];
-  const file = configFileOf(opts);
-  if (file) {
-    try {
-      const doc = JSON.parse(readFileSync(file, 'utf8')) as { socket?: unknown };
-      if (typeof doc.socket === 'string' && doc.socket !== '') return doc.socket;
-    } catch {}
-  }
-  return builtInSocketPath(env);
 }

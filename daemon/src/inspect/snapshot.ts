@@ -8,19 +8,9 @@ import type { Session } from '../session/session.js';
 import type { SessionLayer } from '../session/session-layer.js';
 import type { TopicTransport } from '../topics/topic-transport.js';
 import { namespacesView, rulesView } from './policy-view.js';
+import type { ShowTopic } from './show-topics.js';
 
-export const SHOW_TOPICS = [
-  'sessions',
-  'apps',
-  'segments',
-  'listeners',
-  'stats',
-  'rules',
-  'namespaces',
-  'top',
-  'topics',
-] as const;
-export type ShowTopic = (typeof SHOW_TOPICS)[number];
+export { SHOW_TOPICS, type ShowTopic } from './show-topics.js';
 
 export function snapshot(
   topic: ShowTopic,

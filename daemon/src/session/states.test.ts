@@ -20,7 +20,7 @@ test('docs/session-lifecycle.md lists exactly the transitions of the table', () 
 test('terminal states accept nothing but the reset acknowledgement', () => {
   assert.equal(nextState('closed', 'close'), undefined);
   assert.equal(nextState('reset', 'close'), 'reset');
-  for (const ev of ['shutdown', 'peer-fin', 'connected'] as SessionEvent[]) {
+  for (const ev of ['shutdown', 'peer-fin', 'peer-close'] as SessionEvent[]) {
     assert.equal(nextState('closed', ev), undefined);
     assert.equal(nextState('reset', ev), undefined);
   }
@@ -31,4 +31,20 @@ test('a half-close from both sides ends closed', () => {
   assert.equal(nextState('local-fin', 'peer-fin'), 'closed');
   assert.equal(nextState('established', 'peer-fin'), 'remote-fin');
   assert.equal(nextState('remote-fin', 'shutdown'), 'closed');
+});
+
+test('a session starts established: every state is reachable from it, none is dead code', () => {
+  const seen = new Set<string>(['established']);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const s of [...seen]) {
+      for (const next of Object.values(SESSION_TRANSITIONS[s as keyof typeof SESSION_TRANSITIONS])) {
+        if (next && !seen.has(next)) {
+          seen.add(next);
+          grew = true;
+        }
+      }
+    }
+  }
+  assert.deepEqual([...seen].sort(), [...SESSION_STATES].sort());
 });

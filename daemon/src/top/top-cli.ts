@@ -5,7 +5,7 @@
  * prints one frame (rates over one interval) and exits.
  */
 import { parseArgs } from 'node:util';
-import { socketOf } from '../config/load.js';
+import { socketOf } from '../config/socket-path.js';
 import { queryAdmin } from '../inspect/show-client.js';
 import { buildModel, initialView, onKey, type TopModel, type TopSnapshot, type ViewState } from './model.js';
 import { renderFrame } from './render.js';
