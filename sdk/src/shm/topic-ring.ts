@@ -323,16 +323,31 @@ export class TopicRingReader {
     deliver: (v: unknown) => void,
   ): number {
     let n = 0;
+    let laps = 0;
     const half = this.#size / 2;
     while (n < max) {
       const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
       const behind = (tail - this.#pos) >>> 0;
       if (behind === 0) break;
+      // A ring whose newest record is itself unreadable (a broken or hostile publisher) would
+      // send every lap back to it: after a few, skip to the tail and wait for new records.
+      if (laps > 2) {
+        this.#pos = tail;
+        this.#expect = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
+        break;
+      }
       if (behind > half) {
+        laps++;
         this.#lapped();
         continue;
       }
       const p = this.#pos & this.#mask;
+      // Writers place records 8-aligned: any other position came from a broken LAST or TAIL.
+      if ((p & 7) !== 0) {
+        laps++;
+        this.#lapped();
+        continue;
+      }
       const len = this.#view.getUint32(p, true);
       if (len === PAD_RECORD) {
         this.#pos = (this.#pos + (this.#size - p)) >>> 0;
@@ -340,6 +355,7 @@ export class TopicRingReader {
       }
       const size = (TOPIC_RECORD_HEADER + len + 7) & ~7;
       if (len > this.#maxPayload || p + size > this.#size || size > behind) {
+        laps++;
         this.#lapped();
         continue;
       }
@@ -356,6 +372,7 @@ export class TopicRingReader {
       // seqlock check: the record was intact only if the writer is still within half a ring of it.
       const after = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
       if (!ok || (after - this.#pos) >>> 0 > half) {
+        laps++;
         this.#lapped();
         continue;
       }
