@@ -32,6 +32,8 @@ interface Variant {
   net?: 'unix' | 'tcp';
   /** The server attaches to the second ferryd: the client's ferryd reaches it over TCP. */
   remote?: boolean;
+  /** `tcp://` mode of both apps (FERRY_TCP_MODE): relay through ferryd, or the kernel socket handed over. */
+  tcpMode?: 'relay' | 'handoff';
 }
 
 const UNIX: Variant = { label: 'unix socket', stack: 'net', net: 'unix' };
@@ -47,7 +49,16 @@ const remote = (mode: 'interrupt' | 'adaptive'): Variant => ({
   stack: 'ferry',
   mode,
   remote: true,
+  tcpMode: 'relay',
 });
+
+/** Both ferryd decide and connect; the apps get the kernel sockets (the notifier mode is moot). */
+const HANDOFF: Variant = {
+  label: 'ferry remote handoff',
+  stack: 'ferry',
+  remote: true,
+  tcpMode: 'handoff',
+};
 
 function cases(scale: number): Case[] {
   return [
@@ -56,7 +67,7 @@ function cases(scale: number): Case[] {
       workload: 'throughput',
       count: Math.round(1024 * 1024 * 1024 * scale),
       size: 256 * 1024,
-      variants: [UNIX, TCP, ct('adaptive'), ct('poll'), remote('interrupt'), remote('adaptive')],
+      variants: [UNIX, TCP, ct('adaptive'), ct('poll'), remote('interrupt'), remote('adaptive'), HANDOFF],
     },
     {
       name: '64 B messages/s (one per write)',
@@ -78,6 +89,7 @@ function cases(scale: number): Case[] {
         ct('poll'),
         remote('interrupt'),
         remote('adaptive'),
+        HANDOFF,
       ],
     },
     {
@@ -86,7 +98,7 @@ function cases(scale: number): Case[] {
       count: Math.round(3_000 * scale),
       size: 64,
       concurrency: 8,
-      variants: [UNIX, TCP, ct('adaptive'), remote('interrupt'), remote('adaptive')],
+      variants: [UNIX, TCP, ct('adaptive'), remote('interrupt'), remote('adaptive'), HANDOFF],
     },
     {
       // node:http server, undici Pool client with 8 connections, one request in flight on each.
@@ -198,7 +210,12 @@ async function measure(
   port: number,
   daemons: ChildProcess[],
 ): Promise<Record<string, number>> {
-  const env = { ...process.env, FERRY_SOCKET: sockets.a, ...(v.mode ? { FERRY_MODE: v.mode } : {}) };
+  const env = {
+    ...process.env,
+    FERRY_SOCKET: sockets.a,
+    ...(v.mode ? { FERRY_MODE: v.mode } : {}),
+    ...(v.tcpMode ? { FERRY_TCP_MODE: v.tcpMode } : {}),
+  };
   const serverEnv = v.remote ? { ...env, FERRY_SOCKET: sockets.b } : env;
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
@@ -350,7 +367,8 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `Ferry benchmark: medians of ${rounds} rounds, ratios to node:net (unix socket, TCP loopback) in the same run\n` +
-      `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp)\n` +
+      `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp;\n` +
+      ` "remote handoff": both ferryd decide and connect, the apps get the kernel sockets)\n` +
       `(cpuUsPerOp: CPU us of client + server + both ferryd per MiB, message, round trip or connection)\n\n`,
   );
   process.stdout.write(

@@ -127,9 +127,13 @@ export class HandedSocket extends Socket {
     const att = this.#att;
     if (!att) return;
     handedSockets(att).delete(this);
-    if (this.#sessionId !== 0) {
-      att.notify({ t: reset ? 'reset' : 'close', id: 0, session: this.#sessionId });
-    }
+    if (this.#sessionId === 0) return;
+    // FIN sent and received: the connection is over on the wire, ferryd only drops its duplicate,
+    // so the notice waits for the next ring (10 ms at most). Otherwise the wire waits for ferryd's
+    // close (FIN, or RST for unread bytes) or reset: ring now.
+    const inner = this.#inner;
+    const over = !reset && inner !== null && inner.writableFinished && inner.readableEnded;
+    att.notify({ t: reset ? 'reset' : 'close', id: 0, session: this.#sessionId }, over ? 'lazy' : 'soon');
   }
 
   // ---- Socket's surface over the kernel socket ----
