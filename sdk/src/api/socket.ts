@@ -73,8 +73,10 @@ export class Socket extends Duplex implements SessionOwner {
     // decodeStrings false, as net.Socket: strings are encoded straight into fifo space (node:http
     // and undici write their headers as latin1 strings), not into a Buffer first.
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: false });
-    // 64 KiB pieces, as net.Socket reads: larger reads allocate from mmap (a page fault per page).
-    this.#readChunk = options.readChunkBytes ?? 64 * 1024;
+    // A read takes what is there, up to this: a 64 KiB HTTP body plus its header in one piece. (64 KiB
+    // pieces, as net.Socket reads, split such a response in two and cost the client ~15% more CPU
+    // per request in a paired run; BENCHMARKS.md.)
+    this.#readChunk = options.readChunkBytes ?? 256 * 1024;
     const onread = options.onread;
     if (onread !== undefined) {
       checkOnread(onread);
