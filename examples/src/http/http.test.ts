@@ -20,6 +20,9 @@ const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdi
 const hasCurl = has('curl');
 let base = '';
 let port = 0;
+/** The same server listening in handoff mode: ferryd hands it each kernel connection. */
+let handoffBase = '';
+let handoffPort = 0;
 let certs: TestCerts | null = null;
 let tlsPort = 0;
 
@@ -37,6 +40,12 @@ before(async () => {
   port = await freePort();
   await procs.startAndWait([SERVER, `tcp://127.0.0.1:${port}`], 'http server listening');
   base = `http://127.0.0.1:${port}`;
+  handoffPort = await freePort();
+  // The env is copied when the process is spawned: only this server asks for handoff.
+  env['FERRY_TCP_MODE'] = 'handoff';
+  await procs.startAndWait([SERVER, `tcp://127.0.0.1:${handoffPort}`], 'http server listening');
+  delete env['FERRY_TCP_MODE'];
+  handoffBase = `http://127.0.0.1:${handoffPort}`;
   // The same server on tls://: ferryd terminates TLS with a certificate made for this run.
   if (has('openssl')) {
     certs = makeTestCerts();
@@ -60,30 +69,48 @@ function skipWithoutCurl(t: { skip: (m: string) => void }): boolean {
   return true;
 }
 
-test('curl: GET, a large body, keep-alive across requests, and a 404', async (t) => {
-  if (skipWithoutCurl(t)) return;
-  const hello = await run('curl', ['-sS', '-m', '10', `${base}/`]);
-  assert.equal(hello.stdout, 'hello from ferry\n');
-  const big = await run('curl', ['-sS', '-m', '20', `${base}/bytes/3000000`], { maxBuffer: 8 << 20 });
-  assert.equal(big.stdout.length, 3_000_000);
-  const two = await run('curl', ['-sS', '-v', '-m', '10', `${base}/`, `${base}/nope`]);
-  assert.match(two.stderr, /Re-using existing connection/);
-  assert.match(two.stderr, /HTTP\/1\.1 404/);
+/** Both modes of tcp://: ferryd relays the server's connections, or hands them to it. */
+const MODES = [
+  ['relay', () => base],
+  ['handoff', () => handoffBase],
+] as const;
+
+test('the handoff server’s listener hands kernel connections over (ferry show listeners)', async () => {
+  const out = await run(process.execPath, [FERRY, 'show', 'listeners', '--json'], { env });
+  const listeners = JSON.parse(out.stdout) as { uri: string; transports: string[] }[];
+  const byPort = (p: number) => listeners.find((l) => l.uri.endsWith(`:${p}`))?.transports;
+  assert.deepEqual(byPort(port), ['ct', 'tcp']);
+  assert.deepEqual(byPort(handoffPort), ['ct', 'tcp-handoff']);
 });
 
-test('curl: a POSTed body comes back intact', async (t) => {
-  if (skipWithoutCurl(t)) return;
-  const body = randomBytes(2_000_003);
-  const file = join(dir, 'body.bin');
-  writeFileSync(file, body);
-  const out = await run('curl', ['-sS', '-m', '20', '--data-binary', `@${file}`, `${base}/echo`], {
-    encoding: 'buffer',
-    maxBuffer: 8 << 20,
+for (const [mode, baseOf] of MODES) {
+  test(`curl (${mode}): GET, a large body, keep-alive across requests, and a 404`, async (t) => {
+    if (skipWithoutCurl(t)) return;
+    const base = baseOf();
+    const hello = await run('curl', ['-sS', '-m', '10', `${base}/`]);
+    assert.equal(hello.stdout, 'hello from ferry\n');
+    const big = await run('curl', ['-sS', '-m', '20', `${base}/bytes/3000000`], { maxBuffer: 8 << 20 });
+    assert.equal(big.stdout.length, 3_000_000);
+    const two = await run('curl', ['-sS', '-v', '-m', '10', `${base}/`, `${base}/nope`]);
+    assert.match(two.stderr, /Re-using existing connection/);
+    assert.match(two.stderr, /HTTP\/1\.1 404/);
   });
-  const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-  assert.equal(out.stdout.length, body.length);
-  assert.equal(sha(out.stdout), sha(body));
-});
+
+  test(`curl (${mode}): a POSTed body comes back intact`, async (t) => {
+    if (skipWithoutCurl(t)) return;
+    const base = baseOf();
+    const body = randomBytes(2_000_003);
+    const file = join(dir, `body-${mode}.bin`);
+    writeFileSync(file, body);
+    const out = await run('curl', ['-sS', '-m', '20', '--data-binary', `@${file}`, `${base}/echo`], {
+      encoding: 'buffer',
+      maxBuffer: 8 << 20,
+    });
+    const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+    assert.equal(out.stdout.length, body.length);
+    assert.equal(sha(out.stdout), sha(body));
+  });
+}
 
 test('an SDK client on the same ferryd gets the same answers over cut-through', async () => {
   const s = connect({ uri: `tcp://127.0.0.1:${port}`, socket: String(env['FERRY_SOCKET']) });
@@ -119,15 +146,18 @@ test('curl --cacert: HTTPS through ferryd’s TLS, certificate verified, bodies 
   assert.equal(refused, 60);
 });
 
-test('wrk: a bounded run against the HTTP example, no socket errors and no non-2xx answers', async (t) => {
-  if (!has('wrk')) {
-    if (process.env['CI']) assert.fail('wrk is missing (.ci/run installs it)');
-    t.skip('wrk is not installed');
-    return;
-  }
-  const out = await run('wrk', ['-t1', '-c8', '-d3s', '--timeout', '5s', `${base}/`], { timeout: 30_000 });
-  const requests = Number(/(\d+) requests in/.exec(out.stdout)?.[1] ?? 0);
-  assert.ok(requests > 0, out.stdout);
-  assert.doesNotMatch(out.stdout, /Socket errors/, out.stdout);
-  assert.doesNotMatch(out.stdout, /Non-2xx or 3xx responses/, out.stdout);
-});
+for (const [mode, baseOf] of MODES) {
+  test(`wrk (${mode}): a bounded run against the HTTP example, no socket errors and no non-2xx answers`, async (t) => {
+    const base = baseOf();
+    if (!has('wrk')) {
+      if (process.env['CI']) assert.fail('wrk is missing (.ci/run installs it)');
+      t.skip('wrk is not installed');
+      return;
+    }
+    const out = await run('wrk', ['-t1', '-c8', '-d3s', '--timeout', '5s', `${base}/`], { timeout: 30_000 });
+    const requests = Number(/(\d+) requests in/.exec(out.stdout)?.[1] ?? 0);
+    assert.ok(requests > 0, out.stdout);
+    assert.doesNotMatch(out.stdout, /Socket errors/, out.stdout);
+    assert.doesNotMatch(out.stdout, /Non-2xx or 3xx responses/, out.stdout);
+  });
+}
