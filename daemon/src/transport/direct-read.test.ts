@@ -5,7 +5,14 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { collect, netConnect, sha256 } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
-import { adoptAccepted, DirectRead, directReadOf, scratchBuffer } from './direct-read.js';
+import {
+  adoptAccepted,
+  DIRECT_ACCEPT_NODE_MAJORS,
+  DirectRead,
+  directAcceptSupport,
+  directReadOf,
+  scratchBuffer,
+} from './direct-read.js';
 
 /**
  * A sink that hands out buffers of changing sizes and checks every read lands in the last one. The
@@ -128,4 +135,19 @@ test('a DirectRead socket reads nothing until resumed, and pause() stops the rea
   assert.equal(c.state.wrongBuffer, 0);
   sock.destroy();
   await closed(server);
+});
+
+test('accepted sockets get a DirectRead only on verified node lines with the internals in place', () => {
+  const here = process.versions.node;
+  const verified = DIRECT_ACCEPT_NODE_MAJORS.includes(Number(here.split('.')[0]));
+  assert.equal(directAcceptSupport({}, here).on, verified);
+  const unknown = directAcceptSupport({}, '99.0.0');
+  assert.equal(unknown.on, false);
+  assert.match(unknown.why, /node 99\.0\.0 is not a verified line/);
+  // Forced on, the internals are still probed (they are there on this node).
+  assert.equal(directAcceptSupport({ FERRY_DIRECT_ACCEPT: 'on' }, '99.0.0').on, true);
+  assert.deepEqual(directAcceptSupport({ FERRY_DIRECT_ACCEPT: 'off' }, here), {
+    on: false,
+    why: 'FERRY_DIRECT_ACCEPT=off',
+  });
 });

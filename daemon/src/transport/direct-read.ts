@@ -70,6 +70,54 @@ export function directReadOf(socket: Socket): DirectRead | undefined {
   return directReads.get(socket);
 }
 
+/**
+ * Node release lines on which re-creating an accepted socket (adoptAccepted) was verified: it
+ * relies on net.Socket internals (`_handle`, `_server`, the `pauseOnCreate` option) that node does
+ * not promise to keep. Elsewhere accepted sockets take the copying path (a 64 KiB read, then a copy
+ * into the fifo), which only costs speed. Outgoing connects use the public `onread` option and are
+ * not affected. Add a line here after the TCP tests pass on it.
+ */
+export const DIRECT_ACCEPT_NODE_MAJORS: readonly number[] = [20];
+
+export interface DirectAcceptSupport {
+  on: boolean;
+  /** Why not, for ferryd's log; empty when on. */
+  why: string;
+}
+
+/**
+ * Whether accepted sockets get a DirectRead here: the node line is one of the verified ones and the
+ * internals are where adoptAccepted expects them. FERRY_DIRECT_ACCEPT=off turns it off, =on skips
+ * the version check (the internals are still checked).
+ */
+export function directAcceptSupport(
+  env: NodeJS.ProcessEnv = process.env,
+  nodeVersion: string = process.versions.node,
+): DirectAcceptSupport {
+  const setting = env['FERRY_DIRECT_ACCEPT'];
+  if (setting === 'off') return { on: false, why: 'FERRY_DIRECT_ACCEPT=off' };
+  const major = Number(nodeVersion.split('.')[0]);
+  if (setting !== 'on' && !DIRECT_ACCEPT_NODE_MAJORS.includes(major)) {
+    return {
+      on: false,
+      why: `node ${nodeVersion} is not a verified line (${DIRECT_ACCEPT_NODE_MAJORS.join(', ')}; FERRY_DIRECT_ACCEPT=on tries anyway)`,
+    };
+  }
+  const probe = new Socket() as Socket & SocketInternals;
+  const internals = '_handle' in probe && '_server' in probe;
+  probe.destroy();
+  if (!internals) return { on: false, why: `node ${nodeVersion}'s net.Socket has no _handle/_server` };
+  return { on: true, why: '' };
+}
+
+let support: DirectAcceptSupport | null = null;
+
+/** directAcceptSupport() for this process, decided once. */
+export function directAccept(): DirectAcceptSupport {
+  support ??= directAcceptSupport();
+  return support;
+}
+
 /** The parts of net.Socket this module relies on that @types/node does not declare. */
 interface SocketInternals {
   _handle?: object | null;
@@ -87,7 +135,7 @@ interface SocketInternals {
 export function adoptAccepted(accepted: Socket, allowHalfOpen: boolean): Socket {
   const old = accepted as Socket & SocketInternals;
   const handle = old._handle;
-  if (!handle || accepted.destroyed || !accepted.isPaused()) return accepted;
+  if (!directAccept().on || !handle || accepted.destroyed || !accepted.isPaused()) return accepted;
   const reader = new DirectRead();
   const socket = new Socket({
     handle,

@@ -9,6 +9,7 @@ import type { App } from '../app/app.js';
 import type { Listener } from '../app/listener-table.js';
 import { fifoSizeFor } from '../config.js';
 import type { Session } from '../session/session.js';
+import { directAccept } from './direct-read.js';
 import {
   adoptHanded,
   HANDOFF_TRANSPORT,
@@ -218,6 +219,8 @@ export class TcpTransport implements Transport {
 
   constructor(host: TransportHost) {
     this.#host = host;
+    const direct = directAccept();
+    if (!direct.on) host.log.info(`accepted tcp connections take the copying path: ${direct.why}`);
   }
 
   async listen(req: ListenRequest): Promise<TransportListener> {
