@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnectRaw } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDatagramSocket } from '@ferry/sdk';
 import { type Family, parseExposition, sampleValue } from '../testing/exposition.js';
@@ -54,6 +56,23 @@ describe('metrics are off by default', () => {
       assert.deepEqual(listeningTcpOf(d.proc.pid as number), []);
     } finally {
       await d.stop();
+    }
+  });
+
+  test('metrics.listen in the configuration file turns it on there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-metrics-'));
+    try {
+      const file = join(dir, 'ferryd.json');
+      writeFileSync(file, JSON.stringify({ metrics: { listen: '127.0.0.1:0' } }));
+      const d = await startDaemon(['--config', file]);
+      try {
+        const m = await scrape(metricsUrl(d));
+        assert.equal(sampleValue(m, 'ferry_sessions', { transport: 'ct' }), 0);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
