@@ -133,7 +133,7 @@ export function resolveMode(opt?: NotifyMode): NotifyMode {
 }
 
 const TCP_MODES = ['handoff', 'relay'] as const;
-/** The mode when neither the option nor $FERRY_TCP_MODE says (see ARCHITECTURE.md, Handoff). */
+/** The mode when neither the option nor $FERRY_TCP_MODE says (see docs/internals.md, TCP handoff). */
 export const DEFAULT_TCP_MODE: (typeof TCP_MODES)[number] = 'relay';
 
 /** Whether a `tcp://` session asks for handoff: the option, else $FERRY_TCP_MODE, else the default. */
