@@ -77,7 +77,7 @@ test('a connect that ferryd does not answer in time fails with ETIMEDOUT', async
   warm.destroy();
   d.proc.kill('SIGSTOP');
   try {
-    const s = connect({ uri, timeout: 300 });
+    const s = connect({ uri, connectTimeout: 300 });
     const err = await new Promise<Error & { code?: string }>((resolve) => s.once('error', resolve));
     assert.equal(err.code, 'ETIMEDOUT');
   } finally {

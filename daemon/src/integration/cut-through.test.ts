@@ -113,13 +113,13 @@ describe('refused and half-close', () => {
 });
 
 describe('reset', () => {
-  test('destroy() on one side gives the other ECONNRESET', async () => {
+  test('resetAndDestroy() on one side gives the other ECONNRESET', async () => {
     const srv = await startApp(d.socket);
     try {
       const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'sink' });
       await client.ok({ op: 'connect', tag: 'r1', uri: l['uri'] });
       const acc = await srv.waitFor((e) => e.event === 'accepted');
-      await client.ok({ op: 'destroy', tag: 'r1' });
+      await client.ok({ op: 'reset', tag: 'r1' });
       const err = await srv.waitFor((e) => e.event === 'error' && e.tag === acc.tag);
       assert.equal(err['code'], 'ECONNRESET');
     } finally {

@@ -73,8 +73,9 @@ describe('limits', () => {
       maxSegmentBytesPerApp: 0,
       maxSegmentBytesTotal: 0,
     });
-    // Closing sessions makes room again.
-    await client.ok({ op: 'destroy', tag: 's0' });
+    // Closing sessions makes room again (a reset: the 'hold' server never reads, so after an
+    // orderly close its own end would stay open, as a paused net.Socket's does).
+    await client.ok({ op: 'reset', tag: 's0' });
     await eventually(
       async () => (await client.call({ op: 'connect', tag: 's4', uri }))['ok'] === true,
       10_000,

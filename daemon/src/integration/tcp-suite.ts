@@ -343,7 +343,7 @@ export function tcpSuite(mode: TcpMode): void {
       }
     });
 
-    test('an SDK client destroys its socket: the node:net server sees ECONNRESET', async () => {
+    test('an SDK client resets its socket (resetAndDestroy): the node:net server sees ECONNRESET', async () => {
       let got: Promise<{ how: string; bytes: number }> | null = null;
       const { server, port } = await netServer((s) => {
         got = collect(s);
@@ -352,8 +352,8 @@ export function tcpSuite(mode: TcpMode): void {
         await client.ok({ op: 'connect', tag: 'r2', uri: `tcp://127.0.0.1:${port}` });
         await client.ok({ op: 'send', tag: 'r2', bytes: 1000, seed: 27, chunk: 1000 });
         await eventually(async () => got !== null, 5000, 'the server to accept');
-        // Handoff: destroy() closes as net's does (FIN); the abort is resetAndDestroy().
-        await client.ok({ op: handoff ? 'reset' : 'destroy', tag: 'r2' });
+        // destroy() closes as net's does (FIN); the abort is resetAndDestroy().
+        await client.ok({ op: 'reset', tag: 'r2' });
         const r = await (got as unknown as Promise<{ how: string; bytes: number }>);
         assert.equal(r.how, 'ECONNRESET');
       } finally {
@@ -361,14 +361,14 @@ export function tcpSuite(mode: TcpMode): void {
       }
     });
 
-    test('an SDK server destroys an accepted socket: the node:net client sees ECONNRESET', async () => {
+    test('an SDK server resets an accepted socket: the node:net client sees ECONNRESET', async () => {
       const srv = await startApp(d.socket, appEnv);
       try {
         const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'sink' });
         const sock = await netConnect(portOf(l['uri']));
         const got = collect(sock);
         const acc = await srv.waitFor((e) => e.event === 'accepted');
-        await srv.ok({ op: handoff ? 'reset' : 'destroy', tag: acc.tag });
+        await srv.ok({ op: 'reset', tag: acc.tag });
         const r = await got;
         assert.equal(r.how, 'ECONNRESET');
       } finally {

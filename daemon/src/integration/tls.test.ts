@@ -203,7 +203,7 @@ describe('SDK listeners on tls://', () => {
       const acc = await sink.waitFor(
         (e) => e.event === 'accepted' && e['remote'] === `127.0.0.1:${raw.localPort}`,
       );
-      await sink.ok({ op: 'destroy', tag: acc.tag });
+      await sink.ok({ op: 'reset', tag: acc.tag });
       assert.equal(await rawEnd, 'ECONNRESET');
     } finally {
       await sink.kill();

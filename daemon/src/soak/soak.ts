@@ -131,7 +131,7 @@ async function transfer(id: number, slots: Slot[], rnd: () => number): Promise<v
   const send = await cApp.call({ op: 'send', tag, bytes, seed: id, chunk, end: !abort }, 120_000);
   if (!send['ok']) return fail('send', String(send['code']));
   if (abort) {
-    await cApp.call({ op: 'destroy', tag });
+    await cApp.call({ op: 'reset', tag });
     stats.abortedOnPurpose++;
     return;
   }

@@ -103,16 +103,21 @@ function track(tag: string, sock: Socket, behavior: Behavior | 'client'): void {
 async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
   switch (cmd.op) {
     case 'listen': {
-      const s = createServer({ allowHalfOpen: cmd.allowHalfOpen ?? false }, (sock) => {
-        const tag = `acc-${++accepted}`;
-        track(tag, sock, cmd.behavior);
-        report({
-          event: 'accepted',
-          tag,
-          remote: `${sock.remoteAddress}:${sock.remotePort}`,
-          transport: sock.transport,
-        });
-      });
+      // 'hold' never reads at all (net's pauseOnConnect): a paused socket would still read up to
+      // its highWaterMark, as net.Socket does.
+      const s = createServer(
+        { allowHalfOpen: cmd.allowHalfOpen ?? false, pauseOnConnect: cmd.behavior === 'hold' },
+        (sock) => {
+          const tag = `acc-${++accepted}`;
+          track(tag, sock, cmd.behavior);
+          report({
+            event: 'accepted',
+            tag,
+            remote: `${sock.remoteAddress}:${sock.remotePort}`,
+            transport: sock.transport,
+          });
+        },
+      );
       server = s;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
@@ -133,7 +138,7 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
         uri: cmd.uri,
         allowHalfOpen: cmd.allowHalfOpen ?? false,
         ...(cmd.fifoSize ? { rxFifoSize: cmd.fifoSize, txFifoSize: cmd.fifoSize } : {}),
-        ...(cmd.timeout ? { timeout: cmd.timeout } : {}),
+        ...(cmd.timeout ? { connectTimeout: cmd.timeout } : {}),
         ...(cmd.tls ? { tls: cmd.tls } : {}),
       });
       track(cmd.tag, sock, cmd.behavior ?? 'client');
@@ -167,7 +172,7 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
       return {};
     case 'reset':
       // An abort: the peer sees ECONNRESET (destroy() closes with a FIN, as net.Socket's).
-      (must(cmd.tag).sock as unknown as { resetAndDestroy(): void }).resetAndDestroy();
+      must(cmd.tag).sock.resetAndDestroy();
       return {};
     case 'stat': {
       const t = must(cmd.tag);

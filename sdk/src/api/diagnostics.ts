@@ -31,8 +31,14 @@ interface TracedSocket {
   destroyed: boolean;
   errored: Error | null;
   transport: string | undefined;
-  once(event: 'close', fn: () => void): unknown;
+  once(event: typeof kDestroying, fn: (err: Error | null) => void): unknown;
 }
+
+/**
+ * Emitted by Socket#_destroy at once: 'close' comes a loop turn later (as net.Socket's does when its
+ * handle has closed), by which time ferryd's answer to the connect may already be in.
+ */
+export const kDestroying: unique symbol = Symbol('ferry.destroying');
 
 function traceActive(tc: typeof connectTrace | typeof requestTrace): boolean {
   return (
@@ -64,11 +70,8 @@ export function traceConnect(socket: TracedSocket, uri: string, run: () => Promi
     }
   };
   // A timeout or a destroy() while connecting ends the socket before ferryd answers.
-  socket.once('close', () =>
-    failed(
-      socket.errored ??
-        Object.assign(new Error('socket destroyed while connecting'), { code: 'ECONNABORTED' }),
-    ),
+  socket.once(kDestroying, (err) =>
+    failed(err ?? Object.assign(new Error('socket destroyed while connecting'), { code: 'ECONNABORTED' })),
   );
   const p = tracing ? connectTrace.tracePromise(run, { socket, uri }) : run();
   p.then(() => {

@@ -81,6 +81,8 @@ export class HandedSocket extends Socket {
       this.push(null);
       // onread mode: nothing sits in the stream's buffer; flowing lets 'end' come at once.
       if (onread && !this.readableFlowing) super.resume();
+      // As net at EOF: with nothing buffered, 'end' comes even if nobody reads.
+      else if (this.readableLength === 0) this.read(0);
     });
     inner.on('error', (err) => this.destroy(err));
     handedSockets(att).add(this);
@@ -192,11 +194,8 @@ export class HandedSocket extends Socket {
   }
 
   /** Destroys the socket with an abort: the peer sees ECONNRESET (an RST), as net's. */
-  resetAndDestroy(): this {
-    if (!this.#inner) {
-      this.destroy();
-      return this;
-    }
+  override resetAndDestroy(): this {
+    if (!this.#inner) return super.resetAndDestroy();
     this.#reset = true;
     this.destroy();
     return this;

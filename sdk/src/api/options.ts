@@ -43,7 +43,9 @@ export interface ConnectOptions extends AttachmentOptions {
   /** Fifo sizes in bytes for this session (rounded up to a power of two by ferryd). */
   rxFifoSize?: number;
   txFifoSize?: number;
-  /** Connect timeout in ms (ETIMEDOUT). Default 10000. */
+  /** Connect timeout in ms: no session by then fails with ETIMEDOUT. Default 10000. */
+  connectTimeout?: number;
+  /** Idle timeout in ms once connected, as net.connect's `timeout`: socket.setTimeout(timeout). */
   timeout?: number;
   allowHalfOpen?: boolean;
   /** For `tls://` URIs: how ferryd verifies the server. */
@@ -53,10 +55,18 @@ export interface ConnectOptions extends AttachmentOptions {
   /** `tcp://` to the network: ferryd hands the connected kernel socket to the app (true) or
    *  relays its bytes through fifos (false). Default: $FERRY_TCP_MODE ('handoff' | 'relay'). */
   handoff?: boolean;
+  /** Aborting it destroys the socket with an AbortError (code ABORT_ERR), as in net.connect. */
+  signal?: AbortSignal;
+  /** Accepted as net.connect's; fifos have no Nagle and no keep-alive to tune. */
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
 }
 
 export interface ServerOptions extends AttachmentOptions {
   allowHalfOpen?: boolean;
+  /** As net.createServer's: accepted sockets start paused and read nothing until resume(). */
+  pauseOnConnect?: boolean;
   /** Every accepted socket reads with this `onread` (net.Server has no such option; Ferry does). */
   onread?: OnReadOptions;
   /** For `tls://` listens: the certificate ferryd serves (a listen's own `tls` wins). */

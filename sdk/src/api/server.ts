@@ -20,6 +20,12 @@ import { checkOnread, Socket } from './socket.js';
 
 export class Server extends EventEmitter {
   listening = false;
+  /** As net.Server's: connections beyond this many are closed at once and 'drop' is emitted. */
+  maxConnections: number | undefined = undefined;
+  /** unref() was called: the listener does not keep the process alive. */
+  #unrefed = false;
+  /** This server holds a reference on its attachment (listening and not unref'd). */
+  #holdsRef = false;
   #opts: ServerOptions;
   #att: Attachment | null = null;
   #listener = 0;
@@ -38,9 +44,21 @@ export class Server extends EventEmitter {
     this.#opts = opts;
   }
 
-  listen(target: string | ListenOptions | number, cb?: () => void): this {
+  /**
+   * listen(uri[, cb]), listen(options[, cb]) or listen(port[, host][, backlog][, cb]), as
+   * net.Server#listen takes them (a string is a URI here, not a unix path; backlog is ignored).
+   */
+  listen(target: string | ListenOptions | number, cb?: () => void): this;
+  listen(port: number, host?: string, backlog?: number, cb?: () => void): this;
+  listen(port: number, host?: string, cb?: () => void): this;
+  listen(target: string | ListenOptions | number, ...rest: unknown[]): this {
     if (this.listening || this.#att) throw ferryError('ERR_FERRY_SERVER_LISTENING');
-    const uri = resolveUri(typeof target === 'number' ? { port: target } : target);
+    const last = rest[rest.length - 1];
+    const cb = typeof last === 'function' ? (last as () => void) : undefined;
+    const host = typeof rest[0] === 'string' ? rest[0] : undefined;
+    const uri = resolveUri(
+      typeof target === 'number' ? { port: target, ...(host !== undefined ? { host } : {}) } : target,
+    );
     const tls = (typeof target === 'object' ? target.tls : undefined) ?? this.#opts.tls;
     if (cb) this.once('listening', cb);
     (async () => {
@@ -55,7 +73,7 @@ export class Server extends EventEmitter {
       this.#listener = reply.listener;
       this.#uri = reply.uri;
       this.listening = true;
-      att.ref();
+      this.#syncRef();
       att.on('accepted', this.#onAccepted);
       att.on('lost', this.#onLost);
       att.on('reattached', this.#onReattached);
@@ -75,34 +93,59 @@ export class Server extends EventEmitter {
     return this.#connections.size;
   }
 
+  /** Calls back (asynchronously, as net.Server's) with the number of open connections. */
   getConnections(cb: (err: Error | null, count: number) => void): this {
-    cb(null, this.#connections.size);
+    const n = this.#connections.size;
+    process.nextTick(() => cb(null, n));
     return this;
   }
 
-  /** Stops accepting; 'close' follows once every accepted socket has closed, as with net.Server. */
+  /**
+   * Stops accepting; 'close' follows once every accepted socket has closed, as with net.Server.
+   * On a server that is not listening, `cb` gets ERR_SERVER_NOT_RUNNING (after 'close').
+   */
   close(cb?: (err?: Error) => void): this {
-    if (cb) this.once('close', cb);
     const att = this.#att;
     if (!this.listening || !att) {
-      queueMicrotask(() => this.emit('close'));
+      // node:net's own error (not a FerryError: nothing of Ferry failed), so code checks match.
+      const notRunning = () =>
+        Object.assign(new Error('Server is not running.'), { code: 'ERR_SERVER_NOT_RUNNING' });
+      if (cb) this.once('close', () => cb(notRunning()));
+      if (!this.#closing) process.nextTick(() => this.emit('close'));
       return this;
     }
+    if (cb) this.once('close', cb);
     this.listening = false;
     this.#closing = true;
     this.#detach(att);
     if (this.#listener !== 0) att.request({ t: 'unlisten', id: 0, listener: this.#listener }).catch(() => {});
-    att.unref();
-    this.#maybeClosed();
+    this.#syncRef();
+    process.nextTick(() => this.#maybeClosed());
     return this;
   }
 
+  /** The listener keeps the process alive again (the default). */
   ref(): this {
+    this.#unrefed = false;
+    this.#syncRef();
     return this;
   }
 
+  /** The listener alone does not keep the process alive (its connections still do). */
   unref(): this {
+    this.#unrefed = true;
+    this.#syncRef();
     return this;
+  }
+
+  /** Holds a reference on the attachment exactly while listening and not unref'd. */
+  #syncRef(): void {
+    const att = this.#att;
+    const want = this.listening && !this.#unrefed && att !== null;
+    if (want === this.#holdsRef || !att) return;
+    this.#holdsRef = want;
+    if (want) att.ref();
+    else att.unref();
   }
 
   #onAccepted = (msg: Accepted, handed: HandedFd | null): void => {
@@ -135,14 +178,34 @@ export class Server extends EventEmitter {
     this.#track(sock);
   };
 
+  /**
+   * A new connection: counted, announced ('connection'), then started. Over maxConnections it is
+   * closed at once and 'drop' is emitted instead, as net.Server does (the peer sees its end).
+   */
   #track(sock: Socket): void {
+    if (this.maxConnections !== undefined && this.#connections.size >= this.maxConnections) {
+      sock.on('error', () => {});
+      this.emit('drop', {
+        localAddress: sock.localAddress,
+        localPort: sock.localPort,
+        localFamily: sock.localAddress === undefined ? undefined : sock.remoteFamily,
+        remoteAddress: sock.remoteAddress,
+        remotePort: sock.remotePort,
+        remoteFamily: sock.remoteFamily,
+      });
+      sock.destroy();
+      return;
+    }
     this.#connections.add(sock);
     sock.once('close', () => {
       this.#connections.delete(sock);
       this.#maybeClosed();
     });
+    const paused = this.#opts.pauseOnConnect === true;
+    if (paused) sock.pause();
     publishAccepted(this, sock);
     this.emit('connection', sock);
+    sock._start(!paused);
   }
 
   #requestListen(att: Attachment, uri: string) {
@@ -198,7 +261,7 @@ export class Server extends EventEmitter {
     this.listening = false;
     this.#listener = 0;
     this.#detach(att);
-    att.unref();
+    this.#syncRef();
     this.emit('error', err);
   }
 

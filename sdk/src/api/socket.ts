@@ -9,8 +9,9 @@ import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
-import { publishClose } from './diagnostics.js';
-import type { OnReadOptions } from './options.js';
+import { kDestroying, publishClose } from './diagnostics.js';
+import { type ConnectOptions, type OnReadOptions, resolveUri } from './options.js';
+import { connectArgs, startConnect } from './socket-connect.js';
 import { ReadView, WriteReservation } from './zero-copy.js';
 
 const debug = debuglog('ferry');
@@ -21,6 +22,8 @@ export interface SocketOptions {
   readChunkBytes?: number;
   /** Read into the caller's buffer instead of emitting 'data' (net.Socket's `onread`). */
   onread?: OnReadOptions;
+  /** Aborting it destroys the socket with an AbortError, as net.Socket's `signal` option. */
+  signal?: AbortSignal;
 }
 
 type PendingWrite = { chunks: Uint8Array[]; cb: (err?: Error | null) => void };
@@ -68,11 +71,19 @@ export class Socket extends Duplex implements SessionOwner {
   #reserveWaiting = false;
   /** Counts reserve() calls: only the newest reservation may commit. */
   #reserveSeq = 0;
+  /** Set when the data path failed (peer reset, corrupt fifo): destroy then resets, never FINs. */
+  #failed = false;
+  /** _start() ran: bytes may be delivered ('connect' or 'connection' was emitted). */
+  #started = false;
+  /** setTimeout(): idle time in ms (0: off) and its timer, refreshed by reads and writes. */
+  #idleMs: number | undefined = undefined;
+  #idleTimer: NodeJS.Timeout | null = null;
 
   constructor(options: SocketOptions = {}) {
     // decodeStrings false, as net.Socket: strings are encoded straight into fifo space (node:http
-    // and undici write their headers as latin1 strings), not into a Buffer first.
-    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, decodeStrings: false });
+    // and undici write their headers as latin1 strings), not into a Buffer first. emitClose off:
+    // 'close' carries hadError, as net.Socket's does (emitted by _destroy).
+    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, decodeStrings: false });
     // A read takes what is there, up to this: a 64 KiB HTTP body plus its header in one piece. (64 KiB
     // pieces, as net.Socket reads, split such a response in two and cost the client ~15% more CPU
     // per request in a paired run; BENCHMARKS.md.)
@@ -83,6 +94,15 @@ export class Socket extends Duplex implements SessionOwner {
       this.#onread = onread;
       // Bytes go to the callback, not through the stream: read from the start, as net does.
       this.#wantRead = true;
+    }
+    const signal = options.signal;
+    if (signal !== undefined) {
+      const abort = () => this.destroy(abortError(signal));
+      if (signal.aborted) process.nextTick(abort);
+      else {
+        signal.addEventListener('abort', abort, { once: true });
+        this.once('close', () => signal.removeEventListener('abort', abort));
+      }
     }
   }
 
@@ -95,7 +115,7 @@ export class Socket extends Duplex implements SessionOwner {
     super.resume();
     if (this.#onread && this.#onreadPaused) {
       this.#onreadPaused = false;
-      if (this.#session) this.#pull();
+      if (this.#session && this.#started) this.#pull();
     }
     return this;
   }
@@ -104,19 +124,103 @@ export class Socket extends Duplex implements SessionOwner {
     return this.#bytesRead;
   }
 
+  /** As net.Socket's: bytes handed to the fifo plus those still queued in the socket (corked,
+   *  waiting for space or for the connect). */
   get bytesWritten(): number {
-    return this.#bytesWritten;
+    let n = this.#bytesWritten;
+    for (const c of this.#pending?.chunks ?? []) n += c.length;
+    const queued = (
+      this as unknown as { writableBuffer: { chunk: Buffer | string; encoding: BufferEncoding }[] }
+    ).writableBuffer;
+    for (const w of queued) {
+      n += typeof w.chunk === 'string' ? Buffer.byteLength(w.chunk, w.encoding) : w.chunk.length;
+    }
+    return n;
   }
 
   get pending(): boolean {
-    return this.#session === null;
+    return this.#session === null || this.connecting;
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
     if (this.connecting) return 'opening';
-    if (this.destroyed || !this.#session) return 'closed';
     if (this.readable && this.writable) return 'open';
-    return this.readable ? 'readOnly' : 'writeOnly';
+    if (this.readable) return 'readOnly';
+    return this.writable ? 'writeOnly' : 'closed';
+  }
+
+  /** The idle timeout set by setTimeout() (undefined until set), as net.Socket's `timeout`. */
+  get timeout(): number | undefined {
+    return this.#idleMs;
+  }
+
+  /**
+   * Emits 'timeout' after `ms` without reads or writes (once per idle period; the socket stays
+   * open). 0 turns it off. `cb` is added as a 'timeout' listener (removed again by 0), as in net.
+   */
+  setTimeout(ms: number, cb?: () => void): this {
+    if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
+      throw ferryError(
+        'ERR_INVALID_ARG_VALUE',
+        `timeout must be a non-negative finite number, got ${String(ms)}`,
+      );
+    }
+    this.#idleMs = ms;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
+    if (ms === 0) {
+      if (cb) this.removeListener('timeout', cb);
+      return this;
+    }
+    if (cb) this.once('timeout', cb);
+    if (!this.destroyed) {
+      // Unref'd, as net's: an idle timeout alone does not keep the process alive.
+      this.#idleTimer = setTimeout(() => {
+        this.#idleTimer = null;
+        if (!this.destroyed) this.emit('timeout');
+      }, ms).unref();
+    }
+    return this;
+  }
+
+  /** Reads and writes restart the idle timer. */
+  #active(): void {
+    this.#idleTimer?.refresh();
+  }
+
+  /**
+   * Connects this socket, as net.Socket#connect: (uri[, cb]), (options[, cb]) or
+   * (port[, host][, cb]). Constructor options (allowHalfOpen, onread, signal) stay the socket's.
+   */
+  connect(target: string | ConnectOptions, listener?: () => void): this;
+  connect(port: number, host?: string, listener?: () => void): this;
+  connect(port: number, listener?: () => void): this;
+  connect(...args: unknown[]): this {
+    if (this.connecting || this.#session !== null || this.destroyed) {
+      throw ferryError(
+        'ERR_FERRY_SOCKET_CLOSED',
+        'connect() on a socket that is connecting, connected or destroyed',
+      );
+    }
+    const { opts, listener } = connectArgs(args);
+    resolveUri(opts);
+    if (listener) this.once('connect', listener);
+    startConnect(this, opts);
+    return this;
+  }
+
+  /** Ends the writable side, then destroys the socket once it finished (net.Socket#destroySoon). */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  /** Destroys the socket with an abort: the peer sees ECONNRESET (TCP: an RST), as net's. */
+  resetAndDestroy(): this {
+    this.#failed = true;
+    this.destroy();
+    return this;
   }
 
   /** Accepted for net.Socket compatibility: fifos have no Nagle and no keep-alive to tune. */
@@ -149,7 +253,8 @@ export class Socket extends Duplex implements SessionOwner {
     return { address: this.localAddress, family: familyOf(this.localAddress), port: this.localPort };
   }
 
-  /** Binds the socket to an established session (from connect or accept). @internal */
+  /** Binds the socket to an established session (from connect or accept); the owner then emits
+   *  'connect' or 'connection' and calls _start(). @internal */
   _attach(
     att: Attachment,
     session: AppSession,
@@ -171,9 +276,21 @@ export class Socket extends Duplex implements SessionOwner {
     this.ref();
     att.onSessionReset(session, (err) => this.onFailure(err));
     session.open(this);
-    // _read() may have run while connecting, with no fifo to arm: pull now so that the rx fifo is
-    // armed (or drained) and the peer's first bytes wake us.
+  }
+
+  /**
+   * Starts moving bytes, after 'connect' (or 'connection') was emitted, so that no 'data' comes
+   * before it. Reads at once, as net.Socket does: a socket nobody consumes still reads the peer's
+   * FIN (then 'end', and 'close' without allowHalfOpen). Like net, a client paused before it
+   * connected does not start reading; an accepted socket does even if 'connection' paused it
+   * (net reads when it creates the socket, before 'connection'), unless the server has
+   * pauseOnConnect (`readIfPaused` false). @internal
+   */
+  _start(readIfPaused = false): void {
+    if (this.destroyed || this.#session === null) return;
+    this.#started = true;
     if (this.#wantRead) this.#pull();
+    else if (this.readable && (readIfPaused || !this.isPaused())) this.read(0);
     this.onWritable();
   }
 
@@ -192,7 +309,7 @@ export class Socket extends Duplex implements SessionOwner {
     }
     this.#onview = cb;
     this.#wantRead = true;
-    if (this.#session) this.#pull();
+    if (this.#session && this.#started) this.#pull();
     return this;
   }
 
@@ -252,7 +369,7 @@ export class Socket extends Duplex implements SessionOwner {
         this.readableFlowing,
       );
     }
-    if (this.#wantRead) this.#pull();
+    if (this.#wantRead && this.#started) this.#pull();
   }
 
   onWritable(): void {
@@ -272,6 +389,7 @@ export class Socket extends Duplex implements SessionOwner {
   onFailure(err: FerryError): void {
     if (this.destroyed) return;
     if (err.code === 'ECONNRESET') this.#peerReset = true;
+    this.#failed = true;
     this.destroy(err);
   }
 
@@ -279,11 +397,12 @@ export class Socket extends Duplex implements SessionOwner {
 
   override _read(): void {
     this.#wantRead = true;
-    if (this.#session) this.#pull();
+    if (this.#session && this.#started) this.#pull();
   }
 
   override _write(data: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const s = this.#session;
+    if (this.#idleTimer !== null) this.#active();
     if (typeof data === 'string' && s !== null && this.#pending === null && this.#writeString(s, data, enc)) {
       cb();
       return;
@@ -318,6 +437,7 @@ export class Socket extends Duplex implements SessionOwner {
     chunks: { chunk: Buffer | string; encoding: BufferEncoding }[],
     cb: (err?: Error | null) => void,
   ): void {
+    if (this.#idleTimer !== null) this.#active();
     const s = this.#session;
     const bufs: Uint8Array[] = [];
     for (const { chunk, encoding } of chunks) {
@@ -389,21 +509,31 @@ export class Socket extends Duplex implements SessionOwner {
     cb();
   }
 
+  /**
+   * Lets the session go. As a kernel socket's close(): the peer gets what was written and a FIN
+   * (then EPIPE if it writes on), unless bytes it sent are still unread here, or the data path
+   * failed, or resetAndDestroy() asked for it: then a reset (ECONNRESET at the peer).
+   */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const s = this.#session;
     const att = this.#attachment;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
     if (s && att) {
       if (this.#staged > 0) this.#flushStage(s);
       this.#staged = 0;
-      const clean = !err && this.#finished && this.readableEnded;
-      if (!clean && !this.#peerReset) {
+      if (this.#peerReset) {
+        att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
+      } else if (this.#failed || s.readableBytes > 0) {
         s.reset();
         att.notifySession(s, { t: 'reset', id: 0, session: s.id });
-      } else if (!clean) {
-        att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
       } else {
+        if (!this.#finished) {
+          s.fin();
+          this.#finished = true;
+        }
         s.stopReading();
-        // Lazy: the peer already knows (FIN both ways, or the reset); ferryd only frees the fifos.
+        // ferryd frees the fifos once both ends let go; the peer learns of the FIN from the fifo.
         att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
       }
       s.detach();
@@ -413,7 +543,10 @@ export class Socket extends Duplex implements SessionOwner {
     }
     this.#session = null;
     publishClose(this, err);
+    this.emit(kDestroying, err);
     cb(err);
+    // After the 'error' that cb schedules, as net.Socket emits 'close' when its handle closed.
+    setImmediate(() => this.emit('close', err != null));
   }
 
   #writeChunks(chunks: Uint8Array[], cb: (err?: Error | null) => void): void {
@@ -506,6 +639,7 @@ export class Socket extends Duplex implements SessionOwner {
         const n = s.readInto(buf);
         if (n <= 0) return;
         this.#bytesRead += n;
+        if (this.#idleTimer !== null) this.#active();
         if (onread.callback(n, buf) === false) this.pause();
         continue;
       }
@@ -586,6 +720,7 @@ export class Socket extends Duplex implements SessionOwner {
       const buf = s.read(this.#readChunk);
       if (buf) {
         this.#bytesRead += buf.length;
+        if (this.#idleTimer !== null) this.#active();
         if (!this.push(buf)) {
           this.#wantRead = false;
           return;
@@ -595,6 +730,8 @@ export class Socket extends Duplex implements SessionOwner {
       if (s.ended) {
         this.#wantRead = false;
         this.push(null);
+        // As net does at EOF: with nothing buffered, 'end' comes even if nobody reads.
+        if (this.readableLength === 0) this.read(0);
         return;
       }
       if (!s.armRead()) return;
@@ -625,6 +762,12 @@ export function checkOnread(onread: OnReadOptions): void {
 /** Bytes `str` takes in `enc`; latin1 and ascii without a scan. */
 function byteLengthOf(str: string, enc: BufferEncoding): number {
   return enc === 'latin1' || enc === 'binary' || enc === 'ascii' ? str.length : Buffer.byteLength(str, enc);
+}
+
+function abortError(signal: AbortSignal): Error {
+  const e = new Error('The operation was aborted', { cause: signal.reason });
+  e.name = 'AbortError';
+  return Object.assign(e, { code: 'ABORT_ERR' });
 }
 
 function familyOf(host: string): string {

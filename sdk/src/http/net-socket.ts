@@ -108,7 +108,7 @@ export class FerryNetSocket extends net.Socket {
       // could overtake the data still in the peer's fifo, which the kernel's RST, sent after
       // data the peer has mostly read by then, rarely does.
       const unread = this.readableLength > 0 || inner.readableLength > 0;
-      if (f[kReset] || f[kWriting] || (unread && !this.writableFinished)) inner.destroy();
+      if (f[kReset] || f[kWriting] || (unread && !this.writableFinished)) inner.resetAndDestroy();
       else closeLingering(inner);
     }
     f[kHadError] = err !== null && err !== undefined;
@@ -257,7 +257,7 @@ function closeLingering(inner: FerrySocket): void {
   inner.removeAllListeners('error');
   inner.on('error', () => {});
   inner.on('data', () => {});
-  const timer = setTimeout(() => inner.destroy(), LINGER_MS);
+  const timer = setTimeout(() => inner.resetAndDestroy(), LINGER_MS);
   timer.unref();
   inner.once('close', () => clearTimeout(timer));
   inner.unref();

@@ -1,0 +1,93 @@
+/**
+ * Connecting a Socket: the argument forms net.connect and net.Socket#connect take, and the
+ * request to ferryd that gives the socket its session.
+ */
+import { AppSession } from '../app/app-session.js';
+import type { Attachment } from '../app/attachment.js';
+import { ferryError } from '../errors.js';
+import type { ConnectReply } from '../proto/ctrl/messages.js';
+import { getAttachment } from './attachments.js';
+import { traceConnect } from './diagnostics.js';
+import { type ConnectOptions, resolveUri, tlsWire } from './options.js';
+import type { Socket } from './socket.js';
+
+/**
+ * (uri[, cb]), (options[, cb]) or (port[, host][, cb]), as net.connect takes them (a string is a
+ * URI here, not a unix path).
+ */
+export function connectArgs(args: readonly unknown[]): { opts: ConnectOptions; listener?: () => void } {
+  const [target, second, third] = args;
+  let opts: ConnectOptions;
+  if (typeof target === 'number')
+    opts = { port: target, ...(typeof second === 'string' ? { host: second } : {}) };
+  else if (typeof target === 'string') opts = { uri: target };
+  else if (target !== null && typeof target === 'object') opts = target as ConnectOptions;
+  else throw ferryError('ERR_INVALID_ARG_TYPE', 'connect takes a URI, options, or a port');
+  const listener = [second, third].find((a) => typeof a === 'function') as (() => void) | undefined;
+  return listener ? { opts, listener } : { opts };
+}
+
+/** Binds a reply that handed a kernel socket (handoff) to `sock`; false: an ordinary reply. */
+export type TakeHanded = (sock: Socket, att: Attachment, reply: ConnectReply, abandoned: boolean) => boolean;
+
+/**
+ * Asks ferryd for a session to `opts`' address and attaches it to `sock`; 'connect' then 'ready',
+ * or 'error' (ETIMEDOUT after `connectTimeout`, 10 s by default). `takeHanded` (a HandedSocket's
+ * connect) asks for handoff and binds a handed kernel socket.
+ */
+export function startConnect(sock: Socket, opts: ConnectOptions, takeHanded: TakeHanded | null = null): void {
+  const uri = resolveUri(opts);
+  sock.connecting = true;
+  const timeoutMs = opts.connectTimeout ?? 10_000;
+  if (opts.timeout !== undefined) sock.setTimeout(opts.timeout);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    sock.destroy(ferryError('ETIMEDOUT', `connect to ${uri} timed out after ${timeoutMs} ms`));
+  }, timeoutMs);
+  traceConnect(sock, uri, async () => {
+    const att = await getAttachment(opts);
+    const reply = (await att.request({
+      t: 'connect',
+      id: 0,
+      uri,
+      rxFifoSize: opts.rxFifoSize ?? 0,
+      txFifoSize: opts.txFifoSize ?? 0,
+      ...(opts.tls ? { tls: tlsWire(opts.tls) } : {}),
+      ...(takeHanded ? { handoff: true } : {}),
+    })) as ConnectReply;
+    clearTimeout(timer);
+    if (takeHanded?.(sock, att, reply, timedOut)) {
+      if (sock.destroyed || timedOut) return;
+      sock.emit('connect');
+      sock.emit('ready');
+      return;
+    }
+    // The segment was pinned when the reply arrived: a segment-del (the listener's app died) that
+    // came in the same burst cannot have unmapped it, and its session-reset was kept for us.
+    const { seg, reset } = att.claimSession(reply.session);
+    if (!reply.fifos || !seg) {
+      att.notify({ t: 'reset', id: 0, session: reply.session });
+      if (seg) att.releaseSegmentIfUnused(seg);
+      throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
+    }
+    if (timedOut || sock.destroyed) {
+      if (!seg.orphaned) att.notify({ t: 'reset', id: 0, session: reply.session });
+      att.releaseSegmentIfUnused(seg);
+      return;
+    }
+    const session = new AppSession(reply.session, seg, reply.fifos, reply.transport);
+    sock._attach(att, session, reply.localUri, reply.remoteUri, reply.transport);
+    sock.emit('connect');
+    // As net: writes made while connecting go out between 'connect' and 'ready'; reading starts
+    // after 'ready', so no 'data' comes before it.
+    if (!reset) sock.onWritable();
+    sock.emit('ready');
+    if (reset) sock.onFailure(reset);
+    else sock._start();
+  }).catch((err: Error) => {
+    clearTimeout(timer);
+    sock.connecting = false;
+    if (!sock.destroyed) sock.destroy(err);
+  });
+}
