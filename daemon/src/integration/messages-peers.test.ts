@@ -126,7 +126,7 @@ describe('load', () => {
     let arrived = 0;
     const held = createMessageServer({
       onRequest: async (v) => {
-        if (++arrived === 10_000) release();
+        arrived++;
         await gate;
         return v;
       },
@@ -135,7 +135,9 @@ describe('load', () => {
     const ch = await connectMessages(held.uri ?? '');
     const all = Array.from({ length: 10_000 }, (_, i) => ch.request({ i }));
     await eventually(async () => arrived === 10_000, 30_000, 'all requests at the server');
+    // The server holds every one of them until the test lets them go.
     assert.equal(ch.pendingRequests, 10_000);
+    release();
     const replies = await Promise.all(all);
     for (const [i, r] of replies.entries()) assert.deepEqual(r, { i });
     assert.equal(ch.pendingRequests, 0);
