@@ -14,8 +14,14 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import type { Attachment } from '../app/attachment.js';
 import { DatagramChannel, type DatagramSink } from '../app/datagram-channel.js';
+import {
+  endDatagramChannel,
+  noticeSession,
+  requestDgramBind,
+  requestDgramConnect,
+} from '../app/session-control.js';
 import { type FerryError, ferryError } from '../errors.js';
-import { type Accepted, type ConnectReply, type DgramBindReply, FEATURE } from '../proto/ctrl/messages.js';
+import { type Accepted, FEATURE } from '../proto/ctrl/messages.js';
 import {
   DGRAM_MAX_PAYLOAD,
   type DgramAddress,
@@ -113,16 +119,6 @@ function addressOfUri(uri: string): DgramAddress {
   return { address: u.host, port: u.port, family: u.host.includes(':') ? 'IPv6' : 'IPv4' };
 }
 
-/** Closes a channel and gives its session (and, if it was the last, its segment) back to ferryd. */
-function endChannel(att: Attachment | null, ch: DatagramChannel): void {
-  ch.close();
-  ch.detach();
-  if (!att) return;
-  att.notifySession(ch, { t: 'close', id: 0, session: ch.id });
-  att.offSessionReset(ch);
-  att.releaseSegmentIfUnused(ch.segment);
-}
-
 export class DatagramSocket extends EventEmitter implements DatagramSink {
   readonly type: 'udp4' | 'udp6' | undefined;
   #opts: DatagramSocketOptions;
@@ -213,20 +209,18 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     if ((att.features & FEATURE.DATAGRAM) === 0) {
       throw ferryError('ERR_FERRY_NOT_SUPPORTED', 'this ferryd has no datagram endpoints (feature DATAGRAM)');
     }
-    const reply = (await att.request({
-      t: 'dgram-bind',
-      id: 0,
+    const reply = await requestDgramBind(att, {
       uri,
       rxFifoSize: this.#opts.rxFifoSize ?? 0,
       txFifoSize: this.#opts.txFifoSize ?? 0,
-    })) as DgramBindReply;
+    });
     const seg = reply.fifos ? att.segments.get(reply.fifos.segment) : undefined;
     if (!reply.fifos || !seg) {
-      att.notify({ t: 'close', id: 0, session: reply.session });
+      noticeSession(att, 'close', reply.session);
       throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'dgram-bind reply names no usable segment');
     }
     if (this.#state === 'closed') {
-      att.notify({ t: 'close', id: 0, session: reply.session });
+      noticeSession(att, 'close', reply.session);
       return false;
     }
     this.#att = att;
@@ -434,14 +428,12 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
   async #lookup(to: DgramAddress): Promise<void> {
     const att = this.#att;
     if (!att || this.#state !== 'bound') throw ferryError('ERR_FERRY_SOCKET_CLOSED', 'socket is closed');
-    const reply = (await att.request({
-      t: 'dgram-connect',
-      id: 0,
+    const reply = await requestDgramConnect(att, {
       endpoint: this.#endpoint,
       uri: formatUri({ scheme: 'udp', host: to.address, port: to.port }),
       rxFifoSize: this.#opts.rxFifoSize ?? 0,
       txFifoSize: this.#opts.txFifoSize ?? 0,
-    })) as ConnectReply;
+    });
     const key = keyOf(to);
     if (!reply.fifos) {
       if (this.#remote.size >= MAX_REMOTE_ROUTES) this.#remote.clear();
@@ -452,7 +444,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     // sent before we got here): claim both, or the pin outlives the session.
     const { seg, reset } = att.claimSession(reply.session);
     if (!seg || this.#state !== 'bound') {
-      att.notify({ t: 'close', id: 0, session: reply.session });
+      noticeSession(att, 'close', reply.session);
       if (!seg) throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'dgram-connect reply names no usable segment');
       att.releaseSegmentIfUnused(seg);
       return;
@@ -485,7 +477,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     const att = this.#att;
     const seg = msg.fifos ? att?.segments.get(msg.fifos.segment) : undefined;
     if (!att || !seg || !msg.fifos || this.#state !== 'bound') {
-      att?.notify({ t: 'close', id: 0, session: msg.session });
+      if (att) noticeSession(att, 'close', msg.session);
       return;
     }
     this.#openChannel(att, new DatagramChannel(msg.session, seg, msg.fifos, addressOfUri(msg.remoteUri)));
@@ -621,7 +613,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
         }
       }
     }
-    endChannel(att, ch);
+    endDatagramChannel(att, ch);
   }
 
   // ---- teardown ----
@@ -679,7 +671,7 @@ export class DatagramSocket extends EventEmitter implements DatagramSink {
     const att = this.#att;
     this.#relay = null;
     if (!relay || !att) return;
-    endChannel(att, relay);
+    endDatagramChannel(att, relay);
     routers.get(att)?.delete(this.#endpoint);
     this.#endpoint = 0;
   }

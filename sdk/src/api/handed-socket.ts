@@ -13,6 +13,7 @@
  */
 import * as net from 'node:net';
 import type { Attachment, HandedFd } from '../app/attachment.js';
+import { noticeSession, requestAdopt } from '../app/session-control.js';
 import type { Accepted, ConnectReply } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { close } from '../sys/index.js';
@@ -107,8 +108,10 @@ export class HandedSocket extends Socket {
 
   /** A restarted ferryd adopted the socket under a new id. @internal */
   _adopted(sessionId: number): void {
-    if (this.#released) this.#att?.notify({ t: 'close', id: 0, session: sessionId });
-    else this.#sessionId = sessionId;
+    const att = this.#att;
+    if (this.#released) {
+      if (att) noticeSession(att, 'close', sessionId);
+    } else this.#sessionId = sessionId;
   }
 
   /** ferryd went away: its id for the session died with it. @internal */
@@ -135,7 +138,7 @@ export class HandedSocket extends Socket {
     // close (FIN, or RST for unread bytes) or reset: ring now.
     const inner = this.#inner;
     const over = !reset && inner !== null && inner.writableFinished && inner.readableEnded;
-    att.notify({ t: reset ? 'reset' : 'close', id: 0, session: this.#sessionId }, over ? 'lazy' : 'soon');
+    noticeSession(att, reset ? 'reset' : 'close', this.#sessionId, over ? 'lazy' : 'soon');
   }
 
   // ---- Socket's surface over the kernel socket ----
@@ -279,8 +282,8 @@ function handedSockets(att: Attachment): Set<HandedSocket> {
     for (const s of [...live]) {
       const fd = s._fd;
       if (fd < 0) continue;
-      att.request({ t: 'adopt', id: 0, listener: 0, fds: ['socket'] }, [fd]).then(
-        (r) => s._adopted((r as ConnectReply).session),
+      requestAdopt(att, fd).then(
+        (session) => s._adopted(session),
         // Not adopted (limit, or ferryd went again: the next 'reattached' retries): the socket
         // goes on; ferryd just does not show it.
         () => {},
@@ -307,12 +310,12 @@ export function takeHandedReply(
   const fd = fds[i] ?? -1;
   for (const other of fds) if (other !== fd) close(other);
   if (fd < 0) {
-    att.notify({ t: 'reset', id: 0, session: reply.session });
+    noticeSession(att, 'reset', reply.session);
     return true;
   }
   if (abandoned || sock.destroyed || !(sock instanceof HandedSocket)) {
     close(fd);
-    att.notify({ t: 'reset', id: 0, session: reply.session });
+    noticeSession(att, 'reset', reply.session);
     return true;
   }
   sock._attachHanded(att, reply.session, fd, reply.localUri, reply.remoteUri);

@@ -7,10 +7,11 @@
  * (someone else took the address meanwhile) or the attachment gives up, it emits 'error'.
  */
 import { EventEmitter } from 'node:events';
-import { AppSession } from '../app/app-session.js';
 import type { Attachment, HandedFd } from '../app/attachment.js';
-import { type FerryError, ferryError } from '../errors.js';
-import type { Accepted, ListenReply, TlsOptions } from '../proto/ctrl/messages.js';
+import { ListenerRegistration } from '../app/listener-registration.js';
+import { acceptSession } from '../app/session-control.js';
+import { ferryError } from '../errors.js';
+import type { Accepted } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
 import { publishAccepted } from './diagnostics.js';
@@ -28,14 +29,11 @@ export class Server extends EventEmitter {
   #holdsRef = false;
   #opts: ServerOptions;
   #att: Attachment | null = null;
-  #listener = 0;
+  /** The listener with ferryd (registered again after a ferryd restart); null when not listening. */
+  #reg: ListenerRegistration | null = null;
   #uri = '';
   #connections = new Set<Socket>();
   #closing = false;
-  /** The listen's TLS options, sent again when listening anew after a ferryd restart. */
-  #tls: TlsOptions | undefined = undefined;
-  /** Whether the listen asked for handoff (`tcp://`: kernel sockets for remote clients). */
-  #handoff = false;
 
   constructor(opts: ServerOptions = {}) {
     super();
@@ -63,21 +61,29 @@ export class Server extends EventEmitter {
     if (cb) this.once('listening', cb);
     (async () => {
       const att = await getAttachment(this.#opts);
-      this.#tls = tls ? tlsWire(tls) : undefined;
-      this.#handoff = resolveHandoff(
+      // TLS and handoff (tcp://: kernel sockets for remote clients) are asked for again when
+      // listening anew after a ferryd restart.
+      const tlsOpts = tls ? { tls: tlsWire(tls) } : {};
+      const handoff = resolveHandoff(
         (typeof target === 'object' ? target.handoff : undefined) ?? this.#opts.handoff,
         uri,
       );
-      const reply = (await this.#requestListen(att, uri)) as ListenReply;
+      const reg = await ListenerRegistration.listen(
+        att,
+        { uri, ...tlsOpts, handoff },
+        {
+          accepted: (msg, handed) => this.#onAccepted(msg, handed),
+          lost: (err) => this.emit('ferryd-lost', err),
+          reattached: () => this.emit('reattached'),
+          relistenFailed: (err) => this.#fail(err),
+          closed: (err) => this.#fail(err),
+        },
+      );
       this.#att = att;
-      this.#listener = reply.listener;
-      this.#uri = reply.uri;
+      this.#reg = reg;
+      this.#uri = reg.uri;
       this.listening = true;
       this.#syncRef();
-      att.on('accepted', this.#onAccepted);
-      att.on('lost', this.#onLost);
-      att.on('reattached', this.#onReattached);
-      att.once('closed', this.#onClosed);
       this.emit('listening');
     })().catch((err: Error) => this.emit('error', err));
     return this;
@@ -117,8 +123,8 @@ export class Server extends EventEmitter {
     if (cb) this.once('close', cb);
     this.listening = false;
     this.#closing = true;
-    this.#detach(att);
-    if (this.#listener !== 0) att.request({ t: 'unlisten', id: 0, listener: this.#listener }).catch(() => {});
+    void this.#reg?.close();
+    this.#reg = null;
     this.#syncRef();
     process.nextTick(() => this.#maybeClosed());
     return this;
@@ -148,35 +154,22 @@ export class Server extends EventEmitter {
     else att.unref();
   }
 
-  #onAccepted = (msg: Accepted, handed: HandedFd | null): void => {
+  #onAccepted(msg: Accepted, handed: HandedFd | null): void {
     const att = this.#att;
-    if (!att || msg.listener !== this.#listener) return;
+    if (!att) return;
     if (handed) {
       this.#track(acceptHanded(att, msg, handed, this.#opts));
       return;
     }
-    const seg = msg.fifos ? att.segments.get(msg.fifos.segment) : undefined;
-    if (!seg) {
-      att.notify({ t: 'reset', id: 0, session: msg.session });
-      return;
-    }
-    if (!seg || !msg.fifos) {
-      att.notify({ t: 'reset', id: 0, session: msg.session });
-      return;
-    }
+    const session = acceptSession(att, msg);
+    if (!session) return;
     const sock = new Socket({
       allowHalfOpen: this.#opts.allowHalfOpen ?? false,
       ...(this.#opts.onread !== undefined ? { onread: this.#opts.onread } : {}),
     });
-    sock._attach(
-      att,
-      new AppSession(msg.session, seg, msg.fifos, msg.transport),
-      msg.localUri,
-      msg.remoteUri,
-      msg.transport,
-    );
+    sock._attach(att, session, msg.localUri, msg.remoteUri, msg.transport);
     this.#track(sock);
-  };
+  }
 
   /**
    * A new connection: counted, announced ('connection'), then started. Over maxConnections it is
@@ -208,59 +201,11 @@ export class Server extends EventEmitter {
     sock._start(!paused);
   }
 
-  #requestListen(att: Attachment, uri: string) {
-    return att.request({
-      t: 'listen',
-      id: 0,
-      uri,
-      ...(this.#tls ? { tls: this.#tls } : {}),
-      ...(this.#handoff ? { handoff: true } : {}),
-    });
-  }
-
-  #detach(att: Attachment): void {
-    att.off('accepted', this.#onAccepted);
-    att.off('lost', this.#onLost);
-    att.off('reattached', this.#onReattached);
-    att.off('closed', this.#onClosed);
-  }
-
-  #onLost = (err: Error): void => {
-    this.#listener = 0;
-    this.emit('ferryd-lost', err);
-  };
-
-  #onReattached = (): void => {
-    const att = this.#att;
-    if (!att || !this.listening) return;
-    this.#requestListen(att, this.#uri).then(
-      (r) => {
-        const reply = r as ListenReply;
-        if (!this.listening || this.#att !== att) {
-          att.request({ t: 'unlisten', id: 0, listener: reply.listener }).catch(() => {});
-          return;
-        }
-        this.#listener = reply.listener;
-        this.emit('reattached');
-      },
-      (err: FerryError) => {
-        // Lost again before the reply: the next 'reattached' retries.
-        if (err.code === 'ERR_FERRY_DAEMON_LOST' || err.code === 'ERR_FERRY_DAEMON_UNREACHABLE') return;
-        if (this.listening && this.#att === att) this.#fail(att, err);
-      },
-    );
-  };
-
-  #onClosed = (err: Error): void => {
-    const att = this.#att;
-    if (att && this.listening) this.#fail(att, err);
-  };
-
-  /** The listener cannot be restored: stop listening and report it. */
-  #fail(att: Attachment, err: Error): void {
+  /** The listener cannot be restored (or its attachment gave up): stop listening and report it. */
+  #fail(err: Error): void {
     this.listening = false;
-    this.#listener = 0;
-    this.#detach(att);
+    this.#reg?.detach();
+    this.#reg = null;
     this.#syncRef();
     this.emit('error', err);
   }

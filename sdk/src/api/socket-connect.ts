@@ -2,8 +2,8 @@
  * Connecting a Socket: the argument forms net.connect and net.Socket#connect take, and the
  * request to ferryd that gives the socket its session.
  */
-import { AppSession } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
+import { claimConnected, requestConnect } from '../app/session-control.js';
 import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
 import { getAttachment } from './attachments.js';
@@ -47,15 +47,13 @@ export function startConnect(sock: Socket, opts: ConnectOptions, takeHanded: Tak
   }, timeoutMs);
   traceConnect(sock, uri, async () => {
     const att = await getAttachment(opts);
-    const reply = (await att.request({
-      t: 'connect',
-      id: 0,
+    const reply = await requestConnect(att, {
       uri,
       rxFifoSize: opts.rxFifoSize ?? 0,
       txFifoSize: opts.txFifoSize ?? 0,
       ...(opts.tls ? { tls: tlsWire(opts.tls) } : {}),
-      ...(takeHanded ? { handoff: true } : {}),
-    })) as ConnectReply;
+      handoff: takeHanded !== null,
+    });
     clearTimeout(timer);
     if (takeHanded?.(sock, att, reply, timedOut)) {
       if (sock.destroyed || timedOut) return;
@@ -65,18 +63,8 @@ export function startConnect(sock: Socket, opts: ConnectOptions, takeHanded: Tak
     }
     // The segment was pinned when the reply arrived: a segment-del (the listener's app died) that
     // came in the same burst cannot have unmapped it, and its session-reset was kept for us.
-    const { seg, reset } = att.claimSession(reply.session);
-    if (!reply.fifos || !seg) {
-      att.notify({ t: 'reset', id: 0, session: reply.session });
-      if (seg) att.releaseSegmentIfUnused(seg);
-      throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
-    }
-    if (timedOut || sock.destroyed) {
-      if (!seg.orphaned) att.notify({ t: 'reset', id: 0, session: reply.session });
-      att.releaseSegmentIfUnused(seg);
-      return;
-    }
-    const session = new AppSession(reply.session, seg, reply.fifos, reply.transport);
+    const { session, reset } = claimConnected(att, reply, () => timedOut || sock.destroyed);
+    if (!session) return;
     sock._attach(att, session, reply.localUri, reply.remoteUri, reply.transport);
     sock.emit('connect');
     // As net: writes made while connecting go out between 'connect' and 'ready'; reading starts

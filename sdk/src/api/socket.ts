@@ -7,6 +7,7 @@ import { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
+import { announceFin, endSession, openSession, type SessionEnd } from '../app/session-control.js';
 import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
 import { kDestroying, publishClose } from './diagnostics.js';
@@ -274,8 +275,7 @@ export class Socket extends Duplex implements SessionOwner {
     this.remoteFamily = familyOf(remote.host);
     this.connecting = false;
     this.ref();
-    att.onSessionReset(session, (err) => this.onFailure(err));
-    session.open(this);
+    openSession(att, session, this);
   }
 
   /**
@@ -505,7 +505,8 @@ export class Socket extends Duplex implements SessionOwner {
     this.#finished = true;
     // The FIN in the fifo is all the peer needs. ferryd hears of a cut-through session's through a
     // notice; a session ferryd carries (tcp, tls) it sees in the fifo it reads, so no message is sent.
-    if (this.transport === 'ct') this.#attachment?.notifySession(s, { t: 'shutdown', id: 0, session: s.id });
+    const att = this.#attachment;
+    if (att) announceFin(att, s, this.transport);
     cb();
   }
 
@@ -522,24 +523,16 @@ export class Socket extends Duplex implements SessionOwner {
     if (s && att) {
       if (this.#staged > 0) this.#flushStage(s);
       this.#staged = 0;
-      if (this.#peerReset) {
-        att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
-      } else if (this.#failed || s.readableBytes > 0) {
-        s.reset();
-        att.notifySession(s, { t: 'reset', id: 0, session: s.id });
-      } else {
-        if (!this.#finished) {
-          s.fin();
-          this.#finished = true;
-        }
-        s.stopReading();
+      let how: SessionEnd = 'clean';
+      if (this.#peerReset) how = 'peer-reset';
+      else if (this.#failed || s.readableBytes > 0) how = 'reset';
+      else if (!this.#finished) {
         // ferryd frees the fifos once both ends let go; the peer learns of the FIN from the fifo.
-        att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
+        s.fin();
+        this.#finished = true;
       }
-      s.detach();
-      att.offSessionReset(s);
       this.unref();
-      att.releaseSegmentIfUnused(s.segment);
+      endSession(att, s, how);
     }
     this.#session = null;
     publishClose(this, err);

@@ -13,12 +13,19 @@
 import { EventEmitter } from 'node:events';
 import { CtrlChannel } from '../ctrl/channel.js';
 import { FerryError, ferryError } from '../errors.js';
-import type { AppRequest, CtrlMessage, DaemonMessage, Hello, NotifyMode } from '../proto/ctrl/messages.js';
-import { FEATURE, PROTO_MIN_VERSION, PROTO_VERSION } from '../proto/ctrl/messages.js';
+import type {
+  Accepted,
+  AppRequest,
+  CtrlMessage,
+  DaemonMessage,
+  NotifyMode,
+  SegmentAdd,
+} from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
 import { close, connectUnix, Doorbell, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
+import { helloMessage, segmentReleasedMessage, sessionNoticeMessage } from './control-messages.js';
 
 export interface AttachOptions {
   socket: string;
@@ -55,7 +62,7 @@ export type AttachmentState = 'attached' | 'away' | 'closed';
 /** What the attachment tells sockets and servers. */
 export interface AttachmentEvents {
   /** `handed`: the kernel socket of a handoff session; a listener that takes it sets `taken`. */
-  accepted: (msg: Extract<CtrlMessage, { t: 'accepted' }>, handed: HandedFd | null) => void;
+  accepted: (msg: Accepted, handed: HandedFd | null) => void;
   /** The control channel closed; the attachment is reattaching (unless reattach is off). */
   lost: (err: FerryError) => void;
   /** Attached again, to a new ferryd (or the same one after a channel loss). */
@@ -301,7 +308,7 @@ export class Attachment extends EventEmitter {
     if (this.segments.get(seg.id) !== seg) return;
     this.segments.delete(seg.id);
     seg.release();
-    this.notify({ t: 'segment-released', id: 0, segment: seg.id });
+    this.notify(segmentReleasedMessage(seg.id));
     this.#disposeIfDone();
   }
 
@@ -356,19 +363,13 @@ export class Attachment extends EventEmitter {
     ch.useWakePipes(wake, -1);
     this.#channel = ch;
     this.#wake = wake;
-    const hello: Hello = {
-      t: 'hello',
-      id: 0,
-      version: PROTO_VERSION,
-      minVersion: PROTO_MIN_VERSION,
-      features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM,
+    const hello = helloMessage({
       name: options.name,
       namespace: options.namespace,
       token: options.token,
-      fds: ['wake', 'doorbell'],
       // ferryd counts apps that come back after losing a ferryd (its restarts, as apps saw them).
       ...(this.#lostAt > 0 ? { reattach: this.#reattaches + 1 } : {}),
-    };
+    });
     let reply: DaemonMessage;
     try {
       reply = await this.#request(ch, hello, [wake.ringFd, this.#doorbell.ringFd]);
@@ -401,7 +402,7 @@ export class Attachment extends EventEmitter {
         // A connect answered after we gave up on it (ETIMEDOUT): ferryd made the session, nobody
         // will use it; let it go rather than leave it (and its fifo pair) until we detach.
         if (msg.t === 'connect-reply' && msg.st === 0 && msg.session !== 0) {
-          this.notify({ t: 'reset', id: 0, session: msg.session });
+          this.notify(sessionNoticeMessage('reset', msg.session));
         }
         return;
       }
@@ -449,7 +450,7 @@ export class Attachment extends EventEmitter {
         if (handed && !handed.taken) {
           // No listener took it (closed meanwhile): let the connection go.
           close(handed.fd);
-          this.notify({ t: 'reset', id: 0, session: msg.session });
+          this.notify(sessionNoticeMessage('reset', msg.session));
         }
         return;
       }
@@ -467,7 +468,7 @@ export class Attachment extends EventEmitter {
     }
   }
 
-  #onSegmentAdd(msg: Extract<CtrlMessage, { t: 'segment-add' }>, fds: number[]): void {
+  #onSegmentAdd(msg: SegmentAdd, fds: number[]): void {
     const segFd = fds[msg.fds.indexOf('segment')];
     const bellFd = fds[msg.fds.indexOf('doorbell')];
     if (segFd === undefined || bellFd === undefined || this.segments.has(msg.segment)) {

@@ -6,10 +6,10 @@
 import { EventEmitter } from 'node:events';
 import { getAttachment } from '../api/attachments.js';
 import { type AttachmentOptions, resolveUri } from '../api/options.js';
-import { AppSession } from '../app/app-session.js';
-import type { Attachment } from '../app/attachment.js';
-import { type FerryError, ferryError } from '../errors.js';
-import type { Accepted, ListenReply } from '../proto/ctrl/messages.js';
+import { ListenerRegistration } from '../app/listener-registration.js';
+import { acceptSession } from '../app/session-control.js';
+import { ferryError } from '../errors.js';
+import type { Accepted } from '../proto/ctrl/messages.js';
 import { type ChannelHandlers, MessageChannel } from './message-channel.js';
 import { type ChannelOptions, type ResolvedChannelOptions, resolveChannelOptions } from './options.js';
 
@@ -23,8 +23,8 @@ export class MessageServer extends EventEmitter {
   readonly #opts: MessageServerOptions;
   readonly #channelOpts: ResolvedChannelOptions;
   readonly #handlers: ChannelHandlers;
-  #att: Attachment | null = null;
-  #listener = 0;
+  /** The listener with ferryd (registered again after a ferryd restart). */
+  #reg: ListenerRegistration | null = null;
   #uri = '';
   #channels = new Set<MessageChannel>();
   #ready: Promise<void> | null = null;
@@ -52,15 +52,22 @@ export class MessageServer extends EventEmitter {
     if (cb) this.once('listening', cb);
     this.#ready = (async () => {
       const att = await getAttachment(this.#opts);
-      const reply = (await att.request({ t: 'listen', id: 0, uri: target })) as ListenReply;
-      this.#att = att;
-      this.#listener = reply.listener;
-      this.#uri = reply.uri;
+      const reg = await ListenerRegistration.listen(
+        att,
+        { uri: target },
+        {
+          accepted: (msg) => this.#onAccepted(msg),
+          lost: (err) => this.emit('ferryd-lost', err),
+          reattached: () => this.emit('reattached'),
+          relistenFailed: (err) => {
+            if (this.listenerCount('error') > 0) this.emit('error', err);
+          },
+        },
+      );
+      this.#reg = reg;
+      this.#uri = reg.uri;
       this.listening = true;
       att.ref();
-      att.on('accepted', this.#onAccepted);
-      att.on('lost', this.#onLost);
-      att.on('reattached', this.#onReattached);
       this.emit('listening');
     })();
     this.#ready.catch((err: Error) => {
@@ -87,27 +94,21 @@ export class MessageServer extends EventEmitter {
 
   /** Stops listening and closes every channel; resolves once they are closed. */
   async close(): Promise<void> {
-    const att = this.#att;
-    if (att && this.listening) {
+    const reg = this.#reg;
+    if (reg && this.listening) {
       this.listening = false;
-      this.#detach(att);
-      if (this.#listener !== 0)
-        await att.request({ t: 'unlisten', id: 0, listener: this.#listener }).catch(() => {});
-      att.unref();
+      await reg.close();
+      reg.att.unref();
     }
     await Promise.all([...this.#channels].map((c) => c.close()));
     this.emit('close');
   }
 
-  readonly #onAccepted = (msg: Accepted): void => {
-    const att = this.#att;
-    if (!att || msg.listener !== this.#listener || !this.listening) return;
-    const seg = msg.fifos ? att.segments.get(msg.fifos.segment) : undefined;
-    if (!seg || !msg.fifos) {
-      att.notify({ t: 'reset', id: 0, session: msg.session });
-      return;
-    }
-    const session = new AppSession(msg.session, seg, msg.fifos, msg.transport);
+  #onAccepted(msg: Accepted): void {
+    const att = this.#reg?.att;
+    if (!att || !this.listening) return;
+    const session = acceptSession(att, msg);
+    if (!session) return;
     const ch = new MessageChannel(
       { att, session, localUri: msg.localUri, remoteUri: msg.remoteUri, transport: msg.transport },
       this.#channelOpts,
@@ -117,36 +118,5 @@ export class MessageServer extends EventEmitter {
     ch.once('close', () => this.#channels.delete(ch));
     this.#opts.onChannel?.(ch);
     this.emit('channel', ch);
-  };
-
-  #detach(att: Attachment): void {
-    att.off('accepted', this.#onAccepted);
-    att.off('lost', this.#onLost);
-    att.off('reattached', this.#onReattached);
   }
-
-  readonly #onLost = (err: Error): void => {
-    this.#listener = 0;
-    this.emit('ferryd-lost', err);
-  };
-
-  readonly #onReattached = (): void => {
-    const att = this.#att;
-    if (!att || !this.listening) return;
-    att.request({ t: 'listen', id: 0, uri: this.#uri }).then(
-      (r) => {
-        const reply = r as ListenReply;
-        if (!this.listening) {
-          att.request({ t: 'unlisten', id: 0, listener: reply.listener }).catch(() => {});
-          return;
-        }
-        this.#listener = reply.listener;
-        this.emit('reattached');
-      },
-      (err: FerryError) => {
-        if (err.code === 'ERR_FERRY_DAEMON_LOST' || err.code === 'ERR_FERRY_DAEMON_UNREACHABLE') return;
-        if (this.listenerCount('error') > 0) this.emit('error', err);
-      },
-    );
-  };
 }

@@ -1,15 +1,22 @@
 /**
- * Opening and closing a session for a message channel, as api/connect.ts and Socket do for a
- * socket, without the stream: connect through ferryd, then hand the AppSession to its owner.
- * (Attachment.openSession, when the app layer has one, replaces this.)
+ * A message channel's session, without the stream: connect through ferryd, hand the AppSession
+ * to its owner, end it. The control side (requests, notices, claiming the reply) is
+ * app/session-control.ts's, as for sockets.
  */
 
 import { getAttachment } from '../api/attachments.js';
 import type { AttachmentOptions } from '../api/options.js';
-import { AppSession, type SessionOwner } from '../app/app-session.js';
+import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
+import {
+  announceFin,
+  claimConnected,
+  endSession,
+  openSession,
+  requestConnect,
+  type SessionEnd,
+} from '../app/session-control.js';
 import { ferryError } from '../errors.js';
-import type { ConnectReply } from '../proto/ctrl/messages.js';
 
 /** A session bound to its attachment, with what the channel needs to tear it down. */
 export interface SessionLink {
@@ -40,26 +47,14 @@ export async function connectLink(uri: string, opts: LinkConnectOptions): Promis
   });
   const attempt = (async () => {
     const att = await getAttachment(opts);
-    const reply = (await att.request({
-      t: 'connect',
-      id: 0,
+    const reply = await requestConnect(att, {
       uri,
       rxFifoSize: opts.rxFifoSize ?? 0,
       txFifoSize: opts.txFifoSize ?? 0,
-    })) as ConnectReply;
+    });
     // The segment was pinned when the reply arrived (see Attachment.claimSession).
-    const { seg, reset } = att.claimSession(reply.session);
-    if (!reply.fifos || !seg) {
-      att.notify({ t: 'reset', id: 0, session: reply.session });
-      if (seg) att.releaseSegmentIfUnused(seg);
-      throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
-    }
-    if (timedOut || reset) {
-      if (!seg.orphaned) att.notify({ t: 'reset', id: 0, session: reply.session });
-      att.releaseSegmentIfUnused(seg);
-      throw reset ?? ferryError('ETIMEDOUT', `connect to ${uri} timed out`);
-    }
-    const session = new AppSession(reply.session, seg, reply.fifos, reply.transport);
+    const { session, reset } = claimConnected(att, reply, (r) => timedOut || r !== null);
+    if (!session) throw reset ?? ferryError('ETIMEDOUT', `connect to ${uri} timed out`);
     return { att, session, localUri: reply.localUri, remoteUri: reply.remoteUri, transport: reply.transport };
   })();
   try {
@@ -73,35 +68,20 @@ export async function connectLink(uri: string, opts: LinkConnectOptions): Promis
 /** Starts delivering the session's events to `owner` and routes ferryd's reset of it there. */
 export function openLink(link: SessionLink, owner: SessionOwner): void {
   link.att.ref();
-  link.att.onSessionReset(link.session, (err) => owner.onFailure(err));
-  link.session.open(owner);
+  openSession(link.att, link.session, owner);
 }
 
 /**
  * Ends the session: `clean` when both ends sent FIN and everything was read (ferryd only frees the
  * fifos), else a reset the peer sees as ECONNRESET (unless it was the peer that reset).
  */
-export function closeLink(link: SessionLink, how: 'clean' | 'peer-reset' | 'reset'): void {
-  const { att, session: s } = link;
-  if (how === 'clean') {
-    s.stopReading();
-    att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
-  } else if (how === 'peer-reset') {
-    att.notifySession(s, { t: 'close', id: 0, session: s.id }, 'lazy');
-  } else {
-    s.reset();
-    att.notifySession(s, { t: 'reset', id: 0, session: s.id });
-  }
-  s.detach();
-  att.offSessionReset(s);
-  att.unref();
-  att.releaseSegmentIfUnused(s.segment);
+export function closeLink(link: SessionLink, how: SessionEnd): void {
+  link.att.unref();
+  endSession(link.att, link.session, how);
 }
 
 /** Tells ferryd a cut-through session sent FIN (sessions it carries, it sees in the fifo). */
 export function finLink(link: SessionLink): void {
   link.session.fin();
-  if (link.transport === 'ct') {
-    link.att.notifySession(link.session, { t: 'shutdown', id: 0, session: link.session.id });
-  }
+  announceFin(link.att, link.session, link.transport);
 }

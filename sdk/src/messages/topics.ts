@@ -13,8 +13,8 @@ import type { Unpackr } from 'msgpackr';
 import { getAttachment } from '../api/attachments.js';
 import type { AttachmentOptions } from '../api/options.js';
 import type { Attachment, ExtraPoller } from '../app/attachment.js';
+import { noticeSession, requestConnect } from '../app/session-control.js';
 import { type FerryError, ferryError } from '../errors.js';
-import type { ConnectReply } from '../proto/ctrl/messages.js';
 import { createPlainDecoder, encodePlain } from '../proto/message-values.js';
 import { parseUri } from '../proto/uri.js';
 import { SLOT_FREE } from '../shm/topic-layout.js';
@@ -58,13 +58,11 @@ async function openTopic(
     );
   }
   const att = await getAttachment(opts);
-  const reply = (await att.request({
-    t: 'connect',
-    id: 0,
+  const reply = await requestConnect(att, {
     uri: `topic://${name}:${role}`,
     rxFifoSize: 0,
     txFifoSize: opts.ringBytes ?? 0,
-  })) as ConnectReply;
+  });
   const fds = att.takeReplyFds(reply.session);
   const segFd = fds[reply.fds.indexOf('segment')];
   let seg: TopicSegment | null = null;
@@ -77,13 +75,13 @@ async function openTopic(
   } catch (err) {
     if (seg) seg.release();
     for (const fd of fds) if (!seg || fd !== segFd) close(fd);
-    att.notify({ t: 'close', id: 0, session: reply.session });
+    noticeSession(att, 'close', reply.session);
     throw err;
   }
 }
 
 function closeTopic(link: TopicLink): void {
-  link.att.notify({ t: 'close', id: 0, session: link.session });
+  noticeSession(link.att, 'close', link.session);
   for (const fd of link.fds) close(fd);
   link.seg.release();
 }

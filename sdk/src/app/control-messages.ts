@@ -1,0 +1,133 @@
+/**
+ * Every control message the SDK sends to ferryd is built here, and nowhere else: pure functions
+ * from typed parameters to the wire message (the id is the attachment's business and is filled in
+ * when the message is sent). `session-control.ts` sends them for sockets, servers and channels;
+ * `attachment.ts` for the attachment itself (hello, segment release, giving up on a session).
+ * A test scans the rest of the SDK for message literals, so a new request lands here too.
+ */
+import type {
+  Adopt,
+  Close,
+  Connect,
+  DgramBind,
+  DgramConnect,
+  Hello,
+  Listen,
+  Reset,
+  SegmentReleased,
+  Shutdown,
+  TlsOptions,
+  Unlisten,
+} from '../proto/ctrl/messages.js';
+import { FEATURE, PROTO_MIN_VERSION, PROTO_VERSION } from '../proto/ctrl/messages.js';
+
+export interface HelloParams {
+  name: string;
+  namespace: string;
+  token: string;
+  /** Set on a reattach: how many times this attachment has come back (ferryd counts them). */
+  reattach?: number;
+}
+
+/** HELLO; its fds are the attachment's wake pipe and data doorbell, in this order. */
+export function helloMessage(p: HelloParams): Hello {
+  return {
+    t: 'hello',
+    id: 0,
+    version: PROTO_VERSION,
+    minVersion: PROTO_MIN_VERSION,
+    features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM,
+    name: p.name,
+    namespace: p.namespace,
+    token: p.token,
+    fds: ['wake', 'doorbell'],
+    ...(p.reattach !== undefined ? { reattach: p.reattach } : {}),
+  };
+}
+
+export interface ConnectParams {
+  uri: string;
+  /** Fifo sizes in bytes (ferryd rounds them up to a power of two); 0 or absent: its default. */
+  rxFifoSize?: number;
+  txFifoSize?: number;
+  tls?: TlsOptions;
+  /** Ask for the kernel socket itself when the peer is remote (tcp:// handoff). */
+  handoff?: boolean;
+}
+
+export function connectMessage(p: ConnectParams): Connect {
+  return {
+    t: 'connect',
+    id: 0,
+    uri: p.uri,
+    rxFifoSize: p.rxFifoSize ?? 0,
+    txFifoSize: p.txFifoSize ?? 0,
+    ...(p.tls ? { tls: p.tls } : {}),
+    ...(p.handoff ? { handoff: true } : {}),
+  };
+}
+
+export interface ListenParams {
+  uri: string;
+  tls?: TlsOptions;
+  handoff?: boolean;
+}
+
+export function listenMessage(p: ListenParams): Listen {
+  return {
+    t: 'listen',
+    id: 0,
+    uri: p.uri,
+    ...(p.tls ? { tls: p.tls } : {}),
+    ...(p.handoff ? { handoff: true } : {}),
+  };
+}
+
+export function unlistenMessage(listener: number): Unlisten {
+  return { t: 'unlisten', id: 0, listener };
+}
+
+/** ADOPT: a handed kernel socket (the one fd, role 'socket') reported to a ferryd that restarted. */
+export function adoptMessage(): Adopt {
+  return { t: 'adopt', id: 0, listener: 0, fds: ['socket'] };
+}
+
+export interface DgramBindParams {
+  uri: string;
+  rxFifoSize?: number;
+  txFifoSize?: number;
+}
+
+export function dgramBindMessage(p: DgramBindParams): DgramBind {
+  return { t: 'dgram-bind', id: 0, uri: p.uri, rxFifoSize: p.rxFifoSize ?? 0, txFifoSize: p.txFifoSize ?? 0 };
+}
+
+export interface DgramConnectParams extends DgramBindParams {
+  /** The local endpoint (dgram-bind's reply) that sends to `uri`. */
+  endpoint: number;
+}
+
+export function dgramConnectMessage(p: DgramConnectParams): DgramConnect {
+  return {
+    t: 'dgram-connect',
+    id: 0,
+    endpoint: p.endpoint,
+    uri: p.uri,
+    rxFifoSize: p.rxFifoSize ?? 0,
+    txFifoSize: p.txFifoSize ?? 0,
+  };
+}
+
+/**
+ * The one-way notices about a session: `shutdown` (a cut-through session sent FIN), `close` (this
+ * end let go in order) and `reset` (abort: ferryd resets what it carries, the peer sees ECONNRESET).
+ */
+export type SessionNotice = 'shutdown' | 'close' | 'reset';
+
+export function sessionNoticeMessage(kind: SessionNotice, session: number): Shutdown | Close | Reset {
+  return { t: kind, id: 0, session };
+}
+
+export function segmentReleasedMessage(segment: number): SegmentReleased {
+  return { t: 'segment-released', id: 0, segment };
+}
