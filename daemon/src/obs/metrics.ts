@@ -8,7 +8,10 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Daemon } from '../daemon.js';
+import type { CtrlServer } from '../api/ctrl-server.js';
+import type { DaemonConfig } from '../config.js';
+import type { Policy } from '../policy/policy.js';
+import type { SessionLayer } from '../session/session-layer.js';
 import { type ConnectDone, connectDone, sessionFreed, sessionOpened } from './events.js';
 import type { DaemonObserver } from './observer.js';
 
@@ -42,7 +45,18 @@ export interface Metrics {
   close(): void;
 }
 
-export function createMetrics(daemon: Daemon, observer: DaemonObserver): Metrics {
+/**
+ * The parts of ferryd the metrics read (a Daemon is one): named here so that obs/ depends on the
+ * layers it reads and not on the composition root, which loads this module.
+ */
+export interface MetricsSources {
+  readonly config: Pick<DaemonConfig, 'namespaces'>;
+  readonly server: Pick<CtrlServer, 'apps' | 'counters'>;
+  readonly layer: SessionLayer;
+  readonly policy: Pick<Policy, 'counters'>;
+}
+
+export function createMetrics(daemon: MetricsSources, observer: DaemonObserver): Metrics {
   const registry = new Registry();
   const layer = daemon.layer;
   const server = daemon.server;

@@ -27,7 +27,7 @@ export const requestTrace = tracingChannel<object, { channel: unknown; request: 
   'ferry:message:request',
 );
 
-interface TracedSocket {
+export interface TracedSocket {
   destroyed: boolean;
   errored: Error | null;
   transport: string | undefined;

@@ -2,14 +2,14 @@
  * Connecting a Socket: the argument forms net.connect and net.Socket#connect take, and the
  * request to ferryd that gives the socket its session.
  */
+import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { claimConnected, requestConnect } from '../app/session-control.js';
 import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
 import { getAttachment } from './attachments.js';
-import { traceConnect } from './diagnostics.js';
+import { type TracedSocket, traceConnect } from './diagnostics.js';
 import { type ConnectOptions, resolveUri, tlsWire } from './options.js';
-import type { Socket } from './socket.js';
 
 /**
  * (uri[, cb]), (options[, cb]) or (port[, host][, cb]), as net.connect takes them (a string is a
@@ -27,15 +27,33 @@ export function connectArgs(args: readonly unknown[]): { opts: ConnectOptions; l
   return listener ? { opts, listener } : { opts };
 }
 
+/**
+ * What connecting needs of a Socket. Named here rather than imported: socket.ts imports this
+ * module (Socket#connect), so this one does not import socket.ts.
+ */
+export interface Connectable extends SessionOwner, TracedSocket {
+  connecting: boolean;
+  readonly destroyed: boolean;
+  setTimeout(ms: number): unknown;
+  destroy(err?: Error): unknown;
+  emit(event: string, ...args: unknown[]): boolean;
+  _attach(att: Attachment, session: AppSession, localUri: string, remoteUri: string, transport: string): void;
+  _start(): void;
+}
+
 /** Binds a reply that handed a kernel socket (handoff) to `sock`; false: an ordinary reply. */
-export type TakeHanded = (sock: Socket, att: Attachment, reply: ConnectReply, abandoned: boolean) => boolean;
+export type TakeHanded<S> = (sock: S, att: Attachment, reply: ConnectReply, abandoned: boolean) => boolean;
 
 /**
  * Asks ferryd for a session to `opts`' address and attaches it to `sock`; 'connect' then 'ready',
  * or 'error' (ETIMEDOUT after `connectTimeout`, 10 s by default). `takeHanded` (a HandedSocket's
  * connect) asks for handoff and binds a handed kernel socket.
  */
-export function startConnect(sock: Socket, opts: ConnectOptions, takeHanded: TakeHanded | null = null): void {
+export function startConnect<S extends Connectable>(
+  sock: S,
+  opts: ConnectOptions,
+  takeHanded: TakeHanded<S> | null = null,
+): void {
   const uri = resolveUri(opts);
   sock.connecting = true;
   const timeoutMs = opts.connectTimeout ?? 10_000;
