@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import {
   type AppHandle,
   backToBaseline,
@@ -42,11 +42,27 @@ interface SessionRow {
 
 export type TcpMode = 'relay' | 'handoff';
 
-export function tcpSuite(mode: TcpMode): void {
+export interface TcpSuiteOptions {
+  /**
+   * ferryd's accepted sockets take the copying path (FERRY_DIRECT_ACCEPT=off: a 64 KiB read, then
+   * a copy into the fifo) instead of DirectRead: the path node lines that were not verified take.
+   * Only the tests of connections ferryd accepts run; outbound ones are the same either way.
+   */
+  copyingAccept?: boolean;
+}
+
+export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
   /** What ferryd names the sessions of this mode. */
   const TRANSPORT = mode === 'relay' ? 'tcp' : 'tcp-handoff';
   const appEnv = { FERRY_TCP_MODE: mode };
   const handoff = mode === 'handoff';
+  const copying = opts.copyingAccept === true;
+  const daemonOpts = copying ? { env: { FERRY_DIRECT_ACCEPT: 'off' } } : {};
+  /** A test whose connections ferryd only connects (no accepted socket): skipped by the copying run. */
+  const outbound = (name: string, fn: (t: TestContext) => Promise<void>): void => {
+    if (copying) test(name, { skip: 'outbound only: no socket accepted by ferryd' }, fn);
+    else test(name, fn);
+  };
 
   let d: DaemonHandle;
   let echo: AppHandle;
@@ -54,7 +70,7 @@ export function tcpSuite(mode: TcpMode): void {
   let echoPort = 0;
 
   before(async () => {
-    d = await startDaemon();
+    d = await startDaemon([], daemonOpts);
     echo = await startApp(d.socket, appEnv);
     client = await startApp(d.socket, appEnv);
     const r = await echo.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
@@ -90,6 +106,12 @@ export function tcpSuite(mode: TcpMode): void {
     }
   }
 
+  if (copying) {
+    test('ferryd says accepted sockets take the copying path', () => {
+      assert.match(d.output(), /accepted tcp connections take the copying path: FERRY_DIRECT_ACCEPT=off/);
+    });
+  }
+
   describe('node:net and nc against SDK apps', () => {
     test('a node:net client through an SDK echo listener: checksummed MiBs both ways', async () => {
       const listeners = (await d.show('listeners')) as { uri: string; transports: string[] }[];
@@ -118,7 +140,7 @@ export function tcpSuite(mode: TcpMode): void {
       await eventually(async () => (await tcpSessions()).length === 0, 10_000, 'the session to be freed');
     });
 
-    test('an SDK client through ferryd to a node:net server: checksummed both ways', async () => {
+    outbound('an SDK client through ferryd to a node:net server: checksummed both ways', async () => {
       const { server, port } = await netServer((s) => {
         s.on('data', (d: Buffer) => s.write(d));
         s.on('end', () => s.end());
@@ -258,7 +280,7 @@ export function tcpSuite(mode: TcpMode): void {
       }
     });
 
-    test('a node:net server half-closes first; the SDK client sees end and can still send', async () => {
+    outbound('a node:net server half-closes first; the SDK client sees end and can still send', async () => {
       let serverGot: Promise<{ bytes: number; sha256: string; how: string }> | null = null;
       const { server, port } = await netServer((s) => {
         serverGot = collect(s);
@@ -286,40 +308,48 @@ export function tcpSuite(mode: TcpMode): void {
       }
     });
 
-    test("an SDK client's end() is the TCP session's shutdown: FIN to the remote, local-fin in ferry show", async () => {
-      // The SDK sends no shutdown notice for a session ferryd carries: ferryd reads the FIN from the
-      // fifo, sends it, and moves the session to local-fin itself. A handed socket's FIN goes from
-      // the app to the kernel: ferryd's table does not see it, the kernel's state (TCP_INFO) does.
-      let remote: Socket | null = null;
-      let remoteEnded = false;
-      const { server, port } = await netServer((s) => {
-        remote = s;
-        s.resume();
-        s.on('end', () => {
-          remoteEnded = true;
-        });
-      }, true);
-      try {
-        await client.ok({ op: 'connect', tag: 'fin1', uri: `tcp://127.0.0.1:${port}`, allowHalfOpen: true });
-        await client.ok({ op: 'send', tag: 'fin1', bytes: 1000, seed: 27, chunk: 1000, end: true });
-        await eventually(async () => remoteEnded, 10_000, 'the remote to see FIN');
-        await eventually(
-          async () =>
-            (await tcpSessions()).some((s) =>
-              handoff ? s.kernel?.tcpState === 'FIN_WAIT2' : s.state === 'local-fin',
-            ),
-          10_000,
-          handoff ? 'the kernel socket in FIN_WAIT2' : 'the session in local-fin',
-        );
-        (remote as Socket | null)?.end();
-        await client.waitFor((e) => e.event === 'close' && e.tag === 'fin1');
-        await eventually(async () => (await tcpSessions()).length === 0, 10_000, 'the session to be freed');
-      } finally {
-        // A failed check leaves the connection half-open, and close() would wait for it forever.
-        (remote as Socket | null)?.destroy();
-        await closeServer(server);
-      }
-    });
+    outbound(
+      "an SDK client's end() is the TCP session's shutdown: FIN to the remote, local-fin in ferry show",
+      async () => {
+        // The SDK sends no shutdown notice for a session ferryd carries: ferryd reads the FIN from the
+        // fifo, sends it, and moves the session to local-fin itself. A handed socket's FIN goes from
+        // the app to the kernel: ferryd's table does not see it, the kernel's state (TCP_INFO) does.
+        let remote: Socket | null = null;
+        let remoteEnded = false;
+        const { server, port } = await netServer((s) => {
+          remote = s;
+          s.resume();
+          s.on('end', () => {
+            remoteEnded = true;
+          });
+        }, true);
+        try {
+          await client.ok({
+            op: 'connect',
+            tag: 'fin1',
+            uri: `tcp://127.0.0.1:${port}`,
+            allowHalfOpen: true,
+          });
+          await client.ok({ op: 'send', tag: 'fin1', bytes: 1000, seed: 27, chunk: 1000, end: true });
+          await eventually(async () => remoteEnded, 10_000, 'the remote to see FIN');
+          await eventually(
+            async () =>
+              (await tcpSessions()).some((s) =>
+                handoff ? s.kernel?.tcpState === 'FIN_WAIT2' : s.state === 'local-fin',
+              ),
+            10_000,
+            handoff ? 'the kernel socket in FIN_WAIT2' : 'the session in local-fin',
+          );
+          (remote as Socket | null)?.end();
+          await client.waitFor((e) => e.event === 'close' && e.tag === 'fin1');
+          await eventually(async () => (await tcpSessions()).length === 0, 10_000, 'the session to be freed');
+        } finally {
+          // A failed check leaves the connection half-open, and close() would wait for it forever.
+          (remote as Socket | null)?.destroy();
+          await closeServer(server);
+        }
+      },
+    );
   });
 
   describe('reset over TCP', () => {
@@ -343,23 +373,26 @@ export function tcpSuite(mode: TcpMode): void {
       }
     });
 
-    test('an SDK client resets its socket (resetAndDestroy): the node:net server sees ECONNRESET', async () => {
-      let got: Promise<{ how: string; bytes: number }> | null = null;
-      const { server, port } = await netServer((s) => {
-        got = collect(s);
-      });
-      try {
-        await client.ok({ op: 'connect', tag: 'r2', uri: `tcp://127.0.0.1:${port}` });
-        await client.ok({ op: 'send', tag: 'r2', bytes: 1000, seed: 27, chunk: 1000 });
-        await eventually(async () => got !== null, 5000, 'the server to accept');
-        // destroy() closes as net's does (FIN); the abort is resetAndDestroy().
-        await client.ok({ op: 'reset', tag: 'r2' });
-        const r = await (got as unknown as Promise<{ how: string; bytes: number }>);
-        assert.equal(r.how, 'ECONNRESET');
-      } finally {
-        await closeServer(server);
-      }
-    });
+    outbound(
+      'an SDK client resets its socket (resetAndDestroy): the node:net server sees ECONNRESET',
+      async () => {
+        let got: Promise<{ how: string; bytes: number }> | null = null;
+        const { server, port } = await netServer((s) => {
+          got = collect(s);
+        });
+        try {
+          await client.ok({ op: 'connect', tag: 'r2', uri: `tcp://127.0.0.1:${port}` });
+          await client.ok({ op: 'send', tag: 'r2', bytes: 1000, seed: 27, chunk: 1000 });
+          await eventually(async () => got !== null, 5000, 'the server to accept');
+          // destroy() closes as net's does (FIN); the abort is resetAndDestroy().
+          await client.ok({ op: 'reset', tag: 'r2' });
+          const r = await (got as unknown as Promise<{ how: string; bytes: number }>);
+          assert.equal(r.how, 'ECONNRESET');
+        } finally {
+          await closeServer(server);
+        }
+      },
+    );
 
     test('an SDK server resets an accepted socket: the node:net client sees ECONNRESET', async () => {
       const srv = await startApp(d.socket, appEnv);
@@ -378,68 +411,74 @@ export function tcpSuite(mode: TcpMode): void {
   });
 
   describe('failures and limits', () => {
-    test('a remote server that vanishes mid-transfer: the SDK client gets ECONNRESET, ferryd returns to baseline', async () => {
-      await warmClient();
-      const base = await d.stats();
-      const child = spawnSink();
-      try {
-        const port = await child.port;
-        await client.ok({ op: 'connect', tag: 'v1', uri: `tcp://127.0.0.1:${port}` });
-        // 64 MiB is far more than the sink's receive window, the kernel's send buffer and the fifo
-        // hold, so the writer is still mid-transfer when the sink dies; the app generates the
-        // bytes before the first write, and 512 MiB took longer than the wait below on a loaded
-        // machine.
-        void client
-          .call({ op: 'send', tag: 'v1', bytes: 64 * MiB, seed: 28, chunk: 65_536 }, 60_000)
-          .catch(() => {});
-        // A handed socket's bytes are what the kernel counts (TCP_INFO): acknowledged ones, which a
-        // peer that never reads caps at its receive window.
-        const traffic = handoff ? 32 * 1024 : 256 * 1024;
-        await eventually(
-          async () => (await tcpSessions()).some((s) => s.daemonBytes > traffic),
-          60_000,
-          'traffic',
-        );
-        child.proc.kill('SIGKILL');
-        const err = await client.waitFor((e) => e.event === 'error' && e.tag === 'v1', 20_000);
-        // A handed socket hears the kernel itself: a write after the RST may report EPIPE first,
-        // as node:net does.
-        if (handoff) assert.match(String(err['code']), /^(ECONNRESET|EPIPE)$/);
-        else assert.equal(err['code'], 'ECONNRESET');
-        await backToBaseline(d, base, 'ferryd counts back to baseline');
-      } finally {
-        child.proc.kill('SIGKILL');
-      }
-    });
+    outbound(
+      'a remote server that vanishes mid-transfer: the SDK client gets ECONNRESET, ferryd returns to baseline',
+      async () => {
+        await warmClient();
+        const base = await d.stats();
+        const child = spawnSink();
+        try {
+          const port = await child.port;
+          await client.ok({ op: 'connect', tag: 'v1', uri: `tcp://127.0.0.1:${port}` });
+          // 64 MiB is far more than the sink's receive window, the kernel's send buffer and the fifo
+          // hold, so the writer is still mid-transfer when the sink dies; the app generates the
+          // bytes before the first write, and 512 MiB took longer than the wait below on a loaded
+          // machine.
+          void client
+            .call({ op: 'send', tag: 'v1', bytes: 64 * MiB, seed: 28, chunk: 65_536 }, 60_000)
+            .catch(() => {});
+          // A handed socket's bytes are what the kernel counts (TCP_INFO): acknowledged ones, which a
+          // peer that never reads caps at its receive window.
+          const traffic = handoff ? 32 * 1024 : 256 * 1024;
+          await eventually(
+            async () => (await tcpSessions()).some((s) => s.daemonBytes > traffic),
+            60_000,
+            'traffic',
+          );
+          child.proc.kill('SIGKILL');
+          const err = await client.waitFor((e) => e.event === 'error' && e.tag === 'v1', 20_000);
+          // A handed socket hears the kernel itself: a write after the RST may report EPIPE first,
+          // as node:net does.
+          if (handoff) assert.match(String(err['code']), /^(ECONNRESET|EPIPE)$/);
+          else assert.equal(err['code'], 'ECONNRESET');
+          await backToBaseline(d, base, 'ferryd counts back to baseline');
+        } finally {
+          child.proc.kill('SIGKILL');
+        }
+      },
+    );
 
-    test('a slow remote reader: no loss, the SDK writer is held back, ferryd memory stays bounded', async () => {
-      let got: Promise<{ bytes: number; sha256: string; how: string }> | null = null;
-      const { server, port } = await netServer((s) => {
-        got = collect(s, { slowMs: 2 });
-      });
-      try {
-        const rss0 = Number((await d.stats())['rssBytes']);
-        await client.ok({ op: 'connect', tag: 'slow', uri: `tcp://127.0.0.1:${port}`, fifoSize: 65_536 });
-        const total = 24 * MiB;
-        const sent = await client.ok(
-          { op: 'send', tag: 'slow', bytes: total, seed: 29, chunk: 16_384, end: true },
-          90_000,
-        );
-        assert.ok(Number(sent['falseReturns']) > 0, 'write() returned false: backpressure reached the app');
-        await eventually(async () => got !== null, 5000, 'the server to accept');
-        const r = await (got as unknown as Promise<{ bytes: number; sha256: string; how: string }>);
-        assert.equal(r.how, 'end');
-        assert.equal(r.bytes, total);
-        assert.equal(r.sha256, sent['sha256']);
-        const rss1 = Number((await d.stats())['rssBytes']);
-        assert.ok(
-          rss1 - rss0 < 48 * MiB,
-          `ferryd grew by ${((rss1 - rss0) / MiB).toFixed(1)} MiB for ${total / MiB} MiB`,
-        );
-      } finally {
-        await closeServer(server);
-      }
-    });
+    outbound(
+      'a slow remote reader: no loss, the SDK writer is held back, ferryd memory stays bounded',
+      async () => {
+        let got: Promise<{ bytes: number; sha256: string; how: string }> | null = null;
+        const { server, port } = await netServer((s) => {
+          got = collect(s, { slowMs: 2 });
+        });
+        try {
+          const rss0 = Number((await d.stats())['rssBytes']);
+          await client.ok({ op: 'connect', tag: 'slow', uri: `tcp://127.0.0.1:${port}`, fifoSize: 65_536 });
+          const total = 24 * MiB;
+          const sent = await client.ok(
+            { op: 'send', tag: 'slow', bytes: total, seed: 29, chunk: 16_384, end: true },
+            90_000,
+          );
+          assert.ok(Number(sent['falseReturns']) > 0, 'write() returned false: backpressure reached the app');
+          await eventually(async () => got !== null, 5000, 'the server to accept');
+          const r = await (got as unknown as Promise<{ bytes: number; sha256: string; how: string }>);
+          assert.equal(r.how, 'end');
+          assert.equal(r.bytes, total);
+          assert.equal(r.sha256, sent['sha256']);
+          const rss1 = Number((await d.stats())['rssBytes']);
+          assert.ok(
+            rss1 - rss0 < 48 * MiB,
+            `ferryd grew by ${((rss1 - rss0) / MiB).toFixed(1)} MiB for ${total / MiB} MiB`,
+          );
+        } finally {
+          await closeServer(server);
+        }
+      },
+    );
 
     test('a slow SDK reader: a node:net client is held back by TCP, nothing is lost', async () => {
       const slow = await startApp(d.socket, appEnv);
@@ -480,7 +519,7 @@ export function tcpSuite(mode: TcpMode): void {
       await backToBaseline(d, base, 'ferryd counts back to baseline');
     });
 
-    test('connect errors keep their POSIX codes: ECONNREFUSED', async () => {
+    outbound('connect errors keep their POSIX codes: ECONNREFUSED', async () => {
       const { server, port } = await netServer(() => {});
       await closeServer(server);
       const r = await client.call({ op: 'connect', tag: 'refused', uri: `tcp://127.0.0.1:${port}` });
@@ -490,7 +529,7 @@ export function tcpSuite(mode: TcpMode): void {
   });
 
   describe('connect timeout', () => {
-    test("a connect the remote never answers fails with ETIMEDOUT after ferryd's timeout", async (t) => {
+    outbound("a connect the remote never answers fails with ETIMEDOUT after ferryd's timeout", async (t) => {
       const hole = await blackholePort();
       if (!hole) {
         t.skip('python3 is not installed (needed to make a port that drops SYNs)');
@@ -515,7 +554,7 @@ export function tcpSuite(mode: TcpMode): void {
 
   describe('two ferryd on one machine', () => {
     test('an SDK app on ferryd A reaches an SDK app on ferryd B over TCP', async () => {
-      const d2 = await startDaemon();
+      const d2 = await startDaemon([], daemonOpts);
       const far = await startApp(d2.socket, appEnv);
       try {
         const l = await far.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
