@@ -144,9 +144,13 @@ test('@ferry/sdk and @ferry/daemon pack, install outside the workspace, type-che
       for (const f of [...entryFiles(p.manifest), 'README.md', 'package.json'])
         assert.ok(p.files.includes(f), f);
     }
-    // Declarations beside every entry point (types for `@ferry/sdk/messages` and the others).
-    for (const f of Object.values(sdk.manifest['exports'] as Record<string, string>)) {
-      assert.ok(sdk.files.includes(f.replace(/^\.\//, '').replace(/\.js$/, '.d.ts')), f);
+    // Declarations beside every entry point (types for `@ferry/sdk/messages`, `@ferry/daemon/testing`
+    // and the others).
+    for (const p of [sdk, daemon]) {
+      for (const f of Object.values(p.manifest['exports'] as Record<string, string>)) {
+        if (f.endsWith('.js'))
+          assert.ok(p.files.includes(f.replace(/^\.\//, '').replace(/\.js$/, '.d.ts')), f);
+      }
     }
     assert.ok(daemon.files.includes('bin/ferry.js') && daemon.files.includes('dist/index.d.ts'));
 
@@ -179,10 +183,12 @@ test('@ferry/sdk and @ferry/daemon pack, install outside the workspace, type-che
         "import { connect, createServer, type Socket } from '@ferry/sdk';",
         "import { connectMessages } from '@ferry/sdk/messages';",
         "import { Daemon, type DaemonConfig, defaultConfig, loadConfig } from '@ferry/daemon';",
+        "import { type DaemonHandle, makeTestCerts, startDaemon } from '@ferry/daemon/testing';",
         "const s: Socket = connect('tcp://127.0.0.1:7000');",
         'const server = createServer();',
         'const c: DaemonConfig = defaultConfig({});',
-        'export const used = [s, server, c.maxApps + 1, connectMessages, Daemon, loadConfig];',
+        'const started: Promise<DaemonHandle> = startDaemon([], { env: {} });',
+        'export const used = [s, server, c.maxApps + 1, connectMessages, Daemon, loadConfig, started, makeTestCerts];',
         '',
       ].join('\n'),
     );
@@ -238,6 +244,41 @@ test('@ferry/sdk and @ferry/daemon pack, install outside the workspace, type-che
     });
     assert.match(out, /over 'ct'/);
     assert.match(out, /echoed: packed and installed/);
+
+    // @ferry/daemon/testing from the installed package: a ferryd of its own for a test suite, the
+    // echo example through it, then nothing left behind.
+    writeFileSync(
+      join(project, 'harness.mjs'),
+      [
+        "import { execFileSync } from 'node:child_process';",
+        "import { existsSync } from 'node:fs';",
+        "import { startDaemon } from '@ferry/daemon/testing';",
+        'const d = await startDaemon();',
+        'const env = { ...process.env, FERRY_SOCKET: d.socket };',
+        "const { spawn } = await import('node:child_process');",
+        "const server = spawn(process.execPath, ['server.js', 'tcp://127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });",
+        'const uri = await new Promise((resolve) => {',
+        "  let text = '';",
+        "  server.stdout.on('data', (b) => {",
+        '    text += b;',
+        '    const m = /listening on (\\S+)/.exec(text);',
+        '    if (m) resolve(m[1]);',
+        '  });',
+        '});',
+        "const out = execFileSync(process.execPath, ['client.js', uri, 'through', 'the', 'harness'], { env, encoding: 'utf8' });",
+        "const apps = (await d.show('apps')).length;",
+        'server.kill();',
+        'await d.stop();',
+        'console.log(JSON.stringify({ out, apps, left: existsSync(d.socket) }));',
+        '',
+      ].join('\n'),
+    );
+    const harness = JSON.parse(
+      execFileSync(process.execPath, ['harness.mjs'], { cwd: project, encoding: 'utf8', timeout: 60_000 }),
+    ) as { out: string; apps: number; left: boolean };
+    assert.match(harness.out, /echoed: through the harness/);
+    assert.ok(harness.apps >= 1, 'ferry show apps through the handle');
+    assert.equal(harness.left, false, 'stop() removes the socket directory');
   } finally {
     for (const c of children) c.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });

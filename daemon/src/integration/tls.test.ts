@@ -9,10 +9,10 @@ import {
   connect as tlsConnect,
   createServer as tlsCreateServer,
 } from 'node:tls';
+import { makeTestCerts, type TestCerts } from '../test-kit/test-certs.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { collect, hasBinary, sha256 } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
-import { makeTestCerts, type TestCerts } from '../testing/test-certs.js';
 
 const MiB = 1024 * 1024;
 

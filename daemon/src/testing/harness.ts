@@ -1,84 +1,11 @@
 /** Test harness: a real ferryd and real app processes, with helpers to drive and inspect them. */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { queryAdmin } from '../inspect/show-client.js';
+import type { DaemonHandle } from '../test-kit/start-daemon.js';
 
-const CLI = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 const APP = fileURLToPath(new URL('./scriptable-app.js', import.meta.url));
 
-export interface DaemonHandle {
-  socket: string;
-  proc: ChildProcess;
-  /** Everything ferryd printed so far. */
-  output(): string;
-  /** Sends `signal` (default SIGKILL) and waits for the exit; the socket files stay behind. */
-  kill(signal?: NodeJS.Signals): Promise<void>;
-  show(what: string): Promise<unknown>;
-  stats(): Promise<Record<string, unknown>>;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts ferryd on a fresh socket, or on `opts.socket` (a restart: the caller owns that path);
- * `args` are extra `ferry daemon` flags, `opts.env` extra environment variables.
- */
-export async function startDaemon(
-  args: readonly string[] = [],
-  opts: { socket?: string; env?: Record<string, string> } = {},
-): Promise<DaemonHandle> {
-  const dir = opts.socket ? null : mkdtempSync(join(tmpdir(), 'ferry-test-'));
-  const socket = opts.socket ?? join(dir ?? '', 'ferryd.sock');
-  // FERRY_TEST_DAEMON_NODE_ARGS: node flags for ferryd only (--cpu-prof is refused in NODE_OPTIONS).
-  const nodeArgs = (process.env['FERRY_TEST_DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'daemon', '--socket', socket, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-  });
-  let out = '';
-  proc.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ferryd did not start: ${out}`)), 10_000);
-    proc.stdout?.on('data', (d: Buffer) => {
-      // Kept for the daemon's whole life: output() returns it all.
-      out += d.toString();
-      if (out.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`ferryd exited with ${code}: ${out}`));
-    });
-  });
-  const kill = (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.kill(signal);
-    });
-  };
-  return {
-    socket,
-    proc,
-    output: () => out,
-    kill,
-    show: (what) => queryAdmin(socket, what),
-    stats: async () => (await queryAdmin(socket, 'stats')) as Record<string, unknown>,
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
-        await new Promise((r) => proc.once('exit', r));
-      }
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+export { type DaemonHandle, startDaemon } from '../test-kit/start-daemon.js';
 
 export type AppEvent = Record<string, unknown> & { event: string; tag?: string };
 

@@ -19,7 +19,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Testpmd, tempSocketDir, testpmdAvailable } from '../../../sdk/dist/testing/testpmd.js';
+import { Testpmd, tempSocketDir, testpmdAvailable } from '../dpdk/testpmd.js';
 
 const PKTGEN = fileURLToPath(new URL('../memif/pktgen.js', import.meta.url));
 

@@ -10,9 +10,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { type DaemonHandle, startDaemon } from '@ferry/daemon/dist/testing/harness.js';
-import { hasBinary } from '@ferry/daemon/dist/testing/net-peer.js';
-import { makeTestCerts } from '@ferry/daemon/dist/testing/test-certs.js';
+import { type DaemonHandle, makeTestCerts, startDaemon } from '@ferry/daemon/testing';
 import {
   createFerryDispatcher,
   FerryAgent,
@@ -24,6 +22,7 @@ import {
 } from '@ferry/sdk/http';
 import { type Dispatcher, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
+import { hasBinary } from '../testing/has-binary.js';
 
 let daemon: DaemonHandle;
 let server: http.Server;

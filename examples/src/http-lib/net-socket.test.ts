@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { after, before, test } from 'node:test';
-import { type DaemonHandle, eventually, startDaemon } from '@ferry/daemon/dist/testing/harness.js';
+import { type DaemonHandle, startDaemon } from '@ferry/daemon/testing';
 import { connectThroughFerry, FerryNetSocket, listenThroughFerry } from '@ferry/sdk/http';
+import { eventually } from '../testing/eventually.js';
 
 let daemon: DaemonHandle;
 let server: net.Server;

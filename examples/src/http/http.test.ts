@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { makeTestCerts, type TestCerts } from '@ferry/daemon/dist/testing/test-certs.js';
+import { makeTestCerts, type TestCerts } from '@ferry/daemon/testing';
 import { connect } from '@ferry/sdk';
 import { ExampleProcs, FERRY } from '../testing/example-procs.js';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMemif, type MemifRxBurst } from '@ferry/sdk/memif';
-import { Testpmd, tempSocketDir, testpmdSkip } from '../../../sdk/dist/testing/testpmd.js';
+import { Testpmd, tempSocketDir, testpmdSkip } from '../dpdk/testpmd.js';
 import {
   ARP_REPLY,
   ARP_REQUEST,

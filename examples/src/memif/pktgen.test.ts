@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Testpmd, tempSocketDir, testpmdSkip } from '../../../sdk/dist/testing/testpmd.js';
+import { Testpmd, tempSocketDir, testpmdSkip } from '../dpdk/testpmd.js';
 
 const PKTGEN = fileURLToPath(new URL('./pktgen.js', import.meta.url));
 const dirs = tempSocketDir('ferry-pktgen-');

@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startDaemon } from '@ferry/daemon/dist/testing/harness.js';
+import { startDaemon } from '@ferry/daemon/testing';
 import { app, freePort, lastJson, type Proc, runNode } from './procs.js';
 
 const { values } = parseArgs({

@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { type DaemonHandle, startDaemon } from '@ferry/daemon/dist/testing/harness.js';
-import { hasBinary } from '@ferry/daemon/dist/testing/net-peer.js';
-import { makeTestCerts, type TestCerts } from '@ferry/daemon/dist/testing/test-certs.js';
+import { type DaemonHandle, makeTestCerts, startDaemon, type TestCerts } from '@ferry/daemon/testing';
+import { hasBinary } from '../testing/has-binary.js';
 import { AUTOCANNON, app, freePort, lastJson, type Proc, runNode } from './procs.js';
 
 let daemon: DaemonHandle;

@@ -3,9 +3,9 @@
 // queue pairs, chained frames into DPDK, and a zero-copy DPDK client (its memory as extra regions).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMemif, type Memif, type MemifDownReason, type MemifRxBurst } from '../memif/index.js';
-import { Testpmd, tempSocketDir, testpmdSkip } from '../testing/testpmd.js';
+import { createMemif, type Memif, type MemifDownReason, type MemifRxBurst } from '@ferry/sdk/memif';
 import { sendAll, sleep, until } from './dpdk-peer.js';
+import { Testpmd, tempSocketDir, testpmdSkip } from './testpmd.js';
 
 const skip = testpmdSkip();
 const dirs = skip === false ? tempSocketDir('ferry-dpdk-hs-') : undefined;

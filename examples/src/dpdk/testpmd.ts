@@ -1,6 +1,6 @@
-// Test and benchmark harness: dpdk-testpmd as a memif peer, driven interactively through stdin.
-// Not part of the SDK's exports. The recipe and its pitfalls are in the shared notes
-// (dpdk-memif-peer.md): stdout is block-buffered into pipes (hence `stdbuf -oL`); there are no
+// Test and benchmark harness: dpdk-testpmd as a memif peer, driven interactively through stdin
+// (the interop tests beside it, the memif examples' tests, `npm run bench:memif`). The pitfalls
+// it works around: stdout is block-buffered into pipes (hence `stdbuf -oL`); there are no
 // hugepages (`--no-huge -m`, a small mbuf pool); two instances need `--no-shconf`; a DPDK process
 // whose peer vanishes while it forwards can crash, so forwarding is stopped before any disconnect
 // this harness controls; every child is killed on exit so a failed test never leaves a process

@@ -2,8 +2,8 @@
 // opposite role, brought up in the order DPDK needs, and torn down in the order it survives
 // (testpmd stops forwarding before Ferry disconnects: dpdk-memif-peer.md §8.1).
 
-import { createMemif, type Memif, type MemifDownReason, type MemifOptions } from '../memif/index.js';
-import { Testpmd, type TestpmdOptions } from '../testing/testpmd.js';
+import { createMemif, type Memif, type MemifDownReason, type MemifOptions } from '@ferry/sdk/memif';
+import { Testpmd, type TestpmdOptions } from './testpmd.js';
 
 export type Role = 'client' | 'server';
 

@@ -5,8 +5,7 @@
 // well under a second because testpmd busy-polls a CPU while it forwards.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { Memif, MemifRxBurst } from '../memif/index.js';
-import { tempSocketDir, testpmdSkip, uniqueAbstractName } from '../testing/testpmd.js';
+import type { Memif, MemifRxBurst } from '@ferry/sdk/memif';
 import {
   type Pair,
   type Role,
@@ -17,6 +16,7 @@ import {
   stopPair,
   until,
 } from './dpdk-peer.js';
+import { tempSocketDir, testpmdSkip, uniqueAbstractName } from './testpmd.js';
 
 const skip = testpmdSkip();
 const dirs = skip === false ? tempSocketDir('ferry-dpdk-') : undefined;
