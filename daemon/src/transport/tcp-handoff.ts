@@ -8,21 +8,30 @@
  * until its last descriptor closes, so the app's close reaches the wire only once ferryd lets go of
  * its duplicate too: the SDK tells ferryd (`close`, `reset`), and an app's death closes it.
  */
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import {
   close,
   dup,
+  errnoName,
+  FdPoller,
   FerryError,
   ferryError,
+  formatUri,
   isTcpSocket,
   parseUri,
+  setTcpNoDelay,
   type TcpInfo,
   tcpAddresses,
+  tcpConnect,
+  tcpConnected,
   tcpDisconnect,
   tcpInfo,
+  tcpLocalAddress,
+  tcpSocket,
 } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import type { Session, SessionEnd } from '../session/session.js';
+import { tcpError } from './tcp-errors.js';
 import { bindHost, tcpUri } from './tcp-kernel.js';
 import type { ConnectRequest, EndEvents, Opened, TransportHost } from './transport.js';
 
@@ -188,6 +197,8 @@ export function handConnect(
     connected.resetAndDestroy();
     throw new FerryError('ERR_FERRY_NOT_ATTACHED', 'app went away while connecting');
   }
+  // As a bare connect's socket (tcpSocket): no Nagle, which the app's Socket assumes.
+  connected.setNoDelay(true);
   const fd = takeSocket(connected);
   try {
     return placeHanded(host, handed, app, fd, local, remote, 0, true);
@@ -195,6 +206,179 @@ export function handConnect(
     tcpDisconnect(fd);
     close(fd);
     throw err;
+  }
+}
+
+/**
+ * Waits for bare sockets' connects that did not complete inside connect() (a real network's
+ * handshake): one FdPoller (epoll on a worker thread), used only while such a connect is under way.
+ */
+export class ConnectWaiter {
+  #poller: FdPoller | null = null;
+
+  /** Resolves once `fd` is connected; rejects with the failure, or ETIMEDOUT after `timeoutMs`. */
+  wait(fd: number, address: string, port: number, timeoutMs: number): Promise<void> {
+    this.#poller ??= new FdPoller();
+    const poller = this.#poller;
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err: unknown) => {
+        clearTimeout(timer);
+        poller.unwatch(fd);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(
+        () => finish(ferryError('ETIMEDOUT', `${address}:${port}: no answer in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      // Writable (or an error) ends the handshake; connecting again says how it ended.
+      poller.watch(fd, { writable: true }, () => {
+        try {
+          if (tcpConnected(fd, address, port)) finish(null);
+        } catch (err) {
+          finish(err);
+        }
+      });
+    });
+  }
+}
+
+/** A failed bare connect as the code an app sees (the same mapping as node:net's errors). */
+function connectError(err: unknown, what: string): FerryError {
+  const e = err as { errno?: unknown; message?: unknown };
+  if (err instanceof FerryError && typeof e.errno === 'number') {
+    return tcpError({ code: errnoName(e.errno), syscall: 'connect', message: err.message }, what);
+  }
+  return err instanceof FerryError ? err : tcpError(err, what);
+}
+
+/**
+ * An outgoing connect in handoff mode to a numeric address, without node:net: a bare non-blocking
+ * socket, connected in ferryd's namespace and handed over as soon as connect() says it is (at once
+ * on loopback and veth, so the reply leaves in the same loop turn as the request came), else once
+ * the handshake ends. Rejects with nothing left behind.
+ */
+export async function connectHanded(
+  host: TransportHost,
+  handed: HandedSet,
+  c: ConnectRequest,
+  waiter: ConnectWaiter,
+): Promise<Opened> {
+  const { app, target: uri } = c;
+  const what = formatUri(uri);
+  const fd = tcpSocket(uri.host);
+  let local: string;
+  try {
+    if (!tcpConnect(fd, uri.host, uri.port)) {
+      await waiter.wait(fd, uri.host, uri.port, host.config.tcpConnectTimeoutMs);
+    }
+    const l = tcpLocalAddress(fd);
+    local = tcpUri(l.address, l.port);
+  } catch (err) {
+    close(fd);
+    throw connectError(err, what);
+  }
+  try {
+    if (!host.attached(app)) throw new FerryError('ERR_FERRY_NOT_ATTACHED', 'app went away while connecting');
+    // The peer is the address connected to (numeric): no getpeername().
+    return placeHanded(host, handed, app, fd, local, tcpUri(uri.host, uri.port), 0, true);
+  } catch (err) {
+    try {
+      tcpDisconnect(fd);
+    } catch {}
+    close(fd);
+    throw err;
+  }
+}
+
+/** What node's TCP handle gives a listening server's connection callback (internal, stable). */
+interface RawHandle {
+  fd?: number;
+  close?: () => void;
+  getpeername?: (out: { address?: string; port?: number }) => number;
+}
+
+/**
+ * Takes a handoff listener's accepted connections before node:net makes a Socket of them: libuv
+ * accepts every pending connection in one wake (accept4 in a loop) and calls the handle's
+ * `onconnection` for each; `onFd` gets a duplicate of each accepted descriptor with the peer's
+ * address, and node's handle is closed (the duplicate holds the connection). TCP_NODELAY is set on
+ * the listening socket: accepted sockets inherit it. Returns false (nothing changed: the caller
+ * keeps the 'connection' path) when this node has no such handle.
+ */
+export function acceptBare(
+  server: Server,
+  onFd: (fd: number, peer: { address: string; port: number }) => void,
+): boolean {
+  const handle = (server as unknown as { _handle?: { fd?: number; onconnection?: unknown } })._handle;
+  if (
+    !handle ||
+    typeof handle.onconnection !== 'function' ||
+    typeof handle.fd !== 'number' ||
+    handle.fd < 0
+  ) {
+    return false;
+  }
+  setTcpNoDelay(handle.fd, true);
+  handle.onconnection = (err: number, client: RawHandle | undefined) => {
+    // An accept error (EMFILE...) is what node:net would report as the server's 'error': ignored,
+    // as listenTcp ignores those (libuv retries on the next wake).
+    if (err || !client) return;
+    const peer: { address?: string; port?: number } = {};
+    let fd = -1;
+    try {
+      if (typeof client.fd === 'number' && client.fd >= 0 && client.getpeername?.(peer) === 0)
+        fd = dup(client.fd);
+    } catch {
+      fd = -1;
+    } finally {
+      client.close?.();
+    }
+    if (fd < 0 || peer.address === undefined || peer.port === undefined) {
+      // The peer is already gone (ENOTCONN) or we are out of descriptors: node's close ended it.
+      if (fd >= 0) close(fd);
+      return;
+    }
+    onFd(fd, { address: peer.address, port: peer.port });
+  };
+  return true;
+}
+
+/** A connection accepted bare (acceptBare) on a handoff listener: handed to the listening app. */
+export function handAcceptedFd(
+  host: TransportHost,
+  handed: HandedSet,
+  listenerId: number,
+  fd: number,
+  peer: { address: string; port: number },
+): void {
+  const l = host.listeners.get(listenerId);
+  const app = l ? host.app(l.appId) : undefined;
+  const reset = () => {
+    try {
+      tcpDisconnect(fd);
+    } catch {}
+    close(fd);
+  };
+  if (!l || !app || host.atSessionLimit(app, null)) {
+    if (l && app) host.counters.refused++;
+    reset();
+    return;
+  }
+  try {
+    const bound = bindHost(l.uri.host);
+    let local: string;
+    if (bound !== '0.0.0.0') local = tcpUri(bound, l.uri.port);
+    else {
+      const a = tcpLocalAddress(fd);
+      local = tcpUri(a.address, a.port);
+    }
+    const opened = placeHanded(host, handed, app, fd, local, tcpUri(peer.address, peer.port), l.id, false);
+    host.counters.tcpAccepts++;
+    host.accepted(l, app, opened);
+  } catch (err) {
+    host.log.warn(`tcp handoff accept on listener ${l.id} dropped: ${(err as Error).message}`);
+    reset();
   }
 }
 

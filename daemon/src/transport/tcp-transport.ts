@@ -4,17 +4,21 @@
  * cut-through entry; connects no local listener takes go out through the kernel.
  */
 import { isIPv4, type Server, type Socket } from 'node:net';
-import { FerryError, type SessionUri, type TlsOptions } from '@ferry/sdk/internal';
+import { FerryError, isNumericAddress, type SessionUri, type TlsOptions } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import type { Listener } from '../app/listener-table.js';
 import { fifoSizeFor } from '../config.js';
 import type { Session } from '../session/session.js';
 import { directAccept } from './direct-read.js';
 import {
+  acceptBare,
   adoptHanded,
+  ConnectWaiter,
+  connectHanded,
   HANDOFF_TRANSPORT,
   type HandedSet,
   handAccept,
+  handAcceptedFd,
   handConnect,
   recheckHanded,
 } from './tcp-handoff.js';
@@ -216,6 +220,7 @@ export class TcpTransport implements Transport {
   readonly tlsOptions = false;
   readonly #host: TransportHost;
   readonly #handed: HandedSet = new Set();
+  readonly #waiter = new ConnectWaiter();
 
   constructor(host: TransportHost) {
     this.#host = host;
@@ -232,6 +237,8 @@ export class TcpTransport implements Transport {
         (sock) => handAccept(host, this.#handed, kl?.listenerId ?? 0, sock),
         false,
       );
+      // Accepted descriptors go to the app without a node:net Socket each (where node allows).
+      acceptBare(server, (fd, peer) => handAcceptedFd(host, this.#handed, kl?.listenerId ?? 0, fd, peer));
       kl = new KernelListener(server, req.uri, ['ct', HANDOFF_TRANSPORT]);
       return kl;
     }
@@ -241,8 +248,25 @@ export class TcpTransport implements Transport {
   }
 
   connect(c: ConnectRequest): Promise<Opened> {
-    const handoff = c.req.handoff === true && this.#host.config.tcpHandoff === 'allow';
-    return connectStream(this.#host, c, undefined, handoff ? this.#handed : undefined);
+    const host = this.#host;
+    const handoff = c.req.handoff === true && host.config.tcpHandoff === 'allow';
+    if (handoff && isNumericAddress(c.target.host)) return this.#connectBare(c);
+    return connectStream(host, c, undefined, handoff ? this.#handed : undefined);
+  }
+
+  /** A handoff connect to a numeric address: a bare socket, no node:net (tcp-handoff.ts). */
+  async #connectBare(c: ConnectRequest): Promise<Opened> {
+    const host = this.#host;
+    host.checkSessionLimit(c.app);
+    let opened: Opened;
+    try {
+      opened = await connectHanded(host, this.#handed, c, this.#waiter);
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'ECONNREFUSED') host.counters.refused++;
+      throw err;
+    }
+    host.counters.tcpConnects++;
+    return opened;
   }
 
   adopt(app: App, listenerId: number, fd: number): Opened {

@@ -51,16 +51,17 @@ export class HandedSocket extends Socket {
   /** Wraps the kernel socket ferryd handed over (`fd` is ours now). @internal */
   _attachHanded(att: Attachment, sessionId: number, fd: number, localUri: string, remoteUri: string): void {
     const onread = this.#onread;
+    // Fifos have no Nagle, and ferryd hands sockets with TCP_NODELAY set: `noDelay` tells node so
+    // (no setsockopt here), and setNoDelay(false) turns Nagle back on.
+    // (`noDelay` is a net.Socket constructor option that @types/node lists for connect only.)
     const inner = new net.Socket({
       fd,
       readable: true,
       writable: true,
       allowHalfOpen: true,
+      noDelay: true,
       ...(onread ? { onread } : {}),
-    });
-    // Fifos have no Nagle: a handed socket does not delay small writes either (setNoDelay(false)
-    // turns it back on).
-    inner.setNoDelay(true);
+    } as net.SocketConstructorOpts);
     this.#inner = inner;
     this.#att = att;
     this.#sessionId = sessionId;

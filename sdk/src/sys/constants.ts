@@ -82,6 +82,10 @@ export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
 export const IPPROTO_TCP = 6;
 export const TCP_INFO = 11;
+export const TCP_NODELAY = 1;
+/** sizeof(struct sockaddr_in) and sizeof(struct sockaddr_in6). */
+export const SOCKADDR_IN_SIZE = 16;
+export const SOCKADDR_IN6_SIZE = 28;
 /** struct sockaddr_storage: large enough for sockaddr_in and sockaddr_in6. */
 export const SOCKADDR_STORAGE_SIZE = 128;
 /** struct tcp_info offsets (stable ABI: fields are only ever appended; older kernels fill less). */

@@ -21,12 +21,19 @@ export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './pol
 export { errnoName } from './sys-error.js';
 export {
   type InetAddress,
+  isNumericAddress,
   isTcpSocket,
+  setTcpNoDelay,
   type TcpInfo,
   type TcpState,
   tcpAddresses,
+  tcpConnect,
+  tcpConnected,
   tcpDisconnect,
   tcpInfo,
+  tcpLocalAddress,
+  tcpNoDelay,
+  tcpSocket,
 } from './tcp-socket.js';
 export {
   accept,

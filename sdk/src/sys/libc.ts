@@ -28,6 +28,7 @@ export const libc = {
   connect: lib.func('int connect(int fd, const void *addr, uint32_t addrlen)'),
   shutdown: lib.func('int shutdown(int fd, int how)'),
   getsockopt: lib.func('int getsockopt(int fd, int level, int optname, void *optval, void *optlen)'),
+  setsockopt: lib.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)'),
   getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
   getpeername: lib.func('int getpeername(int fd, void *addr, void *addrlen)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),

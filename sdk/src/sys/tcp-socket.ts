@@ -1,6 +1,10 @@
-// Kernel TCP sockets that ferryd hands to apps (handoff mode): what ferryd may ask the kernel about
-// a socket it keeps a duplicate of (TCP_INFO, addresses), and how it resets one the app also holds.
+// Kernel TCP sockets that ferryd hands to apps (handoff mode): how ferryd opens one without
+// node:net (a non-blocking connect on a bare descriptor, which it can pass on as soon as it is
+// connected), what it may ask the kernel about a socket it keeps a duplicate of (TCP_INFO,
+// addresses), and how it resets one the app also holds.
 
+import { isIPv4, isIPv6 } from 'node:net';
+import { constants } from 'node:os';
 import { ferryError } from '../errors.js';
 import {
   AF_INET,
@@ -11,11 +15,16 @@ import {
   SO_DOMAIN,
   SO_PROTOCOL,
   SO_TYPE,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
   SOCK_STREAM,
+  SOCKADDR_IN_SIZE,
+  SOCKADDR_IN6_SIZE,
   SOCKADDR_STORAGE_SIZE,
   SOL_SOCKET,
   TCP_INFO,
   TCP_INFO_SIZE,
+  TCP_NODELAY,
   TCPI_BYTES_ACKED,
   TCPI_BYTES_RECEIVED,
   TCPI_LAST_DATA_RECV,
@@ -27,7 +36,7 @@ import {
   TCPI_UNACKED,
 } from './constants.js';
 import { libc } from './libc.js';
-import { check } from './sys-error.js';
+import { check, retryEintr, sysError } from './sys-error.js';
 import { validateFd } from './validate.js';
 
 /** Linux TCP states (include/net/tcp_states.h), by number. */
@@ -160,4 +169,136 @@ export function tcpAddresses(fd: number): { local: InetAddress; remote: InetAddr
 export function tcpDisconnect(fd: number): void {
   validateFd(fd);
   check('connect', () => libc.connect(fd, unspec, unspec.length), 'AF_UNSPEC');
+}
+
+/** The 16 bytes of a textual IPv6 address (no zone), or null when it is not one. */
+function ipv6Bytes(text: string): Uint8Array | null {
+  if (!isIPv6(text) || text.includes('%')) return null;
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  const groups = (part: string): number[] | null => {
+    if (part === '') return [];
+    const words: number[] = [];
+    const items = part.split(':');
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] ?? '';
+      if (i === items.length - 1 && item.includes('.')) {
+        // An IPv4 tail (::ffff:1.2.3.4): two 16-bit words.
+        const b = item.split('.').map(Number);
+        words.push(((b[0] ?? 0) << 8) | (b[1] ?? 0), ((b[2] ?? 0) << 8) | (b[3] ?? 0));
+      } else words.push(Number.parseInt(item, 16));
+    }
+    return words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff) ? words : null;
+  };
+  const gap = text.indexOf('::');
+  const head = groups(gap < 0 ? text : text.slice(0, gap));
+  const tail = gap < 0 ? [] : groups(text.slice(gap + 2));
+  if (!head || !tail || head.length + tail.length > 8) return null;
+  for (const [i, w] of head.entries()) view.setUint16(i * 2, w, false);
+  for (const [i, w] of tail.entries()) view.setUint16((8 - tail.length + i) * 2, w, false);
+  return out;
+}
+
+const connectAddr = new Uint8Array(SOCKADDR_IN6_SIZE);
+const connectView = new DataView(connectAddr.buffer);
+
+/** Encodes a numeric address and port as sockaddr_in or sockaddr_in6; returns its length. */
+function encodeInet(address: string, port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw ferryError('ERR_INVALID_ARG_VALUE', `port must be 1-65535, got ${String(port)}`);
+  }
+  connectAddr.fill(0);
+  connectView.setUint16(2, port, false);
+  if (isIPv4(address)) {
+    connectView.setUint16(0, AF_INET, LE);
+    connectAddr.set(address.split('.').map(Number), 4);
+    return SOCKADDR_IN_SIZE;
+  }
+  const v6 = ipv6Bytes(address);
+  if (!v6) throw ferryError('ERR_INVALID_ARG_VALUE', `'${address}' is not a numeric IPv4 or IPv6 address`);
+  connectView.setUint16(0, AF_INET6, LE);
+  connectAddr.set(v6, 8);
+  return SOCKADDR_IN6_SIZE;
+}
+
+/** True when `address` is one tcpConnect takes: a numeric IPv4 or IPv6 address without a zone. */
+export function isNumericAddress(address: string): boolean {
+  return isIPv4(address) || ipv6Bytes(address) !== null;
+}
+
+/**
+ * A non-blocking, close-on-exec TCP socket for `address`'s family, with TCP_NODELAY set (a handed
+ * socket does not delay small writes, as fifos do not; the app may turn Nagle back on).
+ */
+export function tcpSocket(address: string): number {
+  const family = isIPv4(address) ? AF_INET : AF_INET6;
+  const fd = check('socket', () =>
+    libc.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP),
+  );
+  try {
+    setTcpNoDelay(fd, true);
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** Whether TCP_NODELAY is on (Nagle off). */
+export function tcpNoDelay(fd: number): boolean {
+  validateFd(fd);
+  lenScratch[0] = 4;
+  check(
+    'getsockopt',
+    () => libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, intScratch, lenScratch),
+    'TCP_NODELAY',
+  );
+  return intScratch[0] !== 0;
+}
+
+export function setTcpNoDelay(fd: number, on: boolean): void {
+  validateFd(fd);
+  intScratch[0] = on ? 1 : 0;
+  check('setsockopt', () => libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, intScratch, 4), 'TCP_NODELAY');
+}
+
+const { EINPROGRESS, EALREADY, EISCONN } = constants.errno;
+
+/**
+ * Starts connecting a socket from tcpSocket(); true when it is connected already (on loopback and
+ * veth the kernel completes the handshake before connect() returns), false when the handshake is
+ * still under way (wait for the socket to be writable, then ask tcpConnected). Throws the
+ * failure (ECONNREFUSED, ENETUNREACH, ...).
+ */
+export function tcpConnect(fd: number, address: string, port: number): boolean {
+  validateFd(fd);
+  const len = encodeInet(address, port);
+  const r = retryEintr(() => libc.connect(fd, connectAddr, len));
+  if (r === 0) return true;
+  // EINTR cannot stop a connect under way: the retry saw EALREADY; both mean "in progress".
+  if (r !== -EINPROGRESS && r !== -EALREADY) throw sysError('connect', -r, `${address}:${port}`);
+  return tcpConnected(fd, address, port);
+}
+
+/**
+ * The outcome of a connect under way, asked by connecting again (the kernel answers 0 once
+ * connected, EALREADY while the handshake runs, or the failure): true connected, false not yet.
+ */
+export function tcpConnected(fd: number, address: string, port: number): boolean {
+  validateFd(fd);
+  const len = encodeInet(address, port);
+  const r = retryEintr(() => libc.connect(fd, connectAddr, len));
+  if (r === 0 || r === -EISCONN) return true;
+  if (r === -EALREADY || r === -EINPROGRESS) return false;
+  throw sysError('connect', -r, `${address}:${port}`);
+}
+
+/** The local address of a bound or connected TCP socket (getsockname). */
+export function tcpLocalAddress(fd: number): InetAddress {
+  validateFd(fd);
+  lenScratch[0] = SOCKADDR_STORAGE_SIZE;
+  check('getsockname', () => libc.getsockname(fd, addrScratch, lenScratch));
+  const local = decodeInet(lenScratch[0] ?? 0);
+  if (!local) throw ferryError('ERR_INVALID_ARG_VALUE', 'not an IPv4 or IPv6 socket');
+  return local;
 }
