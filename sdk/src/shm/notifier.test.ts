@@ -230,3 +230,51 @@ test('adaptive: polls only as long as gaps between bursts suggest; not at all wh
   assert.equal(n.pollWindowUs, 0, 'long gaps: no polling');
   n.stop();
 });
+
+test('adaptive: sleeps at the first empty poll while the CPU is contended, polls again once it is not', async () => {
+  const doorbell = new FakeDoorbell();
+  let contended = true;
+  let arms = 0;
+  let pending = 0;
+  const n = new Notifier({
+    mode: 'adaptive',
+    doorbell,
+    poll: () => {
+      const k = pending;
+      pending = 0;
+      return k;
+    },
+    arm: () => {
+      arms++;
+      return pending > 0;
+    },
+    // Polling would otherwise go on for 200 ms (busy) after the last work.
+    busy: () => true,
+    contended: () => contended,
+    spinUs: 50,
+    adaptiveIdleUs: 100_000,
+    adaptiveBusyUs: 200_000,
+    preemptedUs: 1e9,
+  });
+  n.start();
+  await sleep(5);
+  assert.equal(n.sleeping, true, 'contended: no polling window, no busy window');
+  assert.equal(arms, 1);
+  assert.ok(n.contendedSleeps >= 1);
+  // A ring with work: it is done, and the notifier sleeps again at once.
+  pending = 3;
+  doorbell.ring();
+  await sleep(5);
+  assert.equal(pending, 0);
+  assert.equal(n.sleeping, true);
+  assert.equal(arms, 2);
+  // Not contended any more: after the next work it polls through its windows instead of arming.
+  contended = false;
+  pending = 1;
+  doorbell.ring();
+  await sleep(20);
+  assert.equal(pending, 0);
+  assert.equal(n.sleeping, false, 'polls while busy() holds and the CPU is free');
+  assert.equal(arms, 2);
+  n.stop();
+});
