@@ -1,6 +1,7 @@
 /** @ferry/sdk/internal: the layers ferryd, the examples and e2e build on. Not a stable API. */
 
 export { attachmentStats } from './api/attachments.js';
+export { HandedSocket } from './api/handed-socket.js';
 export {
   CtrlChannel,
   type CtrlChannelHandlers,

@@ -11,12 +11,18 @@ export const KNOWN_DIVERGENCES: Record<string, Partial<Record<TargetName, readon
   'listen() on a server already listening throws': {
     'ferry-ct': ['common.threw: "ERR_SERVER_ALREADY_LISTEN" -> "ERR_FERRY_SERVER_LISTENING"'],
     'ferry-server-net-client': ['common.threw: "ERR_SERVER_ALREADY_LISTEN" -> "ERR_FERRY_SERVER_LISTENING"'],
+    'ferry-handoff-server-net-client': [
+      'common.threw: "ERR_SERVER_ALREADY_LISTEN" -> "ERR_FERRY_SERVER_LISTENING"',
+    ],
   },
   // Kept on purpose: Server#address() also gives the listener's URI (what Ferry clients connect
   // to); the fields node:net has are the same.
   "listen(): 'listening' then the callback, asynchronously; address() before, during, after": {
     'ferry-ct': ['inet.keys: ["address","family","port"] -> ["address","family","port","uri"]'],
     'ferry-server-net-client': [
+      'inet.keys: ["address","family","port"] -> ["address","family","port","uri"]',
+    ],
+    'ferry-handoff-server-net-client': [
       'inet.keys: ["address","family","port"] -> ["address","family","port","uri"]',
     ],
   },

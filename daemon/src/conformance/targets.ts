@@ -2,8 +2,9 @@
  * The implementations a conformance scenario runs against. A scenario is written once against a
  * `net`-shaped module (createServer, connect, listen) and a Target says which module serves each
  * side and how to name addresses: node:net over a unix socket and over TCP loopback (the
- * reference), Ferry to Ferry (cut-through), and the two mixed pairs where ferryd carries a kernel
- * TCP connection to or from a node:net peer.
+ * reference), Ferry to Ferry (cut-through), the two mixed pairs where ferryd carries a kernel
+ * TCP connection to or from a node:net peer, and the same two pairs in handoff mode (ferryd hands
+ * the kernel socket to the Ferry app, which then reads and writes it itself).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -12,6 +13,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ferry from '@ferry/sdk';
+import { HandedSocket } from '@ferry/sdk/internal';
 
 // The smallest common surface of node:net and @ferry/sdk that scenarios use. Loosely typed on
 // purpose: the point is to call both through one shape and observe what they do.
@@ -32,7 +34,9 @@ export type TargetName =
   | 'net-tcp'
   | 'ferry-ct'
   | 'ferry-server-net-client'
-  | 'net-server-ferry-client';
+  | 'net-server-ferry-client'
+  | 'ferry-handoff-server-net-client'
+  | 'net-server-ferry-handoff-client';
 
 export interface Target {
   name: TargetName;
@@ -63,6 +67,30 @@ const ferryNet: NetModule = {
     ferry.createServer((options ?? {}) as ferry.ServerOptions, onConnection as (s: ferry.Socket) => void),
   connect: (...args) => (ferry.connect as (...a: unknown[]) => ferry.Socket)(...args),
   newSocket: (options) => new ferry.Socket(options as ferry.SocketOptions),
+};
+
+/** connect()'s arguments with `handoff: true` added (every form net.connect takes). */
+function withHandoff(args: unknown[]): unknown[] {
+  const [a, b, c] = args;
+  if (typeof a === 'number') {
+    const cb = [b, c].filter((x) => typeof x === 'function');
+    return [{ port: a, ...(typeof b === 'string' ? { host: b } : {}), handoff: true }, ...cb];
+  }
+  if (typeof a === 'string') return [{ uri: a, handoff: true }, ...args.slice(1)];
+  if (a !== null && typeof a === 'object') return [{ ...a, handoff: true }, ...args.slice(1)];
+  return args;
+}
+
+/** Ferry asking for handoff on every listen and connect (tcp://: ferryd hands the kernel socket). */
+const ferryHandoff: NetModule = {
+  createServer: (options, onConnection) =>
+    ferry.createServer(
+      { ...((options ?? {}) as ferry.ServerOptions), handoff: true },
+      onConnection as (s: ferry.Socket) => void,
+    ),
+  connect: (...args) => (ferry.connect as (...a: unknown[]) => ferry.Socket)(...withHandoff(args)),
+  // A HandedSocket's connect() asks for handoff, as connect() with `handoff: true` does.
+  newSocket: (options) => new HandedSocket(options as ferry.SocketOptions),
 };
 
 let dir = '';
@@ -151,6 +179,32 @@ export const TARGETS: readonly Target[] = [
     ferry: true,
     server: nodeNet,
     client: ferryNet,
+    listenArg: () => ({ port: 0, host: '127.0.0.1' }),
+    listenArgAt: (server) => ({ port: server.address().port, host: '127.0.0.1' }),
+    connectOpts: inetOpts,
+    refusedOpts: closedPort,
+  },
+  {
+    // As ferry-server-net-client, with the listen in handoff mode: ferryd accepts and hands the
+    // accepted kernel socket to the app.
+    name: 'ferry-handoff-server-net-client',
+    kind: 'inet',
+    ferry: true,
+    server: ferryHandoff,
+    client: nodeNet,
+    listenArg: () => 'tcp://127.0.0.1:0',
+    listenArgAt: (server) => `tcp://127.0.0.1:${server.address().port}`,
+    connectOpts: inetOpts,
+    refusedOpts: closedPort,
+  },
+  {
+    // As net-server-ferry-client, with the connect in handoff mode: ferryd connects and hands the
+    // kernel socket to the app.
+    name: 'net-server-ferry-handoff-client',
+    kind: 'inet',
+    ferry: true,
+    server: nodeNet,
+    client: ferryHandoff,
     listenArg: () => ({ port: 0, host: '127.0.0.1' }),
     listenArgAt: (server) => ({ port: server.address().port, host: '127.0.0.1' }),
     connectOpts: inetOpts,

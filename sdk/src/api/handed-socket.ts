@@ -17,7 +17,9 @@ import { noticeSession, requestAdopt } from '../app/session-control.js';
 import type { Accepted, ConnectReply } from '../proto/ctrl/messages.js';
 import { parseUri } from '../proto/uri.js';
 import { close } from '../sys/index.js';
+import { type ConnectOptions, resolveHandoff, resolveUri } from './options.js';
 import { Socket, type SocketOptions } from './socket.js';
+import type { TakeHanded } from './socket-connect.js';
 
 export const HANDOFF_TRANSPORT = 'tcp-handoff';
 
@@ -43,13 +45,28 @@ export class HandedSocket extends Socket {
     this.#onread = options.onread;
   }
 
+  /**
+   * socket.connect() asks for handoff too (a tcp:// address, unless the options say
+   * `handoff: false`), as connect() does when it makes a HandedSocket. @internal
+   */
+  override _handedConnect(opts: ConnectOptions): TakeHanded<Socket> | null {
+    return resolveHandoff(opts.handoff ?? true, resolveUri(opts)) ? takeHandedReply : null;
+  }
+
   /** The node:net socket over the handed descriptor (null: not handed). @internal */
   get kernelSocket(): net.Socket | null {
     return this.#inner;
   }
 
   /** Wraps the kernel socket ferryd handed over (`fd` is ours now). @internal */
-  _attachHanded(att: Attachment, sessionId: number, fd: number, localUri: string, remoteUri: string): void {
+  _attachHanded(
+    att: Attachment,
+    sessionId: number,
+    fd: number,
+    localUri: string,
+    remoteUri: string,
+    paused = false,
+  ): void {
     const onread = this.#onread;
     // Fifos have no Nagle, and ferryd hands sockets with TCP_NODELAY set: `noDelay` tells node so
     // (no setsockopt here), and setNoDelay(false) turns Nagle back on.
@@ -60,6 +77,9 @@ export class HandedSocket extends Socket {
       writable: true,
       allowHalfOpen: true,
       noDelay: true,
+      // A server with pauseOnConnect: nothing is read from the kernel until resume(), as net's
+      // (net.Server passes the same option to the sockets it accepts).
+      ...(paused ? { pauseOnCreate: true } : {}),
       ...(onread ? { onread } : {}),
     } as net.SocketConstructorOpts);
     this.#inner = inner;
@@ -88,7 +108,6 @@ export class HandedSocket extends Socket {
     });
     inner.on('error', (err) => this.destroy(err));
     handedSockets(att).add(this);
-    this.#flushEarly();
   }
 
   /** A session with fifos after all (cut-through, or ferryd refused handoff). @internal */
@@ -101,8 +120,26 @@ export class HandedSocket extends Socket {
     const e = this.#early;
     if (!e) return;
     this.#early = null;
-    if (this.#inner) this._writev(e.chunks, e.cb);
-    else super._writev(e.chunks, e.cb);
+    const inner = this.#inner;
+    if (!inner) {
+      super._writev(e.chunks, e.cb);
+      return;
+    }
+    // As net: writes made while connecting are handed to the connected socket between 'connect'
+    // and 'ready', and their callbacks run then (the kernel socket now holds or queues them).
+    inner.cork();
+    for (const c of e.chunks) inner.write(c.chunk, c.encoding);
+    inner.uncork();
+    e.cb();
+  }
+
+  /**
+   * The connect's reply bound the kernel socket ('connect' was emitted): writes made while
+   * connecting go out now, before 'ready'. @internal
+   */
+  override onWritable(): void {
+    if (this.#inner) this.#flushEarly();
+    else super.onWritable();
   }
 
   // ---- ferryd's view of the session ----
@@ -148,12 +185,26 @@ export class HandedSocket extends Socket {
     return this.#inner ? this.#inner.bytesRead : super.bytesRead;
   }
 
+  /** As net's: bytes handed to the kernel socket plus those still queued (corked, connecting). */
   override get bytesWritten(): number {
-    return this.#inner ? this.#inner.bytesWritten : super.bytesWritten;
+    let n = this.#inner ? this.#inner.bytesWritten : super.bytesWritten;
+    const queued = this.#inner
+      ? (this as unknown as { writableBuffer: { chunk: Buffer | string; encoding: BufferEncoding }[] })
+          .writableBuffer
+      : (this.#early?.chunks ?? []);
+    for (const w of queued) {
+      n += typeof w.chunk === 'string' ? Buffer.byteLength(w.chunk, w.encoding) : w.chunk.length;
+    }
+    return n;
   }
 
+  /**
+   * As net's: true until connected and again once destroyed (net's handle is gone then). Not the
+   * inner socket's own: that one is destroyed as soon as both its sides ended, a turn before this
+   * socket's 'end'.
+   */
   override get pending(): boolean {
-    return this.#inner ? false : super.pending;
+    return this.#inner ? this.destroyed : super.pending;
   }
 
   override get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
@@ -328,13 +379,13 @@ export function acceptHanded(
   att: Attachment,
   msg: Accepted,
   handed: HandedFd,
-  opts: { allowHalfOpen?: boolean; onread?: SocketOptions['onread'] },
+  opts: { allowHalfOpen?: boolean; onread?: SocketOptions['onread']; pauseOnConnect?: boolean },
 ): HandedSocket {
   handed.taken = true;
   const sock = new HandedSocket({
     allowHalfOpen: opts.allowHalfOpen ?? false,
     ...(opts.onread !== undefined ? { onread: opts.onread } : {}),
   });
-  sock._attachHanded(att, msg.session, handed.fd, msg.localUri, msg.remoteUri);
+  sock._attachHanded(att, msg.session, handed.fd, msg.localUri, msg.remoteUri, opts.pauseOnConnect === true);
   return sock;
 }

@@ -76,6 +76,8 @@ export function startConnect<S extends Connectable>(
     if (takeHanded?.(sock, att, reply, timedOut)) {
       if (sock.destroyed || timedOut) return;
       sock.emit('connect');
+      // As below: writes made while connecting go out between 'connect' and 'ready'.
+      sock.onWritable();
       sock.emit('ready');
       return;
     }

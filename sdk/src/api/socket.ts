@@ -12,7 +12,7 @@ import { FerryError, ferryError } from '../errors.js';
 import { parseUri } from '../proto/uri.js';
 import { kDestroying, publishClose } from './diagnostics.js';
 import { type ConnectOptions, type OnReadOptions, resolveUri } from './options.js';
-import { connectArgs, startConnect } from './socket-connect.js';
+import { connectArgs, startConnect, type TakeHanded } from './socket-connect.js';
 import { ReadView, WriteReservation } from './zero-copy.js';
 
 const debug = debuglog('ferry');
@@ -206,8 +206,13 @@ export class Socket extends Duplex implements SessionOwner {
     const { opts, listener } = connectArgs(args);
     resolveUri(opts);
     if (listener) this.once('connect', listener);
-    startConnect(this, opts);
+    startConnect(this, opts, this._handedConnect(opts));
     return this;
+  }
+
+  /** How a connect of this socket takes a handed kernel socket; null: it asks for none. @internal */
+  _handedConnect(_opts: ConnectOptions): TakeHanded<Socket> | null {
+    return null;
   }
 
   /** Ends the writable side, then destroys the socket once it finished (net.Socket#destroySoon). */
