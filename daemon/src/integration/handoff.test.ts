@@ -24,6 +24,7 @@ interface Row {
   app: number;
   transport: string;
   remote: string;
+  listener: number | null;
   daemonBytes: number;
   kernel: { tcpState?: string; bytesReceived?: number; bytesAcked?: number } | null;
 }
@@ -103,6 +104,18 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
         );
         return last;
       })();
+      // The accepted socket is shown under its listener (whose id is new: the server listened
+      // again before reporting it), the connected one under none, as before the restart.
+      const lid = ((await d.show('listeners')) as { id: number; uri: string }[]).find(
+        (x) => x.uri === l['uri'],
+      )?.id;
+      assert.ok(lid !== undefined, 'the server listens again');
+      const inRow = rows.find((s) => s.remote.endsWith(`:${inSock.localPort}`));
+      assert.equal(inRow?.listener, lid);
+      assert.deepEqual(
+        rows.filter((s) => s !== inRow).map((s) => s.listener),
+        [null],
+      );
       // The kernel's counters go back to the connection's start: bytes before the restart count.
       assert.ok(
         rows.every((s) => s.daemonBytes > MiB),

@@ -30,6 +30,13 @@ export class HandedSocket extends Socket {
   #sessionId = 0;
   #onread: SocketOptions['onread'];
   #released = false;
+  /**
+   * An accepted socket: after a ferryd restart, the listener id to report it under once its server
+   * listens again (0: none). Null: a connected socket, reported at once.
+   */
+  #listenerAfterRestart: (() => Promise<number>) | null = null;
+  /** Counts ferryd's comebacks: an adopt meant for an earlier one is not sent. */
+  #adoptRound = 0;
   /** resetAndDestroy(): ferryd resets the connection (it holds the last descriptor). */
   #reset = false;
   /** A write made while connecting (the stream holds the rest until its callback), sent where
@@ -155,6 +162,31 @@ export class HandedSocket extends Socket {
   /** ferryd went away: its id for the session died with it. @internal */
   _ferrydLost(): void {
     this.#sessionId = 0;
+  }
+
+  /**
+   * A new ferryd is attached: report the socket to it (`adopt`, the descriptor rides along), under
+   * its listener's new id for an accepted socket (once the server listens again), so `ferry show`
+   * lists it with its listener as before. @internal
+   */
+  _reportAgain(att: Attachment): void {
+    const round = ++this.#adoptRound;
+    const listener = this.#listenerAfterRestart ? this.#listenerAfterRestart() : Promise.resolve(0);
+    void listener.then((id) => {
+      const fd = this._fd;
+      if (round !== this.#adoptRound || fd < 0) return;
+      requestAdopt(att, fd, id).then(
+        (session) => this._adopted(session),
+        // Not adopted (limit, or ferryd went again: the next 'reattached' retries): the socket
+        // goes on; ferryd just does not show it.
+        () => {},
+      );
+    });
+  }
+
+  /** Accepted for a server: `listenerAfterRestart` gives the id to report it under. @internal */
+  _setListenerAfterRestart(fn: () => Promise<number>): void {
+    this.#listenerAfterRestart = fn;
   }
 
   /** The descriptor to report to a new ferryd (-1 once closed). @internal */
@@ -331,16 +363,7 @@ function handedSockets(att: Attachment): Set<HandedSocket> {
     for (const s of live) s._ferrydLost();
   });
   att.on('reattached', () => {
-    for (const s of [...live]) {
-      const fd = s._fd;
-      if (fd < 0) continue;
-      requestAdopt(att, fd).then(
-        (session) => s._adopted(session),
-        // Not adopted (limit, or ferryd went again: the next 'reattached' retries): the socket
-        // goes on; ferryd just does not show it.
-        () => {},
-      );
-    }
+    for (const s of [...live]) s._reportAgain(att);
   });
   return live;
 }
@@ -380,12 +403,14 @@ export function acceptHanded(
   msg: Accepted,
   handed: HandedFd,
   opts: { allowHalfOpen?: boolean; onread?: SocketOptions['onread']; pauseOnConnect?: boolean },
+  listenerAfterRestart: (() => Promise<number>) | null = null,
 ): HandedSocket {
   handed.taken = true;
   const sock = new HandedSocket({
     allowHalfOpen: opts.allowHalfOpen ?? false,
     ...(opts.onread !== undefined ? { onread: opts.onread } : {}),
   });
+  if (listenerAfterRestart) sock._setListenerAfterRestart(listenerAfterRestart);
   sock._attachHanded(att, msg.session, handed.fd, msg.localUri, msg.remoteUri, opts.pauseOnConnect === true);
   return sock;
 }

@@ -31,6 +31,8 @@ export class Server extends EventEmitter {
   #att: Attachment | null = null;
   /** The listener with ferryd (registered again after a ferryd restart); null when not listening. */
   #reg: ListenerRegistration | null = null;
+  /** Handed sockets accepted here, waiting to be reported to a ferryd that restarted. */
+  #relistenWaiters: ((listenerId: number) => void)[] = [];
   #uri = '';
   #connections = new Set<Socket>();
   #closing = false;
@@ -74,7 +76,10 @@ export class Server extends EventEmitter {
         {
           accepted: (msg, handed) => this.#onAccepted(msg, handed),
           lost: (err) => this.emit('ferryd-lost', err),
-          reattached: () => this.emit('reattached'),
+          reattached: () => {
+            this.#relistened();
+            this.emit('reattached');
+          },
           relistenFailed: (err) => this.#fail(err),
           closed: (err) => this.#fail(err),
         },
@@ -125,6 +130,7 @@ export class Server extends EventEmitter {
     this.#closing = true;
     void this.#reg?.close();
     this.#reg = null;
+    this.#relistened();
     this.#syncRef();
     process.nextTick(() => this.#maybeClosed());
     return this;
@@ -154,11 +160,28 @@ export class Server extends EventEmitter {
     else att.unref();
   }
 
+  /**
+   * The listener id a handed socket accepted here is reported under to a ferryd that restarted:
+   * the new id once this server listens again, 0 when it does not (closed, or listening failed).
+   */
+  readonly #listenerAfterRestart = (): Promise<number> => {
+    if (!this.#reg) return Promise.resolve(0);
+    return new Promise((resolve) => this.#relistenWaiters.push(resolve));
+  };
+
+  /** Tells those waiting for the listener's new id (0: there is none). */
+  #relistened(): void {
+    const waiters = this.#relistenWaiters;
+    this.#relistenWaiters = [];
+    const id = this.#reg?.id ?? 0;
+    for (const w of waiters) w(id);
+  }
+
   #onAccepted(msg: Accepted, handed: HandedFd | null): void {
     const att = this.#att;
     if (!att) return;
     if (handed) {
-      this.#track(acceptHanded(att, msg, handed, this.#opts));
+      this.#track(acceptHanded(att, msg, handed, this.#opts, this.#listenerAfterRestart));
       return;
     }
     const session = acceptSession(att, msg);
@@ -206,6 +229,7 @@ export class Server extends EventEmitter {
     this.listening = false;
     this.#reg?.detach();
     this.#reg = null;
+    this.#relistened();
     this.#syncRef();
     this.emit('error', err);
   }

@@ -88,8 +88,8 @@ export function unlistenMessage(listener: number): Unlisten {
 }
 
 /** ADOPT: a handed kernel socket (the one fd, role 'socket') reported to a ferryd that restarted. */
-export function adoptMessage(): Adopt {
-  return { t: 'adopt', id: 0, listener: 0, fds: ['socket'] };
+export function adoptMessage(listener = 0): Adopt {
+  return { t: 'adopt', id: 0, listener, fds: ['socket'] };
 }
 
 export interface DgramBindParams {

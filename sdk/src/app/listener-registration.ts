@@ -55,6 +55,11 @@ export class ListenerRegistration {
     return new ListenerRegistration(att, { ...params, uri: reply.uri }, reply.listener, owner);
   }
 
+  /** ferryd's id of the listener now (0 while ferryd is away, or before listening again). */
+  get id(): number {
+    return this.#id;
+  }
+
   /** The URI bound (a port chosen for :0 filled in). */
   get uri(): string {
     return this.#params.uri;

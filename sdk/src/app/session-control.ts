@@ -69,8 +69,8 @@ export function requestUnlisten(att: Attachment, listener: number): Promise<void
 }
 
 /** Reports a handed kernel socket to a ferryd that restarted; resolves with its new session id. */
-export async function requestAdopt(att: Attachment, fd: number): Promise<number> {
-  return expect(await att.request(adoptMessage(), [fd]), 'connect-reply').session;
+export async function requestAdopt(att: Attachment, fd: number, listener = 0): Promise<number> {
+  return expect(await att.request(adoptMessage(listener), [fd]), 'connect-reply').session;
 }
 
 /** Binds a datagram endpoint; the reply carries its relay session's fifos. */
