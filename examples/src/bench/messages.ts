@@ -5,6 +5,7 @@
 // path (client, server, ferryd).
 //
 //   npm run bench:messages -- [--rounds 5] [--scale 1] [--case oneway,rtt,bulk,pubsub] [--json]
+//     [--variants net,zmq,ferry,ferry-interrupt]
 //
 // Cases: one-way small objects ({ id, ts, name, vals: [1, 2, 3] }), request/response round trips
 // (p50, p99), 1 MiB binary payloads one way (Ferry: the loan API), publish/subscribe to 1, 2, 4 and
@@ -441,6 +442,7 @@ async function main(): Promise<void> {
       scale: { type: 'string', default: '1' },
       case: { type: 'string', default: 'oneway,rtt,bulk,pubsub' },
       json: { type: 'boolean', default: false },
+      variants: { type: 'string', default: 'net,zmq,ferry,ferry-interrupt' },
     },
   });
   const rounds = Number(values.rounds);
@@ -454,9 +456,8 @@ async function main(): Promise<void> {
     bulk: Math.round(1000 * scale),
   };
   const zmqMissing = await zmqAvailable();
-  const variants: Shown[] = zmqMissing
-    ? ['net', 'ferry', 'ferry-interrupt']
-    : ['net', 'zmq', 'ferry', 'ferry-interrupt'];
+  const asked = String(values.variants).split(',') as Shown[];
+  const variants = asked.filter((v) => !(zmqMissing && v === 'zmq'));
   if (zmqMissing) console.error(`zeromq is not usable here, measured without it: ${zmqMissing}`);
 
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-msg-'));

@@ -98,6 +98,9 @@ export async function subscribe(name: string, opts: SubscribeOptions = {}): Prom
   return new Subscriber(name, link, opts);
 }
 
+/** Within one turn, sleeping subscribers are woken at least every this many messages. */
+const WAKE_EVERY = 64;
+
 export class Publisher {
   readonly topic: string;
   readonly #link: TopicLink;
@@ -138,6 +141,31 @@ export class Publisher {
       );
     }
     this.#writer.write(bytes);
+    // Wake-ups are coalesced: the first message of a turn wakes sleepers at once (a lone message
+    // waits for nothing), later ones every WAKE_EVERY messages and at the turn's end, so a burst
+    // costs a few rings however often subscribers go to sleep between its messages.
+    if (!this.#turnOpen) {
+      this.#turnOpen = true;
+      process.nextTick(this.#endTurn);
+      this.#wake();
+    } else if (++this.#unwoken >= WAKE_EVERY) {
+      this.#wake();
+    }
+    return true;
+  }
+
+  #turnOpen = false;
+  /** Messages published since the last wake check. */
+  #unwoken = 0;
+
+  readonly #endTurn = (): void => {
+    this.#turnOpen = false;
+    if (this.#unwoken > 0 && !this.#closed) this.#wake();
+  };
+
+  /** Rings the topic's doorbell when a subscriber sleeps and nobody rang since ferryd looked. */
+  #wake(): void {
+    this.#unwoken = 0;
     if (this.#bellFd >= 0 && this.#link.seg.wakeNeeded()) {
       try {
         ring(this.#bellFd);
@@ -145,7 +173,6 @@ export class Publisher {
         // ferryd is gone; its subscribers are woken by nobody until it is back.
       }
     }
-    return true;
   }
 
   /** Leaves the topic (subscribers keep what it wrote). */

@@ -246,17 +246,31 @@ export class TopicRingWriter {
     return this.#seq;
   }
 
-  /** Appends one record whose payload is `payload` (at most maxPayload bytes) and publishes it. */
-  write(payload: Uint8Array): void {
+  /**
+   * Appends one record whose payload is `payload` (at most maxPayload bytes) and publishes it.
+   * `skip` messages are counted as lost before it (a relay forwarding a gap it saw upstream):
+   * readers count them in `dropped` as if they had been lapped over them.
+   */
+  write(payload: Uint8Array, skip = 0): void {
     const n = payload.length;
-    const size = (TOPIC_RECORD_HEADER + n + 7) & ~7;
-    let pos = this.#tail & this.#mask;
-    if (pos + size > this.#size) {
-      this.#view.setUint32(pos, PAD_RECORD, true);
-      this.#tail = (this.#tail + (this.#size - pos)) >>> 0;
-      pos = 0;
-    }
+    const pos = this.#placeFor(n);
     this.#ring.set(payload, pos + TOPIC_RECORD_HEADER);
+    this.#publish(pos, n, skip);
+  }
+
+  /** Where a record with an `n`-byte payload goes: here, or at the ring's start after a PAD. */
+  #placeFor(n: number): number {
+    const size = (TOPIC_RECORD_HEADER + n + 7) & ~7;
+    const pos = this.#tail & this.#mask;
+    if (pos + size <= this.#size) return pos;
+    this.#view.setUint32(pos, PAD_RECORD, true);
+    this.#tail = (this.#tail + (this.#size - pos)) >>> 0;
+    return 0;
+  }
+
+  #publish(pos: number, n: number, skip: number): void {
+    const size = (TOPIC_RECORD_HEADER + n + 7) & ~7;
+    this.#seq = (this.#seq + skip) >>> 0;
     this.#view.setUint32(pos, n, true);
     this.#view.setUint32(pos + 4, this.#seq, true);
     const start = this.#tail;
@@ -281,6 +295,8 @@ export class TopicRingReader {
   readonly #range = { start: 0, end: 0 };
   #pos: number;
   #expect: number;
+  /** The next record's number is taken as the start, not compared (a start at 'last'). */
+  #resync = false;
   /** Messages this reader lost to laps. */
   dropped = 0;
 
@@ -301,6 +317,7 @@ export class TopicRingReader {
     } else if (from === 'last' && seq > 0) {
       this.#pos = Atomics.load(this.#w, this.#base + SLOT_LAST / 4);
       this.#expect = (seq - 1) >>> 0;
+      this.#resync = true;
     } else {
       this.#pos = tail;
       this.#expect = seq;
@@ -331,9 +348,9 @@ export class TopicRingReader {
       if (behind === 0) break;
       // A ring whose newest record is itself unreadable (a broken or hostile publisher) would
       // send every lap back to it: after a few, skip to the tail and wait for new records.
+      // (What was skipped is counted from the next record's number, as after any lap.)
       if (laps > 2) {
         this.#pos = tail;
-        this.#expect = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
         break;
       }
       if (behind > half) {
@@ -376,7 +393,12 @@ export class TopicRingReader {
         this.#lapped();
         continue;
       }
-      if (seq !== this.#expect) this.dropped += (seq - this.#expect) >>> 0;
+      // What the records' own numbers say was skipped (a lap, or a gap a relay forwarded). A record
+      // older than expected (positions and counters are read while the publisher moves on) loses
+      // nothing; only a start at 'last' takes the first record's number as it is.
+      const lost = (seq - this.#expect) | 0;
+      if (lost > 0 && !this.#resync) this.dropped += lost;
+      this.#resync = false;
       this.#expect = (seq + 1) >>> 0;
       this.#pos = (this.#pos + size) >>> 0;
       deliver(value);
@@ -385,15 +407,15 @@ export class TopicRingReader {
     return n;
   }
 
-  /** Lapped: jump to the newest record the writer published. */
+  /**
+   * Lapped: jump to the newest record the writer published. What was lost is counted from the
+   * sequence number of the next record read (the counters read here may already be newer than
+   * the record LAST points at: the publisher does not wait).
+   */
   #lapped(): void {
     const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
     const last = Atomics.load(this.#w, this.#base + SLOT_LAST / 4);
     // Start at the newest record only if it is still well within reach, else wait at the tail.
     this.#pos = (tail - last) >>> 0 <= this.#size / 4 ? last : tail;
-    const seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
-    const next = this.#pos === last ? (seq - 1) >>> 0 : seq;
-    this.dropped += (next - this.#expect) >>> 0 > 0x7fff_ffff ? 0 : (next - this.#expect) >>> 0;
-    this.#expect = next;
   }
 }
