@@ -60,6 +60,9 @@ export class Topic {
   removePublisher(slot: number): void {
     if (!this.publishers.delete(slot)) return;
     this.seg.closeSlot(slot, SLOT_GONE);
+    // A publisher wakes sleepers at the end of its turn, and one killed meanwhile (or between its
+    // claim of PENDING and its ring) never does: wake them here, and clear PENDING for the others.
+    this.#wake();
   }
 
   release(): void {
