@@ -44,7 +44,8 @@ const MAX_BAD_MESSAGES = 64;
 const MAX_QUEUED_PER_APP = 1_000_000;
 /** How long a new connection may take to send HELLO. */
 const HELLO_TIMEOUT_MS = 5000;
-const SUPPORTED_FEATURES = FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM;
+const SUPPORTED_FEATURES =
+  FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM | FEATURE.FAST_CONNECT;
 
 export interface CtrlServerCounters {
   accepted: number;
@@ -245,6 +246,7 @@ export class CtrlServer {
       return reject(ferryError('ERR_FERRY_LIMIT', `maxApps (${this.#config.maxApps}) apps are attached`));
     }
     const app = new App(this.#nextApp++, hello.name, namespace, peer, ch, doorbell);
+    app.features = hello.features & SUPPORTED_FEATURES;
     this.apps.set(app.id, app);
     this.pending.delete(ch);
     if ((hello.reattach ?? 0) > 0) this.counters.reattached++;
@@ -258,7 +260,7 @@ export class CtrlServer {
         st: 0,
         err: '',
         version,
-        features: hello.features & SUPPORTED_FEATURES,
+        features: app.features,
         appId: app.id,
         fds: ['wake'],
       },
@@ -329,6 +331,8 @@ const REQUESTS = new Set<string>([
   'dgram-bind',
   'dgram-connect',
   'adopt',
+  'fast-open',
+  'pool-release',
 ]);
 
 function isAppRequest(msg: CtrlMessage): msg is AppRequest {

@@ -42,6 +42,12 @@ export function handleRequest(
       case 'reset':
         layer.reset(app, msg.session);
         return ok;
+      case 'fast-open':
+        layer.fastOpen(app, msg.session);
+        return ok;
+      case 'pool-release':
+        layer.poolRelease(app, msg.pool);
+        return ok;
       case 'segment-released':
         layer.segmentReleased(app, msg.segment);
         return ok;

@@ -21,6 +21,8 @@ export class App {
   /** Pair segments this app maps. */
   readonly segments = new Set<number>();
   badMessages = 0;
+  /** Feature bits negotiated at HELLO (FEATURE.*). */
+  features = 0;
 
   constructor(
     id: number,

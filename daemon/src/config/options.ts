@@ -114,6 +114,17 @@ Between the minimum and the maximum.
 Largest fifo a connect gets.
 `,
   },
+  fastConnectPool: {
+    schema: (_ctx: ValidateContext) => int(0, 32),
+    default: 8,
+    live: true,
+    doc: `
+Fifo pairs ferryd lends a client for each listener it has connected to by cut-through, so that its
+next connects there need no round trip through ferryd (fast connects, docs/control-protocol.md). The
+pairs have the default fifo size, sit in the segment the two apps already share, and count against
+both apps' \`maxSessionsPerApp\` until used. 0 turns fast connects off. A reload revokes every pool.
+`,
+  },
   maxApps: {
     schema: (_ctx: ValidateContext) => int(1, 1_000_000),
     default: 1024,

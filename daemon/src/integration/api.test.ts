@@ -77,7 +77,8 @@ test('a connect that ferryd does not answer in time fails with ETIMEDOUT', async
   warm.destroy();
   d.proc.kill('SIGSTOP');
   try {
-    const s = connect({ uri, connectTimeout: 300 });
+    // Its own fifo size: a pool's pairs (default sizes) cannot serve it, so it must ask ferryd.
+    const s = connect({ uri, connectTimeout: 300, rxFifoSize: 8192 });
     const err = await new Promise<Error & { code?: string }>((resolve) => s.once('error', resolve));
     assert.equal(err.code, 'ETIMEDOUT');
   } finally {

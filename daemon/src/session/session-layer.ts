@@ -46,6 +46,7 @@ import type {
   TransportHost,
   TransportListener,
 } from '../transport/transport.js';
+import { type FastPool, FastPools, type PoolPairRec } from './fast-pools.js';
 import { Session, type SessionTransport } from './session.js';
 import {
   acceptedEvent,
@@ -72,6 +73,9 @@ export class SessionLayer implements TransportHost {
     tcpConnects: 0,
     tcpAccepts: 0,
     tlsFailures: 0,
+    fastConnects: 0,
+    poolsGranted: 0,
+    poolsRevoked: 0,
   };
   /** ferryd's own end of the pair segments it shares with apps for the sessions it terminates. */
   readonly daemonEnd = new DaemonEnd();
@@ -79,6 +83,8 @@ export class SessionLayer implements TransportHost {
   readonly config: DaemonConfig;
   readonly policy: Policy;
   readonly #cutThrough: CutThrough;
+  /** Fifo pairs lent for fast connects (session/fast-pools.ts). */
+  readonly pools: FastPools;
   /** Transport sides of the listeners, by listener id (cut-through-only listeners have none). */
   readonly #open = new Map<number, TransportListener>();
   #daemonParty: SegmentParty = { id: DAEMON_PARTY_ID, segments: new Set<number>() };
@@ -100,6 +106,16 @@ export class SessionLayer implements TransportHost {
     this.policy = policy;
     this.segments = new SegmentManager(config, policy.counters);
     this.#cutThrough = new CutThrough(this);
+    this.pools = new FastPools({
+      config,
+      counters: this.counters,
+      attached: (app) => this.attached(app),
+      reserveSessionId: () => this.#nextSession++,
+      clientPort: () => this.#clientPort(),
+      liveSegment: (id) => this.segments.get(id),
+      materialize: (pool, rec) => this.#materialize(pool, rec),
+      session: (id) => this.sessions.get(id),
+    });
     this.transports = new TransportRegistry(transports(this, this.#cutThrough));
   }
 
@@ -184,18 +200,26 @@ export class SessionLayer implements TransportHost {
       this.counters.refused++;
       throw ferryError('ECONNREFUSED', `listener's app has reached its session limit`);
     }
+    const serverUri = formatUri(l.uri.host === '*' ? { ...l.uri, host: uri.host } : l.uri);
     const c = this.#cutThrough.join({
       client,
       server,
       listener: l,
       clientUri: formatUri({ scheme: uri.scheme, host: '127.0.0.1', port: this.#clientPort() }),
-      serverUri: formatUri(l.uri.host === '*' ? { ...l.uri, host: uri.host } : l.uri),
+      serverUri,
       tx: fifoSizeFor(this.config, req.txFifoSize),
       rx: fifoSizeFor(this.config, req.rxFifoSize),
       ring: 'soon',
     });
     this.counters.accepted++;
-    return this.#reply(req.id, { session: c });
+    const reply = this.#reply(req.id, { session: c });
+    // Every check a connect makes passed for exactly this URI: the next ones may skip ferryd. Only
+    // for the default fifo sizes and without TLS options (what a pool's pairs are).
+    if (req.tls === undefined && req.rxFifoSize === 0 && req.txFifoSize === 0) {
+      const seg = this.segments.get(c.segmentId);
+      if (seg) this.pools.afterConnect(client, server, l, req.uri, serverUri, seg);
+    }
+    return reply;
   }
 
   /** A datagram endpoint: the transport's kernel socket, the table entry, and its relay session. */
@@ -237,7 +261,22 @@ export class SessionLayer implements TransportHost {
 
   /** The configuration was reloaded: each transport rechecks what the rules may now deny. */
   policyChanged(): void {
+    // Rules, limits or namespaces may have changed: no pool outlives the decision it was lent on.
+    this.pools.revokeAll();
     for (const t of this.transports.values()) t.policyChanged?.();
+  }
+
+  /** A client took a pool pair (`fast-open`): its session and the server's enter the table. */
+  fastOpen(app: App, sessionId: number): void {
+    if (this.sessions.get(sessionId)?.appId === app.id) return;
+    if (!this.pools.open(app, sessionId)) {
+      throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `session ${sessionId} is not a pool pair of this app`);
+    }
+  }
+
+  /** The app let go of a revoked pool. */
+  poolRelease(app: App, poolId: number): void {
+    this.pools.release(app, poolId);
   }
 
   shutdown(app: App, sessionId: number): void {
@@ -272,6 +311,8 @@ export class SessionLayer implements TransportHost {
 
   /** The app detached or died: its sessions reset (RST for TCP), its listeners and segments go. */
   appGone(app: App): void {
+    // First: taken pairs enter the table (and the server hears pool-revoke before their resets).
+    this.pools.appGone(app);
     for (const id of app.listeners) this.#removeListener(id);
     app.listeners.clear();
     for (const id of [...app.sessions]) {
@@ -378,6 +419,7 @@ export class SessionLayer implements TransportHost {
   }
 
   #removeListener(listenerId: number): void {
+    this.pools.revokeListener(listenerId);
     this.listeners.remove(listenerId);
     const tl = this.#open.get(listenerId);
     if (tl) {
@@ -404,6 +446,8 @@ export class SessionLayer implements TransportHost {
     }
     this.#open.set(l.id, tl);
     app.listeners.add(l.id);
+    // A URI that reached another listener may reach this one now.
+    this.pools.revokePort(l.uri.scheme, l.uri.port);
     try {
       return { l, tl, opened: tl.start(l) };
     } catch (err) {
@@ -455,6 +499,43 @@ export class SessionLayer implements TransportHost {
     c.peer = s;
     s.peer = c;
     return { c, s };
+  }
+
+  /** Both ends of a pool pair a client took, under the ids reserved for them, peers of each other. */
+  #materialize(pool: FastPool, rec: PoolPairRec): void {
+    const clientSide = pool.seg.sideOf(pool.client.id);
+    const serverSide = clientSide === 'a' ? 'b' : 'a';
+    const clientUri = pool.clientUri(rec.port);
+    const lid = pool.listener.id;
+    const c = this.#newSession(
+      pool.client,
+      pool.seg.id,
+      rec.slot,
+      clientSide,
+      clientUri,
+      pool.serverUri,
+      0,
+      'ct',
+      rec.clientId,
+    );
+    const s = this.#newSession(
+      pool.server,
+      pool.seg.id,
+      rec.slot,
+      serverSide,
+      pool.serverUri,
+      clientUri,
+      lid,
+      'ct',
+      rec.serverId,
+    );
+    c.peer = s;
+    s.peer = c;
+    pool.listener.accepted++;
+    this.counters.connects++;
+    this.counters.accepted++;
+    // A pool of an app that is going is revoked first thing in appGone: its sessions loop, which
+    // follows, tears these down too.
   }
 
   place(p: Placement): Placed {
@@ -510,7 +591,13 @@ export class SessionLayer implements TransportHost {
    */
   atSessionLimit(app: App, requester: App | null): boolean {
     const max = this.config.maxSessionsPerApp;
-    if (app.sessions.size < max) return false;
+    // Pairs lent for fast connects count as sessions of both apps until used...
+    if (app.sessions.size + this.pools.reservedOf(app) < max) return false;
+    // ...and give way to a connect that needs the room: the unused ones are voided at once.
+    if (this.pools.reservedOf(app) > 0) {
+      this.pools.revokeApp(app);
+      if (app.sessions.size + this.pools.reservedOf(app) < max) return false;
+    }
     const owners = new Set<App>([app]);
     for (const id of app.sessions) {
       const peer = this.sessions.get(id)?.peer;
@@ -565,6 +652,8 @@ export class SessionLayer implements TransportHost {
   }
 
   #own(app: App, sessionId: number): Session {
+    // The first notice about a session from a pool may come before the client's fast-open.
+    if (!this.sessions.has(sessionId)) this.pools.open(app, sessionId);
     const s = this.sessions.get(sessionId);
     if (!s || s.appId !== app.id) throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `session ${sessionId}`);
     return s;
@@ -579,9 +668,10 @@ export class SessionLayer implements TransportHost {
     remote: string,
     listenerId: number,
     transport: SessionTransport,
+    id: number = this.#nextSession++,
   ): Session {
     const s = new Session({
-      id: this.#nextSession++,
+      id,
       appId: app.id,
       localUri: local,
       remoteUri: remote,

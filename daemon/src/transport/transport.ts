@@ -46,6 +46,11 @@ export interface SessionLayerCounters {
   tcpAccepts: number;
   /** TLS handshakes that failed (accepts and connects). */
   tlsFailures: number;
+  /** Cut-through sessions a client opened from a pool, without a request (fast connects). */
+  fastConnects: number;
+  /** Fast-connect pools lent and revoked. */
+  poolsGranted: number;
+  poolsRevoked: number;
 }
 
 /** What a session's end reports; the session layer turns each into a state transition. */

@@ -54,6 +54,9 @@ export async function attachmentStats(): Promise<
     reattaches: number;
     segments: number;
     orphanSegments: number;
+    /** Fast connects this process made from pools, and fast connects it accepted as a server. */
+    fastTaken: number;
+    fastAccepted: number;
   }[]
 > {
   const out = [];
@@ -67,6 +70,8 @@ export async function attachmentStats(): Promise<
       reattaches: att.reattaches,
       segments: att.segments.size,
       orphanSegments: att.orphanSegments,
+      fastTaken: att.pools.taken,
+      fastAccepted: att.pools.acceptedCount,
     });
   }
   return out;

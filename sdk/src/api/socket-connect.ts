@@ -65,6 +65,21 @@ export function startConnect<S extends Connectable>(
   }, timeoutMs);
   traceConnect(sock, uri, async () => {
     const att = await getAttachment(opts);
+    // A fast connect: a pair ferryd lent for this URI, taken without asking it (default fifo sizes,
+    // no TLS options, as the pool's pairs were lent for).
+    const fast =
+      takeHanded === null && !opts.tls && !opts.rxFifoSize && !opts.txFifoSize && !sock.destroyed && !timedOut
+        ? att.pools.take(uri)
+        : null;
+    if (fast) {
+      clearTimeout(timer);
+      sock._attach(att, fast.session, fast.localUri, fast.remoteUri, 'ct');
+      sock.emit('connect');
+      sock.onWritable();
+      sock.emit('ready');
+      sock._start();
+      return;
+    }
     const reply = await requestConnect(att, {
       uri,
       rxFifoSize: opts.rxFifoSize ?? 0,

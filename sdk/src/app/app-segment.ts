@@ -36,6 +36,9 @@ export class AppSegment {
   pins = 0;
   /** The other party is ferryd itself (sessions it carries over TCP), not an app. */
   daemonPeer = false;
+  /** Server side of fast-connect pools: slots of pairs not accepted yet, and who looks at them. */
+  poolSlots: ReadonlyMap<number, unknown> | null = null;
+  onPoolSlot: ((slot: number) => void) | null = null;
 
   constructor(msg: SegmentAdd, segmentFd: number, peerDoorbellFd: number) {
     this.id = msg.segment;
@@ -91,7 +94,8 @@ export class AppSegment {
     }
     if (r !== 0 && debug.enabled) debug('segment %d: drained %s', this.id, r);
     if (r === 'rescan') {
-      for (const slot of [...this.#slots.keys()]) this.#dispatch(slot);
+      const pool = this.poolSlots ? [...this.poolSlots.keys()] : [];
+      for (const slot of [...this.#slots.keys(), ...pool]) this.#dispatch(slot);
       return 1;
     }
     return r;
@@ -132,6 +136,9 @@ export class AppSegment {
   }
 
   #dispatch(slot: number): void {
+    // A pool pair's first event announces a fast connect (in a self-pair, the client's own session
+    // sits on the same slot: both are told).
+    if (this.poolSlots?.has(slot)) this.onPoolSlot?.(slot);
     const list = this.#slots.get(slot);
     if (!list) return;
     for (const l of [...list]) l.onSlotEvent();

@@ -26,6 +26,7 @@ import { Notifier } from '../shm/index.js';
 import { close, connectUnix, cpuContended, Doorbell, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
 import { helloMessage, segmentReleasedMessage, sessionNoticeMessage } from './control-messages.js';
+import { FastPools } from './fast-pools.js';
 
 export interface AttachOptions {
   socket: string;
@@ -124,6 +125,19 @@ export class Attachment extends EventEmitter {
   #pollers = new Set<ExtraPoller>();
   /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
   #replyFds = new Map<number, number[]>();
+  /** The last session a socket bound (onSessionReset): tells whether a listener took an accept. */
+  #lastBound = 0;
+  /** Fast-connect pools ferryd lent us, as client and as server (fast-pools.ts). */
+  readonly pools: FastPools = new FastPools({
+    segment: (id) => this.segments.get(id),
+    notify: (msg, ring) => this.notify({ ...msg, id: 0 } as AppRequest, ring),
+    accept: (msg) => {
+      this.#lastBound = 0;
+      this.emit('accepted', msg, null);
+      return this.#lastBound === msg.session;
+    },
+    fail: (id, err) => this.#resetHandlers.get(id)?.cb(err),
+  });
 
   private constructor(options: AttachOptions, doorbell: Doorbell) {
     super();
@@ -229,6 +243,7 @@ export class Attachment extends EventEmitter {
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
   onSessionReset(session: SessionRef, cb: (err: FerryError) => void): void {
+    this.#lastBound = session.id;
     if (session.segment.orphaned) return;
     this.#resetHandlers.set(session.id, { session, cb });
   }
@@ -435,8 +450,18 @@ export class Attachment extends EventEmitter {
       case 'segment-add':
         this.#onSegmentAdd(msg, fds);
         return;
+      case 'pool-grant':
+        this.pools.onGrant(msg);
+        return;
+      case 'pool-serve':
+        this.pools.onServe(msg, (id) => this.segments.get(id));
+        return;
+      case 'pool-revoke':
+        this.pools.onRevoke(msg);
+        return;
       case 'segment-del': {
         const seg = this.segments.get(msg.segment);
+        this.pools.dropSegment(msg.segment);
         if (seg) {
           seg.deleted = true;
           this.releaseSegmentIfUnused(seg);
@@ -538,6 +563,9 @@ export class Attachment extends EventEmitter {
       err instanceof FerryError && err.code === 'ERR_FERRY_DAEMON_LOST'
         ? err
         : ferryError('ERR_FERRY_DAEMON_LOST', err.message, { cause: err });
+    // Before the segments become orphans and listeners forget their ids: pairs clients took are
+    // accepted, the others voided.
+    this.pools.onLost();
     this.#orphanSegments();
     this.emit('lost', this.#lost);
     const timeout = this.options.reattachTimeoutMs ?? Number.POSITIVE_INFINITY;

@@ -36,7 +36,8 @@ export function helloMessage(p: HelloParams): Hello {
     id: 0,
     version: PROTO_VERSION,
     minVersion: PROTO_MIN_VERSION,
-    features: FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM,
+    features:
+      FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM | FEATURE.FAST_CONNECT,
     name: p.name,
     namespace: p.namespace,
     token: p.token,

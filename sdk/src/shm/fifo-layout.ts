@@ -1,7 +1,8 @@
 // Byte layout of a fifo: a three-cache-line header followed by a power-of-two data ring.
 //
 // Line 0 (static): written once by the creator in initFifo(), before either end exists; each end
-//   copies the size privately at construction and never reads the line again.
+//   copies the size privately at construction and never reads the line again. Its POOL word is
+//   the exception (fifo-pool.ts): for fast-connect pools, moved only by compare-and-swap.
 // Line 1 (consumer): HEAD and CONS_FLAGS are written by the consumer only. WANT_DATA is the one
 //   two-writer field: the consumer sets it (0 -> 1) before it sleeps, the producer clears it
 //   (CAS 1 -> 0) when it decides to ring the consumer's doorbell.
@@ -16,6 +17,11 @@ export const FIFO_MAGIC = 0x4659_5246;
 export const FIFO_MAGIC_OFFSET = 0;
 /** u32 data size in bytes (power of two). */
 export const FIFO_SIZE_OFFSET = 4;
+/**
+ * u32 pool word of a pair lent for fast connects (fifo-pool.ts), in the client's tx fifo: 0 for an
+ * ordinary pair. The one word of the static line written after init, only by compare-and-swap.
+ */
+export const FIFO_POOL_OFFSET = 8;
 
 export const FIFO_CONSUMER_LINE = CACHE_LINE;
 /** u32 consumer index: bytes consumed so far. */

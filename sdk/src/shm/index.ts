@@ -11,6 +11,15 @@ export {
 export { fifoFootprint, initFifo } from './fifo.js';
 export { FifoConsumer } from './fifo-consumer.js';
 export { FIFO_HEADER_BYTES, FIFO_MAX_BYTES, FIFO_MIN_BYTES } from './fifo-layout.js';
+export {
+  POOL_FREE,
+  POOL_NONE,
+  POOL_REVOKED,
+  POOL_TAKEN,
+  poolLend,
+  poolState,
+  poolSwap,
+} from './fifo-pool.js';
 export { FifoProducer } from './fifo-producer.js';
 export {
   alignUp,

@@ -197,6 +197,8 @@ describe('decodeCtrl properties (fast-check)', () => {
     fifosOrNull: fc.option(fifos, { nil: null }),
     optU32: u32,
     flag: fc.boolean(),
+    pairs: fc.array(fc.record({ session: u32, port: u32, fifos }), { maxLength: 4 }),
+    slots: fc.array(u32, { maxLength: 64 }),
     tls: fc.record(
       {
         cert: fc.string({ maxLength: 64 }),

@@ -105,6 +105,12 @@ describe('round trips', () => {
       fifosOrNull: fifosOf(Number.MAX_SAFE_INTEGER),
       optU32: 0xffff_ffff,
       flag: false,
+      pairs: Array(32).fill({
+        session: 0xffff_ffff,
+        port: 0xffff_ffff,
+        fifos: fifosOf(Number.MAX_SAFE_INTEGER),
+      }),
+      slots: Array(64).fill(0xffff_ffff),
       // PEM text is bounded by the message size alone; a certificate chain, key and CA of 3 KiB each.
       tls: {
         cert: 'c'.repeat(3072),
@@ -196,6 +202,16 @@ describe('decode rejects hostile input', () => {
     fifosOrNull: [[], 5, 'null', { ...fifosOf(1), segment: 2 ** 32 }],
     optU32: [-1, 2 ** 32, 1.5, '1', null, true, Number.NaN, {}],
     flag: [null, 0, 1, 'true', []],
+    pairs: [
+      null,
+      5,
+      {},
+      [5],
+      [{ session: 1, port: 2 }],
+      [{ session: -1, port: 2, fifos: fifosOf(1) }],
+      Array(33).fill({ session: 1, port: 2, fifos: fifosOf(1) }),
+    ],
+    slots: [null, 5, ['1'], [-1], [2 ** 32], Array(65).fill(1), { 0: 1 }],
     tls: [
       null,
       5,

@@ -23,7 +23,13 @@ export const FEATURE = {
   EVENT_QUEUE: 4,
   /** `udp://` datagram endpoints: `dgram-bind`, `dgram-connect` (docs/control-protocol.md). */
   DATAGRAM: 8,
+  /** Fast connects: ferryd lends pairs of apps pools of fifo pairs (`pool-grant`, `pool-serve`). */
+  FAST_CONNECT: 16,
 } as const;
+
+/** Most fifo pairs one `pool-grant` or `pool-serve` carries, and most slots one `pool-revoke` lists. */
+export const POOL_MAX_PAIRS = 32;
+export const POOL_MAX_SLOTS = 64;
 
 /** 'socket': a connected kernel TCP socket ferryd hands to the app (handoff mode), or one the app
  *  reports back to a new ferryd (`adopt`). */
@@ -42,6 +48,17 @@ export interface FifoPairRef {
   txSize: number;
   /** Slot of this session in the pair's event queues (what peers post to say "data ready"). */
   slot: number;
+}
+
+/**
+ * One fifo pair of a fast-connect pool, as its receiver sees it: the session id ferryd reserved for
+ * the receiver's end, the client's port (the client's local address is 127.0.0.1:port), and the
+ * pair (`fifos.txOffset` is the fifo the receiver writes).
+ */
+export interface PoolPair {
+  session: number;
+  port: number;
+  fifos: FifoPairRef;
 }
 
 // ---- app -> ferryd requests ----
@@ -196,6 +213,23 @@ export interface SegmentReleased {
   segment: number;
 }
 
+/**
+ * One-way: the app took a pair of a fast-connect pool (its reserved session id): ferryd puts the
+ * session (and its peer's) in the table, and tops the pool up.
+ */
+export interface FastOpen {
+  t: 'fast-open';
+  id: number;
+  session: number;
+}
+
+/** One-way: the app has let go of a revoked pool; its unused pairs may be reused. */
+export interface PoolRelease {
+  t: 'pool-release';
+  id: number;
+  pool: number;
+}
+
 export interface Ping {
   t: 'ping';
   id: number;
@@ -328,6 +362,46 @@ export interface SessionReset {
   err: string;
 }
 
+/**
+ * To a client: pairs it may take to connect to `uri` (exactly as it named it) without asking ferryd
+ * (a fast connect): it takes one (a compare-and-swap on the pair's pool word), posts the slot to the
+ * server and tells ferryd afterwards (`fast-open`). Several grants may name the same pool (top-ups).
+ */
+export interface PoolGrant {
+  t: 'pool-grant';
+  id: 0;
+  pool: number;
+  uri: string;
+  /** What the client sees as the remote address. */
+  remoteUri: string;
+  pairs: PoolPair[];
+}
+
+/** To a listening app: the pairs of a pool a client may take to connect to `listener`. */
+export interface PoolServe {
+  t: 'pool-serve';
+  id: 0;
+  pool: number;
+  listener: number;
+  /** The listener's address as the server sees it (its local address for these sessions). */
+  localUri: string;
+  pairs: PoolPair[];
+}
+
+/**
+ * To both apps of a pool: take no more pairs from it and answer `pool-release`. `taken` lists the
+ * slots the client had taken when ferryd closed the pool: the server accepts those it has not yet
+ * (every other pair of the pool is void).
+ */
+export interface PoolRevoke {
+  t: 'pool-revoke';
+  id: 0;
+  pool: number;
+  taken: number[];
+  /** More `pool-revoke` messages for this pool follow (the taken slots did not fit in one). */
+  more?: boolean;
+}
+
 /** ferryd could not parse or would not accept something the app sent; the channel may close. */
 export interface ProtoError {
   t: 'error';
@@ -347,6 +421,8 @@ export type AppRequest =
   | Reset
   | SegmentReleased
   | Ping
+  | FastOpen
+  | PoolRelease
   | DgramBind
   | DgramConnect
   | Adopt;
@@ -363,6 +439,9 @@ export type DaemonMessage =
   | SegmentDel
   | Disconnected
   | SessionReset
+  | PoolGrant
+  | PoolServe
+  | PoolRevoke
   | ProtoError;
 
 export type CtrlMessage = AppRequest | DaemonMessage;

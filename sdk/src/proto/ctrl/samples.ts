@@ -26,6 +26,8 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   reset: { t: 'reset', id: 10, session: 18 },
   'segment-released': { t: 'segment-released', id: 11, segment: 5 },
   ping: { t: 'ping', id: 0xffff_ffff },
+  'fast-open': { t: 'fast-open', id: 0, session: 40 },
+  'pool-release': { t: 'pool-release', id: 0, pool: 2 },
   'dgram-bind': { t: 'dgram-bind', id: 13, uri: 'udp://0.0.0.0:5353', rxFifoSize: 0, txFifoSize: 262144 },
   'dgram-connect': {
     t: 'dgram-connect',
@@ -103,6 +105,35 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   'segment-del': { t: 'segment-del', id: 0, segment: 5 },
   disconnected: { t: 'disconnected', id: 0, session: 17 },
   'session-reset': { t: 'session-reset', id: 0, session: 18, st: -104, err: 'Connection reset by peer' },
+  'pool-grant': {
+    t: 'pool-grant',
+    id: 0,
+    pool: 2,
+    uri: 'ct://127.0.0.1:8080',
+    remoteUri: 'ct://127.0.0.1:8080',
+    pairs: [
+      {
+        session: 40,
+        port: 49160,
+        fifos: { segment: 5, rxOffset: 139264, txOffset: 204800, rxSize: 65536, txSize: 65536, slot: 4 },
+      },
+    ],
+  },
+  'pool-serve': {
+    t: 'pool-serve',
+    id: 0,
+    pool: 2,
+    listener: 3,
+    localUri: 'ct://127.0.0.1:8080',
+    pairs: [
+      {
+        session: 41,
+        port: 49160,
+        fifos: { segment: 5, rxOffset: 204800, txOffset: 139264, rxSize: 65536, txSize: 65536, slot: 4 },
+      },
+    ],
+  },
+  'pool-revoke': { t: 'pool-revoke', id: 0, pool: 2, taken: [4, 7] },
   error: {
     t: 'error',
     id: 12,

@@ -1,6 +1,6 @@
 // The control-message schema as data: one table per message type (field -> kind), and its checker.
-import type { CtrlMessage, CtrlType, FdRole, FifoPairRef, TlsOptions } from './messages.js';
-import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES } from './messages.js';
+import type { CtrlMessage, CtrlType, FdRole, FifoPairRef, PoolPair, TlsOptions } from './messages.js';
+import { CTRL_MAX_FDS, CTRL_MAX_MESSAGE_BYTES, POOL_MAX_PAIRS, POOL_MAX_SLOTS } from './messages.js';
 
 /** Longest `uri`, `err`, `name`, `localUri`, `remoteUri`, in UTF-16 code units. */
 export const CTRL_MAX_TEXT = 1024;
@@ -26,6 +26,8 @@ export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment', 'sock
  * - `flag`: an optional boolean (absent: not given; older peers never send it)
  * - `tls`: an optional TlsOptions map: the key may be absent (older peers never send it), and
  *   within the map every key is optional (strings, or booleans for the flags)
+ * - `pairs`: an array of at most POOL_MAX_PAIRS PoolPair maps
+ * - `slots`: an array of at most POOL_MAX_SLOTS u32
  */
 export type FieldKind =
   | 'u32'
@@ -39,27 +41,33 @@ export type FieldKind =
   | 'fifosOrNull'
   | 'optU32'
   | 'flag'
-  | 'tls';
+  | 'tls'
+  | 'pairs'
+  | 'slots';
 
 type KindsFor<V> = [V] extends [FdRole[]]
   ? 'fds'
-  : [V] extends [FifoPairRef]
-    ? 'fifos'
-    : [V] extends [FifoPairRef | null]
-      ? 'fifosOrNull'
-      : [V] extends [0]
-        ? 'zero'
-        : [V] extends [number]
-          ? 'u32' | 'size' | 'status'
-          : [V] extends [string]
-            ? 'text' | 'short'
-            : [V] extends [number | undefined]
-              ? 'optU32'
-              : [V] extends [TlsOptions | undefined]
-                ? 'tls'
-                : [V] extends [boolean | undefined]
-                  ? 'flag'
-                  : never;
+  : [V] extends [PoolPair[]]
+    ? 'pairs'
+    : [V] extends [number[]]
+      ? 'slots'
+      : [V] extends [FifoPairRef]
+        ? 'fifos'
+        : [V] extends [FifoPairRef | null]
+          ? 'fifosOrNull'
+          : [V] extends [0]
+            ? 'zero'
+            : [V] extends [number]
+              ? 'u32' | 'size' | 'status'
+              : [V] extends [string]
+                ? 'text' | 'short'
+                : [V] extends [number | undefined]
+                  ? 'optU32'
+                  : [V] extends [TlsOptions | undefined]
+                    ? 'tls'
+                    : [V] extends [boolean | undefined]
+                      ? 'flag'
+                      : never;
 
 type SchemaOf<M> = { readonly [K in Exclude<keyof M, 't'>]: KindsFor<M[K]> };
 type Schema = Readonly<Record<string, FieldKind>>;
@@ -72,6 +80,12 @@ export const FIFO_PAIR_SCHEMA = {
   txSize: 'size',
   slot: 'u32',
 } as const satisfies SchemaOf<FifoPairRef>;
+
+export const POOL_PAIR_SCHEMA = {
+  session: 'u32',
+  port: 'u32',
+  fifos: 'fifos',
+} as const satisfies SchemaOf<PoolPair>;
 
 /**
  * Field tables in the order the interfaces in messages.ts list their fields: that order is the key
@@ -98,6 +112,8 @@ export const CTRL_SCHEMA = {
   reset: { id: 'u32', session: 'u32' },
   'segment-released': { id: 'u32', segment: 'u32' },
   ping: { id: 'u32' },
+  'fast-open': { id: 'u32', session: 'u32' },
+  'pool-release': { id: 'u32', pool: 'u32' },
   'dgram-bind': { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   'dgram-connect': { id: 'u32', endpoint: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   adopt: { id: 'u32', listener: 'u32', fds: 'fds' },
@@ -156,6 +172,9 @@ export const CTRL_SCHEMA = {
   'segment-del': { id: 'zero', segment: 'u32' },
   disconnected: { id: 'zero', session: 'u32' },
   'session-reset': { id: 'zero', session: 'u32', st: 'status', err: 'text' },
+  'pool-grant': { id: 'zero', pool: 'u32', uri: 'text', remoteUri: 'text', pairs: 'pairs' },
+  'pool-serve': { id: 'zero', pool: 'u32', listener: 'u32', localUri: 'text', pairs: 'pairs' },
+  'pool-revoke': { id: 'zero', pool: 'u32', taken: 'slots', more: 'flag' },
   error: { id: 'u32', st: 'status', err: 'text' },
 } as const satisfies { readonly [T in CtrlType]: SchemaOf<Extract<CtrlMessage, { t: T }>> };
 
@@ -214,6 +233,8 @@ const EXPECTED: { readonly [K in FieldKind]: string } = {
   optU32: 'an integer in [0, 2^32-1]',
   flag: 'a boolean',
   tls: 'a TLS options map (cert, key, ca, servername: strings; rejectUnauthorized, cutThrough: booleans)',
+  pairs: `an array of at most ${POOL_MAX_PAIRS} pool pair maps`,
+  slots: `an array of at most ${POOL_MAX_SLOTS} integers in [0, 2^32-1]`,
 };
 
 /** Strings and flags a TlsOptions map may hold; PEM text is bounded only by the message size. */
@@ -281,6 +302,26 @@ function checkValue(kind: FieldKind, v: unknown, where: string, key: string, fai
     case 'tls':
       out = checkTls(v);
       break;
+    case 'pairs': {
+      if (!Array.isArray(v) || v.length > POOL_MAX_PAIRS) return failWith(fail, `${where}.${key}`, kind);
+      const pairs: unknown[] = [];
+      for (let i = 0; i < v.length; i++) {
+        const p: unknown = v[i];
+        const at = `${where}.${key}[${i}]`;
+        pairs.push(isPlainObject(p) ? checkFields(POOL_PAIR_SCHEMA, p, at, fail) : failWith(fail, at, kind));
+      }
+      return pairs;
+    }
+    case 'slots': {
+      if (!Array.isArray(v) || v.length > POOL_MAX_SLOTS) return failWith(fail, `${where}.${key}`, kind);
+      const slots: number[] = [];
+      for (const x of v) {
+        const n = checkInt(x, 0, U32_MAX);
+        if (n === undefined) return failWith(fail, `${where}.${key}`, kind);
+        slots.push(n);
+      }
+      return slots;
+    }
   }
   return out === undefined ? failWith(fail, `${where}.${key}`, kind) : out;
 }

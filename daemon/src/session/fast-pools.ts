@@ -1,0 +1,405 @@
+/**
+ * Fast-connect pools: fifo pairs ferryd lends a (client app, listener, URI) so that the client's
+ * next connects there need no round trip through ferryd (docs/control-protocol.md, "Fast
+ * connects"). ferryd grants a pool only after a connect on that very URI passed every check a
+ * connect passes (rules, limits, the listener admitting cut-through), and revokes it whenever one
+ * of those inputs may have changed (a reload, a listener appearing or going, a limit reached, an
+ * app's death): policy holds as on the ferryd path.
+ *
+ * Ownership of each pair is decided by its pool word (shm/fifo-pool.ts): the client swaps
+ * FREE -> TAKEN, ferryd swaps FREE -> REVOKED; exactly one wins. A pair ferryd lent is reserved
+ * (counted against both apps' maxSessionsPerApp) until it is taken, then its two sessions enter the
+ * table under the ids reserved for them, at the first notice that names one, or when ferryd revokes
+ * the pool. Revoked pairs go back to the segment once both apps have let go of the pool.
+ */
+import {
+  FEATURE,
+  formatUri,
+  POOL_FREE,
+  POOL_MAX_SLOTS,
+  POOL_REVOKED,
+  type PoolPair,
+  parseUri,
+  poolLend,
+  poolSwap,
+} from '@ferry/sdk/internal';
+import type { App } from '../app/app.js';
+import type { Listener } from '../app/listener-table.js';
+import { type DaemonConfig, fifoSizeFor } from '../config.js';
+import type { PairSegment } from '../segment/pair-segment.js';
+import type { Session } from './session.js';
+
+/** One lent pair, as ferryd keeps it. */
+export interface PoolPairRec {
+  readonly slot: number;
+  /** Session ids reserved for the client's and the server's end. */
+  readonly clientId: number;
+  readonly serverId: number;
+  readonly port: number;
+  /** Offset of the client's tx fifo (the pool word's home). */
+  readonly clientTx: number;
+  /** lent: free or taken but not yet in the table; open: in the table; revoked: void. */
+  state: 'lent' | 'open' | 'revoked';
+}
+
+export class FastPool {
+  readonly id: number;
+  readonly client: App;
+  readonly server: App;
+  readonly listener: Listener;
+  readonly seg: PairSegment;
+  /** The URI the client named (its key for the pool), and the two sides' addresses. */
+  readonly uri: string;
+  readonly serverUri: string;
+  readonly scheme: string;
+  /** Pairs lent (and, once revoked, void ones until freed), by the client's session id. */
+  readonly pairs = new Map<number, PoolPairRec>();
+  /** Pairs taken whose sessions may still be in the table, oldest first (pruned as they go). */
+  readonly open = new Map<number, PoolPairRec>();
+  revoked = false;
+  /** Apps that have not answered pool-revoke yet. */
+  readonly awaiting = new Set<number>();
+
+  constructor(
+    id: number,
+    client: App,
+    server: App,
+    listener: Listener,
+    seg: PairSegment,
+    uri: string,
+    serverUri: string,
+  ) {
+    this.id = id;
+    this.client = client;
+    this.server = server;
+    this.listener = listener;
+    this.seg = seg;
+    this.uri = uri;
+    this.serverUri = serverUri;
+    this.scheme = parseUri(uri).scheme;
+  }
+
+  clientUri(port: number): string {
+    return formatUri({ scheme: this.scheme as never, host: '127.0.0.1', port });
+  }
+
+  get lent(): number {
+    let n = 0;
+    for (const p of this.pairs.values()) if (p.state === 'lent') n++;
+    return n;
+  }
+}
+
+/** What the pools need of the session layer. */
+export interface PoolHost {
+  readonly config: DaemonConfig;
+  readonly counters: { fastConnects: number; poolsGranted: number; poolsRevoked: number };
+  attached(app: App): boolean;
+  /** A session id nobody has (reserved for a pool pair). */
+  reserveSessionId(): number;
+  clientPort(): number;
+  /** The segment if it is still in use (ferryd frees a pair only in a live segment). */
+  liveSegment(id: number): PairSegment | undefined;
+  /** Puts both ends of a taken pair in the table (established cut-through sessions). */
+  materialize(pool: FastPool, rec: PoolPairRec): void;
+  session(id: number): Session | undefined;
+}
+
+export class FastPools {
+  readonly #host: PoolHost;
+  readonly #byId = new Map<number, FastPool>();
+  /** Live (not revoked) pools by client app and URI. */
+  readonly #byClient = new Map<number, Map<string, FastPool>>();
+  /** Reserved session ids of lent pairs -> their pool and pair. */
+  readonly #reserved = new Map<number, { pool: FastPool; rec: PoolPairRec }>();
+  /** Lent pairs each app is charged for (as client or as server). */
+  readonly #charged = new Map<number, number>();
+  #nextPool = 1;
+
+  constructor(host: PoolHost) {
+    this.#host = host;
+  }
+
+  /** Pairs lent to or for `app` and not yet taken into the table: counted as its sessions. */
+  reservedOf(app: App): number {
+    return this.#charged.get(app.id) ?? 0;
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** For `ferry show stats`: pools and their lent pairs. */
+  stats(): { pools: number; lentPairs: number } {
+    let lent = 0;
+    for (const p of this.#byId.values()) if (!p.revoked) lent += p.lent;
+    let live = 0;
+    for (const p of this.#byId.values()) if (!p.revoked) live++;
+    return { pools: live, lentPairs: lent };
+  }
+
+  /**
+   * A cut-through connect from `client` on `uri` (as it named it) to `listener` just passed every
+   * check: lend the pair a pool (or top up the one it has).
+   */
+  afterConnect(
+    client: App,
+    server: App,
+    listener: Listener,
+    uri: string,
+    serverUri: string,
+    seg: PairSegment,
+  ): void {
+    const h = this.#host;
+    if (h.config.fastConnectPool === 0) return;
+    if (!hasFastConnect(client) || !hasFastConnect(server)) return;
+    let pool = this.#byClient.get(client.id)?.get(uri);
+    if (pool && (pool.listener !== listener || pool.seg !== seg || pool.serverUri !== serverUri)) {
+      this.revoke(pool);
+      pool = undefined;
+    }
+    if (!pool) {
+      pool = new FastPool(this.#nextPool++, client, server, listener, seg, uri, serverUri);
+      this.#byId.set(pool.id, pool);
+      let m = this.#byClient.get(client.id);
+      if (!m) this.#byClient.set(client.id, (m = new Map()));
+      m.set(uri, pool);
+      h.counters.poolsGranted++;
+    }
+    this.#topUp(pool);
+  }
+
+  /**
+   * The first notice naming session `id` of `app`, when it is a reserved one: both ends enter the
+   * table. True when it did (the caller finds the session now).
+   */
+  open(app: App, id: number): boolean {
+    const r = this.#reserved.get(id);
+    if (!r || r.rec.state !== 'lent') return false;
+    const { pool, rec } = r;
+    const own = id === rec.clientId ? pool.client : pool.server;
+    if (own !== app) return false;
+    // The client says it took the pair; the word decides. If it is still free, nobody took it:
+    // the notice is a lie (or a bug), and the pair is voided rather than trusted.
+    if (poolSwap(pool.seg.segment.buffer, rec.clientTx, POOL_REVOKED) === POOL_FREE) {
+      this.#void(pool, rec);
+      if (!pool.revoked) this.#topUp(pool);
+      return false;
+    }
+    this.#take(pool, rec);
+    this.#prune(pool);
+    if (!pool.revoked) this.#topUp(pool);
+    return true;
+  }
+
+  /** The app answered pool-revoke. */
+  release(app: App, poolId: number): void {
+    const pool = this.#byId.get(poolId);
+    if (!pool?.revoked || !pool.awaiting.delete(app.id)) return;
+    this.#maybeFree(pool);
+  }
+
+  /** Revokes every pool (a reload changed rules, limits or namespaces). */
+  revokeAll(): void {
+    for (const p of [...this.#byId.values()]) if (!p.revoked) this.revoke(p);
+  }
+
+  /** Revokes the pools of a listener that went away. */
+  revokeListener(listenerId: number): void {
+    for (const p of [...this.#byId.values()]) if (!p.revoked && p.listener.id === listenerId) this.revoke(p);
+  }
+
+  /**
+   * A listener appeared on `port` of `scheme`: a URI that reached another listener may now reach
+   * this one (own namespace first), so pools whose URI names that port go.
+   */
+  revokePort(scheme: string, port: number): void {
+    for (const p of [...this.#byId.values()]) {
+      if (p.revoked) continue;
+      const u = parseUri(p.uri);
+      if (u.scheme === scheme && (u.port === port || port === 0)) this.revoke(p);
+    }
+  }
+
+  /** Revokes the pools `app` takes part in (it is at its session limit, or gone). */
+  revokeApp(app: App): void {
+    for (const p of [...this.#byId.values()]) {
+      if (!p.revoked && (p.client === app || p.server === app)) this.revoke(p);
+    }
+  }
+
+  /** The app is gone: its pools are revoked and it answers nothing more. */
+  appGone(app: App): void {
+    this.revokeApp(app);
+    for (const p of [...this.#byId.values()]) {
+      if (p.awaiting.delete(app.id)) this.#maybeFree(p);
+    }
+  }
+
+  /**
+   * Closes a pool: every pair not taken is voided (after which no client can take it), every taken
+   * one enters the table, and both apps hear pool-revoke (the server before any teardown notice for
+   * those sessions, so it has accepted them when their reset comes).
+   */
+  revoke(pool: FastPool): void {
+    if (pool.revoked) return;
+    const h = this.#host;
+    pool.revoked = true;
+    h.counters.poolsRevoked++;
+    this.#byClient.get(pool.client.id)?.delete(pool.uri);
+    for (const rec of [...pool.pairs.values()]) {
+      if (rec.state !== 'lent') continue;
+      if (poolSwap(pool.seg.segment.buffer, rec.clientTx, POOL_REVOKED) === POOL_FREE) this.#void(pool, rec);
+      else this.#take(pool, rec);
+    }
+    // Taken pairs whose sessions are still in the table: the server may not have accepted them yet.
+    const taken: number[] = [];
+    for (const rec of pool.open.values()) if (h.session(rec.serverId)) taken.push(rec.slot);
+    pool.open.clear();
+    for (const app of new Set([pool.server, pool.client])) {
+      if (!h.attached(app)) continue;
+      pool.awaiting.add(app.id);
+      // Chunks: all but the last say `more`, so the server finishes the pool after the last one.
+      for (let i = 0; i === 0 || i < taken.length; i += POOL_MAX_SLOTS) {
+        const chunk = taken.slice(i, i + POOL_MAX_SLOTS);
+        const more = i + POOL_MAX_SLOTS < taken.length;
+        app.send(
+          { t: 'pool-revoke', id: 0, pool: pool.id, taken: chunk, ...(more ? { more } : {}) },
+          [],
+          'soon',
+        );
+      }
+    }
+    this.#maybeFree(pool);
+  }
+
+  #take(pool: FastPool, rec: PoolPairRec): void {
+    this.#uncharge(pool, rec);
+    rec.state = 'open';
+    pool.pairs.delete(rec.clientId);
+    pool.open.set(rec.clientId, rec);
+    this.#host.counters.fastConnects++;
+    this.#host.materialize(pool, rec);
+  }
+
+  /** Forgets a few taken pairs whose sessions have left the table (amortised: a few per connect). */
+  #prune(pool: FastPool): void {
+    let n = 0;
+    for (const [id, rec] of pool.open) {
+      if (n++ >= 4) break;
+      pool.open.delete(id);
+      // Still in use: to the back of the line.
+      if (this.#host.session(rec.serverId)) pool.open.set(id, rec);
+    }
+  }
+
+  #void(pool: FastPool, rec: PoolPairRec): void {
+    this.#uncharge(pool, rec);
+    rec.state = 'revoked';
+  }
+
+  #uncharge(pool: FastPool, rec: PoolPairRec): void {
+    this.#reserved.delete(rec.clientId);
+    this.#reserved.delete(rec.serverId);
+    for (const app of [pool.client, pool.server]) {
+      const n = (this.#charged.get(app.id) ?? 0) - 1;
+      if (n > 0) this.#charged.set(app.id, n);
+      else this.#charged.delete(app.id);
+    }
+  }
+
+  /** Once nobody holds the pool any more, its void pairs return to the segment. */
+  #maybeFree(pool: FastPool): void {
+    if (!pool.revoked || pool.awaiting.size > 0) return;
+    const seg = this.#host.liveSegment(pool.seg.id) === pool.seg ? pool.seg : null;
+    for (const rec of pool.pairs.values()) if (rec.state === 'revoked') seg?.freePair(rec.slot);
+    this.#byId.delete(pool.id);
+  }
+
+  /** Lends pairs up to the pool size, within both apps' session headroom. */
+  #topUp(pool: FastPool): void {
+    const h = this.#host;
+    const c = h.config;
+    if (!h.attached(pool.client) || !h.attached(pool.server)) return;
+    if (!pool.seg.mappedBy.has(pool.client.id) || !pool.seg.mappedBy.has(pool.server.id)) return;
+    const self = pool.client === pool.server;
+    const room = (a: App) => c.maxSessionsPerApp - a.sessions.size - this.reservedOf(a);
+    let want = Math.min(c.fastConnectPool - pool.lent, room(pool.client), room(pool.server));
+    if (self) want = Math.min(want, Math.floor(room(pool.client) / 2));
+    // Below half full only: one grant tops up several pairs, not one message per connect.
+    if (want <= 0 || (pool.lent > 0 && want < Math.ceil(c.fastConnectPool / 2))) return;
+    const size = fifoSizeFor(c, 0);
+    const clientSide = pool.seg.sideOf(pool.client.id);
+    const grant: PoolPair[] = [];
+    const serve: PoolPair[] = [];
+    for (let i = 0; i < want; i++) {
+      const pair = pool.seg.allocPair(size, size);
+      if (!pair) break;
+      const aSide = clientSide === 'a';
+      const clientTx = aSide ? pair.a2bOffset : pair.b2aOffset;
+      const clientRx = aSide ? pair.b2aOffset : pair.a2bOffset;
+      poolLend(pool.seg.segment.buffer, clientTx);
+      const rec: PoolPairRec = {
+        slot: pair.slot,
+        clientId: h.reserveSessionId(),
+        serverId: h.reserveSessionId(),
+        port: h.clientPort(),
+        clientTx,
+        state: 'lent',
+      };
+      pool.pairs.set(rec.clientId, rec);
+      this.#reserved.set(rec.clientId, { pool, rec });
+      this.#reserved.set(rec.serverId, { pool, rec });
+      for (const app of [pool.client, pool.server]) this.#charged.set(app.id, this.reservedOf(app) + 1);
+      const seg = pool.seg.id;
+      grant.push({
+        session: rec.clientId,
+        port: rec.port,
+        fifos: {
+          segment: seg,
+          txOffset: clientTx,
+          rxOffset: clientRx,
+          txSize: size,
+          rxSize: size,
+          slot: pair.slot,
+        },
+      });
+      serve.push({
+        session: rec.serverId,
+        port: rec.port,
+        fifos: {
+          segment: seg,
+          txOffset: clientRx,
+          rxOffset: clientTx,
+          txSize: size,
+          rxSize: size,
+          slot: pair.slot,
+        },
+      });
+    }
+    if (grant.length === 0) return;
+    // The server hears first: a client that takes a pair at once finds the server knowing it, most
+    // of the time (when not, the server catches the pair when pool-serve comes).
+    pool.server.send(
+      {
+        t: 'pool-serve',
+        id: 0,
+        pool: pool.id,
+        listener: pool.listener.id,
+        localUri: pool.serverUri,
+        pairs: serve,
+      },
+      [],
+      'soon',
+    );
+    pool.client.send(
+      { t: 'pool-grant', id: 0, pool: pool.id, uri: pool.uri, remoteUri: pool.serverUri, pairs: grant },
+      [],
+      'soon',
+    );
+  }
+}
+
+function hasFastConnect(app: App): boolean {
+  return (app.features & FEATURE.FAST_CONNECT) !== 0;
+}
