@@ -78,6 +78,7 @@ describe('fast connects', () => {
     const { d, server, client, uri } = await setup();
     await echoOnce(client, uri);
     await eventually(async () => (await sessionStats(d))['poolsGranted'] === 1, 10_000, 'a pool lent');
+    await eventually(async () => (await d.stats())['sessions'] === 0, 10_000, 'the first session freed');
     const base = await d.stats();
     for (let i = 0; i < 5; i++) await echoOnce(client, uri);
     const c = await fastOf(client);

@@ -158,7 +158,8 @@ export function openSession(att: Attachment, session: AppSession, owner: Session
 
 /** After this end wrote FIN: ferryd hears of it for a cut-through session (one it carries, it reads in the fifo). */
 export function announceFin(att: Attachment, s: AppSession, transport: string | undefined): void {
-  if (transport === 'ct') noticeBound(att, s, 'shutdown');
+  // Lazily, like close: nothing waits for it, and a ring of its own woke ferryd once per connection.
+  if (transport === 'ct') noticeBound(att, s, 'shutdown', 'lazy');
 }
 
 /**
