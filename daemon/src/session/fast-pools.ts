@@ -154,11 +154,14 @@ export class FastPools {
     if (h.config.fastConnectPool === 0) return;
     if (!hasFastConnect(client) || !hasFastConnect(server)) return;
     let pool = this.#byClient.get(client.id)?.get(uri);
-    if (pool && (pool.listener !== listener || pool.seg !== seg || pool.serverUri !== serverUri)) {
+    // A connect placed in another segment (this one was full) leaves the pool where it is: only a
+    // different listener or address makes it stale.
+    if (pool && (pool.listener !== listener || pool.server !== server || pool.serverUri !== serverUri)) {
       this.revoke(pool);
       pool = undefined;
     }
     if (!pool) {
+      if (!seg.mappedBy.has(client.id) || !seg.mappedBy.has(server.id)) return;
       pool = new FastPool(this.#nextPool++, client, server, listener, seg, uri, serverUri);
       this.#byId.set(pool.id, pool);
       let m = this.#byClient.get(client.id);
