@@ -44,7 +44,9 @@ async function setup(config: Record<string, unknown> = {}): Promise<Setup> {
   cleanup.push(() => server.kill());
   const client = await startApp(d.socket);
   cleanup.push(() => client.kill());
-  const { uri } = (await server.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' })) as { uri: string };
+  const { uri } = (await server.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' })) as {
+    uri: string;
+  };
   return { d, server, client, uri, file };
 }
 
@@ -63,7 +65,9 @@ async function echoOnce(client: AppHandle, uri: string, bytes = 64 * 1024): Prom
 }
 
 async function fastOf(app: AppHandle): Promise<{ fastTaken: number; fastAccepted: number }> {
-  const r = (await app.ok({ op: 'attachment' })) as { attachments: { fastTaken: number; fastAccepted: number }[] };
+  const r = (await app.ok({ op: 'attachment' })) as {
+    attachments: { fastTaken: number; fastAccepted: number }[];
+  };
   const a = r.attachments[0];
   assert.ok(a);
   return a;
@@ -86,7 +90,11 @@ describe('fast connects', () => {
     assert.equal(c.fastTaken, 5, 'each connect took a pair');
     assert.equal(s.fastAccepted, 5, 'the server accepted each from the event queue');
     // ferryd learns afterwards: each fast connect is a session it counted (then freed).
-    await eventually(async () => (await sessionStats(d))['fastConnects'] === 5, 10_000, 'ferryd counted them');
+    await eventually(
+      async () => (await sessionStats(d))['fastConnects'] === 5,
+      10_000,
+      'ferryd counted them',
+    );
     await backToBaseline(d, base, 'fast sessions freed');
     const listeners = (await d.show('listeners')) as { accepted: number }[];
     assert.equal(listeners[0]?.accepted, 6);
@@ -223,7 +231,9 @@ describe('fast connects', () => {
     await eventually(async () => (await fastOf(server)).fastAccepted === 3, 10_000, 'accepted');
     await client.kill();
     for (let i = 0; i < 3; i++) {
-      await server.waitFor((e) => e.event === 'close' && String(e.tag).startsWith('acc-') && e['rxBytes'] === 0);
+      await server.waitFor(
+        (e) => e.event === 'close' && String(e.tag).startsWith('acc-') && e['rxBytes'] === 0,
+      );
     }
     await eventually(async () => (await d.stats())['sessions'] === 0, 10_000, 'sessions freed');
   });
@@ -239,7 +249,14 @@ describe('fast connects', () => {
     );
     if (r === 'connected') {
       // Taken before the client heard of the death: the server accepted it, app to app.
-      const sent = await client.ok({ op: 'send', tag: 'during', bytes: 10_000, seed: 9, chunk: 1000, end: true });
+      const sent = await client.ok({
+        op: 'send',
+        tag: 'during',
+        bytes: 10_000,
+        seed: 9,
+        chunk: 1000,
+        end: true,
+      });
       const end = await client.waitFor((e) => e.event === 'end' && e.tag === 'during');
       assert.equal(end['sha256'], sent['sha256']);
     } else {

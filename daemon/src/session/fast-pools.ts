@@ -165,7 +165,10 @@ export class FastPools {
       pool = new FastPool(this.#nextPool++, client, server, listener, seg, uri, serverUri);
       this.#byId.set(pool.id, pool);
       let m = this.#byClient.get(client.id);
-      if (!m) this.#byClient.set(client.id, (m = new Map()));
+      if (!m) {
+        m = new Map();
+        this.#byClient.set(client.id, m);
+      }
       m.set(uri, pool);
       h.counters.poolsGranted++;
     }
@@ -178,7 +181,7 @@ export class FastPools {
    */
   open(app: App, id: number): boolean {
     const r = this.#reserved.get(id);
-    if (!r || r.rec.state !== 'lent') return false;
+    if (r?.rec.state !== 'lent') return false;
     const { pool, rec } = r;
     const own = id === rec.clientId ? pool.client : pool.server;
     if (own !== app) return false;

@@ -130,7 +130,7 @@ export class Attachment extends EventEmitter {
   /** Fast-connect pools ferryd lent us, as client and as server (fast-pools.ts). */
   readonly pools: FastPools = new FastPools({
     segment: (id) => this.segments.get(id),
-    notify: (msg, ring) => this.notify({ ...msg, id: 0 } as AppRequest, ring),
+    notify: (msg, ring) => this.notify(msg, ring),
     accept: (msg) => {
       this.#lastBound = 0;
       this.emit('accepted', msg, null);

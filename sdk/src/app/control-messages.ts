@@ -6,13 +6,17 @@
  * A test scans the rest of the SDK for message literals, so a new request lands here too.
  */
 import type {
+  Accepted,
   Adopt,
   Close,
   Connect,
   DgramBind,
   DgramConnect,
+  FastOpen,
+  FifoPairRef,
   Hello,
   Listen,
+  PoolRelease,
   Reset,
   SegmentReleased,
   Shutdown,
@@ -37,7 +41,11 @@ export function helloMessage(p: HelloParams): Hello {
     version: PROTO_VERSION,
     minVersion: PROTO_MIN_VERSION,
     features:
-      FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM | FEATURE.FAST_CONNECT,
+      FEATURE.CUT_THROUGH |
+      FEATURE.HALF_CLOSE |
+      FEATURE.EVENT_QUEUE |
+      FEATURE.DATAGRAM |
+      FEATURE.FAST_CONNECT,
     name: p.name,
     namespace: p.namespace,
     token: p.token,
@@ -131,4 +139,29 @@ export function sessionNoticeMessage(kind: SessionNotice, session: number): Shut
 
 export function segmentReleasedMessage(segment: number): SegmentReleased {
   return { t: 'segment-released', id: 0, segment };
+}
+
+/** One-way: this app took the pool pair whose session id ferryd reserved for it (fast-pools.ts). */
+export function fastOpenMessage(session: number): FastOpen {
+  return { t: 'fast-open', id: 0, session };
+}
+
+/** One-way: this app has let go of a pool ferryd revoked. */
+export function poolReleaseMessage(pool: number): PoolRelease {
+  return { t: 'pool-release', id: 0, pool };
+}
+
+/**
+ * Not sent: the `accepted` event a fast connect stands for (ferryd described the pair in
+ * `pool-serve`; the client announced it on the event queue), so a listener takes it exactly as
+ * one from ferryd.
+ */
+export function poolAccepted(
+  listener: number,
+  session: number,
+  fifos: FifoPairRef,
+  localUri: string,
+  remoteUri: string,
+): Accepted {
+  return { t: 'accepted', id: 0, listener, session, fifos, localUri, remoteUri, fds: [], transport: 'ct' };
 }

@@ -162,7 +162,7 @@ test('a client takes a pair, the server accepts it from the event queue, once', 
   }
 });
 
-test("a pair taken before the server heard of it is accepted when pool-serve comes", () => {
+test('a pair taken before the server heard of it is accepted when pool-serve comes', () => {
   const w = world(1);
   try {
     w.cp.onGrant(grantMsg(w));
@@ -266,7 +266,7 @@ test('pool-revoke: listed taken pairs are accepted, the rest dropped, an unliste
   }
 });
 
-test("ferryd lost: the server voids free pairs (a racing client then fails to take) and accepts taken ones", () => {
+test('ferryd lost: the server voids free pairs (a racing client then fails to take) and accepts taken ones', () => {
   const w = world(3);
   try {
     w.cp.onGrant(grantMsg(w));
@@ -310,7 +310,11 @@ test('scribbles over pool words and the event queue: accepts are only described 
     fc.property(
       fc.array(
         fc.oneof(
-          fc.record({ k: fc.constant('word' as const), i: fc.nat(7), v: fc.integer({ min: 0, max: 0xffff_ffff }) }),
+          fc.record({
+            k: fc.constant('word' as const),
+            i: fc.nat(7),
+            v: fc.integer({ min: 0, max: 0xffff_ffff }),
+          }),
           fc.record({ k: fc.constant('post' as const), slot: fc.nat(CAP - 1) }),
           fc.record({ k: fc.constant('take' as const) }),
           fc.record({ k: fc.constant('poll' as const) }),

@@ -10,23 +10,30 @@
  * is re-read, never a way to reach memory ferryd did not name.
  */
 import { type FerryError, ferryError } from '../errors.js';
-import type { Accepted, PoolGrant, PoolPair, PoolRevoke, PoolServe } from '../proto/ctrl/messages.js';
+import type {
+  Accepted,
+  AppRequest,
+  PoolGrant,
+  PoolPair,
+  PoolRevoke,
+  PoolServe,
+} from '../proto/ctrl/messages.js';
 import { formatUri, parseUri } from '../proto/uri.js';
 import { POOL_FREE, POOL_REVOKED, POOL_TAKEN, poolState, poolSwap } from '../shm/index.js';
 import type { AppSegment } from './app-segment.js';
 import { AppSession } from './app-session.js';
+import {
+  fastOpenMessage,
+  poolAccepted,
+  poolReleaseMessage,
+  sessionNoticeMessage,
+} from './control-messages.js';
 
 /** What the pools need of their attachment. */
 export interface PoolOwner {
   segment(id: number): AppSegment | undefined;
-  /** One-way notices to ferryd. */
-  notify(
-    msg:
-      | { t: 'fast-open'; session: number }
-      | { t: 'pool-release'; pool: number }
-      | { t: 'reset'; session: number },
-    ring: 'soon' | 'lazy',
-  ): void;
+  /** One-way notices to ferryd (built in control-messages.ts). */
+  notify(msg: AppRequest, ring: 'soon' | 'lazy'): void;
   /** Hands an accepted session to the listener (as ferryd's `accepted` would); true if one took it. */
   accept(msg: Accepted): boolean;
   /** Fails a session this app holds (its reset handler). */
@@ -126,15 +133,14 @@ export class FastPools {
       try {
         session = new AppSession(pair.session, seg, pair.fifos, 'ct');
       } catch {
-        this.#owner.notify({ t: 'reset', session: pair.session }, 'soon');
+        this.#owner.notify(sessionNoticeMessage('reset', pair.session), 'soon');
         continue;
       }
       this.taken++;
       seg.post(pair.fifos.slot);
-      this.#owner.notify(
-        { t: 'fast-open', session: pair.session },
-        p.pairs.length * 2 <= p.most ? 'soon' : 'lazy',
-      );
+      // Lazily: ferryd needs it only to count and show the session; at once when the pool runs low,
+      // so that ferryd tops it up before it is empty.
+      this.#owner.notify(fastOpenMessage(pair.session), p.pairs.length * 2 <= p.most ? 'soon' : 'lazy');
       return {
         session,
         localUri: formatUri({ scheme: p.scheme as never, host: '127.0.0.1', port: pair.port }),
@@ -182,7 +188,10 @@ export class FastPools {
       const entry = { pool: sp, pair };
       bySlot.set(pair.fifos.slot, entry);
       let pend = sp.pending.get(segId);
-      if (!pend) sp.pending.set(segId, (pend = new Map()));
+      if (!pend) {
+        pend = new Map();
+        sp.pending.set(segId, pend);
+      }
       pend.set(pair.fifos.slot, entry);
       // The client may have taken it before this message came: its event found nothing then.
       this.#onSlot(seg, pair.fifos.slot);
@@ -204,17 +213,8 @@ export class FastPools {
     pool.pending.get(seg.id)?.delete(slot);
     pool.accepted.set(slot, pair.session);
     this.acceptedCount++;
-    const msg: Accepted = {
-      t: 'accepted',
-      id: 0,
-      listener: pool.listener,
-      session: pair.session,
-      fifos: pair.fifos,
-      localUri: pool.localUri,
-      remoteUri: formatUri({ scheme: pool.scheme as never, host: '127.0.0.1', port: pair.port }),
-      fds: [],
-      transport: 'ct',
-    };
+    const remote = formatUri({ scheme: pool.scheme as never, host: '127.0.0.1', port: pair.port });
+    const msg: Accepted = poolAccepted(pool.listener, pair.session, pair.fifos, pool.localUri, remote);
     if (this.#owner.accept(msg)) return;
     // Nobody listens any more (the server closed meanwhile): reset it, as a closed kernel
     // listener resets the connections in its backlog.
@@ -226,7 +226,7 @@ export class FastPools {
       // A pair we cannot open: ferryd's reset below still ends it for the client.
     }
     pool.accepted.delete(slot);
-    this.#owner.notify({ t: 'reset', session: pair.session }, 'soon');
+    this.#owner.notify(sessionNoticeMessage('reset', pair.session), 'soon');
   }
 
   // ---- both ----
@@ -258,7 +258,7 @@ export class FastPools {
     } else if (msg.more) {
       return;
     }
-    this.#owner.notify({ t: 'pool-release', pool: msg.pool }, 'soon');
+    this.#owner.notify(poolReleaseMessage(msg.pool), 'soon');
   }
 
   /**

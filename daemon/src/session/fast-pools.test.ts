@@ -1,0 +1,209 @@
+/**
+ * Fast-connect pools in ferryd's session layer, with two fake apps: a pool is lent only after a
+ * cut-through connect passed its checks, its pairs count against both apps' session limit, a pair
+ * enters the table only if the client really took it (the pool word says so), revocation voids
+ * every free pair at once and puts the taken ones in the table, and revoked pairs go back to the
+ * segment once both apps let go.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  type ConnectReply,
+  type CtrlChannel,
+  type CtrlMessage,
+  FEATURE,
+  POOL_FREE,
+  POOL_REVOKED,
+  POOL_TAKEN,
+  type PoolGrant,
+  type PoolRevoke,
+  type PoolServe,
+  poolState,
+  poolSwap,
+} from '@ferry/sdk/internal';
+import { App } from '../app/app.js';
+import { type DaemonConfig, defaultConfig } from '../config.js';
+import { silentLogger } from '../log/logger.js';
+import { SessionLayer } from './session-layer.js';
+
+interface Fake {
+  layer: SessionLayer;
+  client: App;
+  server: App;
+  sent: Map<number, CtrlMessage[]>;
+  uri: string;
+}
+
+function setup(opts: Partial<DaemonConfig> = {}, features: number = FEATURE.FAST_CONNECT): Fake {
+  const config = { ...defaultConfig({}), ...opts };
+  const apps = new Map<number, App>();
+  const sent = new Map<number, CtrlMessage[]>();
+  const mk = (id: number) => {
+    const out: CtrlMessage[] = [];
+    sent.set(id, out);
+    const channel = { send: (m: CtrlMessage) => out.push(m), drain: () => {} } as unknown as CtrlChannel;
+    const app = new App(id, `app${id}`, 'default', { pid: id, uid: 0, gid: 0 }, channel, -1);
+    app.features = features;
+    apps.set(id, app);
+    return app;
+  };
+  const client = mk(1);
+  const server = mk(2);
+  const layer = new SessionLayer(config, apps, silentLogger);
+  const l = layer.listeners.add(server.id, 'default', { scheme: 'tcp', host: '127.0.0.1', port: 8080 });
+  assert.ok(l);
+  server.listeners.add(l.id);
+  return { layer, client, server, sent, uri: 'tcp://127.0.0.1:8080' };
+}
+
+const connectReq = (uri: string, id = 1, fifo = 0) => ({
+  t: 'connect' as const,
+  id,
+  uri,
+  rxFifoSize: fifo,
+  txFifoSize: fifo,
+});
+
+function of<T extends CtrlMessage['t']>(f: Fake, app: App, t: T): Extract<CtrlMessage, { t: T }>[] {
+  return (f.sent.get(app.id) ?? []).filter((m) => m.t === t) as Extract<CtrlMessage, { t: T }>[];
+}
+
+function segBuf(f: Fake): ArrayBufferLike {
+  const seg = [...f.layer.segments.values()][0];
+  assert.ok(seg);
+  return seg.segment.buffer;
+}
+
+test('a cut-through connect lends a pool: the server hears first, both see the same slots, the pairs count', () => {
+  const f = setup({ fastConnectPool: 4 });
+  const reply = f.layer.connect(f.client, connectReq(f.uri)) as ConnectReply;
+  assert.equal(reply.st, 0);
+  const [grant] = of(f, f.client, 'pool-grant') as PoolGrant[];
+  const [serve] = of(f, f.server, 'pool-serve') as PoolServe[];
+  assert.ok(grant && serve);
+  assert.equal(grant.uri, f.uri);
+  assert.equal(grant.pairs.length, 4);
+  assert.deepEqual(
+    grant.pairs.map((p) => p.fifos.slot),
+    serve.pairs.map((p) => p.fifos.slot),
+  );
+  for (const [i, p] of grant.pairs.entries()) {
+    // Mirror images: what the client writes the server reads.
+    assert.equal(p.fifos.txOffset, serve.pairs[i]?.fifos.rxOffset);
+    assert.equal(poolState(segBuf(f), p.fifos.txOffset), POOL_FREE);
+  }
+  const serverSent = f.sent.get(f.server.id) ?? [];
+  assert.ok(serverSent.indexOf(serve) < serverSent.length, 'pool-serve sent');
+  assert.equal(f.layer.pools.reservedOf(f.client), 4);
+  assert.equal(f.layer.pools.reservedOf(f.server), 4);
+  assert.equal(f.layer.sessions.size, 2, 'lent pairs are not sessions yet');
+});
+
+test('no pool without FAST_CONNECT on both sides, with fifo sizes asked for, or with fastConnectPool 0', () => {
+  for (const f of [setup({}, 0), setup({ fastConnectPool: 0 })]) {
+    f.layer.connect(f.client, connectReq(f.uri));
+    assert.equal(of(f, f.client, 'pool-grant').length, 0);
+  }
+  const f = setup();
+  f.layer.connect(f.client, connectReq(f.uri, 1, 65536));
+  assert.equal(of(f, f.client, 'pool-grant').length, 0);
+});
+
+test('fast-open: a pair the client took enters the table (both ends, peers); one still free is refused and voided', () => {
+  const f = setup({ fastConnectPool: 4 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const [serve] = of(f, f.server, 'pool-serve');
+  assert.ok(grant && serve);
+  const [a, b] = grant.pairs;
+  assert.ok(a && b);
+  // The client takes a.
+  assert.equal(poolSwap(segBuf(f), a.fifos.txOffset, POOL_TAKEN), POOL_FREE);
+  f.layer.fastOpen(f.client, a.session);
+  const c = f.layer.sessions.get(a.session);
+  const s = f.layer.sessions.get(serve.pairs[0]?.session ?? -1);
+  assert.ok(c && s);
+  assert.equal(c.peer, s);
+  assert.equal(s.peer, c);
+  assert.equal(c.transport, 'ct');
+  assert.equal(s.listenerId, [...f.layer.listeners.values()][0]?.id);
+  assert.equal(f.layer.counters.fastConnects, 1);
+  // b was not taken: a fast-open for it is a lie.
+  assert.throws(() => f.layer.fastOpen(f.client, b.session), { code: 'ERR_FERRY_SESSION_NOT_FOUND' });
+  assert.equal(f.layer.sessions.has(b.session), false);
+  assert.equal(poolState(segBuf(f), b.fifos.txOffset), POOL_REVOKED, 'voided, nobody can take it now');
+  // The server may not name the client's session, nor the client the server's.
+  assert.throws(() => f.layer.fastOpen(f.server, grant.pairs[2]?.session ?? -1), {
+    code: 'ERR_FERRY_SESSION_NOT_FOUND',
+  });
+});
+
+test("the server's close may come first: it puts the pair in the table too", () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const [serve] = of(f, f.server, 'pool-serve');
+  assert.ok(grant?.pairs[0] && serve?.pairs[0]);
+  poolSwap(segBuf(f), grant.pairs[0].fifos.txOffset, POOL_TAKEN);
+  f.layer.close(f.server, serve.pairs[0].session);
+  const s = f.layer.sessions.get(serve.pairs[0].session);
+  assert.equal(s?.state, 'closed');
+  assert.equal(f.layer.sessions.get(grant.pairs[0].session)?.state, 'remote-fin');
+});
+
+test('a reload revokes every pool: free pairs are voided at once, taken ones enter the table and are listed', () => {
+  const f = setup({ fastConnectPool: 4 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  assert.ok(grant?.pairs[1]);
+  poolSwap(segBuf(f), grant.pairs[1].fifos.txOffset, POOL_TAKEN);
+  const before = f.layer.sessions.size;
+  f.layer.policyChanged();
+  for (const [i, p] of grant.pairs.entries()) {
+    assert.equal(poolState(segBuf(f), p.fifos.txOffset), i === 1 ? POOL_TAKEN : POOL_REVOKED);
+    // A client that tries now loses the swap.
+    assert.notEqual(poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN), POOL_FREE);
+  }
+  assert.equal(f.layer.sessions.size, before + 2, 'the taken pair is in the table');
+  const [revoke] = of(f, f.server, 'pool-revoke') as PoolRevoke[];
+  assert.deepEqual(revoke?.taken, [grant.pairs[1].fifos.slot]);
+  assert.equal(of(f, f.client, 'pool-revoke').length, 1);
+  assert.equal(f.layer.pools.reservedOf(f.client), 0);
+  assert.equal(f.layer.counters.poolsRevoked, 1);
+  // The void pairs go back to the segment only once both apps let go of the pool.
+  const seg = [...f.layer.segments.values()][0];
+  const live = seg?.liveSessions;
+  f.layer.poolRelease(f.client, grant.pool);
+  assert.equal(seg?.liveSessions, live);
+  f.layer.poolRelease(f.server, grant.pool);
+  assert.equal(seg?.liveSessions, (live ?? 0) - 3);
+});
+
+test('maxSessionsPerApp: a pool never exceeds either app’s headroom, and a connect that needs the room voids it', () => {
+  const f = setup({ fastConnectPool: 8, maxSessionsPerApp: 4 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  assert.equal(grant?.pairs.length, 3, 'the client holds 1 session of 4: room for 3');
+  // A second connect (another URI form, same listener): the limit counts the lent pairs, so the
+  // pool gives way rather than the connect failing.
+  const r = f.layer.connect(f.client, connectReq('tcp://localhost:8080', 2)) as ConnectReply;
+  assert.equal(r.st, 0);
+  assert.equal(f.client.sessions.size, 2);
+  assert.ok(f.client.sessions.size + f.layer.pools.reservedOf(f.client) <= 4);
+  assert.ok(f.server.sessions.size + f.layer.pools.reservedOf(f.server) <= 4);
+});
+
+test("an app's death revokes its pools: taken pairs enter the table and are torn down with it", () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  assert.ok(grant?.pairs[0]);
+  poolSwap(segBuf(f), grant.pairs[0].fifos.txOffset, POOL_TAKEN);
+  f.layer.appGone(f.client);
+  const serverMsgs = (f.sent.get(f.server.id) ?? []).map((m) => m.t);
+  // pool-revoke (so the server accepts the taken pair) before that pair's session-reset.
+  const rv = serverMsgs.indexOf('pool-revoke');
+  assert.ok(rv >= 0);
+  assert.ok(serverMsgs.indexOf('session-reset', rv) > rv);
+  assert.equal(f.layer.pools.reservedOf(f.server), 0);
+});
