@@ -125,7 +125,7 @@ export class Attachment extends EventEmitter {
   #pollers = new Set<ExtraPoller>();
   /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
   #replyFds = new Map<number, number[]>();
-  /** The last session a socket bound (onSessionReset): tells whether a listener took an accept. */
+  /** The last accepted session a listener took (acceptSession): whether anyone took an accept. */
   #lastBound = 0;
   /** Fast-connect pools ferryd lent us, as client and as server (fast-pools.ts). */
   readonly pools: FastPools = new FastPools({
@@ -243,7 +243,6 @@ export class Attachment extends EventEmitter {
 
   /** Routes ferryd's session-reset for `session` to `cb` (one handler per session). */
   onSessionReset(session: SessionRef, cb: (err: FerryError) => void): void {
-    this.#lastBound = session.id;
     if (session.segment.orphaned) return;
     this.#resetHandlers.set(session.id, { session, cb });
   }
@@ -258,6 +257,11 @@ export class Attachment extends EventEmitter {
     this.#unclaimed.delete(id);
     if (c.seg) c.seg.pins--;
     return c;
+  }
+
+  /** A listener took the session of an `accepted` event (see the pools' accept). */
+  acceptedBy(sessionId: number): void {
+    this.#lastBound = sessionId;
   }
 
   offSessionReset(session: SessionRef): void {

@@ -145,6 +145,7 @@ export function acceptSession(att: Attachment, msg: Accepted): AppSession | null
     noticeSession(att, 'reset', msg.session);
     return null;
   }
+  att.acceptedBy(msg.session);
   return new AppSession(msg.session, seg, msg.fifos, msg.transport);
 }
 

@@ -87,6 +87,8 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
   #closeTimer: NodeJS.Timeout | null = null;
   #onClosed: (() => void) | null = null;
   #refed = true;
+  /** Inside the constructor (see #teardown). */
+  #constructing = false;
   #readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   readonly #msgCtx: MessageContext;
 
@@ -123,7 +125,12 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       if (this.#state === 'open') this.#writer.writeEmpty(MSG_KIND.CANCEL, id);
     });
     this.#writer.writeValue(MSG_KIND.HELLO, 0, { v: MSG_PROTO_VERSION, maxBytes: opts.maxMessageBytes });
-    openLink(link, this);
+    this.#constructing = true;
+    try {
+      openLink(link, this);
+    } finally {
+      this.#constructing = false;
+    }
   }
 
   /** 'open', 'closing' or 'closed'. */
@@ -577,7 +584,11 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     if (!this.#refed) this.#link.att.ref();
     closeLink(this.#link, how);
     this.#onClosed?.();
-    this.emit('close', err);
+    // Bytes already in the fifo when the channel opens (a fast connect's client writes before the
+    // server accepts) can fail it inside the constructor: 'close' then comes a tick later, once
+    // whoever made the channel could listen.
+    if (this.#constructing) process.nextTick(() => this.emit('close', err));
+    else this.emit('close', err);
   }
 
   /** A method, not a field test: handlers called from pull() may close the channel meanwhile. */
