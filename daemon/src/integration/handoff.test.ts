@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as ferry from '@ferry/sdk';
+import { HandedSocket } from '@ferry/sdk/internal';
 import { type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { closeServer, collect, netConnect, netServer } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
@@ -187,6 +188,29 @@ describe('the SDK socket of a handoff connect', () => {
     });
     const ct = await echoOf(String(local.address()?.uri));
     assert.deepEqual(ct, { transport: 'ct', text: 'first, written before the connect', cls: 'HandedSocket' });
+  });
+
+  test('new HandedSocket() then socket.connect() asks for handoff too, unless handoff: false', async () => {
+    const d = await startDaemon();
+    cleanup.push(() => d.stop());
+    const { server, port } = await netServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    cleanup.push(() => closeServer(server));
+    const via = async (opts: { handoff?: boolean }): Promise<string | undefined> => {
+      const s = new HandedSocket();
+      s.connect({ host: '127.0.0.1', port, socket: d.socket, ...opts });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.once('connect', () => resolve());
+      });
+      const transport = s.transport;
+      s.destroy();
+      return transport;
+    };
+    assert.equal(await via({}), 'tcp-handoff');
+    assert.equal(await via({ handoff: false }), 'tcp');
   });
 });
 

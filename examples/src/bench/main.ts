@@ -317,7 +317,9 @@ async function main(): Promise<void> {
     }))
     .filter((c) => c.variants.length > 2 || !only);
   const samples = new Map<string, Record<string, number>[]>();
-  let port = 21000; // below the kernel's ephemeral range, so cps clients never hold it
+  // Below the kernel's ephemeral range, so cps clients never hold it; FERRY_BENCH_PORT moves it
+  // (two benchmarks on one machine would otherwise collide).
+  let port = Number(process.env['FERRY_BENCH_PORT'] ?? 21000);
   try {
     for (let r = 0; r < rounds; r++) {
       for (const c of all) {
