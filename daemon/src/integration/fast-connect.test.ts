@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { parseExposition, sampleValue } from '../testing/exposition.js';
 import {
   type AppHandle,
   backToBaseline,
@@ -33,12 +34,12 @@ interface Setup {
   file: string;
 }
 
-async function setup(config: Record<string, unknown> = {}): Promise<Setup> {
+async function setup(config: Record<string, unknown> = {}, args: string[] = []): Promise<Setup> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-fast-'));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'ferryd.json');
   writeFileSync(file, JSON.stringify(config));
-  const d = await startDaemon(['--config', file]);
+  const d = await startDaemon(['--config', file, ...args]);
   cleanup.push(() => d.stop());
   const server = await startApp(d.socket);
   cleanup.push(() => server.kill());
@@ -79,7 +80,7 @@ async function sessionStats(d: DaemonHandle): Promise<Record<string, number>> {
 
 describe('fast connects', () => {
   test('after a first connect, connects skip ferryd; bytes are intact and ferryd counts the sessions', async () => {
-    const { d, server, client, uri } = await setup();
+    const { d, server, client, uri } = await setup({}, ['--metrics', '127.0.0.1:0']);
     await echoOnce(client, uri);
     await eventually(async () => (await sessionStats(d))['poolsGranted'] === 1, 10_000, 'a pool lent');
     await eventually(async () => (await d.stats())['sessions'] === 0, 10_000, 'the first session freed');
@@ -96,6 +97,13 @@ describe('fast connects', () => {
       'ferryd counted them',
     );
     await backToBaseline(d, base, 'fast sessions freed');
+    // The metrics see them: counted as fast connects and as cut-through sessions, not as requests.
+    const url = /metrics on (http:\/\/\S+)/.exec(d.output())?.[1];
+    assert.ok(url, 'ferryd printed no metrics address');
+    const m = parseExposition(await (await fetch(url)).text());
+    assert.equal(sampleValue(m, 'ferry_fast_connects_total', {}), 5);
+    assert.equal(sampleValue(m, 'ferry_sessions_opened_total', { transport: 'ct' }), 12);
+    assert.equal(sampleValue(m, 'ferry_connects_total', { transport: 'ct', result: 'ok' }), 1);
     const listeners = (await d.show('listeners')) as { accepted: number }[];
     assert.equal(listeners[0]?.accepted, 6);
   });

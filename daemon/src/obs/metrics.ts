@@ -150,6 +150,23 @@ export function createMetrics(daemon: MetricsSources, observer: DaemonObserver):
     },
   });
 
+  new Counter({
+    name: 'ferry_fast_connects_total',
+    help: 'Cut-through sessions clients opened from a pool, without a connect request (fast connects)',
+    registers,
+    collect() {
+      setCounter(this, {}, layer.counters.fastConnects);
+    },
+  });
+  new Gauge({
+    name: 'ferry_fast_connect_pairs_lent',
+    help: 'Fifo pairs lent to clients for fast connects and not taken yet',
+    registers,
+    collect() {
+      this.set(layer.pools.stats().lentPairs);
+    },
+  });
+
   const opened = new Counter({
     name: 'ferry_sessions_opened_total',
     help: 'Session ends put in the table, by transport',
