@@ -82,6 +82,7 @@ export const ERROR_MESSAGES = {
   ERR_FERRY_MSG_INCOMPLETE: 'A message frame stopped arriving before it was complete',
   ERR_FERRY_CHANNEL_CLOSED: 'The message channel is closed',
   ERR_FERRY_LOAN_STATE: 'The loan was already committed, released or aborted',
+  ERR_FERRY_SLOW_SUBSCRIBER: 'The subscriber fell too far behind its topic and was disconnected',
   // TLS (ferryd terminates it; node's own code is kept in the message).
   ERR_FERRY_TLS_CERT: "The peer's TLS certificate was refused",
   ERR_FERRY_TLS_HANDSHAKE: 'TLS handshake failed',

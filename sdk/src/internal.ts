@@ -102,7 +102,16 @@ export {
   readMessageHeader,
   writeMessageHeader,
 } from './proto/message-frame.js';
-export { createValueDecoder, ValueEncoder } from './proto/message-values.js';
+export { createPlainDecoder, createValueDecoder, ValueEncoder } from './proto/message-values.js';
+export {
+  encodeRelayJson,
+  RELAY_KIND,
+  RELAY_VERSION,
+  RelayDecoder,
+  type RelayFrame,
+  relayRecordBytes,
+  writeRelayRecordHeader,
+} from './proto/topic-relay-frame.js';
 export {
   canonicalHost,
   endpointKey,
@@ -165,9 +174,12 @@ export {
   SLOT_FREE,
   SLOT_GONE,
   SLOT_LIVE,
+  TOPIC_END,
   TOPIC_MAX_RING_BYTES,
   TOPIC_MAX_SUBS,
   TOPIC_MIN_RING_BYTES,
+  TOPIC_POLICY,
+  TOPIC_WAKE0_OFFSET,
 } from './shm/topic-layout.js';
 export { TopicRingReader, TopicRingWriter, TopicSegment } from './shm/topic-ring.js';
 export {

@@ -308,3 +308,79 @@ export function metrics() {
     'unknown key (expected listen)',
   );
 }
+
+const TOPIC_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+/** Topics' policies and their relay between hosts (docs/messages.md, Remote subscribers). */
+export function topics() {
+  const hostPort = z.string({ error: expected('"HOST:PORT"') }).transform((v, c) => {
+    try {
+      parseListenAddress(v);
+      return v;
+    } catch (err) {
+      c.issues.push({ code: 'custom', input: v, message: `${(err as Error).message}, got ${show(v)}` });
+      return z.NEVER;
+    }
+  });
+  const topicName = z
+    .string({ error: expected('a topic name') })
+    .refine((v) => TOPIC_NAME.test(v), { error: expected('a topic name of letters, digits, ".", "_", "-"') });
+  const topicOrStar = z
+    .string({ error: expected('a topic name or "*"') })
+    .refine((v) => v === '*' || TOPIC_NAME.test(v), { error: expected('a topic name or "*"') });
+  const ns = z
+    .string({ error: expected('a namespace name') })
+    .refine((v) => NAMESPACE_NAME.test(v), { error: NAME_ERROR });
+  const policy = strict(
+    {
+      topic: topicOrStar,
+      slow: z
+        .enum(['lose-oldest', 'disconnect'], { error: expected('"lose-oldest" or "disconnect"') })
+        .optional(),
+      maxLagBytes: z
+        .number({ error: expected('a number of bytes') })
+        .int()
+        .min(64 * 1024)
+        .max(1024 ** 3)
+        .optional(),
+    },
+    'an object',
+    'unknown key (expected topic, slow, maxLagBytes)',
+  ).transform((p) => ({
+    topic: p.topic,
+    slow: p.slow ?? 'lose-oldest',
+    maxLagBytes: p.maxLagBytes ?? 4 * 1024 * 1024,
+  }));
+  const exported = strict(
+    { topic: topicOrStar, namespace: ns.optional() },
+    'an object',
+    'unknown key (expected topic, namespace)',
+  ).transform((e) => ({ topic: e.topic, namespace: e.namespace ?? 'default' }));
+  const imported = strict(
+    { topic: topicName, from: hostPort, namespace: ns.optional(), remoteNamespace: ns.optional() },
+    'an object',
+    'unknown key (expected topic, from, namespace, remoteNamespace)',
+  ).transform((e) => ({
+    topic: e.topic,
+    from: e.from,
+    namespace: e.namespace ?? 'default',
+    remoteNamespace: e.remoteNamespace ?? 'default',
+  }));
+  return strict(
+    {
+      relayListen: z.union([z.null(), hostPort], { error: expected('"HOST:PORT" or null') }).optional(),
+      export: z.array(exported, { error: expected('an array') }).optional(),
+      import: z.array(imported, { error: expected('an array') }).optional(),
+      policies: z.array(policy, { error: expected('an array') }).optional(),
+    },
+    'an object',
+    'unknown key (expected relayListen, export, import, policies)',
+  ).transform((t) => ({
+    relayListen: t.relayListen ?? null,
+    export: t.export ?? [],
+    import: t.import ?? [],
+    policies: t.policies ?? [],
+  }));
+}
+
+export type TopicsConfig = z.output<ReturnType<typeof topics>>;

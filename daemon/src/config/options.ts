@@ -16,8 +16,10 @@ import {
   namespaces,
   oneOf,
   rules,
+  type TopicsConfig,
   text,
   textOrNull,
+  topics,
   type ValidateContext,
 } from './option-types.js';
 
@@ -315,6 +317,31 @@ The Prometheus endpoint: \`{ "listen": "127.0.0.1:9464" }\` (or \`"[::1]:9464"\`
 \`GET /metrics\` there; \`ferry daemon --metrics HOST:PORT\` does the same and wins over the file. Off
 by default, and bound only to the address given. The metrics and their labels are in
 docs/observability.md.
+`,
+  },
+  topics: {
+    schema: (_ctx: ValidateContext) => topics(),
+    default: { relayListen: null, export: [], import: [], policies: [] } as TopicsConfig,
+    live: false,
+    doc: `
+Publish/subscribe topics (docs/messages.md): what a slow subscriber gets, and the relay that
+carries topics between hosts, one TCP stream per topic and host.
+
+- \`policies\`: \`[{ "topic": "prices", "slow": "disconnect", "maxLagBytes": 4194304 }]\`, the first
+  entry whose \`topic\` matches (a name, or \`"*"\`) decides. \`slow\`: \`"lose-oldest"\` (the default: a
+  lapped subscriber skips to the newest message and counts what it lost) or \`"disconnect"\` (it
+  ends with \`ERR_FERRY_SLOW_SUBSCRIBER\`). \`maxLagBytes\` (64 KiB..1 GiB, default 4 MiB): how much a
+  relay stream to another host may hold unsent; beyond it the relay stops reading (lose-oldest:
+  the other host's subscribers see the gap as drops) or closes the stream (disconnect).
+- \`relayListen\`: \`"HOST:PORT"\` where this ferryd serves its exported topics to other ferryds
+  (off when null). Bind it to an address only trusted hosts reach: the stream is not authenticated.
+- \`export\`: \`[{ "topic": "prices", "namespace": "default" }]\`, the topics (or \`"*"\`) of a namespace
+  that other ferryds may import; anything else is refused.
+- \`import\`: \`[{ "topic": "prices", "from": "10.0.0.7:7400", "namespace": "default",
+  "remoteNamespace": "default" }]\`: while the topic has a subscriber in \`namespace\` here, this
+  ferryd holds one stream to \`from\` and publishes what arrives into the local topic. When the
+  stream ends, the local subscribers end (\`ECONNRESET\`, or \`ERR_FERRY_SLOW_SUBSCRIBER\` when the
+  other side disconnected it as slow); a new subscriber opens a new stream.
 `,
   },
   rules: {

@@ -5,7 +5,15 @@
  * (the same name in two namespaces is two topics) and go when their last member does. The
  * session's end is the membership: closing it, resetting it or the app dying leaves the topic.
  */
-import { type FdRole, ferryError, TOPIC_MAX_RING_BYTES, TOPIC_MIN_RING_BYTES } from '@ferry/sdk/internal';
+
+import type { Socket } from 'node:net';
+import {
+  type FdRole,
+  type FerryError,
+  ferryError,
+  TOPIC_MAX_RING_BYTES,
+  TOPIC_MIN_RING_BYTES,
+} from '@ferry/sdk/internal';
 import type { SessionEnd } from '../session/session.js';
 import type {
   ConnectRequest,
@@ -15,7 +23,10 @@ import type {
   TransportHost,
   TransportListener,
 } from '../transport/transport.js';
-import { Topic } from './topic.js';
+import { Topic, type TopicPolicy, type Topic as TopicT } from './topic.js';
+import { TopicImport } from './topic-import.js';
+import { RelayOut } from './topic-relay-out.js';
+import { TopicRelayServer } from './topic-relay-server.js';
 
 /** Ring per publisher when the first member asks for none (txFifoSize 0). */
 const DEFAULT_RING_BYTES = 1024 * 1024;
@@ -58,8 +69,11 @@ export interface TopicRow {
   namespace: string;
   name: string;
   ringBytes: number;
+  policy: TopicPolicy['slow'];
   publishers: { app: number; session: number; slot: number; messages: number; messagesPerSec: number }[];
   subscribers: { app: number; session: number; dropped: number }[];
+  /** Streams to other hosts' ferryds reading this topic (`out`), or feeding it from one (`in`). */
+  relays: { direction: 'out' | 'in'; peer: string; messages: number; dropped: number }[];
   wakes: number;
 }
 
@@ -72,8 +86,93 @@ export class TopicTransport implements Transport {
   /** Last sample of each publisher's count, for rates between two `ferry show topics`. */
   readonly #samples = new Map<string, { at: number; messages: number }>();
 
+  readonly #relayServer: TopicRelayServer | null = null;
+  readonly #imports = new Map<TopicT, TopicImport>();
+
   constructor(host: TransportHost) {
     this.#host = host;
+    const listen = host.config.topics.relayListen;
+    if (listen !== null) {
+      const server = new TopicRelayServer({
+        openRelay: (ns, name, socket) => this.#openRelay(ns, name, socket),
+        log: host.log,
+      });
+      this.#relayServer = server;
+      server.listen(listen).then(
+        () => host.log.info(`topic relay listening on ${listen}`),
+        (err: Error) => host.log.warn(`topic relay cannot listen on ${listen}: ${err.message}`),
+      );
+    }
+  }
+
+  /** The first `topics.policies` entry naming `name` (or "*"), else lose-oldest. */
+  #policyFor(name: string): TopicPolicy {
+    const p = this.#host.config.topics.policies.find((x) => x.topic === name || x.topic === '*');
+    return p
+      ? { slow: p.slow, maxLagBytes: p.maxLagBytes }
+      : { slow: 'lose-oldest', maxLagBytes: 4 * 1024 * 1024 };
+  }
+
+  #topic(namespace: string, name: string, ringBytes: number): { key: string; topic: TopicT } {
+    const key = `${namespace}|${name}`;
+    let t = this.#topics.get(key);
+    if (!t) {
+      t = new Topic(namespace, name, ringBytes, this.#policyFor(name));
+      this.#topics.set(key, t);
+    }
+    return { key, topic: t };
+  }
+
+  /** Another host's ferryd asks for `name` of `namespace` (see TopicRelayServer). */
+  #openRelay(
+    namespace: string,
+    name: string,
+    socket: Socket,
+  ): { out: RelayOut; policy: string } | FerryError {
+    if (!NAME.test(name)) return ferryError('ERR_FERRY_BAD_URI', `'${name}' is not a topic name`);
+    const exported = this.#host.config.topics.export.some(
+      (e) => e.namespace === namespace && (e.topic === '*' || e.topic === name),
+    );
+    if (!exported)
+      return ferryError('ERR_FERRY_DENIED', `topic '${name}' of namespace '${namespace}' is not exported`);
+    const { key, topic } = this.#topic(namespace, name, DEFAULT_RING_BYTES);
+    const bit = topic.freeBit();
+    if (bit < 0) {
+      this.#dropIfEmpty(key, topic);
+      return ferryError('ERR_FERRY_LIMIT', `topic '${name}' has no free subscriber slot`);
+    }
+    const out = new RelayOut(topic, socket, bit, () => this.#dropIfEmpty(key, topic));
+    return { out, policy: topic.policy.slow };
+  }
+
+  /** A local subscriber joined `topic`: feed it from another host if the configuration says so. */
+  #startImport(key: string, topic: TopicT): void {
+    if (topic.stopImport !== null) return;
+    const entry = this.#host.config.topics.import.find(
+      (e) => e.topic === topic.name && e.namespace === topic.namespace,
+    );
+    if (!entry) return;
+    let imp: TopicImport;
+    try {
+      imp = new TopicImport(topic, entry, (reason) => {
+        this.#host.log.warn(
+          `topic import ${topic.namespace}/${topic.name} from ${entry.from} ended: ${reason}`,
+        );
+        this.#imports.delete(topic);
+        topic.stopImport = null;
+        // Ended for its subscribers: a new subscriber gets a new topic (and a new stream).
+        if (this.#topics.get(key) === topic) this.#topics.delete(key);
+        this.#dropIfEmpty(key, topic);
+      });
+    } catch (err) {
+      this.#host.log.warn(`topic import ${topic.name} from ${entry.from}: ${(err as Error).message}`);
+      return;
+    }
+    this.#imports.set(topic, imp);
+    topic.stopImport = () => {
+      this.#imports.delete(topic);
+      imp.stop();
+    };
   }
 
   listen(): Promise<TransportListener> {
@@ -93,13 +192,7 @@ export class TopicTransport implements Transport {
     if (role !== TOPIC_ROLE.PUBLISH && role !== TOPIC_ROLE.SUBSCRIBE) {
       throw ferryError('ERR_FERRY_BAD_URI', `topic role ${role} (1 publish, 2 subscribe)`);
     }
-    const key = `${c.app.namespace}|${name}`;
-    let t = this.#topics.get(key);
-    if (!t) {
-      t = new Topic(c.app.namespace, name, ringBytesFor(c.req.txFifoSize));
-      this.#topics.set(key, t);
-    }
-    const topic = t;
+    const { key, topic } = this.#topic(c.app.namespace, name, ringBytesFor(c.req.txFifoSize));
     const index = role === TOPIC_ROLE.PUBLISH ? topic.freeSlot() : topic.freeBit();
     if (index < 0) {
       this.#dropIfEmpty(key, topic);
@@ -121,6 +214,7 @@ export class TopicTransport implements Transport {
     else {
       topic.seg.clearSubscriber(index);
       topic.subscribers.set(index, member);
+      this.#startImport(key, topic);
     }
     session.end = new TopicEnd(events, () => {
       if (role === TOPIC_ROLE.PUBLISH) topic.removePublisher(index);
@@ -133,6 +227,7 @@ export class TopicTransport implements Transport {
   }
 
   stop(): void {
+    this.#relayServer?.close();
     for (const t of this.#topics.values()) t.release();
     this.#topics.clear();
   }
@@ -154,6 +249,7 @@ export class TopicTransport implements Transport {
       namespace: t.namespace,
       name: t.name,
       ringBytes: t.seg.ringBytes,
+      policy: t.policy.slow,
       publishers: [...t.publishers.values()].map((p) => {
         const messages = t.seg.slotSeq(p.index);
         const key = `${t.namespace}|${t.name}|${p.sessionId}`;
@@ -161,25 +257,44 @@ export class TopicTransport implements Transport {
         this.#samples.set(key, { at: now, messages });
         const rate = ((messages - prev.messages) >>> 0) / Math.max(0.001, (now - prev.at) / 1000);
         return {
-          app: p.app.id,
+          app: p.app?.id ?? 0,
           session: p.sessionId,
           slot: p.index,
           messages,
           messagesPerSec: Math.round(rate),
         };
       }),
-      subscribers: [...t.subscribers.values()].map((s) => ({
-        app: s.app.id,
-        session: s.sessionId,
-        dropped: t.seg.drops(s.index),
-      })),
+      subscribers: [...t.subscribers.values()]
+        .filter((s) => s.app !== null)
+        .map((s) => ({
+          app: s.app?.id ?? 0,
+          session: s.sessionId,
+          dropped: t.seg.drops(s.index),
+        })),
+      relays: [
+        ...[...t.relays].map((r) => {
+          const out = r as RelayOut;
+          return { direction: 'out' as const, peer: out.peer, messages: out.forwarded, dropped: out.dropped };
+        }),
+        ...(this.#imports.has(t)
+          ? [
+              {
+                direction: 'in' as const,
+                peer: this.#imports.get(t)?.from ?? '',
+                messages: this.#imports.get(t)?.received ?? 0,
+                dropped: this.#imports.get(t)?.lost ?? 0,
+              },
+            ]
+          : []),
+      ],
       wakes: t.wakes,
     }));
   }
 
-  #dropIfEmpty(key: string, t: Topic): void {
-    if (!t.empty || this.#topics.get(key) !== t) return;
-    this.#topics.delete(key);
+  #dropIfEmpty(key: string, t: TopicT): void {
+    if (!t.empty) return;
+    // An ended topic left the table already; it is released all the same once nobody uses it.
+    if (this.#topics.get(key) === t) this.#topics.delete(key);
     t.release();
   }
 }

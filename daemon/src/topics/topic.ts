@@ -4,17 +4,37 @@
  * to be woken, and ferryd rings that subscriber's own data doorbell. Messages never pass through
  * ferryd; only wake-ups of sleeping subscribers do.
  */
-import { Doorbell, ring, SLOT_GONE, TOPIC_MAX_SUBS, TopicSegment } from '@ferry/sdk/internal';
+import {
+  Doorbell,
+  ring,
+  SLOT_GONE,
+  TOPIC_MAX_SUBS,
+  TOPIC_POLICY,
+  TOPIC_WAKE0_OFFSET,
+  TopicSegment,
+} from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
+
+const TOPIC_WAKE_WORD = TOPIC_WAKE0_OFFSET / 4;
 
 /** Publisher slots per topic (each a ring of the topic's ring size; untouched slots cost no memory). */
 export const TOPIC_MAX_PUBLISHERS = 8;
 
 export interface TopicMember {
-  app: App;
+  /** The member's app; null for ferryd's own members (the relays of topics between hosts). */
+  app: App | null;
   sessionId: number;
   /** Publisher slot or subscriber wake bit. */
   index: number;
+  /** Wakes a member that is not an app (a relay reading the topic for another host). */
+  wake?: () => void;
+}
+
+/** What happens to a subscriber that falls behind (ferryd's `topics.policies`). */
+export interface TopicPolicy {
+  slow: 'lose-oldest' | 'disconnect';
+  /** How much a relay stream to another host may hold unsent. */
+  maxLagBytes: number;
 }
 
 export class Topic {
@@ -28,17 +48,37 @@ export class Topic {
   /** Wake-ups ferryd forwarded to sleeping subscribers. */
   wakes = 0;
 
-  constructor(namespace: string, name: string, ringBytes: number) {
+  readonly policy: TopicPolicy;
+  /** Stops the import that feeds this topic from another host (null: none). */
+  stopImport: (() => void) | null = null;
+
+  constructor(namespace: string, name: string, ringBytes: number, policy: TopicPolicy) {
     this.namespace = namespace;
     this.name = name;
-    this.seg = TopicSegment.create(name, TOPIC_MAX_PUBLISHERS, ringBytes);
+    this.policy = policy;
+    this.seg = TopicSegment.create(
+      name,
+      TOPIC_MAX_PUBLISHERS,
+      ringBytes,
+      policy.slow === 'disconnect' ? TOPIC_POLICY.DISCONNECT : TOPIC_POLICY.LOSE_OLDEST,
+    );
     this.doorbell = Doorbell.create({ unref: true });
     this.doorbell.onRing(() => this.#wake());
   }
 
+  /**
+   * Nobody needs the topic: no subscriber (an app, or a relay reading it for another host) and no
+   * app publishing. An import from another host is not reason enough: it only feeds subscribers.
+   */
   get empty(): boolean {
-    return this.publishers.size === 0 && this.subscribers.size === 0;
+    if (this.subscribers.size > 0) return false;
+    for (const p of this.publishers.values()) if (p.app !== null) return false;
+    return true;
   }
+
+  /** Relays reading this topic for other hosts: closed when the topic goes. */
+  readonly relays = new Set<{ close(): void }>();
+  #released = false;
 
   /** A free publisher slot (never used, or its publisher left), or -1. */
   freeSlot(): number {
@@ -66,8 +106,26 @@ export class Topic {
   }
 
   release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const r of [...this.relays]) r.close();
+    this.stopImport?.();
+    this.stopImport = null;
     this.doorbell.close();
     this.seg.release();
+  }
+
+  /** ferryd published into the topic itself (an import): wake the sleeping subscribers. */
+  published(): void {
+    const w = this.seg.words;
+    if (w[TOPIC_WAKE_WORD] !== 0 || w[TOPIC_WAKE_WORD + 1] !== 0) this.#wake();
+  }
+
+  /** Ends the topic for its subscribers (TOPIC_END code) and wakes them all to notice. */
+  end(code: number): void {
+    this.seg.end(code);
+    this.seg.takeWakeMask();
+    for (const m of this.subscribers.values()) this.#ringMember(m);
   }
 
   /** Publishers rang: wake every subscriber whose bit is set, through its app's doorbell. */
@@ -77,11 +135,19 @@ export class Topic {
       const word = bit < 32 ? w0 : w1;
       if ((word & (1 << (bit & 31))) === 0) continue;
       this.wakes++;
-      try {
-        ring(m.app.doorbellFd);
-      } catch {
-        // The app is going away; its session teardown removes it.
-      }
+      this.#ringMember(m);
+    }
+  }
+
+  #ringMember(m: TopicMember): void {
+    if (m.wake) {
+      m.wake();
+      return;
+    }
+    try {
+      if (m.app) ring(m.app.doorbellFd);
+    } catch {
+      // The app is going away; its session teardown removes it.
     }
   }
 }

@@ -17,7 +17,7 @@ import { noticeSession, requestConnect } from '../app/session-control.js';
 import { type FerryError, ferryError } from '../errors.js';
 import { createPlainDecoder, encodePlain } from '../proto/message-values.js';
 import { parseUri } from '../proto/uri.js';
-import { SLOT_FREE } from '../shm/topic-layout.js';
+import { SLOT_FREE, TOPIC_END, TOPIC_POLICY } from '../shm/topic-layout.js';
 import { TopicRingReader, TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { close, ring } from '../sys/index.js';
 
@@ -201,6 +201,17 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   #reported = 0;
   readonly #decode = (src: Buffer, range: { start: number; end: number }) => this.#dec.unpack(src, range);
   readonly #deliver = (v: unknown) => this.#push(v);
+  /** Policy disconnect: nothing after a loss is delivered (the reader counts it before handing over). */
+  readonly #deliverUnlapped = (v: unknown) => {
+    const r = this.#current;
+    if (r === null || r.dropped !== this.#currentDropped) {
+      this.#current = null;
+      return;
+    }
+    this.#push(v);
+  };
+  #current: TopicRingReader | null = null;
+  #currentDropped = 0;
 
   /** @internal */
   constructor(topic: string, link: TopicLink, opts: SubscribeOptions) {
@@ -239,6 +250,18 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   poll(): number {
     if (this.#closed) return 0;
     const seg = this.#link.seg;
+    const ended = seg.ended;
+    if (ended !== TOPIC_END.LIVE) {
+      this.#end(
+        ended === TOPIC_END.SLOW
+          ? ferryError(
+              'ERR_FERRY_SLOW_SUBSCRIBER',
+              `the relay feeding topic '${this.topic}' fell behind upstream`,
+            )
+          : ferryError('ECONNRESET', `the relay feeding topic '${this.topic}' from another host was lost`),
+      );
+      return 0;
+    }
     let n = 0;
     for (let i = 0; i < this.#readers.length; i++) {
       const epoch = seg.slotEpoch(i);
@@ -251,20 +274,52 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       if (!r) continue;
       const room = this.#onMessage ? 256 : this.#hwm - this.bufferedValues;
       if (room <= 0) break;
-      n += r.read(Math.min(room, 256), this.#decode, this.#deliver);
+      if (seg.policy === TOPIC_POLICY.DISCONNECT) {
+        this.#current = r;
+        this.#currentDropped = r.dropped;
+        n += r.read(Math.min(room, 256), this.#decode, this.#deliverUnlapped);
+        if (r.dropped !== this.#currentDropped) break;
+      } else {
+        n += r.read(Math.min(room, 256), this.#decode, this.#deliver);
+      }
     }
     const dropped = this.dropped;
     if (dropped !== this.#reported) {
       const lost = dropped - this.#reported;
       this.#reported = dropped;
       seg.setDrops(this.#link.index, dropped);
+      if (seg.policy === TOPIC_POLICY.DISCONNECT) {
+        this.#end(
+          ferryError(
+            'ERR_FERRY_SLOW_SUBSCRIBER',
+            `lapped on topic '${this.topic}' (policy disconnect): ${lost} messages lost`,
+          ),
+        );
+        return n;
+      }
       this.emit('drop', lost);
     }
     return n;
   }
 
+  /** Why the subscription ended (null while it lives, or after close()). */
+  get error(): FerryError | null {
+    return this.#error;
+  }
+
+  #error: FerryError | null = null;
+
+  /** Ends the subscription with `err`: the iterator throws it after what was buffered. */
+  #end(err: FerryError): void {
+    if (this.#closed) return;
+    this.#error = err;
+    for (const w of this.#waiters.splice(0)) w.reject(err);
+    void this.#leave(err);
+  }
+
   arm(): boolean {
     if (this.#closed) return false;
+    if (this.#link.seg.ended !== TOPIC_END.LIVE) return true;
     // Full: nothing to do until the iterator takes values (it kicks the poll then).
     if (!this.#onMessage && this.bufferedValues >= this.#hwm) return false;
     const seg = this.#link.seg;
@@ -315,12 +370,17 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       if (this.bufferedValues === this.#hwm - 1) this.#link.att.kick();
       return Promise.resolve({ done: false, value });
     }
+    if (this.#error) return Promise.reject(this.#error);
     if (this.#closed) return Promise.resolve({ done: true, value: undefined });
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
   /** Leaves the topic; a pending iteration ends. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return this.#leave(null);
+  }
+
+  async #leave(err: FerryError | null): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#link.att.removePoller(this);
@@ -328,7 +388,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     closeTopic(this.#link);
     this.#link.att.unref();
     for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
-    this.emit('close');
+    this.emit('close', err ?? undefined);
   }
 
   /** @internal */

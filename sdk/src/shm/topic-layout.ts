@@ -1,8 +1,8 @@
 // Byte layout of a topic segment: one sealed memfd per topic (made by ferryd), holding a broadcast
 // ring per publisher slot and the wake words of its subscribers.
 //
-// Header line 0 (static, written by ferryd before anyone maps it): magic, version, slot counts,
-//   ring size.
+// Header line 0 (written by ferryd only): magic, version, slot counts, ring size, the slow-subscriber
+//   policy (static), and END (0 while the topic lives; set once when ferryd ends it).
 // Header line 1 (wake): PENDING: a publisher sets it (CAS 0 -> 1) before ringing ferryd's topic
 //   doorbell, ferryd clears it; WAKE0/WAKE1: subscriber i sets bit i before it sleeps, ferryd clears
 //   the bits it wakes (exchange).
@@ -26,6 +26,15 @@ export const TOPIC_VERSION_OFFSET = 4;
 export const TOPIC_MAX_PUBS_OFFSET = 8;
 export const TOPIC_MAX_SUBS_OFFSET = 12;
 export const TOPIC_RING_BYTES_OFFSET = 16;
+/** The policy for slow subscribers (TOPIC_POLICY), written by ferryd before anyone maps it. */
+export const TOPIC_POLICY_OFFSET = 20;
+/** 0 while the topic lives; ferryd ends a topic for all its members with a TOPIC_END code. */
+export const TOPIC_END_OFFSET = 24;
+
+/** lose-oldest: a lapped subscriber skips ahead and counts; disconnect: it ends instead. */
+export const TOPIC_POLICY = { LOSE_OLDEST: 0, DISCONNECT: 1 } as const;
+/** Why ferryd ended a topic: the relay that fed it was too slow for its upstream, or it was lost. */
+export const TOPIC_END = { LIVE: 0, SLOW: 1, RELAY_LOST: 2 } as const;
 
 export const TOPIC_PENDING_OFFSET = CACHE_LINE;
 export const TOPIC_WAKE0_OFFSET = CACHE_LINE + 4;

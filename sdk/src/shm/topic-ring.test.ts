@@ -57,6 +57,26 @@ describe('topic ring', () => {
     }
   });
 
+  it('a gap written by a relay (write with skip) is counted as lost, exactly', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const w = new TopicRingWriter(seg, 0);
+      const r = new TopicRingReader(seg, 0, 'start');
+      w.write(u32(1));
+      w.write(u32(2), 5);
+      w.write(u32(3));
+      w.write(u32(4), 2);
+      const got: unknown[] = [];
+      r.read(10, decode, (v) => got.push(v));
+      assert.deepEqual(got, [1, 2, 3, 4]);
+      assert.equal(r.dropped, 7);
+      assert.equal(seg.slotSeq(0), 11, 'the skipped numbers count as messages of the slot');
+    } finally {
+      seg.release();
+    }
+  });
+
   it('a decode that throws is a lap, not an error', () => {
     const seg = TopicSegment.create('t', 1, 4096);
     try {

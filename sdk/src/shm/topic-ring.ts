@@ -21,6 +21,7 @@ import {
   SLOT_STATE,
   SLOT_TAIL,
   TOPIC_DROPS_OFFSET,
+  TOPIC_END_OFFSET,
   TOPIC_MAGIC,
   TOPIC_MAGIC_OFFSET,
   TOPIC_MAX_PUBS_OFFSET,
@@ -29,6 +30,7 @@ import {
   TOPIC_MAX_SUBS_OFFSET,
   TOPIC_MIN_RING_BYTES,
   TOPIC_PENDING_OFFSET,
+  TOPIC_POLICY_OFFSET,
   TOPIC_RECORD_HEADER,
   TOPIC_RING_BYTES_OFFSET,
   TOPIC_SLOT_BYTES,
@@ -61,7 +63,7 @@ export class TopicSegment {
   }
 
   /** ferryd: a fresh sealed topic segment. */
-  static create(name: string, maxPubs: number, ringBytes: number): TopicSegment {
+  static create(name: string, maxPubs: number, ringBytes: number, policy = 0): TopicSegment {
     checkGeometry(maxPubs, ringBytes);
     const size = topicSegmentBytes(maxPubs, ringBytes);
     const fd = memfdCreate(`ferry-topic-${name}`.slice(0, 200), { allowSealing: true });
@@ -74,6 +76,7 @@ export class TopicSegment {
       w[TOPIC_MAX_PUBS_OFFSET / 4] = maxPubs;
       w[TOPIC_MAX_SUBS_OFFSET / 4] = TOPIC_MAX_SUBS;
       w[TOPIC_RING_BYTES_OFFSET / 4] = ringBytes;
+      w[TOPIC_POLICY_OFFSET / 4] = policy;
       Atomics.store(w, TOPIC_MAGIC_OFFSET / 4, TOPIC_MAGIC);
       addSeals(fd, SEGMENT_REQUIRED_SEALS);
       return new TopicSegment(fd, mapping, maxPubs, ringBytes, size);
@@ -115,6 +118,21 @@ export class TopicSegment {
       mapping.release();
       throw err;
     }
+  }
+
+  /** The slow-subscriber policy (TOPIC_POLICY; an unknown value reads as lose-oldest). */
+  get policy(): number {
+    return this.words[TOPIC_POLICY_OFFSET / 4] === 1 ? 1 : 0;
+  }
+
+  /** Why ferryd ended the topic (TOPIC_END), 0 while it lives. */
+  get ended(): number {
+    return Atomics.load(this.words, TOPIC_END_OFFSET / 4);
+  }
+
+  /** ferryd: ends the topic for every member (they fail with the error `code` stands for). */
+  end(code: number): void {
+    Atomics.store(this.words, TOPIC_END_OFFSET / 4, code);
   }
 
   /** ferryd: gives slot `i` to a new publisher (zeroed indices, next epoch, live). */

@@ -93,6 +93,7 @@ export const WIRE_STATUS = {
   ERR_FERRY_MSG_INCOMPLETE: -1802,
   ERR_FERRY_CHANNEL_CLOSED: -1803,
   ERR_FERRY_LOAN_STATE: -1804,
+  ERR_FERRY_SLOW_SUBSCRIBER: -1805,
 } as const satisfies { readonly [C in ErrorCode]: number };
 
 const CODE_OF_STATUS: ReadonlyMap<number, ErrorCode> = new Map(

@@ -1,0 +1,174 @@
+/**
+ * The exporting side of a topic relay: ferryd reads a local topic as one more subscriber (a wake
+ * bit of its own, woken as apps are) and writes every message into one TCP stream to the ferryd
+ * that imports it, batched (one socket write per drain, not per message). Messages are forwarded
+ * as their publishers encoded them: nothing is decoded here.
+ *
+ * Slow stream: once more than `maxLagBytes` wait unsent in the socket, lose-oldest stops reading
+ * until the socket drains (the ring laps this reader; the loss travels as the next record's gap,
+ * so the other host's subscribers count it as drops); disconnect says BYE
+ * (ERR_FERRY_SLOW_SUBSCRIBER) and closes, as it does when this reader is lapped.
+ */
+import type { Socket } from 'node:net';
+import {
+  encodeRelayJson,
+  RELAY_KIND,
+  relayRecordBytes,
+  SLOT_FREE,
+  TopicRingReader,
+  writeRelayRecordHeader,
+} from '@ferry/sdk/internal';
+import type { Topic, TopicMember } from './topic.js';
+
+/** Records read per slot per drain before yielding to the event loop. */
+const READ_BUDGET = 1024;
+const BATCH_BYTES = 64 * 1024;
+
+export class RelayOut {
+  readonly peer: string;
+  /** Messages forwarded, and messages this reader lost to laps. */
+  forwarded = 0;
+  readonly #topic: Topic;
+  readonly #socket: Socket;
+  readonly #member: TopicMember;
+  readonly #readers: (TopicRingReader | null)[] = [];
+  readonly #epochs: number[] = [];
+  readonly #reported: number[] = [];
+  #batch: Buffer = Buffer.allocUnsafe(BATCH_BYTES);
+  #off = 0;
+  /** Where the record being decoded was placed in the batch. */
+  #at = 0;
+  #slot = 0;
+  #scheduled = false;
+  #closed = false;
+  readonly #onClose: () => void;
+
+  constructor(topic: Topic, socket: Socket, bit: number, onClose: () => void) {
+    this.#topic = topic;
+    this.#socket = socket;
+    this.#onClose = onClose;
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const seg = topic.seg;
+    for (let i = 0; i < seg.maxPubs; i++) {
+      this.#epochs.push(seg.slotEpoch(i));
+      this.#readers.push(seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'newest'));
+      this.#reported.push(0);
+    }
+    this.#member = { app: null, sessionId: 0, index: bit, wake: () => this.#schedule() };
+    seg.clearSubscriber(bit);
+    topic.subscribers.set(bit, this.#member);
+    topic.relays.add(this);
+    socket.on('drain', () => this.#schedule());
+    socket.on('close', () => this.close());
+    socket.on('error', () => this.close());
+    this.#schedule();
+  }
+
+  get dropped(): number {
+    let n = 0;
+    for (const r of this.#readers) if (r) n += r.dropped;
+    return n;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const t = this.#topic;
+    if (t.subscribers.get(this.#member.index) === this.#member) t.subscribers.delete(this.#member.index);
+    t.relays.delete(this);
+    this.#socket.destroy();
+    this.#onClose();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(this.#drain);
+  }
+
+  readonly #drain = (): void => {
+    this.#scheduled = false;
+    if (this.#closed) return;
+    const policy = this.#topic.policy;
+    if (this.#socket.writableLength > policy.maxLagBytes) {
+      if (policy.slow === 'disconnect')
+        this.#bye('ERR_FERRY_SLOW_SUBSCRIBER', 'the relay stream fell behind');
+      // lose-oldest: 'drain' reschedules; meanwhile the publishers lap this reader.
+      return;
+    }
+    const seg = this.#topic.seg;
+    let more = false;
+    for (let i = 0; i < this.#readers.length; i++) {
+      const epoch = seg.slotEpoch(i);
+      if (epoch !== this.#epochs[i]) {
+        this.#epochs[i] = epoch;
+        this.#reported[i] = 0;
+        this.#readers[i] = seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'start');
+      }
+      const r = this.#readers[i];
+      if (!r) continue;
+      this.#slot = i;
+      if (r.read(READ_BUDGET, this.#copy, this.#commit) === READ_BUDGET) more = true;
+      if (policy.slow === 'disconnect' && r.dropped > 0) {
+        this.#flush();
+        this.#bye('ERR_FERRY_SLOW_SUBSCRIBER', `the relay was lapped (${r.dropped} messages)`);
+        return;
+      }
+    }
+    this.#flush();
+    if (more) {
+      this.#schedule();
+      return;
+    }
+    const bit = this.#member.index;
+    seg.armWake(bit);
+    for (let i = 0; i < this.#readers.length; i++) {
+      if (seg.slotEpoch(i) !== this.#epochs[i] || this.#readers[i]?.hasData) {
+        seg.disarmWake(bit);
+        this.#schedule();
+        return;
+      }
+    }
+  };
+
+  /** The reader's decode: copies the record into the batch as a RECORD frame (gap set at commit). */
+  readonly #copy = (src: Buffer, range: { start: number; end: number }): number => {
+    const n = range.end - range.start;
+    const need = relayRecordBytes(n);
+    if (this.#batch.length - this.#off < need) {
+      this.#flush();
+      if (this.#batch.length < need) this.#batch = Buffer.allocUnsafe(need);
+    }
+    this.#at = this.#off;
+    src.copy(this.#batch, this.#at + relayRecordBytes(0), range.start, range.end);
+    return n;
+  };
+
+  /** The record was intact (the reader's check after the copy): keep it, with the loss before it. */
+  readonly #commit = (n: unknown): void => {
+    const r = this.#readers[this.#slot] as TopicRingReader;
+    const gap = r.dropped - (this.#reported[this.#slot] ?? 0);
+    this.#reported[this.#slot] = r.dropped;
+    writeRelayRecordHeader(this.#batch, this.#at, n as number, gap);
+    this.#off = this.#at + relayRecordBytes(n as number);
+    this.forwarded++;
+  };
+
+  #flush(): void {
+    if (this.#off === 0) return;
+    // The socket keeps the bytes until written: a fresh batch for what follows.
+    this.#socket.write(this.#batch.subarray(0, this.#off));
+    this.#batch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, this.#batch.length));
+    this.#off = 0;
+  }
+
+  #bye(code: string, message: string): void {
+    if (this.#closed) return;
+    this.#socket.end(encodeRelayJson(RELAY_KIND.BYE, { code, message }));
+    this.#closed = true;
+    const t = this.#topic;
+    if (t.subscribers.get(this.#member.index) === this.#member) t.subscribers.delete(this.#member.index);
+    t.relays.delete(this);
+    this.#onClose();
+  }
+}
