@@ -80,8 +80,9 @@ async function openTopic(
   }
 }
 
-function closeTopic(link: TopicLink): void {
-  noticeSession(link.att, 'close', link.session);
+/** Leaves the topic; `tell` false when the ferryd that knew the session is gone. */
+function closeTopic(link: TopicLink, tell = true): void {
+  if (tell) noticeSession(link.att, 'close', link.session);
   for (const fd of link.fds) close(fd);
   link.seg.release();
 }
@@ -115,6 +116,37 @@ export class Publisher {
     this.#writer = new TopicRingWriter(link.seg, link.index);
     this.#bellFd = link.fds[0] ?? -1;
     link.att.ref();
+    link.att.on('lost', this.#onLost);
+  }
+
+  /**
+   * ferryd went away: its topic is no more (the next ferryd makes a new one, and wakes no
+   * subscriber of this one). The publisher ends: send() throws ERR_FERRY_DAEMON_LOST; publish
+   * again once the attachment is back ('reattached').
+   */
+  readonly #onLost = (err: Error): void => {
+    if (this.#closed) return;
+    this.#error = ferryError(
+      'ERR_FERRY_DAEMON_LOST',
+      `topic '${this.topic}': ferryd went away; publish again once it is back`,
+      { cause: err },
+    );
+    this.#leave(false);
+  };
+
+  #error: FerryError | null = null;
+
+  /** Why the publisher ended (ERR_FERRY_DAEMON_LOST), null while it lives or after close(). */
+  get error(): FerryError | null {
+    return this.#error;
+  }
+
+  #leave(tell: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#link.att.off('lost', this.#onLost);
+    closeTopic(this.#link, tell);
+    this.#link.att.unref();
   }
 
   /** Messages published so far. */
@@ -132,7 +164,9 @@ export class Publisher {
    * returns true; throws EMSGSIZE above maxMessageBytes, ERR_FERRY_CHANNEL_CLOSED after close().
    */
   send(value: unknown): boolean {
-    if (this.#closed) throw ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the publisher is closed');
+    if (this.#closed) {
+      throw this.#error ?? ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the publisher is closed');
+    }
     const bytes = encodePlain(value);
     if (bytes.length > this.#writer.maxPayload) {
       throw ferryError(
@@ -177,10 +211,7 @@ export class Publisher {
 
   /** Leaves the topic (subscribers keep what it wrote). */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    closeTopic(this.#link);
-    this.#link.att.unref();
+    this.#leave(true);
   }
 }
 
@@ -231,7 +262,27 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     }
     link.att.ref();
     link.att.addPoller(this);
+    link.att.on('lost', this.#onLost);
   }
+
+  /** ferryd went away with its topic: the subscription ends with ERR_FERRY_DAEMON_LOST. */
+  readonly #onLost = (err: Error): void => {
+    // Whatever the publishers wrote before is still in the mapping: take it first.
+    this.poll();
+    this.#gone = true;
+    this.#end(
+      ferryError(
+        'ERR_FERRY_DAEMON_LOST',
+        `topic '${this.topic}': ferryd went away; subscribe again once it is back`,
+        {
+          cause: err,
+        },
+      ),
+    );
+  };
+
+  /** The ferryd that knew this subscription is gone: leaving tells nobody. */
+  #gone = false;
 
   /** Messages lost to laps (the subscriber fell more than half a ring behind a publisher). */
   get dropped(): number {
@@ -383,9 +434,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   async #leave(err: FerryError | null): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#link.att.off('lost', this.#onLost);
     this.#link.att.removePoller(this);
     this.#link.seg.disarmWake(this.#link.index);
-    closeTopic(this.#link);
+    closeTopic(this.#link, !this.#gone);
     this.#link.att.unref();
     for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
     this.emit('close', err ?? undefined);
