@@ -26,6 +26,8 @@ export class AppSegment {
   #tx: EventQueueProducer;
   #peerDoorbellFd: number;
   #slots = new Map<number, SlotListener[]>();
+  /** The drain callback, made once: poll() runs on every turn of a polling notifier. */
+  readonly #onEntry = (slot: number): void => this.#dispatch(slot);
   /** Sessions whose writes wait for fifo space (the notifier keeps polling while any do). */
   spaceWaiters = 0;
   /** ferryd said segment-del: release once no session uses it. */
@@ -85,7 +87,7 @@ export class AppSegment {
   /** Delivers queued events; returns how many. On overflow every session is told. */
   poll(): number {
     if (this.#rx.error !== null) return 0;
-    const r = this.#rx.drain((slot) => this.#dispatch(slot), 1024);
+    const r = this.#rx.drain(this.#onEntry, 1024);
     if (r === -1) {
       // A corrupt queue fails every session that shares it, once; it is never armed again, so
       // the notifier cannot spin on it.

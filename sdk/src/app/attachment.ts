@@ -125,6 +125,8 @@ export class Attachment extends EventEmitter {
   #pollers = new Set<ExtraPoller>();
   /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
   #replyFds = new Map<number, number[]>();
+  /** `segments` as an array for the polling loops (null: rebuild; see #segs). */
+  #segList: AppSegment[] | null = null;
   /** The last accepted session a listener took (acceptSession): whether anyone took an accept. */
   #lastBound = 0;
   /** Fast-connect pools ferryd lent us, as client and as server (fast-pools.ts). */
@@ -327,6 +329,7 @@ export class Attachment extends EventEmitter {
     }
     if (this.segments.get(seg.id) !== seg) return;
     this.segments.delete(seg.id);
+    this.#segList = null;
     seg.release();
     this.notify(segmentReleasedMessage(seg.id));
     this.#disposeIfDone();
@@ -349,6 +352,7 @@ export class Attachment extends EventEmitter {
     for (const seg of this.segments.values()) if (seg.sessionCount > 0 || seg.pins > 0) return;
     for (const seg of this.segments.values()) seg.release();
     this.segments.clear();
+    this.#segList = null;
     this.#notifier.stop();
     this.#doorbell.close();
   }
@@ -507,6 +511,7 @@ export class Attachment extends EventEmitter {
     }
     try {
       this.segments.set(msg.segment, new AppSegment(msg, segFd, bellFd));
+      this.#segList = null;
       // A sleeping notifier armed only the segments it knew: poll once more to arm this one.
       this.#notifier.kick();
     } catch {
@@ -516,16 +521,18 @@ export class Attachment extends EventEmitter {
     }
   }
 
-  *#allSegments(): Generator<AppSegment> {
-    yield* this.segments.values();
-    yield* this.#orphans;
+  /** The current segments as an array, rebuilt when they change: the polling loops run on it. */
+  #segs(): AppSegment[] {
+    if (this.#segList === null) this.#segList = [...this.segments.values()];
+    return this.#segList;
   }
 
   #pollSegments(): number {
     let work = 0;
     this.#polling = true;
     try {
-      for (const seg of this.segments.values()) work += seg.poll();
+      const segs = this.#segs();
+      for (let i = 0; i < segs.length; i++) work += (segs[i] as AppSegment).poll();
       if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
       if (this.#pollers.size > 0) for (const p of this.#pollers) work += p.poll();
     } finally {
@@ -539,15 +546,21 @@ export class Attachment extends EventEmitter {
     return work;
   }
 
+  // These run on every turn of a polling notifier: plain loops, no generator (each call of one
+  // allocated, and a polling process collected garbage every few milliseconds for it).
   #writesBlocked(): boolean {
-    for (const seg of this.#allSegments()) if (seg.spaceWaiters > 0) return true;
+    const segs = this.#segs();
+    for (let i = 0; i < segs.length; i++) if ((segs[i] as AppSegment).spaceWaiters > 0) return true;
+    if (this.#orphans.size > 0) for (const seg of this.#orphans) if (seg.spaceWaiters > 0) return true;
     return false;
   }
 
   #armSegments(): boolean {
     let pending = false;
-    for (const seg of this.#allSegments()) if (seg.armWake()) pending = true;
-    for (const p of this.#pollers) if (p.arm()) pending = true;
+    const segs = this.#segs();
+    for (let i = 0; i < segs.length; i++) if ((segs[i] as AppSegment).armWake()) pending = true;
+    if (this.#orphans.size > 0) for (const seg of this.#orphans) if (seg.armWake()) pending = true;
+    if (this.#pollers.size > 0) for (const p of this.#pollers) if (p.arm()) pending = true;
     return pending;
   }
 
@@ -586,6 +599,7 @@ export class Attachment extends EventEmitter {
     this.#resetHandlers.clear();
     const segs = [...this.segments.values()];
     this.segments.clear();
+    this.#segList = null;
     const carried = ferryError('ECONNRESET', 'ferryd, which carried this session, went away');
     for (const seg of segs) {
       seg.orphaned = true;
