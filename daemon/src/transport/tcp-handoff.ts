@@ -339,7 +339,16 @@ export function acceptBare(
       if (fd >= 0) close(fd);
       return;
     }
-    onFd(fd, { address: peer.address, port: peer.port });
+    try {
+      onFd(fd, { address: peer.address, port: peer.port });
+    } catch {
+      // Called from libuv: a throw here would be uncaught and end ferryd. onFd owns the
+      // descriptor only once it placed the session (and catches its own failures after that).
+      try {
+        tcpDisconnect(fd);
+      } catch {}
+      close(fd);
+    }
   };
   return true;
 }
