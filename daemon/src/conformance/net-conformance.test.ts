@@ -15,11 +15,13 @@ import { CONNECT_SCENARIOS } from './scenarios-connect.js';
 import { PROCESS_SCENARIOS } from './scenarios-process.js';
 import { SERVER_SCENARIOS } from './scenarios-server.js';
 import { STREAM_SCENARIOS } from './scenarios-stream.js';
+import { WRITE_SCENARIOS } from './scenarios-write.js';
 import { Scope } from './scope.js';
 import { TARGETS, type Target, target } from './targets.js';
 
 const SCENARIOS: readonly Scenario[] = [
   ...STREAM_SCENARIOS,
+  ...WRITE_SCENARIOS,
   ...CLOSE_SCENARIOS,
   ...SERVER_SCENARIOS,
   ...CONNECT_SCENARIOS,

@@ -29,6 +29,31 @@ export interface SocketOptions {
 
 type PendingWrite = { chunks: Uint8Array[]; cb: (err?: Error | null) => void };
 
+/** Callbacks of fast-path writes due on one tick: `count` calls of `cb`. */
+interface FastCallbacks {
+  cb: (err?: Error | null) => void;
+  count: number;
+  /** Its tick came: writes from now on open a new batch. */
+  due: boolean;
+}
+
+function runFastCallbacks(batch: FastCallbacks): void {
+  batch.due = true;
+  for (let n = batch.count; n > 0; n--) batch.cb(null);
+}
+
+/** The parts of Writable's state the write fast path looks at (public getters in Node 20 and 22). */
+interface WritableStateView {
+  length: number;
+  corked: number;
+  writing: boolean;
+  ending: boolean;
+  destroyed: boolean;
+  errored: Error | null;
+  afterWriteTickInfo: object | null;
+  defaultEncoding: BufferEncoding;
+}
+
 /**
  * Small writes are copied into a per-socket stage and published to the fifo together, at the end
  * of the tick (or when the stage fills). Publishing costs a store to the tail's cache line, which
@@ -59,6 +84,8 @@ export class Socket extends Duplex implements SessionOwner {
   #stage: Buffer | null = null;
   #staged = 0;
   #flushScheduled = false;
+  /** The newest batch of fast-path write callbacks still to be called (see #fastDone). */
+  #fastCbs: FastCallbacks | null = null;
   #onread: OnReadOptions | null = null;
   /** onread mode: paused by the callback's false or by pause(), until resume(). */
   #onreadPaused = false;
@@ -398,6 +425,112 @@ export class Socket extends Duplex implements SessionOwner {
     this.destroy(err);
   }
 
+  // ---- Writable fast path ----
+
+  /**
+   * net.Socket#write. A small chunk written while the stream is idle (connected, not corked,
+   * nothing queued, in flight or waiting for space, not ending, destroyed or errored) is staged
+   * here without going through Writable: its per-call bookkeeping was most of the cost of a 64 B
+   * message. What Writable would do is kept: the return value (true: nothing stays queued), the
+   * callback called with null on a later tick in write order (before 'finish', which end() can
+   * emit only a tick later), writableLength 0 afterwards, bytesWritten counted. Anything else
+   * (an encoding argument on a Buffer, other chunk types, errors) goes through Writable.
+   */
+  override write(
+    chunk: unknown,
+    encoding?: BufferEncoding | ((err?: Error | null) => void) | null,
+    cb?: (err?: Error | null) => void,
+  ): boolean {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    const s = this.#session;
+    if (s !== null && this.#pending === null && this.#fastIdle(cb)) {
+      if (chunk instanceof Uint8Array) {
+        if (encoding == null && this.#stageBytes(s, chunk)) return this.#fastDone(cb);
+      } else if (
+        typeof chunk === 'string' &&
+        (encoding == null || encoding === 'utf8' || encoding === 'latin1')
+      ) {
+        const enc = encoding ?? writableState(this).defaultEncoding;
+        if ((enc === 'utf8' || enc === 'latin1') && this.#writeString(s, chunk, enc))
+          return this.#fastDone(cb);
+      }
+    }
+    return super.write(chunk, encoding as BufferEncoding, cb);
+  }
+
+  /** Writable has nothing queued, in flight or pending to order after, and may be written to. */
+  #fastIdle(cb: ((err?: Error | null) => void) | undefined): boolean {
+    const st = writableState(this);
+    return (
+      st.length === 0 &&
+      st.corked === 0 &&
+      !st.writing &&
+      !st.ending &&
+      !st.destroyed &&
+      st.errored === null &&
+      // A callback Writable will call on a later tick, for a write made earlier in this one, must
+      // come before this write's: let Writable order them.
+      (cb === undefined || st.afterWriteTickInfo === null)
+    );
+  }
+
+  /** The rest of what Writable does for a write that completed at once. */
+  #fastDone(cb: ((err?: Error | null) => void) | undefined): boolean {
+    if (this.#idleTimer !== null) this.#active();
+    if (typeof cb !== 'function') return true;
+    // As Writable: the callback is called with null on a later tick, even if destroyed meanwhile;
+    // a run of writes with the same callback shares one tick, a different callback takes its own
+    // (so a process.nextTick queued between two writes runs between their callbacks).
+    const last = this.#fastCbs;
+    if (last !== null && !last.due && last.cb === cb) {
+      last.count++;
+      return true;
+    }
+    const batch: FastCallbacks = { cb, count: 1, due: false };
+    this.#fastCbs = batch;
+    process.nextTick(runFastCallbacks, batch);
+    return true;
+  }
+
+  /**
+   * Takes a small chunk whole, as _write would, or nothing (false: go the Writable way): the first
+   * of a tick straight into the fifo, the ones after it into the stage.
+   */
+  #stageBytes(s: AppSession, chunk: Uint8Array): boolean {
+    const len = chunk.length;
+    if (len === 0 || len > STAGE_MAX_CHUNK) return false;
+    if (!this.#flushScheduled) {
+      if (this.#staged > 0 || s.peerStoppedReading) return false;
+      const n = s.write(chunk);
+      if (n !== len) {
+        if (n <= 0) return false;
+        // The rest waits in the stage; the flush at the end of the tick sends it (or waits for space).
+        if (this.#stage === null) this.#stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+        this.#stage.set(chunk.subarray(n), 0);
+        this.#staged = len - n;
+      }
+      this.#bytesWritten += len;
+      this.#scheduleFlush();
+      return true;
+    }
+    if (this.#staged + len > STAGE_BYTES && !this.#flushStage(s)) return false;
+    if (this.#staged === 0 && s.peerStoppedReading) return false;
+    if (this.#stage === null) this.#stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+    this.#stage.set(chunk, this.#staged);
+    this.#staged += len;
+    this.#bytesWritten += len;
+    return true;
+  }
+
+  /** Opens a batch: small writes until the end of this tick (or data poll) are staged together. */
+  #scheduleFlush(): void {
+    this.#flushScheduled = true;
+    if (!this.#attachment?.afterPoll(this.#flushTick)) process.nextTick(this.#flushTick);
+  }
+
   // ---- Duplex implementation ----
 
   override _read(): void {
@@ -512,7 +645,10 @@ export class Socket extends Duplex implements SessionOwner {
     // notice; a session ferryd carries (tcp, tls) it sees in the fifo it reads, so no message is sent.
     const att = this.#attachment;
     if (att) announceFin(att, s, this.transport);
-    cb();
+    // Done from the event loop, as net.Socket's shutdown completes: 'finish' comes a turn later, so
+    // that a write right after end() (ERR_STREAM_WRITE_AFTER_END) destroys the socket before it
+    // finishes, and 'finish' never comes then, as in net.
+    setImmediate(cb);
   }
 
   /**
@@ -755,6 +891,11 @@ export function checkOnread(onread: OnReadOptions): void {
       'onread must be { buffer: Uint8Array | () => Uint8Array, callback: function }',
     );
   }
+}
+
+/** Writable's state, read by the write fast path only (never written). */
+function writableState(w: Duplex): WritableStateView {
+  return (w as unknown as { _writableState: WritableStateView })._writableState;
 }
 
 /** Bytes `str` takes in `enc`; latin1 and ascii without a scan. */
