@@ -71,13 +71,20 @@ export interface NotifierOptions {
   preemptedUs?: number;
 }
 
-/** Runs `poll` on the event loop according to `mode`; never blocks the loop for long. */
-/** Empty polls per clock reading while spinning (see #pollTurn): a poll of idle queues is well
- *  under a microsecond, so deadlines and preemption (100 µs) are still seen within a few µs. */
-const CLOCK_EVERY = 32;
+/**
+ * While spinning, the clock is read once per batch of empty polls (see #pollTurn), the batch sized
+ * to take about CLOCK_BATCH_US: a poll of a few idle queues is well under a microsecond (then up to
+ * CLOCK_EVERY_MAX polls per reading), one over hundreds of segments may take tens (then every poll
+ * reads it), so deadlines and preemption (100 µs) are seen within a few µs either way.
+ */
+const CLOCK_BATCH_US = 8;
+const CLOCK_EVERY_MAX = 64;
 
+/** Runs `poll` on the event loop according to `mode`; never blocks the loop for long. */
 export class Notifier {
   readonly #mode: NotifyMode;
+  /** Empty polls per clock reading while spinning (a power of two, 1..CLOCK_EVERY_MAX). */
+  #clockEvery = 1;
   readonly #poll: () => number;
   readonly #arm: () => boolean;
   readonly #busy: (() => boolean) | undefined;
@@ -225,14 +232,18 @@ export class Notifier {
         if (this.#idle) this.#learnGap(now - this.#lastWorkMs);
         this.#lastWorkMs = now;
       } else {
-        // An empty poll reads the clock one time in CLOCK_EVERY: each reading returns a fresh heap
-        // number (performance.now() is not inlined), and a spinning process allocated ~30 MB/s
-        // for it: a scavenge every ~50 ms, each 0.5-5 ms and more under load (the p99.9 stalls).
-        if (++empty % CLOCK_EVERY !== 0) {
+        // Empty polls read the clock once per batch: each reading returns a fresh heap number
+        // (performance.now() is not inlined), and reading it after every poll made a spinning
+        // process allocate ~30 MB/s: a scavenge every ~50 ms, each 0.5-5 ms and more under load
+        // (the p99.9 stalls).
+        if (++empty % this.#clockEvery !== 0) {
           if (!this.#running) return;
           continue;
         }
         const after = performance.now();
+        const batchUs = (after - now) * 1000;
+        if (batchUs < CLOCK_BATCH_US / 2 && this.#clockEvery < CLOCK_EVERY_MAX) this.#clockEvery *= 2;
+        else if (batchUs > CLOCK_BATCH_US * 2 && this.#clockEvery > 1) this.#clockEvery /= 2;
         if (!this.#idle) {
           this.#idle = true;
           this.#lastWorkMs = now;
