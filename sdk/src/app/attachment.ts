@@ -23,7 +23,7 @@ import type {
 } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
-import { close, connectUnix, cpuContended, Doorbell, unixSocket } from '../sys/index.js';
+import { close, connectUnix, Doorbell, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
 import { helloMessage, segmentReleasedMessage, sessionNoticeMessage } from './control-messages.js';
 import { FastPools } from './fast-pools.js';
@@ -151,7 +151,6 @@ export class Attachment extends EventEmitter {
       poll: () => this.#pollSegments(),
       arm: () => this.#armSegments(),
       busy: () => this.#writesBlocked(),
-      contended: cpuContended,
     });
   }
 

@@ -9,7 +9,6 @@
 import { EventEmitter } from 'node:events';
 import { ferryError } from '../errors.js';
 import { Notifier } from '../shm/notifier.js';
-import { cpuContended } from '../sys/cpu-contention.js';
 import { MemifRxBurst, MemifTxBurst } from './bursts.js';
 import { ClientHandshake, type Established } from './client-handshake.js';
 import type { MemifConnection } from './connection.js';
@@ -352,7 +351,6 @@ export class Memif extends EventEmitter<MemifEvents> {
       doorbell: { onRing: (cb) => (this.#ringCb = cb) },
       poll: () => this.#pollAll(),
       arm: () => this.#arm(),
-      contended: cpuContended,
     });
     this.#notifier = notifier;
     notifier.start();

@@ -14,8 +14,6 @@
 // work is blocked on the peer (a write waits for fifo space), the peer is draining and will post
 // soon, so adaptive keeps polling that much longer: sleeping would cost the peer a ring (a syscall
 // that wakes us, measured at tens of us on a VM) and us a wake, on every fifo-full cycle of a stream.
-// None of this applies while the machine's CPU is contended (`contended()`, from PSI): adaptive
-// then sleeps whenever a poll finds nothing, as interrupt mode does.
 
 import { FerryError } from '../errors.js';
 
@@ -58,12 +56,6 @@ export interface NotifierOptions {
   arm: () => boolean;
   /** True while local work waits on the peer; adaptive mode then polls up to adaptiveBusyUs. */
   busy?: () => boolean;
-  /**
-   * Adaptive: true while the machine's CPU is contended (tasks wait for a core). Adaptive then
-   * sleeps as soon as a poll finds nothing, as interrupt mode does: spinning would take the time
-   * of a task that needs it (sys/cpu-contention.ts). Absent: never contended.
-   */
-  contended?: () => boolean;
   spinUs?: number;
   adaptiveIdleUs?: number;
   adaptiveBusyUs?: number;
@@ -88,7 +80,6 @@ export class Notifier {
   readonly #poll: () => number;
   readonly #arm: () => boolean;
   readonly #busy: (() => boolean) | undefined;
-  readonly #contended: (() => boolean) | undefined;
   readonly #spinMs: number;
   readonly #idleMs: number;
   readonly #busyMs: number;
@@ -105,7 +96,6 @@ export class Notifier {
   #backoffUntilMs = 0;
   #backoffMs = BACKOFF_MIN_MS;
   #preemptions = 0;
-  #contendedSleeps = 0;
 
   constructor(options: NotifierOptions) {
     const { mode, doorbell, poll, arm } = options;
@@ -129,7 +119,6 @@ export class Notifier {
     this.#poll = poll;
     this.#arm = arm;
     this.#busy = options.busy;
-    this.#contended = options.contended;
     this.#spinMs = spinUs / 1000;
     this.#idleMs = idleUs / 1000;
     this.#busyMs = busyUs / 1000;
@@ -168,11 +157,6 @@ export class Notifier {
   /** Adaptive: how long it polls now after the last work before sleeping, in us. */
   get pollWindowUs(): number {
     return this.#windowMs(performance.now()) * 1000;
-  }
-
-  /** Adaptive: times it slept at once, without polling, because the CPU was contended. */
-  get contendedSleeps(): number {
-    return this.#contendedSleeps;
   }
 
   /** Adaptive: times polling was cut short because the process lost its CPU meanwhile. */
@@ -296,12 +280,6 @@ export class Notifier {
   #idleEnough(idleMs: number, now: number): boolean {
     // Preempted while polling: a peer that must drain our blocked writes needs this CPU too.
     if (now < this.#backoffUntilMs) return true;
-    // No idle core: the scheduler would let a spin run a whole slice before preempting it, so
-    // the check above never fires; the machine's stall time says it instead.
-    if (this.#contended?.() === true) {
-      this.#contendedSleeps++;
-      return true;
-    }
     if (idleMs < this.#windowMs(now)) return false;
     return idleMs >= this.#busyMs || this.#busy === undefined || !this.#busy();
   }

@@ -1,7 +1,6 @@
 // sys/: Ferry's only native boundary (koffi + libc); everything else reaches the kernel through here.
 
 export { LE as LITTLE_ENDIAN } from './constants.js';
-export { cpuContended } from './cpu-contention.js';
 export { Doorbell, ring } from './doorbell.js';
 export {
   close,
