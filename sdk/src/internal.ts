@@ -2,6 +2,7 @@
 
 export { attachmentStats } from './api/attachments.js';
 export { HandedSocket } from './api/handed-socket.js';
+export { tcpWrapKind, wrapTcpFd } from './api/tcp-handle.js';
 export {
   CtrlChannel,
   type CtrlChannelHandlers,
@@ -201,8 +202,6 @@ export {
   fstatSize,
   ftruncate,
   getSeals,
-  isNumericAddress,
-  isTcpSocket,
   LITTLE_ENDIAN,
   listen,
   Mapping,
@@ -218,21 +217,12 @@ export {
   sendMsg,
   setCloexec,
   setNonBlocking,
-  setTcpNoDelay,
   shutdown,
   socketName,
   socketpair,
-  type TcpInfo,
-  type TcpState,
-  tcpAddresses,
-  tcpConnect,
-  tcpConnected,
-  tcpDisconnect,
-  tcpInfo,
-  tcpLocalAddress,
-  tcpNoDelay,
-  tcpSocket,
   type UnixSocketType,
   unixSocket,
   write,
 } from './sys/index.js';
+// Kernel TCP sockets of handoff mode (ferryd opens, inspects and resets them): the whole module.
+export * from './sys/tcp-socket.js';

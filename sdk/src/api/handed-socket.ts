@@ -11,15 +11,15 @@
  * is back each live handed socket is reported to the new ferryd (`adopt`), which takes a duplicate
  * again and gives it a new session id.
  */
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { Attachment, HandedFd } from '../app/attachment.js';
 import { noticeSession, requestAdopt } from '../app/session-control.js';
 import type { Accepted, ConnectReply } from '../proto/ctrl/messages.js';
-import { parseUri } from '../proto/uri.js';
 import { close } from '../sys/index.js';
 import { type ConnectOptions, resolveHandoff, resolveUri } from './options.js';
 import { Socket, type SocketOptions } from './socket.js';
 import type { TakeHanded } from './socket-connect.js';
+import { wrapTcpFd } from './tcp-handle.js';
 
 export const HANDOFF_TRANSPORT = 'tcp-handoff';
 
@@ -78,8 +78,7 @@ export class HandedSocket extends Socket {
     // Fifos have no Nagle, and ferryd hands sockets with TCP_NODELAY set: `noDelay` tells node so
     // (no setsockopt here), and setNoDelay(false) turns Nagle back on.
     // (`noDelay` is a net.Socket constructor option that @types/node lists for connect only.)
-    const inner = new net.Socket({
-      fd,
+    const inner = wrapTcpFd(fd, {
       readable: true,
       writable: true,
       allowHalfOpen: true,
@@ -92,15 +91,7 @@ export class HandedSocket extends Socket {
     this.#inner = inner;
     this.#att = att;
     this.#sessionId = sessionId;
-    this.transport = HANDOFF_TRANSPORT;
-    const local = parseUri(localUri);
-    const remote = parseUri(remoteUri);
-    this.localAddress = local.host;
-    this.localPort = local.port;
-    this.remoteAddress = remote.host;
-    this.remotePort = remote.port;
-    this.remoteFamily = remote.host.includes(':') ? 'IPv6' : 'IPv4';
-    this.connecting = false;
+    this._setEnds(localUri, remoteUri, HANDOFF_TRANSPORT);
     if (!onread) {
       inner.on('data', (chunk: Buffer) => {
         if (!this.push(chunk)) inner.pause();

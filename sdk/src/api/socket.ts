@@ -297,6 +297,13 @@ export class Socket extends Duplex implements SessionOwner {
   ): void {
     this.#attachment = att;
     this.#session = session;
+    this._setEnds(localUri, remoteUri, transport);
+    this.ref();
+    openSession(att, session, this);
+  }
+
+  /** The session's addresses and transport, as ferryd gave them; the socket is connected. @internal */
+  _setEnds(localUri: string, remoteUri: string, transport: string): void {
     this.transport = transport;
     const local = parseUri(localUri);
     const remote = parseUri(remoteUri);
@@ -306,8 +313,6 @@ export class Socket extends Duplex implements SessionOwner {
     this.remotePort = remote.port;
     this.remoteFamily = familyOf(remote.host);
     this.connecting = false;
-    this.ref();
-    openSession(att, session, this);
   }
 
   /**
