@@ -344,7 +344,10 @@ async function main(): Promise<void> {
     const fields = [
       ...(c.workload === 'rtt' ? ['p50us', 'p99us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond']),
       'cpuUsPerOp',
-      ...(c.workload === 'http' ? ['clientUsPerOp', 'serverUsPerOp'] : []),
+      // Each side's share: for streams and messages the client sends and the server receives.
+      ...(c.workload === 'http' || c.workload === 'throughput' || c.workload === 'rate'
+        ? ['clientUsPerOp', 'serverUsPerOp']
+        : []),
     ];
     for (const f of fields) {
       const base = metric(UNIX, f);
