@@ -121,6 +121,8 @@ export class Attachment extends EventEmitter {
   #probeTimer: NodeJS.Timeout | null = null;
   #afterPoll: (() => void)[] = [];
   #polling = false;
+  /** performance.now() until which data is expected soon (see pollUntil); 0: none. */
+  #pollUntilMs = 0;
   /** Shared memory other than sessions that this attachment's notifier polls (topic readers). */
   #pollers = new Set<ExtraPoller>();
   /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
@@ -150,7 +152,7 @@ export class Attachment extends EventEmitter {
       doorbell,
       poll: () => this.#pollSegments(),
       arm: () => this.#armSegments(),
-      busy: () => this.#writesBlocked(),
+      busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
     });
   }
 
@@ -293,6 +295,31 @@ export class Attachment extends EventEmitter {
     if (!this.#polling) return false;
     this.#afterPoll.push(fn);
     return true;
+  }
+
+  /**
+   * Data is expected before `untilMs` (performance.now()): a reply somebody awaits, or the next
+   * request of a peer whose requests come back to back. Until then adaptive polling goes on as it
+   * does while a write waits for fifo space (never past adaptiveBusyUs after the last work, and not
+   * while backing off after a preemption): polling for it saves the peer a ring and us a wake-up.
+   * The caller judges whether that paid (see messages/poll-budget.ts).
+   */
+  pollUntil(untilMs: number): void {
+    if (untilMs > this.#pollUntilMs) this.#pollUntilMs = untilMs;
+  }
+
+  #expectingData(): boolean {
+    if (performance.now() < this.#pollUntilMs) return true;
+    this.#pollUntilMs = 0;
+    return false;
+  }
+
+  /**
+   * The current data poll settled promises (replies): end its spin turn after this poll so their
+   * continuations run now; polling goes on from the next loop turn.
+   */
+  yieldPoll(): void {
+    if (this.#polling) this.#notifier.yieldTurn();
   }
 
   /** Adds a poller to the data notifier's turns (and polls soon). */

@@ -96,6 +96,8 @@ export class Notifier {
   #backoffUntilMs = 0;
   #backoffMs = BACKOFF_MIN_MS;
   #preemptions = 0;
+  /** Set by yieldTurn(): end the running turn after the current poll. */
+  #yield = false;
 
   constructor(options: NotifierOptions) {
     const { mode, doorbell, poll, arm } = options;
@@ -177,6 +179,15 @@ export class Notifier {
     this.#sleeping = false;
   }
 
+  /**
+   * Ends the running poll turn right after the current poll, polling on from the next loop turn
+   * (setImmediate): the poll settled promises (a reply to an awaited request), whose continuations
+   * run only once this turn returns. A spinning turn would otherwise hold them for up to spinUs.
+   */
+  yieldTurn(): void {
+    this.#yield = true;
+  }
+
   /** Runs a poll turn soon (local state changed, or to wake a sleeping notifier). */
   kick(): void {
     if (this.#running) this.#schedule();
@@ -191,6 +202,7 @@ export class Notifier {
 
   readonly #turn = (): void => {
     this.#scheduled = false;
+    this.#yield = false;
     if (!this.#running) return;
     if (this.#mode === NOTIFY_MODE.INTERRUPT) this.#interruptTurn();
     else this.#pollTurn();
@@ -215,6 +227,7 @@ export class Notifier {
       if (this.#poll() > 0) {
         if (this.#idle) this.#learnGap(now - this.#lastWorkMs);
         this.#lastWorkMs = now;
+        if (this.#yield) break;
       } else {
         // Empty polls read the clock once per batch: each reading returns a fresh heap number
         // (performance.now() is not inlined), and reading it after every poll made a spinning

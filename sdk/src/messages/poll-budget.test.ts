@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PollBudget } from './poll-budget.js';
+
+/** Runs `n` expectations; `took(poll)` says how long the frame took (ms) for that choice. */
+function run(b: PollBudget, n: number, took: (poll: boolean) => number): { polled: number } {
+  let now = 1000;
+  let polled = 0;
+  for (let i = 0; i < n; i++) {
+    const poll = b.start(now);
+    if (poll) polled++;
+    now += took(poll);
+    b.end(now);
+    now += 1;
+  }
+  return { polled };
+}
+
+test('polls when polling brings frames sooner than sleeping, exploring sleep now and then', () => {
+  const b = new PollBudget(0.2);
+  const { polled } = run(b, 1600, (poll) => (poll ? 0.01 : 0.08));
+  // Everything but the first sleep (to measure it) and the explorations (one in 16).
+  assert.ok(polled >= 1498 && polled <= 1500, `polled ${polled}`);
+  assert.ok(b.averages.pollMs < b.averages.sleepMs);
+});
+
+test('sleeps when polling makes frames later (an oversubscribed machine), exploring polling', () => {
+  const b = new PollBudget(0.2);
+  const { polled } = run(b, 1600, (poll) => (poll ? 0.3 : 0.07));
+  // The first expectation polls (unmeasured), then only the explorations do.
+  assert.ok(polled >= 100 && polled <= 102, `polled ${polled}`);
+});
+
+test('follows a machine that changes', () => {
+  const b = new PollBudget(0.2);
+  run(b, 800, (poll) => (poll ? 0.3 : 0.07));
+  const { polled } = run(b, 800, (poll) => (poll ? 0.01 : 0.08));
+  // The polled average falls an eighth of the way per exploration: polling is back within ~10.
+  assert.ok(polled > 550, `polled ${polled} of 800 after the machine freed up`);
+});
+
+test('an idle peer (capped samples, equal either way) is not polled for', () => {
+  const b = new PollBudget(0.2);
+  const { polled } = run(b, 320, () => 50);
+  assert.ok(polled <= 21, `polled ${polled} of 320`);
+});
+
+test('end() without start() and twice in a row is ignored', () => {
+  const b = new PollBudget(0.2);
+  b.end(5);
+  assert.ok(Number.isNaN(b.averages.pollMs) && Number.isNaN(b.averages.sleepMs));
+  assert.equal(b.start(10), true);
+  b.end(10.05);
+  b.end(99);
+  assert.ok(Math.abs(b.averages.pollMs - 0.05) < 1e-9);
+});

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Notifier, type NotifyMode } from './notifier.js';
+
+// A poll that settles a promise calls yieldTurn(): the promise's continuation must run before the
+// next poll, not after a whole spin turn (spinUs is huge here, so without the yield the turn would
+// go on polling for 100 ms before any microtask ran).
+for (const mode of ['poll', 'adaptive'] as NotifyMode[]) {
+  test(`${mode}: yieldTurn() lets the microtasks of a poll run before the next poll`, async () => {
+    let polls = 0;
+    let pollsWhenContinued = -1;
+    let yields = 0;
+    const n: Notifier = new Notifier({
+      mode,
+      doorbell: { onRing: () => {} },
+      spinUs: 100_000,
+      adaptiveIdleUs: 100_000,
+      poll: () => {
+        polls++;
+        if (polls === 3) {
+          Promise.resolve().then(() => {
+            pollsWhenContinued = polls;
+          });
+          n.yieldTurn();
+          yields++;
+          return 1;
+        }
+        return 0;
+      },
+      arm: () => false,
+    });
+    n.start();
+    await sleep(20);
+    n.stop();
+    assert.equal(yields, 1);
+    assert.equal(pollsWhenContinued, 3, 'the continuation ran right after the poll that settled it');
+    assert.ok(polls > 3, 'polling went on after the yield');
+  });
+}
