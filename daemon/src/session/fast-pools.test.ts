@@ -207,3 +207,41 @@ test("an app's death revokes its pools: taken pairs enter the table and are torn
   assert.ok(serverMsgs.indexOf('session-reset', rv) > rv);
   assert.equal(f.layer.pools.reservedOf(f.server), 0);
 });
+
+test('a pool grows with demand: a connect ferryd answers although the pool exists doubles it, up to 4x', () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const lent = () => (of(f, f.client, 'pool-grant') as PoolGrant[]).flatMap((g) => g.pairs);
+  assert.equal(f.layer.pools.reservedOf(f.client), 2);
+  const held: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    // The client takes every pair it holds (connects in flight), then asks ferryd: the pool ran dry.
+    for (const p of lent()) {
+      if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE) f.layer.fastOpen(f.client, p.session);
+    }
+    const r = f.layer.connect(f.client, connectReq(f.uri, 2 + i)) as ConnectReply;
+    assert.equal(r.st, 0);
+    held.push(f.layer.pools.reservedOf(f.client));
+    assert.ok(f.layer.pools.reservedOf(f.client) <= 8, 'never above 4 x fastConnectPool');
+  }
+  // 2 -> 4 -> 8, then the cap (4 x fastConnectPool): each grant fills the pool to its new size.
+  assert.deepEqual(held.slice(0, 2), [4, 8]);
+  assert.equal(f.layer.counters.poolsGrown, 2);
+  assert.equal(f.layer.pools.reservedOf(f.server), f.layer.pools.reservedOf(f.client));
+  // A reload revokes it; the next pool starts at fastConnectPool again.
+  f.layer.policyChanged();
+  f.layer.connect(f.client, connectReq(f.uri, 9));
+  const grants = of(f, f.client, 'pool-grant') as PoolGrant[];
+  assert.equal(grants[grants.length - 1]?.pairs.length, 2);
+});
+
+test('a grown pool still gives way to the session limit', () => {
+  const f = setup({ fastConnectPool: 4, maxSessionsPerApp: 10 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  for (const p of (of(f, f.client, 'pool-grant') as PoolGrant[]).flatMap((g) => g.pairs)) {
+    if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE) f.layer.fastOpen(f.client, p.session);
+  }
+  f.layer.connect(f.client, connectReq(f.uri, 2));
+  assert.ok(f.client.sessions.size + f.layer.pools.reservedOf(f.client) <= 10);
+  assert.ok(f.server.sessions.size + f.layer.pools.reservedOf(f.server) <= 10);
+});

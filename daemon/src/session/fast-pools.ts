@@ -57,6 +57,12 @@ export class FastPool {
   /** Pairs taken whose sessions may still be in the table, oldest first (pruned as they go). */
   readonly open = new Map<number, PoolPairRec>();
   revoked = false;
+  /**
+   * Pairs the pool aims to hold: `fastConnectPool` at first, doubled (up to POOL_GROWTH times
+   * that) each time the client asks ferryd for a connect the pool could have served: it ran dry,
+   * so more connects are in flight at once than it holds.
+   */
+  size: number;
   /** Apps that have not answered pool-revoke yet. */
   readonly awaiting = new Set<number>();
 
@@ -68,8 +74,10 @@ export class FastPool {
     seg: PairSegment,
     uri: string,
     serverUri: string,
+    size: number,
   ) {
     this.id = id;
+    this.size = size;
     this.client = client;
     this.server = server;
     this.listener = listener;
@@ -90,10 +98,13 @@ export class FastPool {
   }
 }
 
+/** A pool grows to at most this many times `fastConnectPool`. */
+export const POOL_GROWTH = 4;
+
 /** What the pools need of the session layer. */
 export interface PoolHost {
   readonly config: DaemonConfig;
-  readonly counters: { fastConnects: number; poolsGranted: number; poolsRevoked: number };
+  readonly counters: { fastConnects: number; poolsGranted: number; poolsRevoked: number; poolsGrown: number };
   attached(app: App): boolean;
   /** A session id nobody has (reserved for a pool pair). */
   reserveSessionId(): number;
@@ -160,9 +171,26 @@ export class FastPools {
       this.revoke(pool);
       pool = undefined;
     }
-    if (!pool) {
+    if (pool) {
+      // The client asked ferryd although it holds a pool for this URI: the pool was empty (or its
+      // pairs were taken by connects still in flight). Grow it to the demand, bounded.
+      const cap = h.config.fastConnectPool * POOL_GROWTH;
+      if (pool.size < cap) {
+        pool.size = Math.min(cap, pool.size * 2);
+        h.counters.poolsGrown++;
+      }
+    } else {
       if (!seg.mappedBy.has(client.id) || !seg.mappedBy.has(server.id)) return;
-      pool = new FastPool(this.#nextPool++, client, server, listener, seg, uri, serverUri);
+      pool = new FastPool(
+        this.#nextPool++,
+        client,
+        server,
+        listener,
+        seg,
+        uri,
+        serverUri,
+        h.config.fastConnectPool,
+      );
       this.#byId.set(pool.id, pool);
       let m = this.#byClient.get(client.id);
       if (!m) {
@@ -330,10 +358,12 @@ export class FastPools {
     if (!pool.seg.mappedBy.has(pool.client.id) || !pool.seg.mappedBy.has(pool.server.id)) return;
     const self = pool.client === pool.server;
     const room = (a: App) => c.maxSessionsPerApp - a.sessions.size - this.reservedOf(a);
-    let want = Math.min(c.fastConnectPool - pool.lent, room(pool.client), room(pool.server));
+    // A reload may have lowered fastConnectPool (it also revokes the pool; this is belt and braces).
+    const target = Math.min(pool.size, c.fastConnectPool * POOL_GROWTH);
+    let want = Math.min(target - pool.lent, room(pool.client), room(pool.server));
     if (self) want = Math.min(want, Math.floor(room(pool.client) / 2));
     // Below half full only: one grant tops up several pairs, not one message per connect.
-    if (want <= 0 || (pool.lent > 0 && want < Math.ceil(c.fastConnectPool / 2))) return;
+    if (want <= 0 || (pool.lent > 0 && want < Math.ceil(target / 2))) return;
     const size = fifoSizeFor(c, 0);
     const clientSide = pool.seg.sideOf(pool.client.id);
     const grant: PoolPair[] = [];

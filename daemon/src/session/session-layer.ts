@@ -76,6 +76,7 @@ export class SessionLayer implements TransportHost {
     fastConnects: 0,
     poolsGranted: 0,
     poolsRevoked: 0,
+    poolsGrown: 0,
   };
   /** ferryd's own end of the pair segments it shares with apps for the sessions it terminates. */
   readonly daemonEnd = new DaemonEnd();

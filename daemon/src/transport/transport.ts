@@ -51,6 +51,8 @@ export interface SessionLayerCounters {
   /** Fast-connect pools lent and revoked. */
   poolsGranted: number;
   poolsRevoked: number;
+  /** Times a pool was found empty by a connect and grew (session/fast-pools.ts). */
+  poolsGrown: number;
 }
 
 /** What a session's end reports; the session layer turns each into a state transition. */
