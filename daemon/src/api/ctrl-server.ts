@@ -45,7 +45,12 @@ const MAX_QUEUED_PER_APP = 1_000_000;
 /** How long a new connection may take to send HELLO. */
 const HELLO_TIMEOUT_MS = 5000;
 const SUPPORTED_FEATURES =
-  FEATURE.CUT_THROUGH | FEATURE.HALF_CLOSE | FEATURE.EVENT_QUEUE | FEATURE.DATAGRAM | FEATURE.FAST_CONNECT;
+  FEATURE.CUT_THROUGH |
+  FEATURE.HALF_CLOSE |
+  FEATURE.EVENT_QUEUE |
+  FEATURE.DATAGRAM |
+  FEATURE.FAST_CONNECT |
+  FEATURE.NOTICE_BATCH;
 
 export interface CtrlServerCounters {
   accepted: number;
@@ -56,6 +61,9 @@ export interface CtrlServerCounters {
   reattached: number;
   badMessages: number;
   channelsClosed: number;
+  /** `notices` messages read, and the session notices they carried (NOTICE_BATCH). */
+  noticeBatches: number;
+  noticesBatched: number;
 }
 
 export class CtrlServer {
@@ -67,6 +75,8 @@ export class CtrlServer {
     reattached: 0,
     badMessages: 0,
     channelsClosed: 0,
+    noticeBatches: 0,
+    noticesBatched: 0,
   };
   /** Channels that connected but have not finished HELLO. */
   readonly pending = new Set<CtrlChannel>();
@@ -285,6 +295,10 @@ export class CtrlServer {
       app.channel.close();
       return;
     }
+    if (msg.t === 'notices') {
+      this.counters.noticeBatches++;
+      this.counters.noticesBatched += msg.ops.length >> 1;
+    }
     const reply = isAppRequest(msg) ? handleRequest(layer, app, msg, socketFd) : null;
     if (reply instanceof Promise) {
       // Answered later (kernel bind, TCP connect): only if the app is still there to hear it.
@@ -333,6 +347,7 @@ const REQUESTS = new Set<string>([
   'adopt',
   'fast-open',
   'pool-release',
+  'notices',
 ]);
 
 function isAppRequest(msg: CtrlMessage): msg is AppRequest {

@@ -1,5 +1,11 @@
 /** One function per app request: call the session layer, turn the outcome into a reply. */
-import { type AppRequest, type DaemonMessage, ferryError } from '@ferry/sdk/internal';
+import {
+  type AppRequest,
+  type DaemonMessage,
+  ferryError,
+  NOTICE_OP,
+  type Notices,
+} from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import { observeConnect } from '../obs/events.js';
 import type { SessionLayer } from '../session/session-layer.js';
@@ -45,6 +51,8 @@ export function handleRequest(
       case 'fast-open':
         layer.fastOpen(app, msg.session);
         return ok;
+      case 'notices':
+        return notices(layer, app, msg);
       case 'pool-release':
         layer.poolRelease(app, msg.pool);
         return ok;
@@ -64,6 +72,32 @@ export function handleRequest(
   } catch (err) {
     return failureReply(msg, err);
   }
+}
+
+/**
+ * Each notice of a batch, in order, as if it had come alone: one that fails does not stop the
+ * others. The answer is the first failure (a notice's failure is reported, its success is not).
+ */
+function notices(layer: SessionLayer, app: App, msg: Notices): DaemonMessage {
+  let failed: DaemonMessage | null = null;
+  const ops = msg.ops;
+  if (ops.length % 2 !== 0) {
+    failed = failureReply(msg, ferryError('ERR_FERRY_PROTO_MALFORMED', 'notices: ops come in pairs'));
+  }
+  for (let i = 0; i + 1 < ops.length; i += 2) {
+    const op = ops[i];
+    const session = ops[i + 1] ?? 0;
+    try {
+      if (op === NOTICE_OP['fast-open']) layer.fastOpen(app, session);
+      else if (op === NOTICE_OP.close) layer.close(app, session);
+      else if (op === NOTICE_OP.shutdown) layer.shutdown(app, session);
+      else if (op === NOTICE_OP.reset) layer.reset(app, session);
+      else throw ferryError('ERR_FERRY_PROTO_MALFORMED', `notices: unknown op ${op}`);
+    } catch (err) {
+      failed ??= failureReply(msg, err);
+    }
+  }
+  return failed ?? okStatus(msg.id);
 }
 
 function later(

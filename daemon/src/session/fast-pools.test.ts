@@ -217,7 +217,8 @@ test('a pool grows with demand: a connect ferryd answers although the pool exist
   for (let i = 0; i < 4; i++) {
     // The client takes every pair it holds (connects in flight), then asks ferryd: the pool ran dry.
     for (const p of lent()) {
-      if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE) f.layer.fastOpen(f.client, p.session);
+      if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE)
+        f.layer.fastOpen(f.client, p.session);
     }
     const r = f.layer.connect(f.client, connectReq(f.uri, 2 + i)) as ConnectReply;
     assert.equal(r.st, 0);
@@ -239,7 +240,8 @@ test('a grown pool still gives way to the session limit', () => {
   const f = setup({ fastConnectPool: 4, maxSessionsPerApp: 10 });
   f.layer.connect(f.client, connectReq(f.uri));
   for (const p of (of(f, f.client, 'pool-grant') as PoolGrant[]).flatMap((g) => g.pairs)) {
-    if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE) f.layer.fastOpen(f.client, p.session);
+    if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE)
+      f.layer.fastOpen(f.client, p.session);
   }
   f.layer.connect(f.client, connectReq(f.uri, 2));
   assert.ok(f.client.sessions.size + f.layer.pools.reservedOf(f.client) <= 10);

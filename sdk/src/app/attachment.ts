@@ -21,11 +21,18 @@ import type {
   NotifyMode,
   SegmentAdd,
 } from '../proto/ctrl/messages.js';
+import { FEATURE, NOTICE_OP, NOTICES_MAX } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
 import { close, connectUnix, Doorbell, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
-import { helloMessage, segmentReleasedMessage, sessionNoticeMessage } from './control-messages.js';
+import {
+  fastOpenMessage,
+  helloMessage,
+  noticesMessage,
+  segmentReleasedMessage,
+  sessionNoticeMessage,
+} from './control-messages.js';
 import { FastPools } from './fast-pools.js';
 
 export interface AttachOptions {
@@ -131,6 +138,11 @@ export class Attachment extends EventEmitter {
   #segList: AppSegment[] | null = null;
   /** The last accepted session a listener took (acceptSession): whether anyone took an accept. */
   #lastBound = 0;
+  /** Session notices not sent yet (NOTICE_BATCH): [op, session, ...], sent at the end of the turn. */
+  #batch: number[] = [];
+  /** Whether a notice in #batch asked for ferryd to be rung soon (else: lazily). */
+  #batchSoon = false;
+  #batchScheduled = false;
   /** Fast-connect pools ferryd lent us, as client and as server (fast-pools.ts). */
   readonly pools: FastPools = new FastPools({
     segment: (id) => this.segments.get(id),
@@ -219,6 +231,8 @@ export class Attachment extends EventEmitter {
         );
       }, this.options.requestTimeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
+      // Notices made before the request go first (ferryd handles them in order); its ring covers them.
+      this.#flushNotices(false);
       ch.send(sent, fds);
     });
   }
@@ -232,7 +246,68 @@ export class Attachment extends EventEmitter {
    */
   notify(msg: AppRequest, ring: 'soon' | 'lazy' = 'soon'): void {
     if (this.#state !== 'attached') return;
+    const op = noticeOp(msg);
+    if (op !== 0 && (this.features & FEATURE.NOTICE_BATCH) !== 0) {
+      // Gathered until the end of the turn: one message (one sendmsg, one read for ferryd) for
+      // every connection this turn opened or closed, instead of one each.
+      this.#batch.push(op, (msg as { session: number }).session);
+      if (ring === 'soon') this.#batchSoon = true;
+      if (this.#batch.length >= NOTICES_MAX * 2) this.#flushNotices(true);
+      else if (!this.#batchScheduled) {
+        this.#batchScheduled = true;
+        if (!exitHooked) {
+          exitHooked = true;
+          process.once('exit', flushAllOnExit);
+        }
+        pendingBatches.add(this);
+        setImmediate(this.#flushLater);
+      }
+      return;
+    }
+    this.#flushNotices(false);
     this.#channel?.send({ ...msg, id: 0 } as AppRequest, [], ring);
+  }
+
+  readonly #flushLater = (): void => {
+    this.#batchScheduled = false;
+    pendingBatches.delete(this);
+    this.#flushNotices(true);
+  };
+
+  /**
+   * Sends the gathered notices: as one `notices` message, or as the plain notice when there is one.
+   * `ring`: whether to ring ferryd for a notice that asked to be read soon (at the end of the turn,
+   * now is soon); false when a message sent right after rings anyway.
+   */
+  #flushNotices(ring: boolean): void {
+    const ops = this.#batch;
+    if (ops.length === 0) return;
+    this.#batch = [];
+    const when = ring && this.#batchSoon ? 'now' : 'lazy';
+    this.#batchSoon = false;
+    const ch = this.#channel;
+    if (!ch || this.#state !== 'attached') return;
+    if (ops.length === 2) {
+      const op = ops[0];
+      const session = ops[1] ?? 0;
+      ch.send(
+        op === NOTICE_OP['fast-open']
+          ? fastOpenMessage(session)
+          : sessionNoticeMessage(
+              op === NOTICE_OP.close ? 'close' : op === NOTICE_OP.reset ? 'reset' : 'shutdown',
+              session,
+            ),
+        [],
+        when,
+      );
+      return;
+    }
+    ch.send(noticesMessage(ops), [], when);
+  }
+
+  /** Sends what is gathered now (the process is exiting: no later turn). */
+  flushNoticesNow(): void {
+    this.#flushNotices(true);
   }
 
   /**
@@ -365,6 +440,8 @@ export class Attachment extends EventEmitter {
   close(): void {
     if (this.#state === 'closed') return;
     this.#lost ??= ferryError('ERR_FERRY_DAEMON_LOST', 'the attachment was closed');
+    // Notices of this turn first: an orderly detach tells ferryd what it closed.
+    this.#flushNotices(false);
     this.#state = 'closed';
     this.#channel?.close();
     this.#channel = null;
@@ -598,6 +675,9 @@ export class Attachment extends EventEmitter {
     this.#pending.clear();
     // A failed reattach attempt, or our own close(): nothing more to do.
     if (ch !== this.#channel || this.#state !== 'attached') return;
+    // Notices for this ferryd's sessions mean nothing to the next one.
+    this.#batch = [];
+    this.#batchSoon = false;
     this.#channel = null;
     this.#wake = null;
     this.#state = 'away';
@@ -696,4 +776,29 @@ export class Attachment extends EventEmitter {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Attachments holding notices for the end of the turn (flushed by a process that exits first). */
+const pendingBatches = new Set<Attachment>();
+let exitHooked = false;
+
+function flushAllOnExit(): void {
+  for (const att of pendingBatches) att.flushNoticesNow();
+  pendingBatches.clear();
+}
+
+/** The NOTICE_OP of a session notice that may ride in `notices`; 0 for any other message. */
+function noticeOp(msg: AppRequest): number {
+  switch (msg.t) {
+    case 'fast-open':
+      return NOTICE_OP['fast-open'];
+    case 'close':
+      return NOTICE_OP.close;
+    case 'shutdown':
+      return NOTICE_OP.shutdown;
+    case 'reset':
+      return NOTICE_OP.reset;
+    default:
+      return 0;
+  }
 }

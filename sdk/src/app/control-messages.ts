@@ -16,6 +16,7 @@ import type {
   FifoPairRef,
   Hello,
   Listen,
+  Notices,
   PoolRelease,
   Reset,
   SegmentReleased,
@@ -45,7 +46,8 @@ export function helloMessage(p: HelloParams): Hello {
       FEATURE.HALF_CLOSE |
       FEATURE.EVENT_QUEUE |
       FEATURE.DATAGRAM |
-      FEATURE.FAST_CONNECT,
+      FEATURE.FAST_CONNECT |
+      FEATURE.NOTICE_BATCH,
     name: p.name,
     namespace: p.namespace,
     token: p.token,
@@ -144,6 +146,11 @@ export function segmentReleasedMessage(segment: number): SegmentReleased {
 /** One-way: this app took the pool pair whose session id ferryd reserved for it (fast-pools.ts). */
 export function fastOpenMessage(session: number): FastOpen {
   return { t: 'fast-open', id: 0, session };
+}
+
+/** One-way: several session notices at once, `ops` = [op, session, ...] (NOTICE_OP). */
+export function noticesMessage(ops: number[]): Notices {
+  return { t: 'notices', id: 0, ops };
 }
 
 /** One-way: this app has let go of a pool ferryd revoked. */

@@ -25,6 +25,8 @@ export const FEATURE = {
   DATAGRAM: 8,
   /** Fast connects: ferryd lends pairs of apps pools of fifo pairs (`pool-grant`, `pool-serve`). */
   FAST_CONNECT: 16,
+  /** `notices`: several one-way session notices in one message (docs/control-protocol.md). */
+  NOTICE_BATCH: 32,
 } as const;
 
 /** Most fifo pairs one `pool-grant` or `pool-serve` carries, and most slots one `pool-revoke` lists. */
@@ -221,6 +223,24 @@ export interface FastOpen {
   t: 'fast-open';
   id: number;
   session: number;
+}
+
+/** What each entry of `notices` says about its session: the one-way notice of the same name. */
+export const NOTICE_OP = { 'fast-open': 1, shutdown: 2, close: 3, reset: 4 } as const;
+export type NoticeOp = keyof typeof NOTICE_OP;
+
+/** Most notices one `notices` message carries (two integers each: op, session). */
+export const NOTICES_MAX = POOL_MAX_SLOTS / 2;
+
+/**
+ * One-way: several session notices (`fast-open`, `shutdown`, `close`, `reset`), in the order the
+ * app made them, as `ops` = [op, session, op, session, ...] (NOTICE_OP). ferryd handles each as the
+ * message of that name; a failed one is answered as that message's failure would be.
+ */
+export interface Notices {
+  t: 'notices';
+  id: number;
+  ops: number[];
 }
 
 /** One-way: the app has let go of a revoked pool; its unused pairs may be reused. */
@@ -423,6 +443,7 @@ export type AppRequest =
   | Ping
   | FastOpen
   | PoolRelease
+  | Notices
   | DgramBind
   | DgramConnect
   | Adopt;

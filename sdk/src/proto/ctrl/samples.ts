@@ -28,6 +28,7 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   ping: { t: 'ping', id: 0xffff_ffff },
   'fast-open': { t: 'fast-open', id: 0, session: 40 },
   'pool-release': { t: 'pool-release', id: 0, pool: 2 },
+  notices: { t: 'notices', id: 0, ops: [1, 40, 3, 40, 3, 41, 4, 52] },
   'dgram-bind': { t: 'dgram-bind', id: 13, uri: 'udp://0.0.0.0:5353', rxFifoSize: 0, txFifoSize: 262144 },
   'dgram-connect': {
     t: 'dgram-connect',

@@ -114,6 +114,7 @@ export const CTRL_SCHEMA = {
   ping: { id: 'u32' },
   'fast-open': { id: 'u32', session: 'u32' },
   'pool-release': { id: 'u32', pool: 'u32' },
+  notices: { id: 'u32', ops: 'slots' },
   'dgram-bind': { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   'dgram-connect': { id: 'u32', endpoint: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   adopt: { id: 'u32', listener: 'u32', fds: 'fds' },

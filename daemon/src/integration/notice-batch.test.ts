@@ -1,0 +1,101 @@
+/**
+ * Batched notices (NOTICE_BATCH): the session notices an app makes in one event-loop turn reach
+ * ferryd as one `notices` message, and ferryd's table follows them exactly as it followed the
+ * single messages: fast connects made in one turn enter it, connections closed in one turn leave
+ * it, nothing leaks. In this process (client and server in one app), against a real ferryd.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+import { backToBaseline, type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
+
+let d: DaemonHandle;
+let server: Server;
+let uri = '';
+
+before(async () => {
+  d = await startDaemon();
+  process.env['FERRY_SOCKET'] = d.socket;
+  server = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', (b: Buffer) => s.write(b));
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((resolve) => server.listen('tcp://127.0.0.1:0', resolve));
+  uri = server.address()?.uri ?? '';
+});
+
+after(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await d.stop();
+});
+
+const stats = async () => (await d.stats()) as Record<string, Record<string, number> | number>;
+const ctrl = async () => (await stats())['ctrl'] as Record<string, number>;
+const session = async () => (await stats())['session'] as Record<string, number>;
+
+/** Echoes 64 B on `s` and resolves with what came back. */
+async function echo(s: Socket, byte: number): Promise<Buffer> {
+  const got: Buffer[] = [];
+  let n = 0;
+  const done = new Promise<void>((resolve) => {
+    s.on('data', (b: Buffer) => {
+      got.push(b);
+      n += b.length;
+      if (n >= 64) resolve();
+    });
+  });
+  s.write(Buffer.alloc(64, byte));
+  await done;
+  return Buffer.concat(got);
+}
+
+test('fast connects opened and closed in one turn: one notices message each way, the table follows', async () => {
+  // The first connect goes through ferryd and lends the pair a pool.
+  const first = connect(uri);
+  await once(first, 'connect');
+  assert.deepEqual(await echo(first, 1), Buffer.alloc(64, 1));
+  first.end();
+  await once(first, 'close');
+  await eventually(async () => (await session())['poolsGranted'] === 1, 10_000, 'a pool lent');
+  await eventually(async () => (await d.stats())['sessions'] === 0, 10_000, 'the first connection freed');
+  // From here on the pair segment stays (the pool's pairs live in it).
+  const base = await d.stats();
+  const before = await ctrl();
+  const fastBefore = (await session())['fastConnects'] ?? 0;
+
+  // Six connects in one turn: six fast-opens, gathered into one message at the end of the turn.
+  const socks = Array.from({ length: 6 }, () => connect(uri));
+  await Promise.all(socks.map((s) => once(s, 'connect')));
+  const echoes = await Promise.all(socks.map((s, i) => echo(s, 10 + i)));
+  for (const [i, e] of echoes.entries()) assert.deepEqual(e, Buffer.alloc(64, 10 + i));
+  // Both ends of each are in ferryd's table (ferry show would list them).
+  await eventually(
+    async () => (await session())['fastConnects'] === fastBefore + 6,
+    10_000,
+    'six fast connects counted',
+  );
+  await eventually(
+    async () => (await d.stats())['sessions'] === (base['sessions'] as number) + 12,
+    10_000,
+    'both ends of the six in the table',
+  );
+  const mid = await ctrl();
+  assert.ok((mid['noticeBatches'] ?? 0) > (before['noticeBatches'] ?? 0), 'a notices message came');
+  assert.ok(
+    (mid['noticesBatched'] ?? 0) - (before['noticesBatched'] ?? 0) >= 6,
+    `the six fast-opens rode in batches (${JSON.stringify(mid)})`,
+  );
+
+  // All six closed in one turn: their close notices (and the server's) leave the table.
+  for (const s of socks) s.end();
+  await Promise.all(socks.map((s) => once(s, 'close')));
+  await backToBaseline(d, base, 'every session of the batch freed');
+  const end = await ctrl();
+  assert.ok(
+    (end['noticesBatched'] ?? 0) - (mid['noticesBatched'] ?? 0) >= 6,
+    `the closes rode in batches too (${JSON.stringify(end)})`,
+  );
+  assert.equal(end['badMessages'], before['badMessages']);
+});
