@@ -69,17 +69,24 @@ export class AppSession implements SlotListener {
     return n;
   }
 
-  /** After a partial write: ask the peer to tell us when it frees space. True = space is there. */
+  /**
+   * After a partial write: ask the peer to tell us once half the tx fifo is free. True = that much
+   * is free already. Half, not one byte: a writer behind a full fifo then wakes once per half fifo
+   * the reader drains (it writes on meanwhile: no stall), not once per read (the kernel wakes a
+   * socket's writer for the same reason: TCP once a third of its buffer is free). Not counted in
+   * `segment.spaceWaiters`, which keeps an adaptive notifier polling for up to 2 ms: it lasts as
+   * long as the reader takes to drain half a fifo, far longer than a wake, and polling across it
+   * took CPU the reader needed on 2 vCPUs (BENCHMARKS.md, "Stream and 64 B data path").
+   */
   waitForSpace(): boolean {
-    if (this.#tx.armSpace()) return true;
-    this.#setWaitingSpace(true);
+    if (this.#tx.armSpace(this.#spaceWanted)) return true;
+    this.#waitingSpace = true;
     return false;
   }
 
-  #setWaitingSpace(waiting: boolean): void {
-    if (waiting === this.#waitingSpace) return;
-    this.#waitingSpace = waiting;
-    this.segment.spaceWaiters += waiting ? 1 : -1;
+  /** Free bytes a waiting writer is woken for. */
+  get #spaceWanted(): number {
+    return this.#tx.sizeBytes >>> 1;
   }
 
   get peerStoppedReading(): boolean {
@@ -201,7 +208,7 @@ export class AppSession implements SlotListener {
   detach(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#setWaitingSpace(false);
+    this.#waitingSpace = false;
     this.segment.remove(this.slot, this);
     this.#owner = null;
   }
@@ -232,8 +239,12 @@ export class AppSession implements SlotListener {
     // An event means the peer may have cleared our wake flags (its CAS can consume an arming we
     // made after already reading the data it announced). Re-arm before trusting "nothing to do",
     // or a stale event would leave both ends asleep with bytes in a fifo.
-    if (this.#waitingSpace && (this.#tx.freeSpace() > 0 || this.#tx.peerClosed || this.#tx.armSpace())) {
-      this.#setWaitingSpace(false);
+    const want = this.#spaceWanted;
+    if (
+      this.#waitingSpace &&
+      (this.#tx.freeSpace() >= want || this.#tx.peerClosed || this.#tx.armSpace(want))
+    ) {
+      this.#waitingSpace = false;
       owner.onWritable();
     }
     const readable = this.#rx.readable() > 0 || this.#rx.fin || this.#rx.armData();

@@ -13,6 +13,7 @@ import {
   FIFO_PROD_RESET,
   FIFO_TAIL_OFFSET,
   FIFO_WANT_DATA_OFFSET,
+  FIFO_WANT_SPACE_BYTES_OFFSET,
   FIFO_WANT_SPACE_OFFSET,
 } from './fifo-layout.js';
 
@@ -22,6 +23,7 @@ const CONS_FLAGS = FIFO_CONS_FLAGS_OFFSET / 4;
 const PROD_FLAGS = FIFO_PROD_FLAGS_OFFSET / 4;
 const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
+const WANT_SPACE_BYTES = FIFO_WANT_SPACE_BYTES_OFFSET / 4;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -159,9 +161,16 @@ export class FifoConsumer {
     return (Atomics.load(this.#ctl, PROD_FLAGS) & (FIFO_PROD_FIN | FIFO_PROD_RESET)) !== 0;
   }
 
-  /** After a dequeue/drop: true (once per arming, CAS 1 -> 0) when the producer waits for space. */
+  /**
+   * After a dequeue/drop: true (once per arming, CAS 1 -> 0) when the producer waits for space and
+   * as much is free as it asked for (WANT_SPACE_BYTES; at most the size, so an emptied fifo always
+   * rings). Free space is counted with the last tail seen, which can only overstate it: a ring may
+   * come early, never late.
+   */
   spaceNotifyNeeded(): boolean {
     if (Atomics.load(this.#ctl, WANT_SPACE) !== 1) return false;
+    const want = Atomics.load(this.#ctl, WANT_SPACE_BYTES);
+    if (want > 1 && this.#size - ((this.#tail - this.#head) >>> 0) < Math.min(want, this.#size)) return false;
     return compareExchange(this.#ctl, WANT_SPACE, 1, 0) === 1;
   }
 

@@ -6,8 +6,9 @@
 // Line 1 (consumer): HEAD and CONS_FLAGS are written by the consumer only. WANT_DATA is the one
 //   two-writer field: the consumer sets it (0 -> 1) before it sleeps, the producer clears it
 //   (CAS 1 -> 0) when it decides to ring the consumer's doorbell.
-// Line 2 (producer): TAIL and PROD_FLAGS are written by the producer only. WANT_SPACE: the producer
-//   sets it before it sleeps on a full fifo, the consumer clears it (CAS 1 -> 0) and rings.
+// Line 2 (producer): TAIL, PROD_FLAGS and WANT_SPACE_BYTES are written by the producer only.
+//   WANT_SPACE: the producer sets it before it sleeps on a full fifo, the consumer clears it (CAS
+//   1 -> 0) and rings, once at least WANT_SPACE_BYTES are free (0 or 1: at the first free byte).
 // Indices are free-running u32 byte counts; the ring position is `index & (size - 1)`.
 
 import { CACHE_LINE } from './layout.js';
@@ -38,6 +39,13 @@ export const FIFO_TAIL_OFFSET = FIFO_PRODUCER_LINE;
 export const FIFO_PROD_FLAGS_OFFSET = FIFO_PRODUCER_LINE + 4;
 /** u32 0/1: the producer asks to be woken when space frees. */
 export const FIFO_WANT_SPACE_OFFSET = FIFO_PRODUCER_LINE + 8;
+/**
+ * u32: how many free bytes the producer waits for (stored before WANT_SPACE). A hint: the consumer
+ * rings once that much is free (0 and 1 alike: at the first byte; above the size: when empty), so
+ * a writer behind a full fifo is woken once per half fifo drained rather than once per read.
+ * A consumer that ignores it rings early, which costs a wake and loses nothing.
+ */
+export const FIFO_WANT_SPACE_BYTES_OFFSET = FIFO_PRODUCER_LINE + 12;
 
 export const FIFO_HEADER_BYTES = 3 * CACHE_LINE;
 export const FIFO_DATA_OFFSET = FIFO_HEADER_BYTES;

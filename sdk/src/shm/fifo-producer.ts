@@ -13,6 +13,7 @@ import {
   FIFO_PROD_RESET,
   FIFO_TAIL_OFFSET,
   FIFO_WANT_DATA_OFFSET,
+  FIFO_WANT_SPACE_BYTES_OFFSET,
   FIFO_WANT_SPACE_OFFSET,
 } from './fifo-layout.js';
 
@@ -22,6 +23,7 @@ const CONS_FLAGS = FIFO_CONS_FLAGS_OFFSET / 4;
 const PROD_FLAGS = FIFO_PROD_FLAGS_OFFSET / 4;
 const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
+const WANT_SPACE_BYTES = FIFO_WANT_SPACE_BYTES_OFFSET / 4;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -209,12 +211,16 @@ export class FifoProducer {
   }
 
   /**
-   * Asks the consumer to wake this end when space frees, then re-checks. Returns true when at
-   * least `minBytes` are free already (or the fifo failed or the peer closed): do not sleep then.
+   * Asks the consumer to wake this end once `minBytes` are free (at most the size), then re-checks.
+   * Returns true when that much is free already (or the fifo failed or the peer closed): do not
+   * sleep then.
    */
   armSpace(minBytes = 1): boolean {
-    // seq-cst store then load: pairs with the consumer's head store followed by its load of
+    minBytes = minBytes >= 1 ? Math.min(Math.floor(minBytes), this.#size) : 1;
+    // The amount first, then the flag: a consumer that sees the flag sees this amount (or a later
+    // one). seq-cst store then load: pairs with the consumer's head store followed by its load of
     // WANT_SPACE, so either it sees the flag or this end sees the new head (no lost wakeup).
+    storeRelease(this.#ctl, WANT_SPACE_BYTES, minBytes);
     storeRelease(this.#ctl, WANT_SPACE, 1);
     if (this.#error !== null || this.peerClosed) return true;
     return this.freeSpace() >= minBytes || this.#error !== null;

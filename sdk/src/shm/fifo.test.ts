@@ -8,6 +8,7 @@ import {
   FIFO_SIZE_OFFSET,
   FIFO_TAIL_OFFSET,
   FIFO_WANT_DATA_OFFSET,
+  FIFO_WANT_SPACE_BYTES_OFFSET,
   FIFO_WANT_SPACE_OFFSET,
 } from './fifo-layout.js';
 import { FifoProducer } from './fifo-producer.js';
@@ -101,6 +102,49 @@ test('notifications: exactly one notify per arming, and arm re-checks', () => {
   assert.equal(c.spaceNotifyNeeded(), false);
   assert.equal(p.armSpace(), true, 'space is there');
   assert.equal(p.armSpace(10), false, 'not enough space');
+});
+
+test('a producer waiting for n free bytes is rung once n are free, once per arming', () => {
+  const { buf, p, c } = makeFifo(128);
+  const ctl = u32(buf);
+  assert.equal(p.enqueue(bytes(128)), 128);
+  assert.equal(p.armSpace(64), false, 'full: may sleep');
+  assert.equal(ctl[FIFO_WANT_SPACE_BYTES_OFFSET / 4], 64);
+  assert.equal(c.drop(40), 40);
+  assert.equal(c.spaceNotifyNeeded(), false, '40 of 64 free: not yet');
+  assert.equal(ctl[FIFO_WANT_SPACE_OFFSET / 4], 1, 'still armed');
+  assert.equal(c.drop(24), 24);
+  assert.equal(c.spaceNotifyNeeded(), true, '64 free: ring');
+  assert.equal(c.drop(1), 1);
+  assert.equal(c.spaceNotifyNeeded(), false, 'one ring per arming');
+  // 64 free when it arms: the producer does not sleep.
+  assert.equal(p.enqueue(bytes(1)), 1);
+  assert.equal(p.armSpace(64), true);
+  assert.equal(p.armSpace(65), false);
+  // More than the size is taken as the size: an emptied fifo rings.
+  assert.equal(p.enqueue(bytes(64)), 64);
+  assert.equal(p.armSpace(1000), false);
+  assert.equal(ctl[FIFO_WANT_SPACE_BYTES_OFFSET / 4], 128);
+});
+
+test('the free-space hint is only a hint: a peer that writes no amount, or a hostile one, is rung safely', () => {
+  const { buf, p, c } = makeFifo(128);
+  const ctl = u32(buf);
+  // A producer that knows only the flag (amount 0): rung at the first free byte, as before.
+  assert.equal(p.enqueue(bytes(128)), 128);
+  Atomics.store(ctl, FIFO_WANT_SPACE_BYTES_OFFSET / 4, 0);
+  Atomics.store(ctl, FIFO_WANT_SPACE_OFFSET / 4, 1);
+  assert.equal(c.drop(1), 1);
+  assert.equal(c.spaceNotifyNeeded(), true);
+  // A hostile amount (above the size): no ring until the fifo is empty, then exactly one.
+  Atomics.store(ctl, FIFO_WANT_SPACE_BYTES_OFFSET / 4, 0xffff_ffff);
+  Atomics.store(ctl, FIFO_WANT_SPACE_OFFSET / 4, 1);
+  assert.equal(c.drop(126), 126);
+  assert.equal(c.spaceNotifyNeeded(), false);
+  assert.equal(c.drop(1), 1);
+  assert.equal(c.readable(), 0);
+  assert.equal(c.spaceNotifyNeeded(), true);
+  assert.equal(c.spaceNotifyNeeded(), false);
 });
 
 test('fin, reset and close are seen by the peer', () => {
