@@ -61,10 +61,22 @@ class FrameMaker {
     return out;
   }
 
-  hello(): Buffer {
-    return this.frame(MSG_KIND.HELLO, 0, { v: 1, maxBytes: 1 << 20 });
+  hello(extra: Record<string, unknown> = {}): Buffer {
+    return this.frame(MSG_KIND.HELLO, 0, { v: 1, maxBytes: 1 << 20, ...extra });
   }
 }
+
+/** A frame with a body given as bytes. */
+function rawFrame(kind: MessageKind, id: number, body: number[]): Buffer {
+  const out = Buffer.alloc(frameBytes(body.length));
+  writeMessageHeader(new DataView(out.buffer, out.byteOffset, out.length), 0, kind, body.length, id, 0);
+  out.set(body, 16);
+  return out;
+}
+
+/** Shape records (proto/shape-codec.ts) by hand: shape 0 is { a }, then a record of it holding 1. */
+const SHAPE_A = [0xc1, 0x80, 0x00, 0x01, 0x01, 0x61];
+const RECORD_A1 = [0xc1, 0x00, 0x00, 0x01];
 
 function header(kind: MessageKind, bodyBytes: number, id = 0, aux = 0): Buffer {
   return Buffer.from(encodeMessageHeader(kind, bodyBytes, id, aux));
@@ -143,6 +155,53 @@ describe('hostile clients against a message server', () => {
       Buffer.from([0x01, 0x02, 0, 0, 0, 0, 0, 0]),
     ]);
     assert.equal(await serverFailsWith([k.hello(), trailing]), 'ERR_FERRY_MSG_MALFORMED');
+    await serverStillServes();
+  });
+
+  test('shape records: one by hand is answered in kind; undefined shapes and lying counts are ERR_FERRY_MSG_MALFORMED', async () => {
+    const f = new FrameMaker();
+    const closed = closes.length;
+    const s = await rawToServer();
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    // Our HELLO says we read shape records: the server's reply to a record of shape { a } is one.
+    s.write(
+      Buffer.concat([f.hello({ shapes: 1 }), rawFrame(MSG_KIND.REQUEST, 1, [...SHAPE_A, ...RECORD_A1])]),
+    );
+    let replyBody: number[] | null = null;
+    await eventually(async () => {
+      const all = Buffer.concat(chunks);
+      let at = 0;
+      while (at + 16 <= all.length) {
+        const body = all.readUInt32LE(at);
+        const end = at + frameBytes(body);
+        if (end > all.length) break;
+        if (all[at + 4] === MSG_KIND.REPLY) replyBody = [...all.subarray(at + 16, at + 16 + body)];
+        at = end;
+      }
+      return replyBody !== null;
+    });
+    assert.deepEqual(replyBody, [...SHAPE_A, ...RECORD_A1]);
+    s.destroy();
+    // That channel's close first, so the next ones are told apart.
+    await eventually(async () => closes.length > closed);
+    const g = new FrameMaker();
+    const undefinedShape = rawFrame(MSG_KIND.MESSAGE, 0, [0xc1, 0x00, 0x07, 0x01]);
+    assert.equal(await serverFailsWith([g.hello(), undefinedShape]), 'ERR_FERRY_MSG_MALFORMED');
+    const h = new FrameMaker();
+    const lyingCount = rawFrame(MSG_KIND.MESSAGE, 0, [
+      ...SHAPE_A,
+      0xc1,
+      0,
+      0,
+      0xdd,
+      0xff,
+      0xff,
+      0xff,
+      0xff,
+      1,
+    ]);
+    assert.equal(await serverFailsWith([h.hello(), lyingCount]), 'ERR_FERRY_MSG_MALFORMED');
     await serverStillServes();
   });
 

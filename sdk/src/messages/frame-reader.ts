@@ -14,6 +14,7 @@ import {
   readMessageHeader,
 } from '../proto/message-frame.js';
 import { createPlainDecoder, createValueDecoder } from '../proto/message-values.js';
+import { SHAPE_MARK, ShapeReader } from '../proto/shape-codec.js';
 
 /** What the reader needs of a session (AppSession has it). */
 export interface FrameSource {
@@ -72,6 +73,8 @@ export class FrameReader {
   readonly #handler: FrameHandler;
   readonly #opts: FrameReaderOptions;
   #dec: Unpackr = createValueDecoder();
+  /** Shape records (bodies that start with SHAPE_MARK), with their own shape table. */
+  #shapes = new ShapeReader();
   /** Loan metadata is encoded without records (see encodePlain). */
   readonly #metaDec: Unpackr = createPlainDecoder();
   readonly #header: MessageHeader = { bodyBytes: 0, kind: MSG_KIND.PAD, id: 0, aux: 0 };
@@ -212,6 +215,7 @@ export class FrameReader {
         return true;
       case MSG_KIND.RESET:
         this.#dec = createValueDecoder();
+        this.#shapes = new ShapeReader();
         return true;
       case MSG_KIND.CANCEL:
         this.#handler.onFrame(kind, h.id, undefined);
@@ -296,6 +300,7 @@ export class FrameReader {
     r.start = start;
     r.end = end;
     try {
+      if (src[start] === SHAPE_MARK && dec === this.#dec) return this.#shapes.decode(src, start, end);
       return dec.unpack(src, r);
     } catch (err) {
       this.#fail(

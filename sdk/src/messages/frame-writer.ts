@@ -298,8 +298,15 @@ export class FrameWriter implements LoanWriter {
   }
 
   #resetEncoder(): void {
+    const shapes = this.#enc.shapesEnabled;
     this.#enc = new ValueEncoder();
+    if (shapes) this.#enc.enableShapes();
     this.#needReset = true;
+  }
+
+  /** The reader said (HELLO) it reads shape records: plain objects go as those from now on. */
+  enableShapes(): void {
+    this.#enc.enableShapes();
   }
 
   #writeReset(): void {

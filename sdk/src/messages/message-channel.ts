@@ -136,7 +136,13 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     this.#requests = new RequestTable(opts.requestTimeoutMs, (id) => {
       if (this.#state === 'open') this.#writer.writeEmpty(MSG_KIND.CANCEL, id);
     });
-    this.#writer.writeValue(MSG_KIND.HELLO, 0, { v: MSG_PROTO_VERSION, maxBytes: opts.maxMessageBytes });
+    // shapes: 1 says this end reads shape records (proto/shape-codec.ts); a peer that does not say
+    // so gets msgpackr only.
+    this.#writer.writeValue(MSG_KIND.HELLO, 0, {
+      v: MSG_PROTO_VERSION,
+      maxBytes: opts.maxMessageBytes,
+      shapes: 1,
+    });
     this.#constructing = true;
     try {
       openLink(link, this);
@@ -396,13 +402,16 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
         return;
       }
       case MSG_KIND.HELLO: {
-        const v = (value as { v?: unknown } | null)?.v;
+        const hello = value as { v?: unknown; shapes?: unknown } | null;
+        const v = hello?.v;
         if (typeof v !== 'number' || Math.trunc(v) !== MSG_PROTO_VERSION) {
           this.#fail(
             ferryError('ERR_FERRY_PROTO_VERSION', `the peer speaks message protocol ${String(v)}`),
             'reset',
           );
+          return;
         }
+        if (hello?.shapes === 1) this.#writer.enableShapes();
         return;
       }
       default:

@@ -6,6 +6,7 @@
  * Pure: msgpackr only, no I/O.
  */
 import { type Options, Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
+import { ShapeWriter } from './shape-codec.js';
 
 /**
  * Both directions use these options. `sequential` writes a record's keys inline the first time its
@@ -58,6 +59,12 @@ export function createValueDecoder(): Unpackr {
 export class ValueEncoder {
   #packr = new Packr({ ...OPTIONS });
   #spare: Uint8Array = Buffer.allocUnsafeSlow(8192);
+  /** Shape records (shape-codec.ts) for plain objects, once the reader said it reads them. */
+  #shapes: ShapeWriter | null = null;
+  #shapeScratch: Buffer | null = null;
+  #shapeScratchView: DataView | null = null;
+  #space: Uint8Array | null = null;
+  #spaceView: DataView | null = null;
   /** After an encode that returned `space` itself: where in it the encoding ends. */
   endInSpace = 0;
 
@@ -71,6 +78,11 @@ export class ValueEncoder {
    * unknown and the caller must use a fresh encoder (and tell the reader, see MSG_KIND.RESET).
    */
   encode(value: unknown, reserve: number, space: Uint8Array | null, at: number): Uint8Array {
+    const shapes = this.#shapes;
+    if (shapes?.accepts(value)) {
+      const out = this.#encodeShape(shapes, value as object, reserve, space, at);
+      if (out !== null) return out;
+    }
     const packr = this.#packr;
     if (packr.position !== 0) this.#spare = Buffer.allocUnsafeSlow(8192);
     // msgpackr refuses to start within ~2 KiB of its target's end and allocates a new target as large
@@ -102,6 +114,50 @@ export class ValueEncoder {
 
   /** True when `out` lies in the encoder's spare buffer (it is overwritten by the next encode). */
   isScratch(out: Uint8Array): boolean {
-    return out.buffer === this.#spare.buffer;
+    return out.buffer === this.#spare.buffer || out.buffer === this.#shapeScratch?.buffer;
+  }
+
+  /** Plain objects go as shape records from now on (the reader said it reads them). */
+  enableShapes(): void {
+    this.#shapes ??= new ShapeWriter();
+  }
+
+  get shapesEnabled(): boolean {
+    return this.#shapes !== null;
+  }
+
+  /** A shape record into the space (or the scratch when there is none); null: msgpackr's turn. */
+  #encodeShape(
+    shapes: ShapeWriter,
+    value: object,
+    reserve: number,
+    space: Uint8Array | null,
+    at: number,
+  ): Uint8Array | null {
+    if (space !== null) {
+      if (space !== this.#space) {
+        this.#space = space;
+        this.#spaceView = new DataView(space.buffer, space.byteOffset, space.length);
+      }
+      const end = shapes.encode(
+        value,
+        space as Buffer,
+        this.#spaceView as DataView,
+        at + reserve,
+        space.length,
+      );
+      if (end >= 0) {
+        this.endInSpace = end;
+        return space;
+      }
+      return null;
+    }
+    if (this.#shapeScratch === null) {
+      this.#shapeScratch = Buffer.allocUnsafeSlow(64 * 1024);
+      this.#shapeScratchView = new DataView(this.#shapeScratch.buffer, 0, this.#shapeScratch.length);
+    }
+    const scratch = this.#shapeScratch;
+    const end = shapes.encode(value, scratch, this.#shapeScratchView as DataView, reserve, scratch.length);
+    return end >= 0 ? scratch.subarray(0, end) : null;
   }
 }

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { createValueDecoder, ValueEncoder } from './message-values.js';
+import { MAX_SHAPES, SHAPE_MARK, ShapeError, ShapeReader, ShapeWriter } from './shape-codec.js';
+
+/** Values of the kinds shape records carry, nested; keys include awkward ones. */
+const key = fc.oneof(
+  fc.constantFrom('id', 'name', 'ts', 'vals', '', 'constructor', 'toString', '__proto__', 'ü', '日本'),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'grapheme', maxLength: 6 }),
+);
+const plain = fc.letrec((tie) => ({
+  leaf: fc.oneof(
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.boolean(),
+    fc.integer(),
+    fc.integer({ min: -40, max: 140 }),
+    fc.double(),
+    fc.string(),
+    fc.string({ unit: 'grapheme', maxLength: 40 }),
+    fc.string({ minLength: 200, maxLength: 70_000, unit: 'grapheme-ascii' }),
+  ),
+  node: fc.oneof(
+    { depthSize: 'small' },
+    tie('leaf'),
+    fc.array(tie('node'), { maxLength: 20 }),
+    fc.dictionary(key, tie('node'), { maxKeys: 6 }),
+  ),
+}));
+const record = fc.dictionary(key, plain.node, { maxKeys: 8 });
+/** Values a shape writer must hand to msgpackr (nested anywhere). */
+const other = fc.oneof(
+  fc.date({ noInvalidDate: true }),
+  fc.bigInt(),
+  fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a)),
+  fc.constant(new Map([[1, 2]])),
+  fc.constant(new Set(['a'])),
+);
+
+/** What a channel delivers: shape records decoded by ShapeReader, the rest by msgpackr, in order. */
+function roundTrip(values: unknown[], shapes: boolean): unknown[] {
+  const enc = new ValueEncoder();
+  if (shapes) enc.enableShapes();
+  const dec = createValueDecoder();
+  const reader = new ShapeReader();
+  const space = Buffer.alloc(1 << 20);
+  const out: unknown[] = [];
+  for (const v of values) {
+    const r = enc.encode(v, 16, space, 0);
+    const [buf, start, end] = r === space ? [space, 16, enc.endInSpace] : [Buffer.from(r), 16, r.length];
+    if (buf[start] === SHAPE_MARK) out.push(reader.decode(buf, start, end));
+    else out.push(dec.unpack(buf, { start, end }));
+    // The fifo's bytes are overwritten once consumed: nothing decoded may depend on them.
+    buf.fill(0xee, start, end);
+  }
+  return out;
+}
+
+test('arbitrary records round-trip exactly as msgpackr delivers them, in a stream sharing shapes', () => {
+  fc.assert(
+    fc.property(fc.array(fc.oneof(record, record, plain.node), { maxLength: 30 }), (values) => {
+      const viaShapes = roundTrip(values, true);
+      assert.deepStrictEqual(viaShapes, roundTrip(values, false));
+      for (const v of viaShapes) {
+        if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+          assert.equal(Object.getPrototypeOf(v), Object.prototype);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('records with values only msgpackr carries go to msgpackr whole, and the stream stays in step', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(record, key, other), { minLength: 1, maxLength: 10 }), (cases) => {
+      const values: unknown[] = [];
+      for (const [r, k, o] of cases) {
+        values.push(r, { ...r, [k === '__proto__' ? 'x' : k]: o }, { nested: [r, { deep: o }] }, r);
+      }
+      assert.deepStrictEqual(roundTrip(values, true), roundTrip(values, false));
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('a __proto__ key arrives renamed and sets no prototype', () => {
+  const v = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}');
+  const [got] = roundTrip([v], true) as [Record<string, unknown>];
+  assert.equal(Object.getPrototypeOf(got), Object.prototype);
+  assert.deepEqual(got['__proto_'], { polluted: true });
+  assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
+});
+
+test('the common record costs a few bytes after its first use', () => {
+  const w = new ShapeWriter();
+  const buf = Buffer.alloc(256);
+  const view = new DataView(buf.buffer);
+  const v = (i: number) => ({ id: i, ts: 1_700_000_000_000 + i, name: 'sensor-7', vals: [1, 2, 3] });
+  const first = w.encode(v(1), buf, view, 0, buf.length);
+  const second = w.encode(v(2), buf, view, 0, buf.length);
+  assert.ok(first > second, `${first} > ${second}`);
+  // mark + id, 1 + 9 + 9 + 4 value bytes
+  assert.equal(second, 3 + 1 + 9 + 9 + 4);
+});
+
+test('no room: the writer gives up and defines nothing, so the next encode still defines', () => {
+  const w = new ShapeWriter();
+  const small = Buffer.alloc(10);
+  assert.equal(w.encode({ a: 'x'.repeat(20) }, small, new DataView(small.buffer), 0, small.length), -1);
+  const buf = Buffer.alloc(64);
+  const end = w.encode({ a: 'y' }, buf, new DataView(buf.buffer), 0, buf.length);
+  assert.ok(end > 0);
+  assert.deepEqual(new ShapeReader().decode(buf, 0, end), { a: 'y' });
+});
+
+test('past MAX_SHAPES the writer gives up (msgpackr takes those values) and the reader stays bounded', () => {
+  const w = new ShapeWriter();
+  const buf = Buffer.alloc(128);
+  const view = new DataView(buf.buffer);
+  const r = new ShapeReader();
+  for (let i = 0; i < MAX_SHAPES; i++) {
+    const end = w.encode({ [`k${i}`]: i }, buf, view, 0, buf.length);
+    assert.ok(end > 0);
+    assert.deepEqual(r.decode(buf, 0, end), { [`k${i}`]: i });
+  }
+  assert.equal(w.encode({ another: 1 }, buf, view, 0, buf.length), -1);
+  // Known shapes still go.
+  assert.ok(w.encode({ k7: 'again' }, buf, view, 0, buf.length) > 0);
+});
+
+/** A valid body for hostile variations: a definition, then a record with nested values. */
+function validBody(): Buffer {
+  const w = new ShapeWriter();
+  const buf = Buffer.alloc(512);
+  const end = w.encode(
+    { a: 1, b: 'two', c: [1.5, null, true, { d: 'e' }] },
+    buf,
+    new DataView(buf.buffer),
+    0,
+    512,
+  );
+  return buf.subarray(0, end);
+}
+
+function throwsShapeError(bytes: Uint8Array, reader = new ShapeReader()): void {
+  assert.throws(() => reader.decode(Buffer.from(bytes), 0, bytes.length), ShapeError);
+}
+
+test('hostile bodies: truncation, ids used before definition, twice defined, lying counts, trailing bytes', () => {
+  const body = validBody();
+  for (let n = 0; n < body.length; n++) throwsShapeError(body.subarray(0, n));
+  throwsShapeError(Buffer.from([SHAPE_MARK, 0x00, 0x05, 0x01]));
+  // Ids at MAX_SHAPES and beyond, in a definition and in a record.
+  throwsShapeError(Buffer.from([SHAPE_MARK, 0x90, 0x00, 0x00, SHAPE_MARK, 0x10, 0x00]));
+  throwsShapeError(Buffer.from([SHAPE_MARK, 0x8f, 0xff, 0x00, SHAPE_MARK, 0x10, 0x00]));
+  const twice = Buffer.from([SHAPE_MARK, 0x80, 0x00, 0x01, 0x01, 0x61, SHAPE_MARK, 0x80, 0x00, 0x00]);
+  throwsShapeError(Buffer.concat([twice, Buffer.from([SHAPE_MARK, 0, 0, 1])]));
+  // A definition inside a value.
+  throwsShapeError(
+    Buffer.from([SHAPE_MARK, 0x80, 0x00, 0x01, 0x01, 0x61, SHAPE_MARK, 0, 0, SHAPE_MARK, 0x80, 1, 0]),
+  );
+  // An array of 2^32-1 in a few bytes, a string longer than what is left.
+  const def = [SHAPE_MARK, 0x80, 0x00, 0x01, 0x01, 0x61];
+  throwsShapeError(Buffer.from([...def, SHAPE_MARK, 0, 0, 0xdd, 0xff, 0xff, 0xff, 0xff, 1]));
+  throwsShapeError(Buffer.from([...def, SHAPE_MARK, 0, 0, 0xdb, 0x7f, 0xff, 0xff, 0xff, 0x61]));
+  throwsShapeError(Buffer.from([...def, SHAPE_MARK, 0, 0, 0x01, 0x02]));
+  // Bytes outside the subset: msgpack bin, map, ext.
+  for (const b of [0xc4, 0x80, 0xde, 0xc7, 0xd5, 0xcf])
+    throwsShapeError(Buffer.from([...def, SHAPE_MARK, 0, 0, b, 0, 0, 0]));
+  // The same key twice in a shape, and __proto__ next to __proto_ (renamed to the same).
+  throwsShapeError(
+    Buffer.from([SHAPE_MARK, 0x80, 0x00, 0x02, 0x01, 0x61, 0x01, 0x61, SHAPE_MARK, 0, 0, 1, 2]),
+  );
+  const p1 = Buffer.from('__proto__');
+  const p2 = Buffer.from('__proto_');
+  throwsShapeError(
+    Buffer.from([SHAPE_MARK, 0x80, 0, 2, p1.length, ...p1, p2.length, ...p2, SHAPE_MARK, 0, 0, 1, 2]),
+  );
+  // Nesting beyond the bound: arrays in arrays.
+  throwsShapeError(Buffer.from([...def, SHAPE_MARK, 0, 0, ...new Array(100).fill(0x91), 1]));
+});
+
+test('random and mutated bodies: a value or ShapeError, never another throw, a hang or a huge allocation', () => {
+  const body = validBody();
+  const check = (bytes: Uint8Array) => {
+    const reader = new ShapeReader();
+    try {
+      reader.decode(Buffer.from(bytes), 0, bytes.length);
+    } catch (err) {
+      if (!(err instanceof ShapeError)) throw err;
+    }
+  };
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (junk) =>
+      check(Buffer.concat([Buffer.from([SHAPE_MARK]), junk])),
+    ),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(body.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+      (edits) => {
+        const b = Buffer.from(body);
+        for (const [at, v] of edits) b[at] = v;
+        check(b);
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});

@@ -1,0 +1,530 @@
+/**
+ * Shape records: a faster codec for the plain objects apps send most (records of one shape, sent
+ * over and over), beside msgpackr, in the same frames.
+ *
+ * A body that starts with 0xc1 (the one byte msgpack never uses, so no msgpackr body starts with
+ * it) is a shape record. Inside one, values are a subset of msgpack plus nested records:
+ *
+ *   body       := definition* record          shapes first used by this record, defined up front
+ *   definition := 0xc1 u16be(0x8000 | id) u8(n) key*n
+ *   key        := u8(len) utf8 bytes
+ *   record     := 0xc1 u16be(id) value*        its fields' values in the shape's key order
+ *   value  := nil c0 | false c2 | true c3 | undefined d4 00 00 | positive/negative fixint
+ *           | int32 d2 | float64 cb | fixstr / str8 d9 / str16 da / str32 db
+ *           | fixarray / array16 dc / array32 dd of values | record
+ *
+ * Shape ids are the writer's, per direction, defined once each (a definition for an id already
+ * defined is malformed, as is a definition anywhere but at the start of a body); a RESET frame makes the reader forget them, as msgpackr's records. The
+ * writer takes this path only for plain objects (prototype Object.prototype or null) whose values
+ * are all of the kinds above, to MAX_DEPTH; anything else (Date, Map, Buffer, BigInt, a class
+ * instance, ...) makes it give up on that value, which then goes to msgpackr whole, and the shape
+ * that met it is remembered as one to leave to msgpackr.
+ *
+ * Why it is faster than msgpackr for these values: the writer walks a transition tree of keys and
+ * writes each value as it goes (one pass, no per-call set-up); the reader builds each object with one
+ * object literal compiled per shape (so every object of a shape has the same hidden class) and
+ * reuses a field's string when its bytes are those of the previous record's (names, kinds, units).
+ *
+ * Hostile input: every length and count is checked against the bytes left before anything is
+ * read or allocated, nesting is bounded, ids are bounded (MAX_SHAPES) and a record must use a
+ * defined shape; any violation throws ShapeError (the frame reader turns it into
+ * ERR_FERRY_MSG_MALFORMED). Keys named `__proto__` are renamed `__proto_` (never applied), as
+ * msgpackr does.
+ *
+ * Pure: no I/O.
+ */
+
+export const SHAPE_MARK = 0xc1;
+/** Shapes per direction; the writer stops defining new ones there (msgpackr takes the rest). */
+export const MAX_SHAPES = 4096;
+/** Keys per shape (and the u8 count), and bytes per key. */
+const MAX_KEYS = 64;
+const MAX_KEY_BYTES = 255;
+/** Nesting of arrays and records, on both sides. */
+const MAX_DEPTH = 32;
+/** Strings up to this many bytes are cached per field by the reader. */
+const CACHE_STRING_BYTES = 64;
+const DEF_FLAG = 0x8000;
+
+/** A shape record the reader refused. */
+export class ShapeError extends Error {}
+
+// ---------------------------------------------------------------- writer
+
+interface ShapeNode {
+  /** Transitions by the next key (a null-prototype object: V8's property caches make it fast). */
+  next: Record<string, ShapeNode> | null;
+  /** The shape ending here, once seen. */
+  shape: WriterShape | null;
+}
+
+interface WriterShape {
+  id: number;
+  keys: string[];
+  /** Its definition went out in a body that was sent. */
+  defined: boolean;
+}
+
+/** Thrown inside the writer to give up on a value (caught in encode). */
+const GIVE_UP = Symbol('give up');
+const EMPTY = Buffer.alloc(0);
+const OBJECT_PROTO = Object.prototype;
+
+export class ShapeWriter {
+  readonly #root: ShapeNode = { next: null, shape: null };
+  #count = 0;
+  #buf: Buffer = EMPTY;
+  #view: DataView = new DataView(new ArrayBuffer(0));
+  #end = 0;
+  /** Shapes first used by this encode: their definitions go in front of the value. */
+  #defs: WriterShape[] = [];
+  /** The shape last written at each nesting depth (see #record). */
+  readonly #lastAt: (WriterShape | undefined)[] = [];
+
+  /** True when `value` is a plain object this writer may try (the caller then calls encode). */
+  accepts(value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false;
+    const proto = Object.getPrototypeOf(value);
+    return proto === OBJECT_PROTO || proto === null;
+  }
+
+  /**
+   * Writes `value` (a plain object) as a shape body into `buf` from `at`, not past `end`. Returns
+   * where it ends, or -1 when it gave up (a value only msgpackr encodes, no room, too deep, too
+   * many shapes): nothing is then defined, and the caller encodes it with msgpackr.
+   */
+  encode(value: object, buf: Buffer, view: DataView, at: number, end: number): number {
+    this.#buf = buf;
+    this.#view = view;
+    this.#end = end;
+    let pos: number;
+    try {
+      pos = this.#record(value as Record<string, unknown>, at, 0);
+      if (this.#defs.length > 0) pos = this.#prependDefinitions(at, pos);
+    } catch (err) {
+      if (err !== GIVE_UP) throw err;
+      for (const s of this.#defs) s.defined = false;
+      pos = -1;
+    }
+    // Not kept past the call: it is fifo memory.
+    this.#buf = EMPTY;
+    if (this.#defs.length > 0) this.#defs.length = 0;
+    return pos;
+  }
+
+  /**
+   * One pass: each key moves down the transition tree and its value is written at once. First,
+   * the shape last written at this depth is tried: its keys compared in order (for-in yields the
+   * same internalized strings, so a compare is a pointer test), no tree lookups.
+   */
+  #record(o: Record<string, unknown>, at: number, depth: number): number {
+    if (depth > MAX_DEPTH) throw GIVE_UP;
+    this.#room(at, 3);
+    const last = this.#lastAt[depth];
+    if (last?.defined) {
+      const keys = last.keys;
+      let i = 0;
+      let pos = at + 3;
+      for (const k in o) {
+        if (k !== keys[i]) {
+          i = -1;
+          break;
+        }
+        i++;
+        pos = this.#value(o[k], pos, depth);
+      }
+      if (i === keys.length) {
+        this.#buf[at] = SHAPE_MARK;
+        this.#view.setUint16(at + 1, last.id);
+        return pos;
+      }
+    }
+    let pos = at + 3;
+    let node = this.#root;
+    let n = 0;
+    for (const k in o) {
+      let next = node.next?.[k];
+      if (next === undefined) {
+        if (++n > MAX_KEYS) throw GIVE_UP;
+        if (node.next === null) node.next = Object.create(null) as Record<string, ShapeNode>;
+        next = { next: null, shape: null };
+        node.next[k] = next;
+      } else if (++n > MAX_KEYS) throw GIVE_UP;
+      node = next;
+      pos = this.#value(o[k], pos, depth);
+    }
+    let shape = node.shape;
+    if (shape === null) {
+      if (this.#count >= MAX_SHAPES) throw GIVE_UP;
+      const keys: string[] = [];
+      for (const k in o) {
+        if (Buffer.byteLength(k) > MAX_KEY_BYTES) throw GIVE_UP;
+        keys.push(k);
+      }
+      shape = { id: this.#count++, keys, defined: false };
+      node.shape = shape;
+    }
+    if (!shape.defined) {
+      shape.defined = true;
+      this.#defs.push(shape);
+    }
+    this.#lastAt[depth] = shape;
+    this.#buf[at] = SHAPE_MARK;
+    this.#view.setUint16(at + 1, shape.id);
+    return pos;
+  }
+
+  /** Moves the value [at, end) up and writes the new shapes' definitions before it (rare). */
+  #prependDefinitions(at: number, end: number): number {
+    let size = 0;
+    for (const s of this.#defs) {
+      size += 4;
+      for (const k of s.keys) size += 1 + Buffer.byteLength(k);
+    }
+    this.#room(end, size);
+    const buf = this.#buf;
+    buf.copyWithin(at + size, at, end);
+    let p = at;
+    for (const s of this.#defs) {
+      buf[p] = SHAPE_MARK;
+      this.#view.setUint16(p + 1, DEF_FLAG | s.id);
+      buf[p + 3] = s.keys.length;
+      p += 4;
+      for (const k of s.keys) {
+        const len = buf.write(k, p + 1, 'utf8');
+        buf[p] = len;
+        p += 1 + len;
+      }
+    }
+    return end + size;
+  }
+
+  #value(v: unknown, pos: number, depth: number): number {
+    const buf = this.#buf;
+    switch (typeof v) {
+      case 'number': {
+        if (Number.isInteger(v) && v >= -32 && v <= 127) {
+          this.#room(pos, 1);
+          buf[pos] = v & 0xff;
+          return pos + 1;
+        }
+        if ((v | 0) === v) {
+          this.#room(pos, 5);
+          buf[pos] = 0xd2;
+          this.#view.setInt32(pos + 1, v);
+          return pos + 5;
+        }
+        this.#room(pos, 9);
+        buf[pos] = 0xcb;
+        this.#view.setFloat64(pos + 1, v);
+        return pos + 9;
+      }
+      case 'string':
+        return this.#string(v, pos);
+      case 'boolean':
+        this.#room(pos, 1);
+        buf[pos] = v ? 0xc3 : 0xc2;
+        return pos + 1;
+      case 'undefined':
+        this.#room(pos, 3);
+        buf[pos] = 0xd4;
+        buf[pos + 1] = 0;
+        buf[pos + 2] = 0;
+        return pos + 3;
+      case 'object': {
+        if (v === null) {
+          this.#room(pos, 1);
+          buf[pos] = 0xc0;
+          return pos + 1;
+        }
+        if (Array.isArray(v)) return this.#array(v, pos, depth);
+        const proto = Object.getPrototypeOf(v);
+        if (proto === OBJECT_PROTO || proto === null)
+          return this.#record(v as Record<string, unknown>, pos, depth + 1);
+        break;
+      }
+    }
+    // Only msgpackr carries this (Date, Map, Buffer, BigInt, a class instance, ...).
+    throw GIVE_UP;
+  }
+
+  #array(a: unknown[], pos: number, depth: number): number {
+    if (depth >= MAX_DEPTH) throw GIVE_UP;
+    const n = a.length;
+    if (n < 16) {
+      this.#room(pos, 1);
+      this.#buf[pos] = 0x90 | n;
+      pos += 1;
+    } else if (n < 0x10000) {
+      this.#room(pos, 3);
+      this.#buf[pos] = 0xdc;
+      this.#view.setUint16(pos + 1, n);
+      pos += 3;
+    } else {
+      this.#room(pos, 5);
+      this.#buf[pos] = 0xdd;
+      this.#view.setUint32(pos + 1, n);
+      pos += 5;
+    }
+    for (let i = 0; i < n; i++) {
+      // Holes and extra properties are msgpackr's to carry.
+      if (!(i in a)) throw GIVE_UP;
+      pos = this.#value(a[i], pos, depth + 1);
+    }
+    return pos;
+  }
+
+  #string(s: string, pos: number): number {
+    const n = s.length;
+    const buf = this.#buf;
+    if (n < 32) {
+      this.#room(pos, 1 + n);
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[pos + 1 + i] = c;
+      }
+      if (i === n) {
+        buf[pos] = 0xa0 | n;
+        return pos + 1 + n;
+      }
+    }
+    // Any length, any characters: the UTF-8 length first (at most 3 bytes per UTF-16 unit).
+    const max = 3 * n;
+    const head = max < 32 ? 1 : max < 0x100 ? 2 : max < 0x10000 ? 3 : 5;
+    this.#room(pos, head + max);
+    const len = buf.write(s, pos + head, max, 'utf8');
+    if (head === 1) buf[pos] = 0xa0 | len;
+    else if (head === 2) {
+      buf[pos] = 0xd9;
+      buf[pos + 1] = len;
+    } else if (head === 3) {
+      buf[pos] = 0xda;
+      this.#view.setUint16(pos + 1, len);
+    } else {
+      buf[pos] = 0xdb;
+      this.#view.setUint32(pos + 1, len);
+    }
+    return pos + head + len;
+  }
+
+  #room(pos: number, n: number): number {
+    if (pos + n > this.#end) throw GIVE_UP;
+    return pos;
+  }
+}
+
+// ---------------------------------------------------------------- reader
+
+/** Reads one field's value; its own string cache makes a repeated string cost a compare. */
+type FieldReader = () => unknown;
+
+interface ReaderShape {
+  keys: string[];
+  /** Builds the object from its fields' readers (one object literal per shape). */
+  build: (fields: FieldReader[]) => unknown;
+  fields: FieldReader[];
+}
+
+export class ShapeReader {
+  #shapes: (ReaderShape | undefined)[] = [];
+  #buf: Uint8Array = new Uint8Array(0);
+  #view: DataView = new DataView(new ArrayBuffer(0));
+  #p = 0;
+  #end = 0;
+  #depth = 0;
+  readonly #readAny: FieldReader = () => this.#value();
+
+  /** Decodes the shape record at [start, end) of `buf`, which must be exactly one value. */
+  decode(buf: Uint8Array, start: number, end: number): unknown {
+    if (buf !== this.#buf) {
+      // Readers decode from the same fifo views over and over: one DataView per view.
+      this.#buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+      this.#view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    this.#p = start;
+    this.#end = end;
+    this.#depth = 0;
+    const view = this.#view;
+    while (
+      end - this.#p >= 3 &&
+      this.#buf[this.#p] === SHAPE_MARK &&
+      view.getUint16(this.#p + 1) & DEF_FLAG
+    ) {
+      const id = view.getUint16(this.#p + 1) & ~DEF_FLAG;
+      if (id >= MAX_SHAPES) throw new ShapeError(`shape id ${id} out of range`);
+      if (this.#shapes[id] !== undefined) throw new ShapeError(`shape ${id} defined twice`);
+      this.#p += 3;
+      this.#shapes[id] = this.#define();
+    }
+    const v = this.#value();
+    if (this.#p !== end) throw new ShapeError(`${end - this.#p} bytes after the value`);
+    return v;
+  }
+
+  #need(n: number): number {
+    const p = this.#p;
+    if (n > this.#end - p) throw new ShapeError(`truncated: ${n} bytes needed, ${this.#end - p} left`);
+    return p;
+  }
+
+  #value(): unknown {
+    const p = this.#need(1);
+    const b = this.#buf[p] as number;
+    if (b < 0x80) {
+      this.#p = p + 1;
+      return b;
+    }
+    if (b >= 0xe0) {
+      this.#p = p + 1;
+      return b - 0x100;
+    }
+    if ((b & 0xe0) === 0xa0) return this.#str(p + 1, b & 0x1f);
+    if ((b & 0xf0) === 0x90) {
+      this.#p = p + 1;
+      return this.#array(b & 0x0f);
+    }
+    switch (b) {
+      case SHAPE_MARK:
+        return this.#record();
+      case 0xc0:
+        this.#p = p + 1;
+        return null;
+      case 0xc2:
+        this.#p = p + 1;
+        return false;
+      case 0xc3:
+        this.#p = p + 1;
+        return true;
+      case 0xd4:
+        this.#need(3);
+        if (this.#buf[p + 1] !== 0 || this.#buf[p + 2] !== 0)
+          throw new ShapeError('unknown fixext in a shape record');
+        this.#p = p + 3;
+        return undefined;
+      case 0xd2:
+        this.#need(5);
+        this.#p = p + 5;
+        return this.#view.getInt32(p + 1);
+      case 0xcb:
+        this.#need(9);
+        this.#p = p + 9;
+        return this.#view.getFloat64(p + 1);
+      case 0xd9:
+        this.#need(2);
+        return this.#str(p + 2, this.#buf[p + 1] as number);
+      case 0xda:
+        this.#need(3);
+        return this.#str(p + 3, this.#view.getUint16(p + 1));
+      case 0xdb:
+        this.#need(5);
+        return this.#str(p + 5, this.#view.getUint32(p + 1));
+      case 0xdc:
+        this.#need(3);
+        this.#p = p + 3;
+        return this.#array(this.#view.getUint16(p + 1));
+      case 0xdd:
+        this.#need(5);
+        this.#p = p + 5;
+        return this.#array(this.#view.getUint32(p + 1));
+      default:
+        throw new ShapeError(`byte 0x${b.toString(16)} is not allowed in a shape record`);
+    }
+  }
+
+  #str(at: number, n: number): string {
+    this.#p = at;
+    this.#need(n);
+    this.#p = at + n;
+    return (this.#buf as Buffer).toString('utf8', at, at + n);
+  }
+
+  #array(n: number): unknown[] {
+    // Every element takes at least a byte: a count beyond the bytes left is a lie.
+    if (n > this.#end - this.#p) throw new ShapeError(`an array of ${n} in ${this.#end - this.#p} bytes`);
+    if (++this.#depth > MAX_DEPTH) throw new ShapeError('nested too deep');
+    const a = new Array(n);
+    for (let i = 0; i < n; i++) a[i] = this.#value();
+    this.#depth--;
+    return a;
+  }
+
+  #record(): unknown {
+    const p = this.#need(3);
+    const raw = this.#view.getUint16(p + 1);
+    this.#p = p + 3;
+    if (raw & DEF_FLAG) throw new ShapeError('a shape definition inside a value');
+    if (raw >= MAX_SHAPES) throw new ShapeError(`shape id ${raw} out of range`);
+    const shape = this.#shapes[raw];
+    if (shape === undefined) throw new ShapeError(`shape ${raw} used before its definition`);
+    if (++this.#depth > MAX_DEPTH) throw new ShapeError('nested too deep');
+    // At least a byte per field.
+    if (shape.keys.length > this.#end - this.#p) throw new ShapeError('truncated record');
+    const v = shape.build(shape.fields);
+    this.#depth--;
+    return v;
+  }
+
+  #define(): ReaderShape {
+    const p = this.#need(1);
+    const n = this.#buf[p] as number;
+    this.#p = p + 1;
+    if (n > MAX_KEYS) throw new ShapeError(`a shape of ${n} keys`);
+    const keys: string[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const q = this.#need(1);
+      let k = this.#str(q + 1, this.#buf[q] as number);
+      if (k === '__proto__') k = '__proto_';
+      if (seen.has(k)) throw new ShapeError(`key ${JSON.stringify(k)} twice in a shape`);
+      seen.add(k);
+      keys.push(k);
+    }
+    const fields = keys.map(() => this.#fieldReader());
+    return { keys, build: compileBuilder(keys), fields };
+  }
+
+  /** A field's reader: strings equal (byte for byte) to the field's previous one are reused. */
+  #fieldReader(): FieldReader {
+    let cached = '';
+    let cachedBytes: Uint8Array | null = null;
+    return () => {
+      const p = this.#p;
+      if (p >= this.#end) throw new ShapeError('truncated record');
+      const b = this.#buf[p] as number;
+      if ((b & 0xe0) !== 0xa0) return this.#readAny();
+      const n = b & 0x1f;
+      const at = p + 1;
+      if (n > this.#end - at) throw new ShapeError('truncated string');
+      const buf = this.#buf;
+      if (cachedBytes !== null && cachedBytes.length === n) {
+        let i = 0;
+        while (i < n && buf[at + i] === cachedBytes[i]) i++;
+        if (i === n) {
+          this.#p = at + n;
+          return cached;
+        }
+      }
+      const s = this.#str(at, n);
+      if (n <= CACHE_STRING_BYTES && n > 0) {
+        cached = s;
+        // A copy: the fifo's bytes change once the frame is consumed.
+        if (cachedBytes === null || cachedBytes.length !== n) cachedBytes = new Uint8Array(n);
+        for (let i = 0; i < n; i++) cachedBytes[i] = buf[at + i] as number;
+      }
+      return s;
+    };
+  }
+}
+
+/**
+ * `(f) => ({ "k0": f[0](), "k1": f[1](), ... })` for the keys, compiled once per shape. Keys are
+ * written as JSON string literals (any string is safe there), and `__proto__` never reaches here
+ * (renamed): in an object literal it would set the prototype.
+ */
+function compileBuilder(keys: string[]): (fields: FieldReader[]) => unknown {
+  if (keys.length === 0) return () => ({});
+  const body = keys.map((k, i) => `${JSON.stringify(k)}: f[${i}]()`).join(', ');
+  return new Function('f', `return { ${body} };`) as (fields: FieldReader[]) => unknown;
+}
