@@ -40,6 +40,8 @@ interface World {
   sp: FastPools;
   accepted: Accepted[];
   notices: { t: string; session?: number; pool?: number }[];
+  /** How each notice asked ferryd to be rung. */
+  rings: ('soon' | 'lazy')[];
   failed: { id: number; err: FerryError }[];
   close(): void;
 }
@@ -79,10 +81,14 @@ function world(pairs = 4, opts: { accept?: boolean } = {}): World {
   }
   const accepted: Accepted[] = [];
   const notices: World['notices'] = [];
+  const rings: World['rings'] = [];
   const failed: World['failed'] = [];
   const owner = (seg: AppSegment): PoolOwner => ({
     segment: (id) => (id === 1 ? seg : undefined),
-    notify: (msg) => notices.push(msg),
+    notify: (msg, ring) => {
+      notices.push(msg);
+      rings.push(ring);
+    },
     accept: (msg) => {
       accepted.push(msg);
       return opts.accept ?? true;
@@ -102,6 +108,7 @@ function world(pairs = 4, opts: { accept?: boolean } = {}): World {
     sp,
     accepted,
     notices,
+    rings,
     failed,
     close() {
       client.release();
@@ -354,4 +361,23 @@ test('scribbles over pool words and the event queue: accepts are only described 
     ),
     { numRuns: 60 },
   );
+});
+
+test('fast-open rings ferryd once per top-up: at half the pool, then lazily until the next grant', () => {
+  const w = world(8);
+  try {
+    const first = { ...grantMsg(w), pairs: w.grant.slice(0, 4) };
+    w.cp.onGrant(first);
+    const taken = [];
+    for (let i = 0; i < 4; i++) taken.push(w.cp.take(URI));
+    // 4 -> 3 lazy, 2 (half) soon, then lazy again: ferryd was asked and will top up.
+    assert.deepEqual(w.rings, ['lazy', 'soon', 'lazy', 'lazy']);
+    // The top-up came: the next time the pool is at half, ferryd is rung again.
+    w.cp.onGrant({ ...grantMsg(w), pairs: w.grant.slice(4, 8) });
+    for (let i = 0; i < 3; i++) taken.push(w.cp.take(URI));
+    assert.deepEqual(w.rings.slice(4), ['lazy', 'soon', 'lazy']);
+    for (const t of taken) t?.session.detach();
+  } finally {
+    w.close();
+  }
 });

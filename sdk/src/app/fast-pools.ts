@@ -47,6 +47,11 @@ interface ClientPool {
   pairs: PoolPair[];
   /** Most pairs it held at once: below half of it, fast-open rings ferryd at once (a top-up). */
   most: number;
+  /**
+   * ferryd was rung for a top-up and has not granted since: later fast-opens go lazily (ferryd
+   * tops up when it reads the first; ringing it again per connect only wakes it for nothing).
+   */
+  asked: boolean;
 }
 
 interface ServedPair {
@@ -110,11 +115,12 @@ export class FastPools {
       } catch {
         return;
       }
-      p = { id: msg.pool, remoteUri: msg.remoteUri, scheme, pairs: [], most: 0 };
+      p = { id: msg.pool, remoteUri: msg.remoteUri, scheme, pairs: [], most: 0, asked: false };
       this.#clients.set(msg.uri, p);
     }
     for (const pair of msg.pairs) p.pairs.push(pair);
     p.most = Math.max(p.most, p.pairs.length);
+    p.asked = false;
   }
 
   /**
@@ -140,7 +146,9 @@ export class FastPools {
       seg.post(pair.fifos.slot);
       // Lazily: ferryd needs it only to count and show the session; at once when the pool runs low,
       // so that ferryd tops it up before it is empty.
-      this.#owner.notify(fastOpenMessage(pair.session), p.pairs.length * 2 <= p.most ? 'soon' : 'lazy');
+      const low = p.pairs.length * 2 <= p.most && !p.asked;
+      if (low) p.asked = true;
+      this.#owner.notify(fastOpenMessage(pair.session), low ? 'soon' : 'lazy');
       return {
         session,
         localUri: formatUri({ scheme: p.scheme as never, host: '127.0.0.1', port: pair.port }),
