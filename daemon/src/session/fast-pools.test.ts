@@ -247,3 +247,48 @@ test('a grown pool still gives way to the session limit', () => {
   assert.ok(f.client.sessions.size + f.layer.pools.reservedOf(f.client) <= 10);
   assert.ok(f.server.sessions.size + f.layer.pools.reservedOf(f.server) <= 10);
 });
+
+test('a full segment: the top-up reads the apps’ pending close notices, then lends the pairs they freed', () => {
+  const MiB = 1024 * 1024;
+  // Room for 3 pairs of 1 MiB fifos.
+  const f = setup({
+    fastConnectPool: 4,
+    segmentSizeBytes: 7 * MiB,
+    maxFifoSizeBytes: MiB,
+    defaultFifoSizeBytes: MiB,
+  });
+  const first = f.layer.connect(f.client, connectReq(f.uri)) as ConnectReply;
+  assert.equal(first.st, 0);
+  const grants = () => (of(f, f.client, 'pool-grant') as PoolGrant[]).flatMap((g) => g.pairs);
+  const lentBefore = grants().length;
+  assert.ok(lentBefore >= 1 && lentBefore < 4, `the segment holds only a few pairs (${lentBefore})`);
+  // The client takes every pair; both ends of those connections are closed, but their notices are
+  // still unread in the apps' channels when the next top-up finds the segment full.
+  const pending: (() => void)[] = [];
+  (f.server.channel as unknown as { drain: () => void }).drain = () => {
+    for (const fn of pending.splice(0)) fn();
+  };
+  const serveOf = (clientId: number) => {
+    const g = grants().findIndex((p) => p.session === clientId);
+    return (of(f, f.server, 'pool-serve') as PoolServe[]).flatMap((s) => s.pairs)[g]?.session ?? -1;
+  };
+  const acc = of(f, f.server, 'accepted')[0];
+  assert.ok(acc);
+  f.layer.close(f.client, first.session);
+  pending.push(() => f.layer.close(f.server, acc.session));
+  const taken = grants().slice();
+  for (const p of taken) {
+    assert.equal(poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN), POOL_FREE);
+    f.layer.close(f.client, p.session);
+    const sid = serveOf(p.session);
+    pending.push(() => f.layer.close(f.server, sid));
+  }
+  const reclaimsBefore = f.layer.counters.poolReclaims;
+  // The next top-up (a fast-open notice would trigger it) runs through a connect here.
+  const r = f.layer.connect(f.client, connectReq(f.uri, 7)) as ConnectReply;
+  assert.equal(r.st, 0);
+  assert.ok(f.layer.counters.poolReclaims > reclaimsBefore, 'the top-up read the pending notices');
+  assert.equal(pending.length, 0);
+  assert.ok(grants().length > taken.length, `pairs lent again after the reclaim (${grants().length})`);
+  assert.ok(f.layer.pools.reservedOf(f.client) >= 1);
+});

@@ -63,6 +63,8 @@ export class FastPool {
    * so more connects are in flight at once than it holds.
    */
   size: number;
+  /** A top-up is under way (reading the apps' channels inside it must not start another). */
+  filling = false;
   /** Apps that have not answered pool-revoke yet. */
   readonly awaiting = new Set<number>();
 
@@ -104,7 +106,13 @@ export const POOL_GROWTH = 4;
 /** What the pools need of the session layer. */
 export interface PoolHost {
   readonly config: DaemonConfig;
-  readonly counters: { fastConnects: number; poolsGranted: number; poolsRevoked: number; poolsGrown: number };
+  readonly counters: {
+    fastConnects: number;
+    poolsGranted: number;
+    poolsRevoked: number;
+    poolsGrown: number;
+    poolReclaims: number;
+  };
   attached(app: App): boolean;
   /** A session id nobody has (reserved for a pool pair). */
   reserveSessionId(): number;
@@ -113,6 +121,12 @@ export interface PoolHost {
   liveSegment(id: number): PairSegment | undefined;
   /** Puts both ends of a taken pair in the table (established cut-through sessions). */
   materialize(pool: FastPool, rec: PoolPairRec): void;
+  /**
+   * Reads what the pool's two apps already sent (their close notices go lazily): the fifo pairs of
+   * sessions both ends have let go of return to the segment. Messages are handled in order, as if
+   * they had been read a moment earlier.
+   */
+  reclaim(pool: FastPool): void;
   session(id: number): Session | undefined;
 }
 
@@ -350,12 +364,32 @@ export class FastPools {
     this.#byId.delete(pool.id);
   }
 
-  /** Lends pairs up to the pool size, within both apps' session headroom. */
-  #topUp(pool: FastPool): void {
+  /**
+   * Lends pairs up to the pool size, within both apps' session headroom. When the segment has no
+   * room left, most of it is often held by connections both apps closed whose close notices ferryd
+   * has not read yet (they are sent lazily): it reads them and tries once more.
+   */
+  #topUp(pool: FastPool, reclaim = true): void {
+    if (pool.filling) return;
+    pool.filling = true;
+    let short = false;
+    try {
+      short = this.#lend(pool);
+    } finally {
+      pool.filling = false;
+    }
+    if (!short || !reclaim || pool.revoked) return;
+    this.#host.counters.poolReclaims++;
+    this.#host.reclaim(pool);
+    if (!pool.revoked) this.#topUp(pool, false);
+  }
+
+  /** One top-up; true when the segment ran out of room before the pool was full. */
+  #lend(pool: FastPool): boolean {
     const h = this.#host;
     const c = h.config;
-    if (!h.attached(pool.client) || !h.attached(pool.server)) return;
-    if (!pool.seg.mappedBy.has(pool.client.id) || !pool.seg.mappedBy.has(pool.server.id)) return;
+    if (!h.attached(pool.client) || !h.attached(pool.server)) return false;
+    if (!pool.seg.mappedBy.has(pool.client.id) || !pool.seg.mappedBy.has(pool.server.id)) return false;
     const self = pool.client === pool.server;
     const room = (a: App) => c.maxSessionsPerApp - a.sessions.size - this.reservedOf(a);
     // A reload may have lowered fastConnectPool (it also revokes the pool; this is belt and braces).
@@ -363,14 +397,18 @@ export class FastPools {
     let want = Math.min(target - pool.lent, room(pool.client), room(pool.server));
     if (self) want = Math.min(want, Math.floor(room(pool.client) / 2));
     // Below half full only: one grant tops up several pairs, not one message per connect.
-    if (want <= 0 || (pool.lent > 0 && want < Math.ceil(target / 2))) return;
+    if (want <= 0 || (pool.lent > 0 && want < Math.ceil(target / 2))) return false;
     const size = fifoSizeFor(c, 0);
     const clientSide = pool.seg.sideOf(pool.client.id);
     const grant: PoolPair[] = [];
     const serve: PoolPair[] = [];
+    let short = false;
     for (let i = 0; i < want; i++) {
       const pair = pool.seg.allocPair(size, size);
-      if (!pair) break;
+      if (!pair) {
+        short = true;
+        break;
+      }
       const aSide = clientSide === 'a';
       const clientTx = aSide ? pair.a2bOffset : pair.b2aOffset;
       const clientRx = aSide ? pair.b2aOffset : pair.a2bOffset;
@@ -413,7 +451,7 @@ export class FastPools {
         },
       });
     }
-    if (grant.length === 0) return;
+    if (grant.length === 0) return short;
     // The server hears first: a client that takes a pair at once finds the server knowing it, most
     // of the time (when not, the server catches the pair when pool-serve comes).
     pool.server.send(
@@ -433,6 +471,7 @@ export class FastPools {
       [],
       'soon',
     );
+    return short;
   }
 }
 

@@ -77,6 +77,7 @@ export class SessionLayer implements TransportHost {
     poolsGranted: 0,
     poolsRevoked: 0,
     poolsGrown: 0,
+    poolReclaims: 0,
   };
   /** ferryd's own end of the pair segments it shares with apps for the sessions it terminates. */
   readonly daemonEnd = new DaemonEnd();
@@ -115,6 +116,11 @@ export class SessionLayer implements TransportHost {
       clientPort: () => this.#clientPort(),
       liveSegment: (id) => this.segments.get(id),
       materialize: (pool, rec) => this.#materialize(pool, rec),
+      reclaim: (pool) => {
+        // A channel being read already (the message that asked for this top-up) reads on after it.
+        pool.server.channel.drain();
+        if (pool.client !== pool.server) pool.client.channel.drain();
+      },
       session: (id) => this.sessions.get(id),
     });
     this.transports = new TransportRegistry(transports(this, this.#cutThrough));

@@ -53,6 +53,8 @@ export interface SessionLayerCounters {
   poolsRevoked: number;
   /** Times a pool was found empty by a connect and grew (session/fast-pools.ts). */
   poolsGrown: number;
+  /** Top-ups that found the segment full and read the apps' pending notices first. */
+  poolReclaims: number;
 }
 
 /** What a session's end reports; the session layer turns each into a state transition. */
