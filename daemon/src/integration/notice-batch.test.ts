@@ -2,7 +2,8 @@
  * Batched notices (NOTICE_BATCH): the session notices an app makes in one event-loop turn reach
  * ferryd as one `notices` message, and ferryd's table follows them exactly as it followed the
  * single messages: fast connects made in one turn enter it, connections closed in one turn leave
- * it, nothing leaks. In this process (client and server in one app), against a real ferryd.
+ * it, nothing leaks; and a connect the pool serves arms no connect timer. In this process (client
+ * and server in one app), against a real ferryd.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -98,4 +99,27 @@ test('fast connects opened and closed in one turn: one notices message each way,
     `the closes rode in batches too (${JSON.stringify(end)})`,
   );
   assert.equal(end['badMessages'], before['badMessages']);
+});
+
+test('a fast connect arms no connect timer; a connect that asks ferryd does', async () => {
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  // The pool is lent by now (the test above); make sure the pair segment has pairs for this URI.
+  const warm = connect(uri);
+  await once(warm, 'connect');
+  warm.destroy();
+  await once(warm, 'close');
+  const before = timers();
+  const fast = connect(uri);
+  assert.equal(timers(), before, 'no timer for a connect the pool serves');
+  await once(fast, 'connect');
+  assert.equal(fast.transport, 'ct');
+  // Fifo sizes of its own: not what the pool lends, so ferryd is asked, under connectTimeout.
+  const asked = connect({ uri, rxFifoSize: 65536 });
+  assert.equal(timers(), before + 1, 'the connect timer of a request');
+  await once(asked, 'connect');
+  assert.deepEqual(await echo(fast, 7), Buffer.alloc(64, 7));
+  assert.deepEqual(await echo(asked, 8), Buffer.alloc(64, 8));
+  fast.destroy();
+  asked.destroy();
+  await Promise.all([once(fast, 'close'), once(asked, 'close')]);
 });

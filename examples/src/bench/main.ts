@@ -342,7 +342,11 @@ async function main(): Promise<void> {
     const metric = (v: Variant, field: string) =>
       median((samples.get(`${c.name}|${v.label}`) ?? []).map((s) => s[field] ?? Number.NaN));
     const fields = [
-      ...(c.workload === 'rtt' ? ['p50us', 'p99us', 'p999us'] : c.workload === 'throughput' ? ['gbps'] : ['perSecond']),
+      ...(c.workload === 'rtt'
+        ? ['p50us', 'p99us', 'p999us']
+        : c.workload === 'throughput'
+          ? ['gbps']
+          : ['perSecond']),
       'cpuUsPerOp',
       // Each side's share: for streams and messages the client sends and the server receives.
       ...(c.workload === 'http' || c.workload === 'throughput' || c.workload === 'rate'

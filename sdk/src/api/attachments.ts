@@ -9,6 +9,16 @@ import { ferrydEvents } from './ferryd-events.js';
 import { type AttachmentOptions, resolveMode, resolveReattachTimeout, resolveSocketPath } from './options.js';
 
 const live = new Map<string, Promise<Attachment>>();
+/** The attachments of `live` that are attached (or reattaching), by the same key. */
+const ready = new Map<string, Attachment>();
+
+/** The attachment `getAttachment(opts)` would give, when it is there already; else null. */
+export function readyAttachment(opts: AttachmentOptions): Attachment | null {
+  const socket = resolveSocketPath(opts.socket);
+  const mode = resolveMode(opts.mode);
+  const namespace = opts.namespace ?? process.env['FERRY_NAMESPACE'] ?? 'default';
+  return ready.get(`${socket}|${mode}|${namespace}`) ?? null;
+}
 
 export function getAttachment(opts: AttachmentOptions): Promise<Attachment> {
   const socket = resolveSocketPath(opts.socket);
@@ -31,11 +41,13 @@ export function getAttachment(opts: AttachmentOptions): Promise<Attachment> {
   live.set(key, p);
   p.then(
     (att) => {
+      if (live.get(key) === p) ready.set(key, att);
       att.on('lost', (error: FerryError) => ferrydEvents.emit('lost', { socket, error }));
       att.on('reattached', (info: { appId: number; awayMs: number }) =>
         ferrydEvents.emit('reattached', { socket, ...info }),
       );
       att.once('closed', (error: FerryError) => {
+        if (ready.get(key) === att) ready.delete(key);
         if (live.get(key) === p) live.delete(key);
         ferrydEvents.emit('closed', { socket, error });
       });

@@ -7,7 +7,7 @@ import type { Attachment } from '../app/attachment.js';
 import { claimConnected, requestConnect } from '../app/session-control.js';
 import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
-import { getAttachment } from './attachments.js';
+import { getAttachment, readyAttachment } from './attachments.js';
 import { type TracedSocket, traceConnect } from './diagnostics.js';
 import { type ConnectOptions, resolveUri, tlsWire } from './options.js';
 
@@ -59,20 +59,26 @@ export function startConnect<S extends Connectable>(
   const timeoutMs = opts.connectTimeout ?? 10_000;
   if (opts.timeout !== undefined) sock.setTimeout(opts.timeout);
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    sock.destroy(ferryError('ETIMEDOUT', `connect to ${uri} timed out after ${timeoutMs} ms`));
-  }, timeoutMs);
+  let timer: NodeJS.Timeout | null = null;
+  const arm = () => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      sock.destroy(ferryError('ETIMEDOUT', `connect to ${uri} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+  };
+  // A fast connect (a pair ferryd lent for this URI, taken without asking it) is possible with the
+  // default fifo sizes and no TLS options, as the pool's pairs were lent for. When the attachment is
+  // up and holds pairs for the URI, the session comes within this turn: no timer (one is armed if
+  // the take fails after all).
+  const mayFast = takeHanded === null && !opts.tls && !opts.rxFifoSize && !opts.txFifoSize;
+  const ready = mayFast ? readyAttachment(opts) : null;
+  if (ready === null || ready.pools.available(uri) === 0) arm();
   traceConnect(sock, uri, async () => {
-    const att = await getAttachment(opts);
-    // A fast connect: a pair ferryd lent for this URI, taken without asking it (default fifo sizes,
-    // no TLS options, as the pool's pairs were lent for).
-    const fast =
-      takeHanded === null && !opts.tls && !opts.rxFifoSize && !opts.txFifoSize && !sock.destroyed && !timedOut
-        ? att.pools.take(uri)
-        : null;
+    // Awaited either way, so 'connect' never comes before connect() has returned.
+    const att = await (ready ?? getAttachment(opts));
+    const fast = mayFast && !sock.destroyed && !timedOut ? att.pools.take(uri) : null;
     if (fast) {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       sock._attach(att, fast.session, fast.localUri, fast.remoteUri, 'ct');
       sock.emit('connect');
       sock.onWritable();
@@ -80,6 +86,7 @@ export function startConnect<S extends Connectable>(
       sock._start();
       return;
     }
+    if (!timer && !sock.destroyed) arm();
     const reply = await requestConnect(att, {
       uri,
       rxFifoSize: opts.rxFifoSize ?? 0,
@@ -87,7 +94,7 @@ export function startConnect<S extends Connectable>(
       ...(opts.tls ? { tls: tlsWire(opts.tls) } : {}),
       handoff: takeHanded !== null,
     });
-    clearTimeout(timer);
+    if (timer) clearTimeout(timer);
     if (takeHanded?.(sock, att, reply, timedOut)) {
       if (sock.destroyed || timedOut) return;
       sock.emit('connect');
@@ -109,7 +116,7 @@ export function startConnect<S extends Connectable>(
     if (reset) sock.onFailure(reset);
     else sock._start();
   }).catch((err: Error) => {
-    clearTimeout(timer);
+    if (timer) clearTimeout(timer);
     sock.connecting = false;
     if (!sock.destroyed) sock.destroy(err);
   });
