@@ -47,6 +47,20 @@ interface Result {
   p50Us?: number;
   p99Us?: number;
   cpuUs: number;
+  /** The client's CPU over the timed part only (after connect and warm-up). */
+  loopCpuUs?: number | undefined;
+}
+
+/** CPU at the start of the timed part; the parent is told so it can read the server's there too. */
+let loopCpu0: NodeJS.CpuUsage | null = null;
+function markTimedStart(): void {
+  loopCpu0 = process.cpuUsage();
+  process.send?.({ mark: true });
+}
+function timedCpuUs(): number | undefined {
+  if (loopCpu0 === null) return undefined;
+  const c = process.cpuUsage(loopCpu0);
+  return c.user + c.system;
 }
 
 // ---------------------------------------------------------------- servers
@@ -110,7 +124,7 @@ async function client(variant: Variant, workload: Workload, target: string, n: n
         ? await netClient(workload, target, n)
         : await zmqClient(workload, target, n);
   const cpu = process.cpuUsage(cpu0);
-  return { ...r, cpuUs: cpu.user + cpu.system };
+  return { ...r, cpuUs: cpu.user + cpu.system, loopCpuUs: timedCpuUs() };
 }
 
 function payload(workload: Workload, i: number, bulk: Buffer): unknown {
@@ -236,6 +250,7 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
   const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
   try {
     if (workload === 'rtt') return await roundTrips(n, (v) => ch.request(v));
+    markTimedStart();
     const t0 = performance.now();
     if (workload === 'bulk') {
       // The loan API: the payload is written in place in the fifo (a fill stands for producing it).
@@ -274,6 +289,7 @@ async function netClient(workload: Workload, target: string, n: number): Promise
   const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
   try {
     if (workload === 'rtt') return await roundTrips(n, ask);
+    markTimedStart();
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
       // PackrStream pushes into the socket: wait on the socket's own backpressure.
@@ -302,6 +318,7 @@ async function zmqClient(workload: Workload, target: string, n: number): Promise
   const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
   try {
     if (workload === 'rtt') return await roundTrips(n, ask);
+    markTimedStart();
     const t0 = performance.now();
     for (let i = 0; i < n; i++) await sock.send(packr.pack(payload(workload, i, bulk)));
     const got = await ask('count');
@@ -316,6 +333,7 @@ async function roundTrips(n: number, ask: (v: unknown) => Promise<unknown>): Pro
   const warm = Math.min(1000, n);
   for (let i = 0; i < warm; i++) await ask(smallObject(i));
   const us: number[] = new Array(n);
+  markTimedStart();
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const a = performance.now();
@@ -352,13 +370,28 @@ function child(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   return fork(SELF, args, { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-function message(p: ChildProcess, timeoutMs: number): Promise<unknown> {
+/** CPU per operation, whole and over the timed part by process (us). */
+interface Measured {
+  cpuUsPerOp: number;
+  clientUsPerOp: number;
+  serverUsPerOp: number;
+  daemonUsPerOp: number;
+}
+
+function message(
+  p: ChildProcess,
+  timeoutMs: number,
+  accept: (m: unknown) => boolean = () => true,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('child timed out')), timeoutMs);
-    p.once('message', (m) => {
+    const onMessage = (m: unknown) => {
+      if (!accept(m)) return;
+      p.off('message', onMessage);
       clearTimeout(timer);
       resolve(m);
-    });
+    };
+    p.on('message', onMessage);
     p.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`child exited ${code}`));
@@ -380,17 +413,30 @@ async function measure(
   k: number,
   baseEnv: NodeJS.ProcessEnv,
   daemon: ChildProcess,
-): Promise<Result & { cpuUsPerOp: number }> {
+): Promise<Result & Measured> {
   const { variant, env } = runAs(shown, baseEnv);
   const server = child(['server', variant, workload, targetOf(variant, dir, k)], env);
   try {
     const { target } = (await message(server, 60_000)) as { target: string };
     const before = [cpuUsOf(server.pid), cpuUsOf(daemon.pid)];
     const c = child(['client', variant, workload, target, String(n)], env);
-    const res = (await message(c, 300_000)) as Result;
-    const others = cpuUsOf(server.pid) - (before[0] ?? 0) + (cpuUsOf(daemon.pid) - (before[1] ?? 0));
+    // The server's and ferryd's CPU from the start of the timed part (the client says when).
+    let atMark: number[] | null = null;
+    c.on('message', (m: { mark?: boolean }) => {
+      if (m?.mark) atMark = [cpuUsOf(server.pid), cpuUsOf(daemon.pid)];
+    });
+    const res = (await message(c, 300_000, (m) => !(m as { mark?: boolean })?.mark)) as Result;
+    const after = [cpuUsOf(server.pid), cpuUsOf(daemon.pid)];
+    const others = (after[0] ?? 0) - (before[0] ?? 0) + ((after[1] ?? 0) - (before[1] ?? 0));
     c.kill();
-    return { ...res, cpuUsPerOp: (res.cpuUs + others) / n };
+    const mark = atMark as number[] | null;
+    return {
+      ...res,
+      cpuUsPerOp: (res.cpuUs + others) / n,
+      clientUsPerOp: res.loopCpuUs !== undefined ? res.loopCpuUs / n : Number.NaN,
+      serverUsPerOp: mark ? ((after[0] ?? 0) - (mark[0] ?? 0)) / n : Number.NaN,
+      daemonUsPerOp: mark ? ((after[1] ?? 0) - (mark[1] ?? 0)) / n : Number.NaN,
+    };
   } finally {
     server.kill('SIGKILL');
   }
@@ -472,7 +518,7 @@ async function main(): Promise<void> {
     });
     daemon.once('exit', (c) => reject(new Error(`ferryd exited ${c}`)));
   });
-  const samples = new Map<string, (Result & { cpuUsPerOp: number })[]>();
+  const samples = new Map<string, (Result & Measured)[]>();
   const psSamples = new Map<string, Awaited<ReturnType<typeof measurePubsub>>[]>();
   const psVariants = variants.filter((v) => v !== 'net');
   let k = 0;
@@ -480,7 +526,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const w of cases) {
         for (const v of variants) {
-          let res: Result & { cpuUsPerOp: number };
+          let res: Result & Measured;
           try {
             res = await measure(v, w, counts[w], dir, k++, env, daemon);
           } catch (err) {
@@ -544,6 +590,10 @@ async function main(): Promise<void> {
           : {}),
         cpuUsPerOp: +cpu.toFixed(2),
         xCpu: +(cpu / baseCpu).toFixed(2),
+        // Timed part only, by process: what a message costs each side once running.
+        clientUs: +median(s.map((r) => r.clientUsPerOp)).toFixed(2),
+        serverUs: +median(s.map((r) => r.serverUsPerOp)).toFixed(2),
+        daemonUs: +median(s.map((r) => r.daemonUsPerOp)).toFixed(2),
       });
     }
   }

@@ -382,9 +382,9 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
         const failed = kind === MSG_KIND.ERROR;
         const r = this.#requests.settle(id, failed ? remoteError(value) : value, failed);
         if (r === 'ok') {
-          if (this.#requests.size === 0) this.#replyPoll.end(performance.now());
           // The caller's continuation is a microtask: let it run before the poll spins on.
           this.#link.att.yieldPoll();
+          if (this.#requests.size === 0) this.#replyPoll.end(performance.now());
         } else if (r === 'unknown') {
           this.#fail(
             ferryError('ERR_FERRY_MSG_MALFORMED', `a reply to request ${id}, which was never sent`),

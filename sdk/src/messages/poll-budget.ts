@@ -4,19 +4,28 @@
  * to the frame, averaged separately over expectations that polled and ones that slept. Polling
  * wins on a machine with a core free for each side (a round trip of a few microseconds instead of
  * two kernel wake-ups); on an oversubscribed one the spinning side holds a CPU its peer, or anyone
- * else, needs, and round trips get slower than through wake-ups: then the averages say sleep. One
- * expectation in EXPLORE_EVERY takes the other choice, so the averages follow a changing machine.
+ * else, needs, and round trips get slower than through wake-ups: then the averages say sleep.
+ *
+ * Now and then an expectation takes the other choice (an exploration), so the averages follow a
+ * changing machine: one in EXPLORE_MIN at first, and twice as rarely each time the other choice
+ * proves no better (up to one in EXPLORE_MAX: an exploration that loses is a slow round trip,
+ * and one in 16 of them would be the p99), back to one in EXPLORE_MIN as soon as one wins clearly.
  */
-const EXPLORE_EVERY = 16;
-/** Weight of the newest sample in the averages. */
+const EXPLORE_MIN = 16;
+const EXPLORE_MAX = 1024;
+/** Weight of the newest sample in the averages; explorations are rarer, and weigh more. */
 const EWMA = 0.125;
-/** Samples are capped (ms): a peer that was idle for seconds says nothing about polling. */
-const CAP_MS = 2;
+const EWMA_EXPLORED = 0.5;
+/** Samples are capped (ms): a peer idle for longer, or a process preempted that long, says little about polling. */
+const CAP_MS = 0.5;
 
 export class PollBudget {
   /** How long one expectation polls at most (ms) before sleeping. */
   readonly windowMs: number;
-  #n = 0;
+  /** Expectations between explorations now, and left before the next one. */
+  #every = EXPLORE_MIN;
+  #countdown = EXPLORE_MIN;
+  #exploring = false;
   /** Average time to the frame (ms) when polling / sleeping; NaN until measured. */
   #pollMs = Number.NaN;
   #sleepMs = Number.NaN;
@@ -28,6 +37,11 @@ export class PollBudget {
     this.windowMs = windowMs;
   }
 
+  /** The current expectation polls. */
+  get polling(): boolean {
+    return this.#since !== 0 && this.#polling;
+  }
+
   /** Polled and slept averages (ms), for tests and diagnostics. */
   get averages(): { pollMs: number; sleepMs: number } {
     return { pollMs: this.#pollMs, sleepMs: this.#sleepMs };
@@ -36,13 +50,15 @@ export class PollBudget {
   /** An expectation starts at `now`: true when it should poll (until now + windowMs). */
   start(now: number): boolean {
     this.#since = now;
-    const explore = ++this.#n % EXPLORE_EVERY === 0;
+    const explore = --this.#countdown === 0;
+    if (explore) this.#countdown = this.#every;
     // Unmeasured choices are tried first: polling, then sleeping.
     let poll: boolean;
     if (Number.isNaN(this.#pollMs)) poll = true;
     else if (Number.isNaN(this.#sleepMs)) poll = false;
     else poll = this.#pollMs < this.#sleepMs !== explore;
     this.#polling = poll;
+    this.#exploring = explore;
     return poll;
   }
 
@@ -51,8 +67,17 @@ export class PollBudget {
     if (this.#since === 0) return;
     const dt = Math.min(CAP_MS, now - this.#since);
     this.#since = 0;
+    let w = EWMA;
+    if (this.#exploring) {
+      // Did the other choice clearly beat what the usual one has been giving? (Polling against
+      // two wake-ups is a factor of several on a free machine; a lucky sample on a busy one is not.)
+      const usual = this.#polling ? this.#sleepMs : this.#pollMs;
+      this.#every = dt < usual / 2 ? EXPLORE_MIN : Math.min(EXPLORE_MAX, this.#every * 2);
+      if (this.#countdown > this.#every) this.#countdown = this.#every;
+      w = EWMA_EXPLORED;
+    }
     if (this.#polling)
-      this.#pollMs = Number.isNaN(this.#pollMs) ? dt : this.#pollMs + EWMA * (dt - this.#pollMs);
-    else this.#sleepMs = Number.isNaN(this.#sleepMs) ? dt : this.#sleepMs + EWMA * (dt - this.#sleepMs);
+      this.#pollMs = Number.isNaN(this.#pollMs) ? dt : this.#pollMs + w * (dt - this.#pollMs);
+    else this.#sleepMs = Number.isNaN(this.#sleepMs) ? dt : this.#sleepMs + w * (dt - this.#sleepMs);
   }
 }
