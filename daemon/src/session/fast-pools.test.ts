@@ -292,3 +292,18 @@ test('a full segment: the top-up reads the apps’ pending close notices, then l
   assert.ok(grants().length > taken.length, `pairs lent again after the reclaim (${grants().length})`);
   assert.ok(f.layer.pools.reservedOf(f.client) >= 1);
 });
+
+test('growth never lends more pairs than one pool-grant carries', () => {
+  const f = setup({ fastConnectPool: 32 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  for (let i = 0; i < 3; i++) {
+    for (const p of (of(f, f.client, 'pool-grant') as PoolGrant[]).flatMap((g) => g.pairs)) {
+      if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE) f.layer.fastOpen(f.client, p.session);
+    }
+    const r = f.layer.connect(f.client, connectReq(f.uri, 2 + i)) as ConnectReply;
+    assert.equal(r.st, 0);
+  }
+  for (const g of of(f, f.client, 'pool-grant') as PoolGrant[]) assert.ok(g.pairs.length <= 32);
+  assert.ok(f.layer.pools.reservedOf(f.client) <= 32);
+  assert.equal(f.layer.counters.poolsGrown, 0, 'already at the cap');
+});

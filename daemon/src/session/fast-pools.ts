@@ -16,6 +16,7 @@ import {
   FEATURE,
   formatUri,
   POOL_FREE,
+  POOL_MAX_PAIRS,
   POOL_MAX_SLOTS,
   POOL_REVOKED,
   type PoolPair,
@@ -100,8 +101,13 @@ export class FastPool {
   }
 }
 
-/** A pool grows to at most this many times `fastConnectPool`. */
+/** A pool grows to at most this many times `fastConnectPool`... */
 export const POOL_GROWTH = 4;
+
+/** ...and never beyond what one pool-grant carries (POOL_MAX_PAIRS), nor below fastConnectPool. */
+function growthCap(fastConnectPool: number): number {
+  return Math.max(fastConnectPool, Math.min(fastConnectPool * POOL_GROWTH, POOL_MAX_PAIRS));
+}
 
 /** What the pools need of the session layer. */
 export interface PoolHost {
@@ -188,7 +194,7 @@ export class FastPools {
     if (pool) {
       // The client asked ferryd although it holds a pool for this URI: the pool was empty (or its
       // pairs were taken by connects still in flight). Grow it to the demand, bounded.
-      const cap = h.config.fastConnectPool * POOL_GROWTH;
+      const cap = growthCap(h.config.fastConnectPool);
       if (pool.size < cap) {
         pool.size = Math.min(cap, pool.size * 2);
         h.counters.poolsGrown++;
@@ -393,7 +399,7 @@ export class FastPools {
     const self = pool.client === pool.server;
     const room = (a: App) => c.maxSessionsPerApp - a.sessions.size - this.reservedOf(a);
     // A reload may have lowered fastConnectPool (it also revokes the pool; this is belt and braces).
-    const target = Math.min(pool.size, c.fastConnectPool * POOL_GROWTH);
+    const target = Math.min(pool.size, growthCap(c.fastConnectPool));
     let want = Math.min(target - pool.lent, room(pool.client), room(pool.server));
     if (self) want = Math.min(want, Math.floor(room(pool.client) / 2));
     // Below half full only: one grant tops up several pairs, not one message per connect.
