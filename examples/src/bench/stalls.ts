@@ -11,6 +11,13 @@
 // The Ferry variant needs a running ferryd (FERRY_SOCKET); FERRY_MODE or --mode sets both apps' mode.
 // The internals it reads (cpuUsage per round trip) cost about a microsecond each: the figure is
 // the cause of the stalls, not the latency.
+//
+// With FERRY_NOTIFIER_TRACE=1 (both processes inherit it) each notifier logs its sleeps and wakes
+// and why (shm/notifier.ts TRACE_CODE); `patterns` then counts the slow round trips by what the
+// client (c...) and the server (s...) did during them, e.g. `c14/s2`: the client's polling window
+// ran out and a ring woke it, the server slept at once because the gaps looked long.
+// STALLS_DUMP=1 prints the first events of a few slow round trips of each pattern on stderr.
+// The report also gives CPU per round trip of each side (whole run, warm-up included).
 
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -43,13 +50,50 @@ function watchGc(): Gc[] {
   return out;
 }
 
+interface TraceLog {
+  t: number[];
+  c: number[];
+}
+/** The notifier's event log (FERRY_NOTIFIER_TRACE), oldest first. */
+function traceOf(): TraceLog | null {
+  const tr = (globalThis as Record<symbol, unknown>)[Symbol.for('ferry.notifierTrace')] as
+    | { t: Float64Array; c: Uint8Array; n: number }
+    | null
+    | undefined;
+  if (!tr) return null;
+  const size = tr.t.length;
+  const from = Math.max(0, tr.n - size);
+  const out: TraceLog = { t: [], c: [] };
+  for (let i = from; i < tr.n; i++) {
+    out.t.push(tr.t[i % size] as number);
+    out.c.push(tr.c[i % size] as number);
+  }
+  return out;
+}
+
+/** Codes of the log's events within [from, to] (ms), deduplicated, as a short string. */
+function codesIn(log: TraceLog | null, from: number, to: number): string {
+  if (!log) return '';
+  let lo = 0;
+  let hi = log.t.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((log.t[mid] as number) < from) lo = mid + 1;
+    else hi = mid;
+  }
+  const seen = new Set<number>();
+  for (let i = lo; i < log.t.length && (log.t[i] as number) <= to; i++) seen.add(log.c[i] as number);
+  return [...seen].sort().join('');
+}
+
 function serve(stack: string, uri: string): void {
   const gcs = watchGc();
   const onConn = (s: net.Socket | ferry.Socket) => {
     s.on('data', (d: Buffer) => s.write(d));
     s.on('end', () => {
       s.end();
-      process.send?.({ gcs });
+      const cpu = process.cpuUsage();
+      process.send?.({ gcs, trace: traceOf(), cpuUs: cpu.user + cpu.system });
       setTimeout(() => process.exit(0), 50);
     });
   };
@@ -69,6 +113,7 @@ async function client(stack: string, uri: string, count: number, slowUs: number)
   let cpu0 = process.cpuUsage();
   let n = 0;
   const warm = Math.min(5000, count / 10);
+  const cpuStart = process.cpuUsage();
   await new Promise<void>((resolve) => {
     const send = () => {
       cpu0 = process.cpuUsage();
@@ -96,8 +141,9 @@ async function client(stack: string, uri: string, count: number, slowUs: number)
     });
     send();
   });
-  const server = await new Promise<{ gcs: Gc[] }>((resolve) => {
-    process.once('message', (m) => resolve(m as { gcs: Gc[] }));
+  const clientCpu = process.cpuUsage(cpuStart);
+  const server = await new Promise<{ gcs: Gc[]; trace: TraceLog | null; cpuUs: number }>((resolve) => {
+    process.once('message', (m) => resolve(m as { gcs: Gc[]; trace: TraceLog | null; cpuUs: number }));
     s.end();
   });
   all.sort((a, b) => a - b);
@@ -108,7 +154,27 @@ async function client(stack: string, uri: string, count: number, slowUs: number)
   let serverGc = 0;
   let offCpu = 0;
   let onCpu = 0;
+  const clientTrace = traceOf();
+  const patterns = new Map<string, number>();
   for (const st of slow) {
+    if (clientTrace) {
+      const key = `c${codesIn(clientTrace, st.at, st.at + st.us / 1000)}/s${codesIn(server.trace, st.at, st.at + st.us / 1000)}`;
+      patterns.set(key, (patterns.get(key) ?? 0) + 1);
+      if (process.env['STALLS_DUMP'] && (patterns.get(key) ?? 0) <= 3) {
+        const ev = (log: TraceLog | null, who: string) => {
+          const out: string[] = [];
+          if (!log) return out;
+          for (let i = 0; i < log.t.length; i++) {
+            const d = ((log.t[i] as number) - st.at) * 1000;
+            if (d > -300 && d < st.us + 50) out.push(`${who}${log.c[i]}@${d.toFixed(0)}`);
+          }
+          return out;
+        };
+        process.stderr.write(
+          `${key} ${st.us.toFixed(0)}us cpu ${st.cpuUs}: ${ev(clientTrace, 'c').join(' ')} | ${ev(server.trace, 's').join(' ')}\n`,
+        );
+      }
+    }
     if (overlaps(st, gcs)) clientGc++;
     else if (overlaps(st, server.gcs)) serverGc++;
     else if (st.cpuUs < st.us / 2) offCpu++;
@@ -118,6 +184,9 @@ async function client(stack: string, uri: string, count: number, slowUs: number)
     stack,
     mode: process.env['FERRY_MODE'] ?? 'default',
     roundTrips: all.length,
+    // CPU of the whole run (warm-up and the server's start-up included) per round trip.
+    clientCpuUsPerRt: (clientCpu.user + clientCpu.system) / count,
+    serverCpuUsPerRt: server.cpuUs / count,
     p50us: pct(0.5),
     p99us: pct(0.99),
     p999us: pct(0.999),
@@ -128,6 +197,9 @@ async function client(stack: string, uri: string, count: number, slowUs: number)
     slowClientOffCpu: offCpu,
     slowClientOnCpu: onCpu,
     gcs: { client: gcs.length, server: server.gcs.length },
+    ...(clientTrace
+      ? { patterns: Object.fromEntries([...patterns].sort((a, b) => b[1] - a[1]).slice(0, 12)) }
+      : {}),
     gcMsMax: Math.max(0, ...gcs.map((g) => g.ms), ...server.gcs.map((g) => g.ms)),
     slowest: slow
       .sort((a, b) => b.us - a.us)
@@ -163,4 +235,7 @@ if (positionals[0] === 'server') {
     child.kill();
     rmSync(dir, { recursive: true, force: true });
   }
+  // The attachment's notifier keeps a polling process's loop alive: the run is over once the
+  // report is out (stdout to a pipe is written asynchronously).
+  process.stdout.write('', () => process.exit(process.exitCode ?? 0));
 }

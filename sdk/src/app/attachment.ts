@@ -24,7 +24,7 @@ import type {
 import { FEATURE, NOTICE_OP, NOTICES_MAX } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
-import { close, connectUnix, Doorbell, unixSocket } from '../sys/index.js';
+import { close, connectUnix, Doorbell, RunWait, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
 import {
   fastOpenMessage,
@@ -108,6 +108,8 @@ export class Attachment extends EventEmitter {
   #wake: Doorbell | null = null;
   #doorbell: Doorbell;
   #notifier: Notifier;
+  /** Whether this thread waits for a CPU: adaptive polling stops while it does. */
+  readonly #runWait = new RunWait();
   #pending = new Map<number, Pending>();
   #resetHandlers = new Map<number, { session: SessionRef; cb: (err: FerryError) => void }>();
   /**
@@ -165,6 +167,7 @@ export class Attachment extends EventEmitter {
       poll: () => this.#pollSegments(),
       arm: () => this.#armSegments(),
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
+      contended: (now) => this.#runWait.contended(now),
     });
   }
 
@@ -457,6 +460,7 @@ export class Attachment extends EventEmitter {
     this.segments.clear();
     this.#segList = null;
     this.#notifier.stop();
+    this.#runWait.close();
     this.#doorbell.close();
   }
 

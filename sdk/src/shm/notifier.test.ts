@@ -231,3 +231,47 @@ test('adaptive: polls only as long as gaps between bursts suggest; not at all wh
   assert.equal(n.pollWindowUs, 0, 'long gaps: no polling');
   n.stop();
 });
+
+test('adaptive: while the CPU is contended it sleeps after the first empty poll, as interrupt does', async () => {
+  let contended = true;
+  const doorbell = new FakeDoorbell();
+  const state = { pending: 4, done: 0, arms: 0, polls: 0 };
+  const n = new Notifier({
+    mode: 'adaptive',
+    doorbell,
+    poll: () => {
+      state.polls++;
+      const k = Math.min(state.pending, 3);
+      state.pending -= k;
+      state.done += k;
+      return k;
+    },
+    arm: () => {
+      state.arms++;
+      return state.pending > 0;
+    },
+    contended: () => contended,
+  });
+  n.start();
+  await sleep(20);
+  assert.equal(state.done, 4);
+  assert.equal(n.sleeping, true);
+  assert.ok(n.contendedTurns >= 1);
+  // Drained in two polls, then one empty poll and the arm: no polling window.
+  assert.equal(state.polls, 3);
+  state.pending = 2;
+  doorbell.ring();
+  await sleep(20);
+  assert.equal(state.done, 6);
+  assert.equal(n.sleeping, true);
+  assert.equal(state.polls, 5, 'woken: one poll with work, one empty, then asleep');
+  // No longer contended: adaptive polls for a window after work again (its first window is
+  // adaptiveIdleUs, 200 us: many polls).
+  contended = false;
+  state.pending = 1;
+  doorbell.ring();
+  await sleep(20);
+  assert.equal(state.done, 7);
+  assert.ok(state.polls > 7, `polled after the work (${state.polls} polls)`);
+  n.stop();
+});

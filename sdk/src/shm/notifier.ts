@@ -42,6 +42,39 @@ const MIN_WINDOW_MS = 0.02;
 /** Weight of the newest gap in the gap estimate. */
 const GAP_EWMA = 0.25;
 
+/**
+ * Diagnostics (FERRY_NOTIFIER_TRACE=1): a ring of the last 2^20 sleeps and wakes of this thread's
+ * notifiers, wall-clock ms and why (TRACE_CODE), for bench/stalls.js to line up with slow round
+ * trips. Written on sleeps and wakes only, never per poll; off, it costs a null check there.
+ */
+export const TRACE_CODE = {
+  /** Slept: the polling window after the last work ran out. */
+  WINDOW_EXPIRED: 1,
+  /** Slept at once: the gaps between bursts are longer than a wake costs. */
+  GAP_LONG: 2,
+  /** Slept at once: backing off after a preemption. */
+  BACKOFF: 3,
+  /** Woken by the doorbell. */
+  WOKEN: 4,
+  /** An empty poll took longer than preemptedUs: preempted while polling. */
+  PREEMPTED: 5,
+  /** Slept at once: this thread waits for a CPU (contended). */
+  CONTENDED: 6,
+  /** Slept after an interrupt-style turn (interrupt mode, or adaptive while contended). */
+  INTERRUPT: 9,
+} as const;
+const TRACE_SIZE = 1 << 20;
+const TRACE: { t: Float64Array; c: Uint8Array; n: number } | null = process.env['FERRY_NOTIFIER_TRACE']
+  ? { t: new Float64Array(TRACE_SIZE), c: new Uint8Array(TRACE_SIZE), n: 0 }
+  : null;
+if (TRACE !== null) (globalThis as Record<symbol, unknown>)[Symbol.for('ferry.notifierTrace')] = TRACE;
+function trace(code: number): void {
+  if (TRACE === null) return;
+  const i = TRACE.n++ & (TRACE_SIZE - 1);
+  TRACE.t[i] = performance.timeOrigin + performance.now();
+  TRACE.c[i] = code;
+}
+
 export interface DoorbellLike {
   onRing(cb: () => void): void;
 }
@@ -56,6 +89,12 @@ export interface NotifierOptions {
   arm: () => boolean;
   /** True while local work waits on the peer; adaptive mode then polls up to adaptiveBusyUs. */
   busy?: () => boolean;
+  /**
+   * Adaptive: true while this thread waits for a CPU a large share of the time it could run (no
+   * idle core: sys/run-wait.ts); adaptive then sleeps whenever a poll finds nothing, as interrupt
+   * does. Given the clock (ms). Absent: never.
+   */
+  contended?: (nowMs: number) => boolean;
   spinUs?: number;
   adaptiveIdleUs?: number;
   adaptiveBusyUs?: number;
@@ -80,6 +119,7 @@ export class Notifier {
   readonly #poll: () => number;
   readonly #arm: () => boolean;
   readonly #busy: (() => boolean) | undefined;
+  readonly #contended: ((nowMs: number) => boolean) | undefined;
   readonly #spinMs: number;
   readonly #idleMs: number;
   readonly #busyMs: number;
@@ -96,6 +136,9 @@ export class Notifier {
   #backoffUntilMs = 0;
   #backoffMs = BACKOFF_MIN_MS;
   #preemptions = 0;
+  #contendedTurns = 0;
+  /** Why the last #idleEnough said yes was contention (for the trace). */
+  #lastContended = false;
   /** Set by yieldTurn(): end the running turn after the current poll. */
   #yield = false;
 
@@ -121,6 +164,7 @@ export class Notifier {
     this.#poll = poll;
     this.#arm = arm;
     this.#busy = options.busy;
+    this.#contended = options.contended;
     this.#spinMs = spinUs / 1000;
     this.#idleMs = idleUs / 1000;
     this.#busyMs = busyUs / 1000;
@@ -137,6 +181,7 @@ export class Notifier {
       // Woken from sleep: work right here, in the doorbell's read callback, rather than one more
       // hop through setImmediate (a socket's bytes are handled in its read callback too).
       this.#wakeups++;
+      trace(TRACE_CODE.WOKEN);
       this.#sleeping = false;
       this.#turn();
     });
@@ -159,6 +204,11 @@ export class Notifier {
   /** Adaptive: how long it polls now after the last work before sleeping, in us. */
   get pollWindowUs(): number {
     return this.#windowMs(performance.now()) * 1000;
+  }
+
+  /** Adaptive: turns that did not poll on after work because this thread's CPU was contended. */
+  get contendedTurns(): number {
+    return this.#contendedTurns;
   }
 
   /** Adaptive: times polling was cut short because the process lost its CPU meanwhile. */
@@ -205,7 +255,11 @@ export class Notifier {
     this.#yield = false;
     if (!this.#running) return;
     if (this.#mode === NOTIFY_MODE.INTERRUPT) this.#interruptTurn();
-    else this.#pollTurn();
+    else if (this.#mode === NOTIFY_MODE.ADAPTIVE && this.#contended?.(performance.now()) === true) {
+      // No idle core: a turn as in interrupt mode (arm after the first empty poll).
+      this.#contendedTurns++;
+      this.#interruptTurn();
+    } else this.#pollTurn();
   };
 
   #interruptTurn(): void {
@@ -213,6 +267,7 @@ export class Notifier {
       if (this.#poll() > 0) continue;
       if (this.#arm()) continue;
       this.#sleeping = true;
+      trace(TRACE_CODE.INTERRUPT);
       return;
     }
     if (this.#running) this.#schedule();
@@ -251,6 +306,7 @@ export class Notifier {
         if (adaptive && this.#idleEnough(now - this.#lastWorkMs, now)) {
           if (!this.#arm()) {
             this.#sleeping = true;
+            if (TRACE !== null) trace(this.#sleepReason(now));
             return;
           }
           this.#lastWorkMs = now;
@@ -272,6 +328,7 @@ export class Notifier {
   /** An empty poll took far too long: this process lost its CPU while polling. Stop for a while. */
   #preempted(now: number): void {
     this.#preemptions++;
+    trace(TRACE_CODE.PREEMPTED);
     this.#backoffUntilMs = now + this.#backoffMs;
     this.#backoffMs = Math.min(BACKOFF_MAX_MS, this.#backoffMs * 2);
   }
@@ -290,9 +347,23 @@ export class Notifier {
     return Math.min(this.#idleMs, Math.max(MIN_WINDOW_MS, 3 * this.#gapMs));
   }
 
+  #sleepReason(now: number): number {
+    if (now < this.#backoffUntilMs) return TRACE_CODE.BACKOFF;
+    if (this.#lastContended) return TRACE_CODE.CONTENDED;
+    return this.#gapMs > WAKE_COST_MS ? TRACE_CODE.GAP_LONG : TRACE_CODE.WINDOW_EXPIRED;
+  }
+
   #idleEnough(idleMs: number, now: number): boolean {
     // Preempted while polling: a peer that must drain our blocked writes needs this CPU too.
+    this.#lastContended = false;
     if (now < this.#backoffUntilMs) return true;
+    // No idle core: a spin would hold a core that another task (maybe the peer) waits for, until
+    // the scheduler takes it back a slice later; a wake-up costs little there (the cores are awake).
+    if (this.#contended?.(now) === true) {
+      this.#contendedTurns++;
+      this.#lastContended = true;
+      return true;
+    }
     if (idleMs < this.#windowMs(now)) return false;
     return idleMs >= this.#busyMs || this.#busy === undefined || !this.#busy();
   }
