@@ -298,7 +298,8 @@ test('growth never lends more pairs than one pool-grant carries', () => {
   f.layer.connect(f.client, connectReq(f.uri));
   for (let i = 0; i < 3; i++) {
     for (const p of (of(f, f.client, 'pool-grant') as PoolGrant[]).flatMap((g) => g.pairs)) {
-      if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE) f.layer.fastOpen(f.client, p.session);
+      if (poolSwap(segBuf(f), p.fifos.txOffset, POOL_TAKEN) === POOL_FREE)
+        f.layer.fastOpen(f.client, p.session);
     }
     const r = f.layer.connect(f.client, connectReq(f.uri, 2 + i)) as ConnectReply;
     assert.equal(r.st, 0);
