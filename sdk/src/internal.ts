@@ -54,6 +54,7 @@ export {
 } from './proto/ctrl/index.js';
 export type {
   Accepted,
+  Accepts,
   AppRequest,
   Connect,
   ConnectReply,
@@ -62,6 +63,7 @@ export type {
   FastOpen,
   FifoPairRef,
   Hello,
+  ListenerLent,
   ListenReply,
   Notices,
   PoolGrant,

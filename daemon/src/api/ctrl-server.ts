@@ -50,7 +50,8 @@ const SUPPORTED_FEATURES =
   FEATURE.EVENT_QUEUE |
   FEATURE.DATAGRAM |
   FEATURE.FAST_CONNECT |
-  FEATURE.NOTICE_BATCH;
+  FEATURE.NOTICE_BATCH |
+  FEATURE.LENT_LISTENER;
 
 export interface CtrlServerCounters {
   accepted: number;
@@ -348,6 +349,7 @@ const REQUESTS = new Set<string>([
   'fast-open',
   'pool-release',
   'notices',
+  'accepts',
 ]);
 
 function isAppRequest(msg: CtrlMessage): msg is AppRequest {

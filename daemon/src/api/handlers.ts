@@ -56,6 +56,9 @@ export function handleRequest(
       case 'pool-release':
         layer.poolRelease(app, msg.pool);
         return ok;
+      case 'accepts':
+        layer.lentAccepts(app, msg);
+        return ok;
       case 'segment-released':
         layer.segmentReleased(app, msg.segment);
         return ok;

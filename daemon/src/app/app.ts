@@ -23,6 +23,8 @@ export class App {
   badMessages = 0;
   /** Feature bits negotiated at HELLO (FEATURE.*). */
   features = 0;
+  /** Sessions its lent listeners may hold (their windows), counted against maxSessionsPerApp. */
+  lentReserved = 0;
 
   constructor(
     id: number,

@@ -258,6 +258,20 @@ disconnect it and connect it elsewhere, past the rules. Refuse handoff where app
 with that (docs/internals.md, TCP handoff). A listener keeps the mode it got at listen time.
 `,
   },
+  tcpHandoffListeners: {
+    schema: (_ctx: ValidateContext) => oneOf(['lend', 'accept']),
+    default: 'lend' as 'lend' | 'accept',
+    live: true,
+    doc: `
+What ferryd does with a \`tcp://\` listener in handoff mode. \`"lend"\`: it binds the listener,
+then lends the listening kernel socket to the app, which accepts connections itself (kernel speed,
+no message per connection) and reports them afterwards; \`maxSessionsPerApp\` still holds exactly
+(the app accepts within a window ferryd counts against it), and \`ferry show listeners\` lists
+the listener's figures (open, accepted, refused) instead of each connection. \`"accept"\`: ferryd
+accepts each connection and hands it over (\`ferry show sessions\` lists each, with the kernel's
+figures). Taken at listen time (docs/internals.md, TCP handoff).
+`,
+  },
   logLevel: {
     schema: (_ctx: ValidateContext) => oneOf(LOG_LEVELS),
     default: 'info' as LogLevel,

@@ -59,14 +59,19 @@ export function snapshot(
         mappedBy: [...s.mappedBy],
       }));
     case 'listeners':
-      return [...layer.listeners.values()].map((l) => ({
-        id: l.id,
-        app: l.appId,
-        namespace: l.namespace,
-        uri: formatUri(l.uri),
-        transports: layer.describeListener(l.id),
-        accepted: l.accepted,
-      }));
+      return [...layer.listeners.values()].map((l) => {
+        // A lent listener (handoff): the app's figures for the connections it accepted itself.
+        const lent = layer.listenerDetail(l.id);
+        return {
+          id: l.id,
+          app: l.appId,
+          namespace: l.namespace,
+          uri: formatUri(l.uri),
+          transports: layer.describeListener(l.id),
+          accepted: l.accepted,
+          ...(lent ? { lent } : {}),
+        };
+      });
     case 'stats':
       return {
         apps: server.apps.size,

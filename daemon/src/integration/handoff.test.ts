@@ -2,7 +2,9 @@
  * Handoff mode beyond the TCP suite (tcp-handoff.test.ts runs that one): handed sessions live
  * through a ferryd kill -9 and a SIGTERM with checksummed bytes in flight both ways and show up in
  * the new ferryd (the SDK reports them back), a rule added on SIGHUP resets the handed connections
- * it now denies, and ferryd's duplicates are released (fd counts).
+ * it now denies, and ferryd's duplicates are released (fd counts). Where ferryd must see each
+ * inbound connection (`ferry show sessions`), its listeners accept (`tcpHandoffListeners:
+ * "accept"`); lent listeners (the default: the app accepts itself) have their own tests below.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -35,6 +37,18 @@ after(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => {});
 });
 
+/** ferryd arguments for a configuration file holding `config` (removed after the tests). */
+function configArgs(config: Record<string, unknown>): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-handoff-'));
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'ferryd.json');
+  writeFileSync(file, JSON.stringify(config));
+  return ['--config', file];
+}
+
+/** ferryd accepts each inbound connection and hands it over: it shows each (no lent listeners). */
+const ACCEPTING = () => configArgs({ tcpHandoffListeners: 'accept' });
+
 async function handed(d: DaemonHandle): Promise<Row[]> {
   return ((await d.show('sessions')) as Row[]).filter((s) => s.transport === 'tcp-handoff');
 }
@@ -57,7 +71,8 @@ async function writeAll(sock: Socket, data: Uint8Array, chunk = 64 * 1024): Prom
 for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
   describe(`handed sessions across a ferryd ${signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}`, () => {
     test('no byte lost either way, and ferry show lists them again after the restart', async () => {
-      let d: DaemonHandle = await startDaemon();
+      const args = ACCEPTING();
+      let d: DaemonHandle = await startDaemon(args);
       const socketPath = d.socket;
       cleanup.push(() => d.stop());
       const server = await startApp(d.socket, HANDOFF);
@@ -92,7 +107,7 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
       await out1;
 
       // A new ferryd on the same socket: the apps reattach and report their handed sockets.
-      d = await startDaemon([], { socket: socketPath });
+      d = await startDaemon(args, { socket: socketPath });
       const rows = await (async () => {
         let last: Row[] = [];
         await eventually(
@@ -294,7 +309,7 @@ describe('policy and lifetime of handed sessions', () => {
   });
 
   test('an app that dies: its peers see FIN or RST, ferryd releases the duplicates, fds back to baseline', async () => {
-    const d = await startDaemon();
+    const d = await startDaemon(ACCEPTING());
     cleanup.push(() => d.stop());
     const keep = await startApp(d.socket, HANDOFF);
     cleanup.push(() => keep.kill());
@@ -328,5 +343,120 @@ describe('policy and lifetime of handed sessions', () => {
       10_000,
       'fds, sessions and listeners back to baseline',
     );
+  });
+});
+
+interface ListenerRow {
+  uri: string;
+  transports: string[];
+  accepted: number;
+  lent?: { window: number; open: number; accepted: number; refused: number };
+}
+
+async function listenerRow(d: DaemonHandle, uri: unknown): Promise<ListenerRow | undefined> {
+  return ((await d.show('listeners')) as ListenerRow[]).find((x) => x.uri === uri);
+}
+
+/** Writes `text` and collects what comes back until the peer ends or resets. */
+async function roundTrip(port: number, text: string): Promise<{ text: string; how: string }> {
+  const s = await netConnect(port);
+  const got = collect(s);
+  s.end(text);
+  const r = await got;
+  return { text: r.text, how: r.how };
+}
+
+describe('lent listeners (handoff: the app accepts on the kernel socket ferryd lent it)', () => {
+  test('the app accepts itself: bytes intact, ferry show lists the figures, not each connection; its death ends the listener and fds return to baseline', async () => {
+    const d = await startDaemon();
+    cleanup.push(() => d.stop());
+    const keep = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => keep.kill());
+    const base = await d.stats();
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const l = await app.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+    const port = Number(String(l['uri']).split(':').pop());
+    const row = await listenerRow(d, l['uri']);
+    assert.deepEqual(row?.transports, ['ct', 'tcp-handoff']);
+    assert.equal(row?.lent?.window, 64);
+    const socks = await Promise.all([0, 1, 2].map(() => netConnect(port)));
+    const got = socks.map((s) => collect(s));
+    const sent = socks.map((s, i) => {
+      const data = seededBytes(60 + i, 300_000);
+      void writeAll(s, data).then(() => s.end());
+      return shaOf(data);
+    });
+    for (const [i, g] of got.entries()) {
+      const r = await g;
+      assert.equal(r.how, 'end');
+      assert.equal(r.sha256, sent[i], `connection ${i} echoed intact`);
+    }
+    const acc = await app.waitFor((e) => e.event === 'accepted');
+    assert.equal(acc['transport'], 'tcp-handoff');
+    // The figures arrive within NOTICE_MS of the last change; no session per connection.
+    await eventually(
+      async () => {
+        const r = await listenerRow(d, l['uri']);
+        return r?.lent?.accepted === 3 && r.lent.open === 0 && r.accepted === 3;
+      },
+      10_000,
+      'three accepted, none open',
+    );
+    assert.equal((await handed(d)).length, 0);
+    // Held open, then the app dies: the peer sees its end, and the listening socket is gone.
+    const held = await netConnect(port);
+    const heldGot = collect(held);
+    held.write('still there?');
+    await eventually(async () => (await listenerRow(d, l['uri']))?.lent?.open === 1, 10_000, 'one open');
+    await app.kill('SIGKILL');
+    assert.match((await heldGot).how, /^(end|ECONNRESET)$/);
+    await eventually(
+      async () => {
+        const s = await d.stats();
+        return s['fds'] === base['fds'] && s['listeners'] === base['listeners'];
+      },
+      10_000,
+      'fds and listeners back to baseline',
+    );
+    await assert.rejects(netConnect(port), (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED');
+  });
+
+  test('maxSessionsPerApp holds exactly: beyond it a connection is reset (as when ferryd accepts), within it it is served, and the window counts against connects', async () => {
+    const d = await startDaemon(configArgs({ maxSessionsPerApp: 4 }));
+    cleanup.push(() => d.stop());
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const l = await app.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+    const port = Number(String(l['uri']).split(':').pop());
+    assert.equal((await listenerRow(d, l['uri']))?.lent?.window, 4);
+    // Four held open, each served.
+    const held = await Promise.all([0, 1, 2, 3].map(() => netConnect(port)));
+    const heldGot = held.map((s) => collect(s));
+    for (const [i, s] of held.entries()) s.write(`held ${i};`);
+    await eventually(async () => (await listenerRow(d, l['uri']))?.lent?.open === 4, 10_000, 'four open');
+    // The fifth waits for ferryd's answer, which has no room: reset, and counted.
+    const fifth = await roundTrip(port, 'one too many');
+    assert.equal(fifth.how, 'ECONNRESET');
+    assert.equal(fifth.text, '');
+    await eventually(
+      async () => (await listenerRow(d, l['uri']))?.lent?.refused === 1,
+      10_000,
+      'one refused',
+    );
+    // The listener's window holds the app's room: a connect of the same app is over the limit too.
+    const { server: echo, port: echoPort } = await netServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    cleanup.push(() => closeServer(echo));
+    const err = await app.call({ op: 'connect', tag: 'out', uri: `tcp://127.0.0.1:${echoPort}` });
+    assert.equal(err['code'], 'ERR_FERRY_LIMIT');
+    // One closes: within the limit again, the next connection is served.
+    held[0]?.end();
+    assert.equal((await heldGot[0])?.text, 'held 0;');
+    await eventually(async () => (await listenerRow(d, l['uri']))?.lent?.open === 3, 10_000, 'three open');
+    assert.deepEqual(await roundTrip(port, 'room again'), { text: 'room again', how: 'end' });
+    for (const s of held) s.destroy();
   });
 });

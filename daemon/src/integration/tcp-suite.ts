@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import {
   type AppHandle,
@@ -49,6 +52,12 @@ export interface TcpSuiteOptions {
    * Only the tests of connections ferryd accepts run; outbound ones are the same either way.
    */
   copyingAccept?: boolean;
+  /**
+   * Handoff listeners: ferryd lends the listening socket to the app, which accepts itself
+   * (`tcpHandoffListeners: "lend"`, the default), or accepts each connection and hands it over
+   * (`"accept"`). ferryd sees each inbound connection only in the second.
+   */
+  handoffListeners?: 'lend' | 'accept';
 }
 
 export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
@@ -56,6 +65,7 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
   const TRANSPORT = mode === 'relay' ? 'tcp' : 'tcp-handoff';
   const appEnv = { FERRY_TCP_MODE: mode };
   const handoff = mode === 'handoff';
+  const lent = handoff && opts.handoffListeners !== 'accept';
   const copying = opts.copyingAccept === true;
   const daemonOpts = copying ? { env: { FERRY_DIRECT_ACCEPT: 'off' } } : {};
   /** A test whose connections ferryd only connects (no accepted socket): skipped by the copying run. */
@@ -69,8 +79,16 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
   let client: AppHandle;
   let echoPort = 0;
 
+  let configDir = '';
   before(async () => {
-    d = await startDaemon([], daemonOpts);
+    const args: string[] = [];
+    if (handoff) {
+      configDir = mkdtempSync(join(tmpdir(), 'ferry-tcp-suite-'));
+      const file = join(configDir, 'ferryd.json');
+      writeFileSync(file, JSON.stringify({ tcpHandoffListeners: lent ? 'lend' : 'accept' }));
+      args.push('--config', file);
+    }
+    d = await startDaemon(args, daemonOpts);
     echo = await startApp(d.socket, appEnv);
     client = await startApp(d.socket, appEnv);
     const r = await echo.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
@@ -81,6 +99,7 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
     await client?.kill();
     await echo?.kill();
     await d?.stop();
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
 
   function portOf(uri: unknown): number {
@@ -122,6 +141,27 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
       const acc = await echo.waitFor((e) => e.event === 'accepted' && e['transport'] === TRANSPORT);
       assert.equal(acc['remote'], `127.0.0.1:${sock.localPort}`);
       sock.write(data);
+      if (lent) {
+        // The app accepted on the lent listener: ferryd holds no session for it, only the
+        // listener's figures (one open while the connection lives).
+        await eventually(
+          async () => {
+            const row = ((await d.show('listeners')) as { uri: string; lent?: { open: number } }[]).find(
+              (l) => portOf(l.uri) === echoPort,
+            );
+            return row?.lent?.open === 1;
+          },
+          20_000,
+          'the lent listener to count the connection',
+        );
+        assert.equal((await tcpSessions()).length, 0);
+        sock.end();
+        const r = await got;
+        assert.equal(r.how, 'end');
+        assert.equal(r.bytes, data.length);
+        assert.equal(r.sha256, sha256(data));
+        return;
+      }
       // Everything echoed, the session still open: ferryd moved every byte twice (in and out).
       await eventually(
         async () => (await tcpSessions()).some((s) => s.daemonBytes >= 2 * data.length),

@@ -8,6 +8,7 @@
  */
 
 import {
+  type Accepts,
   type Adopt,
   type Connect,
   type ConnectReply,
@@ -598,12 +599,13 @@ export class SessionLayer implements TransportHost {
    */
   atSessionLimit(app: App, requester: App | null): boolean {
     const max = this.config.maxSessionsPerApp;
-    // Pairs lent for fast connects count as sessions of both apps until used...
-    if (app.sessions.size + this.pools.reservedOf(app) < max) return false;
+    // Pairs lent for fast connects count as sessions of both apps until used (and so do the
+    // windows of lent listeners: what the app may accept without asking)...
+    if (this.sessionsHeld(app) < max) return false;
     // ...and give way to a connect that needs the room: the unused ones are voided at once.
     if (this.pools.reservedOf(app) > 0) {
       this.pools.revokeApp(app);
-      if (app.sessions.size + this.pools.reservedOf(app) < max) return false;
+      if (this.sessionsHeld(app) < max) return false;
     }
     const owners = new Set<App>([app]);
     for (const id of app.sessions) {
@@ -613,7 +615,25 @@ export class SessionLayer implements TransportHost {
     }
     if (requester) owners.delete(requester);
     for (const a of owners) a.channel.drain();
-    return app.sessions.size >= max;
+    return app.sessions.size + app.lentReserved >= max;
+  }
+
+  sessionsHeld(app: App): number {
+    return app.sessions.size + this.pools.reservedOf(app) + app.lentReserved;
+  }
+
+  /** A lent listener's figures from its app (`accepts`, one-way). */
+  lentAccepts(app: App, msg: Accepts): void {
+    const l = this.listeners.get(msg.listener);
+    const tl = l && l.appId === app.id ? this.#open.get(l.id) : undefined;
+    if (!tl?.accepts)
+      throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `listener ${msg.listener} is not lent to this app`);
+    tl.accepts(msg);
+  }
+
+  /** A listener's own figures for `ferry show listeners` (a lent one's), else null. */
+  listenerDetail(listenerId: number): Record<string, number> | null {
+    return this.#open.get(listenerId)?.detail?.() ?? null;
   }
 
   /** Throws ERR_FERRY_LIMIT (counted) when `client` holds maxSessionsPerApp sessions. */

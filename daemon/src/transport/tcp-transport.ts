@@ -23,6 +23,7 @@ import {
   recheckHanded,
 } from './tcp-handoff.js';
 import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-kernel.js';
+import { type LentKernelListener, lendable, lendListener } from './tcp-lent-listener.js';
 import { TcpPump } from './tcp-pump.js';
 import type {
   ConnectRequest,
@@ -220,6 +221,8 @@ export class TcpTransport implements Transport {
   readonly tlsOptions = false;
   readonly #host: TransportHost;
   readonly #handed: HandedSet = new Set();
+  /** Listeners lent to their apps: their windows move when the limits do. */
+  readonly #lent = new Set<LentKernelListener>();
   readonly #waiter = new ConnectWaiter();
 
   constructor(host: TransportHost) {
@@ -231,6 +234,12 @@ export class TcpTransport implements Transport {
   async listen(req: ListenRequest): Promise<TransportListener> {
     let kl: KernelListener | null = null;
     const host = this.#host;
+    if (req.handoff && host.config.tcpHandoff === 'allow' && lendable(host, req.app)) {
+      const lent = await lendListener(host, req.app, req.uri);
+      this.#lent.add(lent);
+      lent.onClose = () => this.#lent.delete(lent);
+      return lent;
+    }
     if (req.handoff && host.config.tcpHandoff === 'allow') {
       const server = await listenTcp(
         req.uri,
@@ -274,12 +283,13 @@ export class TcpTransport implements Transport {
   }
 
   policyChanged(): void {
+    for (const l of this.#lent) l.update();
     void recheckHanded(this.#host, this.#handed).then((n) => {
       if (n > 0) this.#host.log.info(`reload: ${n} handed tcp connection(s) now denied, reset`);
     });
   }
 
   stats(): Record<string, number> {
-    return { handed: this.#handed.size };
+    return { handed: this.#handed.size, lentListeners: this.#lent.size };
   }
 }

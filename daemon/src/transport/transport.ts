@@ -107,6 +107,8 @@ export interface TransportHost {
   attached(app: App): boolean;
   /** Throws ERR_FERRY_LIMIT (counted) when `app` holds maxSessionsPerApp sessions. */
   checkSessionLimit(app: App): void;
+  /** What counts against `app`'s maxSessionsPerApp now: sessions, pool pairs, lent windows. */
+  sessionsHeld(app: App): number;
   /** `app` is at maxSessionsPerApp once the notices already sent are read (not `requester`'s). */
   atSessionLimit(app: App, requester: App | null): boolean;
   /** Puts a session in the table (with ferryd's side of its fifo pair when asked for). */
@@ -164,6 +166,10 @@ export interface TransportListener {
   describe(): string[];
   /** Stops accepting and releases the kernel side. */
   close(): void;
+  /** A lent listener's figures as the app reports them (`accepts`; tcp-lent-listener.ts). */
+  accepts?(f: { window: number; open: number; total: number; refused: number }): void;
+  /** Figures for `ferry show listeners` beyond the transports (a lent listener's). */
+  detail?(): Record<string, number>;
 }
 
 export interface Transport {

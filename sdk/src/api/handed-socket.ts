@@ -37,6 +37,8 @@ export class HandedSocket extends Socket {
   #listenerAfterRestart: (() => Promise<number>) | null = null;
   /** Counts ferryd's comebacks: an adopt meant for an earlier one is not sent. */
   #adoptRound = 0;
+  /** A connection the app accepted itself (lent listener): what to tell once it lets go. */
+  #onRelease: (() => void) | null = null;
   /** resetAndDestroy(): ferryd resets the connection (it holds the last descriptor). */
   #reset = false;
   /** A write made while connecting (the stream holds the rest until its callback), sent where
@@ -88,9 +90,28 @@ export class HandedSocket extends Socket {
       ...(paused ? { pauseOnCreate: true } : {}),
       ...(onread ? { onread } : {}),
     } as net.SocketConstructorOpts);
+    this._attachKernel(att, sessionId, inner, localUri, remoteUri);
+  }
+
+  /**
+   * Serves this socket over `inner`, a node:net socket over a kernel TCP connection this app holds:
+   * one ferryd handed over (`sessionId`: ferryd's id, it holds a duplicate), or one the app accepted
+   * itself on a lent listener (`sessionId` 0: ferryd holds nothing; `onRelease` runs once the app
+   * lets go). @internal
+   */
+  _attachKernel(
+    att: Attachment,
+    sessionId: number,
+    inner: net.Socket,
+    localUri: string,
+    remoteUri: string,
+    onRelease: (() => void) | null = null,
+  ): void {
+    const onread = this.#onread;
     this.#inner = inner;
     this.#att = att;
     this.#sessionId = sessionId;
+    this.#onRelease = onRelease;
     this._setEnds(localUri, remoteUri, HANDOFF_TRANSPORT);
     if (!onread) {
       inner.on('data', (chunk: Buffer) => {
@@ -193,6 +214,9 @@ export class HandedSocket extends Socket {
     const att = this.#att;
     if (!att) return;
     handedSockets(att).delete(this);
+    const onRelease = this.#onRelease;
+    this.#onRelease = null;
+    onRelease?.();
     if (this.#sessionId === 0) return;
     // FIN sent and received: the connection is over on the wire, ferryd only drops its duplicate,
     // so the notice waits for the next ring (10 ms at most). Otherwise the wire waits for ferryd's

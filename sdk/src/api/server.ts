@@ -16,6 +16,7 @@ import { parseUri } from '../proto/uri.js';
 import { getAttachment } from './attachments.js';
 import { publishAccepted } from './diagnostics.js';
 import { acceptHanded } from './handed-socket.js';
+import { LentListener } from './lent-listener.js';
 import { type ListenOptions, resolveHandoff, resolveUri, type ServerOptions, tlsWire } from './options.js';
 import { checkOnread, Socket } from './socket.js';
 
@@ -36,6 +37,8 @@ export class Server extends EventEmitter {
   #uri = '';
   #connections = new Set<Socket>();
   #closing = false;
+  /** The kernel socket ferryd lent this listener (handoff mode): the app accepts on it itself. */
+  #lent: LentListener | null = null;
 
   constructor(opts: ServerOptions = {}) {
     super();
@@ -75,9 +78,13 @@ export class Server extends EventEmitter {
         { uri, ...tlsOpts, handoff },
         {
           accepted: (msg, handed) => this.#onAccepted(msg, handed),
-          lost: (err) => this.emit('ferryd-lost', err),
+          lost: (err) => {
+            this.#dropLent();
+            this.emit('ferryd-lost', err);
+          },
           reattached: () => {
             this.#relistened();
+            this.#takeLent();
             this.emit('reattached');
           },
           relistenFailed: (err) => this.#fail(err),
@@ -88,6 +95,7 @@ export class Server extends EventEmitter {
       this.#reg = reg;
       this.#uri = reg.uri;
       this.listening = true;
+      this.#takeLent();
       this.#syncRef();
       this.emit('listening');
     })().catch((err: Error) => this.emit('error', err));
@@ -128,6 +136,7 @@ export class Server extends EventEmitter {
     if (cb) this.once('close', cb);
     this.listening = false;
     this.#closing = true;
+    this.#dropLent();
     void this.#reg?.close();
     this.#reg = null;
     this.#relistened();
@@ -175,6 +184,35 @@ export class Server extends EventEmitter {
     this.#relistenWaiters = [];
     const id = this.#reg?.id ?? 0;
     for (const w of waiters) w(id);
+  }
+
+  /** Accepts on the kernel socket ferryd lent the listener, when it lent one (lent-listener.ts). */
+  #takeLent(): void {
+    const att = this.#att;
+    const reg = this.#reg;
+    if (!att || !reg || reg.id === 0) return;
+    const lent = att.takeLentListener(reg.id);
+    if (!lent) return;
+    this.#dropLent();
+    try {
+      this.#lent = new LentListener(
+        att,
+        reg.id,
+        lent.fd,
+        lent.window,
+        reg.uri,
+        this.#opts,
+        (sock) => this.#track(sock),
+        this.#listenerAfterRestart,
+      );
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+
+  #dropLent(): void {
+    this.#lent?.close();
+    this.#lent = null;
   }
 
   #onAccepted(msg: Accepted, handed: HandedFd | null): void {
@@ -227,6 +265,7 @@ export class Server extends EventEmitter {
   /** The listener cannot be restored (or its attachment gave up): stop listening and report it. */
   #fail(err: Error): void {
     this.listening = false;
+    this.#dropLent();
     this.#reg?.detach();
     this.#reg = null;
     this.#relistened();

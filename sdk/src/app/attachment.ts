@@ -77,6 +77,8 @@ export interface AttachmentEvents {
   reattached: (info: { appId: number; awayMs: number }) => void;
   /** The attachment is gone for good: reattach gave up, was off, or close() was called. */
   closed: (err: FerryError) => void;
+  /** ferryd lent listener `listener`'s kernel socket (takeLentListener), or moved its window. */
+  'listener-lent': (listener: number, window: number, withFd: boolean) => void;
 }
 
 /** Something the data notifier polls beside sessions; its owner rings our doorbell to wake it. */
@@ -136,6 +138,8 @@ export class Attachment extends EventEmitter {
   #pollers = new Set<ExtraPoller>();
   /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
   #replyFds = new Map<number, number[]>();
+  /** Lent listening sockets (`listener-lent`) their listener has not taken yet, by listener id. */
+  #lentFds = new Map<number, { fd: number; window: number }>();
   /** `segments` as an array for the polling loops (null: rebuild; see #segs). */
   #segList: AppSegment[] | null = null;
   /** The last accepted session a listener took (acceptSession): whether anyone took an accept. */
@@ -417,6 +421,21 @@ export class Attachment extends EventEmitter {
     return fds;
   }
 
+  /**
+   * The kernel socket ferryd lent listener `listener` (once; the caller owns the fd), with the
+   * window it came with; null when none came. It comes before the listen reply, hence the keeping.
+   */
+  takeLentListener(listener: number): { fd: number; window: number } | null {
+    const lent = this.#lentFds.get(listener) ?? null;
+    this.#lentFds.delete(listener);
+    return lent;
+  }
+
+  #dropLentFds(): void {
+    for (const { fd } of this.#lentFds.values()) close(fd);
+    this.#lentFds.clear();
+  }
+
   /** Runs the data poll right away (after a local write that may have queued work for us). */
   kick(): void {
     this.#notifier.kick();
@@ -448,6 +467,7 @@ export class Attachment extends EventEmitter {
     this.#state = 'closed';
     this.#channel?.close();
     this.#channel = null;
+    this.#dropLentFds();
     this.emit('closed', this.#closedError());
     this.#disposeIfDone();
   }
@@ -574,6 +594,18 @@ export class Attachment extends EventEmitter {
       case 'pool-revoke':
         this.pools.onRevoke(msg);
         return;
+      case 'listener-lent': {
+        const i = msg.fds.indexOf('listener');
+        const fd = i >= 0 ? fds[i] : undefined;
+        for (const other of fds) if (other !== fd) close(other);
+        if (fd !== undefined) {
+          const old = this.#lentFds.get(msg.listener);
+          if (old) close(old.fd);
+          this.#lentFds.set(msg.listener, { fd, window: msg.window });
+        }
+        this.emit('listener-lent', msg.listener, msg.window, fd !== undefined);
+        return;
+      }
       case 'segment-del': {
         const seg = this.segments.get(msg.segment);
         this.pools.dropSegment(msg.segment);
@@ -693,6 +725,7 @@ export class Attachment extends EventEmitter {
     // Before the segments become orphans and listeners forget their ids: pairs clients took are
     // accepted, the others voided.
     this.pools.onLost();
+    this.#dropLentFds();
     this.#orphanSegments();
     this.emit('lost', this.#lost);
     const timeout = this.options.reattachTimeoutMs ?? Number.POSITIVE_INFINITY;

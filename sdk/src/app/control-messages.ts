@@ -7,6 +7,7 @@
  */
 import type {
   Accepted,
+  Accepts,
   Adopt,
   Close,
   Connect,
@@ -47,7 +48,8 @@ export function helloMessage(p: HelloParams): Hello {
       FEATURE.EVENT_QUEUE |
       FEATURE.DATAGRAM |
       FEATURE.FAST_CONNECT |
-      FEATURE.NOTICE_BATCH,
+      FEATURE.NOTICE_BATCH |
+      FEATURE.LENT_LISTENER,
     name: p.name,
     namespace: p.namespace,
     token: p.token,
@@ -151,6 +153,30 @@ export function fastOpenMessage(session: number): FastOpen {
 /** One-way: several session notices at once, `ops` = [op, session, ...] (NOTICE_OP). */
 export function noticesMessage(ops: number[]): Notices {
   return { t: 'notices', id: 0, ops };
+}
+
+/** What an app reports of the connections it accepted itself on a lent listener (absolute figures). */
+export interface AcceptsParams {
+  listener: number;
+  window: number;
+  open: number;
+  waiting: number;
+  total: number;
+  refused: number;
+}
+
+/** One-way: the state of a lent listener (lent-listener.ts); the latest notice is the truth. */
+export function acceptsMessage(p: AcceptsParams): Accepts {
+  return {
+    t: 'accepts',
+    id: 0,
+    listener: p.listener,
+    window: p.window,
+    open: p.open,
+    waiting: p.waiting,
+    total: p.total,
+    refused: p.refused,
+  };
 }
 
 /** One-way: this app has let go of a pool ferryd revoked. */

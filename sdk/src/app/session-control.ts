@@ -17,6 +17,8 @@ import type {
 import { AppSession, type SessionOwner } from './app-session.js';
 import type { Attachment, SessionRef } from './attachment.js';
 import {
+  type AcceptsParams,
+  acceptsMessage,
   adoptMessage,
   type ConnectParams,
   connectMessage,
@@ -99,6 +101,11 @@ export function noticeSession(
   ring: 'soon' | 'lazy' = 'soon',
 ): void {
   att.notify(sessionNoticeMessage(kind, id), ring);
+}
+
+/** What a lent listener accepted itself so far (one-way; the latest notice is the truth). */
+export function noticeAccepts(att: Attachment, p: AcceptsParams, ring: 'soon' | 'lazy'): void {
+  att.notify(acceptsMessage(p), ring);
 }
 
 /** A notice about a bound session: dropped when it belongs to an earlier ferryd. */

@@ -27,6 +27,9 @@ export const FEATURE = {
   FAST_CONNECT: 16,
   /** `notices`: several one-way session notices in one message (docs/control-protocol.md). */
   NOTICE_BATCH: 32,
+  /** Lent listeners: ferryd lends a handoff listener's kernel socket to the app, which accepts
+   *  itself (`listener-lent`, `accepts`; docs/internals.md, TCP handoff). */
+  LENT_LISTENER: 64,
 } as const;
 
 /** Most fifo pairs one `pool-grant` or `pool-serve` carries, and most slots one `pool-revoke` lists. */
@@ -34,8 +37,9 @@ export const POOL_MAX_PAIRS = 32;
 export const POOL_MAX_SLOTS = 64;
 
 /** 'socket': a connected kernel TCP socket ferryd hands to the app (handoff mode), or one the app
- *  reports back to a new ferryd (`adopt`). */
-export type FdRole = 'doorbell' | 'wake' | 'segment' | 'socket';
+ *  reports back to a new ferryd (`adopt`). 'listener': a listening kernel TCP socket ferryd lends
+ *  to the app (`listener-lent`). */
+export type FdRole = 'doorbell' | 'wake' | 'segment' | 'socket' | 'listener';
 
 export type NotifyMode = 'interrupt' | 'poll' | 'adaptive';
 
@@ -250,6 +254,25 @@ export interface PoolRelease {
   pool: number;
 }
 
+/**
+ * One-way, to ferryd: what the app accepted itself on a lent listener so far (absolute figures, so
+ * the latest notice is the truth): the window it applies, connections open now, accepted in all,
+ * and refused because the window was full. ferryd counts the larger of the window it sent and the
+ * one the app applies against maxSessionsPerApp, and answers with a new window when it moves.
+ */
+export interface Accepts {
+  t: 'accepts';
+  id: number;
+  listener: number;
+  /** The window the app applies now (the last `listener-lent` it got). */
+  window: number;
+  open: number;
+  /** Connections accepted beyond the window, held (unread) until ferryd answers with a new one. */
+  waiting: number;
+  total: number;
+  refused: number;
+}
+
 export interface Ping {
   t: 'ping';
   id: number;
@@ -326,6 +349,22 @@ export interface Pong {
 }
 
 // ---- ferryd -> app events (id 0) ----
+
+/**
+ * To a listening app (handoff mode, FEATURE.LENT_LISTENER): the kernel socket of its listener
+ * `listener` rides along (fd role 'listener') the first time; the app accepts on it itself and
+ * reports with `accepts`. `window`: the most connections the app may hold open from it at once
+ * (beyond, it holds new ones unread and reports them as `waiting`; ferryd answers every such notice
+ * with a window, and those it does not cover are reset, as ferryd resets a connection it accepts
+ * for an app at maxSessionsPerApp); later messages without the fd move the window.
+ */
+export interface ListenerLent {
+  t: 'listener-lent';
+  id: 0;
+  listener: number;
+  window: number;
+  fds: FdRole[];
+}
 
 export interface Accepted {
   t: 'accepted';
@@ -444,6 +483,7 @@ export type AppRequest =
   | FastOpen
   | PoolRelease
   | Notices
+  | Accepts
   | DgramBind
   | DgramConnect
   | Adopt;
@@ -463,6 +503,7 @@ export type DaemonMessage =
   | PoolGrant
   | PoolServe
   | PoolRevoke
+  | ListenerLent
   | ProtoError;
 
 export type CtrlMessage = AppRequest | DaemonMessage;

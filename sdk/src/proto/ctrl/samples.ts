@@ -29,6 +29,7 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   'fast-open': { t: 'fast-open', id: 0, session: 40 },
   'pool-release': { t: 'pool-release', id: 0, pool: 2 },
   notices: { t: 'notices', id: 0, ops: [1, 40, 3, 40, 3, 41, 4, 52] },
+  accepts: { t: 'accepts', id: 0, listener: 3, window: 64, open: 5, waiting: 0, total: 1200, refused: 0 },
   'dgram-bind': { t: 'dgram-bind', id: 13, uri: 'udp://0.0.0.0:5353', rxFifoSize: 0, txFifoSize: 262144 },
   'dgram-connect': {
     t: 'dgram-connect',
@@ -135,6 +136,7 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
     ],
   },
   'pool-revoke': { t: 'pool-revoke', id: 0, pool: 2, taken: [4, 7] },
+  'listener-lent': { t: 'listener-lent', id: 0, listener: 3, window: 64, fds: ['listener'] },
   error: {
     t: 'error',
     id: 12,

@@ -11,7 +11,7 @@ export const U32_MAX = 0xffff_ffff;
 /** Lowest `st`: statuses are i32 on the wire, as in VPP's `retval`. */
 export const STATUS_MIN = -0x8000_0000;
 
-export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment', 'socket'];
+export const FD_ROLES: readonly FdRole[] = ['doorbell', 'wake', 'segment', 'socket', 'listener'];
 
 /**
  * How a field is checked:
@@ -115,6 +115,15 @@ export const CTRL_SCHEMA = {
   'fast-open': { id: 'u32', session: 'u32' },
   'pool-release': { id: 'u32', pool: 'u32' },
   notices: { id: 'u32', ops: 'slots' },
+  accepts: {
+    id: 'u32',
+    listener: 'u32',
+    window: 'u32',
+    open: 'u32',
+    waiting: 'u32',
+    total: 'size',
+    refused: 'size',
+  },
   'dgram-bind': { id: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   'dgram-connect': { id: 'u32', endpoint: 'u32', uri: 'text', rxFifoSize: 'size', txFifoSize: 'size' },
   adopt: { id: 'u32', listener: 'u32', fds: 'fds' },
@@ -176,6 +185,7 @@ export const CTRL_SCHEMA = {
   'pool-grant': { id: 'zero', pool: 'u32', uri: 'text', remoteUri: 'text', pairs: 'pairs' },
   'pool-serve': { id: 'zero', pool: 'u32', listener: 'u32', localUri: 'text', pairs: 'pairs' },
   'pool-revoke': { id: 'zero', pool: 'u32', taken: 'slots', more: 'flag' },
+  'listener-lent': { id: 'zero', listener: 'u32', window: 'u32', fds: 'fds' },
   error: { id: 'u32', st: 'status', err: 'text' },
 } as const satisfies { readonly [T in CtrlType]: SchemaOf<Extract<CtrlMessage, { t: T }>> };
 
