@@ -1,10 +1,12 @@
-// bench:shm peer process: the receiving end of one benchmark case (fifo or unix socket).
+// bench:shm peer process: the receiving end of one benchmark case (fifo, Socket or unix socket).
 // argv: fifo <mode> <kind> <totalBytes> <segmentBytes> <fifoOffset> <fifoBytes>
 //       (fd 4 segment, fd 5 the parent's doorbell, fd 6 a seqpacket socket for our doorbell)
+//    or socket <zero-copy|data> <kind> <totalBytes> <uri> <fifoBytes>   (FERRY_SOCKET, FERRY_MODE)
 //    or unix <kind> <totalBytes> <socketPath>
 // Reports { elapsedMs, bytes } measured from the first received byte to the last.
 
 import { connect } from 'node:net';
+import * as ferry from '@ferry/sdk';
 import {
   Doorbell,
   FifoConsumer,
@@ -83,7 +85,36 @@ function runUnix(args: string[]): void {
   });
 }
 
+/** The SDK's Socket: zero-copy views released at once, or 'data' events (a Buffer per read). */
+function runSocket(args: string[]): void {
+  const [api, , total, uri, fifoBytes] = args;
+  const totalBytes = Number(total);
+  let received = 0;
+  let firstMs = -1;
+  const socket = ferry.connect({ uri: uri as string, rxFifoSize: Number(fifoBytes) }, () =>
+    process.send?.({ type: 'ready' }),
+  );
+  const got = (n: number): void => {
+    if (firstMs < 0) firstMs = performance.now();
+    received += n;
+    if (received >= totalBytes) report(received, firstMs, () => socket.destroy());
+  };
+  if (api === 'zero-copy') {
+    socket.onView((view) => {
+      const n = view.length;
+      view.release();
+      got(n);
+    });
+  } else {
+    socket.on('data', (chunk: Buffer) => got(chunk.length));
+  }
+  socket.on('error', (err) => {
+    throw err;
+  });
+}
+
 const [transport, ...rest] = process.argv.slice(2);
 if (transport === 'fifo') runFifo(rest);
+else if (transport === 'socket') runSocket(rest);
 else if (transport === 'unix') runUnix(rest);
 else throw new Error(`unknown transport ${transport}`);

@@ -1,16 +1,25 @@
-// bench:shm: one shared-memory fifo between two processes vs node:net over a unix socket.
+// bench:shm: one shared-memory fifo between two processes vs node:net over a unix socket, and the
+// SDK's Socket over the same kind of fifo (cut-through through a ferryd this bench starts).
 //
 // Two shapes, each in the same run and interleaved round by round: (a) a byte stream written in
 // 256 KiB chunks, (b) 64-byte messages, one per enqueue/write call. The fifo runs in poll and in
-// adaptive mode; the receiver in another process times first byte to last. Prints a table of
-// medians (and ratios vs the unix socket), or one JSON line with --json.
-// Options: --rounds N (default 5), --quick (smaller volumes), --json.
+// adaptive mode; the receiver in another process times first byte to last. The Socket runs in
+// adaptive mode (the default) twice: zero-copy (the writer fills `reserve()`d fifo space and
+// commits it, the reader looks at `onView` views in place and releases them) and with the node:net
+// surface ('data' events, write()). All fifos are 4 MiB. Prints a table of medians (and ratios vs
+// the unix socket, and of the zero-copy Socket vs the raw fifo in the same mode), or one JSON line
+// with --json.
+// Options: --rounds N (default 5), --quick (smaller volumes), --json, --only S (only transports whose
+// name contains S, e.g. socket; the unix socket always runs).
 
-import { type ChildProcess, fork } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ferry from '@ferry/sdk';
 import {
   close,
   Doorbell,
@@ -26,7 +35,7 @@ import {
 } from '@ferry/sdk/internal';
 
 type Kind = 'stream' | 'msgs';
-type Transport = 'fifo-poll' | 'fifo-adaptive' | 'unix';
+type Transport = 'fifo-poll' | 'fifo-adaptive' | 'socket-zero-copy' | 'socket-data' | 'unix';
 interface CaseResult {
   bytes: number;
   elapsedMs: number;
@@ -38,6 +47,7 @@ const FIFO_BYTES = 4 * 1024 * 1024;
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 const CASE_TIME_CAP_MS = 30_000;
 const PEER = new URL('./shm-peer.js', import.meta.url);
+const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
@@ -156,8 +166,76 @@ async function runUnix(kind: Kind): Promise<CaseResult> {
   }
 }
 
+/** The ferryd the Socket cases connect through (cut-through: it is not on the data path). */
+let daemon: { proc: ChildProcess; socket: string; dir: string } | null = null;
+
+async function ferryd(): Promise<string> {
+  if (daemon) return daemon.socket;
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-shm-'));
+  const socket = join(dir, 'ferryd.sock');
+  const proc = spawn(process.execPath, [FERRY, 'daemon', '--socket', socket], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  daemon = { proc, socket, dir };
+  await once(proc.stdout as NodeJS.ReadableStream, 'data');
+  return socket;
+}
+
+/** Writes `total` bytes in chunks (256 KiB) or messages (64 B), one reserve/commit or write each. */
+function pumpSocket(socket: ferry.Socket, api: 'zero-copy' | 'data', kind: Kind, total: number): void {
+  const src = Buffer.alloc(kind === 'stream' ? STREAM_CHUNK_BYTES : MESSAGE_BYTES, 0x5a);
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < total) {
+      const want = Math.min(src.length, total - sent);
+      if (api === 'data') {
+        sent += want;
+        if (!socket.write(want === src.length ? src : src.subarray(0, want))) {
+          socket.once('drain', pump);
+          return;
+        }
+        continue;
+      }
+      // Filled in place: the one copy a writer that produces its bytes there would not even make.
+      const r = socket.reserve(want);
+      if (r === null) {
+        socket.once('drain', pump);
+        return;
+      }
+      const space = r.bytes;
+      space.set(space.length === src.length ? src : src.subarray(0, space.length));
+      r.commit(space.length);
+      sent += space.length;
+    }
+  };
+  pump();
+}
+
+async function runSocket(api: 'zero-copy' | 'data', kind: Kind): Promise<CaseResult> {
+  const total = TOTAL[kind];
+  const ferrydSocket = await ferryd();
+  const server = ferry.createServer({ socket: ferrydSocket, mode: 'adaptive' }, (socket) => {
+    socket.on('error', () => {});
+    pumpSocket(socket, api, kind, total);
+  });
+  await new Promise<void>((resolve) => server.listen('tcp://127.0.0.1:0', resolve));
+  const uri = server.address()?.uri ?? '';
+  const child = fork(PEER, ['socket', api, kind, String(total), uri, String(FIFO_BYTES)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, FERRY_SOCKET: ferrydSocket, FERRY_MODE: 'adaptive' },
+  });
+  try {
+    return await awaitResult(child, () => {});
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
 function runCase(transport: Transport, kind: Kind): Promise<CaseResult> {
   if (transport === 'unix') return runUnix(kind);
+  if (transport === 'socket-zero-copy') return runSocket('zero-copy', kind);
+  if (transport === 'socket-data') return runSocket('data', kind);
   return runFifo(transport === 'fifo-poll' ? 'poll' : 'adaptive', kind);
 }
 
@@ -167,30 +245,49 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
-const transports: Transport[] = ['fifo-poll', 'fifo-adaptive', 'unix'];
+const onlyArg = argv.indexOf('--only');
+const only = onlyArg >= 0 ? (argv[onlyArg + 1] ?? '') : '';
+const transports = (
+  ['fifo-poll', 'fifo-adaptive', 'socket-zero-copy', 'socket-data', 'unix'] as Transport[]
+).filter((t) => t === 'unix' || t.includes(only));
 const kinds: Kind[] = ['stream', 'msgs'];
 const samples = new Map<string, number[]>();
-for (let r = 0; r < rounds; r++) {
-  for (const kind of kinds) {
-    // Rotate the order each round so no transport always runs first (warm caches, turbo).
-    for (let i = 0; i < transports.length; i++) {
-      const transport = transports[(i + r) % transports.length] as Transport;
-      const res = await runCase(transport, kind);
-      const value =
-        kind === 'stream' ? res.bytes / res.elapsedMs / 1e6 : res.bytes / MESSAGE_BYTES / res.elapsedMs / 1e3;
-      const key = `${kind}:${transport}`;
-      samples.set(key, [...(samples.get(key) ?? []), value]);
-      if (!json) process.stderr.write(`round ${r + 1}/${rounds} ${key}: ${value.toFixed(2)}\n`);
+try {
+  for (let r = 0; r < rounds; r++) {
+    for (const kind of kinds) {
+      // Rotate the order each round so no transport always runs first (warm caches, turbo).
+      for (let i = 0; i < transports.length; i++) {
+        const transport = transports[(i + r) % transports.length] as Transport;
+        const res = await runCase(transport, kind);
+        const value =
+          kind === 'stream'
+            ? res.bytes / res.elapsedMs / 1e6
+            : res.bytes / MESSAGE_BYTES / res.elapsedMs / 1e3;
+        const key = `${kind}:${transport}`;
+        samples.set(key, [...(samples.get(key) ?? []), value]);
+        if (!json) process.stderr.write(`round ${r + 1}/${rounds} ${key}: ${value.toFixed(2)}\n`);
+      }
     }
+  }
+} finally {
+  if (daemon) {
+    daemon.proc.kill('SIGTERM');
+    rmSync(daemon.dir, { recursive: true, force: true });
   }
 }
 
 interface KindSummary {
   fifoPoll: number;
   fifoAdaptive: number;
+  socketZeroCopy: number;
+  socketData: number;
   unix: number;
   pollVsUnix: number;
   adaptiveVsUnix: number;
+  socketZeroCopyVsUnix: number;
+  socketDataVsUnix: number;
+  /** The zero-copy Socket against the raw fifo, both adaptive (issue 18's goal: >= 0.8). */
+  socketZeroCopyVsFifo: number;
 }
 const out = {} as Record<Kind, KindSummary>;
 for (const kind of kinds) {
@@ -198,22 +295,37 @@ for (const kind of kinds) {
   out[kind] = {
     fifoPoll: m('fifo-poll'),
     fifoAdaptive: m('fifo-adaptive'),
+    socketZeroCopy: m('socket-zero-copy'),
+    socketData: m('socket-data'),
     unix: m('unix'),
     pollVsUnix: m('fifo-poll') / m('unix'),
     adaptiveVsUnix: m('fifo-adaptive') / m('unix'),
+    socketZeroCopyVsUnix: m('socket-zero-copy') / m('unix'),
+    socketDataVsUnix: m('socket-data') / m('unix'),
+    socketZeroCopyVsFifo: m('socket-zero-copy') / m('fifo-adaptive'),
   };
 }
 
 if (json) {
   console.log(JSON.stringify({ bench: 'shm', rounds, units: { stream: 'GB/s', msgs: 'M msg/s' }, ...out }));
 } else {
+  const cols: [string, (o: KindSummary) => number][] = [
+    ['fifo poll', (o) => o.fifoPoll],
+    ['fifo adaptive', (o) => o.fifoAdaptive],
+    ['Socket zero-copy', (o) => o.socketZeroCopy],
+    ["Socket 'data'", (o) => o.socketData],
+    ['unix socket', (o) => o.unix],
+  ];
   const row = (label: string, unit: string, o: KindSummary) =>
-    `${label.padEnd(22)}${[o.fifoPoll, o.fifoAdaptive, o.unix].map((v) => `${v.toFixed(2)} ${unit}`.padStart(14)).join('')}` +
-    `${`${o.pollVsUnix.toFixed(1)}x`.padStart(11)}${`${o.adaptiveVsUnix.toFixed(1)}x`.padStart(11)}`;
-  console.log(`bench:shm, medians of ${rounds} rounds`);
-  console.log(
-    `${'case'.padEnd(22)}${'fifo poll'.padStart(14)}${'fifo adaptive'.padStart(14)}${'unix socket'.padStart(14)}${'poll/unix'.padStart(11)}${'adapt/unix'.padStart(11)}`,
-  );
+    `${label.padEnd(24)}${cols.map(([, f]) => `${f(o).toFixed(2)} ${unit}`.padStart(18)).join('')}`;
+  const ratios = (label: string, o: KindSummary) =>
+    `${label.padEnd(24)}${[o.pollVsUnix, o.adaptiveVsUnix, o.socketZeroCopyVsUnix, o.socketDataVsUnix, 1]
+      .map((v) => `${v.toFixed(2)}x`.padStart(18))
+      .join('')}   zero-copy Socket / fifo adaptive ${o.socketZeroCopyVsFifo.toFixed(2)}x`;
+  console.log(`bench:shm, medians of ${rounds} rounds (adaptive unless poll; 4 MiB fifos)`);
+  console.log(`${'case'.padEnd(24)}${cols.map(([h]) => h.padStart(18)).join('')}`);
   console.log(row('stream, 256 KiB writes', 'GB/s', out.stream));
+  console.log(ratios('  x unix', out.stream));
   console.log(row('64 B messages', 'M/s', out.msgs));
+  console.log(ratios('  x unix', out.msgs));
 }
