@@ -177,9 +177,23 @@ async function ferryd(): Promise<string> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   daemon = { proc, socket, dir };
-  await once(proc.stdout as NodeJS.ReadableStream, 'data');
+  // Its first line is about the configuration; the socket is there once it says 'listening'.
+  let out = '';
+  while (!out.includes('listening')) {
+    const [chunk] = (await once(proc.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+    out += chunk.toString();
+  }
   return socket;
 }
+
+function stopFerryd(): void {
+  if (!daemon) return;
+  daemon.proc.kill('SIGTERM');
+  rmSync(daemon.dir, { recursive: true, force: true });
+  daemon = null;
+}
+// Whatever ends this process ends its ferryd too.
+process.once('exit', stopFerryd);
 
 /** Writes `total` bytes in chunks (256 KiB) or messages (64 B), one reserve/commit or write each. */
 function pumpSocket(socket: ferry.Socket, api: 'zero-copy' | 'data', kind: Kind, total: number): void {
@@ -218,7 +232,10 @@ async function runSocket(api: 'zero-copy' | 'data', kind: Kind): Promise<CaseRes
     socket.on('error', () => {});
     pumpSocket(socket, api, kind, total);
   });
-  await new Promise<void>((resolve) => server.listen('tcp://127.0.0.1:0', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen('tcp://127.0.0.1:0', resolve);
+  });
   const uri = server.address()?.uri ?? '';
   const child = fork(PEER, ['socket', api, kind, String(total), uri, String(FIFO_BYTES)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
@@ -270,10 +287,7 @@ try {
     }
   }
 } finally {
-  if (daemon) {
-    daemon.proc.kill('SIGTERM');
-    rmSync(daemon.dir, { recursive: true, force: true });
-  }
+  stopFerryd();
 }
 
 interface KindSummary {
