@@ -3,7 +3,8 @@
 //       (fd 4 segment, fd 5 the parent's doorbell, fd 6 a seqpacket socket for our doorbell)
 //    or socket <zero-copy|data> <kind> <totalBytes> <uri> <fifoBytes>   (FERRY_SOCKET, FERRY_MODE)
 //    or unix <kind> <totalBytes> <socketPath>
-// Reports { elapsedMs, bytes } measured from the first received byte to the last.
+// Reports { elapsedMs, bytes } measured from the first received byte to the last, and cpuUs: this
+// process's CPU time (user + system) from telling the parent it is ready to the last byte.
 
 import { connect } from 'node:net';
 import * as ferry from '@ferry/sdk';
@@ -20,9 +21,17 @@ import {
 const MESSAGE_BYTES = 64;
 const STREAM_READ_BYTES = 256 * 1024;
 
+let cpuAtReady: NodeJS.CpuUsage | undefined;
+
+function ready(): void {
+  cpuAtReady = process.cpuUsage();
+  process.send?.({ type: 'ready' });
+}
+
 function report(bytes: number, firstMs: number, cleanup: () => void): void {
   const elapsedMs = performance.now() - firstMs;
-  process.send?.({ type: 'result', bytes, elapsedMs }, () => {
+  const cpu = process.cpuUsage(cpuAtReady);
+  process.send?.({ type: 'result', bytes, elapsedMs, cpuUs: cpu.user + cpu.system }, () => {
     cleanup();
     process.disconnect();
   });
@@ -65,7 +74,7 @@ function runFifo(args: string[]): void {
     arm: () => consumer.armData(),
   });
   sendMsg(6, Uint8Array.of(1), [doorbell.ringFd]);
-  process.send?.({ type: 'ready' });
+  ready();
   notifier.start();
 }
 
@@ -74,7 +83,7 @@ function runUnix(args: string[]): void {
   const totalBytes = Number(total);
   let received = 0;
   let firstMs = -1;
-  const socket = connect(path as string, () => process.send?.({ type: 'ready' }));
+  const socket = connect(path as string, () => ready());
   socket.on('data', (chunk: Buffer) => {
     if (firstMs < 0) firstMs = performance.now();
     received += chunk.length;
@@ -91,9 +100,7 @@ function runSocket(args: string[]): void {
   const totalBytes = Number(total);
   let received = 0;
   let firstMs = -1;
-  const socket = ferry.connect({ uri: uri as string, rxFifoSize: Number(fifoBytes) }, () =>
-    process.send?.({ type: 'ready' }),
-  );
+  const socket = ferry.connect({ uri: uri as string, rxFifoSize: Number(fifoBytes) }, () => ready());
   const got = (n: number): void => {
     if (firstMs < 0) firstMs = performance.now();
     received += n;

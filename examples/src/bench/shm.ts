@@ -39,6 +39,9 @@ type Transport = 'fifo-poll' | 'fifo-adaptive' | 'socket-zero-copy' | 'socket-da
 interface CaseResult {
   bytes: number;
   elapsedMs: number;
+  /** CPU time of the sender (this process) and of the receiver, from the receiver's 'ready'. */
+  senderCpuUs: number;
+  receiverCpuUs: number;
 }
 
 const STREAM_CHUNK_BYTES = 256 * 1024;
@@ -63,11 +66,20 @@ function awaitResult(child: ChildProcess, onReady: () => void): Promise<CaseResu
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('benchmark case timed out')), CASE_TIME_CAP_MS);
     child.on('exit', (code) => reject(new Error(`peer exited early (${code})`)));
-    child.on('message', (m: { type: string } & Partial<CaseResult>) => {
-      if (m.type === 'ready') onReady();
-      else if (m.type === 'result') {
+    let cpu0: NodeJS.CpuUsage | undefined;
+    child.on('message', (m: { type: string; bytes?: number; elapsedMs?: number; cpuUs?: number }) => {
+      if (m.type === 'ready') {
+        cpu0 = process.cpuUsage();
+        onReady();
+      } else if (m.type === 'result') {
         clearTimeout(timer);
-        resolve({ bytes: m.bytes ?? 0, elapsedMs: m.elapsedMs ?? Number.NaN });
+        const cpu = process.cpuUsage(cpu0);
+        resolve({
+          bytes: m.bytes ?? 0,
+          elapsedMs: m.elapsedMs ?? Number.NaN,
+          senderCpuUs: cpu.user + cpu.system,
+          receiverCpuUs: m.cpuUs ?? Number.NaN,
+        });
       }
     });
   });
@@ -142,22 +154,42 @@ function writeAll(socket: Socket, kind: Kind, total: number): void {
   pump();
 }
 
+/**
+ * The sender starts once it has the connection and the receiver said it is ready (in either
+ * order), so that the CPU both count from 'ready' covers every byte.
+ */
+function startWhenBoth(): { connected: (write: () => void) => void; ready: () => void } {
+  let write: (() => void) | null = null;
+  let isReady = false;
+  return {
+    connected: (w) => {
+      if (isReady) w();
+      else write = w;
+    },
+    ready: () => {
+      isReady = true;
+      write?.();
+    },
+  };
+}
+
 async function runUnix(kind: Kind): Promise<CaseResult> {
   const total = TOTAL[kind];
   const path = join(tmpdir(), `ferry-bench-${process.pid}.sock`);
   rmSync(path, { force: true });
   const sockets = new Set<Socket>();
+  const start = startWhenBoth();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => {});
-    writeAll(socket, kind, total);
+    start.connected(() => writeAll(socket, kind, total));
   });
   await new Promise<void>((resolve) => server.listen(path, resolve));
   const child = fork(PEER, ['unix', kind, String(total), path], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
   });
   try {
-    return await awaitResult(child, () => {});
+    return await awaitResult(child, start.ready);
   } finally {
     child.kill('SIGKILL');
     for (const s of sockets) s.destroy();
@@ -228,9 +260,10 @@ function pumpSocket(socket: ferry.Socket, api: 'zero-copy' | 'data', kind: Kind,
 async function runSocket(api: 'zero-copy' | 'data', kind: Kind): Promise<CaseResult> {
   const total = TOTAL[kind];
   const ferrydSocket = await ferryd();
+  const start = startWhenBoth();
   const server = ferry.createServer({ socket: ferrydSocket, mode: 'adaptive' }, (socket) => {
     socket.on('error', () => {});
-    pumpSocket(socket, api, kind, total);
+    start.connected(() => pumpSocket(socket, api, kind, total));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -242,7 +275,7 @@ async function runSocket(api: 'zero-copy' | 'data', kind: Kind): Promise<CaseRes
     env: { ...process.env, FERRY_SOCKET: ferrydSocket, FERRY_MODE: 'adaptive' },
   });
   try {
-    return await awaitResult(child, () => {});
+    return await awaitResult(child, start.ready);
   } finally {
     child.kill('SIGKILL');
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -269,6 +302,7 @@ const transports = (
 ).filter((t) => t === 'unix' || t.includes(only));
 const kinds: Kind[] = ['stream', 'msgs'];
 const samples = new Map<string, number[]>();
+const cpu = new Map<string, number[]>();
 try {
   for (let r = 0; r < rounds; r++) {
     for (const kind of kinds) {
@@ -282,6 +316,10 @@ try {
             : res.bytes / MESSAGE_BYTES / res.elapsedMs / 1e3;
         const key = `${kind}:${transport}`;
         samples.set(key, [...(samples.get(key) ?? []), value]);
+        // CPU per MiB (stream) or per message: carries under load, where rates do not.
+        const units = kind === 'stream' ? res.bytes / (1024 * 1024) : res.bytes / MESSAGE_BYTES;
+        cpu.set(`${key}:sender`, [...(cpu.get(`${key}:sender`) ?? []), res.senderCpuUs / units]);
+        cpu.set(`${key}:receiver`, [...(cpu.get(`${key}:receiver`) ?? []), res.receiverCpuUs / units]);
         if (!json) process.stderr.write(`round ${r + 1}/${rounds} ${key}: ${value.toFixed(2)}\n`);
       }
     }
@@ -320,16 +358,37 @@ for (const kind of kinds) {
   };
 }
 
+/** Median CPU us per MiB (stream) or per message of each side, by kind and transport. */
+const cpuUs = {} as Record<Kind, Record<string, { sender: number; receiver: number }>>;
+for (const kind of kinds) {
+  cpuUs[kind] = {};
+  for (const t of transports) {
+    cpuUs[kind][t] = {
+      sender: median(cpu.get(`${kind}:${t}:sender`) ?? []),
+      receiver: median(cpu.get(`${kind}:${t}:receiver`) ?? []),
+    };
+  }
+}
+
 if (json) {
-  console.log(JSON.stringify({ bench: 'shm', rounds, units: { stream: 'GB/s', msgs: 'M msg/s' }, ...out }));
+  console.log(
+    JSON.stringify({
+      bench: 'shm',
+      rounds,
+      units: { stream: 'GB/s', msgs: 'M msg/s', cpuUs: 'us per MiB (stream) or per message' },
+      ...out,
+      cpuUs,
+    }),
+  );
 } else {
-  const cols: [string, (o: KindSummary) => number][] = [
-    ['fifo poll', (o) => o.fifoPoll],
-    ['fifo adaptive', (o) => o.fifoAdaptive],
-    ['Socket zero-copy', (o) => o.socketZeroCopy],
-    ["Socket 'data'", (o) => o.socketData],
-    ['unix socket', (o) => o.unix],
+  const cols: [string, (o: KindSummary) => number, Transport][] = [
+    ['fifo poll', (o) => o.fifoPoll, 'fifo-poll'],
+    ['fifo adaptive', (o) => o.fifoAdaptive, 'fifo-adaptive'],
+    ['Socket zero-copy', (o) => o.socketZeroCopy, 'socket-zero-copy'],
+    ["Socket 'data'", (o) => o.socketData, 'socket-data'],
+    ['unix socket', (o) => o.unix, 'unix'],
   ];
+  const transportOf = (h: string) => cols.find((c) => c[0] === h)?.[2];
   const row = (label: string, unit: string, o: KindSummary) =>
     `${label.padEnd(24)}${cols.map(([, f]) => `${f(o).toFixed(2)} ${unit}`.padStart(18)).join('')}`;
   const ratios = (label: string, o: KindSummary) =>
@@ -342,4 +401,17 @@ if (json) {
   console.log(ratios('  x unix', out.stream));
   console.log(row('64 B messages', 'M/s', out.msgs));
   console.log(ratios('  x unix', out.msgs));
+  console.log('CPU us per MiB (stream) / per message, sender + receiver (medians):');
+  for (const kind of kinds) {
+    console.log(
+      `${kind.padEnd(24)}${cols
+        .map(([h]) => {
+          const t = transports.find((x) => x === transportOf(h));
+          const c = t ? cpuUs[kind][t] : undefined;
+          const d = kind === 'stream' ? 0 : 3;
+          return (c ? `${c.sender.toFixed(d)} + ${c.receiver.toFixed(d)}` : '-').padStart(18);
+        })
+        .join('')}`,
+    );
+  }
 }
