@@ -108,7 +108,12 @@ export {
   readMessageHeader,
   writeMessageHeader,
 } from './proto/message-frame.js';
-export { createPlainDecoder, createValueDecoder, ValueEncoder } from './proto/message-values.js';
+export {
+  createPlainDecoder,
+  createTopicDecoder,
+  createValueDecoder,
+  ValueEncoder,
+} from './proto/message-values.js';
 export {
   encodeRelayJson,
   RELAY_KIND,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  createPlainDecoder,
+  createTopicDecoder,
   encodeRelayJson,
   RELAY_KIND,
   RELAY_VERSION,
@@ -163,10 +163,10 @@ describe('topics between two ferryds', () => {
       if (i % 500 === 0) await new Promise((r) => setImmediate(r));
     }
     imp.socket.resume();
-    const unpackr = createPlainDecoder();
+    const decode = createTopicDecoder();
     const lastIndex = () => {
       const f = imp.frames.at(-1);
-      return f?.kind === RELAY_KIND.RECORD ? (unpackr.unpack(f.payload) as { i: number }).i : -1;
+      return f?.kind === RELAY_KIND.RECORD ? (decode(f.payload) as { i: number }).i : -1;
     };
     await eventually(async () => lastIndex() === n - 1, 60_000, 'the last record arrives');
     let records = 0;

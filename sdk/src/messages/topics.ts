@@ -9,13 +9,13 @@
  * subscriber's doorbell); spinning ones (poll, adaptive while busy) need no wake-up.
  */
 import { EventEmitter } from 'node:events';
-import type { Unpackr } from 'msgpackr';
 import { getAttachment } from '../api/attachments.js';
 import type { AttachmentOptions } from '../api/options.js';
 import type { Attachment, ExtraPoller } from '../app/attachment.js';
 import { noticeSession, requestConnect } from '../app/session-control.js';
 import { type FerryError, ferryError } from '../errors.js';
-import { createPlainDecoder, encodePlain } from '../proto/message-values.js';
+import { createTopicDecoder, encodePlain } from '../proto/message-values.js';
+import { ShapeWriter } from '../proto/shape-codec.js';
 import { parseUri } from '../proto/uri.js';
 import { SLOT_FREE, TOPIC_END, TOPIC_POLICY } from '../shm/topic-layout.js';
 import { TopicRingReader, TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
@@ -101,6 +101,8 @@ export async function subscribe(name: string, opts: SubscribeOptions = {}): Prom
 
 /** Within one turn, sleeping subscribers are woken at least every this many messages. */
 const WAKE_EVERY = 64;
+/** Shape records are encoded here before the copy into the ring; larger ones go to msgpackr. */
+const SHAPE_SCRATCH_BYTES = 64 * 1024;
 
 export class Publisher {
   readonly topic: string;
@@ -108,6 +110,14 @@ export class Publisher {
   readonly #writer: TopicRingWriter;
   readonly #bellFd: number;
   #closed = false;
+  /**
+   * Plain objects go as self-contained shape records (proto/shape-codec.ts): each message defines
+   * the shapes it uses, since a subscriber may start reading anywhere; subscribers reuse what they
+   * compiled for a definition they saw before.
+   */
+  readonly #shapes = new ShapeWriter({ selfContained: true });
+  #scratch: Buffer | null = null;
+  #scratchView: DataView | null = null;
 
   /** @internal */
   constructor(topic: string, link: TopicLink) {
@@ -167,7 +177,7 @@ export class Publisher {
     if (this.#closed) {
       throw this.#error ?? ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the publisher is closed');
     }
-    const bytes = encodePlain(value);
+    const bytes = this.#encode(value);
     if (bytes.length > this.#writer.maxPayload) {
       throw ferryError(
         'EMSGSIZE',
@@ -186,6 +196,19 @@ export class Publisher {
       this.#wake();
     }
     return true;
+  }
+
+  #encode(value: unknown): Uint8Array {
+    if (this.#shapes.accepts(value)) {
+      if (this.#scratch === null) {
+        this.#scratch = Buffer.allocUnsafeSlow(Math.min(SHAPE_SCRATCH_BYTES, this.#writer.maxPayload));
+        this.#scratchView = new DataView(this.#scratch.buffer, 0, this.#scratch.length);
+      }
+      const s = this.#scratch;
+      const end = this.#shapes.encode(value as object, s, this.#scratchView as DataView, 0, s.length);
+      if (end >= 0) return s.subarray(0, end);
+    }
+    return encodePlain(value);
   }
 
   #turnOpen = false;
@@ -220,7 +243,6 @@ type Waiter = { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error
 export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, ExtraPoller {
   readonly topic: string;
   readonly #link: TopicLink;
-  readonly #dec: Unpackr = createPlainDecoder();
   readonly #readers: (TopicRingReader | null)[];
   readonly #epochs: number[];
   readonly #hwm: number;
@@ -230,7 +252,9 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   #waiters: Waiter[] = [];
   #closed = false;
   #reported = 0;
-  readonly #decode = (src: Buffer, range: { start: number; end: number }) => this.#dec.unpack(src, range);
+  readonly #dec = createTopicDecoder();
+  readonly #decode = (src: Buffer, range: { start: number; end: number }) =>
+    this.#dec(src, range.start, range.end);
   readonly #deliver = (v: unknown) => this.#push(v);
   /** Policy disconnect: nothing after a loss is delivered (the reader counts it before handing over). */
   readonly #deliverUnlapped = (v: unknown) => {

@@ -6,7 +6,7 @@
  * Pure: msgpackr only, no I/O.
  */
 import { type Options, Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
-import { ShapeWriter } from './shape-codec.js';
+import { SHAPE_MARK, ShapeReader, ShapeWriter } from './shape-codec.js';
 
 /**
  * Both directions use these options. `sequential` writes a record's keys inline the first time its
@@ -41,6 +41,23 @@ export function encodePlain(value: unknown): Uint8Array {
 /** A reader of encodePlain()'s output. */
 export function createPlainDecoder(): Unpackr {
   return new Unpackr({ ...PLAIN });
+}
+
+/**
+ * A reader of a topic's messages: self-contained shape records (ShapeWriter's selfContained mode,
+ * what publishers write for plain objects) or msgpack encoded on its own (encodePlain). Throws on
+ * bytes that are neither.
+ */
+export function createTopicDecoder(): (src: Uint8Array, start?: number, end?: number) => unknown {
+  const plain = createPlainDecoder();
+  const shapes = new ShapeReader({ selfContained: true });
+  const range = { start: 0, end: 0 };
+  return (src, start = 0, end = src.length) => {
+    if (src[start] === SHAPE_MARK) return shapes.decode(src, start, end);
+    range.start = start;
+    range.end = end;
+    return plain.unpack(src, range);
+  };
 }
 
 /** A fresh reader for one direction of one channel. */

@@ -14,7 +14,9 @@
  *           | fixarray / array16 dc / array32 dd of values | record
  *
  * Shape ids are the writer's, per direction, defined once each (a definition for an id already
- * defined is malformed, as is a definition anywhere but at the start of a body); a RESET frame makes the reader forget them, as msgpackr's records. The
+ * defined is malformed, as is a definition anywhere but at the start of a body); a RESET frame
+ * makes the reader forget them, as msgpackr's records. (Topics use a self-contained variant: every
+ * body defines the shapes it uses, and readers reuse what they compiled when the bytes match.) The
  * writer takes this path only for plain objects (prototype Object.prototype or null) whose values
  * are all of the kinds above, to MAX_DEPTH; anything else (Date, Map, Buffer, BigInt, a class
  * instance, ...) makes it give up on that value, which then goes to msgpackr whole, and the shape
@@ -45,6 +47,8 @@ const MAX_DEPTH = 32;
 /** Strings up to this many bytes are cached per field by the reader. */
 const CACHE_STRING_BYTES = 64;
 const DEF_FLAG = 0x8000;
+/** A definition's bytes after its id: the count, then MAX_KEYS keys of MAX_KEY_BYTES at most. */
+const MAX_DEFINITION_BYTES = 1 + MAX_KEYS * (1 + MAX_KEY_BYTES);
 
 /** A shape record the reader refused. */
 export class ShapeError extends Error {}
@@ -63,6 +67,8 @@ interface WriterShape {
   keys: string[];
   /** Its definition went out in a body that was sent. */
   defined: boolean;
+  /** Self-contained mode: the encode that last put its definition in the body. */
+  mark: number;
 }
 
 /** Thrown inside the writer to give up on a value (caught in encode). */
@@ -71,6 +77,13 @@ const EMPTY = Buffer.alloc(0);
 const OBJECT_PROTO = Object.prototype;
 
 export class ShapeWriter {
+  /**
+   * Self-contained: every body carries the definitions of the shapes it uses (a topic's messages,
+   * which a subscriber may start reading anywhere); ids stay the writer's, so readers can keep
+   * what they compiled for a definition they saw before (see ShapeReader).
+   */
+  readonly #selfContained: boolean;
+  #epoch = 0;
   readonly #root: ShapeNode = { next: null, shape: null };
   #count = 0;
   #buf: Buffer = EMPTY;
@@ -80,6 +93,10 @@ export class ShapeWriter {
   #defs: WriterShape[] = [];
   /** The shape last written at each nesting depth (see #record). */
   readonly #lastAt: (WriterShape | undefined)[] = [];
+
+  constructor(opts: { selfContained?: boolean } = {}) {
+    this.#selfContained = opts.selfContained === true;
+  }
 
   /** True when `value` is a plain object this writer may try (the caller then calls encode). */
   accepts(value: unknown): boolean {
@@ -97,13 +114,14 @@ export class ShapeWriter {
     this.#buf = buf;
     this.#view = view;
     this.#end = end;
+    this.#epoch++;
     let pos: number;
     try {
       pos = this.#record(value as Record<string, unknown>, at, 0);
       if (this.#defs.length > 0) pos = this.#prependDefinitions(at, pos);
     } catch (err) {
       if (err !== GIVE_UP) throw err;
-      for (const s of this.#defs) s.defined = false;
+      if (!this.#selfContained) for (const s of this.#defs) s.defined = false;
       pos = -1;
     }
     // Not kept past the call: it is fifo memory.
@@ -134,6 +152,7 @@ export class ShapeWriter {
         pos = this.#value(o[k], pos, depth);
       }
       if (i === keys.length) {
+        if (this.#selfContained) this.#use(last);
         this.#buf[at] = SHAPE_MARK;
         this.#view.setUint16(at + 1, last.id);
         return pos;
@@ -161,17 +180,27 @@ export class ShapeWriter {
         if (Buffer.byteLength(k) > MAX_KEY_BYTES) throw GIVE_UP;
         keys.push(k);
       }
-      shape = { id: this.#count++, keys, defined: false };
+      shape = { id: this.#count++, keys, defined: false, mark: 0 };
       node.shape = shape;
     }
-    if (!shape.defined) {
-      shape.defined = true;
-      this.#defs.push(shape);
-    }
+    this.#use(shape);
     this.#lastAt[depth] = shape;
     this.#buf[at] = SHAPE_MARK;
     this.#view.setUint16(at + 1, shape.id);
     return pos;
+  }
+
+  /** The body must define `shape`: always in self-contained mode (once per body), else once. */
+  #use(shape: WriterShape): void {
+    if (this.#selfContained) {
+      shape.defined = true;
+      if (shape.mark === this.#epoch) return;
+      shape.mark = this.#epoch;
+    } else {
+      if (shape.defined) return;
+      shape.defined = true;
+    }
+    this.#defs.push(shape);
   }
 
   /** Moves the value [at, end) up and writes the new shapes' definitions before it (rare). */
@@ -325,9 +354,20 @@ interface ReaderShape {
   /** Builds the object from its fields' readers (one object literal per shape). */
   build: (fields: FieldReader[]) => unknown;
   fields: FieldReader[];
+  /** The definition's bytes after the id (self-contained mode compares them to reuse the shape). */
+  def: Uint8Array;
+  /** Self-contained mode: the decode whose body defined it last. */
+  epoch: number;
 }
 
 export class ShapeReader {
+  /**
+   * Self-contained: each body defines the shapes it uses (see ShapeWriter); a definition whose
+   * bytes are those seen before for its id reuses what was compiled then, else replaces it, and a
+   * record may only use shapes its own body defined.
+   */
+  readonly #selfContained: boolean;
+  #epoch = 0;
   #shapes: (ReaderShape | undefined)[] = [];
   #buf: Uint8Array = new Uint8Array(0);
   #view: DataView = new DataView(new ArrayBuffer(0));
@@ -335,6 +375,10 @@ export class ShapeReader {
   #end = 0;
   #depth = 0;
   readonly #readAny: FieldReader = () => this.#value();
+
+  constructor(opts: { selfContained?: boolean } = {}) {
+    this.#selfContained = opts.selfContained === true;
+  }
 
   /** Decodes the shape record at [start, end) of `buf`, which must be exactly one value. */
   decode(buf: Uint8Array, start: number, end: number): unknown {
@@ -347,6 +391,7 @@ export class ShapeReader {
     this.#end = end;
     this.#depth = 0;
     const view = this.#view;
+    const epoch = ++this.#epoch;
     while (
       end - this.#p >= 3 &&
       this.#buf[this.#p] === SHAPE_MARK &&
@@ -354,9 +399,18 @@ export class ShapeReader {
     ) {
       const id = view.getUint16(this.#p + 1) & ~DEF_FLAG;
       if (id >= MAX_SHAPES) throw new ShapeError(`shape id ${id} out of range`);
-      if (this.#shapes[id] !== undefined) throw new ShapeError(`shape ${id} defined twice`);
       this.#p += 3;
-      this.#shapes[id] = this.#define();
+      const known = this.#shapes[id];
+      if (!this.#selfContained) {
+        if (known !== undefined) throw new ShapeError(`shape ${id} defined twice`);
+      } else if (known !== undefined && this.#same(known.def)) {
+        this.#p += known.def.length;
+        known.epoch = epoch;
+        continue;
+      }
+      const shape = this.#define();
+      shape.epoch = epoch;
+      this.#shapes[id] = shape;
     }
     const v = this.#value();
     if (this.#p !== end) throw new ShapeError(`${end - this.#p} bytes after the value`);
@@ -457,7 +511,9 @@ export class ShapeReader {
     if (raw & DEF_FLAG) throw new ShapeError('a shape definition inside a value');
     if (raw >= MAX_SHAPES) throw new ShapeError(`shape id ${raw} out of range`);
     const shape = this.#shapes[raw];
-    if (shape === undefined) throw new ShapeError(`shape ${raw} used before its definition`);
+    if (shape === undefined || (this.#selfContained && shape.epoch !== this.#epoch)) {
+      throw new ShapeError(`shape ${raw} used before its definition`);
+    }
     if (++this.#depth > MAX_DEPTH) throw new ShapeError('nested too deep');
     // At least a byte per field.
     if (shape.keys.length > this.#end - this.#p) throw new ShapeError('truncated record');
@@ -466,23 +522,43 @@ export class ShapeReader {
     return v;
   }
 
+  /** The bytes at the position are `def`'s (within the body). */
+  #same(def: Uint8Array): boolean {
+    const p = this.#p;
+    const n = def.length;
+    if (n > this.#end - p) return false;
+    const buf = this.#buf;
+    for (let i = 0; i < n; i++) if (buf[p + i] !== def[i]) return false;
+    return true;
+  }
+
+  /**
+   * Reads a definition from a private copy of the bytes (what the keys were read from is then
+   * exactly what `def` holds, even when the source changes under us: a topic's ring).
+   */
   #define(): ReaderShape {
-    const p = this.#need(1);
-    const n = this.#buf[p] as number;
-    this.#p = p + 1;
+    const start = this.#p;
+    const copy = Buffer.from(this.#buf.subarray(start, Math.min(this.#end, start + MAX_DEFINITION_BYTES)));
+    if (copy.length < 1) throw new ShapeError('truncated definition');
+    const n = copy[0] as number;
     if (n > MAX_KEYS) throw new ShapeError(`a shape of ${n} keys`);
+    let q = 1;
     const keys: string[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const q = this.#need(1);
-      let k = this.#str(q + 1, this.#buf[q] as number);
+      if (q >= copy.length) throw new ShapeError('truncated definition');
+      const len = copy[q] as number;
+      if (len > copy.length - q - 1) throw new ShapeError('truncated definition');
+      let k = copy.toString('utf8', q + 1, q + 1 + len);
+      q += 1 + len;
       if (k === '__proto__') k = '__proto_';
       if (seen.has(k)) throw new ShapeError(`key ${JSON.stringify(k)} twice in a shape`);
       seen.add(k);
       keys.push(k);
     }
+    this.#p = start + q;
     const fields = keys.map(() => this.#fieldReader());
-    return { keys, build: compileBuilder(keys), fields };
+    return { keys, build: compileBuilder(keys), fields, def: Buffer.from(copy.subarray(0, q)), epoch: 0 };
   }
 
   /** A field's reader: strings equal (byte for byte) to the field's previous one are reused. */
@@ -506,14 +582,15 @@ export class ShapeReader {
           return cached;
         }
       }
-      const s = this.#str(at, n);
-      if (n <= CACHE_STRING_BYTES && n > 0) {
-        cached = s;
-        // A copy: the fifo's bytes change once the frame is consumed.
-        if (cachedBytes === null || cachedBytes.length !== n) cachedBytes = new Uint8Array(n);
-        for (let i = 0; i < n; i++) cachedBytes[i] = buf[at + i] as number;
-      }
-      return s;
+      if (n > CACHE_STRING_BYTES || n === 0) return this.#str(at, n);
+      // Copied first, then decoded from the copy: the fifo's bytes change once the frame is consumed
+      // (and a topic's publisher may be overwriting them as we read), so the string cached must be
+      // the one its cached bytes say.
+      if (cachedBytes === null || cachedBytes.length !== n) cachedBytes = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) cachedBytes[i] = buf[at + i] as number;
+      this.#p = at + n;
+      cached = (cachedBytes as Buffer).toString('utf8', 0, n);
+      return cached;
     };
   }
 }

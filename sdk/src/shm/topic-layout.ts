@@ -20,7 +20,8 @@ import { CACHE_LINE } from './layout.js';
 
 /** 'FRYT' as bytes 46 52 59 54, read as a little-endian u32. */
 export const TOPIC_MAGIC = 0x5459_5246;
-export const TOPIC_VERSION = 1;
+/** 2: messages may be self-contained shape records (proto/shape-codec.ts), not only msgpack. */
+export const TOPIC_VERSION = 2;
 export const TOPIC_MAGIC_OFFSET = 0;
 export const TOPIC_VERSION_OFFSET = 4;
 export const TOPIC_MAX_PUBS_OFFSET = 8;
