@@ -19,7 +19,7 @@ const debug = debuglog('ferry');
 
 export interface SocketOptions {
   allowHalfOpen?: boolean;
-  /** Largest chunk one read() hands to the stream. */
+  /** Largest chunk one read hands to the stream ('data'); default 1 MiB. */
   readChunkBytes?: number;
   /** Read into the caller's buffer instead of emitting 'data' (net.Socket's `onread`). */
   onread?: OnReadOptions;
@@ -112,10 +112,12 @@ export class Socket extends Duplex implements SessionOwner {
     // and undici write their headers as latin1 strings), not into a Buffer first. emitClose off:
     // 'close' carries hadError, as net.Socket's does (emitted by _destroy).
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, decodeStrings: false });
-    // A read takes what is there, up to this: a 64 KiB HTTP body plus its header in one piece. (64 KiB
+    // A read takes what is there, up to this: a 64 KiB HTTP body plus its header in one piece (64 KiB
     // pieces, as net.Socket reads, split such a response in two and cost the client ~15% more CPU
-    // per request in a paired run; BENCHMARKS.md.)
-    this.#readChunk = options.readChunkBytes ?? 256 * 1024;
+    // per request in a paired run), and all a default 1 MiB fifo holds in one push: against 256 KiB,
+    // a stream's receiver spent ~20% less CPU per MiB and its sender ~20% less (fewer wakes and
+    // pushes; BENCHMARKS.md, "Stream and 64 B data path").
+    this.#readChunk = options.readChunkBytes ?? 1024 * 1024;
     const onread = options.onread;
     if (onread !== undefined) {
       checkOnread(onread);
