@@ -64,6 +64,8 @@ interface ShapeNode {
 
 interface WriterShape {
   id: number;
+  /** Its definition's bytes, made once (self-contained bodies repeat it in every message). */
+  def: Buffer | null;
   keys: string[];
   /** Its definition went out in a body that was sent. */
   defined: boolean;
@@ -180,7 +182,7 @@ export class ShapeWriter {
         if (Buffer.byteLength(k) > MAX_KEY_BYTES) throw GIVE_UP;
         keys.push(k);
       }
-      shape = { id: this.#count++, keys, defined: false, mark: 0 };
+      shape = { id: this.#count++, keys, defined: false, mark: 0, def: null };
       node.shape = shape;
     }
     this.#use(shape);
@@ -206,24 +208,15 @@ export class ShapeWriter {
   /** Moves the value [at, end) up and writes the new shapes' definitions before it (rare). */
   #prependDefinitions(at: number, end: number): number {
     let size = 0;
-    for (const s of this.#defs) {
-      size += 4;
-      for (const k of s.keys) size += 1 + Buffer.byteLength(k);
-    }
+    for (const s of this.#defs) size += definitionOf(s).length;
     this.#room(end, size);
     const buf = this.#buf;
     buf.copyWithin(at + size, at, end);
     let p = at;
     for (const s of this.#defs) {
-      buf[p] = SHAPE_MARK;
-      this.#view.setUint16(p + 1, DEF_FLAG | s.id);
-      buf[p + 3] = s.keys.length;
-      p += 4;
-      for (const k of s.keys) {
-        const len = buf.write(k, p + 1, 'utf8');
-        buf[p] = len;
-        p += 1 + len;
-      }
+      const def = definitionOf(s);
+      buf.set(def, p);
+      p += def.length;
     }
     return end + size;
   }
@@ -342,6 +335,24 @@ export class ShapeWriter {
     if (pos + n > this.#end) throw GIVE_UP;
     return pos;
   }
+}
+
+/** `shape`'s definition: 0xc1, u16be(0x8000 | id), the key count, each key's length and bytes. */
+function definitionOf(shape: WriterShape): Buffer {
+  if (shape.def !== null) return shape.def;
+  const keys = shape.keys.map((k) => Buffer.from(k, 'utf8'));
+  const def = Buffer.alloc(4 + keys.reduce((n, k) => n + 1 + k.length, 0));
+  def[0] = SHAPE_MARK;
+  def.writeUInt16BE(DEF_FLAG | shape.id, 1);
+  def[3] = keys.length;
+  let p = 4;
+  for (const k of keys) {
+    def[p] = k.length;
+    k.copy(def, p + 1);
+    p += 1 + k.length;
+  }
+  shape.def = def;
+  return def;
 }
 
 // ---------------------------------------------------------------- reader
