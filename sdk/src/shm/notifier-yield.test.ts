@@ -31,7 +31,11 @@ for (const mode of ['poll', 'adaptive'] as NotifyMode[]) {
       arm: () => false,
     });
     n.start();
-    await sleep(20);
+    // Wait for the polls after the yield rather than a fixed time: a loaded machine can hold this
+    // process off its CPU past a short sleep, which then stopped the notifier before it polled
+    // again (seen in CI at load 10). Bounded: a notifier that never polls again fails below.
+    const deadline = Date.now() + 5_000;
+    while (polls <= 3 && Date.now() < deadline) await sleep(5);
     n.stop();
     assert.equal(yields, 1);
     assert.equal(pollsWhenContinued, 3, 'the continuation ran right after the poll that settled it');
