@@ -9,10 +9,12 @@
  * Now and then an expectation takes the other choice (an exploration), so the averages follow a
  * changing machine: one in EXPLORE_MIN at first, and twice as rarely each time the other choice
  * proves no better (up to one in EXPLORE_MAX: an exploration that loses is a slow round trip,
- * and one in 16 of them would be the p99), back to one in EXPLORE_MIN as soon as one wins clearly.
+ * and one in 16 of them would be the p99), back to one in EXPLORE_MIN as soon as one wins clearly (WIN).
  */
 const EXPLORE_MIN = 16;
 const EXPLORE_MAX = 1024;
+/** An exploration wins when it took less than this share of the usual choice's average. */
+const WIN = 0.75;
 /** Weight of the newest sample in the averages; explorations are rarer, and weigh more. */
 const EWMA = 0.125;
 const EWMA_EXPLORED = 0.5;
@@ -69,10 +71,11 @@ export class PollBudget {
     this.#since = 0;
     let w = EWMA;
     if (this.#exploring) {
-      // Did the other choice clearly beat what the usual one has been giving? (Polling against
-      // two wake-ups is a factor of several on a free machine; a lucky sample on a busy one is not.)
+      // Did the other choice clearly beat what the usual one has been giving? A poll on one side
+      // while the other sleeps saves one of the two wake-ups (a quarter to a half of a round
+      // trip); a lucky sample on a busy machine rarely does as well.
       const usual = this.#polling ? this.#sleepMs : this.#pollMs;
-      this.#every = dt < usual / 2 ? EXPLORE_MIN : Math.min(EXPLORE_MAX, this.#every * 2);
+      this.#every = dt < usual * WIN ? EXPLORE_MIN : Math.min(EXPLORE_MAX, this.#every * 2);
       if (this.#countdown > this.#every) this.#countdown = this.#every;
       w = EWMA_EXPLORED;
     }
