@@ -137,6 +137,34 @@ describe('zero-copy writes (reserve)', () => {
     s.destroy();
   });
 
+  test('commits made while the peer sleeps wake it: one message at a time, and several in one tick', async () => {
+    const s = connect({ uri: echoUri });
+    s.on('error', () => {});
+    await connected(s);
+    let got = Buffer.alloc(0);
+    s.on('data', (b: Buffer) => {
+      got = Buffer.concat([got, b]);
+    });
+    let sent = Buffer.alloc(0);
+    for (let round = 0; round < 20; round++) {
+      // Idle long enough for an adaptive notifier on both ends to stop polling and sleep: only a
+      // ring (sent at the end of the tick of the commits) wakes the echo server, and then us.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const pieces = round % 2 === 0 ? 1 : 3;
+      for (let i = 0; i < pieces; i++) {
+        const msg = Buffer.from(`round ${round} piece ${i};`);
+        const r = s.reserve(msg.length);
+        assert.ok(r !== null && r.bytes.length === msg.length);
+        r.bytes.set(msg);
+        r.commit();
+        sent = Buffer.concat([sent, msg]);
+      }
+      while (got.length < sent.length) await once(s, 'data');
+      assert.equal(got.toString(), sent.toString());
+    }
+    s.destroy();
+  });
+
   test('misuse fails loudly and publishes nothing: commit twice, commit too much, a write in between, queued writes', async () => {
     const s = connect({ uri: echoUri });
     const got: Buffer[] = [];

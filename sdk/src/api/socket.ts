@@ -391,7 +391,8 @@ export class Socket extends Duplex implements SessionOwner {
       ) {
         return false;
       }
-      if (s.commit(n) < 0) return false;
+      // The reader is told at the end of the tick: one wake for a loop of commits.
+      if (s.commit(n, true) < 0) return false;
       this.#bytesWritten += n;
       return true;
     });

@@ -126,12 +126,31 @@ export class AppSession implements SlotListener {
     return this.#tx.writableView(maxBytes);
   }
 
-  /** Publishes the first `n` bytes of the last reserve() and tells the peer if it asked; -1 if refused. */
-  commit(n: number): number {
+  /**
+   * Publishes the first `n` bytes of the last reserve(); -1 if refused. The peer is told at once if
+   * it asked, or with `endOfTick`, once at the end of this tick whatever the commits made in it: a
+   * writer that commits in a loop then costs the reader one wake per loop rather than one per
+   * commit (a fast reader catches up, sleeps, and was rung again after every 256 KiB commit;
+   * BENCHMARKS.md). The bytes are visible at once to a reader that polls.
+   */
+  commit(n: number, endOfTick = false): number {
     const r = this.#tx.commit(n);
-    if (r > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    if (r <= 0) return r;
+    if (!endOfTick) {
+      if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    } else if (!this.#notifyScheduled) {
+      this.#notifyScheduled = true;
+      process.nextTick(this.#notifyAfterCommits);
+    }
     return r;
   }
+
+  #notifyScheduled = false;
+  /** After the tick's commits: the consumer's arming pairs with the tail stores already made. */
+  readonly #notifyAfterCommits = (): void => {
+    this.#notifyScheduled = false;
+    if (!this.#closed && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+  };
 
   /** Bytes the tx fifo can take now (0 when full or failed). */
   get writableBytes(): number {
