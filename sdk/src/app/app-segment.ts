@@ -8,6 +8,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import type { SegmentAdd } from '../proto/ctrl/messages.js';
 import { EventQueueConsumer, EventQueueProducer, Segment } from '../shm/index.js';
 import { close, ring } from '../sys/index.js';
+import { type Ringable, ringSoon } from './ring-batch.js';
 
 const debug = debuglog('ferry');
 
@@ -18,7 +19,7 @@ export interface SlotListener {
   onSegmentFailure(err: FerryError): void;
 }
 
-export class AppSegment {
+export class AppSegment implements Ringable {
   readonly id: number;
   readonly segment: Segment;
   readonly maxSlot: number;
@@ -75,13 +76,22 @@ export class AppSegment {
     if (list.length === 0) this.#slots.delete(slot);
   }
 
-  /** Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced). */
+  /**
+   * Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced), at the
+   * end of the current poll or tick (ring-batch.ts), so one ring carries every post of a batch.
+   */
   post(slot: number): void {
     this.#tx.push(slot);
     if (this.#tx.wakeNeeded()) {
       if (debug.enabled) debug('segment %d: post slot %d, ring', this.id, slot);
-      ring(this.#peerDoorbellFd);
+      ringSoon(this);
     }
+  }
+
+  ringNow(): void {
+    if (this.#peerDoorbellFd < 0) return;
+    // EPIPE (the peer is gone) returns false; the control channel tells us of that peer.
+    ring(this.#peerDoorbellFd);
   }
 
   /** Delivers queued events; returns how many. On overflow every session is told. */

@@ -34,6 +34,7 @@ import {
   sessionNoticeMessage,
 } from './control-messages.js';
 import { FastPools } from './fast-pools.js';
+import { holdRings, releaseRings } from './ring-batch.js';
 
 export interface AttachOptions {
   socket: string;
@@ -669,6 +670,7 @@ export class Attachment extends EventEmitter {
   #pollSegments(): number {
     let work = 0;
     this.#polling = true;
+    holdRings();
     try {
       const segs = this.#segs();
       for (let i = 0; i < segs.length; i++) work += (segs[i] as AppSegment).poll();
@@ -677,10 +679,15 @@ export class Attachment extends EventEmitter {
     } finally {
       this.#polling = false;
     }
-    if (this.#afterPoll.length > 0) {
-      const fns = this.#afterPoll;
-      this.#afterPoll = [];
-      for (const fn of fns) fn();
+    try {
+      if (this.#afterPoll.length > 0) {
+        const fns = this.#afterPoll;
+        this.#afterPoll = [];
+        for (const fn of fns) fn();
+      }
+    } finally {
+      // Every post of this poll (replies written by its handlers, flushed writes) rings now, once.
+      releaseRings();
     }
     return work;
   }
