@@ -217,7 +217,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       this.#requests.fail(r.id, err as Error);
       return r.promise;
     }
-    if (this.#requests.size === 1) this.#expect(this.#replyPoll);
+    if (this.#requests.size === 1) this.#expect(this.#replyPoll, r.id);
     return r.promise;
   }
 
@@ -466,9 +466,9 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
   }
 
   /** Keeps adaptive polling on for a frame we expect, when polling for it has been paying. */
-  #expect(budget: PollBudget): void {
+  #expect(budget: PollBudget, requestId: number): void {
     const now = performance.now();
-    if (budget.start(now)) this.#link.att.pollUntil(now + budget.windowMs);
+    if (budget.start(now, requestId)) this.#link.att.pollUntil(now + budget.windowMs);
   }
 
   #kickPull(): void {
@@ -534,7 +534,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       }
     }
     // A peer whose requests come back to back sends the next one soon after this reply.
-    if (this.#serving.size === 0) this.#expect(this.#requestPoll);
+    if (this.#serving.size === 0) this.#expect(this.#requestPoll, id);
     if (this.#serving.size === this.#opts.maxConcurrentRequests - 1) this.#kickPull();
   }
 

@@ -60,3 +60,22 @@ test('end() without start() and twice in a row is ignored', () => {
   b.end(99);
   assert.ok(Math.abs(b.averages.pollMs - 0.05) < 1e-9);
 });
+
+test('with keys (request ids), explorations fall on multiples of the interval on both ends', () => {
+  const a = new PollBudget(0.2);
+  const b = new PollBudget(0.2);
+  let now = 1000;
+  const explored: number[][] = [[], []];
+  for (let id = 1; id <= 200; id++) {
+    for (const [k, budget] of [a, b].entries()) {
+      const poll = budget.start(now, id);
+      // Sleeping is the usual choice here: a poll after the first two is an exploration.
+      if (poll && id > 2) explored[k]?.push(id);
+      now += poll ? 0.3 : 0.07;
+      budget.end(now);
+    }
+  }
+  assert.deepEqual(explored[0], explored[1]);
+  for (const id of explored[0] ?? []) assert.equal(id % 16, 0, `explored at ${id}`);
+  assert.ok((explored[0]?.length ?? 0) >= 2);
+});

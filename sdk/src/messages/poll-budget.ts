@@ -49,11 +49,22 @@ export class PollBudget {
     return { pollMs: this.#pollMs, sleepMs: this.#sleepMs };
   }
 
-  /** An expectation starts at `now`: true when it should poll (until now + windowMs). */
-  start(now: number): boolean {
+  /**
+   * An expectation starts at `now`: true when it should poll (until now + windowMs). `key`, when
+   * given, picks the explorations instead of a count: those whose key is a multiple of the
+   * interval (a power of two). Both ends of a channel pass the request's id, so their explorations
+   * fall on the same round trips: from both sides asleep, one side polling alone saves one wake-up
+   * of two, which may not show; both polling in the same round trip shows what polling gives.
+   */
+  start(now: number, key?: number): boolean {
     this.#since = now;
-    const explore = --this.#countdown === 0;
-    if (explore) this.#countdown = this.#every;
+    let explore: boolean;
+    if (key === undefined) {
+      explore = --this.#countdown === 0;
+      if (explore) this.#countdown = this.#every;
+    } else {
+      explore = (key & (this.#every - 1)) === 0;
+    }
     // Unmeasured choices are tried first: polling, then sleeping.
     let poll: boolean;
     if (Number.isNaN(this.#pollMs)) poll = true;
