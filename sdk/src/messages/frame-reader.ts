@@ -123,6 +123,8 @@ export class FrameReader {
     let off = this.#ahead;
     let result: PullResult = 'empty';
     let view0: DataView | null = null;
+    let view1: DataView | null = null;
+    const len0 = v0.length;
     while (off < total) {
       if (this.#stopped) break;
       if (this.#opts.paused()) {
@@ -146,10 +148,15 @@ export class FrameReader {
       }
       let hv: DataView;
       let ho: number;
-      if (off + MSG_HEADER_BYTES <= v0.length) {
+      if (off + MSG_HEADER_BYTES <= len0) {
         view0 ??= new DataView(v0.buffer, v0.byteOffset, v0.length);
         hv = view0;
         ho = off;
+      } else if (v1 !== null && off >= len0) {
+        // Past the ring's end: frames there lie whole in the second view, read in place too.
+        view1 ??= new DataView(v1.buffer, v1.byteOffset, v1.length);
+        hv = view1;
+        ho = off - len0;
       } else {
         copyOut(views, off, this.#hdrBytes);
         hv = this.#hdrView;
@@ -226,8 +233,10 @@ export class FrameReader {
         if (end === start)
           return !this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', `empty body in a kind ${kind} frame`));
         const v0 = views[0] as Uint8Array;
+        const len0 = v0.length;
         let value: unknown;
-        if (end <= v0.length) value = this.#decode(v0, start, end);
+        if (end <= len0) value = this.#decode(v0, start, end);
+        else if (start >= len0) value = this.#decode(views[1] as Uint8Array, start - len0, end - len0);
         else value = this.#decode(this.#copy(views, start, end), 0, end - start);
         if (this.#failed) return false;
         return this.#deliver(kind, h.id, value);
