@@ -79,3 +79,10 @@ test('with keys (request ids), explorations fall on multiples of the interval on
   for (const id of explored[0] ?? []) assert.equal(id % 16, 0, `explored at ${id}`);
   assert.ok((explored[0]?.length ?? 0) >= 2);
 });
+
+test('a peer slower than the window (a slow handler) is not polled for: polling bought nothing', () => {
+  const b = new PollBudget(0.2);
+  // Polling or not, the reply takes 0.3 ms (sleeping adds nothing measurable here).
+  const { polled } = run(b, 1600, () => 0.3);
+  assert.ok(polled <= 10, `polled ${polled} of 1600`);
+});

@@ -78,7 +78,10 @@ export class PollBudget {
   /** The expected frame came at `now`. */
   end(now: number): void {
     if (this.#since === 0) return;
-    const dt = Math.min(CAP_MS, now - this.#since);
+    let dt = Math.min(CAP_MS, now - this.#since);
+    // A poll whose frame came after the window bought nothing (it slept for it anyway) and burned
+    // the window's CPU: it counts as the worst (a slow handler is not polled for).
+    if (this.#polling && dt > this.windowMs) dt = CAP_MS;
     this.#since = 0;
     let w = EWMA;
     if (this.#exploring) {
