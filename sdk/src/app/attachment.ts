@@ -669,24 +669,24 @@ export class Attachment extends EventEmitter {
 
   #pollSegments(): number {
     let work = 0;
-    this.#polling = true;
     holdRings();
     try {
-      const segs = this.#segs();
-      for (let i = 0; i < segs.length; i++) work += (segs[i] as AppSegment).poll();
-      if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
-      if (this.#pollers.size > 0) for (const p of this.#pollers) work += p.poll();
-    } finally {
-      this.#polling = false;
-    }
-    try {
+      this.#polling = true;
+      try {
+        const segs = this.#segs();
+        for (let i = 0; i < segs.length; i++) work += (segs[i] as AppSegment).poll();
+        if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
+        if (this.#pollers.size > 0) for (const p of this.#pollers) work += p.poll();
+      } finally {
+        this.#polling = false;
+      }
       if (this.#afterPoll.length > 0) {
         const fns = this.#afterPoll;
         this.#afterPoll = [];
         for (const fn of fns) fn();
       }
     } finally {
-      // Every post of this poll (replies written by its handlers, flushed writes) rings now, once.
+      // Every reply this poll wrote (in its handlers, or flushed after it) rings now, once.
       releaseRings();
     }
     return work;

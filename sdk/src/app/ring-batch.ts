@@ -1,13 +1,13 @@
-// Doorbell rings are rung once per batch of work, not once per post.
+// Doorbell rings asked for while the data poll dispatches are rung once, when that poll ends.
 //
 // Why: a post rings the peer's doorbell only when the peer sleeps (its wantWake flag, cleared by
-// the ring), but a peer woken by the first post of a batch starts working at once, finds only that
-// post, and sleeps again before the next one: with 8 HTTP connections, a poll that answers 8
-// requests rang up to 8 times, and on a busy 2-vCPU machine each ring can hand the CPU to the
-// woken peer in the middle of the batch. So posts made while the data poll dispatches are rung when
-// that poll ends (after its afterPoll work), and posts made elsewhere (a timer, a promise) when the
-// current tick ends (process.nextTick): the peer then finds the whole batch in one wake-up.
-// On exit, rings still pending are rung, so nothing written before process.exit() waits unheard.
+// the ring), but a peer woken by the first reply of a batch starts working at once, finds only that
+// reply, and sleeps again before the next one: with 8 HTTP connections, a poll that answered 8
+// requests rang up to 4 times, and on a busy 2-vCPU machine each ring can hand the CPU to the
+// woken peer in the middle of the batch. Replies written by the poll's handlers (and its afterPoll
+// flushes) are rung when the poll ends; everything else rings at once, as before (a ring deferred
+// to the end of the tick, or a space notice deferred to the end of the poll, cost 256 KiB streams
+// up to twice the CPU per MiB: the writer stopped refilling while the reader read).
 
 /** What can be rung later: a segment's link to its peer's doorbell. */
 export interface Ringable {
@@ -17,19 +17,14 @@ export interface Ringable {
 
 const pending: Ringable[] = [];
 let held = 0;
-let scheduled = false;
-let exitHooked = false;
 
-/** Rings `r` at the end of the current poll or tick (once, however many posts ask). */
+/** Rings `r` now, or at the end of the running data poll (once, however many posts ask). */
 export function ringSoon(r: Ringable): void {
-  if (!pending.includes(r)) pending.push(r);
-  if (held > 0 || scheduled) return;
-  scheduled = true;
-  if (!exitHooked) {
-    exitHooked = true;
-    process.on('exit', flushRings);
+  if (held === 0) {
+    r.ringNow();
+    return;
   }
-  process.nextTick(flushRings);
+  if (!pending.includes(r)) pending.push(r);
 }
 
 /** A data poll starts: rings wait for its end. */
@@ -40,14 +35,7 @@ export function holdRings(): void {
 /** A data poll ended: ring what it asked for (when no outer poll still holds them). */
 export function releaseRings(): void {
   if (held > 0) held--;
-  if (held === 0) flushRings();
-}
-
-/** Rings everything pending now. */
-export function flushRings(): void {
-  scheduled = false;
-  if (pending.length === 0) return;
-  // Rung in order; a ring that posts nothing more cannot add to the list, but copy anyway.
+  if (held > 0 || pending.length === 0) return;
   const rs = pending.splice(0);
   for (const r of rs) r.ringNow();
 }
