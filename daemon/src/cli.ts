@@ -43,8 +43,63 @@ The socket defaults to $FERRY_SOCKET, else $XDG_RUNTIME_DIR/ferry/ferryd.sock, e
 /run/ferry/ferryd.sock.
 `;
 
+/** Each subcommand's own usage, printed by `ferry <command> --help` and after a bad option. */
+const SUB_HELP: Readonly<Record<string, string>> = {
+  daemon: `Usage: ferry daemon [--config FILE] [--socket PATH|@NAME] [--demo] [--tcp-connect-timeout-ms MS]
+                    [--tls-cert FILE --tls-key FILE] [--metrics HOST:PORT]
+                    [--log-level L] [--log-format text|json]
+Runs ferryd in the foreground; FILE (or $FERRY_CONFIG) is a JSON configuration
+(docs/configuration.md); SIGHUP reloads it.
+`,
+  show: `Usage: ferry show [${SHOW_TOPICS.join('|')}] [--json] [--socket PATH|@NAME] [--config FILE]
+What a running ferryd holds (default: sessions).
+`,
+  health: `Usage: ferry health [--socket PATH|@NAME] [--timeout-ms MS]
+Exits 0 if ferryd's admin socket answers within MS (default 2000).
+`,
+  config: `Usage: ferry config check [--config FILE] | defaults | schema
+`,
+  top: `Usage: ferry top [--socket PATH|@NAME] [--config FILE] [--interval-ms MS] [--once]
+Live view of apps and sessions, by throughput (keys: q quit, s sort, t transport, / filter).
+`,
+};
+
+/** `--help` or `-h` among a subcommand's arguments (before a `--`, after which all are operands). */
+function asksHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
+
+async function helpOf(cmd: string): Promise<string> {
+  if (cmd === 'perf') return (await import('./perf/perf-cli.js')).PERF_HELP;
+  return SUB_HELP[cmd] ?? HELP;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
+  const known = cmd === 'perf' || SUB_HELP[cmd] !== undefined;
+  if (known && asksHelp(rest)) {
+    process.stdout.write(await helpOf(cmd));
+    return 0;
+  }
+  try {
+    return await dispatch(cmd, rest);
+  } catch (err) {
+    // node:util parseArgs throws on an unknown option, a missing value or a stray operand: a usage
+    // error (exit 2 with the command's usage), not a crash with a stack trace.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+      process.stderr.write(`ferry ${cmd}: ${(err as Error).message}\n${await helpOf(cmd)}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function dispatch(cmd: string, rest: string[]): Promise<number> {
   switch (cmd) {
     case 'daemon':
       return runDaemon(rest);
