@@ -71,6 +71,7 @@ export type {
   PoolRevoke,
   PoolServe,
   SegmentAdd,
+  SocketsLent,
   TlsOptions,
 } from './proto/ctrl/messages.js';
 export {

@@ -258,6 +258,19 @@ disconnect it and connect it elsewhere, past the rules. Refuse handoff where app
 with that (docs/internals.md, TCP handoff). A listener keeps the mode it got at listen time.
 `,
   },
+  tcpHandoffSockets: {
+    schema: (_ctx: ValidateContext) => int(0, 32),
+    default: 8,
+    live: true,
+    doc: `
+Unconnected sockets ferryd lends a client for each address it has made a handoff connect to (a
+numeric address the rules allowed), so that its next connects there need no round trip through
+ferryd: the app connects one itself and tells ferryd afterwards, which then checks where it is
+connected (elsewhere: reset) and shows it as any handed session. They count against
+\`maxSessionsPerApp\` until used. 0 turns lending off. A reload revokes every pool
+(docs/internals.md, TCP handoff).
+`,
+  },
   tcpHandoffListeners: {
     schema: (_ctx: ValidateContext) => oneOf(['lend', 'accept']),
     default: 'lend' as 'lend' | 'accept',

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as ferry from '@ferry/sdk';
 import { HandedSocket } from '@ferry/sdk/internal';
-import { type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
+import { backToBaseline, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
 import { closeServer, collect, netConnect, netServer } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
 
@@ -458,5 +458,97 @@ describe('lent listeners (handoff: the app accepts on the kernel socket ferryd l
     await eventually(async () => (await listenerRow(d, l['uri']))?.lent?.open === 3, 10_000, 'three open');
     assert.deepEqual(await roundTrip(port, 'room again'), { text: 'room again', how: 'end' });
     for (const s of held) s.destroy();
+  });
+});
+
+/** ferryd's tcp transport counters (`ferry show stats`, under `tcp`). */
+async function tcpStats(d: DaemonHandle): Promise<Record<string, number>> {
+  return ((await d.stats())['tcp'] ?? {}) as Record<string, number>;
+}
+
+/** One connect of `app` to `port` in handoff mode: `text` echoed back, then closed both ways. */
+async function echoOnce(app: Awaited<ReturnType<typeof startApp>>, tag: string, port: number): Promise<void> {
+  const r = await app.ok({ op: 'connect', tag, uri: `tcp://127.0.0.1:${port}` });
+  assert.equal(r['transport'], 'tcp-handoff');
+  const sent = await app.ok({ op: 'send', tag, bytes: 20_000, seed: 70, chunk: 5_000, end: true });
+  const end = await app.waitFor((e) => e.event === 'end' && e.tag === tag);
+  assert.equal(end['sha256'], sent['sha256']);
+}
+
+describe('lent sockets (handoff: connects on unconnected sockets ferryd lent)', () => {
+  test('after a first connect, the next ones take lent sockets: intact, shown as handed sessions; the app dying releases them and fds return to baseline', async () => {
+    const d = await startDaemon();
+    cleanup.push(() => d.stop());
+    const keep = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => keep.kill());
+    const base = await d.stats();
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const { server, port } = await netServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    cleanup.push(() => closeServer(server));
+    await echoOnce(app, 'first', port);
+    assert.equal((await tcpStats(d))['socketPools'], 0, 'a one-off connect costs no pool');
+    await echoOnce(app, 'second', port);
+    // The second connect went through ferryd too, which then lent a pool for the URI (8 sockets).
+    await eventually(async () => (await tcpStats(d))['socketPools'] === 1, 10_000, 'a pool lent');
+    assert.ok(Number((await d.stats())['fds']) >= Number(base['fds']) + 8, "ferryd's duplicates");
+    for (let i = 0; i < 3; i++) await echoOnce(app, `lent${i}`, port);
+    // Held open: ferryd learnt of it after the fact and shows it, addresses from the kernel.
+    await app.ok({ op: 'connect', tag: 'held', uri: `tcp://127.0.0.1:${port}` });
+    await eventually(
+      async () => (await handed(d)).some((s) => s.remote === `tcp://127.0.0.1:${port}`),
+      10_000,
+      'the held connection shown',
+    );
+    // The notices of the first three may still be on their way (they go lazily, within 10 ms).
+    await eventually(
+      async () => (await tcpStats(d))['lentSocketsUsed'] === 4,
+      10_000,
+      'four lent sockets used',
+    );
+    assert.equal((await tcpStats(d))['lentSocketsMisused'], 0);
+    await app.kill('SIGKILL');
+    // The pool's eight duplicates (four used and refilled) and the held session's are gone.
+    await eventually(async () => (await tcpStats(d))['socketPools'] === 0, 10_000, 'the pool released');
+    await backToBaseline(d, base, 'fds and sessions back to baseline');
+  });
+
+  test('a reload revokes lent sockets: the app gives back the unused ones, and a rule added then decides its next connect', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-handoff-'));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'ferryd.json');
+    writeFileSync(file, JSON.stringify({ rules: [] }));
+    const d = await startDaemon(['--config', file]);
+    cleanup.push(() => d.stop());
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const base = await d.stats();
+    const { server, port } = await netServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    cleanup.push(() => closeServer(server));
+    await echoOnce(app, 'first', port);
+    await echoOnce(app, 'second', port);
+    await eventually(async () => (await tcpStats(d))['socketPools'] === 1, 10_000, 'a pool lent');
+    await eventually(async () => (await handed(d)).length === 0, 10_000, 'the first sessions freed');
+    const withPool = Number((await d.stats())['fds']);
+    const before = d.output().split('configuration reload').length;
+    writeFileSync(
+      file,
+      JSON.stringify({ rules: [{ action: 'deny', via: 'remote', service: `tcp://*:${port}` }] }),
+    );
+    d.proc.kill('SIGHUP');
+    await eventually(async () => d.output().split('configuration reload').length > before, 10_000, 'reload');
+    // Revoked and released: ferryd closed its duplicates.
+    await eventually(async () => (await tcpStats(d))['socketPools'] === 0, 10_000, 'the pool released');
+    await backToBaseline(d, { ...base, fds: withPool - 8 }, "ferryd's duplicates closed");
+    const r = await app.call({ op: 'connect', tag: 'after', uri: `tcp://127.0.0.1:${port}` });
+    assert.equal(r['ok'], false);
+    assert.equal(r['code'], 'ERR_FERRY_DENIED');
+    assert.equal((await tcpStats(d))['lentSocketsUsed'], 0);
   });
 });

@@ -277,14 +277,24 @@ export class SessionLayer implements TransportHost {
   /** A client took a pool pair (`fast-open`): its session and the server's enter the table. */
   fastOpen(app: App, sessionId: number): void {
     if (this.sessions.get(sessionId)?.appId === app.id) return;
-    if (!this.pools.open(app, sessionId)) {
+    if (!this.pools.open(app, sessionId) && !this.#lentTransport()?.fastOpen?.(app, sessionId)) {
       throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `session ${sessionId} is not a pool pair of this app`);
     }
   }
 
   /** The app let go of a revoked pool. */
   poolRelease(app: App, poolId: number): void {
+    if (this.#lentTransport()?.poolRelease?.(app, poolId)) return;
     this.pools.release(app, poolId);
+  }
+
+  /** The transport that lends sockets (tcp://). */
+  #lentTransport(): Transport | undefined {
+    return this.transports.get('tcp');
+  }
+
+  reserveSessionId(): number {
+    return this.#nextSession++;
   }
 
   shutdown(app: App, sessionId: number): void {
@@ -301,6 +311,7 @@ export class SessionLayer implements TransportHost {
 
   /** The app let go of the session (orderly close, or acknowledging a reset). */
   close(app: App, sessionId: number): void {
+    if (!this.sessions.has(sessionId) && this.#lentTransport()?.dropLent?.(app, sessionId)) return;
     const s = this.#own(app, sessionId);
     if (!s.terminal) {
       s.apply('close');
@@ -312,6 +323,7 @@ export class SessionLayer implements TransportHost {
   }
 
   reset(app: App, sessionId: number): void {
+    if (!this.sessions.has(sessionId) && this.#lentTransport()?.dropLent?.(app, sessionId)) return;
     const s = this.#own(app, sessionId);
     this.counters.resets++;
     this.#teardown(s, 'reset', ferryError('ECONNRESET', 'peer reset the session'));
@@ -321,6 +333,7 @@ export class SessionLayer implements TransportHost {
   appGone(app: App): void {
     // First: taken pairs enter the table (and the server hears pool-revoke before their resets).
     this.pools.appGone(app);
+    for (const t of this.transports.values()) t.appGone?.(app);
     for (const id of app.listeners) this.#removeListener(id);
     app.listeners.clear();
     for (const id of [...app.sessions]) {
@@ -551,7 +564,7 @@ export class SessionLayer implements TransportHost {
     let s: Session;
     let daemon: Placed['daemon'] = null;
     if (p.fifos === null) {
-      s = this.#newSession(app, 0, -1, 'a', local, remote, listenerId, transport);
+      s = this.#newSession(app, 0, -1, 'a', local, remote, listenerId, transport, p.id);
     } else {
       const { seg, pair } = this.segments.place(app, this.#daemonParty, p.fifos.tx, p.fifos.rx, (sg) =>
         this.#announce(sg),

@@ -158,7 +158,10 @@ export function takeSocket(sock: Socket): number {
 /** Handed sessions whose duplicate ferryd still holds (for rechecks after a reload). */
 export type HandedSet = Set<Session>;
 
-/** Places a handed session for `app` around `fd` (ferryd's duplicate); the reply carries it. */
+/**
+ * Places a handed session for `app` around `fd` (ferryd's duplicate); the reply carries it. `id`:
+ * the session id reserved for it (a lent socket's), else a new one.
+ */
 export function placeHanded(
   host: TransportHost,
   handed: HandedSet,
@@ -168,6 +171,7 @@ export function placeHanded(
   remote: string,
   listenerId: number,
   outgoing: boolean,
+  id?: number,
 ): Opened {
   const { session, events } = host.place({
     app,
@@ -176,6 +180,7 @@ export function placeHanded(
     listenerId,
     transport: HANDOFF_TRANSPORT,
     fifos: null,
+    ...(id !== undefined ? { id } : {}),
   });
   const end = new HandedEnd(fd, events, outgoing, () => handed.delete(session));
   session.end = end;

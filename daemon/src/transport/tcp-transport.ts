@@ -4,7 +4,7 @@
  * cut-through entry; connects no local listener takes go out through the kernel.
  */
 import { isIPv4, type Server, type Socket } from 'node:net';
-import { FerryError, isNumericAddress, type SessionUri, type TlsOptions } from '@ferry/sdk/internal';
+import { FEATURE, FerryError, isNumericAddress, type SessionUri, type TlsOptions } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import type { Listener } from '../app/listener-table.js';
 import { fifoSizeFor } from '../config.js';
@@ -24,6 +24,7 @@ import {
 } from './tcp-handoff.js';
 import { bindHost, connectTcp, listenTcp, tcpUri } from './tcp-kernel.js';
 import { type LentKernelListener, lendable, lendListener } from './tcp-lent-listener.js';
+import { LentSockets } from './tcp-lent-sockets.js';
 import { TcpPump } from './tcp-pump.js';
 import type {
   ConnectRequest,
@@ -223,10 +224,12 @@ export class TcpTransport implements Transport {
   readonly #handed: HandedSet = new Set();
   /** Listeners lent to their apps: their windows move when the limits do. */
   readonly #lent = new Set<LentKernelListener>();
+  readonly #sockets: LentSockets;
   readonly #waiter = new ConnectWaiter();
 
   constructor(host: TransportHost) {
     this.#host = host;
+    this.#sockets = new LentSockets(host, this.#handed);
     const direct = directAccept();
     if (!direct.on) host.log.info(`accepted tcp connections take the copying path: ${direct.why}`);
   }
@@ -275,7 +278,29 @@ export class TcpTransport implements Transport {
       throw err;
     }
     host.counters.tcpConnects++;
+    // Its next connects there may go without asking: lend sockets for the URI it named.
+    if ((c.app.features & FEATURE.LENT_SOCKETS) !== 0) this.#sockets.offer(c.app, c.req.uri, c.target);
     return opened;
+  }
+
+  fastOpen(app: App, session: number): boolean {
+    return this.#sockets.open(app, session);
+  }
+
+  dropLent(app: App, session: number): boolean {
+    return this.#sockets.drop(app, session);
+  }
+
+  poolRelease(app: App, pool: number): boolean {
+    return this.#sockets.release(app, pool);
+  }
+
+  appGone(app: App): void {
+    this.#sockets.appGone(app);
+  }
+
+  stop(): void {
+    this.#sockets.stop();
   }
 
   adopt(app: App, listenerId: number, fd: number): Opened {
@@ -284,12 +309,19 @@ export class TcpTransport implements Transport {
 
   policyChanged(): void {
     for (const l of this.#lent) l.update();
+    this.#sockets.revokeAll();
     void recheckHanded(this.#host, this.#handed).then((n) => {
       if (n > 0) this.#host.log.info(`reload: ${n} handed tcp connection(s) now denied, reset`);
     });
   }
 
   stats(): Record<string, number> {
-    return { handed: this.#handed.size, lentListeners: this.#lent.size };
+    return {
+      handed: this.#handed.size,
+      lentListeners: this.#lent.size,
+      socketPools: this.#sockets.size,
+      lentSocketsUsed: this.#sockets.used,
+      lentSocketsMisused: this.#sockets.misused,
+    };
   }
 }

@@ -79,6 +79,8 @@ export interface Placement {
   transport: SessionTransport;
   /** Fifo sizes the app asked for (bytes, already rounded); null: the session has no fifo pair. */
   fifos: { tx: number; rx: number } | null;
+  /** A session id reserved earlier (reserveSessionId), for a fifo-less session. */
+  id?: number;
 }
 
 export interface Placed {
@@ -107,6 +109,8 @@ export interface TransportHost {
   attached(app: App): boolean;
   /** Throws ERR_FERRY_LIMIT (counted) when `app` holds maxSessionsPerApp sessions. */
   checkSessionLimit(app: App): void;
+  /** A session id for a session placed later (place() with `id`). */
+  reserveSessionId(): number;
   /** What counts against `app`'s maxSessionsPerApp now: sessions, pool pairs, lent windows. */
   sessionsHeld(app: App): number;
   /** `app` is at maxSessionsPerApp once the notices already sent are read (not `requester`'s). */
@@ -194,6 +198,14 @@ export interface Transport {
   adopt?(app: App, listenerId: number, fd: number): Opened;
   /** The configuration was reloaded: recheck what the rules may now deny. */
   policyChanged?(): void;
+  /** `fast-open` of a session id the transport lent (a lent socket): false when not one of its. */
+  fastOpen?(app: App, session: number): boolean;
+  /** A close or reset of a lent session id never opened: false when not one of its. */
+  dropLent?(app: App, session: number): boolean;
+  /** `pool-release` of a pool the transport lent: false when not one of its. */
+  poolRelease?(app: App, pool: number): boolean;
+  /** The app detached or died. */
+  appGone?(app: App): void;
   /** ferryd stops: release what is left. */
   stop?(): void;
   /** Counters for `ferry show stats`, under the transport's scheme. */

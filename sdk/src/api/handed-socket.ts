@@ -13,9 +13,11 @@
  */
 import type * as net from 'node:net';
 import type { Attachment, HandedFd } from '../app/attachment.js';
-import { noticeSession, requestAdopt } from '../app/session-control.js';
+import { noticeLentOpen, noticeSession, requestAdopt } from '../app/session-control.js';
+import { ferryError } from '../errors.js';
 import type { Accepted, ConnectReply } from '../proto/ctrl/messages.js';
-import { close } from '../sys/index.js';
+import { formatUri, parseUri } from '../proto/uri.js';
+import { close, type InetAddress, tcpConnect, tcpConnected, tcpLocalAddress } from '../sys/index.js';
 import { type ConnectOptions, resolveHandoff, resolveUri } from './options.js';
 import { Socket, type SocketOptions } from './socket.js';
 import type { TakeHanded } from './socket-connect.js';
@@ -411,6 +413,45 @@ export function takeHandedReply(
   sock._attachHanded(att, reply.session, fd, reply.localUri, reply.remoteUri);
   return true;
 }
+
+/**
+ * A connect on an unconnected socket ferryd lent for `uri` (lent sockets, sdk/src/app/
+ * lent-sockets.ts): connected here (on loopback and veth the handshake completes inside connect();
+ * elsewhere this waits for it, while the socket is not destroyed), bound to `sock`, and ferryd told
+ * afterwards (`fast-open`). A failed connect gives the socket back (`close`) and rejects with the
+ * failure's POSIX code.
+ */
+async function connectLent(sock: Socket, att: Attachment, uri: string): Promise<boolean> {
+  if (!(sock instanceof HandedSocket)) return false;
+  const lent = att.lentSockets.take(uri);
+  if (!lent) return false;
+  const target = parseUri(lent.remoteUri);
+  let local: InetAddress;
+  try {
+    let connected = tcpConnect(lent.fd, target.host, target.port);
+    for (let wait = 1; !connected; wait = Math.min(wait * 2, 50)) {
+      await new Promise((r) => setTimeout(r, wait));
+      if (sock.destroyed)
+        throw ferryError('ERR_FERRY_SESSION_STATE', 'the socket was destroyed while connecting');
+      connected = tcpConnected(lent.fd, target.host, target.port);
+    }
+    local = tcpLocalAddress(lent.fd);
+  } catch (err) {
+    close(lent.fd);
+    noticeSession(att, 'close', lent.session);
+    throw err;
+  }
+  sock._attachHanded(
+    att,
+    lent.session,
+    lent.fd,
+    formatUri({ scheme: 'tcp', host: local.address, port: local.port }),
+    lent.remoteUri,
+  );
+  noticeLentOpen(att, lent.session);
+  return true;
+}
+takeHandedReply.fromLent = connectLent;
 
 /** An inbound connection ferryd handed over (`accepted` with a kernel socket): its Socket. */
 export function acceptHanded(

@@ -41,8 +41,19 @@ export interface Connectable extends SessionOwner, TracedSocket {
   _start(): void;
 }
 
-/** Binds a reply that handed a kernel socket (handoff) to `sock`; false: an ordinary reply. */
-export type TakeHanded<S> = (sock: S, att: Attachment, reply: ConnectReply, abandoned: boolean) => boolean;
+/**
+ * Binds a reply that handed a kernel socket (handoff) to `sock`; false: an ordinary reply.
+ * `fromLent`: connects `sock` on a socket ferryd lent for `uri`, without asking ferryd; resolves
+ * true once connected and bound, false when none is lent; rejects with the connect's failure.
+ */
+export type TakeHanded<S> = ((
+  sock: S,
+  att: Attachment,
+  reply: ConnectReply,
+  abandoned: boolean,
+) => boolean) & {
+  fromLent?: (sock: S, att: Attachment, uri: string) => Promise<boolean>;
+};
 
 /**
  * Asks ferryd for a session to `opts`' address and attaches it to `sock`; 'connect' then 'ready',
@@ -87,6 +98,17 @@ export function startConnect<S extends Connectable>(
       return;
     }
     if (!timer && !sock.destroyed) arm();
+    // A handoff connect on a socket ferryd lent for this URI: the kernel's connect, no round trip.
+    if (takeHanded?.fromLent && !sock.destroyed && !timedOut && att.lentSockets.available(uri) > 0) {
+      if (await takeHanded.fromLent(sock, att, uri)) {
+        if (timer) clearTimeout(timer);
+        if (sock.destroyed || timedOut) return;
+        sock.emit('connect');
+        sock.onWritable();
+        sock.emit('ready');
+        return;
+      }
+    }
     const reply = await requestConnect(att, {
       uri,
       rxFifoSize: opts.rxFifoSize ?? 0,

@@ -34,6 +34,7 @@ import {
   sessionNoticeMessage,
 } from './control-messages.js';
 import { FastPools } from './fast-pools.js';
+import { LentSocketPools } from './lent-sockets.js';
 import { holdRings, releaseRings } from './ring-batch.js';
 
 export interface AttachOptions {
@@ -161,6 +162,8 @@ export class Attachment extends EventEmitter {
     },
     fail: (id, err) => this.#resetHandlers.get(id)?.cb(err),
   });
+  /** Unconnected sockets ferryd lent for handoff connects (lent-sockets.ts). */
+  readonly lentSockets = new LentSocketPools((msg, ring) => this.notify(msg, ring));
 
   private constructor(options: AttachOptions, doorbell: Doorbell) {
     super();
@@ -468,6 +471,7 @@ export class Attachment extends EventEmitter {
     this.#state = 'closed';
     this.#channel?.close();
     this.#channel = null;
+    this.lentSockets.onLost();
     this.#dropLentFds();
     this.emit('closed', this.#closedError());
     this.#disposeIfDone();
@@ -593,7 +597,10 @@ export class Attachment extends EventEmitter {
         this.pools.onServe(msg, (id) => this.segments.get(id));
         return;
       case 'pool-revoke':
-        this.pools.onRevoke(msg);
+        if (!this.lentSockets.onRevoke(msg.pool)) this.pools.onRevoke(msg);
+        return;
+      case 'sockets-lent':
+        this.lentSockets.onLent(msg, fds);
         return;
       case 'listener-lent': {
         const i = msg.fds.indexOf('listener');
@@ -732,6 +739,7 @@ export class Attachment extends EventEmitter {
     // Before the segments become orphans and listeners forget their ids: pairs clients took are
     // accepted, the others voided.
     this.pools.onLost();
+    this.lentSockets.onLost();
     this.#dropLentFds();
     this.#orphanSegments();
     this.emit('lost', this.#lost);

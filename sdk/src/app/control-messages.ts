@@ -49,7 +49,8 @@ export function helloMessage(p: HelloParams): Hello {
       FEATURE.DATAGRAM |
       FEATURE.FAST_CONNECT |
       FEATURE.NOTICE_BATCH |
-      FEATURE.LENT_LISTENER,
+      FEATURE.LENT_LISTENER |
+      FEATURE.LENT_SOCKETS,
     name: p.name,
     namespace: p.namespace,
     token: p.token,

@@ -26,6 +26,7 @@ import {
   type DgramConnectParams,
   dgramBindMessage,
   dgramConnectMessage,
+  fastOpenMessage,
   type ListenParams,
   listenMessage,
   type SessionNotice,
@@ -101,6 +102,11 @@ export function noticeSession(
   ring: 'soon' | 'lazy' = 'soon',
 ): void {
   att.notify(sessionNoticeMessage(kind, id), ring);
+}
+
+/** A lent socket is connected (lent-sockets.ts): ferryd makes it a handed session. */
+export function noticeLentOpen(att: Attachment, session: number): void {
+  att.notify(fastOpenMessage(session), 'lazy');
 }
 
 /** What a lent listener accepted itself so far (one-way; the latest notice is the truth). */

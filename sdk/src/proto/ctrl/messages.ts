@@ -30,6 +30,8 @@ export const FEATURE = {
   /** Lent listeners: ferryd lends a handoff listener's kernel socket to the app, which accepts
    *  itself (`listener-lent`, `accepts`; docs/internals.md, TCP handoff). */
   LENT_LISTENER: 64,
+  /** Lent sockets: unconnected sockets for the app's next handoff connects (`sockets-lent`). */
+  LENT_SOCKETS: 128,
 } as const;
 
 /** Most fifo pairs one `pool-grant` or `pool-serve` carries, and most slots one `pool-revoke` lists. */
@@ -358,6 +360,23 @@ export interface Pong {
  * with a window, and those it does not cover are reset, as ferryd resets a connection it accepts
  * for an app at maxSessionsPerApp); later messages without the fd move the window.
  */
+/**
+ * To a client (handoff mode, FEATURE.LENT_SOCKETS): unconnected TCP sockets ferryd made in its
+ * namespace for `remoteUri` (one fd, role 'socket', per reserved session id in `sessions`), for the
+ * app's next connects to `uri` (exactly as it named it): it connects one itself and sends
+ * `fast-open` with its id afterwards (`close` with it when the connect failed). `pool-revoke` for
+ * `pool`: close the unused ones and answer `pool-release`. Several messages may name one pool.
+ */
+export interface SocketsLent {
+  t: 'sockets-lent';
+  id: 0;
+  pool: number;
+  uri: string;
+  remoteUri: string;
+  sessions: number[];
+  fds: FdRole[];
+}
+
 export interface ListenerLent {
   t: 'listener-lent';
   id: 0;
@@ -504,6 +523,7 @@ export type DaemonMessage =
   | PoolServe
   | PoolRevoke
   | ListenerLent
+  | SocketsLent
   | ProtoError;
 
 export type CtrlMessage = AppRequest | DaemonMessage;

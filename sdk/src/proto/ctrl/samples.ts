@@ -137,6 +137,15 @@ export const CTRL_SAMPLES: { readonly [T in CtrlType]: Extract<CtrlMessage, { t:
   },
   'pool-revoke': { t: 'pool-revoke', id: 0, pool: 2, taken: [4, 7] },
   'listener-lent': { t: 'listener-lent', id: 0, listener: 3, window: 64, fds: ['listener'] },
+  'sockets-lent': {
+    t: 'sockets-lent',
+    id: 0,
+    pool: 0x8000_0001,
+    uri: 'tcp://198.18.0.7:8080',
+    remoteUri: 'tcp://198.18.0.7:8080',
+    sessions: [61, 62],
+    fds: ['socket', 'socket'],
+  },
   error: {
     t: 'error',
     id: 12,

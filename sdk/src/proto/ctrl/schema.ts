@@ -186,6 +186,7 @@ export const CTRL_SCHEMA = {
   'pool-serve': { id: 'zero', pool: 'u32', listener: 'u32', localUri: 'text', pairs: 'pairs' },
   'pool-revoke': { id: 'zero', pool: 'u32', taken: 'slots', more: 'flag' },
   'listener-lent': { id: 'zero', listener: 'u32', window: 'u32', fds: 'fds' },
+  'sockets-lent': { id: 'zero', pool: 'u32', uri: 'text', remoteUri: 'text', sessions: 'slots', fds: 'fds' },
   error: { id: 'u32', st: 'status', err: 'text' },
 } as const satisfies { readonly [T in CtrlType]: SchemaOf<Extract<CtrlMessage, { t: T }>> };
 
