@@ -555,6 +555,13 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
       // or RST when bytes were left unread.
       if (handoff) assert.match(r.how, /^(end|ECONNRESET)$/);
       else assert.equal(r.how, 'ECONNRESET');
+      // Once ferryd has seen the app go, the port is closed. (Before, the kernel may still complete
+      // a handshake on the listening socket ferryd holds: lent or not, it closes it then.)
+      await eventually(
+        async () => (await d.stats())['listeners'] === base['listeners'],
+        10_000,
+        'listener gone',
+      );
       await assert.rejects(netConnect(port), /ECONNREFUSED/);
       await backToBaseline(d, base, 'ferryd counts back to baseline');
     });
