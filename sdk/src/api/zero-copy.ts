@@ -83,7 +83,9 @@ export class WriteReservation {
   }
 
   /**
-   * Publishes the first `n` bytes (default: all of `bytes`) to the peer. Throws
+   * Publishes the first `n` bytes (default: all of `bytes`) to the peer: a peer that polls sees
+   * them at once, a sleeping one is woken once at the end of this tick, for all the commits made
+   * in it (fill and commit in a loop without paying a wake per commit). Throws
    * ERR_FERRY_VIEW_RELEASED when committed already, or when another write or reserve() on the
    * socket came in between (nothing is published then).
    */
