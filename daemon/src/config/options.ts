@@ -260,15 +260,16 @@ with that (docs/internals.md, TCP handoff). A listener keeps the mode it got at 
   },
   tcpHandoffSockets: {
     schema: (_ctx: ValidateContext) => int(0, 32),
-    default: 8,
+    default: 0,
     live: true,
     doc: `
 Unconnected sockets ferryd lends a client for each address it has made a handoff connect to (a
 numeric address the rules allowed), so that its next connects there need no round trip through
 ferryd: the app connects one itself and tells ferryd afterwards, which then checks where it is
 connected (elsewhere: reset) and shows it as any handed session. They count against
-\`maxSessionsPerApp\` until used. 0 turns lending off. A reload revokes every pool
-(docs/internals.md, TCP handoff).
+\`maxSessionsPerApp\` until used. 0 (the default) lends none: measured on 2 vCPUs, the app's own
+connect cost it more CPU than the round trip saved ferryd (BENCHMARKS.md, "Remote path in handoff
+mode"). A reload revokes every pool (docs/internals.md, TCP handoff).
 `,
   },
   tcpHandoffListeners: {

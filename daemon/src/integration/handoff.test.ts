@@ -477,7 +477,7 @@ async function echoOnce(app: Awaited<ReturnType<typeof startApp>>, tag: string, 
 
 describe('lent sockets (handoff: connects on unconnected sockets ferryd lent)', () => {
   test('after a first connect, the next ones take lent sockets: intact, shown as handed sessions; the app dying releases them and fds return to baseline', async () => {
-    const d = await startDaemon();
+    const d = await startDaemon(configArgs({ tcpHandoffSockets: 8 }));
     cleanup.push(() => d.stop());
     const keep = await startApp(d.socket, HANDOFF);
     cleanup.push(() => keep.kill());
@@ -520,7 +520,7 @@ describe('lent sockets (handoff: connects on unconnected sockets ferryd lent)', 
     const dir = mkdtempSync(join(tmpdir(), 'ferry-handoff-'));
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'ferryd.json');
-    writeFileSync(file, JSON.stringify({ rules: [] }));
+    writeFileSync(file, JSON.stringify({ rules: [], tcpHandoffSockets: 8 }));
     const d = await startDaemon(['--config', file]);
     cleanup.push(() => d.stop());
     const app = await startApp(d.socket, HANDOFF);
@@ -539,7 +539,10 @@ describe('lent sockets (handoff: connects on unconnected sockets ferryd lent)', 
     const before = d.output().split('configuration reload').length;
     writeFileSync(
       file,
-      JSON.stringify({ rules: [{ action: 'deny', via: 'remote', service: `tcp://*:${port}` }] }),
+      JSON.stringify({
+        rules: [{ action: 'deny', via: 'remote', service: `tcp://*:${port}` }],
+        tcpHandoffSockets: 8,
+      }),
     );
     d.proc.kill('SIGHUP');
     await eventually(async () => d.output().split('configuration reload').length > before, 10_000, 'reload');
