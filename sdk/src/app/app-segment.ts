@@ -8,7 +8,6 @@ import { type FerryError, ferryError } from '../errors.js';
 import type { SegmentAdd } from '../proto/ctrl/messages.js';
 import { EventQueueConsumer, EventQueueProducer, Segment } from '../shm/index.js';
 import { close, ring } from '../sys/index.js';
-import { type Ringable, ringSoon } from './ring-batch.js';
 
 const debug = debuglog('ferry');
 
@@ -19,7 +18,7 @@ export interface SlotListener {
   onSegmentFailure(err: FerryError): void;
 }
 
-export class AppSegment implements Ringable {
+export class AppSegment {
   readonly id: number;
   readonly segment: Segment;
   readonly maxSlot: number;
@@ -83,27 +82,6 @@ export class AppSegment implements Ringable {
       if (debug.enabled) debug('segment %d: post slot %d, ring', this.id, slot);
       ring(this.#peerDoorbellFd);
     }
-  }
-
-  /**
-   * post() for new bytes written: a ring asked for while the data poll dispatches (a reply written
-   * by a 'data' handler) waits for the end of that poll (ring-batch.ts), so the woken peer finds
-   * every reply of the poll at once. Space notices keep post(): the writer they wake refills the
-   * fifo while this side still reads (ringing them at the end of the poll cost a 256 KiB stream's
-   * receiver about twice the CPU per MiB).
-   */
-  postData(slot: number): void {
-    this.#tx.push(slot);
-    if (this.#tx.wakeNeeded()) {
-      if (debug.enabled) debug('segment %d: post slot %d, ring', this.id, slot);
-      ringSoon(this);
-    }
-  }
-
-  ringNow(): void {
-    if (this.#peerDoorbellFd < 0) return;
-    // EPIPE (the peer is gone) returns false; the control channel tells us of that peer.
-    ring(this.#peerDoorbellFd);
   }
 
   /** Delivers queued events; returns how many. On overflow every session is told. */

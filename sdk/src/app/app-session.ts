@@ -55,7 +55,7 @@ export class AppSession implements SlotListener {
   /** Enqueues what fits; returns bytes taken (0 when full; -1 when the fifo failed). */
   write(chunk: Uint8Array): number {
     const n = this.#tx.enqueue(chunk);
-    if (n > 0 && this.#tx.notifyNeeded()) this.segment.postData(this.slot);
+    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
     return n;
   }
 
@@ -65,7 +65,7 @@ export class AppSession implements SlotListener {
    */
   writeString(str: string, encoding: BufferEncoding, byteLength: number): number {
     const n = this.#tx.enqueueString(str, encoding, byteLength);
-    if (n > 0 && this.#tx.notifyNeeded()) this.segment.postData(this.slot);
+    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
     return n;
   }
 

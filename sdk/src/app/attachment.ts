@@ -35,7 +35,6 @@ import {
 } from './control-messages.js';
 import { FastPools } from './fast-pools.js';
 import { LentSocketPools } from './lent-sockets.js';
-import { holdRings, releaseRings } from './ring-batch.js';
 
 export interface AttachOptions {
   socket: string;
@@ -676,25 +675,19 @@ export class Attachment extends EventEmitter {
 
   #pollSegments(): number {
     let work = 0;
-    holdRings();
+    this.#polling = true;
     try {
-      this.#polling = true;
-      try {
-        const segs = this.#segs();
-        for (let i = 0; i < segs.length; i++) work += (segs[i] as AppSegment).poll();
-        if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
-        if (this.#pollers.size > 0) for (const p of this.#pollers) work += p.poll();
-      } finally {
-        this.#polling = false;
-      }
-      if (this.#afterPoll.length > 0) {
-        const fns = this.#afterPoll;
-        this.#afterPoll = [];
-        for (const fn of fns) fn();
-      }
+      const segs = this.#segs();
+      for (let i = 0; i < segs.length; i++) work += (segs[i] as AppSegment).poll();
+      if (this.#orphans.size > 0) for (const seg of [...this.#orphans]) work += seg.poll();
+      if (this.#pollers.size > 0) for (const p of this.#pollers) work += p.poll();
     } finally {
-      // Every reply this poll wrote (in its handlers, or flushed after it) rings now, once.
-      releaseRings();
+      this.#polling = false;
+    }
+    if (this.#afterPoll.length > 0) {
+      const fns = this.#afterPoll;
+      this.#afterPoll = [];
+      for (const fn of fns) fn();
     }
     return work;
   }
