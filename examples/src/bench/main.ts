@@ -137,6 +137,16 @@ function firstLine(p: ChildProcess, timeoutMs: number): Promise<string> {
   return lineReader(p)(timeoutMs);
 }
 
+/**
+ * ferryd's first line is about its configuration; its socket accepts once it says 'listening'.
+ * Waiting for the first line only let the first measurement race ferryd's start-up.
+ */
+async function listening(p: ChildProcess, timeoutMs: number): Promise<void> {
+  const next = lineReader(p);
+  const deadline = Date.now() + timeoutMs;
+  while (!(await next(Math.max(1, deadline - Date.now()))).includes('listening'));
+}
+
 /** Reads a child's stdout line by line: each call resolves with the next line. */
 function lineReader(p: ChildProcess): (timeoutMs: number) => Promise<string> {
   let buf = '';
@@ -306,8 +316,8 @@ async function main(): Promise<void> {
   const sockets = { a: join(dir, 'ferryd-a.sock'), b: join(dir, 'ferryd-b.sock') };
   const daemon = run(['daemon', '--socket', sockets.a], process.env);
   const daemonB = run(['daemon', '--socket', sockets.b], process.env);
-  await firstLine(daemon, 10_000);
-  await firstLine(daemonB, 10_000);
+  await listening(daemon, 10_000);
+  await listening(daemonB, 10_000);
   const only = values.only;
   const all = cases(Number(values.scale))
     .filter((c) => !values.case || c.name.includes(values.case))
