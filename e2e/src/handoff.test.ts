@@ -25,7 +25,10 @@ describe('handoff: apps with network_mode none over two ferryd', { skip: SKIP },
     await ensureImages();
     const wan: StartedNetwork = await new Network().start();
     stops.push(() => wan.stop());
+    // ferryd-a accepts each connection and hands it over (so it shows it), rather than lending its
+    // listener to the app (the default, which shows the listener's figures instead).
     const ferrydA = await new FerrydContainer(IMAGES.ferryd)
+      .withConfig({ tcpHandoffListeners: 'accept' })
       .withNetwork(wan)
       .withNetworkAliases('ferryd-a')
       .start();
