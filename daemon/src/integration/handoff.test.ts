@@ -68,10 +68,18 @@ async function writeAll(sock: Socket, data: Uint8Array, chunk = 64 * 1024): Prom
   }
 }
 
-for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
-  describe(`handed sessions across a ferryd ${signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}`, () => {
+for (const [signal, listeners] of [
+  ['SIGKILL', 'accept'],
+  ['SIGTERM', 'accept'],
+  ['SIGKILL', 'lend'],
+] as const) {
+  const how = `${signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}${listeners === 'lend' ? ', lent listener' : ''}`;
+  describe(`handed sessions across a ferryd ${how}`, () => {
     test('no byte lost either way, and ferry show lists them again after the restart', async () => {
-      const args = ACCEPTING();
+      // A lent listener's accepted connection is not in ferryd's table before the restart (only
+      // the listener's figures are); once reported to the new ferryd it is, as a handed one.
+      const lent = listeners === 'lend';
+      const args = lent ? [] : ACCEPTING();
       let d: DaemonHandle = await startDaemon(args);
       const socketPath = d.socket;
       cleanup.push(() => d.stop());
@@ -95,7 +103,7 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
       cleanup.push(() => closeServer(echo));
       const r = await client.ok({ op: 'connect', tag: 'out', uri: `tcp://127.0.0.1:${port}` });
       assert.equal(r['transport'], 'tcp-handoff');
-      await eventually(async () => (await handed(d)).length === 2, 10_000, 'two handed sessions');
+      await eventually(async () => (await handed(d)).length === (lent ? 1 : 2), 10_000, 'handed sessions');
 
       // Bytes in flight when ferryd goes: both directions are busy.
       const in1 = seededBytes(41, 3 * MiB + 11);
