@@ -43,15 +43,20 @@ function setup() {
   return { layer, client, server, sent };
 }
 
-test('notices: fast-open and close of several sessions in one message, in order', () => {
-  const { layer, client, sent } = setup();
-  const r = layer.connect(client, {
+/** The client's connect to setup()'s listener (served from a fresh pool grant). */
+function connectToListener(layer: SessionLayer, client: App): ConnectReply {
+  return layer.connect(client, {
     t: 'connect',
     id: 1,
     uri: 'tcp://127.0.0.1:8080',
     rxFifoSize: 0,
     txFifoSize: 0,
   }) as ConnectReply;
+}
+
+test('notices: fast-open and close of several sessions in one message, in order', () => {
+  const { layer, client, sent } = setup();
+  const r = connectToListener(layer, client);
   assert.equal(r.st, 0);
   const grant = (sent.get(client.id) ?? []).find((m) => m.t === 'pool-grant') as PoolGrant | undefined;
   const [a, b] = grant?.pairs ?? [];
@@ -81,13 +86,7 @@ test('notices: fast-open and close of several sessions in one message, in order'
 
 test('notices: a failed one does not stop the rest; the first failure is the answer', () => {
   const { layer, client } = setup();
-  const r = layer.connect(client, {
-    t: 'connect',
-    id: 1,
-    uri: 'tcp://127.0.0.1:8080',
-    rxFifoSize: 0,
-    txFifoSize: 0,
-  }) as ConnectReply;
+  const r = connectToListener(layer, client);
   // Unknown session, then an unknown op, then a real close.
   const reply = handleRequest(layer, client, {
     t: 'notices',

@@ -10,8 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect, createServer, type Server } from '@ferry/sdk';
+import { connect, type Server } from '@ferry/sdk';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
+import { listenEcho } from '../testing/sdk-echo-server.js';
 
 let d: DaemonHandle;
 let server: Server;
@@ -25,13 +26,7 @@ before(async () => {
   writeFileSync(file, JSON.stringify({ rules: [] }));
   d = await startDaemon(['--config', file]);
   process.env['FERRY_SOCKET'] = d.socket;
-  server = createServer((s) => {
-    s.on('error', () => {});
-    s.on('data', (b: Buffer) => s.write(b));
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((resolve) => server.listen('tcp://127.0.0.1:0', resolve));
-  uri = server.address()?.uri ?? '';
+  ({ server, uri } = await listenEcho());
 });
 
 after(async () => {

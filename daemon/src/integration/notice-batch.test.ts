@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+import { connect, type Server, type Socket } from '@ferry/sdk';
 import { backToBaseline, type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
+import { listenEcho } from '../testing/sdk-echo-server.js';
 
 let d: DaemonHandle;
 let server: Server;
@@ -18,13 +19,7 @@ let uri = '';
 before(async () => {
   d = await startDaemon();
   process.env['FERRY_SOCKET'] = d.socket;
-  server = createServer((s) => {
-    s.on('error', () => {});
-    s.on('data', (b: Buffer) => s.write(b));
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((resolve) => server.listen('tcp://127.0.0.1:0', resolve));
-  uri = server.address()?.uri ?? '';
+  ({ server, uri } = await listenEcho());
 });
 
 after(async () => {
