@@ -159,6 +159,7 @@ export {
   fifoFootprint,
   initEventQueue,
   initFifo,
+  initFifoHeader,
   initSegmentHeader,
   isPowerOfTwo,
   NOTIFIER_DEFAULT_ADAPTIVE_IDLE_US,
@@ -181,6 +182,7 @@ export {
   Segment,
   SegmentAllocator,
   type SegmentHeader,
+  type SegmentWindow,
 } from './shm/index.js';
 export {
   SLOT_FREE,

@@ -138,7 +138,9 @@ function eventsPostedTo(layer: SessionLayer, appId: number): number {
   let n = 0;
   for (const seg of layer.segments.values()) {
     if (seg.segment.released || (seg.appA !== appId && seg.appB !== appId)) continue;
-    n += probeEventQueue(seg.segment.buffer, seg.appA === appId ? seg.queueToA : seg.queueToB).tail;
+    const off = seg.appA === appId ? seg.queueToA : seg.queueToB;
+    const w = seg.queueHeader(off);
+    n += probeEventQueue(w.buffer, off - w.base).tail;
   }
   return n;
 }

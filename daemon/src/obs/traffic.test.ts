@@ -17,7 +17,12 @@ function setup() {
   const b2a = fifoFootprint(SIZE);
   initFifo(buf, a2b, SIZE);
   initFifo(buf, b2a, SIZE);
-  const seg = { id: 7, segment: { buffer: buf, released: false } } as unknown as PairSegment;
+  // ferryd reads fifo headers through windows of the segment (PairSegment#fifoHeader): here, all of it.
+  const seg = {
+    id: 7,
+    segment: { buffer: buf, released: false },
+    fifoHeader: () => ({ buffer: buf, base: 0 }),
+  } as unknown as PairSegment;
   const end = (id: number, tx: number, rx: number) => ({
     session: { id, segmentId: 7, transport: 'ct' } as unknown as Session,
     ref: { segment: 7, txOffset: tx, rxOffset: rx, txSize: SIZE, rxSize: SIZE, slot: 0 } as FifoPairRef,

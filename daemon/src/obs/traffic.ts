@@ -89,9 +89,10 @@ export class TrafficLedger {
         m.refs++;
         continue;
       }
+      const w = seg.fifoHeader(offset);
       this.#meters.set(key, {
         seg,
-        view: fifoHeaderView(seg.segment.buffer, offset),
+        view: fifoHeaderView(w.buffer, offset - w.base),
         size,
         transport: session.transport,
         head: 0,

@@ -139,7 +139,9 @@ export class StallMonitor {
     for (const segId of app.segments) {
       const seg = this.#segments.get(segId);
       if (!seg) continue;
-      const q = probeEventQueue(seg.segment.buffer, seg.appA === app.id ? seg.queueToA : seg.queueToB);
+      const off = seg.appA === app.id ? seg.queueToA : seg.queueToB;
+      const win = seg.queueHeader(off);
+      const q = probeEventQueue(win.buffer, off - win.base);
       seen.set(segId, q.head);
       if (q.overflow && w.heads.get(segId) === q.head && reason === null) {
         reason = `event queue of segment ${segId} full and not drained`;

@@ -4,8 +4,22 @@
  *
  * Allocation state stays in ferryd's private memory; the apps only learn offsets through control
  * messages, so nothing an app scribbles into the segment can mislead ferryd's allocator.
+ *
+ * ferryd views only what it reads and writes of a cut-through segment: the segment header, the
+ * two event queues and each fifo's header, through windows of a few KiB (Segment#window). The
+ * rings are the apps' business; a 64 MiB view of all of it cost ferryd a full GC per new pair of
+ * apps (V8 counts a view's length as external memory). Sessions ferryd carries itself (TCP, UDP)
+ * use the whole view (`segment.buffer`).
  */
-import { eventQueueFootprint, fifoFootprint, initEventQueue, initFifo, Segment } from '@ferry/sdk/internal';
+import {
+  eventQueueFootprint,
+  FIFO_HEADER_BYTES,
+  fifoFootprint,
+  initEventQueue,
+  initFifoHeader,
+  Segment,
+  type SegmentWindow,
+} from '@ferry/sdk/internal';
 
 export interface FifoPairAlloc {
   slot: number;
@@ -42,8 +56,10 @@ export class PairSegment {
     const qBytes = eventQueueFootprint(queueCapacity);
     this.queueToA = this.#allocOrThrow(qBytes);
     this.queueToB = this.#allocOrThrow(qBytes);
-    initEventQueue(this.segment.buffer, this.queueToA, queueCapacity);
-    initEventQueue(this.segment.buffer, this.queueToB, queueCapacity);
+    for (const q of [this.queueToA, this.queueToB]) {
+      const w = this.segment.window(q, qBytes);
+      initEventQueue(w.buffer, q - w.base, queueCapacity);
+    }
     this.#slots = new Array<FifoPairAlloc | null>(queueCapacity).fill(null);
     for (let i = queueCapacity - 1; i >= 0; i--) this.#freeSlots.push(i);
     this.mappedBy.add(appA).add(appB);
@@ -77,8 +93,10 @@ export class PairSegment {
       this.#freeSlots.push(slot);
       return null;
     }
-    initFifo(this.segment.buffer, a2bOffset, a2bSize);
-    initFifo(this.segment.buffer, b2aOffset, b2aSize);
+    let w = this.fifoHeader(a2bOffset);
+    initFifoHeader(w.buffer, a2bOffset - w.base, a2bSize);
+    w = this.fifoHeader(b2aOffset);
+    initFifoHeader(w.buffer, b2aOffset - w.base, b2aSize);
     const pair = { slot, a2bOffset, b2aOffset, a2bSize, b2aSize };
     this.#slots[slot] = pair;
     this.#live++;
@@ -96,6 +114,16 @@ export class PairSegment {
     this.#freeSlots.push(slot);
     this.#live--;
     this.#fifoBytes -= fifoFootprint(pair.a2bSize) + fifoFootprint(pair.b2aSize);
+  }
+
+  /** A view holding the header of the fifo at `offset` (at `offset - base` in its buffer). */
+  fifoHeader(offset: number): SegmentWindow {
+    return this.segment.window(offset, FIFO_HEADER_BYTES);
+  }
+
+  /** A view holding the header of the event queue at `offset`. */
+  queueHeader(offset: number): SegmentWindow {
+    return this.segment.window(offset, eventQueueFootprint(this.queueCapacity));
   }
 
   pairAt(slot: number): FifoPairAlloc | null {

@@ -235,7 +235,7 @@ export class FastPools {
     if (own !== app) return false;
     // The client says it took the pair; the word decides. If it is still free, nobody took it:
     // the notice is a lie (or a bug), and the pair is voided rather than trusted.
-    if (poolSwap(pool.seg.segment.buffer, rec.clientTx, POOL_REVOKED) === POOL_FREE) {
+    if (swapRevoked(pool, rec) === POOL_FREE) {
       this.#void(pool, rec);
       if (!pool.revoked) this.#topUp(pool);
       return false;
@@ -303,7 +303,7 @@ export class FastPools {
     this.#byClient.get(pool.client.id)?.delete(pool.uri);
     for (const rec of [...pool.pairs.values()]) {
       if (rec.state !== 'lent') continue;
-      if (poolSwap(pool.seg.segment.buffer, rec.clientTx, POOL_REVOKED) === POOL_FREE) this.#void(pool, rec);
+      if (swapRevoked(pool, rec) === POOL_FREE) this.#void(pool, rec);
       else this.#take(pool, rec);
     }
     // Taken pairs whose sessions are still in the table: the server may not have accepted them yet.
@@ -418,7 +418,8 @@ export class FastPools {
       const aSide = clientSide === 'a';
       const clientTx = aSide ? pair.a2bOffset : pair.b2aOffset;
       const clientRx = aSide ? pair.b2aOffset : pair.a2bOffset;
-      poolLend(pool.seg.segment.buffer, clientTx);
+      const w = pool.seg.fifoHeader(clientTx);
+      poolLend(w.buffer, clientTx - w.base);
       const rec: PoolPairRec = {
         slot: pair.slot,
         clientId: h.reserveSessionId(),
@@ -479,6 +480,12 @@ export class FastPools {
     );
     return short;
   }
+}
+
+/** ferryd's swap FREE -> REVOKED on a pair's pool word; the value found (POOL_FREE: ferryd won). */
+function swapRevoked(pool: FastPool, rec: PoolPairRec): number {
+  const w = pool.seg.fifoHeader(rec.clientTx);
+  return poolSwap(w.buffer, rec.clientTx - w.base, POOL_REVOKED);
 }
 
 function hasFastConnect(app: App): boolean {

@@ -32,6 +32,24 @@ export function initFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number
   if (!isAligned(offset, CACHE_LINE) || offset + footprint > buf.byteLength) {
     throw new FerryError('ERR_OUT_OF_RANGE', `fifo at ${offset} (+${footprint}) does not fit the buffer`);
   }
+  initFifoHeader(buf, offset, sizeBytes);
+}
+
+/**
+ * initFifo for a creator that views only the fifo's header (ferryd, in a window of the segment):
+ * the caller has placed the whole fifo inside the segment.
+ */
+export function initFifoHeader(buf: ArrayBufferLike, offset: number, sizeBytes: number): void {
+  if (
+    !validFifoSize(sizeBytes) ||
+    !isAligned(offset, CACHE_LINE) ||
+    offset + FIFO_HEADER_BYTES > buf.byteLength
+  ) {
+    throw new FerryError(
+      'ERR_OUT_OF_RANGE',
+      `fifo header at ${offset} (size ${sizeBytes}) does not fit the buffer`,
+    );
+  }
   const ctl = new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
   ctl.fill(0);
   ctl[FIFO_SIZE_OFFSET / 4] = sizeBytes;

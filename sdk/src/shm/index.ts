@@ -8,7 +8,7 @@ export {
   eventQueueFootprint,
   initEventQueue,
 } from './event-queue.js';
-export { fifoFootprint, initFifo } from './fifo.js';
+export { fifoFootprint, initFifo, initFifoHeader } from './fifo.js';
 export { FifoConsumer } from './fifo-consumer.js';
 export { FIFO_HEADER_BYTES, FIFO_MAX_BYTES, FIFO_MIN_BYTES } from './fifo-layout.js';
 export {
@@ -38,6 +38,6 @@ export {
   type NotifierOptions,
   type NotifyMode,
 } from './notifier.js';
-export { SEGMENT_REQUIRED_SEALS, Segment } from './segment.js';
+export { SEGMENT_REQUIRED_SEALS, Segment, type SegmentWindow } from './segment.js';
 export { SegmentAllocator } from './segment-allocator.js';
 export { checkSegmentHeader, initSegmentHeader, type SegmentHeader } from './segment-header.js';

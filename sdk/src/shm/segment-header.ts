@@ -27,9 +27,12 @@ function validSize(sizeBytes: number): boolean {
   return isAligned(sizeBytes, CACHE_LINE) && sizeBytes >= SEGMENT_MIN_BYTES && sizeBytes <= SEGMENT_MAX_BYTES;
 }
 
-/** Writes the header of a new segment of `sizeBytes` (a multiple of 64, below 4 GiB). */
+/**
+ * Writes the header of a new segment of `sizeBytes` (a multiple of 64, below 4 GiB). `buf` starts
+ * at the segment's first byte and holds at least the header (the creator may view only that).
+ */
 export function initSegmentHeader(buf: ArrayBufferLike, sizeBytes: number, id: number): void {
-  if (!validSize(sizeBytes) || buf.byteLength < sizeBytes) {
+  if (!validSize(sizeBytes) || buf.byteLength < SEGMENT_HEADER_BYTES) {
     throw ferryError('ERR_OUT_OF_RANGE', `segment size ${sizeBytes} (buffer ${buf.byteLength} bytes)`);
   }
   if (!Number.isInteger(id) || id < 0 || id > 0xffff_ffff) {

@@ -17,9 +17,23 @@ export const SEGMENT_REQUIRED_SEALS = SEAL.SHRINK | SEAL.GROW | SEAL.SEAL;
 
 let nextSegmentId = 1;
 
+/** Windows (see Segment#window) start on this boundary, so that nearby fields share one. */
+const WINDOW_ALIGN = 4096;
+
+/** A view of part of a segment: `buffer` starts at segment offset `base`. */
+export interface SegmentWindow {
+  readonly buffer: ArrayBuffer;
+  readonly base: number;
+}
+
 /**
  * One mapped segment. The creator (ferryd) allocates fifos and queues in it; an attacher (an app)
  * only maps and validates it. Views built over `buffer` must be dropped before release().
+ *
+ * `buffer` views the whole segment; `window()` views only the pages around a field. A process that
+ * needs only headers (ferryd, for the pair segments of cut-through sessions) uses windows alone: V8
+ * counts every ArrayBuffer's length as external memory, and one 64 MiB view per segment made ferryd
+ * run a full GC per new pair of apps.
  */
 export class Segment {
   readonly fd: number;
@@ -28,6 +42,9 @@ export class Segment {
   #mapping: Mapping | null;
   readonly #allocator: SegmentAllocator | null;
   #fdOpen = true;
+  /** Windows made so far, by the index of their first WINDOW_ALIGN block. */
+  readonly #windows = new Map<number, SegmentWindow>();
+  #whole: SegmentWindow | null = null;
 
   private constructor(
     fd: number,
@@ -51,9 +68,16 @@ export class Segment {
     try {
       ftruncate(fd, sizeBytes);
       mapping = Mapping.map(fd, sizeBytes);
-      initSegmentHeader(mapping.buffer, sizeBytes, id);
+      const seg = new Segment(
+        fd,
+        sizeBytes,
+        id,
+        mapping,
+        new SegmentAllocator(SEGMENT_HEADER_BYTES, sizeBytes),
+      );
+      initSegmentHeader(seg.window(0, SEGMENT_HEADER_BYTES).buffer, sizeBytes, id);
       addSeals(fd, SEGMENT_REQUIRED_SEALS);
-      return new Segment(fd, sizeBytes, id, mapping, new SegmentAllocator(SEGMENT_HEADER_BYTES, sizeBytes));
+      return seg;
     } catch (err) {
       mapping?.release();
       close(fd);
@@ -94,7 +118,45 @@ export class Segment {
   /** The mapped bytes; throws ERR_FERRY_MAPPING_RELEASED after release(). */
   get buffer(): ArrayBuffer {
     if (this.#mapping === null) throw ferryError('ERR_FERRY_MAPPING_RELEASED');
-    return this.#mapping.buffer;
+    if (this.#whole === null) {
+      this.#whole = { buffer: this.#mapping.buffer, base: 0 };
+      // Windows made before stay valid for whoever holds them; new lookups use the whole view.
+      this.#windows.clear();
+    }
+    return this.#whole.buffer;
+  }
+
+  /**
+   * A view that holds bytes [offset, offset + bytes) of the segment, at `offset - base` of its
+   * buffer: the whole segment's once `buffer` was used, else a window of the blocks around the
+   * range, kept for the next call (a window is never dropped before release(), so the number of
+   * windows is bounded by the segment's size / 4 KiB). Throws ERR_OUT_OF_RANGE outside the segment.
+   */
+  window(offset: number, bytes: number): SegmentWindow {
+    if (this.#mapping === null) throw ferryError('ERR_FERRY_MAPPING_RELEASED');
+    if (this.#whole !== null) return this.#whole;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(bytes) || offset < 0 || bytes <= 0) {
+      throw ferryError('ERR_OUT_OF_RANGE', `window at ${offset} of ${bytes} bytes`);
+    }
+    const end = offset + bytes;
+    if (end > this.size)
+      throw ferryError('ERR_OUT_OF_RANGE', `window at ${offset} (+${bytes}) past ${this.size}`);
+    const block = Math.floor(offset / WINDOW_ALIGN);
+    const w = this.#windows.get(block);
+    if (w !== undefined && end <= w.base + w.buffer.byteLength) return w;
+    const base = block * WINDOW_ALIGN;
+    const stop = Math.min(this.size, Math.ceil(end / WINDOW_ALIGN) * WINDOW_ALIGN);
+    const made = { buffer: this.#mapping.view(base, stop - base), base };
+    this.#windows.set(block, made);
+    return made;
+  }
+
+  /** Bytes of the segment viewed by JS so far (all of it once `buffer` was used). */
+  get viewedBytes(): number {
+    if (this.#whole !== null) return this.size;
+    let n = 0;
+    for (const w of this.#windows.values()) n += w.buffer.byteLength;
+    return n;
   }
 
   get released(): boolean {
@@ -127,6 +189,8 @@ export class Segment {
   release(): void {
     this.#mapping?.release();
     this.#mapping = null;
+    this.#whole = null;
+    this.#windows.clear();
     if (this.#fdOpen) {
       this.#fdOpen = false;
       close(this.fd);

@@ -142,4 +142,53 @@ describe('Mapping', () => {
     }
     assert.equal(mapsMention(name), false);
   });
+
+  it('view(): parts of the range share the bytes, are checked, and read zeros after release()', () => {
+    const fd = memfdCreate('ferry-map-view');
+    ftruncate(fd, SIZE);
+    const a = Mapping.map(fd, SIZE);
+    const b = Mapping.map(fd, SIZE);
+    close(fd);
+    const viewBytes = mappingStats.viewBytes;
+    const part = new Uint8Array(a.view(8192, 4096));
+    // Only the part is viewed (V8 counts it as external memory), not the whole range.
+    assert.equal(mappingStats.viewBytes - viewBytes, 4096);
+    part[1] = 77;
+    assert.equal(new Uint8Array(b.buffer)[8193], 77);
+    new Uint8Array(b.buffer)[8192 + 4095] = 5;
+    assert.equal(part[4095], 5);
+    assert.throws(() => a.view(SIZE - 4096, 8192), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => a.view(-1, 1), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => a.view(0, 0), { code: 'ERR_OUT_OF_RANGE' });
+    a.release();
+    assert.throws(() => a.view(0, 4096), { code: 'ERR_FERRY_MAPPING_RELEASED' });
+    assert.equal(part[1], 0);
+    assert.equal(new Uint8Array(b.buffer)[8193], 77);
+    b.release();
+  });
+
+  it('keeps the range mapped while a part view is reachable, and unmaps it after', async () => {
+    const fd = memfdCreate('ferry-map-view-gc');
+    ftruncate(fd, SIZE);
+    let m: Mapping | null = Mapping.map(fd, SIZE);
+    close(fd);
+    const address = m.address;
+    let part: Uint8Array | null = new Uint8Array(m.view(4096, 4096));
+    part[0] = 3;
+    m = null;
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // The Mapping is gone but its part view is not: the range must still be there to read.
+    assert.ok(smapsEntry(address) !== undefined, 'still mapped while a view lives');
+    assert.equal(part[0], 3);
+    part = null;
+    // Other tests' mappings may be finalized meanwhile: wait for this range.
+    for (let i = 0; i < 50 && smapsEntry(address) !== undefined; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(smapsEntry(address), undefined);
+  });
 });
