@@ -7,9 +7,13 @@ import { debuglog } from 'node:util';
 import { type FerryError, ferryError } from '../errors.js';
 import type { FifoPairRef } from '../proto/ctrl/messages.js';
 import { FifoConsumer, FifoProducer } from '../shm/index.js';
+import { LARGE_READ_BYTES, tuneMallocForLargeReads } from '../sys/index.js';
 import type { AppSegment, SlotListener } from './app-segment.js';
 
 const debug = debuglog('ferry');
+
+/** The first large read of the process raises glibc's trim threshold (sys/malloc-tuning.ts). */
+let mallocTuned = false;
 
 /** Upcalls from the data path to the socket that owns the session. */
 export interface SessionOwner {
@@ -98,6 +102,10 @@ export class AppSession implements SlotListener {
     const avail = this.#rx.readable();
     if (avail <= 0) return null;
     const n = Math.min(avail, max);
+    if (n >= LARGE_READ_BYTES && !mallocTuned) {
+      mallocTuned = true;
+      tuneMallocForLargeReads();
+    }
     const out = Buffer.allocUnsafe(n);
     const got = this.readInto(out);
     if (got <= 0) return null;

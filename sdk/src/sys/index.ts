@@ -14,6 +14,12 @@ export {
   setNonBlocking,
   write,
 } from './fd.js';
+export {
+  LARGE_READ_BYTES,
+  mallocTuning,
+  mallocTuningVeto,
+  tuneMallocForLargeReads,
+} from './malloc-tuning.js';
 export { Mapping, mappingStats } from './mapping.js';
 export { addSeals, fstatSize, ftruncate, getSeals, memfdCreate, SEAL } from './memfd.js';
 export { type RecvResult, recvMsg, sendMsg } from './msg.js';

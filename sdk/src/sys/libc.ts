@@ -36,6 +36,7 @@ export const libc = {
   epollCreate1: lib.func('int epoll_create1(int flags)'),
   epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   epollWait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+  mallopt: lib.func('int mallopt(int param, int value)'),
 } as const;
 
 /** errno of the last call made through koffi on this thread; read it before any other call. */
