@@ -20,6 +20,8 @@ import { SHAPE_MARK, ShapeReader } from '../proto/shape-codec.js';
 export interface FrameSource {
   readableViews(): [Uint8Array] | [Uint8Array, Uint8Array];
   consume(n: number): number;
+  /** Bytes readable now. */
+  readonly readableBytes: number;
   readonly rxSize: number;
 }
 
@@ -90,6 +92,8 @@ export class FrameReader {
   #sawHello = false;
   #failed = false;
   #stopped = false;
+  /** Frames one pull() may take (1 while takeHello() looks for the HELLO). */
+  #maxFrames = Number.POSITIVE_INFINITY;
 
   constructor(src: FrameSource, handler: FrameHandler, opts: FrameReaderOptions) {
     this.#src = src;
@@ -100,6 +104,28 @@ export class FrameReader {
   /** Loans the handler still holds. */
   get heldLoans(): number {
     return this.#held.length;
+  }
+
+  /** The peer's HELLO was read. */
+  get sawHello(): boolean {
+    return this.#sawHello;
+  }
+
+  /**
+   * Before the peer's HELLO: reads it now if it is complete at the head of the fifo, and nothing
+   * after it. A sender calls this so that it learns what the peer reads (shape records) before
+   * its first values, rather than when its loop next turns: a burst sent right after connecting
+   * would otherwise all go through msgpackr. Must not be called from inside pull().
+   */
+  takeHello(): void {
+    if (this.#sawHello || this.#failed || this.#stopped) return;
+    if (this.#src.readableBytes < MSG_HEADER_BYTES) return;
+    this.#maxFrames = 1;
+    try {
+      this.pull();
+    } finally {
+      this.#maxFrames = Number.POSITIVE_INFINITY;
+    }
   }
 
   /** No more frames are delivered (the channel is closing); safe to call from a handler. */
@@ -125,8 +151,9 @@ export class FrameReader {
     let view0: DataView | null = null;
     let view1: DataView | null = null;
     const len0 = v0.length;
+    let frames = 0;
     while (off < total) {
-      if (this.#stopped) break;
+      if (this.#stopped || frames >= this.#maxFrames) break;
       if (this.#opts.paused()) {
         result = 'paused';
         break;
@@ -194,6 +221,7 @@ export class FrameReader {
       const start = off + MSG_HEADER_BYTES;
       const end = start + h.bodyBytes;
       off += size;
+      frames++;
       if (!this.#frame(h, views, start, end, off - size)) return 'failed';
     }
     this.#ahead = off;

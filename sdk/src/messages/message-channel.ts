@@ -184,6 +184,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
    */
   send(value: unknown): boolean {
     this.#checkOpen();
+    if (!this.#reader.sawHello) this.#lookForHello();
     return this.#writer.writeValue(MSG_KIND.MESSAGE, 0, value);
   }
 
@@ -219,6 +220,17 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     }
     if (this.#requests.size === 1) this.#expect(this.#replyPoll, r.id);
     return r.promise;
+  }
+
+  /**
+   * The peer's HELLO says whether it reads shape records: take it as soon as it is in the fifo
+   * (not when the loop next turns), so that a burst sent right after connecting uses them. A
+   * version the peer speaks and we do not fails the channel here (send then throws).
+   */
+  #lookForHello(): void {
+    if (this.#pulling) return;
+    this.#reader.takeHello();
+    this.#checkOpen();
   }
 
   /** Resolves when nothing waits behind a full fifo (at once if nothing does). */

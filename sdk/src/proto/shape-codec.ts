@@ -23,8 +23,9 @@
  * that met it is remembered as one to leave to msgpackr.
  *
  * Why it is faster than msgpackr for these values: the writer walks a transition tree of keys and
- * writes each value as it goes (one pass, no per-call set-up); the reader builds each object with one
- * object literal compiled per shape (so every object of a shape has the same hidden class) and
+ * writes each value as it goes (one pass, no per-call set-up); the reader builds each object with a
+ * function compiled per shape from its key count only (so every object of a shape has the same
+ * hidden class, and no code is made from a peer's bytes: see compileBuilder) and
  * reuses a field's string when its bytes are those of the previous record's (names, kinds, units).
  *
  * Hostile input: every length and count is checked against the bytes left before anything is
@@ -362,7 +363,7 @@ type FieldReader = () => unknown;
 
 interface ReaderShape {
   keys: string[];
-  /** Builds the object from its fields' readers (one object literal per shape). */
+  /** Builds the object from its fields' readers (see compileBuilder). */
   build: (fields: FieldReader[]) => unknown;
   fields: FieldReader[];
   /** The definition's bytes after the id (self-contained mode compares them to reuse the shape). */
@@ -607,12 +608,24 @@ export class ShapeReader {
 }
 
 /**
- * `(f) => ({ "k0": f[0](), "k1": f[1](), ... })` for the keys, compiled once per shape. Keys are
- * written as JSON string literals (any string is safe there), and `__proto__` never reaches here
- * (renamed): in an object literal it would set the prototype.
+ * Builds each object of a shape with one hidden class: `o = {}`, then `o[k0] = f[0](); o[k1] = ...`
+ * in key order, compiled once per shape so that every store site sees one key (a monomorphic store,
+ * as fast as an object literal). The generated source depends only on the number of keys: the keys
+ * themselves are the arguments of the compiled function, never part of its text (no code is ever
+ * built from bytes a peer sent). `__proto__` never reaches here (renamed): a store would set the
+ * prototype.
  */
 function compileBuilder(keys: string[]): (fields: FieldReader[]) => unknown {
   if (keys.length === 0) return () => ({});
-  const body = keys.map((k, i) => `${JSON.stringify(k)}: f[${i}]()`).join(', ');
-  return new Function('f', `return { ${body} };`) as (fields: FieldReader[]) => unknown;
+  const n = keys.length;
+  const params: string[] = [];
+  const stores: string[] = [];
+  for (let i = 0; i < n; i++) {
+    params.push(`k${i}`);
+    stores.push(`o[k${i}] = f[${i}]();`);
+  }
+  const make = new Function(...params, `return (f) => { const o = {}; ${stores.join(' ')} return o; };`) as (
+    ...k: string[]
+  ) => (fields: FieldReader[]) => unknown;
+  return make(...keys);
 }
