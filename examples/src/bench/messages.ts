@@ -644,7 +644,11 @@ async function main(): Promise<void> {
   }
   if (values.json) {
     console.log(
-      JSON.stringify({ rounds, scale, counts, onewayWarmup: warmup, zmq: zmqMissing ?? 'yes', table, pubsub: psTable }, null, 2),
+      JSON.stringify(
+        { rounds, scale, counts, onewayWarmup: warmup, zmq: zmqMissing ?? 'yes', table, pubsub: psTable },
+        null,
+        2,
+      ),
     );
   } else {
     console.table(table);

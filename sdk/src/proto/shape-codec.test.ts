@@ -272,6 +272,42 @@ test('self-contained: bodies torn or overwritten mid-read (a lapped topic reader
   );
 });
 
+test('self-contained, in place with little room (a topic ring): never a byte outside [at, end), and what was written decodes', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(record, fc.nat({ max: 120 }), fc.nat({ max: 64 })), { minLength: 1, maxLength: 16 }),
+      (steps) => {
+        const w = new ShapeWriter({ selfContained: true });
+        const reader = new ShapeReader({ selfContained: true });
+        const buf = Buffer.alloc(1 << 19, 0xab);
+        const view = new DataView(buf.buffer);
+        const untouched = (from: number, to: number) =>
+          from >= to || buf.subarray(from, to).equals(Buffer.alloc(to - from, 0xab));
+        const expected = roundTrip(
+          steps.map(([v]) => v),
+          false,
+        );
+        steps.forEach(([v, room, off], i) => {
+          const at = 8 * off;
+          // Sometimes roomy, often too tight: the writer must give up rather than overrun.
+          const end = at + (room === 120 ? 1 << 18 : room);
+          const got = w.encode(v, buf, view, at, end);
+          assert.ok(
+            untouched(0, at) && untouched(Math.min(end, buf.length), buf.length),
+            `a byte written outside [${at}, ${end})`,
+          );
+          if (got >= 0) {
+            assert.ok(got <= end);
+            assert.deepStrictEqual(reader.decode(buf, at, got), expected[i]);
+          }
+          buf.fill(0xab, at, Math.min(end, buf.length));
+        });
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
 test('self-contained: a record using a shape its own body did not define is refused', () => {
   const w = new ShapeWriter({ selfContained: true });
   const buf = Buffer.alloc(64);

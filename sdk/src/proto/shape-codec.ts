@@ -92,8 +92,15 @@ export class ShapeWriter {
   #buf: Buffer = EMPTY;
   #view: DataView = new DataView(new ArrayBuffer(0));
   #end = 0;
-  /** Shapes first used by this encode: their definitions go in front of the value. */
-  #defs: WriterShape[] = [];
+  /** Shapes first used by this encode (the first #nDefs): their definitions go in front of the value. */
+  readonly #defs: WriterShape[] = [];
+  #nDefs = 0;
+  /**
+   * Self-contained mode: bytes of the definitions the last body carried. The next value is written
+   * after that much room, so that when it uses the same shapes (nearly always) their definitions
+   * go in front of it without moving it.
+   */
+  #defBytes = 0;
   /** The shape last written at each nesting depth (see #record). */
   readonly #lastAt: (WriterShape | undefined)[] = [];
 
@@ -118,18 +125,21 @@ export class ShapeWriter {
     this.#view = view;
     this.#end = end;
     this.#epoch++;
+    this.#nDefs = 0;
+    const gap = this.#selfContained ? this.#defBytes : 0;
     let pos: number;
     try {
-      pos = this.#record(value as Record<string, unknown>, at, 0);
-      if (this.#defs.length > 0) pos = this.#prependDefinitions(at, pos);
+      this.#room(at, gap);
+      pos = this.#record(value as Record<string, unknown>, at + gap, 0);
+      if (this.#nDefs > 0) pos = this.#placeDefinitions(at, at + gap, pos);
     } catch (err) {
       if (err !== GIVE_UP) throw err;
-      if (!this.#selfContained) for (const s of this.#defs) s.defined = false;
+      if (!this.#selfContained)
+        for (let i = 0; i < this.#nDefs; i++) (this.#defs[i] as WriterShape).defined = false;
       pos = -1;
     }
     // Not kept past the call: it is fifo memory.
     this.#buf = EMPTY;
-    if (this.#defs.length > 0) this.#defs.length = 0;
     return pos;
   }
 
@@ -203,23 +213,31 @@ export class ShapeWriter {
       if (shape.defined) return;
       shape.defined = true;
     }
-    this.#defs.push(shape);
+    this.#defs[this.#nDefs++] = shape;
   }
 
-  /** Moves the value [at, end) up and writes the new shapes' definitions before it (rare). */
-  #prependDefinitions(at: number, end: number): number {
+  /**
+   * Writes the definitions of the shapes this body used first at `at`, before the value that was
+   * written at [valueAt, end); the value moves only when they do not take exactly the room left
+   * for them (channels: a new shape, rare; topics: shapes other than the last body's).
+   */
+  #placeDefinitions(at: number, valueAt: number, end: number): number {
     let size = 0;
-    for (const s of this.#defs) size += definitionOf(s).length;
-    this.#room(end, size);
+    for (let i = 0; i < this.#nDefs; i++) size += definitionOf(this.#defs[i] as WriterShape).length;
     const buf = this.#buf;
-    buf.copyWithin(at + size, at, end);
+    const shift = at + size - valueAt;
+    if (shift !== 0) {
+      if (shift > 0) this.#room(end, shift);
+      buf.copyWithin(valueAt + shift, valueAt, end);
+    }
     let p = at;
-    for (const s of this.#defs) {
-      const def = definitionOf(s);
+    for (let i = 0; i < this.#nDefs; i++) {
+      const def = definitionOf(this.#defs[i] as WriterShape);
       buf.set(def, p);
       p += def.length;
     }
-    return end + size;
+    if (this.#selfContained) this.#defBytes = size;
+    return end + shift;
   }
 
   #value(v: unknown, pos: number, depth: number): number {

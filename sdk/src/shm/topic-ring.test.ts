@@ -37,6 +37,55 @@ describe('topic ring', () => {
     }
   });
 
+  it('records filled in place (reserve, commitReserved) mixed with copied ones: every one in order, across wraps', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const w = new TopicRingWriter(seg, 0);
+      const r = new TopicRingReader(seg, 0, 'start');
+      const got: unknown[] = [];
+      for (let i = 0; i < 5000; i++) {
+        const len = 4 + (i % 61);
+        if (i % 3 === 0) {
+          w.write(Buffer.concat([u32(i), Buffer.alloc(len - 4)]));
+        } else {
+          const at = w.reserve();
+          assert.ok(w.reservedBytes >= 256 - 8 && w.reservedBytes <= w.maxPayload);
+          assert.equal(at % 8, 0, 'payloads start 8-aligned');
+          w.ringBuffer.writeUInt32LE(i, at);
+          w.commitReserved(len);
+        }
+        if (i % 5 === 0) r.read(1000, decode, (v) => got.push(v));
+      }
+      r.read(1000, decode, (v) => got.push(v));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 5000 }, (_, i) => i),
+      );
+      assert.equal(r.dropped, 0);
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('commitReserved refuses more than was reserved, a second commit, and a commit after write()', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const w = new TopicRingWriter(seg, 0);
+      w.reserve();
+      assert.throws(() => w.commitReserved(w.reservedBytes + 1), { code: 'ERR_FERRY_SHM_BAD_LAYOUT' });
+      w.commitReserved(4);
+      assert.throws(() => w.commitReserved(4), { code: 'ERR_FERRY_SHM_BAD_LAYOUT' });
+      w.reserve();
+      w.write(u32(7));
+      assert.throws(() => w.commitReserved(4), { code: 'ERR_FERRY_SHM_BAD_LAYOUT' });
+      assert.equal(w.published, 2);
+    } finally {
+      seg.release();
+    }
+  });
+
   it('a lapped reader jumps to the newest record and counts exactly what it lost', () => {
     const seg = TopicSegment.create('t', 1, 4096);
     try {

@@ -235,6 +235,9 @@ function checkGeometry(maxPubs: number, ringBytes: number): void {
   }
 }
 
+/** Below this much room before the ring's end, reserve() skips to its start. */
+const MIN_IN_PLACE = 256;
+
 /** The publisher of one slot: appends records and publishes the tail. */
 export class TopicRingWriter {
   readonly #w: Uint32Array;
@@ -270,10 +273,57 @@ export class TopicRingWriter {
    * readers count them in `dropped` as if they had been lapped over them.
    */
   write(payload: Uint8Array, skip = 0): void {
+    this.#reservedAt = -1;
     const n = payload.length;
     const pos = this.#placeFor(n);
     this.#ring.set(payload, pos + TOPIC_RECORD_HEADER);
     this.#publish(pos, n, skip);
+  }
+
+  /**
+   * Room for the next record's payload, to fill in place: returns where in `ringBuffer` the payload
+   * starts; `reservedBytes` says how much it may take (maxPayload, less near the ring's end). Near
+   * the end (less than MIN_IN_PLACE left) a PAD is placed and the room is at the ring's start.
+   * Nothing is published until commitReserved(); a payload that does not fit goes through write().
+   * (The bytes written in place lie beyond the published tail, within maxPayload of it, as write()'s
+   * do before it publishes: readers within half a ring are never overwritten.)
+   */
+  reserve(): number {
+    let pos = this.#tail & this.#mask;
+    if (this.#size - pos - TOPIC_RECORD_HEADER < MIN_IN_PLACE) {
+      this.#view.setUint32(pos, PAD_RECORD, true);
+      this.#tail = (this.#tail + (this.#size - pos)) >>> 0;
+      pos = 0;
+    }
+    this.#reservedAt = pos;
+    this.reservedBytes = Math.min(this.maxPayload, this.#size - pos - TOPIC_RECORD_HEADER);
+    return pos + TOPIC_RECORD_HEADER;
+  }
+
+  /** Payload bytes the last reserve() offers. */
+  reservedBytes = 0;
+  #reservedAt = -1;
+
+  /** The ring itself (for reserve()'s in-place payloads) and a DataView over it. */
+  get ringBuffer(): Buffer {
+    return this.#ring;
+  }
+
+  get ringView(): DataView {
+    return this.#view;
+  }
+
+  /** Publishes the record whose `n`-byte payload was written where reserve() said. */
+  commitReserved(n: number): void {
+    const pos = this.#reservedAt;
+    if (pos < 0 || n > this.reservedBytes || n < 0) {
+      throw ferryError(
+        'ERR_FERRY_SHM_BAD_LAYOUT',
+        `a ${n}-byte record in a reservation of ${this.reservedBytes}`,
+      );
+    }
+    this.#reservedAt = -1;
+    this.#publish(pos, n, 0);
   }
 
   /** Where a record with an `n`-byte payload goes: here, or at the ring's start after a PAD. */
