@@ -2,6 +2,7 @@
 
 export { attachmentStats } from './api/attachments.js';
 export { HandedSocket } from './api/handed-socket.js';
+export { httpInputKind } from './api/stream-handle.js';
 export { tcpWrapKind, wrapTcpFd } from './api/tcp-handle.js';
 export {
   CtrlChannel,

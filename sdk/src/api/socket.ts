@@ -13,6 +13,7 @@ import { parseUri } from '../proto/uri.js';
 import { kDestroying, publishClose } from './diagnostics.js';
 import { type ConnectOptions, type OnReadOptions, resolveUri } from './options.js';
 import { connectArgs, startConnect, type TakeHanded } from './socket-connect.js';
+import { makeStreamHandle, type StreamHandle } from './stream-handle.js';
 import { ReadView, WriteReservation } from './zero-copy.js';
 
 const debug = debuglog('ferry');
@@ -106,6 +107,10 @@ export class Socket extends Duplex implements SessionOwner {
   /** setTimeout(): idle time in ms (0: off) and its timer, refreshed by reads and writes. */
   #idleMs: number | undefined = undefined;
   #idleTimer: NodeJS.Timeout | null = null;
+  /** The StreamBase handle node:http's parser may consume (stream-handle.ts); undefined: not made. */
+  #handle: StreamHandle | null | undefined = undefined;
+  /** Bytes being handed to the handle's reader right now (read, not consumed yet). */
+  #handing = 0;
 
   constructor(options: SocketOptions = {}) {
     // decodeStrings false, as net.Socket: strings are encoded straight into fifo space (node:http
@@ -216,6 +221,47 @@ export class Socket extends Duplex implements SessionOwner {
   /** Reads and writes restart the idle timer. */
   #active(): void {
     this.#idleTimer?.refresh();
+  }
+
+  /** net.Socket's: node:http calls it after each read its parser consumed from the handle. @internal */
+  _unrefTimer(): void {
+    this.#active();
+  }
+
+  /**
+   * A StreamBase handle, made on first use, where node:http looks for one (`socket._handle`): its
+   * server parser then consumes it and the Socket hands it the rx fifo's bytes in place (#pullHandle)
+   * instead of pushing Buffers through the Readable. Null in onread/onView modes or without the
+   * binding (stream-handle.ts). @internal
+   */
+  get _handle(): StreamHandle | null {
+    if (this.#handle === undefined) {
+      this.#handle =
+        this.#onread !== null || this.#onview !== null ? null : makeStreamHandle(() => this.#resumeHandle());
+    }
+    return this.#handle;
+  }
+
+  set _handle(h: StreamHandle | null) {
+    this.#handle = h;
+  }
+
+  /** node:http started reading the handle again (after a pause): deliver what waits. */
+  #resumeHandle(): void {
+    if (this.#session && this.#started) setImmediate(() => this.#pull());
+  }
+
+  /**
+   * 1: node:http's parser consumes the handle and reads are on (hand it the bytes); 2: it consumes
+   * it and paused reading (leave the bytes in the fifo); 0: no parser consumes it (the stream way:
+   * before node:http took the socket, after an upgrade or once a 'data' listener unconsumed it).
+   */
+  #handleMode(): 0 | 1 | 2 {
+    const h = this.#handle;
+    if (h == null || h._consumed !== true) return 0;
+    const parser = (this as unknown as { parser?: { _consumed?: boolean } | null }).parser;
+    if (parser == null || parser._consumed !== true) return 0;
+    return h.reading ? 1 : 2;
   }
 
   /**
@@ -674,7 +720,9 @@ export class Socket extends Duplex implements SessionOwner {
       this.#staged = 0;
       let how: SessionEnd = 'clean';
       if (this.#peerReset) how = 'peer-reset';
-      else if (this.#failed || s.readableBytes > 0) how = 'reset';
+      // Bytes node:http's parser is being handed (#pullHandle) count as read: they are, as a kernel
+      // socket's are once its read returned them.
+      else if (this.#failed || s.readableBytes > this.#handing) how = 'reset';
       else if (!this.#finished) {
         // ferryd frees the fifos once both ends let go; the peer learns of the FIN from the fifo.
         s.fin();
@@ -799,6 +847,46 @@ export class Socket extends Duplex implements SessionOwner {
     });
   }
 
+  /**
+   * node:http's parser consumes the handle: give it the readable bytes in place (readBuffer copies
+   * them into the parser's buffer and runs it, requests and responses included, before returning),
+   * then consume them. Stops when reading pauses or the parser lets go of the handle (an upgrade
+   * takes the rest of that chunk as its head; later bytes go the stream way).
+   */
+  #pullHandle(s: AppSession, h: StreamHandle): void {
+    for (let rounds = 0; rounds < 64; rounds++) {
+      if (this.destroyed || this.#session !== s || this.#handleMode() !== 1) return;
+      if (s.readableBytes > 0) {
+        for (const view of s.readableViews()) {
+          const n = view.length;
+          if (n === 0) continue;
+          this.#handing = n;
+          try {
+            h.readBuffer(view);
+          } finally {
+            this.#handing = 0;
+            // Read, whatever the parser made of them (a parse error destroys the socket meanwhile).
+            if (this.#session === s) s.consume(n);
+            this.#bytesRead += n;
+          }
+          if (this.#session !== s || this.#handleMode() !== 1) break;
+        }
+        if (this.#idleTimer !== null) this.#active();
+        continue;
+      }
+      if (s.ended) {
+        this.#wantRead = false;
+        this.push(null);
+        if (this.readableLength === 0) this.read(0);
+        return;
+      }
+      if (!s.armRead()) return;
+    }
+    setImmediate(() => {
+      if (this.#wantRead) this.#pull();
+    });
+  }
+
   /** onView mode: offer the readable bytes in place; one view out at a time. */
   #pullView(s: AppSession, cb: (view: ReadView) => void): void {
     if (this.#inPullView) return;
@@ -856,6 +944,10 @@ export class Socket extends Duplex implements SessionOwner {
     }
     if (this.#onread) {
       this.#pullInto(s, this.#onread);
+      return;
+    }
+    if (this.#handle != null && this.#handleMode() !== 0) {
+      this.#pullHandle(s, this.#handle);
       return;
     }
     for (let rounds = 0; rounds < 64; rounds++) {
