@@ -22,7 +22,26 @@ async function connectedFd(port: number): Promise<number> {
 
 describe('wrapTcpFd', () => {
   it('makes the TCP handle directly here (node 20 has the binding)', () => {
-    assert.equal(tcpWrapKind, 'handle');
+    assert.equal(tcpWrapKind(), 'handle');
+  });
+
+  it('looks the binding up at the first use, not when the module loads', () => {
+    const url = new URL('./tcp-handle.js', import.meta.url).href;
+    // Counts process.binding calls around the import and around the first use.
+    const script = `
+      let calls = 0;
+      const orig = process.binding;
+      process.binding = function (name) { calls++; return orig.call(process, name); };
+      const m = await import(${JSON.stringify(url)});
+      const atLoad = calls;
+      const kind = m.tcpWrapKind();
+      m.tcpWrapKind();
+      process.stdout.write(JSON.stringify({ atLoad, afterUse: calls, kind }));`;
+    const r = spawnSync(process.execPath, ['--no-deprecation', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { atLoad: 0, afterUse: 1, kind: 'handle' });
   });
 
   it('a wrapped descriptor carries bytes both ways, half-closes and ends like net.Socket', async () => {
@@ -63,7 +82,7 @@ describe('wrapTcpFd', () => {
         '--pending-deprecation',
         '--input-type=module',
         '-e',
-        `import { tcpWrapKind } from ${JSON.stringify(url)}; process.stdout.write(tcpWrapKind);`,
+        `import { tcpWrapKind } from ${JSON.stringify(url)}; process.stdout.write(tcpWrapKind());`,
       ],
       { encoding: 'utf8' },
     );

@@ -36,10 +36,19 @@ function tcpHandleClass(): { TCP: TcpHandleClass; SOCKET: number } | null {
   }
 }
 
-const direct = tcpHandleClass();
+// Looked up at the first handed descriptor, not when the module loads: every app imports this
+// module, few are handed TCP descriptors, and process.binding is not free (nor wanted by all).
+let direct: { TCP: TcpHandleClass; SOCKET: number } | null | undefined;
+
+function directTcp(): { TCP: TcpHandleClass; SOCKET: number } | null {
+  if (direct === undefined) direct = tcpHandleClass();
+  return direct;
+}
 
 /** How handed descriptors are opened in this process: 'handle' (direct TCP handle) or 'fd'. */
-export const tcpWrapKind: 'handle' | 'fd' = direct ? 'handle' : 'fd';
+export function tcpWrapKind(): 'handle' | 'fd' {
+  return directTcp() ? 'handle' : 'fd';
+}
 
 /**
  * A net.Socket over `fd`, a connected TCP socket this process owns (closed with the Socket).
@@ -47,8 +56,9 @@ export const tcpWrapKind: 'handle' | 'fd' = direct ? 'handle' : 'fd';
  * Throws as net.Socket({ fd }) does when the descriptor cannot be opened (EBADF, EEXIST).
  */
 export function wrapTcpFd(fd: number, opts: net.SocketConstructorOpts): net.Socket {
-  if (!direct) return new net.Socket({ ...opts, fd });
-  const handle = new direct.TCP(direct.SOCKET);
+  const tcp = directTcp();
+  if (!tcp) return new net.Socket({ ...opts, fd });
+  const handle = new tcp.TCP(tcp.SOCKET);
   const err = handle.open(fd);
   if (err !== 0) {
     handle.close();
