@@ -114,6 +114,25 @@ describe('request/response', () => {
     await ch.close();
   });
 
+  test('round trips one at a time: each reply and each next request was expected once (roundTripStats)', async () => {
+    const ch = await connectMessages(uri);
+    const n = 200;
+    for (let i = 0; i < n; i++) assert.deepEqual(await ch.request({ op: 'add', a: i, b: 1 }), { sum: i + 1 });
+    const { reply } = ch.roundTripStats;
+    const choices = (s: typeof reply) =>
+      s.polledPeerPolling + s.polledPeerAsleep + s.sleptPeerPolling + s.sleptPeerAsleep;
+    assert.equal(choices(reply), n, 'one choice per awaited reply');
+    assert.equal(reply.foundPolling + reply.foundWoken, n, 'each reply came once');
+    assert.ok(reply.late + reply.voided <= n);
+    const served = [...server.channels].find((c) => c.remoteUri === ch.localUri);
+    assert.ok(served, 'the server side of this channel');
+    const { request } = served.roundTripStats;
+    // After each reply the server expects the next request; the first one was not expected.
+    assert.equal(choices(request), n);
+    assert.equal(request.foundPolling + request.foundWoken, n - 1);
+    await ch.close();
+  });
+
   test('a handler error rejects with ERR_FERRY_REMOTE: name, message, code, no stack', async () => {
     const ch = await connectMessages(uri);
     const err = (await ch.request({ op: 'throw' }).catch((e: unknown) => e)) as RemoteError;

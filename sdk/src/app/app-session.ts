@@ -195,6 +195,19 @@ export class AppSession implements SlotListener {
   }
 
   /**
+   * Tells the peer what this end polls its rx fifo for (a message id; 0: nothing). A hint for the
+   * peer's choice to poll in turn; never needed for a wake-up.
+   */
+  announcePoll(id: number): void {
+    this.#rx.announcePoll(id);
+  }
+
+  /** What the peer announced it polls for (any u32: the peer writes it; 0: nothing). */
+  peerPollId(): number {
+    return this.#tx.peerPollId();
+  }
+
+  /**
    * Arms the data notification; true when data (or FIN) arrived meanwhile. A fifo found corrupt
    * on the way fails the session (the owner hears onFailure) and returns false: without that, a
    * reader would be told "look again" forever by a fifo that will never hold valid data.

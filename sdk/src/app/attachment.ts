@@ -135,6 +135,8 @@ export class Attachment extends EventEmitter {
   #polling = false;
   /** performance.now() until which data is expected soon (see pollUntil); 0: none. */
   #pollUntilMs = 0;
+  /** Run once when the data notifier next arms to sleep (see beforeSleep). */
+  #beforeSleep: (() => void)[] = [];
   /** Shared memory other than sessions that this attachment's notifier polls (topic readers). */
   #pollers = new Set<ExtraPoller>();
   /** Fds that came with fifo-less connect replies (a transport's own resources), by session. */
@@ -174,7 +176,12 @@ export class Attachment extends EventEmitter {
       poll: () => this.#pollSegments(),
       arm: () => this.#armSegments(),
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
-      contended: (now) => this.#runWait.contended(now),
+      // While a message channel expects a frame (pollUntil), the wait that each wake-up from
+      // sleep costs does not count as contention (sys/run-wait.ts): it would keep a ping-pong that
+      // sleeps "contended" for good; the channel's budget judges whether polling pays instead.
+      contended: (now) =>
+        this.#runWait.contended(now) &&
+        !(this.#pollUntilMs > 0 && this.#expectingData() && !this.#runWait.contendedBeyondWakes(now)),
     });
   }
 
@@ -393,6 +400,14 @@ export class Attachment extends EventEmitter {
     if (untilMs > this.#pollUntilMs) this.#pollUntilMs = untilMs;
   }
 
+  /**
+   * Runs `fn` once when the data notifier next arms to sleep (also each empty poll of an
+   * interrupt-style turn): a message channel's announcement that it polls ends there.
+   */
+  beforeSleep(fn: () => void): void {
+    this.#beforeSleep.push(fn);
+  }
+
   #expectingData(): boolean {
     if (performance.now() < this.#pollUntilMs) return true;
     this.#pollUntilMs = 0;
@@ -405,6 +420,22 @@ export class Attachment extends EventEmitter {
    */
   yieldPoll(): void {
     if (this.#polling) this.#notifier.yieldTurn();
+  }
+
+  /** Times the data notifier was woken from sleep by the doorbell. */
+  get wakeups(): number {
+    return this.#notifier.wakeups;
+  }
+
+  /** Times the data notifier found itself preempted while polling. */
+  get preemptions(): number {
+    return this.#notifier.preemptions;
+  }
+
+  /** The data notifier's counters (diagnostics): wake-ups from sleep, preemptions, contended turns. */
+  get notifierStats(): { wakeups: number; preemptions: number; contendedTurns: number } {
+    const n = this.#notifier;
+    return { wakeups: n.wakeups, preemptions: n.preemptions, contendedTurns: n.contendedTurns };
   }
 
   /** Adds a poller to the data notifier's turns (and polls soon). */
@@ -702,6 +733,11 @@ export class Attachment extends EventEmitter {
   }
 
   #armSegments(): boolean {
+    if (this.#beforeSleep.length > 0) {
+      const fns = this.#beforeSleep;
+      this.#beforeSleep = [];
+      for (const fn of fns) fn();
+    }
     let pending = false;
     const segs = this.#segs();
     for (let i = 0; i < segs.length; i++) if ((segs[i] as AppSegment).armWake()) pending = true;

@@ -10,13 +10,14 @@
 import { EventEmitter } from 'node:events';
 import { traceRequest } from '../api/diagnostics.js';
 import type { SessionOwner } from '../app/app-session.js';
+import type { Attachment } from '../app/attachment.js';
 import { type FerryError, ferryError } from '../errors.js';
 import { type MessageKind, MSG_KIND, MSG_PROTO_VERSION } from '../proto/message-frame.js';
+import { type ExpectHost, ExpectPoll, type ExpectStats } from './expect-poll.js';
 import { FrameReader, type LoanFrame } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
 import { type OutgoingLoan, ReceivedLoan } from './loan.js';
 import type { ResolvedChannelOptions } from './options.js';
-import { PollBudget } from './poll-budget.js';
 import { errorBody, remoteError } from './remote-error.js';
 import { RequestTable } from './request-table.js';
 import { closeLink, finLink, openLink, type SessionLink } from './session-link.js';
@@ -89,8 +90,8 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
   #waiters: Waiter[] = [];
   #serving = new Map<number, Serving>();
   /** Polling for replies we await, and for the peer's next request after our reply. */
-  readonly #replyPoll = new PollBudget(EXPECT_POLL_MS);
-  readonly #requestPoll = new PollBudget(EXPECT_POLL_MS);
+  readonly #replyPoll: ExpectPoll;
+  readonly #requestPoll: ExpectPoll;
   #pulling = false;
   #pullAgain = false;
   #stallTimer: NodeJS.Timeout | null = null;
@@ -115,6 +116,19 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     this.transport = link.transport;
     this.#msgCtx = { channel: this };
     const att = link.att;
+    const host: ExpectHost = {
+      wakeups: () => att.wakeups,
+      preemptions: () => att.preemptions,
+      pollUntil: (untilMs) => att.pollUntil(untilMs),
+      announce: (id) => {
+        if (this.#state !== 'closed') link.session.announcePoll(id);
+      },
+      beforeSleep: (fn) => att.beforeSleep(fn),
+    };
+    this.#replyPoll = new ExpectPoll(EXPECT_POLL_MS, host);
+    this.#requestPoll = new ExpectPoll(EXPECT_POLL_MS, host);
+    // A pair lent from a pool may hold the last user's announcement.
+    link.session.announcePoll(0);
     this.#writer = new FrameWriter(link.session, {
       maxBodyBytes: opts.maxMessageBytes,
       maxQueuedBytes: opts.maxQueuedBytes,
@@ -166,6 +180,26 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     return this.#requests.size;
   }
 
+  /**
+   * How this end waited for the frames of round trips (diagnostics): for replies it awaited and
+   * for the peer's next request after its reply, the choices to poll or sleep by the peer's
+   * announced state, whether each expected frame came while polling or after a wake-up, and the
+   * counts of the attachment's notifier (shared by every session of the attachment).
+   */
+  get roundTripStats(): {
+    reply: ExpectStats & { averages: ExpectPoll['averages'] };
+    request: ExpectStats & { averages: ExpectPoll['averages'] };
+    notifier: Attachment['notifierStats'];
+  } {
+    const r = this.#replyPoll;
+    const q = this.#requestPoll;
+    return {
+      reply: { ...r.stats, averages: r.averages },
+      request: { ...q.stats, averages: q.averages },
+      notifier: this.#link.att.notifierStats,
+    };
+  }
+
   /** Values received and waiting to be iterated (at most highWaterMark: then reading stops). */
   get bufferedValues(): number {
     return this.#inbox.length - this.#inboxHead;
@@ -212,13 +246,15 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     } catch (err) {
       return Promise.reject(err);
     }
+    // Read before the request goes: once the server has it, it takes its announcement back.
+    const peerPolling = this.#link.session.peerPollId() === r.id;
     try {
       this.#writer.writeValue(MSG_KIND.REQUEST, r.id, value);
     } catch (err) {
       this.#requests.fail(r.id, err as Error);
       return r.promise;
     }
-    if (this.#requests.size === 1) this.#expect(this.#replyPoll, r.id);
+    if (this.#requests.size === 1) this.#expect(this.#replyPoll, r.id, peerPolling, r.id);
     return r.promise;
   }
 
@@ -477,10 +513,12 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** Keeps adaptive polling on for a frame we expect, when polling for it has been paying. */
-  #expect(budget: PollBudget, requestId: number): void {
-    const now = performance.now();
-    if (budget.start(now, requestId)) this.#link.att.pollUntil(now + budget.windowMs);
+  /**
+   * Polls for a frame we expect (announcing it to the peer as `announceId`) when polling for it
+   * has been paying with the peer in its announced state (see expect-poll.ts).
+   */
+  #expect(e: ExpectPoll, key: number, peerPolling: boolean, announceId: number): void {
+    e.start(performance.now(), key, peerPolling, announceId);
   }
 
   #kickPull(): void {
@@ -535,6 +573,8 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     this.#serving.delete(id);
     // The caller gave up: it would drop the reply anyway.
     if (serving.cancelled || this.#state !== 'open') return;
+    // Read before the reply goes: once the caller has it, it takes its announcement back.
+    const peerPolling = this.#link.session.peerPollId() === id;
     if (failed) {
       this.#replyError(id, value);
     } else {
@@ -546,7 +586,10 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       }
     }
     // A peer whose requests come back to back sends the next one soon after this reply.
-    if (this.#serving.size === 0) this.#expect(this.#requestPoll, id);
+    if (this.#serving.size === 0) {
+      const next = id >= 0xffffffff ? 1 : id + 1;
+      this.#expect(this.#requestPoll, next, peerPolling, next);
+    }
     if (this.#serving.size === this.#opts.maxConcurrentRequests - 1) this.#kickPull();
   }
 
@@ -621,6 +664,8 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
 
   #teardown(how: 'clean' | 'peer-reset' | 'reset'): void {
     if (this.#state === 'closed') return;
+    this.#replyPoll.stop();
+    this.#requestPoll.stop();
     this.#state = 'closed';
     this.#clearStall();
     if (this.#closeTimer) clearTimeout(this.#closeTimer);

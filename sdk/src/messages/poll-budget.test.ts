@@ -19,21 +19,21 @@ function run(b: PollBudget, n: number, took: (poll: boolean) => number): { polle
 test('polls when polling brings frames sooner than sleeping, exploring sleep ever more rarely', () => {
   const b = new PollBudget(0.2);
   const { polled } = run(b, 1600, (poll) => (poll ? 0.01 : 0.08));
-  // All but the first sleep (to measure it) and the explorations: at 16, 32, ... 1024 apart.
-  assert.ok(polled >= 1590 && polled < 1600, `polled ${polled}`);
+  // All but the first sleep (to measure it) and the explorations: bursts of 4, 16, 32, ... 1024 apart.
+  assert.ok(polled >= 1570 && polled < 1600, `polled ${polled}`);
   assert.ok(b.averages.pollMs < b.averages.sleepMs);
   const later = run(b, 10_000, (poll) => (poll ? 0.01 : 0.08));
-  assert.ok(later.polled >= 9988, `then polled ${later.polled} of 10000 (explorations 1 in 1024)`);
+  assert.ok(later.polled >= 9950, `then polled ${later.polled} of 10000 (explorations 4 in 1024)`);
 });
 
 test('sleeps when polling makes frames later (an oversubscribed machine), exploring polling rarely', () => {
   const b = new PollBudget(0.2);
   const { polled } = run(b, 1600, (poll) => (poll ? 0.3 : 0.07));
   // The first expectation polls (unmeasured), then only the explorations do.
-  assert.ok(polled >= 2 && polled <= 10, `polled ${polled}`);
+  assert.ok(polled >= 2 && polled <= 30, `polled ${polled}`);
   // Fewer than 1% of expectations pay for exploring: they stay out of the p99.
   const later = run(b, 10_000, (poll) => (poll ? 0.3 : 0.07));
-  assert.ok(later.polled <= 12, `then polled ${later.polled} of 10000`);
+  assert.ok(later.polled <= 45, `then polled ${later.polled} of 10000`);
 });
 
 test('follows a machine that changes', () => {
@@ -48,7 +48,7 @@ test('follows a machine that changes', () => {
 test('an idle peer (capped samples, equal either way) is not polled for', () => {
   const b = new PollBudget(0.2);
   const { polled } = run(b, 320, () => 50);
-  assert.ok(polled <= 6, `polled ${polled} of 320`);
+  assert.ok(polled <= 20, `polled ${polled} of 320`);
 });
 
 test('end() without start() and twice in a row is ignored', () => {
@@ -61,7 +61,7 @@ test('end() without start() and twice in a row is ignored', () => {
   assert.ok(Math.abs(b.averages.pollMs - 0.05) < 1e-9);
 });
 
-test('with keys (request ids), explorations fall on multiples of the interval on both ends', () => {
+test('with keys (request ids), explorations fall on the first keys of each interval on both ends', () => {
   const a = new PollBudget(0.2);
   const b = new PollBudget(0.2);
   let now = 1000;
@@ -76,7 +76,7 @@ test('with keys (request ids), explorations fall on multiples of the interval on
     }
   }
   assert.deepEqual(explored[0], explored[1]);
-  for (const id of explored[0] ?? []) assert.equal(id % 16, 0, `explored at ${id}`);
+  for (const id of explored[0] ?? []) assert.ok(id % 16 < 4, `explored at ${id}`);
   assert.ok((explored[0]?.length ?? 0) >= 2);
 });
 
@@ -84,5 +84,5 @@ test('a peer slower than the window (a slow handler) is not polled for: polling 
   const b = new PollBudget(0.2);
   // Polling or not, the reply takes 0.3 ms (sleeping adds nothing measurable here).
   const { polled } = run(b, 1600, () => 0.3);
-  assert.ok(polled <= 10, `polled ${polled} of 1600`);
+  assert.ok(polled <= 30, `polled ${polled} of 1600`);
 });

@@ -8,6 +8,7 @@ import {
   FIFO_CONS_FLAGS_OFFSET,
   FIFO_CONS_RESET,
   FIFO_HEAD_OFFSET,
+  FIFO_POLL_ID_OFFSET,
   FIFO_PROD_FIN,
   FIFO_PROD_FLAGS_OFFSET,
   FIFO_PROD_RESET,
@@ -22,6 +23,7 @@ const TAIL = FIFO_TAIL_OFFSET / 4;
 const CONS_FLAGS = FIFO_CONS_FLAGS_OFFSET / 4;
 const PROD_FLAGS = FIFO_PROD_FLAGS_OFFSET / 4;
 const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
+const POLL_ID = FIFO_POLL_ID_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
 const WANT_SPACE_BYTES = FIFO_WANT_SPACE_BYTES_OFFSET / 4;
 const EMPTY = new Uint8Array(0);
@@ -147,6 +149,11 @@ export class FifoConsumer {
     this.#flags |= FIFO_CONS_CLOSED;
     // store-release: consumer-owned flags.
     storeRelease(this.#ctl, CONS_FLAGS, this.#flags);
+  }
+
+  /** Announces to the producer what this end polls for now (0: nothing); see fifo-layout.ts. */
+  announcePoll(id: number): void {
+    Atomics.store(this.#ctl, POLL_ID, id);
   }
 
   /**

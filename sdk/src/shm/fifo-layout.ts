@@ -6,6 +6,9 @@
 // Line 1 (consumer): HEAD and CONS_FLAGS are written by the consumer only. WANT_DATA is the one
 //   two-writer field: the consumer sets it (0 -> 1) before it sleeps, the producer clears it
 //   (CAS 1 -> 0) when it decides to ring the consumer's doorbell.
+//   POLL_ID is the consumer's announcement (consumer-written, producer-read): the id of the frame it
+//   polls for right now (a message channel's reply or next request), 0 when it does not poll. A hint
+//   for the producer's own choice to poll (messages/message-channel.ts); wake-ups never depend on it.
 // Line 2 (producer): TAIL, PROD_FLAGS and WANT_SPACE_BYTES are written by the producer only.
 //   WANT_SPACE: the producer sets it before it sleeps on a full fifo, the consumer clears it (CAS
 //   1 -> 0) and rings, once at least WANT_SPACE_BYTES are free (0 or 1: at the first free byte).
@@ -31,6 +34,8 @@ export const FIFO_HEAD_OFFSET = FIFO_CONSUMER_LINE;
 export const FIFO_CONS_FLAGS_OFFSET = FIFO_CONSUMER_LINE + 4;
 /** u32 0/1: the consumer asks to be woken when data arrives. */
 export const FIFO_WANT_DATA_OFFSET = FIFO_CONSUMER_LINE + 8;
+/** u32: what the consumer announces it polls for (see above); 0: nothing. Any value is safe to read. */
+export const FIFO_POLL_ID_OFFSET = FIFO_CONSUMER_LINE + 12;
 
 export const FIFO_PRODUCER_LINE = 2 * CACHE_LINE;
 /** u32 producer index: bytes produced so far. */

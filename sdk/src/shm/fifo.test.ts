@@ -5,6 +5,7 @@ import { FifoConsumer } from './fifo-consumer.js';
 import {
   FIFO_HEAD_OFFSET,
   FIFO_MAGIC_OFFSET,
+  FIFO_POLL_ID_OFFSET,
   FIFO_SIZE_OFFSET,
   FIFO_TAIL_OFFSET,
   FIFO_WANT_DATA_OFFSET,
@@ -234,4 +235,22 @@ test('works over a plain ArrayBuffer too', () => {
   const out = new Uint8Array(10);
   assert.equal(c.dequeue(out), 10);
   assert.deepEqual(out, bytes(10));
+});
+
+test('the consumer announces what it polls for; the producer reads any value a peer wrote', () => {
+  const { buf, p, c } = makeFifo(256);
+  assert.equal(p.peerPollId(), 0, 'a new fifo announces nothing');
+  c.announcePoll(7);
+  assert.equal(p.peerPollId(), 7);
+  assert.equal(u32(buf)[FIFO_POLL_ID_OFFSET / 4], 7, 'in the consumer line');
+  c.announcePoll(0);
+  assert.equal(p.peerPollId(), 0);
+  // A hostile or dead peer's word is only a number to compare with an id: nothing is validated.
+  for (const junk of [0xffffffff, 0x80000000, 12345678]) {
+    u32(buf)[FIFO_POLL_ID_OFFSET / 4] = junk;
+    assert.equal(p.peerPollId(), junk);
+  }
+  // The data path does not look at it.
+  assert.equal(p.enqueue(bytes(10)), 10);
+  assert.equal(c.readable(), 10);
 });

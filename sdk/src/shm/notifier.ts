@@ -264,7 +264,12 @@ export class Notifier {
 
   #interruptTurn(): void {
     for (let i = 0; i < INTERRUPT_POLLS_PER_TURN && this.#running; i++) {
-      if (this.#poll() > 0) continue;
+      if (this.#poll() > 0) {
+        // Settled promises (yieldTurn) run before the next look, not after a sleep: their
+        // continuation may ask for polling (a message channel's next request, Attachment.pollUntil).
+        if (this.#yield) break;
+        continue;
+      }
       if (this.#arm()) continue;
       this.#sleeping = true;
       trace(TRACE_CODE.INTERRUPT);

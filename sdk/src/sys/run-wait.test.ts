@@ -84,3 +84,52 @@ test('RunWait on this thread reads real counters', { skip: process.platform !== 
   assert.ok(rw.share >= 0 && rw.share <= 1, `share ${rw.share}`);
   rw.close();
 });
+
+test('parseSchedstat reads the run count as a third field when asked, NaN when it is not there', () => {
+  const out = new Float64Array(3);
+  const ok = enc('107781 1827037 42\n');
+  assert.equal(parseSchedstat(ok, ok.length, out), true);
+  assert.deepEqual([...out], [107781, 1827037, 42]);
+  for (const partial of ['5 6\n', '5 6 ', '5 6 x\n']) {
+    const b = enc(partial);
+    assert.equal(parseSchedstat(b, b.length, out), true, JSON.stringify(partial));
+    assert.deepEqual([out[0], out[1]], [5, 6]);
+    assert.ok(Number.isNaN(out[2]), `${JSON.stringify(partial)}: no run count`);
+  }
+});
+
+test('RunWait: the wait that each wake-up costs is not contention beyond wakes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
+  try {
+    const file = join(dir, 'schedstat');
+    let ran = 1e9;
+    let waited = 1e8;
+    let runs = 1000;
+    const put = () => writeFileSync(file, `${ran} ${waited} ${runs}\n`);
+    put();
+    const rw = new RunWait(file);
+    let t = 0;
+    const step = (runMs: number, waitMs: number, n: number) => {
+      ran += runMs * 1e6;
+      waited += waitMs * 1e6;
+      runs += n;
+      put();
+      t += 25;
+      return { plain: rw.contended(t), beyond: rw.contendedBeyondWakes(t) };
+    };
+    // A ping-pong that sleeps: 400 wake-ups waiting 20 us each, in 18 ms runnable (share 0.44).
+    assert.deepEqual(step(10, 8, 400), { plain: true, beyond: false });
+    assert.ok(rw.shareBeyondWakes === 0, `beyond wakes ${rw.shareBeyondWakes}`);
+    // A poller preempted 4 times for 2 ms each: contended either way.
+    assert.deepEqual(step(12, 8, 4), { plain: true, beyond: true });
+    assert.ok(rw.shareBeyondWakes > 0.3);
+    // Without a run count (an older kernel's format), no allowance: both say the same.
+    writeFileSync(file, `${ran + 10e6} ${waited + 1e6}\n`);
+    t += 25;
+    assert.equal(rw.contended(t), false);
+    assert.equal(rw.contendedBeyondWakes(t), false);
+    rw.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

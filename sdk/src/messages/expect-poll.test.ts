@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type ExpectHost, ExpectPoll } from './expect-poll.js';
+
+const WINDOW = 0.2;
+
+/** A host that records what the expectation asked for; `wake()`/`preempt()` move its counters. */
+function fakeHost() {
+  const h = {
+    wakeupCount: 0,
+    preemptionCount: 0,
+    announced: 0,
+    announcements: [] as number[],
+    /** performance.now()-style deadlines asked for with pollUntil. */
+    deadlines: [] as number[],
+    sleepHooks: [] as (() => void)[],
+    sleep(): void {
+      for (const fn of h.sleepHooks.splice(0)) fn();
+    },
+  };
+  const host: ExpectHost = {
+    wakeups: () => h.wakeupCount,
+    preemptions: () => h.preemptionCount,
+    pollUntil: (ms) => h.deadlines.push(ms),
+    announce: (id) => {
+      h.announced = id;
+      h.announcements.push(id);
+    },
+    beforeSleep: (fn) => h.sleepHooks.push(fn),
+  };
+  return { h, host };
+}
+
+test('a poll is announced with its id, asks the notifier for at most the window, and is taken back', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  // Nothing measured yet: the first expectation polls. (Keys from 5: keys 0-3 of every 16 explore.)
+  assert.equal(e.start(100, 5, false, 7), true);
+  assert.equal(h.announced, 7);
+  assert.deepEqual(h.deadlines, [100 + WINDOW]);
+  assert.equal(e.active, true);
+  e.end(100.01);
+  assert.equal(h.announced, 0, 'the frame came: no longer polling for it');
+  assert.equal(e.active, false);
+  assert.equal(e.stats.foundPolling, 1);
+  // Then sleeping is measured once: nothing announced.
+  assert.equal(e.start(200, 6, false, 8), false);
+  assert.equal(h.announced, 0);
+  h.wakeupCount++;
+  e.end(200.08);
+  // Polling was faster: it polls again, and the announcement ends when the notifier goes to sleep.
+  assert.equal(e.start(300, 7, false, 9), true);
+  assert.equal(h.announced, 9);
+  h.sleep();
+  assert.equal(h.announced, 0, 'asleep: the announcement ends');
+  e.end(300.01);
+  // stop() (the channel closed) takes it back and forgets the expectation.
+  assert.equal(e.start(400, 8, false, 10), true);
+  e.stop();
+  assert.equal(h.announced, 0);
+  assert.equal(e.active, false);
+  e.end(401);
+  assert.equal(e.stats.foundPolling + e.stats.foundWoken, 3, 'end() after stop() is ignored');
+});
+
+test('budgets are kept per peer state: polling pays only while the peer polls too', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  let now = 1000;
+  let polledWithPeer = 0;
+  let polledAlone = 0;
+  for (let id = 1; id <= 4000; id++) {
+    const peerPolling = id % 2 === 0;
+    const poll = e.start(now, id, peerPolling, id);
+    if (poll && peerPolling) polledWithPeer++;
+    if (poll && !peerPolling) polledAlone++;
+    // With the peer polling, polling brings the frame in 10 us and sleeping in 80; with the peer
+    // asleep, polling alone gains nothing (its wake-up is the whole wait) and sleeping takes 70.
+    let took: number;
+    if (peerPolling) took = poll ? 0.01 : 0.08;
+    else took = poll ? 0.3 : 0.07;
+    if (!poll) h.wakeupCount++;
+    now += took;
+    e.end(now);
+    now += 0.05;
+  }
+  assert.ok(polledWithPeer > 1900, `polled ${polledWithPeer} of 2000 with the peer polling`);
+  assert.ok(polledAlone < 150, `polled ${polledAlone} of 2000 with the peer asleep`);
+  const { peerPolling, peerAsleep } = e.averages;
+  assert.ok(peerPolling.pollMs < peerPolling.sleepMs && peerAsleep.pollMs > peerAsleep.sleepMs);
+});
+
+test('a peer that announces polling and then vanishes does not keep this end polling', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  let now = 1000;
+  let polled = 0;
+  const n = 5000;
+  for (let id = 1; id <= n; id++) {
+    // The stale announcement matches every time; no frame comes within the window (the channel
+    // would fail on its own; here each expectation ends 5 ms later, after a wake-up).
+    const poll = e.start(now, id, true, id);
+    if (poll) polled++;
+    const deadline = h.deadlines.at(-1);
+    if (poll) assert.ok(deadline !== undefined && deadline <= now + WINDOW, 'every poll is bounded');
+    h.wakeupCount++;
+    now += 5;
+    e.end(now);
+  }
+  // The unmeasured first try, then explorations only: a few bursts, ever rarer.
+  assert.ok(polled <= 50, `polled ${polled} of ${n} expectations for a vanished peer`);
+  assert.ok(e.stats.late >= 1);
+});
+
+test('polls the notifier did not make are not samples; preempted polls are the worst ones', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  // Asked to poll, the notifier slept (contended) and was woken within the window: voided.
+  assert.equal(e.start(10, 1, true, 1), true);
+  h.wakeupCount++;
+  e.end(10.05);
+  assert.equal(e.stats.voided, 1);
+  assert.ok(Number.isNaN(e.averages.peerPolling.pollMs), 'no sample kept');
+  // A poll during which the notifier was preempted counts as the cap, whatever the frame's time.
+  assert.equal(e.start(20, 2, true, 2), true);
+  h.preemptionCount++;
+  e.end(20.01);
+  assert.equal(e.stats.late, 1);
+  assert.equal(e.averages.peerPolling.pollMs, 0.5);
+});
+
+test('announcements are u32: ids at the wrap-around and garbage-sized keys do not throw', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  for (const [key, id] of [
+    [0xffffffff, 0xffffffff],
+    [2 ** 40 + 3, 2 ** 33 + 5],
+    [-1, -1],
+  ] as const) {
+    const poll = e.start(1, key, true, id);
+    if (poll) assert.ok(h.announced >= 0 && h.announced <= 0xffffffff, `announced ${h.announced}`);
+    e.end(1.01);
+  }
+});
