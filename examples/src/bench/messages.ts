@@ -47,6 +47,12 @@ interface Result {
   p50Us?: number;
   p99Us?: number;
   cpuUs: number;
+  /**
+   * Ferry RTT: shares of the round trips (warm-up included) whose reply the client, and whose next
+   * request the server, found while polling rather than after a wake-up from sleep.
+   */
+  replyFoundPolling?: number;
+  requestFoundPolling?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
 }
@@ -74,7 +80,9 @@ async function serve(variant: Variant, workload: Workload, target: string): Prom
         if (v instanceof ReceivedLoan) v.release();
         count++;
       },
-      onRequest: (v) => (v === 'count' ? count : v),
+      // 'rtt-stats': how this side waited for each next request (MessageChannel.roundTripStats).
+      onRequest: (v, ctx) =>
+        v === 'count' ? count : v === 'rtt-stats' ? ctx.channel.roundTripStats.request : v,
     }).listen(target);
     await server.ready();
     process.send?.({ target: server.uri });
@@ -261,7 +269,13 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
   const ch = await connectMessages(target, big ? { rxFifoSize: big, txFifoSize: big } : {});
   const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
   try {
-    if (workload === 'rtt') return await roundTrips(n, (v) => ch.request(v));
+    if (workload === 'rtt') {
+      const r = await roundTrips(n, (v) => ch.request(v));
+      const reply = ch.roundTripStats.reply;
+      const request = (await ch.request('rtt-stats')) as typeof reply;
+      const share = (s: typeof reply) => +(s.foundPolling / (s.foundPolling + s.foundWoken)).toFixed(3);
+      return { ...r, replyFoundPolling: share(reply), requestFoundPolling: share(request) };
+    }
     const warm = warmupOf(workload, n);
     for (let i = 0; i < warm; i++) if (!ch.send(smallObject(i))) await ch.ready();
     if (warm > 0 && (await ch.request('count')) !== warm) throw new Error('warm-up lost messages');
@@ -618,6 +632,12 @@ async function main(): Promise<void> {
           : {}),
         cpuUsPerOp: +cpu.toFixed(2),
         xCpu: +(cpu / baseCpu).toFixed(2),
+        ...(w === 'rtt' && s.some((r) => r.replyFoundPolling !== undefined)
+          ? {
+              replyFoundPolling: +median(s.map((r) => r.replyFoundPolling ?? Number.NaN)).toFixed(3),
+              requestFoundPolling: +median(s.map((r) => r.requestFoundPolling ?? Number.NaN)).toFixed(3),
+            }
+          : {}),
         // Timed part only, by process: what a message costs each side once running.
         clientUs: +median(s.map((r) => r.clientUsPerOp)).toFixed(2),
         serverUs: +median(s.map((r) => r.serverUsPerOp)).toFixed(2),
