@@ -114,8 +114,10 @@ export {
   createPlainDecoder,
   createTopicDecoder,
   createValueDecoder,
+  encodePlain,
   ValueEncoder,
 } from './proto/message-values.js';
+export { SHAPE_MARK, ShapeWriter } from './proto/shape-codec.js';
 export {
   encodeRelayJson,
   RELAY_KIND,

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  createPlainDecoder,
   createTopicDecoder,
   encodeRelayJson,
   RELAY_KIND,
@@ -94,10 +95,12 @@ async function take(sub: Subscriber, n: number): Promise<unknown[]> {
 }
 
 /** A raw importer: speaks the relay protocol itself and reads only when told to. */
-async function rawImporter(topic: string) {
+async function rawImporter(topic: string, hello: Record<string, unknown> = {}) {
   const socket = net.connect({ host: '127.0.0.1', port: relayPort });
   await new Promise((r) => socket.once('connect', r));
-  socket.write(encodeRelayJson(RELAY_KIND.HELLO, { v: RELAY_VERSION, namespace: 'default', topic }));
+  socket.write(
+    encodeRelayJson(RELAY_KIND.HELLO, { v: RELAY_VERSION, namespace: 'default', topic, ...hello }),
+  );
   const dec = new RelayDecoder(1 << 20);
   const frames: RelayFrame[] = [];
   socket.on('data', (c: Buffer) => {
@@ -179,6 +182,54 @@ describe('topics between two ferryds', () => {
     assert.ok(gaps > 0, 'the ring lapped the paused stream');
     assert.equal(records + gaps, n, `${records} records + ${gaps} lost`);
     imp.socket.destroy();
+    await pub.close();
+  });
+
+  test('an older importer (HELLO without shapes) gets msgpack its SDK decodes; one that says shapes: 1 gets records as published', async () => {
+    const older = await rawImporter('gappy');
+    const newer = await rawImporter('gappy', { shapes: 1 });
+    assert.deepEqual((older.frames[0] as { json: unknown }).json, {
+      v: RELAY_VERSION,
+      policy: 'lose-oldest',
+    });
+    assert.deepEqual((newer.frames[0] as { json: unknown }).json, {
+      v: RELAY_VERSION,
+      policy: 'lose-oldest',
+      shapes: 1,
+    });
+    const pub = await publish('gappy', { socket: a.socket });
+    const values: unknown[] = [];
+    for (let i = 0; i < 300; i++) {
+      // Plain objects (shape records on A's ring), and now and then one only msgpack carries.
+      values.push(
+        i % 50 === 7 ? { i, at: new Date(1_700_000_000_000 + i) } : { i, sym: 'X', px: i / 4, tags: ['a'] },
+      );
+      pub.send(values[i]);
+    }
+    const records = (imp: { frames: RelayFrame[] }) =>
+      imp.frames.filter((f): f is RelayFrame & { kind: 3 } => f.kind === RELAY_KIND.RECORD);
+    await eventually(
+      async () => records(older).length === 300 && records(newer).length === 300,
+      20_000,
+      'both importers have every record',
+    );
+    // What an SDK before shape records (TOPIC_VERSION 1) decodes: msgpack, never a 0xc1 body.
+    const plain = createPlainDecoder();
+    const o = records(older);
+    assert.ok(o.every((f) => f.payload[0] !== 0xc1));
+    assert.deepEqual(
+      o.map((f) => plain.unpack(f.payload)),
+      values,
+    );
+    const topic = createTopicDecoder();
+    const n = records(newer);
+    assert.equal(n.filter((f) => f.payload[0] === 0xc1).length, 294, 'plain objects stay shape records');
+    assert.deepEqual(
+      n.map((f) => topic(f.payload)),
+      values,
+    );
+    older.socket.destroy();
+    newer.socket.destroy();
     await pub.close();
   });
 

@@ -61,6 +61,8 @@ export class TopicImport {
         v: RELAY_VERSION,
         namespace: entry.remoteNamespace,
         topic: entry.topic,
+        // Our subscribers read shape records (an older exporter ignores this and sends msgpack).
+        shapes: 1,
       }),
     );
     this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));

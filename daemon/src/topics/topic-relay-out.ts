@@ -11,9 +11,12 @@
  */
 import type { Socket } from 'node:net';
 import {
+  createTopicDecoder,
+  encodePlain,
   encodeRelayJson,
   RELAY_KIND,
   relayRecordBytes,
+  SHAPE_MARK,
   SLOT_FREE,
   TopicRingReader,
   writeRelayRecordHeader,
@@ -42,9 +45,17 @@ export class RelayOut {
   #scheduled = false;
   #closed = false;
   readonly #onClose: () => void;
+  /**
+   * The importer does not read shape records (an older ferryd, whose subscribers would drop every
+   * one as undecodable): records that are shape records are decoded here and sent as msgpack.
+   */
+  readonly #transcode: ((src: Buffer, start: number, end: number) => unknown) | null;
+  /** Records re-encoded for an older importer. */
+  transcoded = 0;
 
-  constructor(topic: Topic, socket: Socket, bit: number, onClose: () => void) {
+  constructor(topic: Topic, socket: Socket, bit: number, shapes: boolean, onClose: () => void) {
     this.#topic = topic;
+    this.#transcode = shapes ? null : createTopicDecoder();
     this.#socket = socket;
     this.#onClose = onClose;
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -133,16 +144,27 @@ export class RelayOut {
 
   /** The reader's decode: copies the record into the batch as a RECORD frame (gap set at commit). */
   readonly #copy = (src: Buffer, range: { start: number; end: number }): number => {
-    const n = range.end - range.start;
+    if (this.#transcode !== null && src[range.start] === SHAPE_MARK) {
+      // Throws for a record torn by the publisher meanwhile: the reader counts it as a lap.
+      const plain = encodePlain(this.#transcode(src, range.start, range.end));
+      this.transcoded++;
+      return this.#place(plain, 0, plain.length);
+    }
+    return this.#place(src, range.start, range.end);
+  };
+
+  /** Copies [start, end) of `src` into the batch as a RECORD frame's payload (gap set at commit). */
+  #place(src: Uint8Array, start: number, end: number): number {
+    const n = end - start;
     const need = relayRecordBytes(n);
     if (this.#batch.length - this.#off < need) {
       this.#flush();
       if (this.#batch.length < need) this.#batch = Buffer.allocUnsafe(need);
     }
     this.#at = this.#off;
-    src.copy(this.#batch, this.#at + relayRecordBytes(0), range.start, range.end);
+    this.#batch.set(src.subarray(start, end), this.#at + relayRecordBytes(0));
     return n;
-  };
+  }
 
   /** The record was intact (the reader's check after the copy): keep it, with the loss before it. */
   readonly #commit = (n: unknown): void => {

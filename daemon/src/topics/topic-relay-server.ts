@@ -24,6 +24,7 @@ export interface RelayHost {
     namespace: string,
     topic: string,
     socket: net.Socket,
+    shapes: boolean,
   ): { out: RelayOut; policy: string } | FerryError;
   log: { warn(msg: string): void; info(msg: string): void };
 }
@@ -82,7 +83,7 @@ export class TopicRelayServer {
         this.#refuse(socket, 'ERR_FERRY_PROTO_MALFORMED', 'topic relay: expected one HELLO');
         return;
       }
-      const { v, namespace, topic } = f.json;
+      const { v, namespace, topic, shapes } = f.json;
       if (v !== RELAY_VERSION) {
         this.#refuse(socket, 'ERR_FERRY_PROTO_VERSION', `topic relay version ${String(v)}`);
         return;
@@ -91,13 +92,17 @@ export class TopicRelayServer {
         this.#refuse(socket, 'ERR_FERRY_PROTO_MALFORMED', 'topic relay: HELLO without namespace or topic');
         return;
       }
-      const r = this.#host.openRelay(namespace, topic, socket);
+      // shapes: 1 says the importer's subscribers read shape records (TOPIC_VERSION 2); an importer
+      // that does not say so (an older ferryd) gets them re-encoded as msgpack (RelayOut).
+      const r = this.#host.openRelay(namespace, topic, socket, shapes === 1);
       if (!('out' in r)) {
         this.#host.log.warn(`topic relay from ${socket.remoteAddress}: ${r.message}`);
         this.#refuse(socket, r.code, r.message);
         return;
       }
-      socket.write(encodeRelayJson(RELAY_KIND.WELCOME, { v: RELAY_VERSION, policy: r.policy }));
+      const welcome: Record<string, unknown> = { v: RELAY_VERSION, policy: r.policy };
+      if (shapes === 1) welcome['shapes'] = 1;
+      socket.write(encodeRelayJson(RELAY_KIND.WELCOME, welcome));
       this.#host.log.info(`topic relay: ${namespace}/${topic} to ${r.out.peer}`);
       // Nothing more is expected from the importer: anything it sends is read and dropped.
       socket.on('data', () => {});

@@ -94,7 +94,7 @@ export class TopicTransport implements Transport {
     const listen = host.config.topics.relayListen;
     if (listen !== null) {
       const server = new TopicRelayServer({
-        openRelay: (ns, name, socket) => this.#openRelay(ns, name, socket),
+        openRelay: (ns, name, socket, shapes) => this.#openRelay(ns, name, socket, shapes),
         log: host.log,
       });
       this.#relayServer = server;
@@ -128,6 +128,7 @@ export class TopicTransport implements Transport {
     namespace: string,
     name: string,
     socket: Socket,
+    shapes: boolean,
   ): { out: RelayOut; policy: string } | FerryError {
     if (!NAME.test(name)) return ferryError('ERR_FERRY_BAD_URI', `'${name}' is not a topic name`);
     const exported = this.#host.config.topics.export.some(
@@ -141,7 +142,7 @@ export class TopicTransport implements Transport {
       this.#dropIfEmpty(key, topic);
       return ferryError('ERR_FERRY_LIMIT', `topic '${name}' has no free subscriber slot`);
     }
-    const out = new RelayOut(topic, socket, bit, () => this.#dropIfEmpty(key, topic));
+    const out = new RelayOut(topic, socket, bit, shapes, () => this.#dropIfEmpty(key, topic));
     return { out, policy: topic.policy.slow };
   }
 

@@ -122,6 +122,8 @@ export class Publisher {
    * compiled for a definition they saw before.
    */
   readonly #shapes = new ShapeWriter({ selfContained: true });
+  /** The topic's layout carries shape records (a version-1 topic of an older ferryd does not). */
+  readonly #useShapes: boolean;
   #scratch: Buffer | null = null;
   #scratchView: DataView | null = null;
 
@@ -130,6 +132,7 @@ export class Publisher {
     this.topic = topic;
     this.#link = link;
     this.#writer = new TopicRingWriter(link.seg, link.index);
+    this.#useShapes = link.seg.version >= 2;
     this.#bellFd = link.fds[0] ?? -1;
     link.att.ref();
     link.att.on('lost', this.#onLost);
@@ -212,7 +215,7 @@ export class Publisher {
    * when it is not one the shape writer takes, or it did not fit the room there.
    */
   #encodeInPlace(value: unknown): typeof SENT | typeof RETRY | typeof MSGPACK {
-    if (!this.#shapes.accepts(value)) return MSGPACK;
+    if (!this.#useShapes || !this.#shapes.accepts(value)) return MSGPACK;
     const w = this.#writer;
     const at = w.reserve();
     const room = w.reservedBytes;

@@ -22,6 +22,8 @@ import { CACHE_LINE } from './layout.js';
 export const TOPIC_MAGIC = 0x5459_5246;
 /** 2: messages may be self-contained shape records (proto/shape-codec.ts), not only msgpack. */
 export const TOPIC_VERSION = 2;
+/** The oldest layout this SDK still reads and writes (msgpack records only). */
+export const TOPIC_MIN_VERSION = 1;
 export const TOPIC_MAGIC_OFFSET = 0;
 export const TOPIC_VERSION_OFFSET = 4;
 export const TOPIC_MAX_PUBS_OFFSET = 8;

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { SLOT_LIVE } from './topic-layout.js';
+import { dup } from '../sys/fd.js';
+import { SLOT_LIVE, TOPIC_VERSION_OFFSET } from './topic-layout.js';
 import { TopicRingReader, TopicRingWriter, TopicSegment } from './topic-ring.js';
 
 const decode = (src: Buffer, r: { start: number; end: number }) => src.readUInt32LE(r.start);
@@ -81,6 +82,22 @@ describe('topic ring', () => {
       w.write(u32(7));
       assert.throws(() => w.commitReserved(4), { code: 'ERR_FERRY_SHM_BAD_LAYOUT' });
       assert.equal(w.published, 2);
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('attach: a version-1 topic (an older ferryd) is read and written as version 1; an unknown version is ERR_FERRY_PROTO_VERSION', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.words[TOPIC_VERSION_OFFSET / 4] = 1;
+      const old = TopicSegment.attach(dup(seg.fd));
+      assert.equal(old.version, 1);
+      old.release();
+      seg.words[TOPIC_VERSION_OFFSET / 4] = 3;
+      assert.throws(() => TopicSegment.attach(dup(seg.fd)), { code: 'ERR_FERRY_PROTO_VERSION' });
+      seg.words[TOPIC_VERSION_OFFSET / 4] = 0;
+      assert.throws(() => TopicSegment.attach(dup(seg.fd)), { code: 'ERR_FERRY_PROTO_VERSION' });
     } finally {
       seg.release();
     }

@@ -29,6 +29,7 @@ import {
   TOPIC_MAX_SUBS,
   TOPIC_MAX_SUBS_OFFSET,
   TOPIC_MIN_RING_BYTES,
+  TOPIC_MIN_VERSION,
   TOPIC_PENDING_OFFSET,
   TOPIC_POLICY_OFFSET,
   TOPIC_RECORD_HEADER,
@@ -53,7 +54,21 @@ export class TopicSegment {
   /** The whole segment as u32 words (index = byte offset / 4). */
   readonly words: Uint32Array;
 
-  private constructor(fd: number, mapping: Mapping, maxPubs: number, ringBytes: number, size: number) {
+  /**
+   * The layout version ferryd made it with: 1 (an older ferryd) carries msgpack only, so
+   * publishers must not write shape records there; 2 carries both.
+   */
+  readonly version: number;
+
+  private constructor(
+    fd: number,
+    mapping: Mapping,
+    maxPubs: number,
+    ringBytes: number,
+    size: number,
+    version: number,
+  ) {
+    this.version = version;
     this.fd = fd;
     this.mapping = mapping;
     this.maxPubs = maxPubs;
@@ -79,7 +94,7 @@ export class TopicSegment {
       w[TOPIC_POLICY_OFFSET / 4] = policy;
       Atomics.store(w, TOPIC_MAGIC_OFFSET / 4, TOPIC_MAGIC);
       addSeals(fd, SEGMENT_REQUIRED_SEALS);
-      return new TopicSegment(fd, mapping, maxPubs, ringBytes, size);
+      return new TopicSegment(fd, mapping, maxPubs, ringBytes, size, TOPIC_VERSION);
     } catch (err) {
       mapping?.release();
       close(fd);
@@ -103,8 +118,15 @@ export class TopicSegment {
       const magic = Atomics.load(w, TOPIC_MAGIC_OFFSET / 4);
       const maxPubs = w[TOPIC_MAX_PUBS_OFFSET / 4] ?? 0;
       const ringBytes = w[TOPIC_RING_BYTES_OFFSET / 4] ?? 0;
-      if (magic !== TOPIC_MAGIC || w[TOPIC_VERSION_OFFSET / 4] !== TOPIC_VERSION) {
+      if (magic !== TOPIC_MAGIC) {
         throw ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `topic segment magic 0x${magic.toString(16)}`);
+      }
+      const version = w[TOPIC_VERSION_OFFSET / 4] ?? 0;
+      if (version < TOPIC_MIN_VERSION || version > TOPIC_VERSION) {
+        throw ferryError(
+          'ERR_FERRY_PROTO_VERSION',
+          `topic segment version ${version}; this SDK reads versions ${TOPIC_MIN_VERSION}-${TOPIC_VERSION} (a newer ferryd?)`,
+        );
       }
       checkGeometry(maxPubs, ringBytes);
       if (topicSegmentBytes(maxPubs, ringBytes) !== size) {
@@ -113,7 +135,7 @@ export class TopicSegment {
           `topic segment geometry does not match its ${size} bytes`,
         );
       }
-      return new TopicSegment(fd, mapping, maxPubs, ringBytes, size);
+      return new TopicSegment(fd, mapping, maxPubs, ringBytes, size, version);
     } catch (err) {
       mapping.release();
       throw err;
