@@ -49,13 +49,15 @@ export class RelayOut {
    * The importer does not read shape records (an older ferryd, whose subscribers would drop every
    * one as undecodable): records that are shape records are decoded here and sent as msgpack.
    */
-  readonly #transcode: ((src: Buffer, start: number, end: number) => unknown) | null;
+  readonly #transcode: boolean;
+  /** Its decoders, one per publisher slot (shape ids are each publisher's own). */
+  readonly #decoders: (((src: Buffer, start: number, end: number) => unknown) | undefined)[] = [];
   /** Records re-encoded for an older importer. */
   transcoded = 0;
 
   constructor(topic: Topic, socket: Socket, bit: number, shapes: boolean, onClose: () => void) {
     this.#topic = topic;
-    this.#transcode = shapes ? null : createTopicDecoder();
+    this.#transcode = !shapes;
     this.#socket = socket;
     this.#onClose = onClose;
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -64,6 +66,7 @@ export class RelayOut {
       this.#epochs.push(seg.slotEpoch(i));
       this.#readers.push(seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'newest'));
       this.#reported.push(0);
+      this.#decoders.push(undefined);
     }
     this.#member = { app: null, sessionId: 0, index: bit, wake: () => this.#schedule() };
     seg.clearSubscriber(bit);
@@ -115,6 +118,7 @@ export class RelayOut {
         this.#epochs[i] = epoch;
         this.#reported[i] = 0;
         this.#readers[i] = seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'start');
+        this.#decoders[i] = undefined;
       }
       const r = this.#readers[i];
       if (!r) continue;
@@ -144,9 +148,10 @@ export class RelayOut {
 
   /** The reader's decode: copies the record into the batch as a RECORD frame (gap set at commit). */
   readonly #copy = (src: Buffer, range: { start: number; end: number }): number => {
-    if (this.#transcode !== null && src[range.start] === SHAPE_MARK) {
+    if (this.#transcode && src[range.start] === SHAPE_MARK) {
       // Throws for a record torn by the publisher meanwhile: the reader counts it as a lap.
-      const plain = encodePlain(this.#transcode(src, range.start, range.end));
+      const decode = (this.#decoders[this.#slot] ??= createTopicDecoder());
+      const plain = encodePlain(decode(src, range.start, range.end));
       this.transcoded++;
       return this.#place(plain, 0, plain.length);
     }

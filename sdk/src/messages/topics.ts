@@ -269,6 +269,13 @@ export class Publisher {
 }
 
 type Waiter = { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void };
+type Decode = (src: Buffer, range: { start: number; end: number }) => unknown;
+
+/** A topic decoder in the shape TopicRingReader.read takes. */
+function slotDecoder(): Decode {
+  const dec = createTopicDecoder();
+  return (src, range) => dec(src, range.start, range.end);
+}
 
 export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, ExtraPoller {
   readonly topic: string;
@@ -282,9 +289,12 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   #waiters: Waiter[] = [];
   #closed = false;
   #reported = 0;
-  readonly #dec = createTopicDecoder();
-  readonly #decode = (src: Buffer, range: { start: number; end: number }) =>
-    this.#dec(src, range.start, range.end);
+  /**
+   * A decoder per publisher slot: shape ids are each publisher's own, so one decoder for all would
+   * see two publishers' different shapes under one id and compile one of them again on every
+   * message. A slot taken by a new publisher gets a fresh one.
+   */
+  readonly #decoders: Decode[] = [];
   readonly #deliver = (v: unknown) => this.#push(v);
   /** Policy disconnect: nothing after a loss is delivered (the reader counts it before handing over). */
   readonly #deliverUnlapped = (v: unknown) => {
@@ -313,6 +323,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       this.#readers.push(
         seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest'),
       );
+      this.#decoders.push(slotDecoder());
     }
     link.att.ref();
     link.att.addPoller(this);
@@ -374,6 +385,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         // A publisher took this slot after we subscribed: read it from its first message.
         this.#epochs[i] = epoch;
         this.#readers[i] = seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'start');
+        this.#decoders[i] = slotDecoder();
       }
       const r = this.#readers[i];
       if (!r) continue;
@@ -382,10 +394,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       if (seg.policy === TOPIC_POLICY.DISCONNECT) {
         this.#current = r;
         this.#currentDropped = r.dropped;
-        n += r.read(Math.min(room, 256), this.#decode, this.#deliverUnlapped);
+        n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliverUnlapped);
         if (r.dropped !== this.#currentDropped) break;
       } else {
-        n += r.read(Math.min(room, 256), this.#decode, this.#deliver);
+        n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliver);
       }
     }
     const dropped = this.dropped;
