@@ -150,7 +150,11 @@ export class RelayOut {
   readonly #copy = (src: Buffer, range: { start: number; end: number }): number => {
     if (this.#transcode && src[range.start] === SHAPE_MARK) {
       // Throws for a record torn by the publisher meanwhile: the reader counts it as a lap.
-      const decode = (this.#decoders[this.#slot] ??= createTopicDecoder());
+      let decode = this.#decoders[this.#slot];
+      if (decode === undefined) {
+        decode = createTopicDecoder();
+        this.#decoders[this.#slot] = decode;
+      }
       const plain = encodePlain(decode(src, range.start, range.end));
       this.transcoded++;
       return this.#place(plain, 0, plain.length);
