@@ -7,8 +7,8 @@
 // zeroed: on the receiver of `npm run bench`'s stream, 21 faults per MiB and about a fifth of its
 // CPU (BENCHMARKS.md, "Stream 'data' and HTTP 64 KiB (data4)"). Raising M_TRIM_THRESHOLD above
 // what is freed between two scavenges lets the next reads reuse that memory (5.5 faults per MiB).
-// The memory kept is what the reads used anyway: peak RSS does not grow, but after a burst the
-// process keeps up to TRIM_BYTES of freed heap instead of returning it.
+// The cost: after a burst the process keeps up to TRIM_THRESHOLD_BYTES of freed heap instead of
+// returning it (a receiver's RSS after 2 GiB: 97-129 MB against 94-96 without; BENCHMARKS.md).
 //
 // It is process-wide, so it is skipped when the process chose its own malloc settings
 // (GLIBC_TUNABLES with glibc.malloc.*, MALLOC_*_ variables), when FERRY_MALLOC_TUNING=off, and
