@@ -86,3 +86,31 @@ test('windows: bounds are checked, and after release nothing is viewed', () => {
   }
   assert.throws(() => seg.segment.window(0, 64), { code: 'ERR_FERRY_MAPPING_RELEASED' });
 });
+
+test('small fifos packed densely: ferryd views the whole segment once instead of thousands of windows', () => {
+  const seg = new PairSegment(9, 1, 2, 4 * MIB, 1024);
+  const app = Segment.attach(dup(seg.segment.fd), 4 * MIB);
+  try {
+    const pairs = [];
+    for (let i = 0; i < 300; i++) {
+      const p = seg.allocPair(4096, 4096);
+      assert.ok(p);
+      pairs.push(p);
+    }
+    // Windows would have covered more than an eighth of it: one view of all of it instead.
+    assert.equal(seg.segment.viewedBytes, 4 * MIB);
+    assert.equal(seg.fifoHeader(pairs[0]?.a2bOffset ?? 0).buffer, seg.segment.buffer);
+    for (const p of [pairs[0], pairs[299]]) {
+      assert.ok(p);
+      const tx = new FifoProducer(app.buffer, p.b2aOffset, p.b2aSize);
+      const rx = new FifoConsumer(app.buffer, p.b2aOffset, p.b2aSize);
+      assert.equal(tx.enqueue(new Uint8Array([9])), 1);
+      const out = new Uint8Array(1);
+      assert.equal(rx.dequeue(out), 1);
+      assert.equal(out[0], 9);
+    }
+  } finally {
+    app.release();
+    seg.release();
+  }
+});

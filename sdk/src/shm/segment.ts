@@ -20,6 +20,9 @@ let nextSegmentId = 1;
 /** Windows (see Segment#window) start on this boundary, so that nearby fields share one. */
 const WINDOW_ALIGN = 4096;
 
+/** Windows stop once they would cover more than 1/WINDOWS_MAX_SHARE of the segment (see window()). */
+const WINDOWS_MAX_SHARE = 8;
+
 /** A view of part of a segment: `buffer` starts at segment offset `base`. */
 export interface SegmentWindow {
   readonly buffer: ArrayBuffer;
@@ -44,6 +47,8 @@ export class Segment {
   #fdOpen = true;
   /** Windows made so far, by the index of their first WINDOW_ALIGN block. */
   readonly #windows = new Map<number, SegmentWindow>();
+  /** Bytes the windows in #windows cover. */
+  #windowBytes = 0;
   #whole: SegmentWindow | null = null;
 
   private constructor(
@@ -117,46 +122,56 @@ export class Segment {
 
   /** The mapped bytes; throws ERR_FERRY_MAPPING_RELEASED after release(). */
   get buffer(): ArrayBuffer {
+    return this.#wholeWindow().buffer;
+  }
+
+  #wholeWindow(): SegmentWindow {
     if (this.#mapping === null) throw ferryError('ERR_FERRY_MAPPING_RELEASED');
     if (this.#whole === null) {
       this.#whole = { buffer: this.#mapping.buffer, base: 0 };
       // Windows made before stay valid for whoever holds them; new lookups use the whole view.
       this.#windows.clear();
+      this.#windowBytes = 0;
     }
-    return this.#whole.buffer;
+    return this.#whole;
   }
 
   /**
    * A view that holds bytes [offset, offset + bytes) of the segment, at `offset - base` of its
    * buffer: the whole segment's once `buffer` was used, else a window of the blocks around the
-   * range, kept for the next call (a window is never dropped before release(), so the number of
-   * windows is bounded by the segment's size / 4 KiB). Throws ERR_OUT_OF_RANGE outside the segment.
+   * range, kept for the next call (a window is never dropped before release(); once windows would
+   * cover an eighth of the segment, the whole view is made and used instead). Throws
+   * ERR_OUT_OF_RANGE outside the segment.
    */
   window(offset: number, bytes: number): SegmentWindow {
     if (this.#mapping === null) throw ferryError('ERR_FERRY_MAPPING_RELEASED');
-    if (this.#whole !== null) return this.#whole;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(bytes) || offset < 0 || bytes <= 0) {
       throw ferryError('ERR_OUT_OF_RANGE', `window at ${offset} of ${bytes} bytes`);
     }
     const end = offset + bytes;
     if (end > this.size)
       throw ferryError('ERR_OUT_OF_RANGE', `window at ${offset} (+${bytes}) past ${this.size}`);
+    if (this.#whole !== null) return this.#whole;
     const block = Math.floor(offset / WINDOW_ALIGN);
     const w = this.#windows.get(block);
     if (w !== undefined && end <= w.base + w.buffer.byteLength) return w;
     const base = block * WINDOW_ALIGN;
     const stop = Math.min(this.size, Math.ceil(end / WINDOW_ALIGN) * WINDOW_ALIGN);
+    if (this.#windowBytes + (stop - base) > this.size / WINDOWS_MAX_SHARE) {
+      // Small fifos packed densely: windows would cover much of the segment anyway, and one view
+      // costs less than thousands of small ones.
+      return this.#wholeWindow();
+    }
     const made = { buffer: this.#mapping.view(base, stop - base), base };
+    if (w !== undefined) this.#windowBytes -= w.buffer.byteLength;
+    this.#windowBytes += stop - base;
     this.#windows.set(block, made);
     return made;
   }
 
   /** Bytes of the segment viewed by JS so far (all of it once `buffer` was used). */
   get viewedBytes(): number {
-    if (this.#whole !== null) return this.size;
-    let n = 0;
-    for (const w of this.#windows.values()) n += w.buffer.byteLength;
-    return n;
+    return this.#whole !== null ? this.size : this.#windowBytes;
   }
 
   get released(): boolean {
@@ -191,6 +206,7 @@ export class Segment {
     this.#mapping = null;
     this.#whole = null;
     this.#windows.clear();
+    this.#windowBytes = 0;
     if (this.#fdOpen) {
       this.#fdOpen = false;
       close(this.fd);
