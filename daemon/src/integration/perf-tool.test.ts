@@ -179,4 +179,48 @@ describe('ferry perf server|client --json', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('rtt --warmup: a phase line when the measured part starts, then figures of the measured round trips only', async () => {
+    const env = { ...process.env, FERRY_SOCKET: daemon.socket };
+    const server = spawn(process.execPath, [CLI, 'perf', 'server', '--uri', 'tcp://127.0.0.1:0'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-perf-warmup-'));
+    try {
+      const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
+      const chart = join(dir, 'rtt.svg');
+      const args = ['perf', 'client', '--uri', listening, '--workload', 'rtt', '--count', '120'];
+      const client = spawn(process.execPath, [CLI, ...args, '--warmup', '250', '--json', '--chart', chart], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      client.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const code = await new Promise((resolve) => client.once('exit', resolve));
+      assert.equal(code, 0);
+      const lines = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(lines[0], { phase: 'start' });
+      assert.equal(lines.length, 2);
+      assert.equal(lines[1]?.['count'], 120);
+      // The histogram holds the measured round trips, not the warm-up's.
+      const svg = readFileSync(chart, 'utf8');
+      const counts = [...svg.matchAll(/class="bar"[^>]*data-count="(\d+)"/g)].map((m) => Number(m[1]));
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        120,
+      );
+      // A bad count is a usage error.
+      const bad = spawn(process.execPath, [CLI, ...args, '--warmup', '-1'], { env, stdio: 'ignore' });
+      assert.equal(await new Promise((resolve) => bad.once('exit', resolve)), 2);
+    } finally {
+      server.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -14,13 +14,15 @@ export const PERF_HELP = `Usage:
   ferry perf server --uri URI [--stack ferry|net] [--mode interrupt|poll|adaptive]
   ferry perf client --uri URI --workload throughput|rate|rtt|cps [--count N] [--size B]
                     [--concurrency C] [--stack ferry|net] [--mode M] [--fifo-size B] [--json]
-                    [--progress] [--chart FILE.svg]
+                    [--progress] [--chart FILE.svg] [--warmup N]
 
 URI is any URI the SDK takes (tcp://127.0.0.1:5000); with --stack net, unix:/path or tcp://host:port.
 Defaults: throughput 1 GiB in 256 KiB writes; rate 1,000,000 x 64 B; rtt 20,000 x 64 B; cps 5,000
 connections, 64 B each, concurrency 8.
 Progress goes to stderr (in place on a terminal; --progress: a line a second anywhere).
 --chart writes an SVG: throughput over time (100 ms steps), and the RTT histogram for rtt.
+--warmup N (rtt): N round trips first, left out of every figure; with --json a line
+{"phase":"start"} says when the measured part starts.
 `;
 
 /** What the progress and the chart count, per workload. */
@@ -55,6 +57,7 @@ export async function perfMain(args: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       progress: { type: 'boolean', default: false },
       chart: { type: 'string' },
+      warmup: { type: 'string', default: '0' },
     },
   });
   if ((role !== 'server' && role !== 'client') || !values.uri) {
@@ -67,7 +70,7 @@ export async function perfMain(args: string[]): Promise<number> {
     return 2;
   }
   let fifo: number | undefined;
-  let nums: { count?: number; size?: number; concurrency: number; timeoutMs: number };
+  let nums: { count?: number; size?: number; concurrency: number; timeoutMs: number; warmup: number };
   try {
     fifo =
       values['fifo-size'] === undefined ? undefined : cliInt('fifo-size', values['fifo-size'], 0, 2 ** 30);
@@ -76,6 +79,7 @@ export async function perfMain(args: string[]): Promise<number> {
       ...(values.size === undefined ? {} : { size: cliInt('size', values.size, 1, 2 ** 30) }),
       concurrency: cliInt('concurrency', values.concurrency, 1, 100_000),
       timeoutMs: cliInt('timeout-ms', values['timeout-ms'], 1, 24 * 3_600_000),
+      warmup: cliInt('warmup', values.warmup, 0, 2 ** 40),
     };
   } catch (err) {
     process.stderr.write(`ferry perf: ${(err as Error).message}\n`);
@@ -126,6 +130,10 @@ export async function perfMain(args: string[]): Promise<number> {
     onRttSamples: (s) => {
       rtt = s;
     },
+    warmup: nums.warmup,
+    ...(values.json && nums.warmup > 0
+      ? { onMeasureStart: () => process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`) }
+      : {}),
   }).finally(() => recorder.stop());
   if (values.chart) {
     const title = `ferry perf ${r.workload} (${r.stack}, ${r.target})`;

@@ -120,6 +120,9 @@ function cases(scale: number): Case[] {
   ];
 }
 
+/** Unmeasured round trips before an RTT case's measured ones. */
+const RTT_WARMUP = 2_000;
+
 function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
   return spawn(process.execPath, [...nodeFlags(), script, ...args], {
     env,
@@ -229,6 +232,7 @@ async function measure(
   const serverEnv = v.remote ? { ...env, FERRY_SOCKET: sockets.b } : env;
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
+  const rtt = c.workload === 'rtt';
   const server = http
     ? run(['server', v.stack, uri], serverEnv, HTTP)
     : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
@@ -266,12 +270,16 @@ async function measure(
             '--json',
             '--timeout-ms',
             '120000',
+            // Round trips before the measured ones, left out of every figure (as the HTTP client's
+            // warm-up): the first ones compile the code on both sides, 10-100x slower than the rest,
+            // and were the p99.9 of a run of 10,000 on their own.
+            ...(rtt ? ['--warmup', String(RTT_WARMUP)] : []),
           ],
           env,
         );
     const next = lineReader(client);
-    if (http) {
-      // The HTTP client says when its warm-up is over: sample the others from there.
+    if (http || rtt) {
+      // The HTTP and RTT clients say when their warm-up is over: sample the others from there.
       await next(130_000);
       others.forEach((p, i) => {
         before[i] = cpuUsOf(p.pid);
