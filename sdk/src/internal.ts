@@ -221,6 +221,7 @@ export {
   LITTLE_ENDIAN,
   listen,
   Mapping,
+  mallocTuning,
   mappingStats,
   memfdCreate,
   peerCredentials,
