@@ -53,6 +53,10 @@ interface Result {
    */
   replyFoundPolling?: number;
   requestFoundPolling?: number;
+  /** Ferry RTT: share of awaited replies the client chose to poll for; its notifier's turns taken
+   *  as in interrupt mode (contended, sys/run-wait.ts) per round trip. */
+  replyPollChoice?: number;
+  contendedPerRtt?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
 }
@@ -274,7 +278,15 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
       const reply = ch.roundTripStats.reply;
       const request = (await ch.request('rtt-stats')) as typeof reply;
       const share = (s: typeof reply) => +(s.foundPolling / (s.foundPolling + s.foundWoken)).toFixed(3);
-      return { ...r, replyFoundPolling: share(reply), requestFoundPolling: share(request) };
+      const polled = reply.polledPeerPolling + reply.polledPeerAsleep;
+      const chosen = polled + reply.sleptPeerPolling + reply.sleptPeerAsleep;
+      return {
+        ...r,
+        replyFoundPolling: share(reply),
+        requestFoundPolling: share(request),
+        replyPollChoice: +(polled / chosen).toFixed(3),
+        contendedPerRtt: +(ch.roundTripStats.notifier.contendedTurns / chosen).toFixed(3),
+      };
     }
     const warm = warmupOf(workload, n);
     for (let i = 0; i < warm; i++) if (!ch.send(smallObject(i))) await ch.ready();
@@ -636,6 +648,8 @@ async function main(): Promise<void> {
           ? {
               replyFoundPolling: +median(s.map((r) => r.replyFoundPolling ?? Number.NaN)).toFixed(3),
               requestFoundPolling: +median(s.map((r) => r.requestFoundPolling ?? Number.NaN)).toFixed(3),
+              replyPollChoice: +median(s.map((r) => r.replyPollChoice ?? Number.NaN)).toFixed(3),
+              contendedPerRtt: +median(s.map((r) => r.contendedPerRtt ?? Number.NaN)).toFixed(3),
             }
           : {}),
         // Timed part only, by process: what a message costs each side once running.
