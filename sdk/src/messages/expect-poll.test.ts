@@ -142,3 +142,72 @@ test('announcements are u32: ids at the wrap-around and garbage-sized keys do no
     e.end(1.01);
   }
 });
+
+/**
+ * Two ends of a channel, coupled only through their announcements, under a model of the machine:
+ * a frame reaches a polling end in 5 us and a sleeping one after a wake-up of `wakeMs`; while the
+ * machine is `loaded`, a polling end is preempted and its frame comes after the window.
+ */
+function pair() {
+  const c = fakeHost();
+  const s = fakeHost();
+  const client = new ExpectPoll(WINDOW, c.host);
+  const server = new ExpectPoll(WINDOW, s.host);
+  let now = 1000;
+  let id = 0;
+  // The server's expectation of the first request starts asleep (nothing measured at connect).
+  let serverPolls = false;
+  const arrive = (polling: boolean, loaded: boolean, wakeMs: number) =>
+    polling ? (loaded ? 0.6 : 0.005) : wakeMs;
+  /** One round trip; returns its time (ms) and whether both ends polled. */
+  const roundTrip = (loaded: boolean, wakeMs = 0.07): { ms: number; both: boolean } => {
+    id++;
+    const t0 = now;
+    const peerPolling = serverPolls && s.h.announced === id;
+    const clientPolls = client.start(now, id, peerPolling, id);
+    // The request reaches the server, which had been expecting it since its last reply.
+    now += arrive(serverPolls, loaded, wakeMs);
+    if (!serverPolls) s.h.wakeupCount++;
+    server.end(now);
+    now += 0.005; // the handler
+    const callerPolls = c.h.announced === id;
+    serverPolls = server.start(now, id + 1, callerPolls, id + 1);
+    now += arrive(clientPolls, loaded, wakeMs);
+    if (!clientPolls) c.h.wakeupCount++;
+    client.end(now);
+    const ms = now - t0;
+    now += 0.005; // the caller's own work before its next request
+    return { ms, both: clientPolls && callerPolls };
+  };
+  return { roundTrip, client, server };
+}
+
+test('two ends find polling together from both asleep once the machine frees, and leave it when loaded', () => {
+  const p = pair();
+  // A loaded machine: polls come late, so both ends settle asleep.
+  let both = 0;
+  for (let i = 0; i < 3000; i++) if (p.roundTrip(true).both) both++;
+  assert.ok(both < 100, `both polled in ${both} of 3000 round trips on the loaded machine`);
+  let late = 0;
+  for (let i = 0; i < 2000; i++) if (p.roundTrip(true).ms > WINDOW) late++;
+  assert.ok(late < 60, `${late} of 2000 round trips paid for a late poll (explorations only)`);
+  // The machine frees: within a few bursts both ends poll, and round trips take ~15 us.
+  let settle = 0;
+  while (settle < 3000 && !p.roundTrip(false).both) settle++;
+  assert.ok(settle < 3000, 'they started polling together');
+  both = 0;
+  const times: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const r = p.roundTrip(false);
+    if (r.both) both++;
+    times.push(r.ms);
+  }
+  times.sort((a, b) => a - b);
+  assert.ok(both > 2700, `both polled in ${both} of 3000 round trips on the free machine`);
+  assert.ok((times[1500] as number) < 0.03, `median ${times[1500]} ms`);
+  // Loaded again: they stop.
+  for (let i = 0; i < 3000; i++) p.roundTrip(true);
+  both = 0;
+  for (let i = 0; i < 2000; i++) if (p.roundTrip(true).both) both++;
+  assert.ok(both < 60, `both polled in ${both} of 2000 round trips once loaded again`);
+});
