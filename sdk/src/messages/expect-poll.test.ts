@@ -5,7 +5,7 @@ import { type ExpectHost, ExpectPoll } from './expect-poll.js';
 const WINDOW = 0.2;
 
 /** A host that records what the expectation asked for; `wake()`/`preempt()` move its counters. */
-function fakeHost() {
+function fakeHost(mode: ExpectHost['mode'] = 'adaptive') {
   const h = {
     wakeupCount: 0,
     preemptionCount: 0,
@@ -19,6 +19,7 @@ function fakeHost() {
     },
   };
   const host: ExpectHost = {
+    mode,
     wakeups: () => h.wakeupCount,
     preemptions: () => h.preemptionCount,
     pollUntil: (ms) => h.deadlines.push(ms),
@@ -61,6 +62,27 @@ test('a poll is announced with its id, asks the notifier for at most the window,
   assert.equal(e.active, false);
   e.end(401);
   assert.equal(e.stats.foundPolling + e.stats.foundWoken, 3, 'end() after stop() is ignored');
+});
+
+test('interrupt mode never polls nor announces; poll mode always polls and says so', () => {
+  const i = fakeHost('interrupt');
+  const never = new ExpectPoll(WINDOW, i.host);
+  const p = fakeHost('poll');
+  const always = new ExpectPoll(WINDOW, p.host);
+  for (let id = 1; id <= 100; id++) {
+    assert.equal(never.start(id, id, true, id), false);
+    assert.equal(i.h.announced, 0);
+    assert.equal(always.start(id, id, false, id), true);
+    assert.equal(p.h.announced, id);
+    i.h.wakeupCount++;
+    never.end(id + 0.3);
+    always.end(id + 0.3);
+    assert.equal(p.h.announced, 0);
+  }
+  assert.deepEqual(i.h.deadlines, []);
+  assert.equal(never.stats.sleptPeerPolling, 100);
+  assert.equal(always.stats.polledPeerAsleep, 100);
+  assert.ok(Number.isNaN(always.averages.peerAsleep.pollMs), 'nothing learned outside adaptive mode');
 });
 
 test('budgets are kept per peer state: polling pays only while the peer polls too', () => {

@@ -30,6 +30,11 @@ import { PollBudget } from './poll-budget.js';
 
 /** What an expectation needs from its channel and attachment. */
 export interface ExpectHost {
+  /**
+   * The notifier's mode: only 'adaptive' chooses; 'interrupt' never polls (nothing is announced)
+   * and 'poll' always does (announced, so the peer knows).
+   */
+  readonly mode: 'adaptive' | 'interrupt' | 'poll';
   /** Wake-ups of the attachment's notifier from sleep so far (a counter). */
   wakeups(): number;
   /** Times the notifier found itself preempted while polling so far (a counter). */
@@ -58,6 +63,9 @@ export interface ExpectStats {
   /** Polls the notifier did not make (it slept before the window: contended, backing off). */
   voided: number;
 }
+
+/** Stands in for the budget outside adaptive mode: nothing is chosen, so nothing is learned. */
+const NO_BUDGET = new PollBudget(0);
 
 export class ExpectPoll {
   readonly windowMs: number;
@@ -116,7 +124,9 @@ export class ExpectPoll {
     this.#since = now;
     this.#wakeups0 = this.#host.wakeups();
     this.#preemptions0 = this.#host.preemptions();
-    const poll = budget.start(now, key);
+    const mode = this.#host.mode;
+    const poll = mode === 'adaptive' ? budget.start(now, key) : mode === 'poll';
+    if (mode !== 'adaptive') this.#budget = NO_BUDGET;
     this.#polling = poll;
     const s = this.stats;
     if (poll) {

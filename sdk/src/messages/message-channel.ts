@@ -117,6 +117,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     this.#msgCtx = { channel: this };
     const att = link.att;
     const host: ExpectHost = {
+      mode: att.options.mode,
       wakeups: () => att.wakeups,
       preemptions: () => att.preemptions,
       pollUntil: (untilMs) => att.pollUntil(untilMs),
