@@ -6,15 +6,20 @@
  * answered in order across node:http's pause/resume of reads; a 'data' listener added later, an
  * upgrade and a malformed request each leave the stream consistent; the same requests over the
  * stream path (no handle) give the same answers; a process under --pending-deprecation or with
- * FERRY_HTTP_HANDLE=0 makes no handle. In this process, against a real ferryd, cut-through.
+ * FERRY_HTTP_HANDLE=0 makes no handle. The same through `listenThroughFerry` (the register
+ * hook's path), where node:http gets a net.Socket wrapping the SDK socket: it shows the inner
+ * socket's handle until the parser lets go (an upgraded socket is handle-less again).
+ * In this process, against a real ferryd, cut-through.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type * as net from 'node:net';
 import { after, before, test } from 'node:test';
 import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+import { innerSocket, listenThroughFerry } from '@ferry/sdk/http';
 import { httpInputKind } from '@ferry/sdk/internal';
 import { type DaemonHandle, startDaemon } from '../testing/harness.js';
 
@@ -84,8 +89,8 @@ after(async () => {
 });
 
 /** A client socket and a reader of whole HTTP responses (content-length bodies) off it. */
-async function client(): Promise<{ s: Socket; next: () => Promise<{ head: string; body: Buffer }> }> {
-  const s = connect({ uri });
+async function client(to = uri): Promise<{ s: Socket; next: () => Promise<{ head: string; body: Buffer }> }> {
+  const s = connect({ uri: to });
   await once(s, 'connect');
   let buf = Buffer.alloc(0);
   let wake: (() => void) | null = null;
@@ -121,8 +126,8 @@ function post(path: string, body: Buffer): Buffer {
   ]);
 }
 
-async function keepAliveRun(): Promise<void> {
-  const { s, next } = await client();
+async function keepAliveRun(to = uri): Promise<void> {
+  const { s, next } = await client(to);
   for (let i = 0; i < 50; i++) {
     s.write(`GET /${i * 37} HTTP/1.1\r\nHost: t\r\n\r\n`);
     const r = await next();
@@ -248,6 +253,44 @@ test('a malformed request gets 400 and its socket is destroyed; the server keeps
   c.s.write('GET /2 HTTP/1.1\r\nHost: t\r\n\r\n');
   assert.equal((await c.next()).body.length, 2);
   c.s.destroy();
+});
+
+test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; an upgrade leaves it handle-less', async () => {
+  const wrapped: net.Socket[] = [];
+  const seenUpgrade: { head: string; handle: unknown }[] = [];
+  const server = createHttpServer({ keepAliveTimeout: 60_000 }, handler);
+  server.on('connection', (sock: net.Socket) => wrapped.push(sock));
+  server.on('upgrade', (_req: IncomingMessage, sock: net.Socket, head: Buffer) => {
+    seenUpgrade.push({ head: head.toString(), handle: (sock as unknown as { _handle: unknown })._handle });
+    sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    sock.on('data', (b: Buffer) => sock.write(b));
+  });
+  await new Promise<void>((resolve) => listenThroughFerry(server, 'tcp://127.0.0.1:0', {}, resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const to = `tcp://127.0.0.1:${port}`;
+  try {
+    await keepAliveRun(to);
+    assert.equal(wrapped.length, 1);
+    const h = (wrapped[0] as unknown as { _handle: { _consumed?: boolean } | null })._handle;
+    // Closed: the parser let go, and net.Socket's own (null) handle shows again.
+    assert.equal(h, null);
+    const inner = innerSocket(wrapped[0] as net.Socket);
+    if (httpInputKind === 'handle') assert.equal(inner?._handle?._consumed, true);
+
+    const s = connect({ uri: to });
+    await once(s, 'connect');
+    const got: Buffer[] = [];
+    s.on('data', (b: Buffer) => got.push(b));
+    s.write('GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhead|');
+    while (!Buffer.concat(got).toString().includes('\r\n\r\n')) await once(s, 'data');
+    s.write('echoed');
+    while (!Buffer.concat(got).toString().endsWith('echoed')) await once(s, 'data');
+    assert.deepEqual(seenUpgrade, [{ head: 'head|', handle: null }]);
+    s.destroy();
+  } finally {
+    for (const w of wrapped) w.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 test('no handle under --pending-deprecation or FERRY_HTTP_HANDLE=0; one otherwise', () => {

@@ -111,6 +111,8 @@ export class Socket extends Duplex implements SessionOwner {
   #handle: StreamHandle | null | undefined = undefined;
   /** Bytes being handed to the handle's reader right now (read, not consumed yet). */
   #handing = 0;
+  /** Where node:http keeps the parser that may consume the handle: this, or a wrapping net.Socket. */
+  #parserHolder: object | null = null;
 
   constructor(options: SocketOptions = {}) {
     // decodeStrings false, as net.Socket: strings are encoded straight into fifo space (node:http
@@ -246,6 +248,15 @@ export class Socket extends Duplex implements SessionOwner {
     this.#handle = h;
   }
 
+  /**
+   * The handle, for a net.Socket that wraps this Socket and is given to node:http in its place
+   * (http/net-socket.ts): `holder.parser` is then the parser that may consume it. @internal
+   */
+  _handleFor(holder: object): StreamHandle | null {
+    this.#parserHolder = holder;
+    return this._handle;
+  }
+
   /** node:http started reading the handle again (after a pause): deliver what waits. */
   #resumeHandle(): void {
     if (this.#session && this.#started) setImmediate(() => this.#pull());
@@ -259,7 +270,8 @@ export class Socket extends Duplex implements SessionOwner {
   #handleMode(): 0 | 1 | 2 {
     const h = this.#handle;
     if (h == null || h._consumed !== true) return 0;
-    const parser = (this as unknown as { parser?: { _consumed?: boolean } | null }).parser;
+    const holder = this.#parserHolder ?? this;
+    const parser = (holder as { parser?: { _consumed?: boolean } | null }).parser;
     if (parser == null || parser._consumed !== true) return 0;
     return h.reading ? 1 : 2;
   }

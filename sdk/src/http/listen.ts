@@ -10,11 +10,13 @@
  * emits 'close' once the accepted sockets are gone (net.Server's connection count is kept),
  * `getConnections()` counts them, `maxConnections` refuses the ones over the limit.
  */
+import type * as httpTypes from 'node:http';
+import { createRequire } from 'node:module';
 import type * as net from 'node:net';
 import type { ServerOptions } from '../api/options.js';
 import type { Server as FerryServer } from '../api/server.js';
 import type { Socket as FerrySocket } from '../api/socket.js';
-import { attachInner, FerryNetSocket, loadSdk } from './net-socket.js';
+import { attachInner, FerryNetSocket, loadSdk, offerHandle } from './net-socket.js';
 
 /** net.Server members its typings leave out. */
 type ServerInternals = net.Server & {
@@ -24,6 +26,14 @@ type ServerInternals = net.Server & {
   allowHalfOpen?: boolean;
   noDelay?: boolean;
 };
+
+let HttpServerClass: typeof httpTypes.Server | null = null;
+
+/** node:http's Server, loaded on the first connection (the register hook does not load it at start). */
+function httpServerClass(): typeof httpTypes.Server {
+  HttpServerClass ??= (createRequire(import.meta.url)('node:http') as typeof httpTypes).Server;
+  return HttpServerClass;
+}
 
 /** The handle net.Server sees while a Ferry listener serves it. */
 class FerryListenHandle {
@@ -103,6 +113,9 @@ function serve(
     shaped.server = server;
     shaped._server = server;
     s._connections++;
+    // A node:http server (not https: a TLSSocket would wrap the handle in C++ and write through
+    // it) reads the session from C++ through the inner socket's StreamBase handle.
+    if (server instanceof httpServerClass()) offerHandle(sock);
     server.emit('connection', sock);
     // node:tls takes a net.Socket without a kernel handle for one still connecting, and holds the
     // TLSSocket's writes until that socket emits 'connect' (an https server would handshake and

@@ -20,6 +20,7 @@ import * as net from 'node:net';
 import type * as sdkApi from '../api/connect.js';
 import type { ConnectOptions } from '../api/options.js';
 import type { Socket as FerrySocket } from '../api/socket.js';
+import type { StreamHandle } from '../api/stream-handle.js';
 
 const kInner = Symbol('ferry.inner');
 const kRefed = Symbol('ferry.refed');
@@ -28,6 +29,11 @@ const kHadError = Symbol('ferry.hadError');
 const kWriting = Symbol('ferry.writing');
 /** resetAndDestroy() asked for an abort. */
 const kReset = Symbol('ferry.reset');
+
+/** net.Socket's own `_handle` value (null here: the socket has no kernel handle). */
+const kHandle = Symbol('ferry.handle');
+/** The inner socket's StreamBase handle, offered to node:http's server parser (see below). */
+const kOffer = Symbol('ferry.offer');
 
 /** The SDK socket of a connect still in progress (destroyed with the outer socket). */
 const kConnectingInner = Symbol('ferry.connectingInner');
@@ -46,6 +52,8 @@ interface FerryFields {
   [kInner]?: FerrySocket | null;
   [kRefed]?: boolean;
   [kConnectingInner]?: FerrySocket | null;
+  [kHandle]?: unknown;
+  [kOffer]?: StreamHandle | null;
   [kHadError]?: boolean;
   [kWriting]?: boolean;
   [kReset]?: boolean;
@@ -112,6 +120,8 @@ export class FerryNetSocket extends net.Socket {
       else closeLingering(inner);
     }
     f[kHadError] = err !== null && err !== undefined;
+    // The offered handle is the inner socket's, closed with it: net.Socket must not close it.
+    f[kOffer] = null;
     // net.Socket's handle-less destroy: clears the timeout, calls back, emits 'close' and lowers
     // the server's connection count.
     net.Socket.prototype._destroy.call(this, err, cb);
@@ -290,6 +300,39 @@ export function attachInner(outer: FerryNetSocket, inner: FerrySocket): void {
   inner.on('end', () => outer.push(null));
   inner.on('error', (err: Error) => outer.destroy(err));
   if (f[kRefed] === false) inner.unref();
+}
+
+/**
+ * `_handle` of a FerryNetSocket. net.Socket keeps null there (no kernel handle: its handle-less
+ * paths). A socket served to a node:http server (offerHandle) shows the inner socket's StreamBase
+ * handle instead, so that node:http's parser consumes it and reads skip both sockets' streams
+ * (api/stream-handle.ts); only until the parser lets go of it (an upgrade, a 'data' listener, the
+ * end): from then on the socket is handle-less again, so that a TLSSocket made on it after an
+ * upgrade or a CONNECT wraps it as a JS stream, as it would without the offer.
+ */
+Object.defineProperty(FerryNetSocket.prototype, '_handle', {
+  configurable: true,
+  get(this: FerryNetSocket & FerryFields & { parser?: { _consumed?: boolean } | null }): unknown {
+    const offer = this[kOffer];
+    if (offer) {
+      if (offer._consumed !== true || this.parser?._consumed === true) return offer;
+      this[kOffer] = null;
+    }
+    return this[kHandle] ?? null;
+  },
+  set(this: FerryFields, v: unknown) {
+    this[kHandle] = v;
+  },
+});
+
+/**
+ * Offers node:http (the server `outer` is about to be given to) the inner socket's StreamBase
+ * handle; no offer where the binding cannot be used. Call after attachInner, before 'connection'.
+ */
+export function offerHandle(outer: FerryNetSocket): void {
+  const f = outer as FerryNetSocket & FerryFields;
+  const inner = f[kInner];
+  f[kOffer] = inner ? inner._handleFor(outer) : null;
 }
 
 let sdkApiLoad: Promise<typeof sdkApi> | null = null;
