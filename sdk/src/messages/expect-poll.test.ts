@@ -134,21 +134,40 @@ test('a peer that announces polling and then vanishes does not keep this end pol
   assert.ok(e.stats.late >= 1);
 });
 
-test('polls the notifier did not make are not samples; preempted polls are the worst ones', () => {
+test('polls the notifier did not make, and preempted polls, are the worst samples', () => {
   const { h, host } = fakeHost();
   const e = new ExpectPoll(WINDOW, host);
-  // Asked to poll, the notifier slept (contended) and was woken within the window: voided.
-  assert.equal(e.start(10, 1, true, 1), true);
+  // Asked to poll, the notifier slept (contended) and was woken within the window.
+  assert.equal(e.start(10, 5, true, 5), true);
   h.wakeupCount++;
   e.end(10.05);
   assert.equal(e.stats.voided, 1);
-  assert.ok(Number.isNaN(e.averages.peerPolling.pollMs), 'no sample kept');
+  assert.equal(e.averages.peerPolling.pollMs, 0.5, 'the cap');
   // A poll during which the notifier was preempted counts as the cap, whatever the frame's time.
-  assert.equal(e.start(20, 2, true, 2), true);
-  h.preemptionCount++;
-  e.end(20.01);
-  assert.equal(e.stats.late, 1);
-  assert.equal(e.averages.peerPolling.pollMs, 0.5);
+  const g = fakeHost();
+  const p = new ExpectPoll(WINDOW, g.host);
+  assert.equal(p.start(20, 6, true, 6), true);
+  g.h.preemptionCount++;
+  p.end(20.01);
+  assert.equal(p.stats.late, 1);
+  assert.equal(p.averages.peerPolling.pollMs, 0.5);
+});
+
+test('explorations the notifier does not make (contended: it sleeps) back off like lost ones', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  let now = 1000;
+  let polled = 0;
+  for (let id = 1; id <= 5000; id++) {
+    if (e.start(now, id, false, id)) polled++;
+    // Whatever was chosen, the notifier slept and was woken: 70 us.
+    h.wakeupCount++;
+    now += 0.07;
+    e.end(now);
+    now += 0.01;
+  }
+  assert.ok(e.stats.voided > 0);
+  assert.ok(polled <= 50, `chose to poll ${polled} times of 5000 while the notifier never could`);
 });
 
 test('announcements are u32: ids at the wrap-around and garbage-sized keys do not throw', () => {

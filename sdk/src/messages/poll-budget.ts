@@ -91,7 +91,7 @@ export class PollBudget {
     return poll;
   }
 
-  /** Forgets the current expectation without a sample (it measured nothing about polling). */
+  /** Forgets the current expectation without a sample (the channel closed). */
   cancel(): void {
     this.#since = 0;
   }
@@ -113,23 +113,27 @@ export class PollBudget {
     let w = EWMA;
     if (this.#exploring) {
       w = EWMA_EXPLORED;
-      this.#burstN++;
-      this.#burstSum += dt;
-      if (this.#burstN >= BURST) {
-        // Did the other choice clearly beat what the usual one has been giving? A poll on one side
-        // while the other sleeps saves one of the two wake-ups (a quarter to a half of a round
-        // trip); a lucky burst on a busy machine rarely does as well.
-        const usual = this.#polling ? this.#sleepMs : this.#pollMs;
-        const won = this.#burstSum / this.#burstN < usual * WIN;
-        if (won) this.stats.exploreWins++;
-        this.#every = won ? EXPLORE_MIN : Math.min(EXPLORE_MAX, this.#every * 2);
-        if (this.#countdown > this.#every) this.#countdown = this.#every;
-        this.#burstN = 0;
-        this.#burstSum = 0;
-      }
+      this.#burstDone(dt);
     }
     if (this.#polling)
       this.#pollMs = Number.isNaN(this.#pollMs) ? dt : this.#pollMs + w * (dt - this.#pollMs);
     else this.#sleepMs = Number.isNaN(this.#sleepMs) ? dt : this.#sleepMs + w * (dt - this.#sleepMs);
+  }
+
+  /** One more sample of the current exploration; at BURST of them, judge it. */
+  #burstDone(dt: number): void {
+    this.#burstN++;
+    this.#burstSum += dt;
+    if (this.#burstN < BURST) return;
+    // Did the other choice clearly beat what the usual one has been giving? A poll on one side
+    // while the other sleeps saves one of the two wake-ups (a quarter to a half of a round trip);
+    // a lucky burst on a busy machine rarely does as well.
+    const usual = this.#polling ? this.#sleepMs : this.#pollMs;
+    const won = this.#burstSum / this.#burstN < usual * WIN;
+    if (won) this.stats.exploreWins++;
+    this.#every = won ? EXPLORE_MIN : Math.min(EXPLORE_MAX, this.#every * 2);
+    if (this.#countdown > this.#every) this.#countdown = this.#every;
+    this.#burstN = 0;
+    this.#burstSum = 0;
   }
 }
