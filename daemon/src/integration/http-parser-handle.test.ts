@@ -4,11 +4,13 @@
  * without 'data' events. Checked: the parser does consume the handle; bodies larger than the
  * parser's 64 KiB buffer and than the fifo arrive intact (checksums); pipelined requests are
  * answered in order across node:http's pause/resume of reads; a 'data' listener added later, an
- * upgrade and a malformed request each leave the stream consistent; the same requests over the
- * stream path (no handle) give the same answers; a process under --pending-deprecation or with
- * FERRY_HTTP_HANDLE=0 makes no handle. The same through `listenThroughFerry` (the register
- * hook's path), where node:http gets a net.Socket wrapping the SDK socket: it shows the inner
- * socket's handle until the parser lets go (an upgraded socket is handle-less again).
+ * upgrade and a malformed request each leave the stream consistent, also when a request and what
+ * follows it come in one fifo view larger than the parser's buffer (an upgrade's tail, a pipelined
+ * flood paused midway); the same requests over the stream path (no handle) give the same answers;
+ * a process under --pending-deprecation or with FERRY_HTTP_HANDLE=0 makes no handle. The same
+ * through `listenThroughFerry` (the register hook's path), where node:http gets a net.Socket
+ * wrapping the SDK socket: it shows the inner socket's handle until the parser lets go (an
+ * upgraded socket is handle-less again).
  * In this process, against a real ferryd, cut-through.
  */
 import assert from 'node:assert/strict';
@@ -221,6 +223,56 @@ test('an upgrade gets the bytes after its request as head, and later bytes as da
   assert.equal(upgrades.length, before + 1);
   assert.equal(upgrades[before]?.head.toString(), 'head-bytes|');
   s.destroy();
+});
+
+test('an upgrade whose tail is larger than the parser buffer loses none of it (one fifo view)', async () => {
+  const s = connect({ uri });
+  await once(s, 'connect');
+  const got: Buffer[] = [];
+  let gotBytes = 0;
+  s.on('data', (b: Buffer) => {
+    got.push(b);
+    gotBytes += b.length;
+  });
+  // One write, so that the server finds request and tail in one view of its rx fifo: the handle is
+  // given it in pieces of the parser's 64 KiB buffer, and the upgrade lets go of the parser after
+  // the first of them.
+  const tail = randomBytes(200_000);
+  s.write(
+    Buffer.concat([
+      Buffer.from('GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'),
+      tail,
+    ]),
+  );
+  const head = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n';
+  const want = head.length + tail.length;
+  const deadline = Date.now() + 10_000;
+  while (gotBytes < want && Date.now() < deadline) {
+    await Promise.race([once(s, 'data'), new Promise((resolve) => setTimeout(resolve, 200))]);
+  }
+  const all = Buffer.concat(got);
+  assert.equal(all.length, want, 'echoed bytes');
+  assert.equal(sha(all.subarray(head.length)), sha(tail));
+  s.destroy();
+});
+
+test('pipelined requests in a view larger than the parser buffer, paused midway, are all answered', async () => {
+  const { s, next } = await client();
+  // The first request is slow: the answers to the rest are queued behind it, node:http pauses the
+  // socket once they pass its high-water mark, while later requests of the same view still wait.
+  const n = 3000;
+  const paths = ['/slow/50', ...Array.from({ length: n }, (_, i) => `/${(i % 7) * 40}`)];
+  const msg = paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: t\r\n\r\n`).join('');
+  assert.ok(msg.length > 64 * 1024);
+  s.write(msg);
+  for (const p of paths) {
+    const r = await next();
+    assert.match(r.head, /^HTTP\/1\.1 200/);
+    if (p.startsWith('/slow/')) assert.equal(r.body.toString(), p);
+    else assert.equal(r.body.length, Number(p.slice(1)));
+  }
+  s.end();
+  await once(s, 'close');
 });
 
 test('a malformed request gets 400 and its socket is destroyed; the server keeps serving', async () => {

@@ -17,6 +17,11 @@ import { makeStreamHandle, type StreamHandle } from './stream-handle.js';
 import { ReadView, WriteReservation } from './zero-copy.js';
 
 const debug = debuglog('ferry');
+/**
+ * Bytes handed to node:http's parser per readBuffer: its buffer's size (node_http_parser.cc's
+ * kAllocBufferSize), which is also what a kernel socket's read gives it at most.
+ */
+const HANDLE_READ_BYTES = 64 * 1024;
 
 export interface SocketOptions {
   allowHalfOpen?: boolean;
@@ -862,26 +867,27 @@ export class Socket extends Duplex implements SessionOwner {
   /**
    * node:http's parser consumes the handle: give it the readable bytes in place (readBuffer copies
    * them into the parser's buffer and runs it, requests and responses included, before returning),
-   * then consume them. Stops when reading pauses or the parser lets go of the handle (an upgrade
-   * takes the rest of that chunk as its head; later bytes go the stream way).
+   * then consume them, a piece at a time. Stops when reading pauses or the parser lets go of the
+   * handle (an upgrade takes the rest of that piece as its head; later bytes go the stream way).
    */
   #pullHandle(s: AppSession, h: StreamHandle): void {
     for (let rounds = 0; rounds < 64; rounds++) {
       if (this.destroyed || this.#session !== s || this.#handleMode() !== 1) return;
       if (s.readableBytes > 0) {
-        for (const view of s.readableViews()) {
-          const n = view.length;
-          if (n === 0) continue;
-          this.#handing = n;
-          try {
-            h.readBuffer(view);
-          } finally {
-            this.#handing = 0;
-            // Read, whatever the parser made of them (a parse error destroys the socket meanwhile).
-            if (this.#session === s) s.consume(n);
-            this.#bytesRead += n;
-          }
-          if (this.#session !== s || this.#handleMode() !== 1) break;
+        // At most HANDLE_READ_BYTES per readBuffer: JSStream splits a larger view into pieces of
+        // the parser's buffer and emits them all, and once one piece pauses the parser or makes it
+        // let go (an upgrade, a 'data' listener) the next would reach a paused parser (a 400) or
+        // no listener (lost). The mode is checked between pieces, as between a kernel socket's reads.
+        const view = s.readableViews()[0];
+        const n = Math.min(view.length, HANDLE_READ_BYTES);
+        this.#handing = n;
+        try {
+          h.readBuffer(n === view.length ? view : view.subarray(0, n));
+        } finally {
+          this.#handing = 0;
+          // Read, whatever the parser made of them (a parse error destroys the socket meanwhile).
+          if (this.#session === s) s.consume(n);
+          this.#bytesRead += n;
         }
         if (this.#idleTimer !== null) this.#active();
         continue;
