@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import { after, before, test } from 'node:test';
 import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
@@ -216,6 +217,8 @@ test('an upgrade gets the bytes after its request as head, and later bytes as da
   s.write('GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhead-bytes|');
   const want = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhead-bytes|';
   while (Buffer.concat(got).length < want.length) await once(s, 'data');
+  // Later: the server has gone back to waiting, and must have asked to be told of new bytes.
+  await new Promise((resolve) => setTimeout(resolve, 100));
   s.write('after-upgrade');
   const all = `${want}after-upgrade`;
   while (Buffer.concat(got).length < all.length) await once(s, 'data');
@@ -312,6 +315,11 @@ test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; 
   const seenUpgrade: { head: string; handle: unknown }[] = [];
   const server = createHttpServer({ keepAliveTimeout: 60_000 }, handler);
   server.on('connection', (sock: net.Socket) => wrapped.push(sock));
+  const consumedSeen: boolean[] = [];
+  server.on('request', (req: IncomingMessage) => {
+    const h = (req.socket as unknown as { _handle: { _consumed?: boolean } | null })._handle;
+    consumedSeen.push(h?._consumed === true);
+  });
   server.on('upgrade', (_req: IncomingMessage, sock: net.Socket, head: Buffer) => {
     seenUpgrade.push({ head: head.toString(), handle: (sock as unknown as { _handle: unknown })._handle });
     sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
@@ -326,8 +334,10 @@ test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; 
     const h = (wrapped[0] as unknown as { _handle: { _consumed?: boolean } | null })._handle;
     // Closed: the parser let go, and net.Socket's own (null) handle shows again.
     assert.equal(h, null);
-    const inner = innerSocket(wrapped[0] as net.Socket);
-    if (httpInputKind === 'handle') assert.equal(inner?._handle?._consumed, true);
+    // While it served, node:http's parser consumed the inner socket's handle through the wrapper.
+    assert.ok(consumedSeen.length > 0);
+    assert.deepEqual(new Set(consumedSeen), new Set([httpInputKind === 'handle']));
+    assert.ok(innerSocket(wrapped[0] as net.Socket));
 
     const s = connect({ uri: to });
     await once(s, 'connect');
@@ -335,6 +345,7 @@ test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; 
     s.on('data', (b: Buffer) => got.push(b));
     s.write('GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhead|');
     while (!Buffer.concat(got).toString().includes('\r\n\r\n')) await once(s, 'data');
+    await new Promise((resolve) => setTimeout(resolve, 100));
     s.write('echoed');
     while (!Buffer.concat(got).toString().endsWith('echoed')) await once(s, 'data');
     assert.deepEqual(seenUpgrade, [{ head: 'head|', handle: null }]);
@@ -342,6 +353,49 @@ test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; 
   } finally {
     for (const w of wrapped) w.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('no handle for anyone but node:http’s parser: http2 over SDK sockets wraps them as JS streams', async () => {
+  const h2 = http2.createServer();
+  h2.on('stream', (st, headers) => {
+    st.respond({ ':status': 200 });
+    st.end(`h2 ${headers[':path']}`);
+  });
+  const served: Socket[] = [];
+  const f = createServer((s) => {
+    s.on('error', () => {});
+    served.push(s);
+    h2.emit('connection', s);
+  });
+  await new Promise<void>((resolve) => f.listen('tcp://127.0.0.1:0', resolve));
+  const to = f.address()?.uri ?? '';
+  const plain = connect({ uri: to });
+  await once(plain, 'connect');
+  // A Socket nobody parses HTTP on shows no handle.
+  assert.equal(plain._handle, null);
+  plain.destroy();
+  const client = http2.connect('http://ferry.invalid', {
+    createConnection: () => connect({ uri: to }).on('error', () => {}),
+  });
+  client.on('error', () => {});
+  try {
+    for (const path of ['/a', '/b']) {
+      const req = client.request({ ':path': path });
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => {
+        body += d;
+      });
+      await once(req, 'end');
+      assert.equal(body, `h2 ${path}`);
+    }
+    assert.ok(served.length >= 1);
+    for (const s of served) assert.equal(s._handle, null);
+  } finally {
+    await new Promise<void>((resolve) => client.close(() => resolve()));
+    for (const s of served) s.destroy();
+    await new Promise<void>((resolve) => f.close(() => resolve()));
   }
 });
 

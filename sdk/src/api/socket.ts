@@ -236,17 +236,29 @@ export class Socket extends Duplex implements SessionOwner {
   }
 
   /**
-   * A StreamBase handle, made on first use, where node:http looks for one (`socket._handle`): its
-   * server parser then consumes it and the Socket hands it the rx fifo's bytes in place (#pullHandle)
-   * instead of pushing Buffers through the Readable. Null in onread/onView modes or without the
-   * binding (stream-handle.ts). @internal
+   * A StreamBase handle for node:http's server parser (`socket._handle`, which node:http reads
+   * right after it set `socket.parser`): it then consumes it and the Socket hands it the rx fifo's
+   * bytes in place (#pullHandle) instead of pushing Buffers through the Readable. Shown only to a
+   * holder of a parser that has not consumed it yet or still consumes it: null to anyone else (http2
+   * or TLS would consume it too and write through it; they wrap the Socket as a JS stream instead),
+   * in onread/onView modes, and without the binding (stream-handle.ts). @internal
    */
   get _handle(): StreamHandle | null {
+    const parser = this.#parser();
     if (this.#handle === undefined) {
-      this.#handle =
-        this.#onread !== null || this.#onview !== null ? null : makeStreamHandle(() => this.#resumeHandle());
+      if (parser == null || this.#onread !== null || this.#onview !== null) return null;
+      this.#handle = makeStreamHandle(() => this.#resumeHandle());
     }
-    return this.#handle;
+    const h = this.#handle;
+    if (h == null || parser == null) return null;
+    return h._consumed !== true || parser._consumed === true ? h : null;
+  }
+
+  /** The parser node:http keeps on this Socket or on the net.Socket wrapping it, if any. */
+  #parser(): { _consumed?: boolean } | null {
+    const holder = this.#parserHolder ?? this;
+    const parser = (holder as { parser?: { _consumed?: boolean } | null }).parser;
+    return typeof parser === 'object' ? parser : null;
   }
 
   set _handle(h: StreamHandle | null) {
@@ -254,12 +266,11 @@ export class Socket extends Duplex implements SessionOwner {
   }
 
   /**
-   * The handle, for a net.Socket that wraps this Socket and is given to node:http in its place
-   * (http/net-socket.ts): `holder.parser` is then the parser that may consume it. @internal
+   * A net.Socket wraps this Socket and is given to node:http in its place (http/net-socket.ts):
+   * `holder.parser` is then the parser `_handle` is for. @internal
    */
-  _handleFor(holder: object): StreamHandle | null {
+  _setParserHolder(holder: object): void {
     this.#parserHolder = holder;
-    return this._handle;
   }
 
   /** node:http started reading the handle again (after a pause): deliver what waits. */
@@ -274,10 +285,7 @@ export class Socket extends Duplex implements SessionOwner {
    */
   #handleMode(): 0 | 1 | 2 {
     const h = this.#handle;
-    if (h == null || h._consumed !== true) return 0;
-    const holder = this.#parserHolder ?? this;
-    const parser = (holder as { parser?: { _consumed?: boolean } | null }).parser;
-    if (parser == null || parser._consumed !== true) return 0;
+    if (h == null || h._consumed !== true || this.#parser()?._consumed !== true) return 0;
     return h.reading ? 1 : 2;
   }
 
@@ -872,7 +880,16 @@ export class Socket extends Duplex implements SessionOwner {
    */
   #pullHandle(s: AppSession, h: StreamHandle): void {
     for (let rounds = 0; rounds < 64; rounds++) {
-      if (this.destroyed || this.#session !== s || this.#handleMode() !== 1) return;
+      if (this.destroyed || this.#session !== s) return;
+      const mode = this.#handleMode();
+      // Paused: the bytes wait in the fifo for readStart (#resumeHandle).
+      if (mode === 2) return;
+      // The parser let go (an upgrade inside the last readBuffer): the rest goes the stream way,
+      // now, which also arms the read for the next bytes (nobody else may call _read again).
+      if (mode === 0) {
+        this.#pull();
+        return;
+      }
       if (s.readableBytes > 0) {
         // At most HANDLE_READ_BYTES per readBuffer: JSStream splits a larger view into pieces of
         // the parser's buffer and emits them all, and once one piece pauses the parser or makes it

@@ -20,7 +20,6 @@ import * as net from 'node:net';
 import type * as sdkApi from '../api/connect.js';
 import type { ConnectOptions } from '../api/options.js';
 import type { Socket as FerrySocket } from '../api/socket.js';
-import type { StreamHandle } from '../api/stream-handle.js';
 
 const kInner = Symbol('ferry.inner');
 const kRefed = Symbol('ferry.refed');
@@ -32,7 +31,7 @@ const kReset = Symbol('ferry.reset');
 
 /** net.Socket's own `_handle` value (null here: the socket has no kernel handle). */
 const kHandle = Symbol('ferry.handle');
-/** The inner socket's StreamBase handle, offered to node:http's server parser (see below). */
+/** Whether the inner socket's StreamBase handle is offered to node:http's server parser (below). */
 const kOffer = Symbol('ferry.offer');
 
 /** The SDK socket of a connect still in progress (destroyed with the outer socket). */
@@ -53,7 +52,7 @@ interface FerryFields {
   [kRefed]?: boolean;
   [kConnectingInner]?: FerrySocket | null;
   [kHandle]?: unknown;
-  [kOffer]?: StreamHandle | null;
+  [kOffer]?: boolean;
   [kHadError]?: boolean;
   [kWriting]?: boolean;
   [kReset]?: boolean;
@@ -121,7 +120,7 @@ export class FerryNetSocket extends net.Socket {
     }
     f[kHadError] = err !== null && err !== undefined;
     // The offered handle is the inner socket's, closed with it: net.Socket must not close it.
-    f[kOffer] = null;
+    f[kOffer] = false;
     // net.Socket's handle-less destroy: clears the timeout, calls back, emits 'close' and lowers
     // the server's connection count.
     net.Socket.prototype._destroy.call(this, err, cb);
@@ -312,11 +311,12 @@ export function attachInner(outer: FerryNetSocket, inner: FerrySocket): void {
  */
 Object.defineProperty(FerryNetSocket.prototype, '_handle', {
   configurable: true,
-  get(this: FerryNetSocket & FerryFields & { parser?: { _consumed?: boolean } | null }): unknown {
-    const offer = this[kOffer];
-    if (offer) {
-      if (offer._consumed !== true || this.parser?._consumed === true) return offer;
-      this[kOffer] = null;
+  get(this: FerryNetSocket & FerryFields): unknown {
+    // The inner socket shows its handle only to node:http's parser (which it finds on this socket,
+    // set just before node:http looks) and only until that parser lets go of it.
+    if (this[kOffer] === true) {
+      const h = this[kInner]?._handle;
+      if (h) return h;
     }
     return this[kHandle] ?? null;
   },
@@ -327,12 +327,14 @@ Object.defineProperty(FerryNetSocket.prototype, '_handle', {
 
 /**
  * Offers node:http (the server `outer` is about to be given to) the inner socket's StreamBase
- * handle; no offer where the binding cannot be used. Call after attachInner, before 'connection'.
+ * handle. Call after attachInner, before 'connection'.
  */
 export function offerHandle(outer: FerryNetSocket): void {
   const f = outer as FerryNetSocket & FerryFields;
   const inner = f[kInner];
-  f[kOffer] = inner ? inner._handleFor(outer) : null;
+  if (!inner) return;
+  inner._setParserHolder(outer);
+  f[kOffer] = true;
 }
 
 let sdkApiLoad: Promise<typeof sdkApi> | null = null;
