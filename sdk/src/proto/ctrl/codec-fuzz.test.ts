@@ -197,7 +197,15 @@ describe('decodeCtrl properties (fast-check)', () => {
     fifosOrNull: fc.option(fifos, { nil: null }),
     optU32: u32,
     flag: fc.boolean(),
-    pairs: fc.array(fc.record({ session: u32, port: u32, fifos }), { maxLength: 4 }),
+    // Packed on the wire as u32s (offsets and sizes of segments below 4 GiB).
+    pairs: fc.array(
+      fc.record({
+        session: u32,
+        port: u32,
+        fifos: fc.record(Object.fromEntries(Object.keys(FIFO_PAIR_SCHEMA).map((k) => [k, u32]))),
+      }),
+      { maxLength: 4 },
+    ),
     slots: fc.array(u32, { maxLength: 64 }),
     tls: fc.record(
       {

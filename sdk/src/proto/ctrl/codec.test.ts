@@ -35,6 +35,10 @@ function throwsCode(fn: () => unknown, code: ErrorCode, what = ''): FerryError {
 }
 
 const sample = (t: CtrlType): Record<string, unknown> => ({ ...CTRL_SAMPLES[t] });
+// The sample as msgpack carries it (the pairs of pool-grant and pool-serve are one bin there).
+const wire = (t: CtrlType): Record<string, unknown> => ({
+  ...(new Packr({ useRecords: false }).unpack(Buffer.from(fixture(t))) as Record<string, unknown>),
+});
 
 describe('golden fixtures', () => {
   it('has exactly one fixture per message type', () => {
@@ -108,7 +112,8 @@ describe('round trips', () => {
       pairs: Array(32).fill({
         session: 0xffff_ffff,
         port: 0xffff_ffff,
-        fifos: fifosOf(Number.MAX_SAFE_INTEGER),
+        // Packed as u32s: segments are below 4 GiB.
+        fifos: fifosOf(0xffff_ffff),
       }),
       slots: Array(64).fill(0xffff_ffff),
       // PEM text is bounded by the message size alone; a certificate chain, key and CA of 3 KiB each.
@@ -202,14 +207,17 @@ describe('decode rejects hostile input', () => {
     fifosOrNull: [[], 5, 'null', { ...fifosOf(1), segment: 2 ** 32 }],
     optU32: [-1, 2 ** 32, 1.5, '1', null, true, Number.NaN, {}],
     flag: [null, 0, 1, 'true', []],
+    // On the wire: one bin of 32 bytes per pair, at most 32 pairs. Maps (the retired format) are refused.
     pairs: [
       null,
       5,
       {},
       [5],
-      [{ session: 1, port: 2 }],
-      [{ session: -1, port: 2, fifos: fifosOf(1) }],
-      Array(33).fill({ session: 1, port: 2, fifos: fifosOf(1) }),
+      [{ session: 1, port: 2, fifos: fifosOf(1) }],
+      new Uint8Array(31),
+      new Uint8Array(33),
+      new Uint8Array(33 * 32),
+      'x'.repeat(32),
     ],
     slots: [null, 5, ['1'], [-1], [2 ** 32], Array(65).fill(1), { 0: 1 }],
     tls: [
@@ -230,7 +238,7 @@ describe('decode rejects hostile input', () => {
       for (const [key, kind] of Object.entries(CTRL_SCHEMA[t])) {
         for (const bad of WRONG[kind]) {
           const e = throwsCode(
-            () => decodeCtrl(pack({ ...sample(t), [key]: bad })),
+            () => decodeCtrl(pack({ ...wire(t), [key]: bad })),
             'ERR_FERRY_PROTO_MALFORMED',
             `${t}.${key} = ${JSON.stringify(bad)}`,
           );
@@ -244,7 +252,7 @@ describe('decode rejects hostile input', () => {
     for (const t of CTRL_TYPES) {
       for (const [key, kind] of Object.entries(CTRL_SCHEMA[t])) {
         if (kind === 'tls' || kind === 'optU32' || kind === 'flag') continue;
-        const m = sample(t);
+        const m = wire(t);
         delete m[key];
         throwsCode(() => decodeCtrl(pack(m)), 'ERR_FERRY_PROTO_MALFORMED', `${t} without ${key}`);
       }
@@ -419,6 +427,36 @@ describe('encode rejects invalid messages (programmer errors)', () => {
       assert.match(e.message, new RegExp(`${t}\\.${key}`));
     }
     throwsCode(() => encodeCtrl({ t: 'nope', id: 1 } as unknown as CtrlMessage), 'ERR_INVALID_ARG_VALUE');
+  });
+
+  it('refuses pool pairs whose offsets or sizes do not fit the packed u32s', () => {
+    for (const t of ['pool-grant', 'pool-serve'] as const) {
+      const pair = CTRL_SAMPLES[t].pairs[0];
+      assert.ok(pair);
+      const m = { ...CTRL_SAMPLES[t], pairs: [{ ...pair, fifos: { ...pair.fifos, rxOffset: 2 ** 32 } }] };
+      const e = throwsCode(() => encodeCtrl(m), 'ERR_INVALID_ARG_VALUE', t);
+      assert.match(e.message, new RegExp(`${t}\\.pairs`));
+    }
+  });
+
+  it('packs pool pairs in 32 bytes each, and reads back every field', () => {
+    const pairs = Array.from({ length: 32 }, (_, i) => ({
+      session: 1000 + i,
+      port: 40000 + i,
+      fifos: {
+        segment: 7,
+        rxOffset: 4096 * i,
+        txOffset: 4096 * i + 64,
+        rxSize: 1 << 20,
+        txSize: 1 << 16,
+        slot: i,
+      },
+    }));
+    const m = { ...CTRL_SAMPLES['pool-grant'], pairs } as CtrlMessage;
+    const bytes = encodeCtrl(m);
+    const bin = (new Packr({ useRecords: false }).unpack(Buffer.from(bytes)) as { pairs: Uint8Array }).pairs;
+    assert.equal(bin.length, 32 * 32);
+    assert.deepEqual(decodeCtrl(bytes), m);
   });
 
   it('does not write extra properties of the input', () => {

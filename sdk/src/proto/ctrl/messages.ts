@@ -23,8 +23,12 @@ export const FEATURE = {
   EVENT_QUEUE: 4,
   /** `udp://` datagram endpoints: `dgram-bind`, `dgram-connect` (docs/control-protocol.md). */
   DATAGRAM: 8,
-  /** Fast connects: ferryd lends pairs of apps pools of fifo pairs (`pool-grant`, `pool-serve`). */
-  FAST_CONNECT: 16,
+  /**
+   * Fast connects: ferryd lends pairs of apps pools of fifo pairs (`pool-grant`, `pool-serve`),
+   * their pairs packed in a bin. Bit 16 was the same with the pairs as maps: a peer that offers
+   * only 16 gets no pools (its connects go through ferryd), so neither side meets the other format.
+   */
+  FAST_CONNECT: 256,
   /** `notices`: several one-way session notices in one message (docs/control-protocol.md). */
   NOTICE_BATCH: 32,
   /** Lent listeners: ferryd lends a handoff listener's kernel socket to the app, which accepts
