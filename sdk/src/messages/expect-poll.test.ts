@@ -134,7 +134,7 @@ test('a peer that announces polling and then vanishes does not keep this end pol
   assert.ok(e.stats.late >= 1);
 });
 
-test('polls the notifier did not make, and preempted polls, are the worst samples', () => {
+test('a poll the notifier did not make seeds an unmeasured budget as the worst, then leaves averages alone', () => {
   const { h, host } = fakeHost();
   const e = new ExpectPoll(WINDOW, host);
   // Asked to poll, the notifier slept (contended) and was woken within the window.
@@ -142,15 +142,26 @@ test('polls the notifier did not make, and preempted polls, are the worst sample
   h.wakeupCount++;
   e.end(10.05);
   assert.equal(e.stats.voided, 1);
-  assert.equal(e.averages.peerPolling.pollMs, 0.5, 'the cap');
-  // A poll during which the notifier was preempted counts as the cap, whatever the frame's time.
+  assert.equal(e.averages.peerPolling.pollMs, 0.5, 'unmeasured: the cap');
+  // Measured polling (fast), then a backoff: refused polls do not move the average.
   const g = fakeHost();
-  const p = new ExpectPoll(WINDOW, g.host);
-  assert.equal(p.start(20, 6, true, 6), true);
+  const m = new ExpectPoll(WINDOW, g.host);
+  assert.equal(m.start(20, 6, true, 6), true);
+  m.end(20.01);
+  assert.equal(m.start(30, 7, true, 7), false, 'sleeping is measured once');
+  g.h.wakeupCount++;
+  m.end(30.08);
+  assert.equal(m.start(40, 8, true, 8), true);
+  g.h.wakeupCount++;
+  m.end(40.07);
+  assert.equal(m.stats.voided, 1);
+  assert.ok(Math.abs(m.averages.peerPolling.pollMs - 0.01) < 1e-9, `${m.averages.peerPolling.pollMs}`);
+  // A poll during which the notifier was preempted counts as the cap, whatever the frame's time.
+  assert.equal(m.start(50, 9, true, 9), true);
   g.h.preemptionCount++;
-  p.end(20.01);
-  assert.equal(p.stats.late, 1);
-  assert.equal(p.averages.peerPolling.pollMs, 0.5);
+  m.end(50.01);
+  assert.equal(m.stats.late, 1);
+  assert.ok(m.averages.peerPolling.pollMs > 0.05);
 });
 
 test('explorations the notifier does not make (contended: it sleeps) back off like lost ones', () => {

@@ -21,8 +21,8 @@
  * The word is only a hint: wake-ups never depend on it (a sleeping end is rung through its wake
  * flags as before). A wrong value (garbage, a stale id, a peer that died while announcing) makes
  * this end poll at most `windowMs` per expectation, and then only while polling in that state has
- * paid; polls that end late (or were preempted, or that the notifier did not make) count as the
- * worst sample, so a peer that announces and does not
+ * paid; polls that end late (or were preempted) count as the worst sample, polls the notifier
+ * did not make count as lost explorations (PollBudget.refused), so a peer that announces and does not
  * answer soon is not polled for again (a rare exploration aside). Every poll goes through the
  * attachment's notifier, which adds its own bounds (spin turns, the contention rule of
  * sys/run-wait.ts, backing off after a preemption).
@@ -61,8 +61,7 @@ export interface ExpectStats {
   /** Polls whose frame came after the window (slept for it anyway), or during which this end was
    *  preempted: both count as the worst sample. */
   late: number;
-  /** Polls the notifier did not make (it slept before the window: contended, backing off);
-   *  they count as the worst sample. */
+  /** Polls the notifier did not make (it slept before the window: contended, backing off). */
   voided: number;
 }
 
@@ -167,11 +166,9 @@ export class ExpectPoll {
     if (this.#polling && now - this.#since > this.windowMs) this.stats.late++;
     else if (this.#polling && woken) {
       // The notifier slept although asked to poll (no idle core: the contention rule; or backing
-      // off after a preemption). Counted as the worst sample too: polling is not to be had now,
-      // so the budget sleeps and explorations (backing off as they lose) find when it is again.
-      // Counted as nothing, an unmeasured budget would ask to poll forever.
+      // off after a preemption): see PollBudget.refused.
       this.stats.voided++;
-      budget.end(now, true);
+      budget.refused(now);
       return;
     }
     budget.end(now);

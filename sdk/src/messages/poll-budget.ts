@@ -97,6 +97,24 @@ export class PollBudget {
   }
 
   /**
+   * The current poll did not happen (the notifier slept: no idle core, or backing off after a
+   * preemption) and the frame came at `now`. While polling is unmeasured, that is its first
+   * sample, the worst (else an unmeasured budget asks to poll on every expectation); later it
+   * leaves the averages alone (a backoff of a few milliseconds says nothing about the polling
+   * before it), but an exploration still counts toward its burst, as a loss, so explorations the
+   * machine does not allow back off like lost ones.
+   */
+  refused(now: number): void {
+    if (this.#since === 0) return;
+    if (Number.isNaN(this.#pollMs)) {
+      this.end(now, true);
+      return;
+    }
+    this.#since = 0;
+    if (this.#exploring) this.#burstDone(CAP_MS);
+  }
+
+  /**
    * The expected frame came at `now`. `worst`: count it as the worst sample (a poll that was
    * preempted: it took a CPU somebody else needed).
    */
