@@ -152,7 +152,7 @@ async function keepAliveRun(to = uri): Promise<void> {
 test('node:http consumes the SDK socket’s handle: keep-alive GETs and large POST bodies intact', async () => {
   const before = consumed.length;
   await keepAliveRun();
-  if (httpInputKind === 'handle') assert.deepEqual(consumed.slice(before), [true]);
+  if (httpInputKind() === 'handle') assert.deepEqual(consumed.slice(before), [true]);
   else assert.deepEqual(consumed.slice(before), [false]);
 });
 
@@ -336,7 +336,7 @@ test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; 
     assert.equal(h, null);
     // While it served, node:http's parser consumed the inner socket's handle through the wrapper.
     assert.ok(consumedSeen.length > 0);
-    assert.deepEqual(new Set(consumedSeen), new Set([httpInputKind === 'handle']));
+    assert.deepEqual(new Set(consumedSeen), new Set([httpInputKind() === 'handle']));
     assert.ok(innerSocket(wrapped[0] as net.Socket));
 
     const s = connect({ uri: to });
@@ -407,7 +407,7 @@ test('no handle under --pending-deprecation or FERRY_HTTP_HANDLE=0; one otherwis
         ...args,
         '--input-type=module',
         '-e',
-        "import('@ferry/sdk/internal').then((m) => console.log(m.httpInputKind))",
+        "import('@ferry/sdk/internal').then((m) => console.log(m.httpInputKind()))",
       ],
       { env: { ...process.env, ...env, NODE_OPTIONS: '' }, encoding: 'utf8' },
     ).trim();

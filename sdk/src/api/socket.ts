@@ -867,9 +867,7 @@ export class Socket extends Duplex implements SessionOwner {
       }
       if (!s.armRead()) return;
     }
-    setImmediate(() => {
-      if (this.#wantRead && this.#session) this.#pull();
-    });
+    this.#pullSoon();
   }
 
   /**
@@ -910,16 +908,12 @@ export class Socket extends Duplex implements SessionOwner {
         continue;
       }
       if (s.ended) {
-        this.#wantRead = false;
-        this.push(null);
-        if (this.readableLength === 0) this.read(0);
+        this.#endRead();
         return;
       }
       if (!s.armRead()) return;
     }
-    setImmediate(() => {
-      if (this.#wantRead) this.#pull();
-    });
+    this.#pullSoon();
   }
 
   /** onView mode: offer the readable bytes in place; one view out at a time. */
@@ -952,9 +946,7 @@ export class Socket extends Duplex implements SessionOwner {
     } finally {
       this.#inPullView = false;
     }
-    setImmediate(() => {
-      if (this.#wantRead && this.#session) this.#pull();
-    });
+    this.#pullSoon();
   }
 
   #released(s: AppSession, view: ReadView, n: number, length: number): void {
@@ -997,17 +989,26 @@ export class Socket extends Duplex implements SessionOwner {
         continue;
       }
       if (s.ended) {
-        this.#wantRead = false;
-        this.push(null);
-        // As net does at EOF: with nothing buffered, 'end' comes even if nobody reads.
-        if (this.readableLength === 0) this.read(0);
+        this.#endRead();
         return;
       }
       if (!s.armRead()) return;
     }
-    // Bounded work per turn: yield to the loop and continue.
+    this.#pullSoon();
+  }
+
+  /** The peer's FIN after the last byte: end the Readable. */
+  #endRead(): void {
+    this.#wantRead = false;
+    this.push(null);
+    // As net does at EOF: with nothing buffered, 'end' comes even if nobody reads.
+    if (this.readableLength === 0) this.read(0);
+  }
+
+  /** Bounded work per turn: yield to the loop and continue. */
+  #pullSoon(): void {
     setImmediate(() => {
-      if (this.#wantRead) this.#pull();
+      if (this.#wantRead && this.#session) this.#pull();
     });
   }
 }

@@ -18,6 +18,7 @@
  * Where the binding is missing, or `--pending-deprecation` would make `process.binding` warn, or
  * FERRY_HTTP_HANDLE=0, there is no handle and node:http takes its 'data' path.
  */
+import { nodeBinding } from './node-binding.js';
 
 /** What the Socket and node:http use of a JSStream. */
 export interface StreamHandle {
@@ -46,28 +47,25 @@ type JsStreamClass = new () => JsStream;
 const UV_ENOTSUP = -95;
 
 function jsStreamClass(): JsStreamClass | null {
-  const pending =
-    process.execArgv.includes('--pending-deprecation') ||
-    /(^|\s)--pending-deprecation(\s|$)/.test(process.env['NODE_OPTIONS'] ?? '') ||
-    process.env['NODE_PENDING_DEPRECATION'] === '1';
-  if (pending || process.env['FERRY_HTTP_HANDLE'] === '0') return null;
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('js_stream') as {
-      JSStream?: unknown;
-    };
-    const cls = binding.JSStream;
-    if (typeof cls !== 'function' || (cls as { prototype?: object }).prototype === undefined) return null;
-    if (typeof (cls.prototype as { readBuffer?: unknown }).readBuffer !== 'function') return null;
-    return cls as JsStreamClass;
-  } catch {
-    return null;
-  }
+  if (process.env['FERRY_HTTP_HANDLE'] === '0') return null;
+  const cls = nodeBinding('js_stream')?.['JSStream'];
+  if (typeof cls !== 'function' || (cls as { prototype?: object }).prototype === undefined) return null;
+  if (typeof (cls.prototype as { readBuffer?: unknown }).readBuffer !== 'function') return null;
+  return cls as JsStreamClass;
 }
 
-const JSStreamClass = jsStreamClass();
+// Looked up at the first handle asked for, not when the module loads (every app imports it).
+let JSStreamClass: JsStreamClass | null | undefined;
+
+function streamClass(): JsStreamClass | null {
+  if (JSStreamClass === undefined) JSStreamClass = jsStreamClass();
+  return JSStreamClass;
+}
 
 /** Whether Sockets in this process offer node:http a StreamBase handle ('handle') or not ('stream'). */
-export const httpInputKind: 'handle' | 'stream' = JSStreamClass ? 'handle' : 'stream';
+export function httpInputKind(): 'handle' | 'stream' {
+  return streamClass() ? 'handle' : 'stream';
+}
 
 /**
  * A handle whose reads `onReadStart` is told to resume (node:http's readStart after a pause);
@@ -75,10 +73,11 @@ export const httpInputKind: 'handle' | 'stream' = JSStreamClass ? 'handle' : 'st
  * those fail with ENOTSUP rather than reaching C++ callbacks that are not there.
  */
 export function makeStreamHandle(onReadStart: () => void): StreamHandle | null {
-  if (JSStreamClass === null) return null;
+  const cls = streamClass();
+  if (cls === null) return null;
   let h: JsStream;
   try {
-    h = new JSStreamClass();
+    h = new cls();
   } catch {
     return null;
   }

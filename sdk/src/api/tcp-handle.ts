@@ -11,6 +11,7 @@
  */
 import * as net from 'node:net';
 import { sysError } from '../sys/sys-error.js';
+import { nodeBinding } from './node-binding.js';
 
 interface TcpHandle {
   open(fd: number): number;
@@ -19,21 +20,10 @@ interface TcpHandle {
 type TcpHandleClass = new (type: number) => TcpHandle;
 
 function tcpHandleClass(): { TCP: TcpHandleClass; SOCKET: number } | null {
-  const pending =
-    process.execArgv.includes('--pending-deprecation') ||
-    /(^|\s)--pending-deprecation(\s|$)/.test(process.env['NODE_OPTIONS'] ?? '') ||
-    process.env['NODE_PENDING_DEPRECATION'] === '1';
-  if (pending || process.env['FERRY_TCP_WRAP'] === 'fd') return null;
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('tcp_wrap') as {
-      TCP?: unknown;
-      constants?: { SOCKET?: unknown };
-    };
-    if (typeof binding.TCP !== 'function' || typeof binding.constants?.SOCKET !== 'number') return null;
-    return { TCP: binding.TCP as TcpHandleClass, SOCKET: binding.constants.SOCKET };
-  } catch {
-    return null;
-  }
+  if (process.env['FERRY_TCP_WRAP'] === 'fd') return null;
+  const binding = nodeBinding('tcp_wrap') as { TCP?: unknown; constants?: { SOCKET?: unknown } } | null;
+  if (typeof binding?.TCP !== 'function' || typeof binding.constants?.SOCKET !== 'number') return null;
+  return { TCP: binding.TCP as TcpHandleClass, SOCKET: binding.constants.SOCKET };
 }
 
 // Looked up at the first handed descriptor, not when the module loads: every app imports this
