@@ -19,6 +19,11 @@ test('mallocTuningVeto: the process keeps its own malloc settings and the opt-ou
   assert.equal(mallocTuningVeto({ GLIBC_TUNABLES: 'glibc.rtld.nns=2' }), null);
   assert.equal(mallocTuningVeto({ MALLOC_ARENA_MAX: '2' }), 'MALLOC_ARENA_MAX is set');
   assert.equal(mallocTuningVeto({ MALLOC_TRIM_THRESHOLD_: '0' }), 'MALLOC_TRIM_THRESHOLD_ is set');
+  // glibc's other tuning variables (MALLOC_MMAP_MAX_=0 turns mmap off: a threshold would not matter).
+  assert.equal(mallocTuningVeto({ MALLOC_MMAP_MAX_: '0' }), 'MALLOC_MMAP_MAX_ is set');
+  assert.equal(mallocTuningVeto({ MALLOC_ARENA_TEST: '1' }), 'MALLOC_ARENA_TEST is set');
+  // Debugging variables are no tuning of the process's own.
+  assert.equal(mallocTuningVeto({ MALLOC_PERTURB_: '165', MALLOC_CHECK_: '3' }), null);
 });
 
 /** Runs the tuning in a fresh process with `env` and returns what it reports (twice: once only). */

@@ -11,8 +11,8 @@
 // returning it (a receiver's RSS after 2 GiB: 97-129 MB against 94-96 without; BENCHMARKS.md).
 //
 // It is process-wide, so it is skipped when the process chose its own malloc settings
-// (GLIBC_TUNABLES with glibc.malloc.*, MALLOC_*_ variables), when FERRY_MALLOC_TUNING=off, and
-// where mallopt is missing (not glibc). Setting either threshold turns glibc's dynamic threshold
+// (GLIBC_TUNABLES with glibc.malloc.*, the MALLOC_* tuning variables), when
+// FERRY_MALLOC_TUNING=off, and where mallopt is missing (not glibc). Setting either threshold turns glibc's dynamic threshold
 // off, so both are set, never below glibc's defaults (128 KiB each).
 
 import { libc } from './libc.js';
@@ -41,8 +41,10 @@ export function mallocTuningVeto(env: NodeJS.ProcessEnv): string | null {
   for (const k of [
     'MALLOC_TRIM_THRESHOLD_',
     'MALLOC_MMAP_THRESHOLD_',
+    'MALLOC_MMAP_MAX_',
     'MALLOC_TOP_PAD_',
     'MALLOC_ARENA_MAX',
+    'MALLOC_ARENA_TEST',
   ]) {
     if (env[k] !== undefined) return `${k} is set`;
   }
