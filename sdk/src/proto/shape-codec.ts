@@ -386,6 +386,8 @@ interface ReaderShape {
   fields: FieldReader[];
   /** The definition's bytes after the id (self-contained mode compares them to reuse the shape). */
   def: Uint8Array;
+  /** `def` as little-endian u32 words (its whole words; the last 0-3 bytes are compared alone). */
+  defWords: number[];
   /** Self-contained mode: the decode whose body defined it last. */
   epoch: number;
 }
@@ -433,7 +435,7 @@ export class ShapeReader {
       const known = this.#shapes[id];
       if (!this.#selfContained) {
         if (known !== undefined) throw new ShapeError(`shape ${id} defined twice`);
-      } else if (known !== undefined && this.#same(known.def)) {
+      } else if (known !== undefined && this.#same(known)) {
         this.#p += known.def.length;
         known.epoch = epoch;
         continue;
@@ -553,12 +555,17 @@ export class ShapeReader {
   }
 
   /** The bytes at the position are `def`'s (within the body). */
-  #same(def: Uint8Array): boolean {
+  #same(shape: ReaderShape): boolean {
+    const def = shape.def;
     const p = this.#p;
     const n = def.length;
     if (n > this.#end - p) return false;
+    // Four bytes per compare: every message of a topic carries its definitions.
+    const words = shape.defWords;
+    const view = this.#view;
+    for (let i = 0; i < words.length; i++) if (view.getUint32(p + 4 * i, true) !== words[i]) return false;
     const buf = this.#buf;
-    for (let i = 0; i < n; i++) if (buf[p + i] !== def[i]) return false;
+    for (let i = words.length * 4; i < n; i++) if (buf[p + i] !== def[i]) return false;
     return true;
   }
 
@@ -588,7 +595,10 @@ export class ShapeReader {
     }
     this.#p = start + q;
     const fields = keys.map(() => this.#fieldReader());
-    return { keys, build: compileBuilder(keys), fields, def: Buffer.from(copy.subarray(0, q)), epoch: 0 };
+    const def = Buffer.from(copy.subarray(0, q));
+    const defWords: number[] = [];
+    for (let i = 0; i + 4 <= def.length; i += 4) defWords.push(def.readUInt32LE(i));
+    return { keys, build: compileBuilder(keys), fields, def, defWords, epoch: 0 };
   }
 
   /** A field's reader: strings equal (byte for byte) to the field's previous one are reused. */
