@@ -197,6 +197,33 @@ describe('one-way values and pushes', () => {
     assert.equal(ch.state, 'closed');
   });
 
+  test('batches(): every pushed value in order, several per array, reading on past highWaterMark', async () => {
+    const ch = await connectMessages(uri, { highWaterMark: 64 });
+    const n = 3000;
+    // The reply comes after the values: it is read only once the batches make room.
+    const pushed = ch.request({ op: 'push', n });
+    const got: unknown[] = [];
+    let arrays = 0;
+    for await (const batch of ch.batches()) {
+      assert.ok(Array.isArray(batch) && batch.length > 0 && batch.length <= 64);
+      arrays++;
+      got.push(...batch);
+      if (got.length === n) break;
+    }
+    assert.deepEqual(
+      got,
+      Array.from({ length: n }, (_, i) => ({ i })),
+    );
+    assert.ok(arrays < n, `${arrays} arrays for ${n} values`);
+    assert.equal(ch.state, 'closed', 'leaving the loop closes the channel');
+    // Its reply was read with the last values, or was still in the fifo at the close.
+    const outcome = await pushed.then(
+      (v) => v,
+      (e: FerryError) => e.code,
+    );
+    assert.ok(outcome === 'pushed' || outcome === 'ERR_FERRY_CHANNEL_CLOSED', String(outcome));
+  });
+
   test('values larger than the fifo arrive whole', async () => {
     received.length = 0;
     const ch = await connectMessages(uri, { txFifoSize: 64 * 1024, rxFifoSize: 64 * 1024 });

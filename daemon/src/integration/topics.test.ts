@@ -94,6 +94,35 @@ describe('publish/subscribe', () => {
     await eventually(async () => !(await topics()).some((t) => t.name === 't1'));
   });
 
+  test('batches(): a subscriber gets every message in order, several per array, past highWaterMark', async () => {
+    const sub = await subscribe('t1b', { highWaterMark: 50 });
+    const pub = await publish('t1b');
+    const n = 2000;
+    const got: unknown[] = [];
+    let arrays = 0;
+    const reading = (async () => {
+      for await (const batch of sub.batches()) {
+        assert.ok(batch.length > 0 && batch.length <= 50);
+        arrays++;
+        got.push(...batch);
+        if (got.length === n) break;
+      }
+    })();
+    for (let i = 0; i < n; i++) {
+      pub.send({ i, sym: 'X' });
+      // A 1 MiB ring holds them all; turns let the subscriber read meanwhile.
+      if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await reading;
+    assert.deepEqual(
+      got,
+      Array.from({ length: n }, (_, i) => ({ i, sym: 'X' })),
+    );
+    assert.ok(arrays < n, `${arrays} arrays for ${n} values`);
+    assert.equal(sub.dropped, 0);
+    await pub.close();
+  });
+
   test('several publishers on one topic: a subscriber gets each one’s messages in its order', async () => {
     const sub = await subscribe('t2');
     const a = await publish('t2');

@@ -69,7 +69,12 @@ interface Serving {
 }
 
 /** Iterator waiters get `value` or, once the channel ended or failed, done / the error. */
-type Waiter = { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void };
+/** `batch`: a batches() waiter, handed every value of the turn at once (IteratorResult of an array). */
+type Waiter = {
+  resolve: (r: IteratorResult<unknown>) => void;
+  reject: (e: Error) => void;
+  batch?: boolean;
+};
 
 export class MessageChannel extends EventEmitter implements SessionOwner, AsyncIterable<unknown> {
   readonly localUri: string;
@@ -327,6 +332,24 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
     };
   }
 
+  /**
+   * The received values in arrays: each step hands over every value buffered (at least one),
+   * with one promise per array rather than one per value (`for await (const batch of
+   * ch.batches())`). Ends and throws as the value iterator does; leaving the loop closes the
+   * channel. Use one of the two iterators at a time.
+   */
+  batches(): AsyncIterableIterator<unknown[]> {
+    const it: AsyncIterableIterator<unknown[]> = {
+      next: () => this.#nextBatch(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
   // ---- SessionOwner upcalls ----
 
   onReadable(): void {
@@ -490,11 +513,52 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       }
       return;
     }
-    const w = this.#waiters.shift();
-    if (w) {
+    const w = this.#waiters[0];
+    if (w === undefined) {
+      this.#inbox.push(value);
+    } else if (w.batch) {
+      // Everything this pull delivers goes in one array, handed over once the pull is done.
+      this.#inbox.push(value);
+      if (!this.#batchSoon) {
+        this.#batchSoon = true;
+        queueMicrotask(this.#handBatch);
+        this.#link.att.yieldPoll();
+      }
+    } else {
+      this.#waiters.shift();
       w.resolve({ done: false, value });
       this.#link.att.yieldPoll();
-    } else this.#inbox.push(value);
+    }
+  }
+
+  #batchSoon = false;
+
+  readonly #handBatch = (): void => {
+    this.#batchSoon = false;
+    const w = this.#waiters[0];
+    if (w?.batch && this.#inboxHead < this.#inbox.length) {
+      this.#waiters.shift();
+      w.resolve({ done: false, value: this.#takeAll() });
+    }
+  };
+
+  /** Every buffered value, in order; reading resumes if it had stopped at the mark. */
+  #takeAll(): unknown[] {
+    const n = this.#inbox.length - this.#inboxHead;
+    const out = this.#inboxHead === 0 ? this.#inbox : this.#inbox.slice(this.#inboxHead);
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    if (n >= this.#opts.highWaterMark - 1) this.#kickPull();
+    return out;
+  }
+
+  #nextBatch(): Promise<IteratorResult<unknown[]>> {
+    if (this.#inboxHead < this.#inbox.length) return Promise.resolve({ done: false, value: this.#takeAll() });
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#state !== 'open' || this.#peerEnded) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) =>
+      this.#waiters.push({ resolve: resolve as Waiter['resolve'], reject, batch: true }),
+    );
   }
 
   #next(): Promise<IteratorResult<unknown>> {

@@ -268,7 +268,12 @@ export class Publisher {
   }
 }
 
-type Waiter = { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void };
+/** `batch`: a batches() waiter, handed every value of the poll at once (an array). */
+type Waiter = {
+  resolve: (r: IteratorResult<unknown>) => void;
+  reject: (e: Error) => void;
+  batch?: boolean;
+};
 type Decode = (src: Buffer, range: { start: number; end: number }) => unknown;
 
 /** A topic decoder in the shape TopicRingReader.read takes. */
@@ -461,9 +466,67 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       }
       return;
     }
-    const w = this.#waiters.shift();
-    if (w) w.resolve({ done: false, value });
-    else this.#inbox.push(value);
+    const w = this.#waiters[0];
+    if (w === undefined) {
+      this.#inbox.push(value);
+    } else if (w.batch) {
+      // Everything this poll delivers goes in one array, handed over once the poll is done.
+      this.#inbox.push(value);
+      if (!this.#batchSoon) {
+        this.#batchSoon = true;
+        queueMicrotask(this.#handBatch);
+      }
+    } else {
+      this.#waiters.shift();
+      w.resolve({ done: false, value });
+    }
+  }
+
+  #batchSoon = false;
+
+  readonly #handBatch = (): void => {
+    this.#batchSoon = false;
+    const w = this.#waiters[0];
+    if (w?.batch && this.#head < this.#inbox.length) {
+      this.#waiters.shift();
+      w.resolve({ done: false, value: this.#takeAll() });
+    }
+  };
+
+  /** Every buffered value, in order; reading resumes if it had stopped at the mark. */
+  #takeAll(): unknown[] {
+    const n = this.#inbox.length - this.#head;
+    const out = this.#head === 0 ? this.#inbox : this.#inbox.slice(this.#head);
+    this.#inbox = [];
+    this.#head = 0;
+    if (n >= this.#hwm - 1) this.#link.att.kick();
+    return out;
+  }
+
+  /**
+   * The received values in arrays: each step hands over every value buffered (at least one),
+   * one promise per array rather than per value. Ends and throws as the value iterator does;
+   * leaving the loop leaves the topic. Use one of the two iterators at a time.
+   */
+  batches(): AsyncIterableIterator<unknown[]> {
+    const it: AsyncIterableIterator<unknown[]> = {
+      next: () => this.#nextBatch(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
+  #nextBatch(): Promise<IteratorResult<unknown[]>> {
+    if (this.#head < this.#inbox.length) return Promise.resolve({ done: false, value: this.#takeAll() });
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) =>
+      this.#waiters.push({ resolve: resolve as Waiter['resolve'], reject, batch: true }),
+    );
   }
 
   [Symbol.asyncIterator](): AsyncIterator<unknown> {
