@@ -547,7 +547,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         this.#inbox = [];
         this.#head = 0;
       }
-      if (this.bufferedValues === this.#hwm - 1) this.#link.att.kick();
+      // Down to half the mark: read on (at one below it, a slow consumer made a poll per value).
+      if (this.bufferedValues === this.#hwm >> 1) this.#link.att.kick();
       return Promise.resolve({ done: false, value });
     }
     if (this.#error) return Promise.reject(this.#error);
