@@ -314,7 +314,12 @@ test('listenThroughFerry: node:http consumes the wrapped SDK socket’s handle; 
   const wrapped: net.Socket[] = [];
   const seenUpgrade: { head: string; handle: unknown }[] = [];
   const server = createHttpServer({ keepAliveTimeout: 60_000 }, handler);
-  server.on('connection', (sock: net.Socket) => wrapped.push(sock));
+  server.on('connection', (sock: net.Socket) => {
+    wrapped.push(sock);
+    // After an upgrade node:http no longer listens for errors: a reset by the closing client
+    // must not become an uncaught 'error' after the test.
+    sock.on('error', () => {});
+  });
   const consumedSeen: boolean[] = [];
   server.on('request', (req: IncomingMessage) => {
     const h = (req.socket as unknown as { _handle: { _consumed?: boolean } | null })._handle;
