@@ -126,12 +126,26 @@ export function tlsWire(o: TlsServerOptions & TlsConnectOptions): TlsOptions {
 
 const MODES: readonly NotifyMode[] = ['interrupt', 'poll', 'adaptive'];
 
+/** The last $XDG_RUNTIME_DIR joined and its socket path (every connect asks; it rarely changes). */
+let lastRuntimeDir = '';
+let lastRuntimeSocket = '';
+
+/**
+ * The daemon socket: the option, else $FERRY_SOCKET, else under $XDG_RUNTIME_DIR. The environment
+ * is read on every call (an app or test may change it between connects); only the path join is
+ * remembered, for the same $XDG_RUNTIME_DIR string.
+ */
 export function resolveSocketPath(opt?: string): string {
   if (opt) return opt;
   const env = process.env['FERRY_SOCKET'];
   if (env) return env;
   const rt = process.env['XDG_RUNTIME_DIR'];
-  return rt ? join(rt, 'ferry', 'ferryd.sock') : '/run/ferry/ferryd.sock';
+  if (!rt) return '/run/ferry/ferryd.sock';
+  if (rt !== lastRuntimeDir) {
+    lastRuntimeSocket = join(rt, 'ferry', 'ferryd.sock');
+    lastRuntimeDir = rt;
+  }
+  return lastRuntimeSocket;
 }
 
 export function resolveMode(opt?: NotifyMode): NotifyMode {

@@ -7,6 +7,7 @@ import type { Attachment } from '../app/attachment.js';
 import { claimConnected, requestConnect } from '../app/session-control.js';
 import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
+import type { SessionUri } from '../proto/uri.js';
 import { getAttachment, readyAttachment } from './attachments.js';
 import { type TracedSocket, traceConnect } from './diagnostics.js';
 import { type ConnectOptions, resolveUri, tlsWire } from './options.js';
@@ -37,7 +38,13 @@ export interface Connectable extends SessionOwner, TracedSocket {
   setTimeout(ms: number): unknown;
   destroy(err?: Error): unknown;
   emit(event: string, ...args: unknown[]): boolean;
-  _attach(att: Attachment, session: AppSession, localUri: string, remoteUri: string, transport: string): void;
+  _attach(
+    att: Attachment,
+    session: AppSession,
+    localUri: string | SessionUri,
+    remoteUri: string | SessionUri,
+    transport: string,
+  ): void;
   _start(): void;
 }
 
@@ -90,7 +97,7 @@ export function startConnect<S extends Connectable>(
     const fast = mayFast && !sock.destroyed && !timedOut ? att.pools.take(uri) : null;
     if (fast) {
       if (timer) clearTimeout(timer);
-      sock._attach(att, fast.session, fast.localUri, fast.remoteUri, 'ct');
+      sock._attach(att, fast.session, fast.local, fast.remote, 'ct');
       sock.emit('connect');
       sock.onWritable();
       sock.emit('ready');

@@ -9,7 +9,7 @@ import type { AppSession, SessionOwner } from '../app/app-session.js';
 import type { Attachment } from '../app/attachment.js';
 import { announceFin, endSession, openSession, type SessionEnd } from '../app/session-control.js';
 import { FerryError, ferryError } from '../errors.js';
-import { parseUri } from '../proto/uri.js';
+import { parseUri, type SessionUri } from '../proto/uri.js';
 import { kDestroying, publishClose } from './diagnostics.js';
 import { type ConnectOptions, type OnReadOptions, resolveUri } from './options.js';
 import { connectArgs, startConnect, type TakeHanded } from './socket-connect.js';
@@ -364,8 +364,8 @@ export class Socket extends Duplex implements SessionOwner {
   _attach(
     att: Attachment,
     session: AppSession,
-    localUri: string,
-    remoteUri: string,
+    localUri: string | SessionUri,
+    remoteUri: string | SessionUri,
     transport: string,
   ): void {
     this.#attachment = att;
@@ -375,11 +375,14 @@ export class Socket extends Duplex implements SessionOwner {
     openSession(att, session, this);
   }
 
-  /** The session's addresses and transport, as ferryd gave them; the socket is connected. @internal */
-  _setEnds(localUri: string, remoteUri: string, transport: string): void {
+  /**
+   * The session's addresses and transport, as ferryd gave them (as URIs, or already parsed: a fast
+   * connect's pool parsed its ends once); the socket is connected. @internal
+   */
+  _setEnds(localUri: string | SessionUri, remoteUri: string | SessionUri, transport: string): void {
     this.transport = transport;
-    const local = parseUri(localUri);
-    const remote = parseUri(remoteUri);
+    const local = typeof localUri === 'string' ? parseUri(localUri) : localUri;
+    const remote = typeof remoteUri === 'string' ? parseUri(remoteUri) : remoteUri;
     this.localAddress = local.host;
     this.localPort = local.port;
     this.remoteAddress = remote.host;

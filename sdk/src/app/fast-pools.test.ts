@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { FerryError } from '../errors.js';
 import type { Accepted, PoolPair } from '../proto/ctrl/messages.js';
+import { formatUri } from '../proto/uri.js';
 import {
   eventQueueFootprint,
   fifoFootprint,
@@ -143,8 +144,8 @@ test('a client takes a pair, the server accepts it from the event queue, once', 
     w.sp.onServe(serveMsg(w), () => w.server);
     const fast = w.cp.take(URI);
     assert.ok(fast);
-    assert.equal(fast.remoteUri, URI);
-    assert.match(fast.localUri, /^tcp:\/\/127\.0\.0\.1:5000[01]$/);
+    assert.equal(formatUri(fast.remote), URI);
+    assert.match(formatUri(fast.local), /^tcp:\/\/127\.0\.0\.1:5000[01]$/);
     assert.equal(w.accepted.length, 0, 'nothing before the server polls');
     w.server.poll();
     assert.equal(w.accepted.length, 1);
@@ -182,6 +183,22 @@ test('a pair taken before the server heard of it is accepted when pool-serve com
     w.server.poll();
     assert.equal(w.accepted.length, 1);
     fast.session.detach();
+  } finally {
+    w.close();
+  }
+});
+
+test('a grant whose remoteUri does not parse lends nothing: the connect asks ferryd instead', () => {
+  const w = world(2);
+  try {
+    for (const remoteUri of ['', 'tcp://127.0.0.1', 'gopher://a:1', 'tcp://127.0.0.1:70000']) {
+      w.cp.onGrant({ ...grantMsg(w), remoteUri });
+      assert.equal(w.cp.available(URI), 0, remoteUri);
+      assert.equal(w.cp.take(URI), null, remoteUri);
+    }
+    assert.equal(w.notices.length, 0, 'no pair taken, so no fast-open');
+    w.cp.onGrant(grantMsg(w));
+    assert.equal(w.cp.available(URI), 2);
   } finally {
     w.close();
   }

@@ -18,7 +18,7 @@ import type {
   PoolRevoke,
   PoolServe,
 } from '../proto/ctrl/messages.js';
-import { formatUri, parseUri } from '../proto/uri.js';
+import { formatUri, parseUri, type SessionUri } from '../proto/uri.js';
 import { POOL_FREE, POOL_REVOKED, POOL_TAKEN, poolState, poolSwap } from '../shm/index.js';
 import type { AppSegment } from './app-segment.js';
 import { AppSession } from './app-session.js';
@@ -42,7 +42,8 @@ export interface PoolOwner {
 
 interface ClientPool {
   id: number;
-  remoteUri: string;
+  /** The grant's `remoteUri`, parsed once per pool (not once per connect). */
+  remote: SessionUri;
   scheme: string;
   pairs: PoolPair[];
   /** Most pairs it held at once: below half of it, fast-open rings ferryd at once (a top-up). */
@@ -73,11 +74,15 @@ interface ServedPool {
   taken: Set<number>;
 }
 
-/** A fast connect's session, ready to bind to a socket. */
+/**
+ * A fast connect's session, ready to bind to a socket, with its two ends already parsed (ferryd
+ * named them in the grant; formatting and parsing them again per connect cost the client a
+ * regular expression per end).
+ */
 export interface FastSession {
   session: AppSession;
-  localUri: string;
-  remoteUri: string;
+  local: SessionUri;
+  remote: SessionUri;
 }
 
 export class FastPools {
@@ -110,12 +115,14 @@ export class FastPools {
     }
     if (!p) {
       let scheme: string;
+      let remote: SessionUri;
       try {
         scheme = parseUri(msg.uri).scheme;
+        remote = parseUri(msg.remoteUri);
       } catch {
         return;
       }
-      p = { id: msg.pool, remoteUri: msg.remoteUri, scheme, pairs: [], most: 0, asked: false };
+      p = { id: msg.pool, remote, scheme, pairs: [], most: 0, asked: false };
       this.#clients.set(msg.uri, p);
     }
     for (const pair of msg.pairs) p.pairs.push(pair);
@@ -151,8 +158,8 @@ export class FastPools {
       this.#owner.notify(fastOpenMessage(pair.session), low ? 'soon' : 'lazy');
       return {
         session,
-        localUri: formatUri({ scheme: p.scheme as never, host: '127.0.0.1', port: pair.port }),
-        remoteUri: p.remoteUri,
+        local: { scheme: p.scheme as SessionUri['scheme'], host: '127.0.0.1', port: pair.port },
+        remote: p.remote,
       };
     }
     return null;
