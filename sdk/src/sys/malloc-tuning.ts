@@ -4,7 +4,7 @@
 // a fresh Buffer; V8 frees those in batches when a scavenge finds them dead (about every 32 MiB of
 // young ArrayBuffers here). With glibc's defaults the freed top of the heap over 2x the largest
 // chunk freed so far is returned to the kernel, and the next reads fault every 4 KiB page in again,
-// zeroed: on the receiver of `npm run bench`'s stream, 21 faults per MiB and about a fifth of its
+// zeroed: on the receiver of `npm run bench`'s stream, 21 faults per MiB and about a quarter of its
 // CPU (BENCHMARKS.md, "Stream 'data' and HTTP 64 KiB (data4)"). Raising M_TRIM_THRESHOLD above
 // what is freed between two scavenges lets the next reads reuse that memory (5.5 faults per MiB).
 // The cost: after a burst the process keeps up to TRIM_THRESHOLD_BYTES of freed heap instead of
@@ -12,8 +12,8 @@
 //
 // It is process-wide, so it is skipped when the process chose its own malloc settings
 // (GLIBC_TUNABLES with glibc.malloc.*, the MALLOC_* tuning variables), when
-// FERRY_MALLOC_TUNING=off, and where mallopt is missing (not glibc). Setting either threshold turns glibc's dynamic threshold
-// off, so both are set, never below glibc's defaults (128 KiB each).
+// FERRY_MALLOC_TUNING=off, and where mallopt fails. Setting either threshold turns glibc's
+// dynamic threshold off, so both are set, never below glibc's defaults (128 KiB each).
 
 import { libc } from './libc.js';
 
