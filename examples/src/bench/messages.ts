@@ -549,6 +549,9 @@ async function main(): Promise<void> {
   const cases = all.filter((c) => c !== 'pubsub') as Workload[];
   const pubsub = all.includes('pubsub');
   const warmup = Number(values.warmup);
+  if (!Number.isInteger(warmup) || warmup < 0) {
+    throw new Error(`--warmup must be a whole number of messages, got '${values.warmup}'`);
+  }
   process.env['BENCH_WARMUP'] = String(warmup);
   const counts: Record<Workload, number> = {
     oneway: Math.round(300_000 * scale),
