@@ -31,11 +31,22 @@ after(async () => {
   await d.stop();
 });
 
+/** Waits that would otherwise hang the file until the runner's 300 s limit end here, named. */
+const WAIT_MS = 30_000;
+
+function within<T>(p: Promise<T>, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what()}: nothing within ${WAIT_MS} ms`)), WAIT_MS);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 async function take(sub: Subscriber, n: number): Promise<unknown[]> {
   const out: unknown[] = [];
   const it = sub[Symbol.asyncIterator]();
   while (out.length < n) {
-    const r = await it.next();
+    const r = await within(it.next(), () => `take: value ${out.length + 1} of ${n}`);
     if (r.done) break;
     out.push(r.value);
   }
@@ -60,7 +71,11 @@ function peer(args: string[], env: Record<string, string> = {}) {
   });
   const next = () => {
     const m = inbox.shift();
-    return m ? Promise.resolve(m) : new Promise<Record<string, unknown>>((r) => waiters.push(r));
+    if (m) return Promise.resolve(m);
+    return within(
+      new Promise<Record<string, unknown>>((r) => waiters.push(r)),
+      () => `topic peer '${args.join(' ')}' (exit ${String(proc.exitCode ?? proc.signalCode)})`,
+    );
   };
   return { proc, next };
 }
