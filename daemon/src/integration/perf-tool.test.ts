@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type DaemonHandle, startDaemon } from '../testing/harness.js';
+import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
 
 const CLI = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 
@@ -221,6 +221,57 @@ describe('ferry perf server|client --json', () => {
     } finally {
       server.kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('cps --warmup: the warm-up connections are made (ferryd accepts them all), the figures count only the measured ones', async () => {
+    const env = { ...process.env, FERRY_SOCKET: daemon.socket };
+    const server = spawn(process.execPath, [CLI, 'perf', 'server', '--uri', 'tcp://127.0.0.1:0'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const accepted = async () =>
+      Number(((await daemon.stats())['session'] as Record<string, number>)['accepted']);
+    try {
+      const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
+      const before = await accepted();
+      const args = ['perf', 'client', '--uri', listening, '--workload', 'cps', '--count', '30'];
+      const client = spawn(
+        process.execPath,
+        [CLI, ...args, '--warmup', '45', '--concurrency', '4', '--json'],
+        {
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      client.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const code = await new Promise((resolve) => client.once('exit', resolve));
+      assert.equal(code, 0);
+      const lines = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(lines[0], { phase: 'start' });
+      assert.equal(lines.length, 2);
+      assert.equal(lines[1]?.['count'], 30);
+      const seconds = lines[1]?.['seconds'] as number;
+      assert.ok(Math.abs((lines[1]?.['perSecond'] as number) - 30 / seconds) < 1e-6 * (30 / seconds));
+      // 45 + 30 connections reached the server (fast connects are counted once ferryd hears of them).
+      let seen = 0;
+      await eventually(
+        async () => {
+          seen = (await accepted()) - before;
+          return seen >= 75;
+        },
+        10_000,
+        'ferryd to count the connections',
+      );
+      assert.equal(seen, 75);
+    } finally {
+      server.kill('SIGTERM');
     }
   });
 });

@@ -21,8 +21,8 @@ Defaults: throughput 1 GiB in 256 KiB writes; rate 1,000,000 x 64 B; rtt 20,000 
 connections, 64 B each, concurrency 8.
 Progress goes to stderr (in place on a terminal; --progress: a line a second anywhere).
 --chart writes an SVG: throughput over time (100 ms steps), and the RTT histogram for rtt.
---warmup N (rtt): N round trips first, left out of every figure; with --json a line
-{"phase":"start"} says when the measured part starts.
+--warmup N (rtt, cps): N round trips (rtt) or connections (cps) first, left out of every figure;
+with --json a line {"phase":"start"} says when the measured part starts.
 `;
 
 /** What the progress and the chart count, per workload. */

@@ -23,9 +23,10 @@ export interface PerfOptions {
   /** Receives every round-trip time (us) of an rtt run, for the chart's histogram. */
   onRttSamples?: (samplesUs: readonly number[]) => void;
   /**
-   * rtt: round trips made first on the same connection and left out of every figure (time, CPU,
-   * percentiles): the first ones compile the code on both sides and are 10-100x slower than the
-   * steady state, enough to be a run's p99.9 on their own. Default 0.
+   * rtt: round trips made first on the same connection; cps: connections made first, the same
+   * way as the measured ones. Left out of every figure (time, CPU, percentiles): the first ones
+   * compile the code on both sides (and, over Ferry, attach and take the first pool) and are
+   * several times slower than the steady state a long-running app sees. Default 0.
    */
   warmup?: number;
   /** Called when the measured part starts (after the warm-up). */
@@ -150,18 +151,27 @@ async function oneConnection(stack: Stack, o: PerfOptions, req: Buffer): Promise
   });
 }
 
-async function cpsRun(stack: Stack, o: PerfOptions): Promise<number> {
-  const req = Buffer.concat([perfHeader(PERF_MODE.ECHO, 0), Buffer.alloc(o.size, 0x44)]);
+/** `count` connections, `concurrency` at a time. */
+async function connections(stack: Stack, o: PerfOptions, req: Buffer, count: number, measured: boolean) {
   let started = 0;
-  const start = process.hrtime.bigint();
   const worker = async () => {
-    while (started < o.count) {
+    while (started < count) {
       started++;
       await oneConnection(stack, o, req);
-      o.onProgress?.(1);
+      if (measured) o.onProgress?.(1);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
+}
+
+/** Seconds the measured connections took, after `o.warmup` unmeasured ones. */
+async function cpsRun(stack: Stack, o: PerfOptions): Promise<number> {
+  const req = Buffer.concat([perfHeader(PERF_MODE.ECHO, 0), Buffer.alloc(o.size, 0x44)]);
+  const warm = Math.max(0, Math.floor(o.warmup ?? 0));
+  if (warm > 0) await connections(stack, o, req, warm, false);
+  o.onMeasureStart?.();
+  const start = process.hrtime.bigint();
+  await connections(stack, o, req, o.count, true);
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 

@@ -122,6 +122,13 @@ function cases(scale: number): Case[] {
 
 /** Unmeasured round trips before an RTT case's measured ones. */
 const RTT_WARMUP = 2_000;
+/**
+ * Unmeasured connections before a connections/s case's measured ones, for every variant alike:
+ * each round starts a fresh server and client, and their first connections compile the code
+ * (over Ferry they also attach and take the first pool), which a long-running server does not pay
+ * per connection.
+ */
+const CPS_WARMUP = 2_000;
 
 function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
   return spawn(process.execPath, [...nodeFlags(), script, ...args], {
@@ -233,6 +240,7 @@ async function measure(
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
   const rtt = c.workload === 'rtt';
+  const warmup = rtt ? RTT_WARMUP : c.workload === 'cps' ? CPS_WARMUP : 0;
   const server = http
     ? run(['server', v.stack, uri], serverEnv, HTTP)
     : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
@@ -270,16 +278,16 @@ async function measure(
             '--json',
             '--timeout-ms',
             '120000',
-            // Round trips before the measured ones, left out of every figure (as the HTTP client's
-            // warm-up): the first ones compile the code on both sides, 10-100x slower than the rest,
-            // and were the p99.9 of a run of 10,000 on their own.
-            ...(rtt ? ['--warmup', String(RTT_WARMUP)] : []),
+            // Round trips or connections before the measured ones, left out of every figure (as the
+            // HTTP client's warm-up): the first ones compile the code on both sides, 10-100x slower
+            // than the rest (round trips: they were the p99.9 of a run of 10,000 on their own).
+            ...(warmup > 0 ? ['--warmup', String(warmup)] : []),
           ],
           env,
         );
     const next = lineReader(client);
-    if (http || rtt) {
-      // The HTTP and RTT clients say when their warm-up is over: sample the others from there.
+    if (http || warmup > 0) {
+      // The HTTP, RTT and cps clients say when their warm-up is over: sample the others from there.
       await next(130_000);
       others.forEach((p, i) => {
         before[i] = cpuUsOf(p.pid);
