@@ -47,3 +47,98 @@ test('a peer that corrupts the event queue fails the sessions in that segment on
   bell.close();
   creator.release();
 });
+
+/** Two ends of one segment's queues (client posts to server), the server's doorbell counting rings. */
+function pair() {
+  const size = 1024 * 1024;
+  const capacity = 64;
+  const creator = Segment.create('app-segment-test', size);
+  const toServer = creator.alloc(eventQueueFootprint(capacity));
+  const toClient = creator.alloc(eventQueueFootprint(capacity));
+  initEventQueue(creator.buffer, toServer, capacity);
+  initEventQueue(creator.buffer, toClient, capacity);
+  const bell = Doorbell.create({ unref: true });
+  const ends = { rings: 0 };
+  bell.onRing(() => ends.rings++);
+  const add = (rx: number, tx: number) => ({
+    t: 'segment-add' as const,
+    id: 0 as const,
+    segment: 1,
+    size,
+    rxQueueOffset: rx,
+    txQueueOffset: tx,
+    queueCapacity: capacity,
+    maxSlot: capacity - 1,
+    fds: ['segment' as const, 'doorbell' as const],
+  });
+  const client = new AppSegment(add(toClient, toServer), dup(creator.fd), dup(bell.ringFd));
+  const server = new AppSegment(add(toServer, toClient), dup(creator.fd), dup(bell.ringFd));
+  const slots: number[] = [];
+  for (const slot of [3, 4, 5])
+    server.add(slot, { onSlotEvent: () => slots.push(slot), onSegmentFailure: () => {} });
+  let clientReleased = false;
+  return Object.assign(ends, {
+    client,
+    server,
+    slots,
+    releaseClient() {
+      clientReleased = true;
+      client.release();
+    },
+    close() {
+      if (!clientReleased) client.release();
+      server.release();
+      bell.close();
+      creator.release();
+    },
+  });
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+test('postSoon queues at once and rings a sleeping peer once, at the end of the turn', async () => {
+  const p = pair();
+  try {
+    assert.equal(p.server.armWake(), false, 'nothing queued: the server sleeps');
+    p.client.postSoon(3);
+    p.client.postSoon(4);
+    p.client.postSoon(5);
+    assert.equal(p.client.postSoonPending, true, 'the ring waits for the end of the turn');
+    await settle();
+    assert.equal(p.client.postSoonPending, false);
+    assert.equal(p.rings, 1, 'three events, one ring');
+    assert.equal(p.server.poll(), 3);
+    assert.deepEqual(p.slots, [3, 4, 5]);
+  } finally {
+    p.close();
+  }
+});
+
+test('postSoon does not ring a peer that polls (it did not arm its wake-up)', async () => {
+  const p = pair();
+  try {
+    p.client.postSoon(3);
+    p.client.postSoon(4);
+    await settle();
+    assert.equal(p.rings, 0, 'a polling peer is not rung');
+    assert.equal(p.server.poll(), 2);
+    assert.deepEqual(p.slots, [3, 4]);
+  } finally {
+    p.close();
+  }
+});
+
+test('a ring postSoon deferred is rung when the segment is released first', async () => {
+  const p = pair();
+  try {
+    assert.equal(p.server.armWake(), false);
+    p.client.postSoon(3);
+    p.releaseClient();
+    assert.equal(p.client.postSoonPending, false, 'rung on release');
+    await settle();
+    assert.equal(p.rings, 1);
+    assert.equal(p.server.poll(), 1);
+  } finally {
+    p.close();
+  }
+});

@@ -18,6 +18,13 @@ export interface SlotListener {
   onSegmentFailure(err: FerryError): void;
 }
 
+/** Segments with a ring deferred by postSoon (rung at exit if the process leaves first). */
+const pendingRings = new Set<AppSegment>();
+let exitHooked = false;
+function ringAllOnExit(): void {
+  for (const seg of [...pendingRings]) seg.ringPendingNow();
+}
+
 export class AppSegment {
   readonly id: number;
   readonly segment: Segment;
@@ -84,6 +91,50 @@ export class AppSegment {
     }
   }
 
+  /**
+   * As post, but the ring waits for the end of this loop turn (setImmediate): for news nothing in
+   * this turn waits on (a fast connect's open, a FIN, a close). The event is queued now; at the
+   * end of the turn the peer is rung only if it still sleeps, so the opens and closes of a turn
+   * (and the data posts that follow them) cost the peer one wake-up, and a peer that polled them
+   * meanwhile none. Rings still pending when the process exits are rung from its 'exit' handler.
+   */
+  postSoon(slot: number): void {
+    this.#tx.push(slot);
+    if (this.#ringScheduled) return;
+    this.#ringScheduled = true;
+    if (!exitHooked) {
+      exitHooked = true;
+      process.once('exit', ringAllOnExit);
+    }
+    pendingRings.add(this);
+    setImmediate(this.#ringLater);
+  }
+
+  #ringScheduled = false;
+
+  /** A ring postSoon deferred is still to come (tests). */
+  get postSoonPending(): boolean {
+    return this.#ringScheduled;
+  }
+
+  readonly #ringLater = (): void => {
+    if (!this.#ringScheduled) return;
+    this.#ringScheduled = false;
+    pendingRings.delete(this);
+    if (this.#peerDoorbellFd < 0 || this.#rx.error !== null || !this.#tx.wakeNeeded()) return;
+    if (debug.enabled) debug('segment %d: deferred ring', this.id);
+    try {
+      ring(this.#peerDoorbellFd);
+    } catch {
+      // Nobody to hear it (the peer's process is gone): ferryd tells us so on its own.
+    }
+  };
+
+  /** Rings now what postSoon deferred (the process is exiting: no later turn). */
+  ringPendingNow(): void {
+    this.#ringLater();
+  }
+
   /** Delivers queued events; returns how many. On overflow every session is told. */
   poll(): number {
     if (this.#rx.error !== null) return 0;
@@ -132,6 +183,7 @@ export class AppSegment {
   }
 
   release(): void {
+    if (this.#ringScheduled) this.#ringLater();
     close(this.#peerDoorbellFd);
     this.#peerDoorbellFd = -1;
     this.segment.release();

@@ -228,7 +228,8 @@ export class AppSession implements SlotListener {
   /** Half-close: no more data from us. */
   fin(): void {
     this.#tx.fin();
-    this.segment.post(this.slot);
+    // The ring waits for the end of the turn: the closes of one turn wake the peer once.
+    this.segment.postSoon(this.slot);
   }
 
   /** Abort: the peer sees a reset on its rx fifo and EPIPE on its tx fifo. */
@@ -241,7 +242,7 @@ export class AppSession implements SlotListener {
   /** Stops reading (full close); the peer's further writes fail with EPIPE. */
   stopReading(): void {
     this.#rx.close();
-    this.segment.post(this.slot);
+    this.segment.postSoon(this.slot);
   }
 
   /** Detaches from the segment; the fifos belong to ferryd again once it hears close. */

@@ -150,7 +150,8 @@ export class FastPools {
         continue;
       }
       this.taken++;
-      seg.post(pair.fifos.slot);
+      // Rung at the end of the turn: the connect's first bytes, written in this turn, go with it.
+      seg.postSoon(pair.fifos.slot);
       // Lazily: ferryd needs it only to count and show the session; at once when the pool runs low,
       // so that ferryd tops it up before it is empty.
       const low = p.pairs.length * 2 <= p.most && !p.asked;
