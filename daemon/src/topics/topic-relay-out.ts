@@ -115,9 +115,15 @@ export class RelayOut {
     for (let i = 0; i < this.#readers.length; i++) {
       const epoch = seg.slotEpoch(i);
       if (epoch !== this.#epochs[i]) {
+        // A new epoch on a slot still FREE: the slot is being opened (EPOCH is bumped before
+        // STATE); look again on the next drain rather than keep the epoch with no reader.
+        if (seg.slotState(i) === SLOT_FREE) {
+          more = true;
+          continue;
+        }
         this.#epochs[i] = epoch;
         this.#reported[i] = 0;
-        this.#readers[i] = seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'start');
+        this.#readers[i] = new TopicRingReader(seg, i, 'start');
         this.#decoders[i] = undefined;
       }
       const r = this.#readers[i];

@@ -387,9 +387,13 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     for (let i = 0; i < this.#readers.length; i++) {
       const epoch = seg.slotEpoch(i);
       if (epoch !== this.#epochs[i]) {
+        // ferryd bumps a slot's EPOCH before it marks it LIVE: a new epoch on a slot still FREE is
+        // a publisher being given it right now. Taking that epoch with no reader would leave the
+        // slot unread for good (its epoch never changes again): look again on the next poll.
+        if (seg.slotState(i) === SLOT_FREE) continue;
         // A publisher took this slot after we subscribed: read it from its first message.
         this.#epochs[i] = epoch;
-        this.#readers[i] = seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'start');
+        this.#readers[i] = new TopicRingReader(seg, i, 'start');
         this.#decoders[i] = slotDecoder();
       }
       const r = this.#readers[i];

@@ -1,0 +1,71 @@
+// A subscriber against a topic segment with no ferryd: the interleavings of ferryd opening a
+// publisher slot that a subscriber in another process can observe, replayed step by step.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Attachment } from '../app/attachment.js';
+import { encodePlain } from '../proto/message-values.js';
+import { storeRelease } from '../shm/atomics.js';
+import { SLOT_EPOCH, SLOT_LIVE, SLOT_STATE } from '../shm/topic-layout.js';
+import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
+import { Subscriber } from './topics.js';
+
+/** Just what a Subscriber asks of its attachment; notices go nowhere. */
+function fakeAttachment(): Attachment {
+  const fake = {
+    ref() {},
+    unref() {},
+    addPoller() {},
+    removePoller() {},
+    kick() {},
+    on() {},
+    off() {},
+    notify() {},
+  };
+  return fake as unknown as Attachment;
+}
+
+function subscriberOn(seg: TopicSegment): Subscriber {
+  return new Subscriber('t', { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] }, {});
+}
+
+describe('a subscriber and a publisher slot being opened', () => {
+  it('polled between the slot’s new epoch and its LIVE state, it still reads the new publisher from its first message', async () => {
+    const seg = TopicSegment.create('t', 2, 4096);
+    try {
+      const sub = subscriberOn(seg);
+      // ferryd's openSlot bumps EPOCH, then stores STATE = LIVE. A subscriber in another process
+      // may poll in between (CI: ferryd lost its CPU right there while the test process polled).
+      const slot = seg.slotWord(0);
+      Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      assert.equal(sub.poll(), 0);
+      assert.equal(sub.arm(), true, 'a slot still being opened is work pending, not a reason to sleep');
+      storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
+      const w = new TopicRingWriter(seg, 0);
+      w.write(encodePlain({ v: 1 }));
+      w.write(encodePlain({ v: 2 }));
+      assert.equal(sub.poll(), 2);
+      const it = sub[Symbol.asyncIterator]();
+      assert.deepEqual(await it.next(), { done: false, value: { v: 1 } });
+      assert.deepEqual(await it.next(), { done: false, value: { v: 2 } });
+      assert.equal(sub.dropped, 0);
+      assert.equal(sub.arm(), false, 'nothing pending once read');
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('a slot opened whole before the first poll is read from its first message', async () => {
+    const seg = TopicSegment.create('t', 2, 4096);
+    try {
+      const sub = subscriberOn(seg);
+      seg.openSlot(1);
+      const w = new TopicRingWriter(seg, 1);
+      w.write(encodePlain({ v: 'a' }));
+      assert.equal(sub.poll(), 1);
+      const it = sub[Symbol.asyncIterator]();
+      assert.deepEqual(await it.next(), { done: false, value: { v: 'a' } });
+    } finally {
+      seg.release();
+    }
+  });
+});
