@@ -430,21 +430,28 @@ export class TopicRingReader {
     deliver: (v: unknown) => void,
   ): number {
     let n = 0;
+    /** Laps since the last record delivered, and the tail seen when the last one began. */
     let laps = 0;
+    let lapTail = 0;
     const half = this.#size / 2;
     while (n < max) {
       const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
       const behind = (tail - this.#pos) >>> 0;
       if (behind === 0) break;
-      // A ring whose newest record is itself unreadable (a broken or hostile publisher) would
-      // send every lap back to it: after a few, skip to the tail and wait for new records.
-      // (What was skipped is counted from the next record's number, as after any lap.)
       if (laps > 2) {
-        this.#pos = tail;
+        // Lapped three times over without a record in between. A ring whose newest record is
+        // itself unreadable (a broken or hostile publisher, which wrote nothing meanwhile) would
+        // send every lap back to it: skip to the tail and wait for new records (what was skipped
+        // is counted from the next record's number, as after any lap). A publisher that moved
+        // on meanwhile was racing this reader (it lost its CPU mid-record): stop here and let
+        // the next read start from the newest record. Skipping to the tail then would lose the
+        // last records of a burst for good, with no later record to count them.
+        if (tail === lapTail) this.#pos = tail;
         break;
       }
       if (behind > half) {
         laps++;
+        lapTail = tail;
         this.#lapped();
         continue;
       }
@@ -452,6 +459,7 @@ export class TopicRingReader {
       // Writers place records 8-aligned: any other position came from a broken LAST or TAIL.
       if ((p & 7) !== 0) {
         laps++;
+        lapTail = tail;
         this.#lapped();
         continue;
       }
@@ -463,6 +471,7 @@ export class TopicRingReader {
       const size = (TOPIC_RECORD_HEADER + len + 7) & ~7;
       if (len > this.#maxPayload || p + size > this.#size || size > behind) {
         laps++;
+        lapTail = tail;
         this.#lapped();
         continue;
       }
@@ -480,6 +489,7 @@ export class TopicRingReader {
       const after = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
       if (!ok || (after - this.#pos) >>> 0 > half) {
         laps++;
+        lapTail = tail;
         this.#lapped();
         continue;
       }
@@ -491,6 +501,7 @@ export class TopicRingReader {
       this.#resync = false;
       this.#expect = (seq + 1) >>> 0;
       this.#pos = (this.#pos + size) >>> 0;
+      laps = 0;
       deliver(value);
       n++;
     }
