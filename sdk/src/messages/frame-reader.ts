@@ -39,6 +39,8 @@ export interface LoanFrame {
 export interface FrameHandler {
   /** A decoded frame: HELLO, MESSAGE, REQUEST, REPLY, ERROR (value), CANCEL (value undefined). */
   onFrame(kind: MessageKind, id: number, value: unknown): void;
+  /** A one-way value (a MESSAGE frame): the common case, without the kind dispatch. */
+  onMessage(value: unknown): void;
   onLoan(loan: LoanFrame): void;
   /** The reader failed (bad frame, decode error, size): the channel must fail with `err`. */
   onFailure(err: FerryError): void;
@@ -177,6 +179,29 @@ export class FrameReader {
       let ho: number;
       if (off + MSG_HEADER_BYTES <= len0) {
         view0 ??= new DataView(v0.buffer, v0.byteOffset, v0.length);
+        // The common frame first: a MESSAGE (kind 2, flags and reserved 0 in the same word, id and
+        // aux 0) lying whole before the ring's end, with a shape record or msgpack body.
+        const body = view0.getUint32(off, true);
+        if (
+          view0.getUint32(off + 4, true) === MSG_KIND.MESSAGE &&
+          body > 0 &&
+          body <= this.#opts.maxBodyBytes &&
+          view0.getUint32(off + 8, true) === 0 &&
+          view0.getUint32(off + 12, true) === 0 &&
+          this.#sawHello
+        ) {
+          const size = frameBytes(body);
+          const start = off + MSG_HEADER_BYTES;
+          if (start + body <= len0 && size <= total - off) {
+            const value = this.#decode(v0, start, start + body);
+            if (this.#failed) return 'failed';
+            off += size;
+            frames++;
+            this.#handler.onMessage(value);
+            if (this.#failed) return 'failed';
+            continue;
+          }
+        }
         hv = view0;
         ho = off;
       } else if (v1 !== null && off >= len0) {

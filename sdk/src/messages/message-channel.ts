@@ -148,6 +148,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       link.session,
       {
         onFrame: (kind, id, value) => this.#onFrame(kind, id, value),
+        onMessage: (value) => this.#deliver(value),
         onLoan: (loan) => this.#onLoan(loan),
         onFailure: (err) => this.#fail(err, 'reset'),
       },

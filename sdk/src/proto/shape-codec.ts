@@ -63,6 +63,16 @@ interface ShapeNode {
   shape: WriterShape | null;
 }
 
+/** Writes one field's value at `pos` and returns where it ends (throws GIVE_UP as #value does). */
+type FieldWriter = (v: unknown, pos: number, depth: number) => number;
+
+/**
+ * A shape's own writer: checks that `o`'s keys are the shape's, in order, and writes each field with
+ * the writer chosen for it when the shape was first seen. Returns where the fields end, or -1 when
+ * the keys differ (the caller then takes the generic path).
+ */
+type ShapePlan = (o: Record<string, unknown>, pos: number, depth: number) => number;
+
 interface WriterShape {
   id: number;
   /** Its definition's bytes, made once (self-contained bodies repeat it in every message). */
@@ -72,7 +82,19 @@ interface WriterShape {
   defined: boolean;
   /** Self-contained mode: the encode that last put its definition in the body. */
   mark: number;
+  /** Its own writer (see #planFor); null for shapes with more than MAX_PLAN_KEYS keys. */
+  plan: ShapePlan | null;
 }
+
+/** Shapes with more keys than this are written by the generic loop only. */
+const MAX_PLAN_KEYS = 16;
+/**
+ * Functions compiled per writer (plans) and per reader (builders): shapes beyond these go by the
+ * generic code (each compile costs tens of microseconds and some memory; a peer may define shape
+ * after shape, RESET after RESET).
+ */
+const MAX_PLANS = 256;
+const MAX_BUILDERS = 256;
 
 /** Thrown inside the writer to give up on a value (caught in encode). */
 const GIVE_UP = Symbol('give up');
@@ -103,6 +125,9 @@ export class ShapeWriter {
   #defBytes = 0;
   /** The shape last written at each nesting depth (see #record). */
   readonly #lastAt: (WriterShape | undefined)[] = [];
+  /** The shape of the record #record or #asShape wrote last (record fields remember it). */
+  #lastShape: WriterShape | null = null;
+  #plans = 0;
 
   constructor(opts: { selfContained?: boolean } = {}) {
     this.#selfContained = opts.selfContained === true;
@@ -144,36 +169,68 @@ export class ShapeWriter {
   }
 
   /**
-   * One pass: each key moves down the transition tree and its value is written at once. First,
-   * the shape last written at this depth is tried: its keys compared in order (for-in yields the
-   * same internalized strings, so a compare is a pointer test), no tree lookups.
+   * Writes `o` as a record at `at`. First the shape last written at this depth is tried, then the
+   * shape its keys lead to in the transition tree, each with the shape's own writer (its plan: the
+   * keys compared in order, for-in yielding the same internalized strings so that a compare is a
+   * pointer test, then each field by the writer chosen for its kind). A shape seen for the first
+   * time is written by the generic loop, which defines it and makes its plan.
    */
   #record(o: Record<string, unknown>, at: number, depth: number): number {
     if (depth > MAX_DEPTH) throw GIVE_UP;
     this.#room(at, 3);
     const last = this.#lastAt[depth];
-    if (last?.defined) {
-      const keys = last.keys;
-      let i = 0;
-      let pos = at + 3;
-      for (const k in o) {
-        if (k !== keys[i]) {
-          i = -1;
-          break;
-        }
-        i++;
-        pos = this.#value(o[k], pos, depth);
-      }
-      if (i === keys.length) {
-        if (this.#selfContained) this.#use(last);
-        this.#buf[at] = SHAPE_MARK;
-        this.#view.setUint16(at + 1, last.id);
+    if (last !== undefined) {
+      const pos = this.#asShape(last, o, at, depth);
+      if (pos >= 0) return pos;
+    }
+    let node: ShapeNode | undefined = this.#root;
+    let n = 0;
+    for (const k in o) {
+      node = node.next?.[k];
+      if (node === undefined || ++n > MAX_KEYS) break;
+    }
+    const known = node?.shape;
+    if (known != null && known !== last) {
+      const pos = this.#asShape(known, o, at, depth);
+      if (pos >= 0) {
+        this.#lastAt[depth] = known;
         return pos;
       }
     }
+    return this.#firstRecord(o, at, depth);
+  }
+
+  /** `o` written as `shape` with its plan (or the key-by-key loop); -1 when the keys differ. */
+  #asShape(shape: WriterShape, o: Record<string, unknown>, at: number, depth: number): number {
+    let pos: number;
+    const plan = shape.plan;
+    if (plan !== null) {
+      pos = plan(o, at + 3, depth);
+      if (pos < 0) return -1;
+    } else {
+      const keys = shape.keys;
+      let i = 0;
+      pos = at + 3;
+      for (const k in o) {
+        if (k !== keys[i]) return -1;
+        i++;
+        pos = this.#value(o[k], pos, depth);
+      }
+      if (i !== keys.length) return -1;
+    }
+    this.#use(shape);
+    this.#buf[at] = SHAPE_MARK;
+    this.#view.setUint16(at + 1, shape.id);
+    this.#lastShape = shape;
+    return pos;
+  }
+
+  /** The generic loop: each key moves down the transition tree and its value is written at once. */
+  #firstRecord(o: Record<string, unknown>, at: number, depth: number): number {
     let pos = at + 3;
     let node = this.#root;
     let n = 0;
+    const values: unknown[] = [];
     for (const k in o) {
       let next = node.next?.[k];
       if (next === undefined) {
@@ -183,7 +240,9 @@ export class ShapeWriter {
         node.next[k] = next;
       } else if (++n > MAX_KEYS) throw GIVE_UP;
       node = next;
-      pos = this.#value(o[k], pos, depth);
+      const v = o[k];
+      values.push(v);
+      pos = this.#value(v, pos, depth);
     }
     let shape = node.shape;
     if (shape === null) {
@@ -193,14 +252,90 @@ export class ShapeWriter {
         if (Buffer.byteLength(k) > MAX_KEY_BYTES) throw GIVE_UP;
         keys.push(k);
       }
-      shape = { id: this.#count++, keys, defined: false, mark: 0, def: null };
+      shape = { id: this.#count++, keys, defined: false, mark: 0, def: null, plan: null };
+      shape.plan = this.#planFor(keys, values);
       node.shape = shape;
     }
     this.#use(shape);
     this.#lastAt[depth] = shape;
+    this.#lastShape = shape;
     this.#buf[at] = SHAPE_MARK;
     this.#view.setUint16(at + 1, shape.id);
     return pos;
+  }
+
+  /**
+   * A shape's plan: a writer per field chosen by the kind of the value it had when the shape was
+   * first seen (each falls back to the generic #value for a value of another kind), called in
+   * order by a function made for this shape (see compilePlan).
+   */
+  #planFor(keys: string[], values: unknown[]): ShapePlan | null {
+    if (keys.length > MAX_PLAN_KEYS || keys.length !== values.length || this.#plans >= MAX_PLANS) return null;
+    this.#plans++;
+    return compilePlan(
+      keys,
+      values.map((v) => this.#fieldWriter(v)),
+    );
+  }
+
+  #fieldWriter(sample: unknown): FieldWriter {
+    switch (typeof sample) {
+      case 'number':
+        return (v, pos, depth) => (typeof v === 'number' ? this.#number(v, pos) : this.#value(v, pos, depth));
+      case 'string':
+        return (v, pos, depth) => (typeof v === 'string' ? this.#string(v, pos) : this.#value(v, pos, depth));
+      case 'object':
+        if (Array.isArray(sample)) {
+          return typeof sample[0] === 'number' ? this.#numbersField() : this.#value.bind(this);
+        }
+        if (sample !== null) return this.#recordField();
+        break;
+    }
+    return (v, pos, depth) => this.#value(v, pos, depth);
+  }
+
+  /** An array field whose elements were numbers: small integers are written in one tight loop. */
+  #numbersField(): FieldWriter {
+    return (v, pos, depth) => {
+      if (!Array.isArray(v)) return this.#value(v, pos, depth);
+      if (depth >= MAX_DEPTH) throw GIVE_UP;
+      const n = v.length;
+      if (n >= 16) return this.#array(v, pos, depth);
+      const end = this.#end;
+      if (pos + 1 + n > end) throw GIVE_UP;
+      const buf = this.#buf;
+      buf[pos++] = 0x90 | n;
+      for (let i = 0; i < n; i++) {
+        const x = v[i];
+        if (typeof x === 'number' && x >= -32 && x <= 127 && Number.isInteger(x)) {
+          if (pos >= end) throw GIVE_UP;
+          buf[pos++] = x & 0xff;
+        } else {
+          if (x === undefined && !(i in v)) throw GIVE_UP;
+          pos = this.#value(x, pos, depth + 1);
+        }
+      }
+      return pos;
+    };
+  }
+
+  /** A field holding records: the shape it held last is tried first (fields keep their shape). */
+  #recordField(): FieldWriter {
+    let held: WriterShape | null = null;
+    return (v, pos, depth) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return this.#value(v, pos, depth);
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== OBJECT_PROTO && proto !== null) throw GIVE_UP;
+      const o = v as Record<string, unknown>;
+      if (held !== null && depth < MAX_DEPTH) {
+        this.#room(pos, 3);
+        const end = this.#asShape(held, o, pos, depth + 1);
+        if (end >= 0) return end;
+      }
+      const end = this.#record(o, pos, depth + 1);
+      held = this.#lastShape;
+      return end;
+    };
   }
 
   /** The body must define `shape`: always in self-contained mode (once per body), else once. */
@@ -243,23 +378,8 @@ export class ShapeWriter {
   #value(v: unknown, pos: number, depth: number): number {
     const buf = this.#buf;
     switch (typeof v) {
-      case 'number': {
-        if (Number.isInteger(v) && v >= -32 && v <= 127) {
-          this.#room(pos, 1);
-          buf[pos] = v & 0xff;
-          return pos + 1;
-        }
-        if ((v | 0) === v) {
-          this.#room(pos, 5);
-          buf[pos] = 0xd2;
-          this.#view.setInt32(pos + 1, v);
-          return pos + 5;
-        }
-        this.#room(pos, 9);
-        buf[pos] = 0xcb;
-        this.#view.setFloat64(pos + 1, v);
-        return pos + 9;
-      }
+      case 'number':
+        return this.#number(v, pos);
       case 'string':
         return this.#string(v, pos);
       case 'boolean':
@@ -287,6 +407,25 @@ export class ShapeWriter {
     }
     // Only msgpackr carries this (Date, Map, Buffer, BigInt, a class instance, ...).
     throw GIVE_UP;
+  }
+
+  #number(v: number, pos: number): number {
+    const buf = this.#buf;
+    if (Number.isInteger(v) && v >= -32 && v <= 127) {
+      this.#room(pos, 1);
+      buf[pos] = v & 0xff;
+      return pos + 1;
+    }
+    if ((v | 0) === v) {
+      this.#room(pos, 5);
+      buf[pos] = 0xd2;
+      this.#view.setInt32(pos + 1, v);
+      return pos + 5;
+    }
+    this.#room(pos, 9);
+    buf[pos] = 0xcb;
+    this.#view.setFloat64(pos + 1, v);
+    return pos + 9;
   }
 
   #array(a: unknown[], pos: number, depth: number): number {
@@ -374,6 +513,36 @@ function definitionOf(shape: WriterShape): Buffer {
   return def;
 }
 
+let planSerial = 0;
+
+/**
+ * Makes a shape's plan: a function that checks `o`'s keys against the shape's (for-in, in order)
+ * and then calls each field's writer with `o[k_i]`. The source depends only on the key count and a
+ * serial number (so that each shape's function has feedback of its own, its call sites monomorphic
+ * and inlined): keys and writers are arguments, never text. Keys are the sender's own, but are
+ * treated as data all the same.
+ */
+function compilePlan(keys: string[], writers: FieldWriter[]): ShapePlan {
+  const n = keys.length;
+  const params = ['keys'];
+  const calls: string[] = [];
+  for (let i = 0; i < n; i++) {
+    params.push(`w${i}`, `k${i}`);
+    calls.push(`pos = w${i}(o[k${i}], pos, depth);`);
+  }
+  const source = `// shape plan ${planSerial++}
+return function plan(o, pos, depth) {
+  let i = 0;
+  for (const k in o) { if (k !== keys[i]) return -1; i++; }
+  if (i !== ${n}) return -1;
+  ${calls.join('\n  ')}
+  return pos;
+};`;
+  const args: unknown[] = [keys];
+  for (let i = 0; i < n; i++) args.push(writers[i], keys[i]);
+  return new Function(...params, source)(...args) as ShapePlan;
+}
+
 // ---------------------------------------------------------------- reader
 
 /** Reads one field's value; its own string cache makes a repeated string cost a compare. */
@@ -381,9 +550,11 @@ type FieldReader = () => unknown;
 
 interface ReaderShape {
   keys: string[];
-  /** Builds the object from its fields' readers (see compileBuilder). */
-  build: (fields: FieldReader[]) => unknown;
-  fields: FieldReader[];
+  /**
+   * Builds the next object of this shape from the bytes (see compileBuilder); null until the first
+   * record of the shape was read, which chooses each field's reader by the kind of value it held.
+   */
+  build: (() => unknown) | null;
   /** The definition's bytes after the id (self-contained mode compares them to reuse the shape). */
   def: Uint8Array;
   /** `def` as little-endian u32 words (its whole words; the last 0-3 bytes are compared alone). */
@@ -407,6 +578,8 @@ export class ShapeReader {
   #end = 0;
   #depth = 0;
   readonly #readAny: FieldReader = () => this.#value();
+  /** Builders compiled by this reader (bounded: a peer may define shape after shape). */
+  #builders = 0;
 
   constructor(opts: { selfContained?: boolean } = {}) {
     this.#selfContained = opts.selfContained === true;
@@ -549,7 +722,8 @@ export class ShapeReader {
     if (++this.#depth > MAX_DEPTH) throw new ShapeError('nested too deep');
     // At least a byte per field.
     if (shape.keys.length > this.#end - this.#p) throw new ShapeError('truncated record');
-    const v = shape.build(shape.fields);
+    const build = shape.build;
+    const v = build !== null ? build() : this.#firstRecord(shape);
     this.#depth--;
     return v;
   }
@@ -594,15 +768,115 @@ export class ShapeReader {
       keys.push(internalized(k));
     }
     this.#p = start + q;
-    const fields = keys.map(() => this.#fieldReader());
     const def = Buffer.from(copy.subarray(0, q));
     const defWords: number[] = [];
     for (let i = 0; i + 4 <= def.length; i += 4) defWords.push(def.readUInt32LE(i));
-    return { keys, build: compileBuilder(keys), fields, def, defWords, epoch: 0 };
+    return { keys, build: null, def, defWords, epoch: 0 };
+  }
+
+  /**
+   * The first record of a shape, read field by field; then each field gets a reader for the kind
+   * of value it held (numbers, strings, arrays of small integers; anything else the generic one),
+   * and the shape a builder calling them in order. Readers check every byte whatever they expect,
+   * and read anything else through #value: the kinds only choose the fast path.
+   */
+  #firstRecord(shape: ReaderShape): unknown {
+    const keys = shape.keys;
+    const readers: FieldReader[] = [];
+    const o: Record<string, unknown> = {};
+    for (const k of keys) {
+      const p = this.#p;
+      const b = p < this.#end ? (this.#buf[p] as number) : -1;
+      const r =
+        b < 0
+          ? this.#readAny
+          : (b & 0xe0) === 0xa0
+            ? this.#stringReader()
+            : b < 0x80 || b >= 0xe0 || b === 0xd2 || b === 0xcb
+              ? this.#numberReader()
+              : (b & 0xf0) === 0x90
+                ? this.#smallIntsReader()
+                : this.#readAny;
+      readers.push(r);
+      o[k] = r();
+    }
+    if (this.#builders < MAX_BUILDERS) {
+      this.#builders++;
+      shape.build = compileBuilder(keys, readers);
+    } else {
+      const generic = keys.map(() => this.#readAny);
+      shape.build = () => {
+        const x: Record<string, unknown> = {};
+        for (let i = 0; i < keys.length; i++) x[keys[i] as string] = (generic[i] as FieldReader)();
+        return x;
+      };
+    }
+    return o;
+  }
+
+  #numberReader(): FieldReader {
+    return () => {
+      const p = this.#p;
+      const end = this.#end;
+      if (p < end) {
+        const b = this.#buf[p] as number;
+        if (b < 0x80) {
+          this.#p = p + 1;
+          return b;
+        }
+        if (b === 0xcb && end - p >= 9) {
+          this.#p = p + 9;
+          return this.#view.getFloat64(p + 1);
+        }
+        if (b === 0xd2 && end - p >= 5) {
+          this.#p = p + 5;
+          return this.#view.getInt32(p + 1);
+        }
+      }
+      return this.#value();
+    };
+  }
+
+  /** Arrays of up to 4 small integers come out packed, without a read per element. */
+  #smallIntsReader(): FieldReader {
+    return () => {
+      const p = this.#p;
+      const buf = this.#buf;
+      const b = p < this.#end ? (buf[p] as number) : 0;
+      const n = b - 0x90;
+      if (n >= 0 && n <= 4 && this.#end - p > n && this.#depth < MAX_DEPTH) {
+        const a = buf[p + 1] as number;
+        const c = buf[p + 2] as number;
+        const d = buf[p + 3] as number;
+        const e = buf[p + 4] as number;
+        // Only positive fixints (< 0x80); bytes past the array are not looked at (n bounds them).
+        if (n === 3 && (a | c | d) < 0x80) {
+          this.#p = p + 4;
+          return [a, c, d];
+        }
+        if (n === 2 && (a | c) < 0x80) {
+          this.#p = p + 3;
+          return [a, c];
+        }
+        if (n === 4 && (a | c | d | e) < 0x80) {
+          this.#p = p + 5;
+          return [a, c, d, e];
+        }
+        if (n === 1 && a < 0x80) {
+          this.#p = p + 2;
+          return [a];
+        }
+        if (n === 0) {
+          this.#p = p + 1;
+          return [];
+        }
+      }
+      return this.#value();
+    };
   }
 
   /** A field's reader: strings equal (byte for byte) to the field's previous one are reused. */
-  #fieldReader(): FieldReader {
+  #stringReader(): FieldReader {
     let cached = '';
     let cachedBytes: Uint8Array | null = null;
     return () => {
@@ -644,25 +918,31 @@ function internalized(k: string): string {
   return Object.keys({ [k]: 0 })[0] ?? k;
 }
 
+let builderSerial = 0;
+
 /**
- * Builds each object of a shape with one hidden class: `o = {}`, then `o[k0] = f[0](); o[k1] = ...`
+ * Builds each object of a shape with one hidden class: `o = {}`, then `o[k0] = r0(); o[k1] = ...`
  * in key order, compiled once per shape so that every store site sees one key (a monomorphic store,
- * as fast as an object literal). The generated source depends only on the number of keys: the keys
- * themselves are the arguments of the compiled function, never part of its text (no code is ever
- * built from bytes a peer sent). `__proto__` never reaches here (renamed): a store would set the
- * prototype.
+ * as fast as an object literal) and every call one reader (inlined). The generated source depends
+ * only on the number of keys and a serial number (each shape's builder then has feedback of its
+ * own): the keys and readers are the arguments of the compiled function, never part of its text
+ * (no code is ever built from bytes a peer sent). `__proto__` never reaches here (renamed): a store
+ * would set the prototype.
  */
-function compileBuilder(keys: string[]): (fields: FieldReader[]) => unknown {
+function compileBuilder(keys: string[], readers: FieldReader[]): () => unknown {
   if (keys.length === 0) return () => ({});
   const n = keys.length;
   const params: string[] = [];
   const stores: string[] = [];
   for (let i = 0; i < n; i++) {
-    params.push(`k${i}`);
-    stores.push(`o[k${i}] = f[${i}]();`);
+    params.push(`k${i}`, `r${i}`);
+    stores.push(`o[k${i}] = r${i}();`);
   }
-  const make = new Function(...params, `return (f) => { const o = {}; ${stores.join(' ')} return o; };`) as (
-    ...k: string[]
-  ) => (fields: FieldReader[]) => unknown;
-  return make(...keys);
+  const args: unknown[] = [];
+  for (let i = 0; i < n; i++) args.push(keys[i], readers[i]);
+  const make = new Function(
+    ...params,
+    `// shape builder ${builderSerial++}\nreturn () => { const o = {}; ${stores.join(' ')} return o; };`,
+  ) as (...a: unknown[]) => () => unknown;
+  return make(...args);
 }
