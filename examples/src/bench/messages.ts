@@ -5,7 +5,7 @@
 // path (client, server, ferryd).
 //
 //   npm run bench:messages -- [--rounds 5] [--scale 1] [--case oneway,rtt,bulk,pubsub] [--json]
-//     [--variants net,zmq,ferry,ferry-interrupt] [--warmup 20000]
+//     [--variants net,zmq,ferry,ferry-interrupt] [--warmup 20000] [--pace-ns 0]
 //
 // Cases: one-way small objects ({ id, ts, name, vals: [1, 2, 3] }), request/response round trips
 // (p50, p99), 1 MiB binary payloads one way (Ferry: the loan API), publish/subscribe to 1, 2, 4 and
@@ -182,7 +182,14 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
   await new Promise((r) => process.once('message', r));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
+  // --pace-ns: the publisher waits (spinning) this long before each message, to compare
+  // subscribers at a publisher rate they keep up with against ones it laps.
+  const paceMs = Number(process.env['BENCH_PACE_NS'] ?? 0) / 1e6;
   for (let i = 0; i < n; i++) {
+    if (paceMs > 0) {
+      const until = performance.now() + paceMs;
+      while (performance.now() < until) {}
+    }
     const p = send(smallObject(i));
     if (p) await p;
   }
@@ -195,11 +202,15 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
   process.send?.({ rate, cpuUs: cpu.user + cpu.system });
 }
 
-/** A subscriber: counts what arrives until the end marker; rate from its first to its last message. */
+/**
+ * A subscriber: counts what arrives until the end marker; rate from its first to its last message,
+ * CPU from ready to the end marker (per message received, it grows when the subscriber is lapped).
+ */
 async function pubsubSubscriber(variant: Variant, target: string): Promise<void> {
   let received = 0;
   let first = 0;
   let last = 0;
+  let cpu0 = process.cpuUsage();
   let done: () => void = () => {};
   const finished = new Promise<void>((r) => {
     done = r;
@@ -215,6 +226,7 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
   if (variant === 'ferry') {
     const sub = await subscribe(target, { onMessage: onValue });
     process.send?.({ ready: true });
+    cpu0 = process.cpuUsage();
     await finished;
     await sub.close();
   } else {
@@ -224,14 +236,16 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
     sock.subscribe();
     const unpackr = new Unpackr();
     process.send?.({ ready: true });
+    cpu0 = process.cpuUsage();
     void (async () => {
       for await (const [m] of sock) onValue(unpackr.unpack(m as Buffer));
     })();
     await finished;
     sock.close();
   }
+  const cpu = process.cpuUsage(cpu0);
   const secs = (last - first) / 1000;
-  process.send?.({ received, rate: secs > 0 ? received / secs : 0 });
+  process.send?.({ received, rate: secs > 0 ? received / secs : 0, cpuUs: cpu.user + cpu.system });
 }
 
 async function measurePubsub(
@@ -241,7 +255,13 @@ async function measurePubsub(
   dir: string,
   k: number,
   baseEnv: NodeJS.ProcessEnv,
-): Promise<{ pubRate: number; subRate: number; receivedShare: number; pubCpuUsPerMsg: number }> {
+): Promise<{
+  pubRate: number;
+  subRate: number;
+  receivedShare: number;
+  subCpuUsPerMsg: number;
+  pubCpuUsPerMsg: number;
+}> {
   const { variant, env } = runAs(shown, baseEnv);
   const target = variant === 'ferry' ? `bench-${k}` : `ipc://${join(dir, `zmq-pub-${k}.ipc`)}`;
   const pub = child(['ppub', variant, target, String(n)], env);
@@ -252,7 +272,9 @@ async function measurePubsub(
     await Promise.all(subs.map((s) => message(s, 60_000)));
     // zeromq subscriptions reach the publisher asynchronously (its "slow joiner"): give them time.
     await new Promise((r) => setTimeout(r, 300));
-    const results = subs.map((s) => message(s, 300_000) as Promise<{ received: number; rate: number }>);
+    const results = subs.map(
+      (s) => message(s, 300_000) as Promise<{ received: number; rate: number; cpuUs: number }>,
+    );
     pub.send('go');
     const p = (await message(pub, 300_000)) as { rate: number; cpuUs: number };
     const r = await Promise.all(results);
@@ -260,6 +282,7 @@ async function measurePubsub(
       pubRate: p.rate,
       subRate: median(r.map((x) => x.rate)),
       receivedShare: median(r.map((x) => x.received / n)),
+      subCpuUsPerMsg: median(r.map((x) => x.cpuUs / Math.max(1, x.received))),
       pubCpuUsPerMsg: p.cpuUs / n,
     };
   } finally {
@@ -541,6 +564,7 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       variants: { type: 'string', default: 'net,zmq,ferry,ferry-interrupt' },
       warmup: { type: 'string', default: '20000' },
+      'pace-ns': { type: 'string', default: '0' },
     },
   });
   const rounds = Number(values.rounds);
@@ -553,6 +577,11 @@ async function main(): Promise<void> {
     throw new Error(`--warmup must be a whole number of messages, got '${values.warmup}'`);
   }
   process.env['BENCH_WARMUP'] = String(warmup);
+  const paceNs = Number(values['pace-ns']);
+  if (!Number.isFinite(paceNs) || paceNs < 0) {
+    throw new Error(`--pace-ns must be a number of nanoseconds >= 0, got '${values['pace-ns']}'`);
+  }
+  process.env['BENCH_PACE_NS'] = String(paceNs);
   const counts: Record<Workload, number> = {
     oneway: Math.round(300_000 * scale),
     rtt: Math.round(10_000 * scale),
@@ -675,6 +704,7 @@ async function main(): Promise<void> {
         subRate: Math.round(subRate),
         xZmqSub: +(subRate / zmqSub).toFixed(2),
         received: +median(s.map((r) => r.receivedShare)).toFixed(3),
+        subCpuUsPerMsg: +median(s.map((r) => r.subCpuUsPerMsg)).toFixed(2),
         pubCpuUsPerMsg: +median(s.map((r) => r.pubCpuUsPerMsg)).toFixed(2),
       });
     }

@@ -101,12 +101,11 @@ export async function subscribe(name: string, opts: SubscribeOptions = {}): Prom
 
 /** Within one turn, sleeping subscribers are woken at least every this many messages. */
 const WAKE_EVERY = 64;
-const SENT = 0;
-const RETRY = 1;
-const MSGPACK = 2;
 /**
- * Shape records that did not fit the ring's room in place (near its end) are encoded here, then
- * copied; larger ones go to msgpackr.
+ * Shape records are encoded here, then copied into the ring in one go; larger ones go to msgpackr.
+ * Not in place (TopicRingWriter.reserve): a subscriber that keeps up reads the newest record while
+ * the next one is written, and an encode writing a field at a time into the cache lines it reads
+ * made every subscriber slower (x4/x8 per-subscriber rate -30 to -50%, BENCHMARKS.md, msgs6).
  */
 const SHAPE_SCRATCH_BYTES = 64 * 1024;
 
@@ -186,17 +185,14 @@ export class Publisher {
     if (this.#closed) {
       throw this.#error ?? ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the publisher is closed');
     }
-    const inPlace = this.#encodeInPlace(value);
-    if (inPlace !== SENT) {
-      const bytes = inPlace === RETRY ? this.#encode(value) : encodePlain(value);
-      if (bytes.length > this.#writer.maxPayload) {
-        throw ferryError(
-          'EMSGSIZE',
-          `the value encodes to ${bytes.length} bytes, above ${this.#writer.maxPayload}`,
-        );
-      }
-      this.#writer.write(bytes);
+    const bytes = this.#useShapes ? this.#encode(value) : encodePlain(value);
+    if (bytes.length > this.#writer.maxPayload) {
+      throw ferryError(
+        'EMSGSIZE',
+        `the value encodes to ${bytes.length} bytes, above ${this.#writer.maxPayload}`,
+      );
     }
+    this.#writer.write(bytes);
     // Wake-ups are coalesced: the first message of a turn wakes sleepers at once (a lone message
     // waits for nothing), later ones every WAKE_EVERY messages and at the turn's end, so a burst
     // costs a few rings however often subscribers go to sleep between its messages.
@@ -208,24 +204,6 @@ export class Publisher {
       this.#wake();
     }
     return true;
-  }
-
-  /**
-   * A plain object is encoded straight into the ring (no scratch, no copy) and published; false
-   * when it is not one the shape writer takes, or it did not fit the room there.
-   */
-  #encodeInPlace(value: unknown): typeof SENT | typeof RETRY | typeof MSGPACK {
-    if (!this.#useShapes || !this.#shapes.accepts(value)) return MSGPACK;
-    const w = this.#writer;
-    const at = w.reserve();
-    const room = w.reservedBytes;
-    const end = this.#shapes.encode(value as object, w.ringBuffer, w.ringView, at, at + room);
-    if (end >= 0) {
-      w.commitReserved(end - at);
-      return SENT;
-    }
-    // Given up: for want of room near the ring's end (the scratch may take it), or for good.
-    return room < Math.min(SHAPE_SCRATCH_BYTES, w.maxPayload) ? RETRY : MSGPACK;
   }
 
   #encode(value: unknown): Uint8Array {
