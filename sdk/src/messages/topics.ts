@@ -105,7 +105,8 @@ const WAKE_EVERY = 64;
  * Shape records are encoded here, then copied into the ring in one go; larger ones go to msgpackr.
  * Not in place (TopicRingWriter.reserve): a subscriber that keeps up reads the newest record while
  * the next one is written, and an encode writing a field at a time into the cache lines it reads
- * made every subscriber slower (x4/x8 per-subscriber rate -30 to -50%, BENCHMARKS.md, msgs6).
+ * made every subscriber slower (median per-subscriber rate 22-40% lower at 1-8 subscribers,
+ * BENCHMARKS.md, msgs6).
  */
 const SHAPE_SCRATCH_BYTES = 64 * 1024;
 
