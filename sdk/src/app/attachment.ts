@@ -24,7 +24,7 @@ import type {
 import { FEATURE, NOTICE_OP, NOTICES_MAX } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
-import { close, connectUnix, Doorbell, RunWait, unixSocket } from '../sys/index.js';
+import { close, connectUnix, Doorbell, RunWait, type RunWaitStats, unixSocket } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
 import {
   fastOpenMessage,
@@ -174,14 +174,14 @@ export class Attachment extends EventEmitter {
       mode: options.mode,
       doorbell,
       poll: () => this.#pollSegments(),
-      arm: () => this.#armSegments(),
+      arm: () => {
+        const pending = this.#armSegments();
+        // About to sleep: the wait that comes with the wake-up is not contention (sys/run-wait.ts).
+        if (!pending) this.#runWait.asleep(performance.now());
+        return pending;
+      },
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
-      // While a message channel expects a frame (pollUntil), the wait that each wake-up from
-      // sleep costs does not count as contention (sys/run-wait.ts): it would keep a ping-pong that
-      // sleeps "contended" for good; the channel's budget judges whether polling pays instead.
-      contended: (now) =>
-        this.#runWait.contended(now) &&
-        !(this.#pollUntilMs > 0 && this.#expectingData() && !this.#runWait.contendedBeyondWakes(now)),
+      contended: (now) => this.#runWait.contended(now),
     });
   }
 
@@ -433,9 +433,21 @@ export class Attachment extends EventEmitter {
   }
 
   /** The data notifier's counters (diagnostics): wake-ups from sleep, preemptions, contended turns. */
-  get notifierStats(): { wakeups: number; preemptions: number; contendedTurns: number } {
+  get notifierStats(): {
+    wakeups: number;
+    preemptions: number;
+    contendedTurns: number;
+    /** The contention rule's input (sys/run-wait.ts): last decided share, and awake totals. */
+    runWait: RunWaitStats & { share: number };
+  } {
     const n = this.#notifier;
-    return { wakeups: n.wakeups, preemptions: n.preemptions, contendedTurns: n.contendedTurns };
+    const rw = this.#runWait;
+    return {
+      wakeups: n.wakeups,
+      preemptions: n.preemptions,
+      contendedTurns: n.contendedTurns,
+      runWait: { ...rw.stats, share: rw.share },
+    };
   }
 
   /** Adds a poller to the data notifier's turns (and polls soon). */

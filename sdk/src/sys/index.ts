@@ -24,7 +24,7 @@ export { Mapping, mappingStats } from './mapping.js';
 export { addSeals, fstatSize, ftruncate, getSeals, memfdCreate, SEAL } from './memfd.js';
 export { type RecvResult, recvMsg, sendMsg } from './msg.js';
 export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './poller.js';
-export { RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait } from './run-wait.js';
+export { RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait, type RunWaitStats } from './run-wait.js';
 export { errnoName } from './sys-error.js';
 export {
   type InetAddress,

@@ -22,37 +22,131 @@ test('parseSchedstat reads the first two fields and rejects malformed text', () 
   assert.deepEqual([...out], [5, 6]);
 });
 
-test('RunWait: contended above the threshold, clear again only below the lower one', () => {
+/** A schedstat file whose counters a test advances. */
+function fakeSchedstat(dir: string) {
+  const file = join(dir, 'schedstat');
+  const c = { ran: 1e9, waited: 1e8, runs: 10 };
+  const put = () => writeFileSync(file, `${c.ran} ${c.waited} ${c.runs}\n`);
+  put();
+  /** Adds `waitMs` waiting for a CPU (and, unused by the rule, `runMs` on one). */
+  const advance = (waitMs: number, runMs = 0) => {
+    c.ran += runMs * 1e6;
+    c.waited += waitMs * 1e6;
+    c.runs += 1;
+    put();
+  };
+  return { file, advance };
+}
+
+test('RunWait: a thread that polls is contended above the threshold, clear again only below the lower one', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
+  try {
+    const f = fakeSchedstat(dir);
+    const rw = new RunWait(f.file);
+    let t = 0;
+    // The first turn opens a window; every later one (SAMPLE_MS apart) closes it and opens the next.
+    assert.equal(rw.contended(t), false);
+    /** `ms` of wall-clock time pass, `waitMs` of them waiting for a CPU; then a turn asks. */
+    const step = (ms: number, waitMs: number) => {
+      f.advance(waitMs, ms - waitMs);
+      t += ms;
+      return rw.contended(t);
+    };
+    assert.equal(step(11, 1), false);
+    assert.equal(step(10, 5), true, `share 0.5 > ${RUN_WAIT_CONTENDED}`);
+    assert.ok(Math.abs(rw.share - 0.5) < 1e-9);
+    assert.equal(step(10, 2), true, `share 0.2 is not below ${RUN_WAIT_CLEAR}: still contended`);
+    // Asked again within the sampling period: the file is not read again (the wait counts in
+    // the window that the next reading closes).
+    f.advance(0.5);
+    assert.equal(rw.contended(t + 1), true, 'within SAMPLE_MS: the answer stands');
+    assert.equal(step(10, 1.5), true, 'share 0.2: not below the lower threshold');
+    // A short window closed by a sleep (1 ms: under MIN_AWAKE_MS) does not decide alone.
+    f.advance(0.1);
+    rw.asleep(t + 1);
+    assert.equal(rw.stats.decisions, 4);
+    t += 1;
+    assert.equal(step(20, 5), true, 'after a sleep a turn opens a window, nothing is decided');
+    assert.equal(rw.stats.decisions, 4);
+    assert.equal(step(20, 0.5), false, 'with the short window: share 0.6/21 clears it');
+    assert.equal(rw.stats.decisions, 5);
+    rw.close();
+    assert.equal(rw.contended(t + 100), false, 'closed: never contended');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('RunWait: the wait that comes with each wake-up is not contention, waits while awake are', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
+  try {
+    const f = fakeSchedstat(dir);
+    const rw = new RunWait(f.file);
+    let t = 0;
+    /** One round trip of a thread that sleeps between frames: asleep 10 ms, woken (after
+     *  `wakeUs` in a run queue), a turn of `runUs` with `awakeWaitUs` waiting in it, asleep. */
+    const roundTrip = (wakeUs: number, runUs: number, awakeWaitUs: number) => {
+      f.advance(wakeUs / 1000);
+      t += 10 + wakeUs / 1000;
+      rw.contended(t);
+      f.advance(awakeWaitUs / 1000, runUs / 1000);
+      t += (runUs + awakeWaitUs) / 1000;
+      rw.asleep(t);
+    };
+    // The idle VM of session 4: wake-ups of 50-130 us onto halted vCPUs, 20 us turns (a window
+    // each: SAMPLE_MS apart). The whole wait share is 0.8; the awake one is 0.
+    for (let i = 0; i < 300; i++) roundTrip(50 + (i % 5) * 20, 20, 0);
+    assert.equal(rw.contended(t + 100), false);
+    assert.ok(rw.stats.decisions >= 2, `decisions ${rw.stats.decisions}`);
+    assert.equal(rw.share, 0);
+    assert.equal(rw.stats.awakeWaitedMs, 0);
+    // A loaded machine: some turns are preempted for a slice (1.5 ms) while awake.
+    let n = 0;
+    for (; n < 2000 && !rw.contended(t); n++) roundTrip(20, 20, n % 8 === 0 ? 1500 : 0);
+    assert.equal(rw.contended(t), true, `share ${rw.share}`);
+    assert.ok(n < 50, `${n} round trips to see it`);
+    assert.ok(rw.share > RUN_WAIT_CONTENDED);
+    // Sleeps close windows: a wait while asleep (between asleep() and the next turn) is outside.
+    const before = rw.stats.awakeWaitedMs;
+    rw.asleep(t);
+    f.advance(50);
+    t += 100;
+    rw.contended(t);
+    assert.equal(rw.stats.awakeWaitedMs, before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('RunWait: readings that go backwards or exceed the window are dropped, garbage ends it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
   try {
     const file = join(dir, 'schedstat');
-    let ran = 1e9;
-    let waited = 1e8;
-    const put = () => writeFileSync(file, `${ran} ${waited} 10\n`);
-    put();
+    writeFileSync(file, '5000000 5000000 3\n');
     const rw = new RunWait(file);
-    let t = 0;
-    /** Advances the counters by `runMs` on CPU and `waitMs` waiting, then asks at a later time. */
-    const step = (runMs: number, waitMs: number) => {
-      ran += runMs * 1e6;
-      waited += waitMs * 1e6;
-      put();
-      t += 25;
-      return rw.contended(t);
-    };
-    assert.equal(step(10, 1), false);
-    assert.equal(step(5, 5), true, `share 0.5 > ${RUN_WAIT_CONTENDED}`);
-    assert.ok(Math.abs(rw.share - 0.5) < 1e-9);
-    assert.equal(step(8, 2), true, `share 0.2 is not below ${RUN_WAIT_CLEAR}: still contended`);
-    assert.equal(step(1, 0.5), true, 'under 2 ms runnable: the answer stands');
-    assert.equal(step(18, 1), false, 'share ~0.07 clears it');
-    // Asked again within the sampling period: the file is not read again.
-    ran += 1e6;
-    waited += 9e6;
-    put();
-    assert.equal(rw.contended(t + 1), false);
-    rw.close();
-    assert.equal(rw.contended(t + 100), false, 'closed: never contended');
+    assert.equal(rw.contended(0), false);
+    writeFileSync(file, '1000 1000 1\n');
+    assert.equal(rw.contended(50), false);
+    assert.equal(rw.stats.dropped, 1, 'backwards');
+    writeFileSync(file, '1000 900001000 2\n');
+    assert.equal(rw.contended(100), false);
+    assert.equal(rw.stats.dropped, 2, '900 ms of wait in a 50 ms window');
+    // From the last reading on, windows count again.
+    writeFileSync(file, '2001000 940001000 9\n');
+    assert.equal(rw.contended(150), true);
+    for (const garbage of ['', 'x y z\n', '\u0000\u0000', '9'.repeat(300), '-5 -6 -7\n']) {
+      writeFileSync(file, garbage);
+      const fresh = new RunWait(file);
+      assert.equal(fresh.contended(0), false, JSON.stringify(garbage));
+      fresh.asleep(5);
+      assert.equal(fresh.contended(100), false, JSON.stringify(garbage));
+      fresh.close();
+    }
+    writeFileSync(file, 'garbage\n');
+    assert.equal(rw.contended(200), false, 'unreadable now: closed, never contended');
+    rw.asleep(201);
+    writeFileSync(file, '9000000000 9000000000 9\n');
+    assert.equal(rw.contended(300), false, 'stays closed');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -75,12 +169,13 @@ test('RunWait: an unreadable or malformed source is never contended', () => {
 
 test('RunWait on this thread reads real counters', { skip: process.platform !== 'linux' }, () => {
   const rw = new RunWait();
-  // Keep this thread runnable for a while so a sample covers more than 2 ms.
+  rw.contended(performance.now());
+  // Keep this thread runnable for a while so a window covers more than 2 ms.
   const until = performance.now() + 30;
   while (performance.now() < until) {
     // spin
   }
-  rw.contended(performance.now() + 1000);
+  rw.contended(performance.now());
   assert.ok(rw.share >= 0 && rw.share <= 1, `share ${rw.share}`);
   rw.close();
 });
@@ -95,41 +190,5 @@ test('parseSchedstat reads the run count as a third field when asked, NaN when i
     assert.equal(parseSchedstat(b, b.length, out), true, JSON.stringify(partial));
     assert.deepEqual([out[0], out[1]], [5, 6]);
     assert.ok(Number.isNaN(out[2]), `${JSON.stringify(partial)}: no run count`);
-  }
-});
-
-test('RunWait: the wait that each wake-up costs is not contention beyond wakes', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
-  try {
-    const file = join(dir, 'schedstat');
-    let ran = 1e9;
-    let waited = 1e8;
-    let runs = 1000;
-    const put = () => writeFileSync(file, `${ran} ${waited} ${runs}\n`);
-    put();
-    const rw = new RunWait(file);
-    let t = 0;
-    const step = (runMs: number, waitMs: number, n: number) => {
-      ran += runMs * 1e6;
-      waited += waitMs * 1e6;
-      runs += n;
-      put();
-      t += 25;
-      return { plain: rw.contended(t), beyond: rw.contendedBeyondWakes(t) };
-    };
-    // A ping-pong that sleeps: 400 wake-ups waiting 20 us each, in 18 ms runnable (share 0.44).
-    assert.deepEqual(step(10, 8, 400), { plain: true, beyond: false });
-    assert.ok(rw.shareBeyondWakes === 0, `beyond wakes ${rw.shareBeyondWakes}`);
-    // A poller preempted 4 times for 2 ms each: contended either way.
-    assert.deepEqual(step(12, 8, 4), { plain: true, beyond: true });
-    assert.ok(rw.shareBeyondWakes > 0.3);
-    // Without a run count (an older kernel's format), no allowance: both say the same.
-    writeFileSync(file, `${ran + 10e6} ${waited + 1e6}\n`);
-    t += 25;
-    assert.equal(rw.contended(t), false);
-    assert.equal(rw.contendedBeyondWakes(t), false);
-    rw.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,40 +1,47 @@
-// How long this thread waits for a CPU while it could run: adaptive polling asks before it spins.
+// How long this thread waits for a CPU while it is awake: adaptive polling asks before it spins.
 //
 // Why: polling shared memory pays only while a core is free for it. On a machine with more
 // runnable tasks than cores, a spinning process holds a core others need, the scheduler takes it
-// back for a whole slice (milliseconds) and the peer's reply sits unread meanwhile; wake-ups from
-// sleep, on the other hand, are quick there (the cores are awake). The kernel counts, per thread,
-// the time spent runnable but waiting in a run queue (`run_delay`, the 2nd field of
-// /proc/thread-self/schedstat) beside the time on a CPU (the 1st). Their ratio is this thread's
-// own wait share: about the CPU share of other tasks competing with it. Unlike the machine's
-// pressure (PSI "some", tried and reverted: two pollers on an idle 2-vCPU machine make any third
-// task wait, so it read 30-55% there) or counts of involuntary switches (frequent and short on an
-// idle machine too), it weighs waits by their length and only counts this thread's.
+// back for a whole slice (milliseconds) and the peer's reply sits unread meanwhile. The kernel
+// counts, per thread, the time spent runnable but waiting in a run queue (`run_delay`, the 2nd
+// field of /proc/thread-self/schedstat) beside the time on a CPU (the 1st).
 //
-// A thread that sleeps between frames also waits each time it is woken, before it runs: on a VM
-// whose idle vCPUs halt, 10-30 us per wake-up with no other task in the way (measured: a ping-pong
-// of two processes in interrupt mode, given a CPU share far above everything else's, read a wait
-// share of 0.29-0.45 at 9-18 us per run; the same pair polling read 0.20-0.29, in rare waits of
-// 0.6-0.7 ms). That wait is the cost of sleeping, not a sign that polling would be preempted, and
-// it keeps a sleeping thread "contended" for good. `contendedBeyondWakes` counts only the wait
-// beyond WAKE_ALLOWANCE_NS per run (the 3rd field, the number of times it ran); message channels
-// use it while they expect a frame (app/attachment.ts), so that their own budget
-// (messages/expect-poll.ts) can find out whether polling pays.
+// Which waits count: only those while the thread is awake, between a wake-up and its next sleep
+// (or all along while it polls and never sleeps): there a wait means another task held the CPU
+// this thread could have used, which is what a spin would fight. The wait that comes WITH each
+// wake-up, from the ring to the first instruction, is left out: on this VM a wake-up onto an idle
+// (halted) vCPU takes 50-130 us with nothing else running, so a thread that sleeps between frames
+// read a wait share of 0.3-0.5 on the idle machine and adaptive mode never polled there (the quiet
+// run of session 4: 1.2 "contended" turns per round trip, polls chosen for 9% of the replies);
+// under load the same wake-ups are faster (the vCPUs are awake), so that wait even reads the wrong
+// way round. Earlier signals and why they were dropped: the machine's pressure (PSI "some": two
+// pollers on an idle 2-vCPU machine make any third task wait, so it read 30-55% there), counts of
+// involuntary switches (frequent and short on an idle machine too), and a fixed allowance per
+// wake-up (50 us: too small for this VM's idle wake-ups, and a guess on any other).
 //
-// Sampled at most every SAMPLE_MS from the caller's clock, with one pread of a file kept open and
-// parsed without allocating; where the file cannot be read the answer is always "not contended".
+// How: the owner calls contended(now) on its turns and asleep(now) right before the thread blocks
+// for a wake-up. A reading is taken at most every SAMPLE_MS on a turn (it opens a window) and at
+// the sleep after it (it closes the window): a window never spans a sleep, so the wait before the
+// wake-up that precedes it is outside (the kernel adds a wait to run_delay when the thread gets
+// the CPU, before the window opens). The share is the wait over the windows' wall-clock time,
+// which is runnable time since the thread does not sleep inside one; not over the time on a CPU
+// (the 1st field): that is brought up to date only at ticks and switches, so a window of tens of
+// microseconds read 0 on a CPU unless it held a switch, and only windows with waits in them
+// counted (a share of 0.5-0.9 with nothing else running on the core). Windows add up until they
+// cover MIN_AWAKE_MS; their share then decides (with hysteresis). A thread that sleeps between
+// short bursts covers that slowly (tens of us per window: about a second), a polling one within
+// one window. One pread of a file kept open per reading, parsed without allocating; where the file
+// cannot be read the answer is always "not contended".
 
 import { closeSync, openSync, readSync } from 'node:fs';
 
-/** A new sample is taken when the last is older than this (ms). */
-const SAMPLE_MS = 20;
-/** Runnable time (ns) a sample must cover to change the answer: a mostly sleeping thread keeps it. */
-const MIN_RUNNABLE_NS = 2e6;
+/** A window opens on a turn when the last reading is older than this (ms). */
+const SAMPLE_MS = 10;
+/** Time (ms) the windows must cover to change the answer. */
+const MIN_AWAKE_MS = 2;
 /** Wait share from which the CPU counts as contended, and below which it stops counting so. */
 export const RUN_WAIT_CONTENDED = 0.3;
 export const RUN_WAIT_CLEAR = 0.15;
-/** Wait per run (ns) that a wake-up from sleep costs by itself (see above): not counted as contention. */
-export const WAKE_ALLOWANCE_NS = 50_000;
 
 /**
  * The first two decimal fields of schedstat text in `buf[0..n)` (time on CPU, time waiting; ns),
@@ -70,19 +77,34 @@ export function parseSchedstat(buf: Uint8Array, n: number, out: Float64Array): b
   return true;
 }
 
-/** Keeps the calling thread's wait share and says whether it is contended (with hysteresis). */
+/** Totals since construction, for diagnostics (windows closed by a sleep or a later turn). */
+export interface RunWaitStats {
+  /** Wall-clock time inside windows (ms), and time spent waiting for a CPU in them (ms). */
+  awakeMs: number;
+  awakeWaitedMs: number;
+  /** Windows measured, and decisions taken (each over at least MIN_AWAKE_MS). */
+  windows: number;
+  decisions: number;
+  /** Readings dropped because they went backwards (not a schedstat, or a reset). */
+  dropped: number;
+}
+
+/** Keeps the calling thread's wait share while awake and says whether it is contended. */
 export class RunWait {
   #fd: number;
   readonly #buf = new Uint8Array(128);
-  readonly #now = new Float64Array(3);
-  readonly #last = new Float64Array(3);
+  readonly #now = new Float64Array(2);
+  /** The reading that opened the current window, and when. */
+  readonly #base = new Float64Array(2);
+  #open = false;
   #lastMs = Number.NEGATIVE_INFINITY;
+  /** Windows since the last decision: wall-clock time and waits (ms). */
+  #awakeMs = 0;
+  #waitedMs = 0;
   #contended = false;
-  #beyondWakes = false;
-  /** Last computed share (NaN before the first). */
+  /** Wait share of the last decision (NaN before the first). */
   share = Number.NaN;
-  /** The same without the wait that wake-ups cost by themselves (see contendedBeyondWakes). */
-  shareBeyondWakes = Number.NaN;
+  readonly stats: RunWaitStats = { awakeMs: 0, awakeWaitedMs: 0, windows: 0, decisions: 0, dropped: 0 };
 
   /** `path` for tests; by default the calling thread's schedstat. */
   constructor(path?: string) {
@@ -95,47 +117,40 @@ export class RunWait {
         // Not Linux, no procfs, or no schedstats: never contended.
       }
     }
-    if (this.#fd >= 0 && !this.#read(this.#last)) this.close();
+    if (this.#fd >= 0 && !this.#read(this.#base)) this.close();
   }
 
   /**
-   * As contended(), counting only the wait beyond what each wake-up from sleep costs
-   * (WAKE_ALLOWANCE_NS per run); where the run count is not readable, the same as contended().
+   * True while this thread, awake, waits for a CPU a large share of the time it could run. Also
+   * opens a measuring window when the last reading is SAMPLE_MS old (closing the open one first).
    */
-  contendedBeyondWakes(nowMs: number): boolean {
-    this.contended(nowMs);
-    return this.#beyondWakes;
-  }
-
-  /** True while this thread waits for a CPU a large share of the time it could run. */
   contended(nowMs: number): boolean {
     if (this.#fd < 0 || nowMs - this.#lastMs < SAMPLE_MS) return this.#contended;
-    this.#lastMs = nowMs;
     if (!this.#read(this.#now)) {
       this.close();
       return false;
     }
-    const ran = (this.#now[0] as number) - (this.#last[0] as number);
-    const waited = (this.#now[1] as number) - (this.#last[1] as number);
-    if (ran + waited < MIN_RUNNABLE_NS) return this.#contended;
-    const runs = (this.#now[2] as number) - (this.#last[2] as number);
-    this.#last.set(this.#now);
-    this.share = waited / (ran + waited);
-    if (this.#contended ? this.share < RUN_WAIT_CLEAR : this.share > RUN_WAIT_CONTENDED) {
-      this.#contended = !this.#contended;
-    }
-    // NaN runs (no third field): no allowance.
-    const beyond = runs >= 0 ? Math.max(0, waited - runs * WAKE_ALLOWANCE_NS) : waited;
-    this.shareBeyondWakes = beyond / (ran + waited);
-    if (
-      this.#beyondWakes ? this.shareBeyondWakes < RUN_WAIT_CLEAR : this.shareBeyondWakes > RUN_WAIT_CONTENDED
-    ) {
-      this.#beyondWakes = !this.#beyondWakes;
-    }
+    if (this.#open) this.#add(nowMs);
+    this.#lastMs = nowMs;
+    this.#base.set(this.#now);
+    this.#open = true;
     return this.#contended;
   }
 
+  /** The thread is about to block until woken: the open window (if any) ends here. */
+  asleep(nowMs?: number): void {
+    if (!this.#open) return;
+    this.#open = false;
+    if (!this.#read(this.#now)) {
+      this.close();
+      return;
+    }
+    this.#add(nowMs ?? performance.now());
+  }
+
   close(): void {
+    this.#open = false;
+    this.#contended = false;
     if (this.#fd < 0) return;
     try {
       closeSync(this.#fd);
@@ -143,8 +158,30 @@ export class RunWait {
       // Already gone.
     }
     this.#fd = -1;
-    this.#contended = false;
-    this.#beyondWakes = false;
+  }
+
+  /** Adds the window from #base (at #lastMs) to #now (at `nowMs`); decides once enough is covered. */
+  #add(nowMs: number): void {
+    const waitedMs = ((this.#now[1] as number) - (this.#base[1] as number)) / 1e6;
+    const ms = nowMs - this.#lastMs;
+    // The wait in a window cannot exceed its length by more than clock skew: else not a schedstat.
+    if (!(waitedMs >= 0 && ms >= 0 && waitedMs <= ms + 1)) {
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.windows++;
+    this.stats.awakeMs += ms;
+    this.stats.awakeWaitedMs += waitedMs;
+    this.#awakeMs += ms;
+    this.#waitedMs += Math.min(waitedMs, ms);
+    if (this.#awakeMs < MIN_AWAKE_MS) return;
+    this.share = this.#waitedMs / this.#awakeMs;
+    this.#awakeMs = 0;
+    this.#waitedMs = 0;
+    this.stats.decisions++;
+    if (this.#contended ? this.share < RUN_WAIT_CLEAR : this.share > RUN_WAIT_CONTENDED) {
+      this.#contended = !this.#contended;
+    }
   }
 
   #read(out: Float64Array): boolean {
