@@ -63,8 +63,10 @@ export class RelayOut {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const seg = topic.seg;
     for (let i = 0; i < seg.maxPubs; i++) {
-      this.#epochs.push(seg.slotEpoch(i));
-      this.#readers.push(seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, 'newest'));
+      // A FREE slot's epoch is 0 (never given out), whatever a slot being opened shows already.
+      const free = seg.slotState(i) === SLOT_FREE;
+      this.#epochs.push(free ? 0 : seg.slotEpoch(i));
+      this.#readers.push(free ? null : new TopicRingReader(seg, i, 'newest'));
       this.#reported.push(0);
       this.#decoders.push(undefined);
     }

@@ -54,6 +54,23 @@ describe('a subscriber and a publisher slot being opened', () => {
     }
   });
 
+  it('subscribing between a slot’s new epoch and its LIVE state, it reads that publisher from its first message', async () => {
+    const seg = TopicSegment.create('t', 2, 4096);
+    try {
+      const slot = seg.slotWord(0);
+      Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      const sub = subscriberOn(seg);
+      storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
+      const w = new TopicRingWriter(seg, 0);
+      w.write(encodePlain({ v: 'first' }));
+      assert.equal(sub.poll(), 1);
+      const it = sub[Symbol.asyncIterator]();
+      assert.deepEqual(await it.next(), { done: false, value: { v: 'first' } });
+    } finally {
+      seg.release();
+    }
+  });
+
   it('a slot opened whole before the first poll is read from its first message', async () => {
     const seg = TopicSegment.create('t', 2, 4096);
     try {

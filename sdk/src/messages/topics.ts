@@ -303,10 +303,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     this.#readers = [];
     this.#epochs = [];
     for (let i = 0; i < seg.maxPubs; i++) {
-      this.#epochs.push(seg.slotEpoch(i));
-      this.#readers.push(
-        seg.slotState(i) === SLOT_FREE ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest'),
-      );
+      // A FREE slot was never given to a publisher: its epoch is 0, whatever EPOCH reads now (a
+      // slot being opened meanwhile has it bumped already; poll() then reads it from the start).
+      const free = seg.slotState(i) === SLOT_FREE;
+      this.#epochs.push(free ? 0 : seg.slotEpoch(i));
+      this.#readers.push(free ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest'));
       this.#decoders.push(slotDecoder());
     }
     link.att.ref();
