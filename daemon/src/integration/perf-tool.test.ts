@@ -257,6 +257,10 @@ describe('ferry perf server|client --json', () => {
       assert.deepEqual(lines[0], { phase: 'start' });
       assert.equal(lines.length, 2);
       assert.equal(lines[1]?.['count'], 30);
+      // What the warm-up took is reported beside the measured figures.
+      const warm = lines[1]?.['warmup'] as { count: number; seconds: number; cpuUs: number };
+      assert.equal(warm.count, 45);
+      assert.ok(warm.seconds > 0 && warm.cpuUs > 0, JSON.stringify(warm));
       const seconds = lines[1]?.['seconds'] as number;
       assert.ok(Math.abs((lines[1]?.['perSecond'] as number) - 30 / seconds) < 1e-6 * (30 / seconds));
       // 45 + 30 connections reached the server (fast connects are counted once ferryd hears of them).

@@ -48,6 +48,11 @@ export interface PerfResult {
   p999us?: number;
   /** CPU time this client process used during the workload (user + system, all threads), in us. */
   cpuUs: number;
+  /**
+   * With a warm-up: what it took (its `count` round trips or connections, their wall time and this
+   * process's CPU), so that a fresh process's cost can be told from the steady state's.
+   */
+  warmup?: { count: number; seconds: number; cpuUs: number };
 }
 
 async function connected(s: Duplex): Promise<void> {
@@ -181,15 +186,26 @@ function pct(sorted: number[], p: number): number {
 
 export async function runPerf(stack: Stack, o: PerfOptions): Promise<PerfResult> {
   let cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const warmCount = Math.max(0, Math.floor(o.warmup ?? 0));
+  let warmup: PerfResult['warmup'];
   const r = await runWorkload(stack, {
     ...o,
     onMeasureStart: () => {
+      const used = process.cpuUsage(cpu0);
+      if (warmCount > 0 && warmup === undefined && (o.workload === 'rtt' || o.workload === 'cps')) {
+        warmup = {
+          count: warmCount,
+          seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+          cpuUs: used.user + used.system,
+        };
+      }
       cpu0 = process.cpuUsage();
       o.onMeasureStart?.();
     },
   });
   const cpu = process.cpuUsage(cpu0);
-  return { ...r, cpuUs: cpu.user + cpu.system };
+  return { ...r, cpuUs: cpu.user + cpu.system, ...(warmup ? { warmup } : {}) };
 }
 
 async function runWorkload(stack: Stack, o: PerfOptions): Promise<Omit<PerfResult, 'cpuUs'>> {

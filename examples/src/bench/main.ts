@@ -123,12 +123,16 @@ function cases(scale: number): Case[] {
 /** Unmeasured round trips before an RTT case's measured ones. */
 const RTT_WARMUP = 2_000;
 /**
- * Unmeasured connections before a connections/s case's measured ones, for every variant alike:
- * each round starts a fresh server and client, and their first connections compile the code
- * (over Ferry they also attach and take the first pool), which a long-running server does not pay
- * per connection.
+ * Unmeasured connections before a connections/s case's measured ones, for every variant alike: each
+ * round starts a fresh server and client, and their first connections compile the code (over Ferry
+ * they also attach and take the first pools), which a long-running server does not pay per
+ * connection. Ferry's longer JavaScript path takes longer to reach its steady state than node:net's:
+ * CPU per connection against a unix socket, 3 rounds each at load 9-13 (BENCHMARKS.md, conn7): 1.55x
+ * after 0 and after 2,000 warm-up connections, 1.24x after 5,000, 0.74x after 10,000, 0.83x after
+ * 20,000; node:net's own stayed within its noise. The warm-up's own figures are reported as well
+ * (freshPerSecond, freshCpuUsPerOp): what a process that makes few connections in its life sees.
  */
-const CPS_WARMUP = 2_000;
+const CPS_WARMUP = 10_000;
 
 function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
   return spawn(process.execPath, [...nodeFlags(), script, ...args], {
@@ -229,6 +233,7 @@ async function measure(
   sockets: { a: string; b: string },
   port: number,
   daemons: ChildProcess[],
+  cpsWarmup: number,
 ): Promise<Record<string, number>> {
   const env = {
     ...process.env,
@@ -240,7 +245,7 @@ async function measure(
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
   const rtt = c.workload === 'rtt';
-  const warmup = rtt ? RTT_WARMUP : c.workload === 'cps' ? CPS_WARMUP : 0;
+  const warmup = rtt ? RTT_WARMUP : c.workload === 'cps' ? cpsWarmup : 0;
   const server = http
     ? run(['server', v.stack, uri], serverEnv, HTTP)
     : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
@@ -286,22 +291,36 @@ async function measure(
           env,
         );
     const next = lineReader(client);
+    let warmUs = 0;
     if (http || warmup > 0) {
       // The HTTP, RTT and cps clients say when their warm-up is over: sample the others from there.
       await next(130_000);
       others.forEach((p, i) => {
-        before[i] = cpuUsOf(p.pid);
+        const now = cpuUsOf(p.pid);
+        warmUs += now - (before[i] ?? 0);
+        before[i] = now;
       });
     }
-    const res = JSON.parse(await next(130_000)) as Record<string, number>;
+    const res = JSON.parse(await next(130_000)) as Record<string, number> & {
+      warmup?: { count: number; seconds: number; cpuUs: number };
+    };
     const usedUs = others.map((p, i) => cpuUsOf(p.pid) - (before[i] ?? 0));
     const othersUs = usedUs.reduce((a, b) => a + b, 0);
     const ops = opsOf(c);
+    const { warmup: warm, ...figures } = res;
     return {
-      ...res,
+      ...figures,
       cpuUsPerOp: ((res['cpuUs'] ?? Number.NaN) + othersUs) / ops,
       clientUsPerOp: (res['cpuUs'] ?? Number.NaN) / ops,
       serverUsPerOp: (usedUs[0] ?? Number.NaN) / ops,
+      // The warm-up's connections, made by the fresh server and client of this round: what a
+      // process that makes only a few thousand connections in its life sees.
+      ...(c.workload === 'cps' && warm && warm.count > 0
+        ? {
+            freshPerSecond: warm.count / warm.seconds,
+            freshCpuUsPerOp: (warm.cpuUs + warmUs) / warm.count,
+          }
+        : {}),
     };
   } finally {
     // SIGTERM lets a profiled server write its --cpu-prof; SIGKILL otherwise (poll mode spins).
@@ -325,8 +344,15 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       /** Only cases whose name contains this (e.g. HTTP, stream, RTT). */
       case: { type: 'string' },
+      /** Unmeasured connections before each connections/s measurement (default CPS_WARMUP). */
+      'cps-warmup': { type: 'string' },
     },
   });
+  const cpsWarmup = Number(values['cps-warmup'] ?? CPS_WARMUP);
+  if (!Number.isSafeInteger(cpsWarmup) || cpsWarmup < 0) {
+    process.stderr.write(`bench: --cps-warmup must be a whole number >= 0, got ${values['cps-warmup']}\n`);
+    process.exit(2);
+  }
   const rounds = Number(values.rounds);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   const sockets = { a: join(dir, 'ferryd-a.sock'), b: join(dir, 'ferryd-b.sock') };
@@ -350,7 +376,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const c of all) {
         for (const v of r % 2 ? [...c.variants].reverse() : c.variants) {
-          const res = await measure(c, v, dir, sockets, port++, [daemon, daemonB]);
+          const res = await measure(c, v, dir, sockets, port++, [daemon, daemonB], cpsWarmup);
           const key = `${c.name}|${v.label}`;
           samples.set(key, [...(samples.get(key) ?? []), res]);
           if (!values.json) process.stderr.write('.');
@@ -374,6 +400,7 @@ async function main(): Promise<void> {
           ? ['gbps']
           : ['perSecond']),
       'cpuUsPerOp',
+      ...(c.workload === 'cps' ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
       // Each side's share: for streams and messages the client sends and the server receives.
       ...(c.workload === 'http' || c.workload === 'throughput' || c.workload === 'rate'
         ? ['clientUsPerOp', 'serverUsPerOp']
@@ -404,7 +431,9 @@ async function main(): Promise<void> {
     `Ferry benchmark: medians of ${rounds} rounds, ratios to node:net (unix socket, TCP loopback) in the same run\n` +
       `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp;\n` +
       ` "remote handoff": both ferryd decide and connect, the apps get the kernel sockets)\n` +
-      `(cpuUsPerOp: CPU us of client + server + both ferryd per MiB, message, round trip or connection)\n\n`,
+      `(cpuUsPerOp: CPU us of client + server + both ferryd per MiB, message, round trip or connection)\n` +
+      `(connections/s: perSecond and cpuUsPerOp after ${cpsWarmup} warm-up connections; fresh*: those warm-up\n` +
+      ` connections themselves, made by the round's fresh server and client)\n\n`,
   );
   process.stdout.write(
     `${'case'.padEnd(44)} ${'metric'.padEnd(10)} ${'variant'.padEnd(22)} ${'median'.padStart(12)} ${'x unix'.padStart(8)} ${'x tcp'.padStart(8)}\n`,
@@ -414,7 +443,7 @@ async function main(): Promise<void> {
     const shown =
       r['metric'] === 'gbps'
         ? v.toFixed(2)
-        : r['metric'] === 'perSecond'
+        : r['metric'] === 'perSecond' || r['metric'] === 'freshPerSecond'
           ? Math.round(v).toString()
           : v.toFixed(1);
     process.stdout.write(
