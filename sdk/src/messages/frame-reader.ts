@@ -13,7 +13,7 @@ import {
   MSG_KIND,
   readMessageHeader,
 } from '../proto/message-frame.js';
-import { createPlainDecoder, createValueDecoder } from '../proto/message-values.js';
+import { createPlainDecoder, createValueDecoder, unpackrView } from '../proto/message-values.js';
 import { SHAPE_MARK, ShapeReader } from '../proto/shape-codec.js';
 
 /** What the reader needs of a session (AppSession has it). */
@@ -86,6 +86,8 @@ export class FrameReader {
   readonly #hdrView = new DataView(this.#hdrBytes.buffer);
   readonly #range = { start: 0, end: 0 };
   #scratch: Buffer = Buffer.alloc(0);
+  /** msgpackr reads from a Buffer of its own (see unpackrView). */
+  readonly #unpackrView = unpackrView();
   /** Bytes after the fifo's head already parsed but not consumed (held loans pin them). */
   #ahead = 0;
   #gathering: Gathering | null = null;
@@ -363,7 +365,7 @@ export class FrameReader {
     r.end = end;
     try {
       if (src[start] === SHAPE_MARK && dec === this.#dec) return this.#shapes.decode(src, start, end);
-      return dec.unpack(src, r);
+      return dec.unpack(this.#unpackrView(src), r);
     } catch (err) {
       this.#fail(
         ferryError(

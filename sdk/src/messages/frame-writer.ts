@@ -49,6 +49,17 @@ const COMMIT_BYTES = 32 * 1024;
 const MIN_RESERVATION = 64;
 const ZEROS = new Uint8Array(8);
 
+/**
+ * An empty array already of the elements kind the queue ends up with: `[]` starts as one of small
+ * integers and changes kind (and hidden class) at the first frame queued, which deoptimised every
+ * send compiled before the fifo first filled.
+ */
+function objectQueue(): Uint8Array[] {
+  const q = [ZEROS];
+  q.pop();
+  return q;
+}
+
 export class FrameWriter implements LoanWriter {
   readonly #sink: FrameSink;
   readonly #opts: FrameWriterOptions;
@@ -58,7 +69,7 @@ export class FrameWriter implements LoanWriter {
   #resvView: DataView | null = null;
   #used = 0;
   /** Frame bytes (headers and padding included) waiting for fifo space, in order. */
-  #queue: Uint8Array[] = [];
+  #queue: Uint8Array[] = objectQueue();
   #queued = 0;
   #turnOpen = false;
   #waiting = false;

@@ -52,11 +52,29 @@ export function createTopicDecoder(): (src: Uint8Array, start?: number, end?: nu
   const plain = createPlainDecoder();
   const shapes = new ShapeReader({ selfContained: true });
   const range = { start: 0, end: 0 };
+  const own = unpackrView();
   return (src, start = 0, end = src.length) => {
     if (src[start] === SHAPE_MARK) return shapes.decode(src, start, end);
     range.start = start;
     range.end = end;
-    return plain.unpack(src, range);
+    return plain.unpack(own(src), range);
+  };
+}
+
+/**
+ * msgpackr's own Buffer over a source it unpacks (one per source, reused while the source is):
+ * msgpackr caches a DataView on the buffer it reads (`source.dataView`), a property that would give
+ * the fifo's or ring's views a second hidden class and deoptimise the code that reads them.
+ */
+export function unpackrView(): (src: Uint8Array) => Uint8Array {
+  let last: Uint8Array | null = null;
+  let view: Uint8Array | null = null;
+  return (src) => {
+    if (src !== last) {
+      last = src;
+      view = Buffer.from(src.buffer, src.byteOffset, src.length);
+    }
+    return view as Uint8Array;
   };
 }
 
@@ -104,8 +122,10 @@ export class ValueEncoder {
     if (packr.position !== 0) this.#spare = Buffer.allocUnsafeSlow(8192);
     // msgpackr refuses to start within ~2 KiB of its target's end and allocates a new target as large
     // as the old one: near the end of the space, encode into the spare instead.
+    let target: Uint8Array | null = null;
     if (space !== null && space.length - at >= MIN_SPACE_BYTES) {
-      packr.useBuffer(space);
+      target = this.#packrViewOf(space);
+      packr.useBuffer(target);
       packr.position = at;
     } else {
       packr.useBuffer(this.#spare);
@@ -119,15 +139,32 @@ export class ValueEncoder {
         start: number;
         end: number;
       };
-      if (t === space) {
+      if (t === target) {
         this.endInSpace = t.end;
-        return t;
+        return space as Uint8Array;
       }
       return t.subarray(t.start, t.end);
     } finally {
       packr.useBuffer(this.#spare);
     }
   }
+
+  /**
+   * msgpackr's own Buffer over `space`: it adds properties to the buffers it packs into (`dataView`,
+   * `start`, `end`), which would give the fifo's reservations a second hidden class and throw the
+   * optimised code that handles them back to the interpreter (measured: deopts at the first request
+   * after a burst of shape records). One per space.
+   */
+  #packrViewOf(space: Uint8Array): Uint8Array {
+    if (space !== this.#packrFor) {
+      this.#packrFor = space;
+      this.#packrView = Buffer.from(space.buffer, space.byteOffset, space.length);
+    }
+    return this.#packrView as Uint8Array;
+  }
+
+  #packrFor: Uint8Array | null = null;
+  #packrView: Uint8Array | null = null;
 
   /** True when `out` lies in the encoder's spare buffer (it is overwritten by the next encode). */
   isScratch(out: Uint8Array): boolean {

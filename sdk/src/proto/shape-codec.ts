@@ -283,7 +283,7 @@ export class ShapeWriter {
       case 'number':
         return (v, pos, depth) => (typeof v === 'number' ? this.#number(v, pos) : this.#value(v, pos, depth));
       case 'string':
-        return (v, pos, depth) => (typeof v === 'string' ? this.#string(v, pos) : this.#value(v, pos, depth));
+        return this.#stringField();
       case 'object':
         if (Array.isArray(sample)) {
           return typeof sample[0] === 'number' ? this.#numbersField() : this.#value.bind(this);
@@ -292,6 +292,36 @@ export class ShapeWriter {
         break;
     }
     return (v, pos, depth) => this.#value(v, pos, depth);
+  }
+
+  /**
+   * A string field: the bytes of its last short ASCII string are kept, so that the same string again
+   * (a name, a kind, a unit: usually the very same string object) is a compare and a copy of bytes.
+   */
+  #stringField(): FieldWriter {
+    let last = '';
+    const bytes = new Uint8Array(32);
+    let n = -1;
+    return (v, pos, depth) => {
+      if (typeof v !== 'string') return this.#value(v, pos, depth);
+      if (v === last && n >= 0) {
+        if (pos + 1 + n > this.#end) throw GIVE_UP;
+        const buf = this.#buf;
+        buf[pos] = 0xa0 | n;
+        for (let i = 0; i < n; i++) buf[pos + 1 + i] = bytes[i] as number;
+        return pos + 1 + n;
+      }
+      const end = this.#string(v, pos);
+      const len = end - pos - 1;
+      // Kept only when it went as a fixstr of one byte per character (ASCII).
+      if (len === v.length && len < 32) {
+        const buf = this.#buf;
+        for (let i = 0; i < len; i++) bytes[i] = buf[pos + 1 + i] as number;
+        last = v;
+        n = len;
+      }
+      return end;
+    };
   }
 
   /** An array field whose elements were numbers: small integers are written in one tight loop. */
@@ -845,28 +875,38 @@ export class ShapeReader {
       const b = p < this.#end ? (buf[p] as number) : 0;
       const n = b - 0x90;
       if (n >= 0 && n <= 4 && this.#end - p > n && this.#depth < MAX_DEPTH) {
-        const a = buf[p + 1] as number;
-        const c = buf[p + 2] as number;
-        const d = buf[p + 3] as number;
-        const e = buf[p + 4] as number;
-        // Only positive fixints (< 0x80); bytes past the array are not looked at (n bounds them).
-        if (n === 3 && (a | c | d) < 0x80) {
-          this.#p = p + 4;
-          return [a, c, d];
-        }
-        if (n === 2 && (a | c) < 0x80) {
-          this.#p = p + 3;
-          return [a, c];
-        }
-        if (n === 4 && (a | c | d | e) < 0x80) {
-          this.#p = p + 5;
-          return [a, c, d, e];
-        }
-        if (n === 1 && a < 0x80) {
-          this.#p = p + 2;
-          return [a];
-        }
-        if (n === 0) {
+        // Only positive fixints (< 0x80), and only bytes inside the array are read (n bounds them).
+        if (n === 3) {
+          const a = buf[p + 1] as number;
+          const c = buf[p + 2] as number;
+          const d = buf[p + 3] as number;
+          if ((a | c | d) < 0x80) {
+            this.#p = p + 4;
+            return [a, c, d];
+          }
+        } else if (n === 2) {
+          const a = buf[p + 1] as number;
+          const c = buf[p + 2] as number;
+          if ((a | c) < 0x80) {
+            this.#p = p + 3;
+            return [a, c];
+          }
+        } else if (n === 4) {
+          const a = buf[p + 1] as number;
+          const c = buf[p + 2] as number;
+          const d = buf[p + 3] as number;
+          const e = buf[p + 4] as number;
+          if ((a | c | d | e) < 0x80) {
+            this.#p = p + 5;
+            return [a, c, d, e];
+          }
+        } else if (n === 1) {
+          const a = buf[p + 1] as number;
+          if (a < 0x80) {
+            this.#p = p + 2;
+            return [a];
+          }
+        } else {
           this.#p = p + 1;
           return [];
         }
