@@ -155,10 +155,11 @@ describe('topics between two ferryds', () => {
   });
 
   test('lose-oldest: a stream that cannot keep up forwards what it lost as gaps, exactly', async () => {
+    // The publisher first: the topic's first member decides its ring (64 KiB, so that it laps).
+    const pub = await publish('gappy', { socket: a.socket, ringBytes: 64 * 1024 });
     const imp = await rawImporter('gappy');
     assert.equal(imp.frames[0]?.kind, RELAY_KIND.WELCOME);
     imp.socket.pause();
-    const pub = await publish('gappy', { socket: a.socket, ringBytes: 64 * 1024 });
     const n = 100_000;
     const pad = 'x'.repeat(100);
     for (let i = 0; i < n; i++) {
@@ -252,9 +253,10 @@ describe('topics between two ferryds', () => {
   });
 
   test('disconnect: a local subscriber lapped ends with ERR_FERRY_SLOW_SUBSCRIBER after what it had', async () => {
+    // The publisher first: the topic's first member decides its ring (64 KiB, so that it laps).
+    const pub = await publish('slow', { socket: a.socket, ringBytes: 64 * 1024 });
     const sub = await subscribe('slow', { socket: a.socket, highWaterMark: 10 });
     const closed = new Promise<unknown>((r) => sub.once('close', r));
-    const pub = await publish('slow', { socket: a.socket, ringBytes: 64 * 1024 });
     assert.equal((await rows(a)).find((t) => t.name === 'slow')?.policy, 'disconnect');
     const deadline = Date.now() + 20_000;
     for (let i = 0; i < 20_000; i++) {

@@ -158,6 +158,8 @@ describe('publish/subscribe', () => {
   });
 
   test('a stalled subscriber loses the oldest (counted) while the others receive everything', async () => {
+    // The publisher first: the topic's first member decides its ring (64 KiB, so that it laps).
+    const pub = await publish('t3', { ringBytes: 64 * 1024 });
     const stalled = await subscribe('t3', { highWaterMark: 10 });
     const drops: number[] = [];
     stalled.on('drop', (n: number) => drops.push(n));
@@ -169,7 +171,6 @@ describe('publish/subscribe', () => {
         fastGot++;
       },
     });
-    const pub = await publish('t3', { ringBytes: 64 * 1024 });
     const n = 20_000;
     const deadline = Date.now() + 20_000;
     for (let i = 0; i < n; i++) {

@@ -28,8 +28,13 @@ import { TopicImport } from './topic-import.js';
 import { RelayOut } from './topic-relay-out.js';
 import { TopicRelayServer } from './topic-relay-server.js';
 
-/** Ring per publisher when the first member asks for none (txFifoSize 0). */
-const DEFAULT_RING_BYTES = 1024 * 1024;
+/**
+ * Ring per publisher when the first member asks for none (txFifoSize 0). 4 MiB: a sleeping
+ * subscriber is woken through ferryd, and on a loaded machine that took long enough for a
+ * publisher at 0.4-0.9 M msgs/s to lap half of a 1 MiB ring (about 8,000 small messages); pages
+ * are only used once a publisher writes them (BENCHMARKS.md, topic7).
+ */
+const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 export const TOPIC_ROLE = { PUBLISH: 1, SUBSCRIBE: 2 } as const;
 

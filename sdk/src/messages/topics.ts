@@ -22,7 +22,7 @@ import { TopicRingReader, TopicRingWriter, TopicSegment } from '../shm/topic-rin
 import { close, ring } from '../sys/index.js';
 
 export interface PublishOptions extends AttachmentOptions {
-  /** Ring bytes per publisher (a power of two, 4 KiB .. 256 MiB; default 1 MiB). Only the topic's
+  /** Ring bytes per publisher (a power of two, 4 KiB .. 256 MiB; default 4 MiB). Only the topic's
    *  first member decides; a message may be at most a quarter of it. */
   ringBytes?: number;
 }
