@@ -20,6 +20,7 @@ import { parseUri } from '../proto/uri.js';
 import { SLOT_FREE, TOPIC_END, TOPIC_POLICY } from '../shm/topic-layout.js';
 import { TopicRingReader, TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { close, ring } from '../sys/index.js';
+import { ValueInbox } from './value-inbox.js';
 
 export interface PublishOptions extends AttachmentOptions {
   /** Ring bytes per publisher (a power of two, 4 KiB .. 256 MiB; default 4 MiB). Only the topic's
@@ -247,12 +248,6 @@ export class Publisher {
   }
 }
 
-/** `batch`: a batches() waiter, handed every value of the poll at once (an array). */
-type Waiter = {
-  resolve: (r: IteratorResult<unknown>) => void;
-  reject: (e: Error) => void;
-  batch?: boolean;
-};
 type Decode = (src: Buffer, range: { start: number; end: number }) => unknown;
 
 /** A topic decoder in the shape TopicRingReader.read takes. */
@@ -268,9 +263,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   readonly #epochs: number[];
   readonly #hwm: number;
   readonly #onMessage: ((v: unknown) => void) | undefined;
-  #inbox: unknown[] = [];
-  #head = 0;
-  #waiters: Waiter[] = [];
+  readonly #inbox: ValueInbox;
   #closed = false;
   #reported = 0;
   /**
@@ -299,6 +292,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     this.#link = link;
     this.#hwm = opts.highWaterMark ?? 1024;
     this.#onMessage = opts.onMessage;
+    this.#inbox = new ValueInbox(this.#hwm, {
+      resume: () => this.#link.att.kick(),
+      ended: () => this.#error ?? this.#closed,
+    });
     const seg = link.seg;
     this.#readers = [];
     this.#epochs = [];
@@ -343,7 +340,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
 
   /** Values received and not yet iterated. */
   get bufferedValues(): number {
-    return this.#inbox.length - this.#head;
+    return this.#inbox.size;
   }
 
   // ---- ExtraPoller: run by the attachment's data notifier ----
@@ -419,7 +416,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   #end(err: FerryError): void {
     if (this.#closed) return;
     this.#error = err;
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    this.#inbox.endWaiters(err);
     void this.#leave(err);
   }
 
@@ -450,41 +447,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       }
       return;
     }
-    const w = this.#waiters[0];
-    if (w === undefined) {
-      this.#inbox.push(value);
-    } else if (w.batch) {
-      // Everything this poll delivers goes in one array, handed over once the poll is done.
-      this.#inbox.push(value);
-      if (!this.#batchSoon) {
-        this.#batchSoon = true;
-        queueMicrotask(this.#handBatch);
-      }
-    } else {
-      this.#waiters.shift();
-      w.resolve({ done: false, value });
-    }
-  }
-
-  #batchSoon = false;
-
-  readonly #handBatch = (): void => {
-    this.#batchSoon = false;
-    const w = this.#waiters[0];
-    if (w?.batch && this.#head < this.#inbox.length) {
-      this.#waiters.shift();
-      w.resolve({ done: false, value: this.#takeAll() });
-    }
-  };
-
-  /** Every buffered value, in order; reading resumes if it had stopped at the mark. */
-  #takeAll(): unknown[] {
-    const n = this.#inbox.length - this.#head;
-    const out = this.#head === 0 ? this.#inbox : this.#inbox.slice(this.#head);
-    this.#inbox = [];
-    this.#head = 0;
-    if (n >= this.#hwm - 1) this.#link.att.kick();
-    return out;
+    this.#inbox.push(value);
   }
 
   /**
@@ -494,7 +457,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
    */
   batches(): AsyncIterableIterator<unknown[]> {
     const it: AsyncIterableIterator<unknown[]> = {
-      next: () => this.#nextBatch(),
+      next: () => this.#inbox.nextBatch(),
       return: async () => {
         await this.close();
         return { done: true, value: undefined };
@@ -504,40 +467,14 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     return it;
   }
 
-  #nextBatch(): Promise<IteratorResult<unknown[]>> {
-    if (this.#head < this.#inbox.length) return Promise.resolve({ done: false, value: this.#takeAll() });
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) =>
-      this.#waiters.push({ resolve: resolve as Waiter['resolve'], reject, batch: true }),
-    );
-  }
-
   [Symbol.asyncIterator](): AsyncIterator<unknown> {
     return {
-      next: () => this.#next(),
+      next: () => this.#inbox.next(),
       return: async () => {
         await this.close();
         return { done: true, value: undefined };
       },
     };
-  }
-
-  #next(): Promise<IteratorResult<unknown>> {
-    if (this.#head < this.#inbox.length) {
-      const value = this.#inbox[this.#head];
-      this.#inbox[this.#head++] = undefined;
-      if (this.#head === this.#inbox.length) {
-        this.#inbox = [];
-        this.#head = 0;
-      }
-      // Down to half the mark: read on (at one below it, a slow consumer made a poll per value).
-      if (this.bufferedValues === this.#hwm >> 1) this.#link.att.kick();
-      return Promise.resolve({ done: false, value });
-    }
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
   /** Leaves the topic; a pending iteration ends. */
@@ -553,12 +490,12 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     this.#link.seg.disarmWake(this.#link.index);
     closeTopic(this.#link, !this.#gone);
     this.#link.att.unref();
-    for (const w of this.#waiters.splice(0)) w.resolve({ done: true, value: undefined });
+    this.#inbox.endWaiters(null);
     this.emit('close', err ?? undefined);
   }
 
   /** @internal */
   _fail(err: FerryError): void {
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    this.#inbox.endWaiters(err);
   }
 }
