@@ -180,6 +180,15 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
   }
   process.send?.({ ready: true });
   await new Promise((r) => process.once('message', r));
+  // Warm-up (--warmup, as one-way's; every variant alike): messages numbered below 0, which the
+  // subscribers receive but do not count, then a pause in which they catch up; the timed part
+  // is then each side's steady cost, not mostly its JIT warming up.
+  const warm = pubsubWarmup(n);
+  for (let i = -warm; i < 0; i++) {
+    const p = send(smallObject(i));
+    if (p) await p;
+  }
+  if (warm > 0) await new Promise((r) => setTimeout(r, 200));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   // --pace-ns: the publisher waits (spinning) this long before each message, to compare
@@ -202,9 +211,17 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
   process.send?.({ rate, cpuUs: cpu.user + cpu.system });
 }
 
+/** Messages published before the timed part of a pub/sub run of `n` (BENCH_WARMUP, capped at n). */
+function pubsubWarmup(n: number): number {
+  const w = Number(process.env['BENCH_WARMUP'] ?? 20_000);
+  return Number.isFinite(w) && w > 0 ? Math.min(Math.round(w), n) : 0;
+}
+
 /**
- * A subscriber: counts what arrives until the end marker; rate from its first to its last message,
- * CPU from ready to the end marker (per message received, it grows when the subscriber is lapped).
+ * A subscriber: counts what arrives until the end marker, from the first message of the timed part
+ * (warm-up messages are numbered below 0); rate from its first to its last counted message, CPU
+ * from the first counted message to the end marker (per message received, it grows when the
+ * subscriber is lapped).
  */
 async function pubsubSubscriber(variant: Variant, target: string): Promise<void> {
   let received = 0;
@@ -215,10 +232,16 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
   const finished = new Promise<void>((r) => {
     done = r;
   });
+  let timed = false;
   const onValue = (v: unknown) => {
     if ((v as { end?: boolean }).end) {
       done();
       return;
+    }
+    if ((v as { id: number }).id < 0) return;
+    if (!timed) {
+      timed = true;
+      cpu0 = process.cpuUsage();
     }
     if (received++ === 0) first = performance.now();
     last = performance.now();
@@ -226,7 +249,6 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
   if (variant === 'ferry') {
     const sub = await subscribe(target, { onMessage: onValue });
     process.send?.({ ready: true });
-    cpu0 = process.cpuUsage();
     await finished;
     await sub.close();
   } else {
@@ -236,7 +258,6 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
     sock.subscribe();
     const unpackr = new Unpackr();
     process.send?.({ ready: true });
-    cpu0 = process.cpuUsage();
     void (async () => {
       for await (const [m] of sock) onValue(unpackr.unpack(m as Buffer));
     })();
@@ -712,7 +733,16 @@ async function main(): Promise<void> {
   if (values.json) {
     console.log(
       JSON.stringify(
-        { rounds, scale, counts, onewayWarmup: warmup, zmq: zmqMissing ?? 'yes', table, pubsub: psTable },
+        {
+          rounds,
+          scale,
+          counts,
+          onewayWarmup: warmup,
+          pubsubWarmup: warmup,
+          zmq: zmqMissing ?? 'yes',
+          table,
+          pubsub: psTable,
+        },
         null,
         2,
       ),
