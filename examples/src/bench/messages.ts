@@ -57,6 +57,9 @@ interface Result {
    *  as in interrupt mode (contended, sys/run-wait.ts) per round trip. */
   replyPollChoice?: number;
   contendedPerRtt?: number;
+  /** Ferry RTT: the client's wait for a CPU while awake, as a share of its awake time (the contention
+   *  rule's input, sys/run-wait.ts; whole process life). */
+  awakeWaitShare?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
 }
@@ -330,6 +333,9 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
         requestFoundPolling: share(request),
         replyPollChoice: +(polled / chosen).toFixed(3),
         contendedPerRtt: +(ch.roundTripStats.notifier.contendedTurns / chosen).toFixed(3),
+        awakeWaitShare: (({ awakeWaitedMs, awakeMs }) => +(awakeWaitedMs / awakeMs).toFixed(3))(
+          ch.roundTripStats.notifier.runWait,
+        ),
       };
     }
     const warm = warmupOf(workload, n);
@@ -703,6 +709,7 @@ async function main(): Promise<void> {
               requestFoundPolling: +median(s.map((r) => r.requestFoundPolling ?? Number.NaN)).toFixed(3),
               replyPollChoice: +median(s.map((r) => r.replyPollChoice ?? Number.NaN)).toFixed(3),
               contendedPerRtt: +median(s.map((r) => r.contendedPerRtt ?? Number.NaN)).toFixed(3),
+              awakeWaitShare: +median(s.map((r) => r.awakeWaitShare ?? Number.NaN)).toFixed(3),
             }
           : {}),
         // Timed part only, by process: what a message costs each side once running.

@@ -106,6 +106,23 @@ test('RunWait: the wait that comes with each wake-up is not contention, waits wh
     assert.equal(rw.contended(t), true, `share ${rw.share}`);
     assert.ok(n < 50, `${n} round trips to see it`);
     assert.ok(rw.share > RUN_WAIT_CONTENDED);
+    // The machine frees again: round trips 1 ms apart with no waits while awake. Windows open on
+    // every turn while contended (not every SAMPLE_MS), so it clears within ~100 of them.
+    const roundTripEvery = (gapMs: number) => {
+      f.advance(0.08);
+      t += gapMs;
+      rw.contended(t);
+      t += 0.02;
+      rw.asleep(t);
+    };
+    let k = 0;
+    for (; k < 5000 && rw.contended(t); k++) roundTripEvery(1);
+    assert.equal(rw.contended(t), false);
+    assert.ok(k <= 200, `${k} round trips to clear`);
+    // Clear, the same round trips open a window only every SAMPLE_MS (10 ms): a tenth as many.
+    const windows = rw.stats.windows;
+    for (let i = 0; i < 1000; i++) roundTripEvery(1);
+    assert.ok(rw.stats.windows - windows <= 101, `${rw.stats.windows - windows} windows`);
     // Sleeps close windows: a wait while asleep (between asleep() and the next turn) is outside.
     const before = rw.stats.awakeWaitedMs;
     rw.asleep(t);

@@ -29,14 +29,21 @@
 // microseconds read 0 on a CPU unless it held a switch, and only windows with waits in them
 // counted (a share of 0.5-0.9 with nothing else running on the core). Windows add up until they
 // cover MIN_AWAKE_MS; their share then decides (with hysteresis). A thread that sleeps between
-// short bursts covers that slowly (tens of us per window: about a second), a polling one within
-// one window. One pread of a file kept open per reading, parsed without allocating; where the file
+// short bursts covers that slowly (tens of us per window: about half a second to see contention
+// come, a few dozen ms to see it go: windows open more often then), a polling one within one
+// window. One pread of a file kept open per reading, parsed without allocating; where the file
 // cannot be read the answer is always "not contended".
 
 import { closeSync, openSync, readSync } from 'node:fs';
 
-/** A window opens on a turn when the last reading is older than this (ms). */
+/**
+ * A window opens on a turn when the last reading is older than this (ms); while contended, sooner:
+ * a thread that sleeps between frames then covers MIN_AWAKE_MS in a few dozen round trips, not a
+ * second of them (a ping-pong that read contended while it started, or in a busy moment, kept
+ * sleeping through a whole benchmark round after the machine was free again).
+ */
 const SAMPLE_MS = 10;
+const SAMPLE_CONTENDED_MS = 1;
 /** Time (ms) the windows must cover to change the answer. */
 const MIN_AWAKE_MS = 2;
 /** Wait share from which the CPU counts as contended, and below which it stops counting so. */
@@ -125,7 +132,9 @@ export class RunWait {
    * opens a measuring window when the last reading is SAMPLE_MS old (closing the open one first).
    */
   contended(nowMs: number): boolean {
-    if (this.#fd < 0 || nowMs - this.#lastMs < SAMPLE_MS) return this.#contended;
+    if (this.#fd < 0 || nowMs - this.#lastMs < (this.#contended ? SAMPLE_CONTENDED_MS : SAMPLE_MS)) {
+      return this.#contended;
+    }
     if (!this.#read(this.#now)) {
       this.close();
       return false;
