@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Attachment, HandedFd } from '../app/attachment.js';
+import type { PoolAccepted } from '../app/control-messages.js';
 import { ListenerRegistration } from '../app/listener-registration.js';
 import { acceptSession } from '../app/session-control.js';
 import { ferryError } from '../errors.js';
@@ -228,7 +229,9 @@ export class Server extends EventEmitter {
       allowHalfOpen: this.#opts.allowHalfOpen ?? false,
       ...(this.#opts.onread !== undefined ? { onread: this.#opts.onread } : {}),
     });
-    sock._attach(att, session, msg.localUri, msg.remoteUri, msg.transport);
+    // A fast connect's ends come parsed (fast-pools.ts): no URI is parsed per accept.
+    const ends = (msg as Partial<PoolAccepted>).ends;
+    sock._attach(att, session, ends?.local ?? msg.localUri, ends?.remote ?? msg.remoteUri, msg.transport);
     this.#track(sock);
   }
 

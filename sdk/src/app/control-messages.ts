@@ -26,6 +26,7 @@ import type {
   Unlisten,
 } from '../proto/ctrl/messages.js';
 import { FEATURE, PROTO_MIN_VERSION, PROTO_VERSION } from '../proto/ctrl/messages.js';
+import type { SessionUri } from '../proto/uri.js';
 
 export interface HelloParams {
   name: string;
@@ -196,6 +197,26 @@ export function poolAccepted(
   fifos: FifoPairRef,
   localUri: string,
   remoteUri: string,
-): Accepted {
-  return { t: 'accepted', id: 0, listener, session, fifos, localUri, remoteUri, fds: [], transport: 'ct' };
+  ends: PoolAccepted['ends'],
+): PoolAccepted {
+  return {
+    t: 'accepted',
+    id: 0,
+    listener,
+    session,
+    fifos,
+    localUri,
+    remoteUri,
+    fds: [],
+    transport: 'ct',
+    ends,
+  };
+}
+
+/**
+ * A fast connect's `accepted`, with its two ends already parsed: the pool parsed its local URI once,
+ * and the remote end is a port on 127.0.0.1, so a server's socket parses no URI per accept.
+ */
+export interface PoolAccepted extends Accepted {
+  readonly ends: { readonly local: SessionUri; readonly remote: SessionUri };
 }

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { FerryError } from '../errors.js';
 import type { Accepted, PoolPair } from '../proto/ctrl/messages.js';
-import { formatUri } from '../proto/uri.js';
+import { formatUri, parseUri } from '../proto/uri.js';
 import {
   eventQueueFootprint,
   fifoFootprint,
@@ -22,6 +22,7 @@ import {
 } from '../shm/index.js';
 import { Doorbell, dup } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
+import type { PoolAccepted } from './control-messages.js';
 import { FastPools, type PoolOwner } from './fast-pools.js';
 
 const SIZE = 4 * 1024 * 1024;
@@ -155,6 +156,11 @@ test('a client takes a pair, the server accepts it from the event queue, once', 
     const i = w.grant.findIndex((p) => p.session === fast.session.id);
     assert.equal(a?.session, w.serve[i]?.session);
     assert.deepEqual(a?.fifos, w.serve[i]?.fifos);
+    // Its ends come parsed and say what its URIs say; the server's remote end is the client's local.
+    const ends = (a as PoolAccepted).ends;
+    assert.deepEqual(ends.local, parseUri(a?.localUri ?? ''));
+    assert.deepEqual(ends.remote, parseUri(a?.remoteUri ?? ''));
+    assert.deepEqual(ends.remote, fast.local);
     // The same slot posted again (data, FIN): no second connection.
     w.client.post(a?.fifos?.slot ?? 0);
     w.server.poll();

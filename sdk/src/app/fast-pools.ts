@@ -64,7 +64,8 @@ interface ServedPool {
   id: number;
   listener: number;
   localUri: string;
-  scheme: string;
+  /** `localUri` parsed once per pool (not once per accept). */
+  local: SessionUri;
   /** Pairs not accepted yet, by segment id then slot. */
   pending: Map<number, Map<number, ServedPair>>;
   /** Sessions accepted from it, by slot (to check against ferryd's list at revoke). */
@@ -171,9 +172,9 @@ export class FastPools {
   onServe(msg: PoolServe, segments: (id: number) => AppSegment | undefined): void {
     let sp = this.#served.get(msg.pool);
     if (!sp) {
-      let scheme: string;
+      let local: SessionUri;
       try {
-        scheme = parseUri(msg.localUri).scheme;
+        local = parseUri(msg.localUri);
       } catch {
         return;
       }
@@ -181,7 +182,7 @@ export class FastPools {
         id: msg.pool,
         listener: msg.listener,
         localUri: msg.localUri,
-        scheme,
+        local,
         pending: new Map(),
         accepted: new Map(),
         revoked: false,
@@ -229,8 +230,18 @@ export class FastPools {
     pool.pending.get(seg.id)?.delete(slot);
     pool.accepted.set(slot, pair.session);
     this.acceptedCount++;
-    const remote = formatUri({ scheme: pool.scheme as never, host: '127.0.0.1', port: pair.port });
-    const msg: Accepted = poolAccepted(pool.listener, pair.session, pair.fifos, pool.localUri, remote);
+    const remote: SessionUri = { scheme: pool.local.scheme, host: '127.0.0.1', port: pair.port };
+    const msg: Accepted = poolAccepted(
+      pool.listener,
+      pair.session,
+      pair.fifos,
+      pool.localUri,
+      formatUri(remote),
+      {
+        local: pool.local,
+        remote,
+      },
+    );
     if (this.#owner.accept(msg)) return;
     // Nobody listens any more (the server closed meanwhile): reset it, as a closed kernel
     // listener resets the connections in its backlog.
