@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import type { Attachment } from '../app/attachment.js';
 import { encodePlain } from '../proto/message-values.js';
 import { storeRelease } from '../shm/atomics.js';
-import { SLOT_EPOCH, SLOT_LIVE, SLOT_STATE } from '../shm/topic-layout.js';
+import { SLOT_EPOCH, SLOT_GONE, SLOT_LIVE, SLOT_STATE } from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { Subscriber } from './topics.js';
 
@@ -66,6 +66,30 @@ describe('a subscriber and a publisher slot being opened', () => {
       assert.equal(sub.poll(), 1);
       const it = sub[Symbol.asyncIterator]();
       assert.deepEqual(await it.next(), { done: false, value: { v: 'first' } });
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('what a subscriber lost to a publisher stays counted after a new publisher takes that slot', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const sub = subscriberOn(seg);
+      const drops: number[] = [];
+      sub.on('drop', (n: number) => drops.push(n));
+      const w = new TopicRingWriter(seg, 0);
+      for (let i = 0; i < 500; i++) w.write(encodePlain({ i }));
+      sub.poll();
+      const lost = sub.dropped;
+      assert.ok(lost > 0, 'lapped');
+      seg.closeSlot(0, SLOT_GONE);
+      seg.openSlot(0);
+      const w2 = new TopicRingWriter(seg, 0);
+      w2.write(encodePlain({ again: 1 }));
+      sub.poll();
+      assert.equal(sub.dropped, lost);
+      assert.deepEqual(drops, [lost], "one 'drop', never a negative one");
     } finally {
       seg.release();
     }

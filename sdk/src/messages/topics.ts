@@ -333,10 +333,13 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
 
   /** Messages lost to laps (the subscriber fell more than half a ring behind a publisher). */
   get dropped(): number {
-    let n = 0;
+    let n = this.#retiredDrops;
     for (const r of this.#readers) if (r) n += r.dropped;
     return n;
   }
+
+  /** What the readers of slots since taken by new publishers had lost. */
+  #retiredDrops = 0;
 
   /** Values received and not yet iterated. */
   get bufferedValues(): number {
@@ -368,8 +371,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         // a publisher being given it right now. Taking that epoch with no reader would leave the
         // slot unread for good (its epoch never changes again): look again on the next poll.
         if (seg.slotState(i) === SLOT_FREE) continue;
-        // A publisher took this slot after we subscribed: read it from its first message.
+        // A publisher took this slot after we subscribed: read it from its first message (what
+        // the previous one's reader lost stays counted).
         this.#epochs[i] = epoch;
+        this.#retiredDrops += this.#readers[i]?.dropped ?? 0;
         this.#readers[i] = new TopicRingReader(seg, i, 'start');
         this.#decoders[i] = slotDecoder();
       }
