@@ -244,6 +244,37 @@ describe('one-way values and pushes', () => {
     assert.deepEqual(await ch.request({ op: 'echo', value: { after: true } }), { after: true });
     await ch.close();
   });
+
+  test('records refused in the middle of a turn (too large, a throwing getter) send nothing, and the stream stays in step', async () => {
+    received.length = 0;
+    // Small enough that the refused records fit the reservation whatever the ring's position.
+    const ch = await connectMessages(uri, { maxMessageBytes: 64 });
+    // The server's HELLO is read by the time its reply is: records go as shape records from here.
+    assert.equal(await ch.request({ op: 'echo', value: 1 }), 1);
+    // One turn: the first send opens it, later ones take the writer's fast path.
+    const rec = (i: number, name = 'sensor-7') => ({ id: i, name, vals: [1, 2, 3] });
+    assert.equal(ch.send(rec(0)), true);
+    assert.equal(ch.send(rec(1)), true);
+    const boom = {
+      id: 9,
+      get name(): string {
+        throw new Error('getter says no');
+      },
+      vals: [1],
+    };
+    assert.throws(() => ch.send(boom), /getter says no/);
+    assert.equal(ch.send(rec(2)), true);
+    assert.throws(() => ch.send(rec(2, 'x'.repeat(100))), { code: 'EMSGSIZE' });
+    // A shape first seen in a refused record: its definition was never sent.
+    assert.throws(() => ch.send({ fresh: 1, big: 'y'.repeat(100) }), { code: 'EMSGSIZE' });
+    for (let i = 3; i < 50; i++) assert.equal(ch.send(rec(i)), true);
+    ch.send({ fresh: 2, big: 'small' });
+    await eventually(async () => received.length >= 51 || ch.state === 'closed');
+    const want = [rec(0), rec(1), rec(2)];
+    for (let i = 3; i < 50; i++) want.push(rec(i));
+    assert.deepEqual(received, [...want, { fresh: 2, big: 'small' }]);
+    await ch.close();
+  });
 });
 
 describe('closing', () => {

@@ -147,10 +147,62 @@ export class FrameReader {
     const raw = this.#src.readableViews();
     // Buffers over the same bytes (no copy): msgpackr hands out binary values of its source's kind.
     const v0 = asBuffer(raw[0]);
+    let off = this.#ahead;
+    if (this.#gathering === null && this.#sawHello && this.#maxFrames === Number.POSITIVE_INFINITY) {
+      off = this.#messages(v0, off);
+      if (off < 0) return 'failed';
+      if (off === v0.length && raw.length === 1) {
+        this.#ahead = off;
+        this.#consumeFree();
+        return this.#failed ? 'failed' : 'empty';
+      }
+    }
+    return this.#pullFrom(raw, v0, off);
+  }
+
+  /**
+   * The common frames, in one small loop: MESSAGE frames (kind 2, flags and reserved 0 in the same
+   * word, id and aux 0) lying whole in `v0`, from `off`. Returns where it stopped (at anything
+   * else, which #pullFrom handles), or -1 when the reader failed. Kept apart from #pullFrom so that
+   * the rarer paths (the ring's wrap, requests, loans, large frames) do not sit in the code this loop
+   * is compiled into: their first use after it was optimised would throw it away, and its
+   * recompilation (decoder inlined) is what a short burst pays most for.
+   */
+  #messages(v0: Buffer, off: number): number {
+    const len0 = v0.length;
+    if (len0 - off < MSG_HEADER_BYTES) return off;
+    const view = new DataView(v0.buffer, v0.byteOffset, len0);
+    const maxBody = this.#opts.maxBodyBytes;
+    while (len0 - off >= MSG_HEADER_BYTES) {
+      if (this.#stopped || this.#opts.paused()) break;
+      const body = view.getUint32(off, true);
+      if (
+        view.getUint32(off + 4, true) !== MSG_KIND.MESSAGE ||
+        body === 0 ||
+        body > maxBody ||
+        view.getUint32(off + 8, true) !== 0 ||
+        view.getUint32(off + 12, true) !== 0
+      ) {
+        break;
+      }
+      const size = frameBytes(body);
+      if (size > len0 - off) break;
+      const start = off + MSG_HEADER_BYTES;
+      const value = this.#decode(v0, start, start + body);
+      if (this.#failed) return -1;
+      off += size;
+      this.#handler.onMessage(value);
+      if (this.#failed) return -1;
+    }
+    return off;
+  }
+
+  /** Every other frame, from `off` (see pull()). */
+  #pullFrom(raw: [Uint8Array] | [Uint8Array, Uint8Array], v0: Buffer, from: number): PullResult {
     const v1 = raw.length === 2 ? asBuffer(raw[1]) : null;
     const views = v1 === null ? [v0] : [v0, v1];
     const total = v0.length + (v1 === null ? 0 : v1.length);
-    let off = this.#ahead;
+    let off = from;
     let result: PullResult = 'empty';
     let view0: DataView | null = null;
     let view1: DataView | null = null;
@@ -181,29 +233,6 @@ export class FrameReader {
       let ho: number;
       if (off + MSG_HEADER_BYTES <= len0) {
         view0 ??= new DataView(v0.buffer, v0.byteOffset, v0.length);
-        // The common frame first: a MESSAGE (kind 2, flags and reserved 0 in the same word, id and
-        // aux 0) lying whole before the ring's end, with a shape record or msgpack body.
-        const body = view0.getUint32(off, true);
-        if (
-          view0.getUint32(off + 4, true) === MSG_KIND.MESSAGE &&
-          body > 0 &&
-          body <= this.#opts.maxBodyBytes &&
-          view0.getUint32(off + 8, true) === 0 &&
-          view0.getUint32(off + 12, true) === 0 &&
-          this.#sawHello
-        ) {
-          const size = frameBytes(body);
-          const start = off + MSG_HEADER_BYTES;
-          if (start + body <= len0 && size <= total - off) {
-            const value = this.#decode(v0, start, start + body);
-            if (this.#failed) return 'failed';
-            off += size;
-            frames++;
-            this.#handler.onMessage(value);
-            if (this.#failed) return 'failed';
-            continue;
-          }
-        }
         hv = view0;
         ho = off;
       } else if (v1 !== null && off >= len0) {

@@ -103,18 +103,51 @@ export class FrameWriter implements LoanWriter {
    * a value it cannot encode; nothing of a refused value is written.
    */
   writeValue(kind: MessageKind, id: number, value: unknown): boolean {
+    // The common case in a few lines: a shape record into the reservation of this turn. Everything
+    // else (the turn's first frame, a fresh reservation, msgpackr, the ring's end, a full fifo, a
+    // loan) is #writeGeneral's, kept apart so that its first use after this was optimised does not
+    // throw away the code it is inlined into (send's, with the encoder: the costliest to redo).
+    // A reservation is held only while nothing is queued, no loan is open and the writer works.
+    const resv = this.#resv;
+    if (resv !== null && this.#turnOpen && !this.#needReset && resv.length - this.#used >= MIN_RESERVATION) {
+      const at = this.#used;
+      let end: number;
+      try {
+        end = this.#enc.encodeShapeInPlace(value, MSG_HEADER_BYTES, resv, at);
+      } catch (err) {
+        this.#resetEncoder();
+        throw err;
+      }
+      if (end >= 0) {
+        const body = end - at - MSG_HEADER_BYTES;
+        if (body > this.#opts.maxBodyBytes) this.#refuseSize(body);
+        writeMessageHeader(this.#resvView as DataView, at, kind, body, id, 0);
+        this.#used = at + frameBytes(body);
+        if (this.#used >= COMMIT_BYTES) this.#commitStaged();
+        return true;
+      }
+      return this.#writeGeneral(kind, id, value, true);
+    }
+    return this.#writeGeneral(kind, id, value, false);
+  }
+
+  #writeGeneral(kind: MessageKind, id: number, value: unknown, shapeTried: boolean): boolean {
     if (this.#failed) throw ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the channel failed');
     if (this.#needReset) this.#writeReset();
     if (this.#queue.length > 0 || this.#loan !== null) {
       this.#checkQueueRoom();
-      const out = this.#encode(value, null, 0);
+      const out = this.#encode(value, null, 0, shapeTried);
       this.#enqueueFrame(this.#finishOutside(out, kind, id), out.length);
       return false;
     }
     let resv = this.#resv;
-    if (resv === null || resv.length - this.#used < MIN_RESERVATION) resv = this.#reserve();
+    if (resv === null || resv.length - this.#used < MIN_RESERVATION) {
+      resv = this.#reserve();
+      // A fresh space may hold what did not fit the last one's end.
+      shapeTried = false;
+    }
     const at = this.#used;
-    const out = this.#encode(value, resv, at);
+    const out = this.#encode(value, resv, at, shapeTried);
     if (out === resv) {
       const body = this.#enc.endInSpace - at - MSG_HEADER_BYTES;
       writeMessageHeader(this.#resvView as DataView, at, kind, body, id, 0);
@@ -287,25 +320,27 @@ export class FrameWriter implements LoanWriter {
     this.#used = 0;
   }
 
-  #encode(value: unknown, space: Uint8Array | null, at: number): Uint8Array {
+  #encode(value: unknown, space: Uint8Array | null, at: number, shapeTried = false): Uint8Array {
     let out: Uint8Array;
     try {
-      out = this.#enc.encode(value, MSG_HEADER_BYTES, space, at);
+      out = this.#enc.encode(value, MSG_HEADER_BYTES, space, at, shapeTried);
     } catch (err) {
       this.#resetEncoder();
       throw err;
     }
     // In place (out is the space itself): the encoding spans [at, endInSpace).
     const body = (out === space ? this.#enc.endInSpace - at : out.length) - MSG_HEADER_BYTES;
-    if (body > this.#opts.maxBodyBytes) {
-      // The encoder may have defined record shapes in a value that is not sent.
-      this.#resetEncoder();
-      throw ferryError(
-        'EMSGSIZE',
-        `the value encodes to ${body} bytes, above maxMessageBytes ${this.#opts.maxBodyBytes}`,
-      );
-    }
+    if (body > this.#opts.maxBodyBytes) this.#refuseSize(body);
     return out;
+  }
+
+  #refuseSize(body: number): never {
+    // The encoder may have defined record shapes in a value that is not sent.
+    this.#resetEncoder();
+    throw ferryError(
+      'EMSGSIZE',
+      `the value encodes to ${body} bytes, above maxMessageBytes ${this.#opts.maxBodyBytes}`,
+    );
   }
 
   #resetEncoder(): void {

@@ -112,9 +112,15 @@ export class ValueEncoder {
    * Throws what msgpackr throws for a value it cannot encode: the encoder's record state is then
    * unknown and the caller must use a fresh encoder (and tell the reader, see MSG_KIND.RESET).
    */
-  encode(value: unknown, reserve: number, space: Uint8Array | null, at: number): Uint8Array {
+  encode(
+    value: unknown,
+    reserve: number,
+    space: Uint8Array | null,
+    at: number,
+    shapeTried = false,
+  ): Uint8Array {
     const shapes = this.#shapes;
-    if (shapes?.accepts(value)) {
+    if (!shapeTried && shapes?.accepts(value)) {
       const out = this.#encodeShape(shapes, value as object, reserve, space, at);
       if (out !== null) return out;
     }
@@ -165,6 +171,27 @@ export class ValueEncoder {
 
   #packrFor: Uint8Array | null = null;
   #packrView: Uint8Array | null = null;
+
+  /**
+   * The shape-record half of encode() alone, in place: where the encoding (after `reserve` bytes)
+   * ends in `space`, or -1 when `value` is not a shape record or did not fit (then nothing is
+   * defined; encode() with `shapeTried` does the rest). Throws what a getter of the value throws.
+   */
+  encodeShapeInPlace(value: unknown, reserve: number, space: Uint8Array, at: number): number {
+    const shapes = this.#shapes;
+    if (shapes === null || !shapes.accepts(value)) return -1;
+    if (space !== this.#space) {
+      this.#space = space;
+      this.#spaceView = new DataView(space.buffer, space.byteOffset, space.length);
+    }
+    return shapes.encode(
+      value as object,
+      space as Buffer,
+      this.#spaceView as DataView,
+      at + reserve,
+      space.length,
+    );
+  }
 
   /** True when `out` lies in the encoder's spare buffer (it is overwritten by the next encode). */
   isScratch(out: Uint8Array): boolean {
