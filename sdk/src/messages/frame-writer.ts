@@ -19,6 +19,8 @@ export interface FrameSink {
   commit(n: number): number;
   /** Free bytes in the fifo now (wrapping included). */
   readonly writableBytes: number;
+  /** The fifo's size. */
+  readonly txSize: number;
   /** Copies what fits; -1 when the fifo failed or this end finished. */
   write(chunk: Uint8Array): number;
   /** Arms the space notification; true when space is there already. */
@@ -45,6 +47,8 @@ export interface FrameWriterOptions {
  * is what the reader spins on).
  */
 const COMMIT_BYTES = 32 * 1024;
+/** Frames up to this size are written into the fifo whole or not at all (see #writeWhole). */
+const WHOLE_BYTES = 2048;
 /** Below this much room left in a reservation, take a fresh one (after publishing). */
 const MIN_RESERVATION = 64;
 const ZEROS = new Uint8Array(8);
@@ -137,7 +141,8 @@ export class FrameWriter implements LoanWriter {
     if (this.#queue.length > 0 || this.#loan !== null) {
       this.#checkQueueRoom();
       const out = this.#encode(value, null, 0, shapeTried);
-      this.#enqueueFrame(this.#finishOutside(out, kind, id), out.length);
+      const frame = this.#finishOutside(out, kind, id);
+      this.#enqueueFrame(frame, frame.length);
       return false;
     }
     let resv = this.#resv;
@@ -158,7 +163,7 @@ export class FrameWriter implements LoanWriter {
     // Larger than the contiguous free space: publish what is staged, then copy (wrapping).
     const frame = this.#finishOutside(out, kind, id);
     this.#commitStaged();
-    return this.#writeOrQueue(frame, out.length);
+    return this.#writeOrQueue(frame, frame.length);
   }
 
   /** Writes a frame without a body (CANCEL, RESET). Never refused: it is 16 bytes. */
@@ -289,7 +294,7 @@ export class FrameWriter implements LoanWriter {
     while (this.#queue.length > 0) {
       if (this.#loan !== null && this.#loanMark === 0) return false;
       const chunk = this.#queue[0] as Uint8Array;
-      const n = this.#sink.write(chunk);
+      const n = this.#writeWhole(chunk);
       if (n < 0) {
         this.#fail(ferryError('ERR_FERRY_FIFO_CORRUPT', 'tx fifo failed'));
         return false;
@@ -360,24 +365,47 @@ export class FrameWriter implements LoanWriter {
     this.writeEmpty(MSG_KIND.RESET, 0);
   }
 
-  /** Header into the reserved start of an encoding made outside the fifo; the padding follows. */
+  /**
+   * Header into the reserved start of an encoding made outside the fifo. Frames up to WHOLE_BYTES
+   * come back padded, in one array (they go into the fifo whole, see #writeWhole); larger ones
+   * are the encoding itself, their padding follows apart.
+   */
   #finishOutside(out: Uint8Array, kind: MessageKind, id: number): Uint8Array {
-    // The encoder's scratch is overwritten by its next encode: a frame that may wait must own it.
-    // (Buffer.from copies; a Buffer's slice() would not.)
-    const frame = this.#enc.isScratch(out) ? Buffer.from(out) : out;
+    const size = frameBytes(out.length - MSG_HEADER_BYTES);
+    let frame: Uint8Array;
+    if (size <= WHOLE_BYTES) {
+      frame = Buffer.alloc(size);
+      frame.set(out);
+    } else {
+      // The encoder's scratch is overwritten by its next encode: a frame that may wait must own it.
+      // (Buffer.from copies; a Buffer's slice() would not.)
+      frame = this.#enc.isScratch(out) ? Buffer.from(out) : out;
+    }
     writeMessageHeader(
       new DataView(frame.buffer, frame.byteOffset, MSG_HEADER_BYTES),
       0,
       kind,
-      frame.length - MSG_HEADER_BYTES,
+      out.length - MSG_HEADER_BYTES,
       id,
       0,
     );
     return frame;
   }
 
+  /**
+   * A small frame goes into the fifo whole or not at all: written in part, it would leave the reader
+   * a frame it cannot take yet (each time a fast sender fills the fifo), which sends it down its
+   * slow path and arms a stall timer. Larger frames stream through in pieces.
+   */
+  #writeWhole(chunk: Uint8Array): number {
+    if (chunk.length <= WHOLE_BYTES && chunk.length <= this.#sink.txSize >> 1) {
+      if (this.#sink.writableBytes < chunk.length) return 0;
+    }
+    return this.#sink.write(chunk);
+  }
+
   #writeOrQueue(frame: Uint8Array, length: number): boolean {
-    const n = this.#sink.write(frame);
+    const n = this.#writeWhole(frame);
     if (n < 0) {
       this.#fail(ferryError('ERR_FERRY_FIFO_CORRUPT', 'tx fifo failed'));
       return false;

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { unpack } from 'msgpackr';
+import { frameBytes, MSG_HEADER_BYTES, MSG_KIND } from '../proto/message-frame.js';
+import { type FrameSink, FrameWriter } from './frame-writer.js';
+
+/** A fifo of `size` bytes as a flat log: what was published, and how much room is left. */
+class FakeSink implements FrameSink {
+  readonly log: number[] = [];
+  free: number;
+  readonly txSize: number;
+  #resv: Buffer | null = null;
+  constructor(size: number) {
+    this.txSize = size;
+    this.free = size;
+  }
+  get writableBytes(): number {
+    return this.free;
+  }
+  reserve(): Uint8Array {
+    this.#resv = Buffer.alloc(Math.min(this.free, 4096));
+    return this.#resv;
+  }
+  commit(n: number): number {
+    const r = this.#resv as Buffer;
+    for (let i = 0; i < n; i++) this.log.push(r[i] as number);
+    this.free -= n;
+    this.#resv = null;
+    return n;
+  }
+  write(chunk: Uint8Array): number {
+    const n = Math.min(this.free, chunk.length);
+    for (let i = 0; i < n; i++) this.log.push(chunk[i] as number);
+    this.free -= n;
+    return n;
+  }
+  waitForSpace(): boolean {
+    return false;
+  }
+}
+
+/** Frame sizes in a published log (headers read in order). */
+function frameSizes(log: number[]): number[] {
+  const b = Buffer.from(log);
+  const out: number[] = [];
+  let off = 0;
+  while (off + MSG_HEADER_BYTES <= b.length) {
+    const size = frameBytes(b.readUInt32LE(off));
+    out.push(size);
+    off += size;
+  }
+  assert.equal(off, b.length, 'the log ends on a frame boundary');
+  return out;
+}
+
+test('a small frame goes into a full fifo whole or not at all, and in order once there is room', () => {
+  const sink = new FakeSink(4096);
+  let drained = 0;
+  const w = new FrameWriter(sink, {
+    maxBodyBytes: 1 << 20,
+    maxQueuedBytes: 1 << 20,
+    defer: () => {},
+    onDrain: () => drained++,
+    onError: (err) => assert.fail(err),
+  });
+  // msgpackr values (no shape records): strings whose frames take 24-40 bytes.
+  let sent = 0;
+  while (sink.free >= 64) assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, `v${sent++}`), true);
+  // Less room than the next frame: nothing of it may be published.
+  sink.free = 20;
+  const before = sink.log.length;
+  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'x'.repeat(12)), false);
+  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'y'), false);
+  w.flush();
+  assert.equal(sink.log.length, before, 'no part of a waiting frame was written');
+  assert.ok(w.queuedBytes > 0);
+  sink.free = 4096;
+  assert.equal(w.flush(), true);
+  assert.equal(drained, 1);
+  const sizes = frameSizes(sink.log);
+  assert.equal(sizes.length, sent + 2);
+  // The last two are the ones that waited, whole and in order.
+  const log = Buffer.from(sink.log);
+  const body = (at: number) =>
+    unpack(log.subarray(at + MSG_HEADER_BYTES, at + MSG_HEADER_BYTES + log.readUInt32LE(at)));
+  const last = log.length - (sizes.at(-1) as number);
+  const second = last - (sizes.at(-2) as number);
+  assert.equal(body(second), 'x'.repeat(12));
+  assert.equal(body(last), 'y');
+});
+
+test('a frame larger than half the fifo still streams through in pieces', () => {
+  const sink = new FakeSink(4096);
+  const w = new FrameWriter(sink, {
+    maxBodyBytes: 1 << 20,
+    maxQueuedBytes: 1 << 20,
+    defer: () => {},
+    onDrain: () => {},
+    onError: (err) => assert.fail(err),
+  });
+  sink.free = 1000;
+  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'z'.repeat(3000)), false);
+  assert.equal(sink.log.length, 1000, 'the part that fit was written');
+  sink.free = 4096;
+  assert.equal(w.flush(), true);
+  assert.deepEqual(frameSizes(sink.log), [frameBytes(sink.log.length - MSG_HEADER_BYTES)]);
+});
