@@ -69,6 +69,8 @@ export async function attachmentStats(): Promise<
     /** Fast connects this process made from pools, and fast connects it accepted as a server. */
     fastTaken: number;
     fastAccepted: number;
+    /** The data notifier's counters (Attachment.notifierStats). */
+    notifier: Attachment['notifierStats'];
   }[]
 > {
   const out = [];
@@ -84,6 +86,7 @@ export async function attachmentStats(): Promise<
       orphanSegments: att.orphanSegments,
       fastTaken: att.pools.taken,
       fastAccepted: att.pools.acceptedCount,
+      notifier: att.notifierStats,
     });
   }
   return out;
