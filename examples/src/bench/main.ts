@@ -400,7 +400,7 @@ async function main(): Promise<void> {
           ? ['gbps']
           : ['perSecond']),
       'cpuUsPerOp',
-      ...(c.workload === 'cps' ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
+      ...(c.workload === 'cps' && cpsWarmup > 0 ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
       // Each side's share: for streams and messages the client sends and the server receives.
       ...(c.workload === 'http' || c.workload === 'throughput' || c.workload === 'rate'
         ? ['clientUsPerOp', 'serverUsPerOp']
