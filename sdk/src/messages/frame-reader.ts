@@ -393,7 +393,7 @@ export class FrameReader {
     r.start = start;
     r.end = end;
     try {
-      if (src[start] === SHAPE_MARK && dec === this.#dec) return this.#shapes.decode(src, start, end);
+      if (src[start] === SHAPE_MARK && dec === this.#dec) return this.#shapes.decodeRecord(src, start, end);
       return dec.unpack(this.#unpackrView(src), r);
     } catch (err) {
       this.#fail(

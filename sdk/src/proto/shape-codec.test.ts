@@ -425,7 +425,17 @@ test('hostile records of a shape already read (its builder and field readers in 
   };
   const r0 = warmed();
   assert.deepStrictEqual(r0.decode(second, 0, second.length), v(200));
-  for (let n = 0; n < second.length; n++) throwsShapeError(second.subarray(0, n), warmed());
+  // decodeRecord (what the frame reader calls) from the same buffer as the record before it.
+  const both = Buffer.concat([first, second]);
+  const r1 = new ShapeReader();
+  r1.decode(both, 0, first.length);
+  assert.deepStrictEqual(r1.decodeRecord(both, first.length, both.length), v(200));
+  for (let n = 0; n < second.length; n++) {
+    throwsShapeError(second.subarray(0, n), warmed());
+    const r = new ShapeReader();
+    r.decode(both, 0, first.length);
+    assert.throws(() => r.decodeRecord(both, first.length, first.length + n), ShapeError);
+  }
   const reader = warmed();
   fc.assert(
     fc.property(
@@ -439,6 +449,15 @@ test('hostile records of a shape already read (its builder and field readers in 
         for (const [at, x] of edits) if (at < b.length) b[at] = x;
         try {
           reader.decode(b, 0, b.length);
+        } catch (err) {
+          if (!(err instanceof ShapeError)) throw err;
+        }
+        // The same bytes through decodeRecord, in the buffer the reader last read (its fast path).
+        const m = Buffer.concat([first, b]);
+        const r = new ShapeReader();
+        r.decode(m, 0, first.length);
+        try {
+          r.decodeRecord(m, first.length, m.length);
         } catch (err) {
           if (!(err instanceof ShapeError)) throw err;
         }

@@ -652,6 +652,30 @@ export class ShapeReader {
     return v;
   }
 
+  /**
+   * decode() for the common body, in fewer steps: one record of a shape already read (no
+   * definitions; channels only). Anything else goes to decode(). Every check decode() makes on such
+   * a body is made here too.
+   */
+  decodeRecord(buf: Uint8Array, start: number, end: number): unknown {
+    if (this.#selfContained || buf !== this.#buf || end - start < 3 || buf[start] !== SHAPE_MARK) {
+      return this.decode(buf, start, end);
+    }
+    // A definition's id has DEF_FLAG set: above MAX_SHAPES, so it goes to decode() too.
+    const raw = this.#view.getUint16(start + 1);
+    const shape = raw < MAX_SHAPES ? this.#shapes[raw] : undefined;
+    const build = shape === undefined ? null : shape.build;
+    if (shape === undefined || build === null) return this.decode(buf, start, end);
+    this.#p = start + 3;
+    this.#end = end;
+    // As inside #record: this record is depth 1.
+    this.#depth = 1;
+    if (shape.keys.length > end - this.#p) throw new ShapeError('truncated record');
+    const v = build();
+    if (this.#p !== end) throw new ShapeError(`${end - this.#p} bytes after the value`);
+    return v;
+  }
+
   #need(n: number): number {
     const p = this.#p;
     if (n > this.#end - p) throw new ShapeError(`truncated: ${n} bytes needed, ${this.#end - p} left`);
