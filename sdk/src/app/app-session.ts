@@ -15,6 +15,14 @@ const debug = debuglog('ferry');
 /** The first large read of the process raises glibc's trim threshold (sys/malloc-tuning.ts). */
 let mallocTuned = false;
 
+/**
+ * Fifo rewinds (shm/fifo-layout.ts, "Rewinds"): a writer that finds its tx fifo empty starts
+ * again at the ring's beginning, so request/response traffic keeps reusing a few cache lines and
+ * pages of its fifos instead of walking all of them. FERRY_FIFO_REWIND=0 turns them off for this
+ * app's fifos, both ways (for comparisons).
+ */
+const fifoOptions = { rewind: process.env['FERRY_FIFO_REWIND'] !== '0' };
+
 /** Upcalls from the data path to the socket that owns the session. */
 export interface SessionOwner {
   /** Readable data, FIN or reset may be waiting: pull with read(). */
@@ -41,8 +49,8 @@ export class AppSession implements SlotListener {
     if (transport !== 'ct') segment.daemonPeer = true;
     this.slot = ref.slot;
     this.segment = segment;
-    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize);
-    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize);
+    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize, fifoOptions);
+    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize, fifoOptions);
   }
 
   /** Attaches the owner and looks once: the peer may have written before we were told of it. */
