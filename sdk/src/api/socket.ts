@@ -659,6 +659,25 @@ export class Socket extends Duplex implements SessionOwner {
   ): void {
     if (this.#idleTimer !== null) this.#active();
     const s = this.#session;
+    if (s === null) {
+      this.#writevChunks(null, chunks, cb);
+      return;
+    }
+    // The chunks of one writev are one message (node:http's header and body): the reader is told
+    // once, after the last of them (AppSession.holdPosts).
+    s.holdPosts();
+    try {
+      this.#writevChunks(s, chunks, cb);
+    } finally {
+      s.releasePosts();
+    }
+  }
+
+  #writevChunks(
+    s: AppSession | null,
+    chunks: { chunk: Buffer | string; encoding: BufferEncoding }[],
+    cb: (err?: Error | null) => void,
+  ): void {
     const bufs: Uint8Array[] = [];
     for (const { chunk, encoding } of chunks) {
       if (typeof chunk !== 'string') {

@@ -67,8 +67,34 @@ export class AppSession implements SlotListener {
   /** Enqueues what fits; returns bytes taken (0 when full; -1 when the fifo failed). */
   write(chunk: Uint8Array): number {
     const n = this.#tx.enqueue(chunk);
-    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    if (n > 0) this.#wrote();
     return n;
+  }
+
+  /** Writes since holdPosts() that have not told the peer yet; -1: posts are not held. */
+  #heldWrites = -1;
+
+  /** After bytes were published: tell the peer now if it asked, or once the held writes end. */
+  #wrote(): void {
+    if (this.#heldWrites >= 0) this.#heldWrites++;
+    else if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
+  }
+
+  /**
+   * Until releasePosts(), writes publish their bytes but do not tell the peer: several writes that
+   * make one message (node:http's header and body) then wake a sleeping reader once, after the
+   * last of them, so it finds the whole message in one read instead of being rung after the header
+   * and reading the body on a second wake. Release in a finally: a held post is a lost wake-up.
+   */
+  holdPosts(): void {
+    if (this.#heldWrites < 0) this.#heldWrites = 0;
+  }
+
+  /** Ends holdPosts(): one check (and post) for all the writes made meanwhile. */
+  releasePosts(): void {
+    const n = this.#heldWrites;
+    this.#heldWrites = -1;
+    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
   }
 
   /**
@@ -77,7 +103,7 @@ export class AppSession implements SlotListener {
    */
   writeString(str: string, encoding: BufferEncoding, byteLength: number): number {
     const n = this.#tx.enqueueString(str, encoding, byteLength);
-    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    if (n > 0) this.#wrote();
     return n;
   }
 
@@ -91,6 +117,8 @@ export class AppSession implements SlotListener {
    * took CPU the reader needed on 2 vCPUs (BENCHMARKS.md, "Stream and 64 B data path").
    */
   waitForSpace(): boolean {
+    // The reader must hear of what is in the fifo before this end waits for it to make room.
+    if (this.#heldWrites > 0) this.releasePosts();
     if (this.#tx.armSpace(this.#spaceWanted)) return true;
     this.#waitingSpace = true;
     return false;

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fifoFootprint, initFifo } from '../shm/fifo.js';
+import { FifoConsumer } from '../shm/fifo-consumer.js';
+import type { AppSegment } from './app-segment.js';
+import { AppSession, type SessionOwner } from './app-session.js';
+
+const SIZE = 128 * 1024;
+
+/** A session over two fifos in a plain buffer; the segment only counts posts. */
+function makeSession() {
+  const txOffset = 64;
+  const rxOffset = txOffset + fifoFootprint(SIZE);
+  const buffer = new SharedArrayBuffer(rxOffset + fifoFootprint(SIZE));
+  initFifo(buffer, txOffset, SIZE);
+  initFifo(buffer, rxOffset, SIZE);
+  const posts: number[] = [];
+  const segment = {
+    buffer,
+    daemonPeer: false,
+    add() {},
+    remove() {},
+    post(slot: number) {
+      posts.push(slot);
+    },
+  } as unknown as AppSegment;
+  const session = new AppSession(1, segment, {
+    segment: 1,
+    txOffset,
+    rxOffset,
+    txSize: SIZE,
+    rxSize: SIZE,
+    slot: 3,
+  });
+  const owner: SessionOwner = { onReadable() {}, onWritable() {}, onFailure() {} };
+  session.open(owner);
+  // The peer's end of our tx fifo, asleep (armed) as a reader that waits for data.
+  const peer = new FifoConsumer(buffer, txOffset, SIZE);
+  return { session, posts, peer };
+}
+
+test('held posts: a header and a body written together ring a sleeping reader once, after the body', () => {
+  const { session, posts, peer } = makeSession();
+  const body = new Uint8Array(64 * 1024).fill(0x61);
+  const header = 'HTTP/1.1 200 OK\r\ncontent-length: 65536\r\n\r\n';
+
+  assert.equal(peer.armData(), false);
+  assert.equal(session.writeString(header, 'latin1', header.length), header.length);
+  assert.deepEqual(posts, [3], 'unheld: rung after the header, before the body is there');
+  assert.equal(session.write(body), body.length);
+  peer.drop(peer.readable());
+
+  posts.length = 0;
+  assert.equal(peer.armData(), false);
+  session.holdPosts();
+  assert.equal(session.writeString(header, 'latin1', header.length), header.length);
+  assert.equal(session.write(body), body.length);
+  assert.deepEqual(posts, [], 'nothing told while held');
+  session.releasePosts();
+  assert.deepEqual(posts, [3], 'one post after the last write');
+  assert.equal(peer.readable(), header.length + body.length, 'the whole message is there when rung');
+
+  // Released with nothing written: no post; a reader that did not arm: no post either.
+  posts.length = 0;
+  session.holdPosts();
+  session.releasePosts();
+  peer.drop(peer.readable());
+  session.holdPosts();
+  session.write(body);
+  session.releasePosts();
+  assert.deepEqual(posts, [], 'the reader was not asleep');
+});
+
+test('held posts are told before the writer waits for space (no sleeping pair with bytes in the fifo)', () => {
+  const { session, posts, peer } = makeSession();
+  assert.equal(peer.armData(), false);
+  session.holdPosts();
+  const big = new Uint8Array(SIZE + 100);
+  assert.equal(session.write(big), SIZE, 'partial: the fifo is full');
+  assert.deepEqual(posts, []);
+  assert.equal(session.waitForSpace(), false);
+  assert.deepEqual(posts, [3], 'the reader hears of the full fifo before the writer sleeps');
+  // Writes after that (still inside the caller's held region) tell the reader as usual.
+  peer.drop(SIZE);
+  assert.equal(peer.armData(), false);
+  session.write(new Uint8Array(10));
+  assert.deepEqual(posts, [3, 3]);
+  session.releasePosts();
+  assert.deepEqual(posts, [3, 3]);
+});
