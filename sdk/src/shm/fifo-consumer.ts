@@ -58,8 +58,9 @@ export class FifoConsumer {
   #rewindsSeen: number;
 
   /**
-   * `options.rewind` false: do not announce that this end follows rewinds (fifo-layout.ts,
-   * "Rewinds"); the producer then never rewinds, as with a consumer that predates them.
+   * `options.rewind` true: announce that this end follows rewinds (fifo-layout.ts, "Rewinds"), so
+   * the producer may make them. Off by default: they cost streams (BENCHMARKS.md, data5).
+   * Without it the producer never rewinds, as with a consumer that predates them.
    */
   constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number, options?: { rewind?: boolean }) {
     const v = openFifo(buf, offset, sizeBytes);
@@ -71,7 +72,7 @@ export class FifoConsumer {
     this.#tail = v.tail;
     this.#flags = Atomics.load(v.ctl, CONS_FLAGS) & (FIFO_CONS_CLOSED | FIFO_CONS_RESET);
     this.#rewindsSeen = Atomics.load(v.ctl, REWIND_SEEN);
-    this.#followsRewinds = options?.rewind !== false;
+    this.#followsRewinds = options?.rewind === true;
     // Consumer-owned word: from here on the producer may rewind. An end that does not follow
     // rewinds clears it (a fifo is zeroed when placed, so this matters only for a second consumer).
     Atomics.store(v.ctl, CONS_FEATURES, this.#followsRewinds ? FIFO_FEATURE_REWIND : 0);

@@ -34,7 +34,7 @@ function makeFifo(
     ctl[FIFO_TAIL_OFFSET / 4] = opts.start;
   }
   const p = new FifoProducer(buf, OFFSET, size, opts.producer);
-  const c = new FifoConsumer(buf, OFFSET, size, opts.consumer);
+  const c = new FifoConsumer(buf, OFFSET, size, opts.consumer ?? { rewind: true });
   const ring = new Uint8Array(buf, OFFSET + FIFO_DATA_OFFSET, size);
   return { buf, ctl, p, c, ring };
 }
@@ -74,7 +74,7 @@ test('an emptied fifo deep in the ring rewinds: the next write lands at offset 0
   assert.equal(p.error, null);
 });
 
-test('no rewind while bytes are unread, near the ring start, for a write longer than the position, or when either end opts out', () => {
+test('no rewind while bytes are unread, near the ring start, for a write longer than the position, by default, or when either end opts out', () => {
   {
     const { p, c } = makeFifo();
     p.enqueue(pattern(5000, 1));
@@ -99,7 +99,8 @@ test('no rewind while bytes are unread, near the ring start, for a write longer 
     assert.equal(p.rewinds, 0, 'would not fit before the old position');
     assert.deepEqual(drain(c), pattern(6000, 2));
   }
-  for (const opts of [{ consumer: { rewind: false } }, { producer: { rewind: false } }]) {
+  // A consumer made without options (the default) does not announce rewinds either.
+  for (const opts of [{ consumer: {} }, { consumer: { rewind: false } }, { producer: { rewind: false } }]) {
     const { p, c, ctl } = makeFifo(SIZE, opts);
     for (let i = 0; i < 20; i++) {
       assert.equal(p.enqueue(pattern(3000, i)), 3000);
@@ -185,7 +186,7 @@ test('rewinds across the u32 index wrap and a second consumer over the same fifo
       assert.ok(r >= 0, `dequeue failed: ${c.error?.message}`);
       for (let k = 0; k < r; k++) got.push(out[k] as number);
     }
-    if (i === 200) c = new FifoConsumer(buf, OFFSET, SIZE); // a new end picks up REWIND_SEEN
+    if (i === 200) c = new FifoConsumer(buf, OFFSET, SIZE, { rewind: true }); // picks up REWIND_SEEN
   }
   for (let r = c.dequeue(out); r > 0; r = c.dequeue(out))
     for (let k = 0; k < r; k++) got.push(out[k] as number);
@@ -235,7 +236,7 @@ test('worker_threads: 50k checksummed messages with the writer waiting for an em
   initFifo(buf, OFFSET, size);
   const timeLimitMs = 60_000;
   const worker = new Worker(new URL('./stress-worker.js', import.meta.url), {
-    workerData: { buf, offset: OFFSET, sizeBytes: size, timeLimitMs },
+    workerData: { buf, offset: OFFSET, sizeBytes: size, timeLimitMs, rewind: true },
   });
   try {
     const done = new Promise<StressResult & { timedOut: boolean }>((resolve, reject) => {
