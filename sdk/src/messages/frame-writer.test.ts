@@ -105,3 +105,41 @@ test('a frame larger than half the fifo still streams through in pieces', () => 
   assert.equal(w.flush(), true);
   assert.deepEqual(frameSizes(sink.log), [frameBytes(sink.log.length - MSG_HEADER_BYTES)]);
 });
+
+test('a small frame waiting on a fifo that then fails ends in ERR_FERRY_FIFO_CORRUPT, not an endless retry', async () => {
+  // A failed fifo (a peer that moved its head out of range) reads 0 bytes free, answers writes
+  // with -1 and says "space is there" to waitForSpace (so that the writer looks again and finds out).
+  const sink = new FakeSink(4096);
+  let failed = false;
+  let spaceAsks = 0;
+  const write = sink.write.bind(sink);
+  sink.write = (chunk) => (failed ? -1 : write(chunk));
+  sink.waitForSpace = () => {
+    spaceAsks++;
+    return failed;
+  };
+  const errors: string[] = [];
+  const w = new FrameWriter(sink, {
+    maxBodyBytes: 1 << 20,
+    maxQueuedBytes: 1 << 20,
+    defer: () => {},
+    onDrain: () => {},
+    onError: (err) => errors.push((err as { code?: string }).code ?? String(err)),
+  });
+  sink.free = 20;
+  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'x'.repeat(40)), false, 'queued whole: no room');
+  failed = true;
+  sink.free = 0;
+  w.flush();
+  try {
+    // Bounded: a writer that never learns of the failure keeps retrying, one turn after another.
+    for (let i = 0; i < 20 && errors.length === 0; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(errors, ['ERR_FERRY_FIFO_CORRUPT']);
+    const asks = spaceAsks;
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(spaceAsks, asks, 'no retries after the failure');
+  } finally {
+    // Stops the retries when the assertions failed (else they keep the process alive).
+    w.discard();
+  }
+});

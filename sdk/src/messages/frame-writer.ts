@@ -399,7 +399,9 @@ export class FrameWriter implements LoanWriter {
    */
   #writeWhole(chunk: Uint8Array): number {
     if (chunk.length <= WHOLE_BYTES && chunk.length <= this.#sink.txSize >> 1) {
-      if (this.#sink.writableBytes < chunk.length) return 0;
+      // Not written: 0, or -1 when the fifo failed (it then reads 0 bytes free and waitForSpace
+      // says "look again": returning 0 would retry every turn without end).
+      if (this.#sink.writableBytes < chunk.length) return this.#sink.write(chunk.subarray(0, 0));
     }
     return this.#sink.write(chunk);
   }
