@@ -107,6 +107,9 @@ test('postSoon queues at once and rings a sleeping peer once, at the end of the 
     await settle();
     assert.equal(p.client.postSoonPending, false);
     assert.equal(p.rings, 1, 'three events, one ring');
+    // The diagnostics (Attachment.notifierStats) count them as post() does.
+    assert.equal(p.client.posts, 3);
+    assert.equal(p.client.rings, 1);
     assert.equal(p.server.poll(), 3);
     assert.deepEqual(p.slots, [3, 4, 5]);
   } finally {
@@ -121,6 +124,8 @@ test('postSoon does not ring a peer that polls (it did not arm its wake-up)', as
     p.client.postSoon(4);
     await settle();
     assert.equal(p.rings, 0, 'a polling peer is not rung');
+    assert.equal(p.client.posts, 2);
+    assert.equal(p.client.rings, 0);
     assert.equal(p.server.poll(), 2);
     assert.deepEqual(p.slots, [3, 4]);
   } finally {

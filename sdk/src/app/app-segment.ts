@@ -105,6 +105,7 @@ export class AppSegment {
    */
   postSoon(slot: number): void {
     this.#tx.push(slot);
+    this.posts++;
     if (this.#ringScheduled) return;
     this.#ringScheduled = true;
     if (!exitHooked) {
@@ -128,6 +129,7 @@ export class AppSegment {
     pendingRings.delete(this);
     if (this.#peerDoorbellFd < 0 || this.#rx.error !== null || !this.#tx.wakeNeeded()) return;
     if (debug.enabled) debug('segment %d: deferred ring', this.id);
+    this.rings++;
     try {
       ring(this.#peerDoorbellFd);
     } catch {
