@@ -18,10 +18,10 @@ let mallocTuned = false;
 /**
  * Fifo rewinds (shm/fifo-layout.ts, "Rewinds"): a writer that finds its tx fifo empty starts
  * again at the ring's beginning, so request/response traffic keeps reusing a few cache lines and
- * pages of its fifos instead of walking all of them. Off unless FERRY_FIFO_REWIND=1 (this app's rx
- * fifos then accept them): HTTP 64 KiB gained nothing measurable and 256 KiB streams lost 40-60%
- * CPU per MiB with them (BENCHMARKS.md, data5), since after a rewind the writer has only the old
- * position free until the reader moves past the skip.
+ * pages of its fifos instead of walking all of them. Off unless FERRY_FIFO_REWIND=1 (in both
+ * apps: one makes them, the other follows): HTTP 64 KiB gained nothing measurable and 256 KiB
+ * streams lost 40-60% CPU per MiB with them (BENCHMARKS.md, data5), since after a rewind the
+ * writer has only the old position free until the reader moves past the skip.
  */
 const fifoOptions = { rewind: process.env['FERRY_FIFO_REWIND'] === '1' };
 

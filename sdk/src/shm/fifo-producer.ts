@@ -64,8 +64,8 @@ export class FifoProducer {
   #skipped: number;
 
   /**
-   * `options.rewind` false: never start again at the ring's beginning (fifo-layout.ts, "Rewinds"),
-   * whatever the consumer supports.
+   * `options.rewind` true: start again at the ring's beginning when the consumer follows rewinds
+   * (fifo-layout.ts, "Rewinds"). Off by default, and then free: no look at the consumer's line.
    */
   constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number, options?: { rewind?: boolean }) {
     const v = openFifo(buf, offset, sizeBytes);
@@ -76,7 +76,7 @@ export class FifoProducer {
     this.#tail = v.tail;
     this.#head = v.head;
     this.#flags = Atomics.load(v.ctl, PROD_FLAGS) & (FIFO_PROD_FIN | FIFO_PROD_RESET);
-    this.#mayRewind = options?.rewind !== false && v.sizeBytes > FIFO_REWIND_MIN_POS;
+    this.#mayRewind = options?.rewind === true && v.sizeBytes > FIFO_REWIND_MIN_POS;
     this.#rewinds = Atomics.load(v.ctl, REWIND_SEQ);
     this.#skipped = Atomics.load(v.ctl, SKIPPED);
   }
@@ -94,8 +94,9 @@ export class FifoProducer {
    * the rewind. Until the consumer applies it, the free space is the old position (`len` fits).
    */
   #maybeRewind(len: number): void {
+    if (!this.#mayRewind) return;
     const pos = this.#tail & this.#mask;
-    if (pos < FIFO_REWIND_MIN_POS || pos < len || !this.#mayRewind) return;
+    if (pos < FIFO_REWIND_MIN_POS || pos < len) return;
     // An empty fifo only: the consumer has nothing unread (no view to move under it), and at most
     // one rewind is pending (the consumer must apply it to empty the fifo again).
     if (this.#head !== this.#tail && (!this.#loadHead() || this.#head !== this.#tail)) return;

@@ -33,7 +33,7 @@ function makeFifo(
     ctl[FIFO_HEAD_OFFSET / 4] = opts.start;
     ctl[FIFO_TAIL_OFFSET / 4] = opts.start;
   }
-  const p = new FifoProducer(buf, OFFSET, size, opts.producer);
+  const p = new FifoProducer(buf, OFFSET, size, opts.producer ?? { rewind: true });
   const c = new FifoConsumer(buf, OFFSET, size, opts.consumer ?? { rewind: true });
   const ring = new Uint8Array(buf, OFFSET + FIFO_DATA_OFFSET, size);
   return { buf, ctl, p, c, ring };
@@ -99,8 +99,13 @@ test('no rewind while bytes are unread, near the ring start, for a write longer 
     assert.equal(p.rewinds, 0, 'would not fit before the old position');
     assert.deepEqual(drain(c), pattern(6000, 2));
   }
-  // A consumer made without options (the default) does not announce rewinds either.
-  for (const opts of [{ consumer: {} }, { consumer: { rewind: false } }, { producer: { rewind: false } }]) {
+  // Ends made without options (the default) neither announce nor make rewinds.
+  for (const opts of [
+    { consumer: {} },
+    { producer: {} },
+    { consumer: { rewind: false } },
+    { producer: { rewind: false } },
+  ]) {
     const { p, c, ctl } = makeFifo(SIZE, opts);
     for (let i = 0; i < 20; i++) {
       assert.equal(p.enqueue(pattern(3000, i)), 3000);
@@ -249,7 +254,7 @@ test('worker_threads: 50k checksummed messages with the writer waiting for an em
     while (ctl[FIFO_CONS_FEATURES_OFFSET / 4] === 0 && performance.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1));
     }
-    const producer = new FifoProducer(buf, OFFSET, size);
+    const producer = new FifoProducer(buf, OFFSET, size, { rewind: true });
     const messages = 50_000;
     const writer = new StressWriter(producer, messages, size);
     let bursts = 0;
