@@ -37,6 +37,7 @@ class FakeSink implements FrameSink {
   waitForSpace(): boolean {
     return false;
   }
+  peerStoppedReading = false;
 }
 
 /** Frame sizes in a published log (headers read in order). */
@@ -140,6 +141,36 @@ test('a small frame waiting on a fifo that then fails ends in ERR_FERRY_FIFO_COR
     assert.equal(spaceAsks, asks, 'no retries after the failure');
   } finally {
     // Stops the retries when the assertions failed (else they keep the process alive).
+    w.discard();
+  }
+});
+
+test('frames waiting on a fifo whose reader closed its end wait (no retry every turn) until the channel ends', async () => {
+  // A closed reader: no room ever comes, and waitForSpace says "look again" (as for a failure).
+  const sink = new FakeSink(4096);
+  let writes = 0;
+  const write = sink.write.bind(sink);
+  sink.write = (chunk) => {
+    writes++;
+    return write(chunk);
+  };
+  sink.waitForSpace = () => true;
+  const w = new FrameWriter(sink, {
+    maxBodyBytes: 1 << 20,
+    maxQueuedBytes: 1 << 20,
+    defer: () => {},
+    onDrain: () => {},
+    onError: (err) => assert.fail(err),
+  });
+  try {
+    sink.free = 20;
+    sink.peerStoppedReading = true;
+    assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'x'.repeat(40)), false);
+    const before = writes;
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(writes, before, 'not looked at again');
+    assert.ok(w.queuedBytes > 0, 'the frame still waits');
+  } finally {
     w.discard();
   }
 });

@@ -23,8 +23,11 @@ export interface FrameSink {
   readonly txSize: number;
   /** Copies what fits; -1 when the fifo failed or this end finished. */
   write(chunk: Uint8Array): number;
-  /** Arms the space notification; true when space is there already. */
+  /** Arms the space notification; true when space is there already (or the fifo failed or its
+   *  reader closed: look again). */
   waitForSpace(): boolean;
+  /** The reader closed its end: it will make no more room. */
+  readonly peerStoppedReading: boolean;
 }
 
 export interface FrameWriterOptions {
@@ -490,7 +493,12 @@ export class FrameWriter implements LoanWriter {
 
   #wait(): void {
     this.#waiting = true;
-    if (this.#sink.waitForSpace()) setImmediate(() => this.#failed || this.flush());
+    // "Look again" also answers a reader that closed its end: it makes no room, and looking again
+    // would then repeat every turn without end. The frames wait instead (the session's close ends
+    // the channel); a failed fifo is looked at again, and the write says -1.
+    if (this.#sink.waitForSpace() && !this.#sink.peerStoppedReading) {
+      setImmediate(() => this.#failed || this.flush());
+    }
   }
 
   #fail(err: Error): void {
