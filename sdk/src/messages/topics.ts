@@ -498,9 +498,4 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     this.#inbox.endWaiters(null);
     this.emit('close', err ?? undefined);
   }
-
-  /** @internal */
-  _fail(err: FerryError): void {
-    this.#inbox.endWaiters(err);
-  }
 }
