@@ -14,7 +14,7 @@ import {
   readMessageHeader,
 } from '../proto/message-frame.js';
 import { createPlainDecoder, createValueDecoder, unpackrView } from '../proto/message-values.js';
-import { SHAPE_MARK, ShapeReader } from '../proto/shape-codec.js';
+import { type CompileBudget, SHAPE_MARK, ShapeReader } from '../proto/shape-codec.js';
 
 /** What the reader needs of a session (AppSession has it). */
 export interface FrameSource {
@@ -78,7 +78,9 @@ export class FrameReader {
   readonly #opts: FrameReaderOptions;
   #dec: Unpackr = createValueDecoder();
   /** Shape records (bodies that start with SHAPE_MARK), with their own shape table. */
-  #shapes = new ShapeReader();
+  /** Builders compiled for this channel, through every RESET (a peer may RESET over and over). */
+  readonly #budget: CompileBudget = { compiled: 0 };
+  #shapes = new ShapeReader({ budget: this.#budget });
   /** Loan metadata is encoded without records (see encodePlain). */
   readonly #metaDec: Unpackr = createPlainDecoder();
   readonly #header: MessageHeader = { bodyBytes: 0, kind: MSG_KIND.PAD, id: 0, aux: 0 };
@@ -306,7 +308,7 @@ export class FrameReader {
         return true;
       case MSG_KIND.RESET:
         this.#dec = createValueDecoder();
-        this.#shapes = new ShapeReader();
+        this.#shapes = new ShapeReader({ budget: this.#budget });
         return true;
       case MSG_KIND.CANCEL:
         this.#handler.onFrame(kind, h.id, undefined);

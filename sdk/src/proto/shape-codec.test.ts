@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { createValueDecoder, ValueEncoder } from './message-values.js';
-import { MAX_SHAPES, SHAPE_MARK, ShapeError, ShapeReader, ShapeWriter } from './shape-codec.js';
+import {
+  type CompileBudget,
+  MAX_BUILDERS_SHARED,
+  MAX_SHAPES,
+  SHAPE_MARK,
+  ShapeError,
+  ShapeReader,
+  ShapeWriter,
+} from './shape-codec.js';
 
 /** Values of the kinds shape records carry, nested; keys include awkward ones. */
 const key = fc.oneof(
@@ -465,4 +473,23 @@ test('hostile records of a shape already read (its builder and field readers in 
     ),
     { numRuns: 3000 },
   );
+});
+
+test('readers sharing a budget (a channel through RESETs) stop compiling builders at the shared bound and still decode', () => {
+  const budget: CompileBudget = { compiled: 0 };
+  const space = Buffer.alloc(1 << 16);
+  // Each round is what follows a RESET: a fresh writer and reader, 300 shapes never seen before.
+  for (let round = 0; round < 6; round++) {
+    const enc = new ValueEncoder();
+    enc.enableShapes();
+    const reader = new ShapeReader({ budget });
+    for (let i = 0; i < 300; i++) {
+      const v = { [`a${round}_${i}`]: i, [`b${round}_${i}`]: 'x', n: round };
+      const r = enc.encode(v, 0, space, 0);
+      assert.equal(r, space);
+      assert.equal(space[0], SHAPE_MARK);
+      assert.deepEqual(reader.decode(space, 0, enc.endInSpace), v);
+    }
+  }
+  assert.equal(budget.compiled, MAX_BUILDERS_SHARED);
 });

@@ -95,6 +95,15 @@ const MAX_PLAN_KEYS = 16;
  */
 const MAX_PLANS = 256;
 const MAX_BUILDERS = 256;
+/**
+ * Builders compiled across the readers that share one CompileBudget (a channel's, through every
+ * RESET): without it a peer sending RESET and new definitions over and over would have us compile
+ * 256 functions per RESET, each tens of microseconds, with no end.
+ */
+export const MAX_BUILDERS_SHARED = 1024;
+
+/** Counts builders compiled by every ShapeReader given it (see MAX_BUILDERS_SHARED). */
+export type CompileBudget = { compiled: number };
 
 /** Thrown inside the writer to give up on a value (caught in encode). */
 const GIVE_UP = Symbol('give up');
@@ -610,9 +619,12 @@ export class ShapeReader {
   readonly #readAny: FieldReader = () => this.#value();
   /** Builders compiled by this reader (bounded: a peer may define shape after shape). */
   #builders = 0;
+  readonly #budget: CompileBudget;
 
-  constructor(opts: { selfContained?: boolean } = {}) {
+  /** `budget`: shared with the readers that replace this one after a RESET (a channel's). */
+  constructor(opts: { selfContained?: boolean; budget?: CompileBudget } = {}) {
     this.#selfContained = opts.selfContained === true;
+    this.#budget = opts.budget ?? { compiled: 0 };
   }
 
   /** Decodes the shape record at [start, end) of `buf`, which must be exactly one value. */
@@ -854,8 +866,9 @@ export class ShapeReader {
       readers.push(r);
       o[k] = r();
     }
-    if (this.#builders < MAX_BUILDERS) {
+    if (this.#builders < MAX_BUILDERS && this.#budget.compiled < MAX_BUILDERS_SHARED) {
       this.#builders++;
+      this.#budget.compiled++;
       shape.build = compileBuilder(keys, readers);
     } else {
       const generic = keys.map(() => this.#readAny);
