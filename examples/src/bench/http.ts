@@ -16,7 +16,6 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import * as ferry from '@ferry/sdk';
-import { attachmentStats } from '@ferry/sdk/internal';
 import { type Dispatcher, Pool } from 'undici';
 
 type Stack = 'net' | 'ferry';
@@ -54,10 +53,6 @@ async function serve(stack: Stack, target: string): Promise<void> {
     await new Promise<void>((resolve) => srv.listen(target, resolve));
   }
   process.stdout.write(`${JSON.stringify({ listening: target })}\n`);
-  // Diagnostics: SIGUSR2 prints the data notifier's counters (cumulative) on stderr.
-  process.on('SIGUSR2', () => {
-    void attachmentStats().then((s) => process.stderr.write(`${JSON.stringify(notifierOf(s))}\n`));
-  });
   const stop = () => process.exit(0);
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
@@ -111,13 +106,11 @@ async function client(
   const lat = new Float64Array(count);
   // Tells the harness that the measured part starts (it samples the server's CPU from here).
   process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`);
-  const stats0 = stack === 'ferry' ? notifierOf(await attachmentStats()) : null;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await runLoops(one, count, connections, lat);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
-  const stats1 = stats0 ? notifierOf(await attachmentStats()) : null;
   lat.sort();
   process.stdout.write(
     `${JSON.stringify({
@@ -125,30 +118,10 @@ async function client(
       cpuUs: cpu.user + cpu.system,
       p50us: percentile(lat, 0.5),
       p99us: percentile(lat, 0.99),
-      // The client's data notifier over the measured requests (Ferry only): per request.
-      ...(stats0 && stats1 ? perRequest(stats0, stats1, count) : {}),
     })}\n`,
   );
   await p.close();
   process.exit(0);
-}
-
-type Counters = Record<string, number>;
-
-/** The first attachment's data-notifier counters (the bench attaches to one ferryd). */
-function notifierOf(stats: Awaited<ReturnType<typeof attachmentStats>>): Counters {
-  const out: Counters = {};
-  for (const [k, v] of Object.entries(stats[0]?.notifier ?? {})) if (typeof v === 'number') out[k] = v;
-  return out;
-}
-
-/** Counter deltas per request, as `n<Name>` fields (nPolls, nEmptyPolls, nRings, ...). */
-function perRequest(a: Counters, b: Counters, count: number): Counters {
-  const out: Counters = {};
-  for (const [k, v] of Object.entries(b)) {
-    out[`n${k[0]?.toUpperCase()}${k.slice(1)}`] = (v - (a[k] ?? 0)) / count;
-  }
-  return out;
 }
 
 /** `count` requests over `loops` concurrent loops (one request in flight each). */

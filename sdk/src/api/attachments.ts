@@ -69,8 +69,6 @@ export async function attachmentStats(): Promise<
     /** Fast connects this process made from pools, and fast connects it accepted as a server. */
     fastTaken: number;
     fastAccepted: number;
-    /** The data notifier's counters (Attachment.notifierStats). */
-    notifier: Attachment['notifierStats'];
   }[]
 > {
   const out = [];
@@ -86,7 +84,6 @@ export async function attachmentStats(): Promise<
       orphanSegments: att.orphanSegments,
       fastTaken: att.pools.taken,
       fastAccepted: att.pools.acceptedCount,
-      notifier: att.notifierStats,
     });
   }
   return out;

@@ -432,35 +432,20 @@ export class Attachment extends EventEmitter {
     return this.#notifier.preemptions;
   }
 
-  /**
-   * The data notifier's counters (diagnostics): wake-ups from sleep, preemptions, contended turns,
-   * polls and empty polls, turns, sleeps, adaptive's paid and expired polling windows; the posts
-   * to peers and the rings they cost, over the current segments; and the contention rule's input.
-   */
-  get notifierStats(): Notifier['counters'] & {
+  /** The data notifier's counters (diagnostics): wake-ups from sleep, preemptions, contended turns. */
+  get notifierStats(): {
     wakeups: number;
     preemptions: number;
     contendedTurns: number;
-    posts: number;
-    rings: number;
     /** The contention rule's input (sys/run-wait.ts): last decided share, and awake totals. */
     runWait: RunWaitStats & { share: number };
   } {
     const n = this.#notifier;
     const rw = this.#runWait;
-    let posts = 0;
-    let rings = 0;
-    for (const seg of this.segments.values()) {
-      posts += seg.posts;
-      rings += seg.rings;
-    }
     return {
       wakeups: n.wakeups,
       preemptions: n.preemptions,
       contendedTurns: n.contendedTurns,
-      ...n.counters,
-      posts,
-      rings,
       runWait: { ...rw.stats, share: rw.share },
     };
   }

@@ -137,20 +137,6 @@ export class Notifier {
   #backoffMs = BACKOFF_MIN_MS;
   #preemptions = 0;
   #contendedTurns = 0;
-  /** Diagnostics: polls, polls that found nothing, turns run, sleeps (armed and stopped). */
-  #polls = 0;
-  #emptyPolls = 0;
-  #turns = 0;
-  #sleeps = 0;
-  /**
-   * Adaptive: idle stretches that polled on by their window and found work (paid), that polled on
-   * and slept anyway (expired), and the ms spent polling in the expired ones.
-   */
-  #paid = 0;
-  #expired = 0;
-  #expiredMs = 0;
-  /** Adaptive: whether the current idle stretch has polled on by its window (for paid / expired). */
-  #stretchPolled = false;
   /** Why the last #idleEnough said yes was contention (for the trace). */
   #lastContended = false;
   /** Set by yieldTurn(): end the running turn after the current poll. */
@@ -225,27 +211,6 @@ export class Notifier {
     return this.#contendedTurns;
   }
 
-  /** Counters for diagnostics: polls, polls that found nothing, turns, sleeps. */
-  get counters(): {
-    polls: number;
-    emptyPolls: number;
-    turns: number;
-    sleeps: number;
-    paid: number;
-    expired: number;
-    expiredUs: number;
-  } {
-    return {
-      polls: this.#polls,
-      emptyPolls: this.#emptyPolls,
-      turns: this.#turns,
-      sleeps: this.#sleeps,
-      paid: this.#paid,
-      expired: this.#expired,
-      expiredUs: Math.round(this.#expiredMs * 1000),
-    };
-  }
-
   /** Adaptive: times polling was cut short because the process lost its CPU meanwhile. */
   get preemptions(): number {
     return this.#preemptions;
@@ -289,50 +254,25 @@ export class Notifier {
     this.#scheduled = false;
     this.#yield = false;
     if (!this.#running) return;
-    this.#turns++;
-    if (this.#mode === NOTIFY_MODE.POLL) this.#pollTurn();
-    else if (this.#mode === NOTIFY_MODE.INTERRUPT) this.#interruptTurn(-1);
-    else {
-      const now = performance.now();
-      if (this.#contended?.(now) === true) {
-        // No idle core: a turn as in interrupt mode (arm after the first empty poll).
-        this.#contendedTurns++;
-        this.#interruptTurn(-1);
-      } else if (this.#windowMs(now) === 0 && (this.#busy === undefined || !this.#busy())) {
-        // Polling does not pay now (long gaps, or backing off): exactly an interrupt turn, which
-        // still learns the gap so that polling resumes once bursts come closer together.
-        this.#lastContended = false;
-        this.#interruptTurn(now);
-      } else this.#pollTurn();
-    }
+    if (this.#mode === NOTIFY_MODE.INTERRUPT) this.#interruptTurn();
+    else if (this.#mode === NOTIFY_MODE.ADAPTIVE && this.#contended?.(performance.now()) === true) {
+      // No idle core: a turn as in interrupt mode (arm after the first empty poll).
+      this.#contendedTurns++;
+      this.#interruptTurn();
+    } else this.#pollTurn();
   };
 
-  /** Polls until a poll finds nothing, then arms and sleeps. startMs >= 0: learn the gap (adaptive). */
-  #interruptTurn(startMs: number): void {
-    let worked = false;
+  #interruptTurn(): void {
     for (let i = 0; i < INTERRUPT_POLLS_PER_TURN && this.#running; i++) {
-      this.#polls++;
       if (this.#poll() > 0) {
-        if (startMs >= 0 && !worked) {
-          worked = true;
-          if (this.#idle) this.#learnGap(startMs - this.#lastWorkMs);
-        }
         // Settled promises (yieldTurn) run before the next look, not after a sleep: their
         // continuation may ask for polling (a message channel's next request, Attachment.pollUntil).
         if (this.#yield) break;
         continue;
       }
-      this.#emptyPolls++;
       if (this.#arm()) continue;
       this.#sleeping = true;
-      this.#sleeps++;
-      if (worked) {
-        // The gap to the next burst is measured from here, as a polling turn measures it from its
-        // last work (one clock reading per sleep).
-        this.#idle = true;
-        this.#lastWorkMs = performance.now();
-      }
-      if (TRACE !== null) trace(startMs >= 0 ? this.#sleepReason(startMs) : TRACE_CODE.INTERRUPT);
+      trace(TRACE_CODE.INTERRUPT);
       return;
     }
     if (this.#running) this.#schedule();
@@ -344,66 +284,43 @@ export class Notifier {
     const deadline = now + this.#spinMs;
     let empty = 0;
     do {
-      this.#polls++;
       if (this.#poll() > 0) {
-        if (this.#idle) {
-          if (this.#stretchPolled) this.#paid++;
-          this.#learnGap(now - this.#lastWorkMs);
-        }
+        if (this.#idle) this.#learnGap(now - this.#lastWorkMs);
         this.#lastWorkMs = now;
         if (this.#yield) break;
       } else {
-        this.#emptyPolls++;
+        // Empty polls read the clock once per batch: each reading returns a fresh heap number
+        // (performance.now() is not inlined), and reading it after every poll made a spinning
+        // process allocate ~30 MB/s: a scavenge every ~50 ms, each 0.5-5 ms and more under load
+        // (the p99.9 stalls).
+        if (++empty % this.#clockEvery !== 0) {
+          if (!this.#running) return;
+          continue;
+        }
+        const after = performance.now();
+        const batchUs = (after - now) * 1000;
+        if (batchUs < CLOCK_BATCH_US / 2 && this.#clockEvery < CLOCK_EVERY_MAX) this.#clockEvery *= 2;
+        else if (batchUs > CLOCK_BATCH_US * 2 && this.#clockEvery > 1) this.#clockEvery /= 2;
         if (!this.#idle) {
-          // The first empty poll after work: an idle stretch starts. The window is decided now,
-          // not after a batch of polls: when polling does not pay (a window of 0) this sleeps at
-          // once, as interrupt mode does, instead of spinning one clock batch per burst first.
           this.#idle = true;
           this.#lastWorkMs = now;
-          this.#stretchPolled = false;
-          empty = 0;
-        } else {
-          // Empty polls read the clock once per batch: each reading returns a fresh heap number
-          // (performance.now() is not inlined), and reading it after every poll made a spinning
-          // process allocate ~30 MB/s: a scavenge every ~50 ms, each 0.5-5 ms and more under load
-          // (the p99.9 stalls).
-          if (++empty % this.#clockEvery !== 0) {
-            if (!this.#running) return;
-            continue;
-          }
-          const after = performance.now();
-          const batchUs = (after - now) * 1000;
-          if (batchUs < CLOCK_BATCH_US / 2 && this.#clockEvery < CLOCK_EVERY_MAX) this.#clockEvery *= 2;
-          else if (batchUs > CLOCK_BATCH_US * 2 && this.#clockEvery > 1) this.#clockEvery /= 2;
-          if (adaptive && after - now > this.#preemptedMs) this.#preempted(after);
-          now = after;
+        } else if (adaptive && after - now > this.#preemptedMs) {
+          this.#preempted(after);
         }
-        if (adaptive) {
-          if (this.#idleEnough(now - this.#lastWorkMs, now)) {
-            if (!this.#arm()) {
-              this.#sleep(now);
-              return;
-            }
-            this.#lastWorkMs = now;
+        now = after;
+        if (adaptive && this.#idleEnough(now - this.#lastWorkMs, now)) {
+          if (!this.#arm()) {
+            this.#sleeping = true;
+            if (TRACE !== null) trace(this.#sleepReason(now));
+            return;
           }
+          this.#lastWorkMs = now;
         }
       }
       if (!this.#running) return;
       now = performance.now();
     } while (now < deadline);
     this.#schedule();
-  }
-
-  /** Adaptive: arms and sleeps at `now`; an idle stretch that polled and found nothing expired. */
-  #sleep(now: number): void {
-    this.#sleeping = true;
-    this.#sleeps++;
-    if (this.#stretchPolled) {
-      this.#expired++;
-      this.#expiredMs += now - this.#lastWorkMs;
-    }
-    this.#stretchPolled = false;
-    if (TRACE !== null) trace(this.#sleepReason(now));
   }
 
   /** The gap between the last burst of work and this one: the next polling window follows it. */
@@ -452,10 +369,7 @@ export class Notifier {
       this.#lastContended = true;
       return true;
     }
-    if (idleMs < this.#windowMs(now)) {
-      this.#stretchPolled = true;
-      return false;
-    }
+    if (idleMs < this.#windowMs(now)) return false;
     return idleMs >= this.#busyMs || this.#busy === undefined || !this.#busy();
   }
 }
