@@ -37,6 +37,9 @@ export class AppSegment {
   readonly #onEntry = (slot: number): void => this.#dispatch(slot);
   /** Sessions whose writes wait for fifo space (the notifier keeps polling while any do). */
   spaceWaiters = 0;
+  /** Posts made and the peer's doorbell rings they cost (diagnostics). */
+  posts = 0;
+  rings = 0;
   /** ferryd said segment-del: release once no session uses it. */
   deleted = false;
   /** The ferryd that made it is gone: teardown notices about its sessions go nowhere. */
@@ -85,7 +88,9 @@ export class AppSegment {
   /** Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced). */
   post(slot: number): void {
     this.#tx.push(slot);
+    this.posts++;
     if (this.#tx.wakeNeeded()) {
+      this.rings++;
       if (debug.enabled) debug('segment %d: post slot %d, ring', this.id, slot);
       ring(this.#peerDoorbellFd);
     }
