@@ -14,6 +14,24 @@ import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.j
 
 const CLI = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 
+/** Runs the CLI with `args` to its exit: its exit code and each stdout line parsed as JSON. */
+async function runJsonLines(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: unknown; lines: Record<string, unknown>[] }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { code, lines };
+}
+
 function firstJsonLine(p: ChildProcess, what: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let out = '';
@@ -191,20 +209,11 @@ describe('ferry perf server|client --json', () => {
       const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
       const chart = join(dir, 'rtt.svg');
       const args = ['perf', 'client', '--uri', listening, '--workload', 'rtt', '--count', '120'];
-      const client = spawn(process.execPath, [CLI, ...args, '--warmup', '250', '--json', '--chart', chart], {
+      const { code, lines } = await runJsonLines(
+        [...args, '--warmup', '250', '--json', '--chart', chart],
         env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      client.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      const code = await new Promise((resolve) => client.once('exit', resolve));
+      );
       assert.equal(code, 0);
-      const lines = out
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.deepEqual(lines[0], { phase: 'start' });
       assert.equal(lines.length, 2);
       assert.equal(lines[1]?.['count'], 120);
@@ -236,24 +245,11 @@ describe('ferry perf server|client --json', () => {
       const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
       const before = await accepted();
       const args = ['perf', 'client', '--uri', listening, '--workload', 'cps', '--count', '30'];
-      const client = spawn(
-        process.execPath,
-        [CLI, ...args, '--warmup', '45', '--concurrency', '4', '--json'],
-        {
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
+      const { code, lines } = await runJsonLines(
+        [...args, '--warmup', '45', '--concurrency', '4', '--json'],
+        env,
       );
-      let out = '';
-      client.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      const code = await new Promise((resolve) => client.once('exit', resolve));
       assert.equal(code, 0);
-      const lines = out
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.deepEqual(lines[0], { phase: 'start' });
       assert.equal(lines.length, 2);
       assert.equal(lines[1]?.['count'], 30);

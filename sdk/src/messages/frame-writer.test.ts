@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { unpack } from 'msgpackr';
 import { frameBytes, MSG_HEADER_BYTES, MSG_KIND } from '../proto/message-frame.js';
-import { type FrameSink, FrameWriter } from './frame-writer.js';
+import { type FrameSink, FrameWriter, type FrameWriterOptions } from './frame-writer.js';
 
 /** A fifo of `size` bytes as a flat log: what was published, and how much room is left. */
 class FakeSink implements FrameSink {
@@ -41,6 +41,18 @@ class FakeSink implements FrameSink {
 }
 
 /** Frame sizes in a published log (headers read in order). */
+/** A writer over `sink` with 1 MiB limits that defers nothing and fails the test on an error. */
+function writerOn(sink: FrameSink, opts: Partial<FrameWriterOptions> = {}): FrameWriter {
+  return new FrameWriter(sink, {
+    maxBodyBytes: 1 << 20,
+    maxQueuedBytes: 1 << 20,
+    defer: () => {},
+    onDrain: () => {},
+    onError: (err) => assert.fail(err),
+    ...opts,
+  });
+}
+
 function frameSizes(log: number[]): number[] {
   const b = Buffer.from(log);
   const out: number[] = [];
@@ -57,13 +69,7 @@ function frameSizes(log: number[]): number[] {
 test('a small frame goes into a full fifo whole or not at all, and in order once there is room', () => {
   const sink = new FakeSink(4096);
   let drained = 0;
-  const w = new FrameWriter(sink, {
-    maxBodyBytes: 1 << 20,
-    maxQueuedBytes: 1 << 20,
-    defer: () => {},
-    onDrain: () => drained++,
-    onError: (err) => assert.fail(err),
-  });
+  const w = writerOn(sink, { onDrain: () => drained++ });
   // msgpackr values (no shape records): strings whose frames take 24-40 bytes.
   let sent = 0;
   while (sink.free >= 64) assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, `v${sent++}`), true);
@@ -92,13 +98,7 @@ test('a small frame goes into a full fifo whole or not at all, and in order once
 
 test('a frame larger than half the fifo still streams through in pieces', () => {
   const sink = new FakeSink(4096);
-  const w = new FrameWriter(sink, {
-    maxBodyBytes: 1 << 20,
-    maxQueuedBytes: 1 << 20,
-    defer: () => {},
-    onDrain: () => {},
-    onError: (err) => assert.fail(err),
-  });
+  const w = writerOn(sink);
   sink.free = 1000;
   assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'z'.repeat(3000)), false);
   assert.equal(sink.log.length, 1000, 'the part that fit was written');
@@ -120,11 +120,7 @@ test('a small frame waiting on a fifo that then fails ends in ERR_FERRY_FIFO_COR
     return failed;
   };
   const errors: string[] = [];
-  const w = new FrameWriter(sink, {
-    maxBodyBytes: 1 << 20,
-    maxQueuedBytes: 1 << 20,
-    defer: () => {},
-    onDrain: () => {},
+  const w = writerOn(sink, {
     onError: (err) => errors.push((err as { code?: string }).code ?? String(err)),
   });
   sink.free = 20;
@@ -155,13 +151,7 @@ test('frames waiting on a fifo whose reader closed its end wait (no retry every 
     return write(chunk);
   };
   sink.waitForSpace = () => true;
-  const w = new FrameWriter(sink, {
-    maxBodyBytes: 1 << 20,
-    maxQueuedBytes: 1 << 20,
-    defer: () => {},
-    onDrain: () => {},
-    onError: (err) => assert.fail(err),
-  });
+  const w = writerOn(sink);
   try {
     sink.free = 20;
     sink.peerStoppedReading = true;
