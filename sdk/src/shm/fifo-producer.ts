@@ -57,7 +57,7 @@ export class FifoProducer {
   #lent = 0;
   /** A Buffer over the data ring, made on the first string write (Buffer#write encodes in place). */
   #text: Buffer | null = null;
-  /** May rewind when the consumer follows rewinds (options.rewind, default true). */
+  /** May rewind when the consumer follows rewinds (options.rewind, off by default). */
   readonly #mayRewind: boolean;
   /** Rewinds published so far, and bytes they skipped (own copies of REWIND_SEQ and SKIPPED). */
   #rewinds: number;
