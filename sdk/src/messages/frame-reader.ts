@@ -150,7 +150,7 @@ export class FrameReader {
     // Buffers over the same bytes (no copy): msgpackr hands out binary values of its source's kind.
     const v0 = asBuffer(raw[0]);
     let off = this.#ahead;
-    if (this.#gathering === null && this.#sawHello && this.#maxFrames === Number.POSITIVE_INFINITY) {
+    if (this.#fastOk()) {
       off = this.#messages(v0, off);
       if (off < 0) return 'failed';
       if (off === v0.length && raw.length === 1) {
@@ -162,20 +162,26 @@ export class FrameReader {
     return this.#pullFrom(raw, v0, off);
   }
 
+  /** MESSAGE frames may go through #messages: nothing is being gathered, the HELLO was read. */
+  #fastOk(): boolean {
+    return this.#gathering === null && this.#sawHello && this.#maxFrames === Number.POSITIVE_INFINITY;
+  }
+
   /**
    * The common frames, in one small loop: MESSAGE frames (kind 2, flags and reserved 0 in the same
-   * word, id and aux 0) lying whole in `v0`, from `off`. Returns where it stopped (at anything
+   * word, id and aux 0) lying whole in `v` (the fifo's first view, or its second past the ring's
+   * end), from `off`. Returns where it stopped (at anything
    * else, which #pullFrom handles), or -1 when the reader failed. Kept apart from #pullFrom so that
    * the rarer paths (the ring's wrap, requests, loans, large frames) do not sit in the code this loop
    * is compiled into: their first use after it was optimised would throw it away, and its
    * recompilation (decoder inlined) is what a short burst pays most for.
    */
-  #messages(v0: Buffer, off: number): number {
-    const len0 = v0.length;
-    if (len0 - off < MSG_HEADER_BYTES) return off;
-    const view = new DataView(v0.buffer, v0.byteOffset, len0);
+  #messages(v: Buffer, off: number): number {
+    const len = v.length;
+    if (len - off < MSG_HEADER_BYTES) return off;
+    const view = new DataView(v.buffer, v.byteOffset, len);
     const maxBody = this.#opts.maxBodyBytes;
-    while (len0 - off >= MSG_HEADER_BYTES) {
+    while (len - off >= MSG_HEADER_BYTES) {
       if (this.#stopped || this.#opts.paused()) break;
       const body = view.getUint32(off, true);
       if (
@@ -188,9 +194,9 @@ export class FrameReader {
         break;
       }
       const size = frameBytes(body);
-      if (size > len0 - off) break;
+      if (size > len - off) break;
       const start = off + MSG_HEADER_BYTES;
-      const value = this.#decode(v0, start, start + body);
+      const value = this.#decode(v, start, start + body);
       if (this.#failed) return -1;
       off += size;
       this.#handler.onMessage(value);
@@ -211,6 +217,14 @@ export class FrameReader {
     const len0 = v0.length;
     let frames = 0;
     while (off < total) {
+      if (v1 !== null && off >= len0 && this.#fastOk()) {
+        // Past the ring's end, MESSAGE frames lie whole in the second view: the fast loop takes them
+        // too (a reader behind by a full ring finds half its frames there, on every wrap).
+        const o = this.#messages(v1, off - len0);
+        if (o < 0) return 'failed';
+        off = len0 + o;
+        if (off >= total) break;
+      }
       if (this.#stopped || frames >= this.#maxFrames) break;
       if (this.#opts.paused()) {
         result = 'paused';
