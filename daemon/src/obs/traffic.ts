@@ -38,12 +38,6 @@ interface FifoMeter {
   tail: number;
   written: number;
   read: number;
-  /**
-   * Bytes skipped by the producer's rewinds (fifo-layout.ts): counted in both indices, not bytes
-   * that went through. `skippedWord` is the SKIPPED word last seen, `skipped` what it added up to.
-   */
-  skippedWord: number;
-  skipped: number;
   /** When an index last moved (ms, Date.now()), and since when the fifo has been full (0: not). */
   progressAt: number;
   fullSince: number;
@@ -105,8 +99,6 @@ export class TrafficLedger {
         tail: 0,
         written: 0,
         read: 0,
-        skippedWord: 0,
-        skipped: 0,
         progressAt: now,
         fullSince: 0,
         prodFin: false,
@@ -126,8 +118,8 @@ export class TrafficLedger {
       if (--m.refs > 0) continue;
       this.#meters.delete(key);
       const t = this.#totals(this.#retired, m.transport);
-      t.written += writtenOf(m);
-      t.read += readOf(m);
+      t.written += m.written;
+      t.read += m.read;
     }
   }
 
@@ -141,8 +133,8 @@ export class TrafficLedger {
     for (const [k, v] of this.#retired) out.set(k, { ...v });
     for (const m of this.#meters.values()) {
       const t = this.#totals(out, m.transport);
-      t.written += writtenOf(m);
-      t.read += readOf(m);
+      t.written += m.written;
+      t.read += m.read;
     }
     return out;
   }
@@ -169,8 +161,8 @@ export class TrafficLedger {
     const tx = this.#meters.get(keyOf(session.segmentId, ref.txOffset));
     const rx = this.#meters.get(keyOf(session.segmentId, ref.rxOffset));
     return {
-      tx: tx ? fifoView(tx, writtenOf(tx), now) : null,
-      rx: rx ? fifoView(rx, readOf(rx), now) : null,
+      tx: tx ? fifoView(tx, tx.written, now) : null,
+      rx: rx ? fifoView(rx, rx.read, now) : null,
     };
   }
 
@@ -187,10 +179,6 @@ export class TrafficLedger {
     const dt = (probe.tail - m.tail) >>> 0;
     const dh = (probe.head - m.head) >>> 0;
     if (dt > 0 || dh > 0) m.progressAt = now;
-    // A skip is published before the tail that covers it and applied by the consumer after: for a
-    // moment it may be subtracted from bytes it is not yet counted in (bytesThrough clamps).
-    m.skipped += (probe.skipped - m.skippedWord) >>> 0;
-    m.skippedWord = probe.skipped;
     m.written += dt;
     m.read += dh;
     m.tail = probe.tail;
@@ -209,16 +197,6 @@ export class TrafficLedger {
     }
     return t;
   }
-}
-
-/** Bytes that went into a fifo: its tail's progress less what rewinds skipped. */
-function writtenOf(m: FifoMeter): number {
-  return Math.max(0, m.written - m.skipped);
-}
-
-/** Bytes read from a fifo (a skip not yet applied by the consumer is subtracted early: clamped). */
-function readOf(m: FifoMeter): number {
-  return Math.max(0, m.read - m.skipped);
 }
 
 function keyOf(segmentId: number, offset: number): number {

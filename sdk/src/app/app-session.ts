@@ -15,16 +15,6 @@ const debug = debuglog('ferry');
 /** The first large read of the process raises glibc's trim threshold (sys/malloc-tuning.ts). */
 let mallocTuned = false;
 
-/**
- * Fifo rewinds (shm/fifo-layout.ts, "Rewinds"): a writer that finds its tx fifo empty starts
- * again at the ring's beginning, so request/response traffic keeps reusing a few cache lines and
- * pages of its fifos instead of walking all of them. Off unless FERRY_FIFO_REWIND=1 (in both
- * apps: one makes them, the other follows): HTTP 64 KiB gained nothing measurable and 256 KiB
- * streams lost 40-60% CPU per MiB with them (BENCHMARKS.md, data5), since after a rewind the
- * writer has only the old position free until the reader moves past the skip.
- */
-const fifoOptions = { rewind: process.env['FERRY_FIFO_REWIND'] === '1' };
-
 /** Upcalls from the data path to the socket that owns the session. */
 export interface SessionOwner {
   /** Readable data, FIN or reset may be waiting: pull with read(). */
@@ -51,8 +41,8 @@ export class AppSession implements SlotListener {
     if (transport !== 'ct') segment.daemonPeer = true;
     this.slot = ref.slot;
     this.segment = segment;
-    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize, fifoOptions);
-    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize, fifoOptions);
+    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize);
+    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize);
   }
 
   /** Attaches the owner and looks once: the peer may have written before we were told of it. */

@@ -5,18 +5,13 @@ import { compareExchange, loadAcquire, storeRelease } from './atomics.js';
 import { fifoCorrupt, openFifo } from './fifo.js';
 import {
   FIFO_CONS_CLOSED,
-  FIFO_CONS_FEATURES_OFFSET,
   FIFO_CONS_FLAGS_OFFSET,
   FIFO_CONS_RESET,
-  FIFO_FEATURE_REWIND,
   FIFO_HEAD_OFFSET,
   FIFO_POLL_ID_OFFSET,
   FIFO_PROD_FIN,
   FIFO_PROD_FLAGS_OFFSET,
   FIFO_PROD_RESET,
-  FIFO_REWIND_FROM_OFFSET,
-  FIFO_REWIND_SEEN_OFFSET,
-  FIFO_REWIND_SEQ_OFFSET,
   FIFO_TAIL_OFFSET,
   FIFO_WANT_DATA_OFFSET,
   FIFO_WANT_SPACE_BYTES_OFFSET,
@@ -31,10 +26,6 @@ const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
 const POLL_ID = FIFO_POLL_ID_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
 const WANT_SPACE_BYTES = FIFO_WANT_SPACE_BYTES_OFFSET / 4;
-const CONS_FEATURES = FIFO_CONS_FEATURES_OFFSET / 4;
-const REWIND_SEEN = FIFO_REWIND_SEEN_OFFSET / 4;
-const REWIND_SEQ = FIFO_REWIND_SEQ_OFFSET / 4;
-const REWIND_FROM = FIFO_REWIND_FROM_OFFSET / 4;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -52,17 +43,8 @@ export class FifoConsumer {
   #tail: number;
   #flags = 0;
   #error: FerryError | null = null;
-  /** Follows the producer's rewinds (announced in CONS_FEATURES at construction). */
-  readonly #followsRewinds: boolean;
-  /** Rewinds applied (own copy of REWIND_SEEN). */
-  #rewindsSeen: number;
 
-  /**
-   * `options.rewind` true: announce that this end follows rewinds (fifo-layout.ts, "Rewinds"), so
-   * the producer may make them. Off by default: they cost streams (BENCHMARKS.md, data5).
-   * Without it the producer never rewinds, as with a consumer that predates them.
-   */
-  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number, options?: { rewind?: boolean }) {
+  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
     const v = openFifo(buf, offset, sizeBytes);
     this.#ctl = v.ctl;
     this.#data = v.data;
@@ -71,11 +53,6 @@ export class FifoConsumer {
     this.#head = v.head;
     this.#tail = v.tail;
     this.#flags = Atomics.load(v.ctl, CONS_FLAGS) & (FIFO_CONS_CLOSED | FIFO_CONS_RESET);
-    this.#rewindsSeen = Atomics.load(v.ctl, REWIND_SEEN);
-    this.#followsRewinds = options?.rewind === true;
-    // Consumer-owned word: from here on the producer may rewind. An end that does not follow
-    // rewinds clears it (a fifo is zeroed when placed, so this matters only for a second consumer).
-    Atomics.store(v.ctl, CONS_FEATURES, this.#followsRewinds ? FIFO_FEATURE_REWIND : 0);
   }
 
   get sizeBytes(): number {
@@ -221,42 +198,6 @@ export class FifoConsumer {
       return false;
     }
     this.#tail = tail;
-    if (this.#followsRewinds) return this.#applyRewind();
-    return true;
-  }
-
-  /**
-   * After a new tail: applies the producer's pending rewind, if any (fifo-layout.ts, "Rewinds"):
-   * the bytes from the head (where the producer found the fifo empty) to the ring's end are
-   * skipped. Deferred while the tail does not cover them yet (REWIND_SEQ loaded with an older tail).
-   * False (and failed) when the producer broke the rules.
-   */
-  #applyRewind(): boolean {
-    // Loaded after the tail: the producer stores REWIND_FROM and REWIND_SEQ before the tail that
-    // covers the skip, so the tail just loaded is covered by what this load sees, or older.
-    const seq = Atomics.load(this.#ctl, REWIND_SEQ);
-    if (seq === this.#rewindsSeen) return true;
-    const from = Atomics.load(this.#ctl, REWIND_FROM);
-    const pos = from & this.#mask;
-    // An honest producer rewinds only an empty fifo, once, from inside the ring: so one rewind is
-    // pending, it starts at this end's head (nothing was readable after it), and not at offset 0.
-    if ((seq - this.#rewindsSeen) >>> 0 !== 1 || from !== this.#head || pos === 0) {
-      this.#error = fifoCorrupt(
-        `rewind ${seq} (seen ${this.#rewindsSeen}) from ${from} with head ${this.#head}, tail ${this.#tail}`,
-      );
-      return false;
-    }
-    const skip = this.#size - pos;
-    const avail = (this.#tail - this.#head) >>> 0;
-    if (avail === 0) return true; // the tail that covers it is not published yet
-    // Honest tails jump from the old tail past the skip (to the bytes written at offset 0).
-    if (avail <= skip) {
-      this.#error = fifoCorrupt(`tail ${this.#tail} stops inside rewind ${seq} from ${from}`);
-      return false;
-    }
-    this.#rewindsSeen = seq;
-    Atomics.store(this.#ctl, REWIND_SEEN, seq);
-    this.#advance(skip);
     return true;
   }
 }

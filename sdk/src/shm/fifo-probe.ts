@@ -11,7 +11,6 @@ import {
   FIFO_MAGIC_OFFSET,
   FIFO_PROD_FLAGS_OFFSET,
   FIFO_SIZE_OFFSET,
-  FIFO_SKIPPED_OFFSET,
   FIFO_TAIL_OFFSET,
 } from './fifo-layout.js';
 
@@ -23,11 +22,6 @@ export interface FifoProbe {
   tail: number;
   consFlags: number;
   prodFlags: number;
-  /**
-   * Bytes the producer's rewinds skipped so far (free-running u32; fifo-layout.ts): the indices
-   * count them as written and read, so a byte count subtracts them.
-   */
-  skipped: number;
 }
 
 /** A view of one fifo's header (three cache lines), made once per fifo by the supervisor. */
@@ -45,12 +39,11 @@ export function readFifoProbe(view: Uint32Array, into: FifoProbe): FifoProbe {
   into.tail = Atomics.load(view, FIFO_TAIL_OFFSET / 4);
   into.consFlags = Atomics.load(view, FIFO_CONS_FLAGS_OFFSET / 4);
   into.prodFlags = Atomics.load(view, FIFO_PROD_FLAGS_OFFSET / 4);
-  into.skipped = Atomics.load(view, FIFO_SKIPPED_OFFSET / 4);
   return into;
 }
 
 export function emptyFifoProbe(): FifoProbe {
-  return { magic: 0, size: 0, head: 0, tail: 0, consFlags: 0, prodFlags: 0, skipped: 0 };
+  return { magic: 0, size: 0, head: 0, tail: 0, consFlags: 0, prodFlags: 0 };
 }
 
 /**

@@ -5,19 +5,13 @@ import { compareExchange, loadAcquire, storeRelease } from './atomics.js';
 import { fifoCorrupt, openFifo } from './fifo.js';
 import {
   FIFO_CONS_CLOSED,
-  FIFO_CONS_FEATURES_OFFSET,
   FIFO_CONS_FLAGS_OFFSET,
   FIFO_CONS_RESET,
-  FIFO_FEATURE_REWIND,
   FIFO_HEAD_OFFSET,
   FIFO_POLL_ID_OFFSET,
   FIFO_PROD_FIN,
   FIFO_PROD_FLAGS_OFFSET,
   FIFO_PROD_RESET,
-  FIFO_REWIND_FROM_OFFSET,
-  FIFO_REWIND_MIN_POS,
-  FIFO_REWIND_SEQ_OFFSET,
-  FIFO_SKIPPED_OFFSET,
   FIFO_TAIL_OFFSET,
   FIFO_WANT_DATA_OFFSET,
   FIFO_WANT_SPACE_BYTES_OFFSET,
@@ -32,10 +26,6 @@ const WANT_DATA = FIFO_WANT_DATA_OFFSET / 4;
 const POLL_ID = FIFO_POLL_ID_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
 const WANT_SPACE_BYTES = FIFO_WANT_SPACE_BYTES_OFFSET / 4;
-const CONS_FEATURES = FIFO_CONS_FEATURES_OFFSET / 4;
-const REWIND_SEQ = FIFO_REWIND_SEQ_OFFSET / 4;
-const REWIND_FROM = FIFO_REWIND_FROM_OFFSET / 4;
-const SKIPPED = FIFO_SKIPPED_OFFSET / 4;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -57,17 +47,8 @@ export class FifoProducer {
   #lent = 0;
   /** A Buffer over the data ring, made on the first string write (Buffer#write encodes in place). */
   #text: Buffer | null = null;
-  /** May rewind when the consumer follows rewinds (options.rewind, off by default). */
-  readonly #mayRewind: boolean;
-  /** Rewinds published so far, and bytes they skipped (own copies of REWIND_SEQ and SKIPPED). */
-  #rewinds: number;
-  #skipped: number;
 
-  /**
-   * `options.rewind` true: start again at the ring's beginning when the consumer follows rewinds
-   * (fifo-layout.ts, "Rewinds"). Off by default, and then free: no look at the consumer's line.
-   */
-  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number, options?: { rewind?: boolean }) {
+  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
     const v = openFifo(buf, offset, sizeBytes);
     this.#ctl = v.ctl;
     this.#data = v.data;
@@ -76,40 +57,6 @@ export class FifoProducer {
     this.#tail = v.tail;
     this.#head = v.head;
     this.#flags = Atomics.load(v.ctl, PROD_FLAGS) & (FIFO_PROD_FIN | FIFO_PROD_RESET);
-    this.#mayRewind = options?.rewind === true && v.sizeBytes > FIFO_REWIND_MIN_POS;
-    this.#rewinds = Atomics.load(v.ctl, REWIND_SEQ);
-    this.#skipped = Atomics.load(v.ctl, SKIPPED);
-  }
-
-  /** Rewinds made by this end and earlier producers of this fifo (fifo-layout.ts, "Rewinds"). */
-  get rewinds(): number {
-    return this.#rewinds;
-  }
-
-  /**
-   * Before writing `len` bytes: when the fifo is empty, the tail is at least FIFO_REWIND_MIN_POS
-   * into the ring and `len` fits before it, starts again at the ring's beginning (if the consumer
-   * follows rewinds). The skipped bytes count as written: the new tail is published by the write
-   * that follows, after REWIND_FROM, SKIPPED and REWIND_SEQ, so a consumer that sees that tail sees
-   * the rewind. Until the consumer applies it, the free space is the old position (`len` fits).
-   */
-  #maybeRewind(len: number): void {
-    if (!this.#mayRewind) return;
-    const pos = this.#tail & this.#mask;
-    if (pos < FIFO_REWIND_MIN_POS || pos < len) return;
-    // An empty fifo only: the consumer has nothing unread (no view to move under it), and at most
-    // one rewind is pending (the consumer must apply it to empty the fifo again).
-    if (this.#head !== this.#tail && (!this.#loadHead() || this.#head !== this.#tail)) return;
-    if ((Atomics.load(this.#ctl, CONS_FEATURES) & FIFO_FEATURE_REWIND) === 0) return;
-    const skip = this.#size - pos;
-    // Producer-owned words, each stored before the tail that covers the skip (the caller's
-    // store-release of TAIL), so a consumer that loads that tail then REWIND_SEQ sees all three.
-    Atomics.store(this.#ctl, REWIND_FROM, this.#tail);
-    this.#skipped = (this.#skipped + skip) >>> 0;
-    Atomics.store(this.#ctl, SKIPPED, this.#skipped);
-    this.#rewinds = (this.#rewinds + 1) >>> 0;
-    Atomics.store(this.#ctl, REWIND_SEQ, this.#rewinds);
-    this.#tail = (this.#tail + skip) >>> 0;
   }
 
   get sizeBytes(): number {
@@ -140,7 +87,6 @@ export class FifoProducer {
     this.#lent = 0;
     if (this.#error !== null || this.#flags !== 0) return -1;
     const len = src.length;
-    if (len > 0) this.#maybeRewind(len);
     let free = this.#size - ((this.#tail - this.#head) >>> 0);
     if (free < len) {
       if (!this.#loadHead()) return -1;
@@ -172,7 +118,6 @@ export class FifoProducer {
   enqueueString(str: string, encoding: BufferEncoding, byteLength: number): number {
     this.#lent = 0;
     if (this.#error !== null || this.#flags !== 0) return -1;
-    if (byteLength > 0) this.#maybeRewind(byteLength);
     if (this.#size - ((this.#tail - this.#head) >>> 0) < byteLength) {
       if (!this.#loadHead()) return -1;
       if (this.#size - ((this.#tail - this.#head) >>> 0) < byteLength) return 0;
@@ -201,7 +146,6 @@ export class FifoProducer {
     let len = 0;
     for (const p of parts) len += p.length;
     if (len > this.#size) return 0;
-    if (len > 0) this.#maybeRewind(len);
     if (this.#size - ((this.#tail - this.#head) >>> 0) < len) {
       if (!this.#loadHead()) return -1;
       if (this.#size - ((this.#tail - this.#head) >>> 0) < len) return 0;
@@ -232,10 +176,7 @@ export class FifoProducer {
    */
   writableView(maxBytes = this.#size): Uint8Array {
     this.#lent = 0;
-    if (this.#error !== null || this.#flags !== 0) return EMPTY;
-    // Only for a bounded reservation: one of the whole ring has nothing to gain.
-    if (maxBytes >= 1 && maxBytes < this.#size) this.#maybeRewind(Math.floor(maxBytes));
-    if (!this.#loadHead()) return EMPTY;
+    if (this.#error !== null || this.#flags !== 0 || !this.#loadHead()) return EMPTY;
     const pos = this.#tail & this.#mask;
     const n = Math.min(this.#size - ((this.#tail - this.#head) >>> 0), this.#size - pos, maxBytes);
     if (!(n >= 1)) return EMPTY;

@@ -4,15 +4,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { FifoConsumer } from './fifo-consumer.js';
 import { StressReader } from './stress-traffic.js';
 
-const { buf, offset, sizeBytes, timeLimitMs, rewind } = workerData as {
+const { buf, offset, sizeBytes, timeLimitMs } = workerData as {
   buf: SharedArrayBuffer;
   offset: number;
   sizeBytes: number;
   timeLimitMs: number;
-  /** The consumer follows the producer's rewinds (fifo-layout.ts). */
-  rewind?: boolean;
 };
-const consumer = new FifoConsumer(buf, offset, sizeBytes, { rewind: rewind === true });
+const consumer = new FifoConsumer(buf, offset, sizeBytes);
 const reader = new StressReader(consumer);
 const deadline = performance.now() + timeLimitMs;
 let timedOut = false;
