@@ -60,6 +60,10 @@ interface Result {
   /** Ferry RTT: the client's wait for a CPU while awake, as a share of its awake time (the contention
    *  rule's input, sys/run-wait.ts; whole process life). */
   awakeWaitShare?: number;
+  /** Ferry RTT: the machine's runnable tasks (/proc/loadavg) as the client read them while it polled
+   *  against that rule (sys/run-queue.ts; NaN: never asked); the rule lets such polls on while they
+   *  do not exceed the CPUs. */
+  runnableMean?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
 }
@@ -335,6 +339,9 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
         contendedPerRtt: +(ch.roundTripStats.notifier.contendedTurns / chosen).toFixed(3),
         awakeWaitShare: (({ awakeWaitedMs, awakeMs }) => +(awakeWaitedMs / awakeMs).toFixed(3))(
           ch.roundTripStats.notifier.runWait,
+        ),
+        runnableMean: (({ runnableSum, samples }) => +(runnableSum / samples).toFixed(2))(
+          ch.roundTripStats.notifier.runQueue,
         ),
       };
     }
@@ -710,6 +717,7 @@ async function main(): Promise<void> {
               replyPollChoice: +median(s.map((r) => r.replyPollChoice ?? Number.NaN)).toFixed(3),
               contendedPerRtt: +median(s.map((r) => r.contendedPerRtt ?? Number.NaN)).toFixed(3),
               awakeWaitShare: +median(s.map((r) => r.awakeWaitShare ?? Number.NaN)).toFixed(3),
+              runnableMean: +median(s.map((r) => r.runnableMean ?? Number.NaN)).toFixed(2),
             }
           : {}),
         // Timed part only, by process: what a message costs each side once running.

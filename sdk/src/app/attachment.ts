@@ -24,7 +24,15 @@ import type {
 import { FEATURE, NOTICE_OP, NOTICES_MAX } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
-import { close, connectUnix, Doorbell, RunWait, type RunWaitStats, unixSocket } from '../sys/index.js';
+import {
+  close,
+  connectUnix,
+  Doorbell,
+  type RunQueueStats,
+  RunWait,
+  type RunWaitStats,
+  unixSocket,
+} from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
 import {
   fastOpenMessage,
@@ -181,7 +189,9 @@ export class Attachment extends EventEmitter {
         return pending;
       },
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
-      contended: (now) => this.#runWait.contended(now),
+      // While a message channel polls for a frame it expects, waits of this thread that the
+      // machine's run queues do not explain are that round trip's own (sys/run-queue.ts).
+      contended: (now) => this.#runWait.contended(now, now < this.#pollUntilMs),
     });
   }
 
@@ -439,6 +449,8 @@ export class Attachment extends EventEmitter {
     contendedTurns: number;
     /** The contention rule's input (sys/run-wait.ts): last decided share, and awake totals. */
     runWait: RunWaitStats & { share: number };
+    /** The machine's runnable tasks, read while a channel polled against that rule (sys/run-queue.ts). */
+    runQueue: RunQueueStats & { mean: number; cpus: number };
   } {
     const n = this.#notifier;
     const rw = this.#runWait;
@@ -447,6 +459,7 @@ export class Attachment extends EventEmitter {
       preemptions: n.preemptions,
       contendedTurns: n.contendedTurns,
       runWait: { ...rw.stats, share: rw.share },
+      runQueue: { ...rw.runQueue.stats, mean: rw.runQueue.mean, cpus: rw.runQueue.cpus },
     };
   }
 

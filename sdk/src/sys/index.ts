@@ -24,6 +24,7 @@ export { Mapping, mappingStats } from './mapping.js';
 export { addSeals, fstatSize, ftruncate, getSeals, memfdCreate, SEAL } from './memfd.js';
 export { type RecvResult, recvMsg, sendMsg } from './msg.js';
 export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './poller.js';
+export { parseRunnable, RUN_QUEUE_CLEAR, RUN_QUEUE_OVER, RunQueue, type RunQueueStats } from './run-queue.js';
 export { RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait, type RunWaitStats } from './run-wait.js';
 export { errnoName } from './sys-error.js';
 export {

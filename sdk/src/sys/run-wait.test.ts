@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { RunQueue } from './run-queue.js';
 import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait } from './run-wait.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -207,5 +208,46 @@ test('parseSchedstat reads the run count as a third field when asked, NaN when i
     assert.equal(parseSchedstat(b, b.length, out), true, JSON.stringify(partial));
     assert.deepEqual([out[0], out[1]], [5, 6]);
     assert.ok(Number.isNaN(out[2]), `${JSON.stringify(partial)}: no run count`);
+  }
+});
+
+test('RunWait: while the caller expects a frame, a high share counts only on a machine with more runnable tasks than CPUs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
+  try {
+    const f = fakeSchedstat(dir);
+    const loadavg = join(dir, 'loadavg');
+    const runnable = (n: number) => writeFileSync(loadavg, `0.50 0.50 0.50 ${n}/150 777\n`);
+    runnable(2);
+    const rw = new RunWait(f.file, new RunQueue(loadavg, 2));
+    let t = 0;
+    rw.contended(t);
+    // Half of each awake window waiting for a CPU: the share says contended.
+    for (let i = 0; i < 3; i++) {
+      f.advance(5.5, 5.5);
+      t += 11;
+      rw.contended(t);
+    }
+    assert.equal(rw.contended(t), true, `share ${rw.share}`);
+    // An idle 2-vCPU machine: the two ends of a round trip, 1-2 runnable tasks. A caller polling
+    // for its reply is let poll once the readings show it (a few milliseconds).
+    let n = 0;
+    for (; n < 100 && rw.contended(t, true); n++) {
+      runnable(1 + (n % 2));
+      f.advance(0.5, 0.5);
+      t += 1;
+    }
+    assert.ok(n > 0 && n <= 12, `${n} readings`);
+    assert.equal(rw.contended(t, false), true, 'not expecting a frame: the share alone decides');
+    // The machine fills up: expecting or not, contended again.
+    runnable(6);
+    let k = 0;
+    for (; k < 100 && !rw.contended(t, true); k++) {
+      f.advance(0.5, 0.5);
+      t += 1;
+    }
+    assert.ok(k <= 12, `${k} readings`);
+    rw.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
