@@ -197,6 +197,7 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
   }
   if (warm > 0) await new Promise((r) => setTimeout(r, 200));
   const cpu0 = process.cpuUsage();
+  const wait0 = runWaitNs();
   const t0 = performance.now();
   // --pace-ns: the publisher waits (spinning) this long before each message, to compare
   // subscribers at a publisher rate they keep up with against ones it laps.
@@ -209,13 +210,25 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
     const p = send(smallObject(i));
     if (p) await p;
   }
-  const rate = (n / (performance.now() - t0)) * 1000;
+  const wallMs = performance.now() - t0;
+  const rate = (n / wallMs) * 1000;
   const cpu = process.cpuUsage(cpu0);
+  // Share of the timed part the publisher's thread spent runnable but waiting for a CPU.
+  const waitShare = (runWaitNs() - wait0) / 1e6 / wallMs;
   for (let k = 0; k < 20; k++) {
     await send(PUBSUB_END);
     await new Promise((r) => setTimeout(r, 25));
   }
-  process.send?.({ rate, cpuUs: cpu.user + cpu.system });
+  process.send?.({ rate, cpuUs: cpu.user + cpu.system, waitShare });
+}
+
+/** This thread's time spent runnable but not running, in ns (/proc/thread-self/schedstat; 0 elsewhere). */
+function runWaitNs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[1]);
+  } catch {
+    return 0;
+  }
 }
 
 /** Messages published before the timed part of a pub/sub run of `n` (BENCH_WARMUP, capped at n). */
@@ -240,6 +253,10 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
     done = r;
   });
   let timed = false;
+  /** Ferry: times the subscriber was woken from sleep, from the first timed message to the end marker. */
+  let wakeups = 0;
+  let wakes0 = 0;
+  let wakes: () => number = () => 0;
   const onValue = (v: unknown) => {
     if ((v as { end?: boolean }).end) {
       done();
@@ -249,6 +266,7 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
     if (!timed) {
       timed = true;
       cpu0 = process.cpuUsage();
+      wakes0 = wakes();
     }
     if (received++ === 0) first = performance.now();
     last = performance.now();
@@ -256,7 +274,9 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
   if (variant === 'ferry') {
     const sub = await subscribe(target, { onMessage: onValue });
     process.send?.({ ready: true });
+    wakes = () => sub.notifierStats.wakeups;
     await finished;
+    wakeups = wakes() - wakes0;
     await sub.close();
   } else {
     const zmq = await import('zeromq');
@@ -273,7 +293,7 @@ async function pubsubSubscriber(variant: Variant, target: string): Promise<void>
   }
   const cpu = process.cpuUsage(cpu0);
   const secs = (last - first) / 1000;
-  process.send?.({ received, rate: secs > 0 ? received / secs : 0, cpuUs: cpu.user + cpu.system });
+  process.send?.({ received, rate: secs > 0 ? received / secs : 0, cpuUs: cpu.user + cpu.system, wakeups });
 }
 
 async function measurePubsub(
@@ -288,7 +308,11 @@ async function measurePubsub(
   subRate: number;
   receivedShare: number;
   subCpuUsPerMsg: number;
+  /** Ferry: wake-ups from sleep per 1,000 messages received (median subscriber). */
+  subWakesPerKMsg: number;
   pubCpuUsPerMsg: number;
+  /** Share of the publisher's timed part spent waiting for a CPU (runnable, not running). */
+  pubWaitShare: number;
 }> {
   const { variant, env } = runAs(shown, baseEnv);
   const target = variant === 'ferry' ? `bench-${k}` : `ipc://${join(dir, `zmq-pub-${k}.ipc`)}`;
@@ -301,17 +325,20 @@ async function measurePubsub(
     // zeromq subscriptions reach the publisher asynchronously (its "slow joiner"): give them time.
     await new Promise((r) => setTimeout(r, 300));
     const results = subs.map(
-      (s) => message(s, 300_000) as Promise<{ received: number; rate: number; cpuUs: number }>,
+      (s) =>
+        message(s, 300_000) as Promise<{ received: number; rate: number; cpuUs: number; wakeups: number }>,
     );
     pub.send('go');
-    const p = (await message(pub, 300_000)) as { rate: number; cpuUs: number };
+    const p = (await message(pub, 300_000)) as { rate: number; cpuUs: number; waitShare: number };
     const r = await Promise.all(results);
     return {
       pubRate: p.rate,
       subRate: median(r.map((x) => x.rate)),
       receivedShare: median(r.map((x) => x.received / n)),
       subCpuUsPerMsg: median(r.map((x) => x.cpuUs / Math.max(1, x.received))),
+      subWakesPerKMsg: median(r.map((x) => (1000 * (x.wakeups ?? 0)) / Math.max(1, x.received))),
       pubCpuUsPerMsg: p.cpuUs / n,
+      pubWaitShare: p.waitShare,
     };
   } finally {
     pub.kill('SIGKILL');
@@ -741,7 +768,9 @@ async function main(): Promise<void> {
         xZmqSub: +(subRate / zmqSub).toFixed(2),
         received: +median(s.map((r) => r.receivedShare)).toFixed(3),
         subCpuUsPerMsg: +median(s.map((r) => r.subCpuUsPerMsg)).toFixed(2),
+        subWakesPerKMsg: +median(s.map((r) => r.subWakesPerKMsg)).toFixed(1),
         pubCpuUsPerMsg: +median(s.map((r) => r.pubCpuUsPerMsg)).toFixed(2),
+        pubWaitShare: +median(s.map((r) => r.pubWaitShare)).toFixed(2),
       });
     }
   }

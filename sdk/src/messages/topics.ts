@@ -100,6 +100,13 @@ export async function subscribe(name: string, opts: SubscribeOptions = {}): Prom
   return new Subscriber(name, link, opts);
 }
 
+/**
+ * Records a subscriber decodes before it checks, once, that none was overwritten meanwhile
+ * (TopicRingReader.read): the publisher's tail, a cache line it writes per message, is then read
+ * twice per batch instead of twice per message.
+ */
+const READ_BATCH = 32;
+
 /** Within one turn, sleeping subscribers are woken at least every this many messages. */
 const WAKE_EVERY = 64;
 /**
@@ -127,6 +134,8 @@ export class Publisher {
   readonly #useShapes: boolean;
   #scratch: Buffer | null = null;
   #scratchView: DataView | null = null;
+  /** The scratch as u32 words, for TopicRingWriter.writeWords. */
+  #scratchWords: Uint32Array | null = null;
 
   /** @internal */
   constructor(topic: string, link: TopicLink) {
@@ -187,14 +196,20 @@ export class Publisher {
     if (this.#closed) {
       throw this.#error ?? ferryError('ERR_FERRY_CHANNEL_CLOSED', 'the publisher is closed');
     }
-    const bytes = this.#useShapes ? this.#encode(value) : encodePlain(value);
-    if (bytes.length > this.#writer.maxPayload) {
-      throw ferryError(
-        'EMSGSIZE',
-        `the value encodes to ${bytes.length} bytes, above ${this.#writer.maxPayload}`,
-      );
+    // A shape record lands in the scratch (its length returned); anything else comes back encoded.
+    const shaped = this.#useShapes ? this.#encodeShape(value) : -1;
+    if (shaped >= 0) {
+      this.#writer.writeWords(this.#scratchWords as Uint32Array, shaped);
+    } else {
+      const bytes = encodePlain(value);
+      if (bytes.length > this.#writer.maxPayload) {
+        throw ferryError(
+          'EMSGSIZE',
+          `the value encodes to ${bytes.length} bytes, above ${this.#writer.maxPayload}`,
+        );
+      }
+      this.#writer.write(bytes);
     }
-    this.#writer.write(bytes);
     // Wake-ups are coalesced: the first message of a turn wakes sleepers at once (a lone message
     // waits for nothing), later ones every WAKE_EVERY messages and at the turn's end, so a burst
     // costs a few rings however often subscribers go to sleep between its messages.
@@ -208,17 +223,21 @@ export class Publisher {
     return true;
   }
 
-  #encode(value: unknown): Uint8Array {
-    if (this.#shapes.accepts(value)) {
-      if (this.#scratch === null) {
-        this.#scratch = Buffer.allocUnsafeSlow(Math.min(SHAPE_SCRATCH_BYTES, this.#writer.maxPayload));
-        this.#scratchView = new DataView(this.#scratch.buffer, 0, this.#scratch.length);
-      }
-      const s = this.#scratch;
-      const end = this.#shapes.encode(value as object, s, this.#scratchView as DataView, 0, s.length);
-      if (end >= 0) return s.subarray(0, end);
+  /**
+   * Encodes `value` as a shape record into the scratch and returns its length, or -1 when it is not
+   * one (not a plain object, or a value only msgpackr encodes: the caller encodes it so). The
+   * scratch is at most maxPayload bytes, so a record that fits it fits the ring.
+   */
+  #encodeShape(value: unknown): number {
+    if (!this.#shapes.accepts(value)) return -1;
+    if (this.#scratch === null) {
+      const s = Buffer.allocUnsafeSlow(Math.min(SHAPE_SCRATCH_BYTES, this.#writer.maxPayload));
+      this.#scratch = s;
+      this.#scratchView = new DataView(s.buffer, 0, s.length);
+      this.#scratchWords = new Uint32Array(s.buffer, 0, s.length >> 2);
     }
-    return encodePlain(value);
+    const s = this.#scratch;
+    return this.#shapes.encode(value as object, s, this.#scratchView as DataView, 0, s.length);
   }
 
   #turnOpen = false;
@@ -346,6 +365,14 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     return this.#inbox.size;
   }
 
+  /**
+   * How this subscriber waited (diagnostics): the counts of its attachment's data notifier (shared
+   * with every channel and topic of the attachment), e.g. wake-ups from sleep per message received.
+   */
+  get notifierStats(): Attachment['notifierStats'] {
+    return this.#link.att.notifierStats;
+  }
+
   // ---- ExtraPoller: run by the attachment's data notifier ----
 
   poll(): number {
@@ -385,10 +412,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       if (seg.policy === TOPIC_POLICY.DISCONNECT) {
         this.#current = r;
         this.#currentDropped = r.dropped;
-        n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliverUnlapped);
+        n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliverUnlapped, READ_BATCH);
         if (r.dropped !== this.#currentDropped) break;
       } else {
-        n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliver);
+        n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliver, READ_BATCH);
       }
     }
     const dropped = this.dropped;

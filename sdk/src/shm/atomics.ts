@@ -16,6 +16,15 @@ export function storeRelease(view: Uint32Array, index: number, value: number): v
   Atomics.store(view, index, value);
 }
 
+/**
+ * A plain store, no ordering of its own: for a word that readers read only after a load-acquire of
+ * an index the writer store-releases after it (that pair orders it), where an Atomics.store, a
+ * locked xchg on x86-64, would add a full fence per write.
+ */
+export function storeRelaxed(view: Uint32Array, index: number, value: number): void {
+  view[index] = value;
+}
+
 /** Compare-and-swap; returns the value found (equal to `expected` on success). */
 export function compareExchange(view: Uint32Array, index: number, expected: number, value: number): number {
   return Atomics.compareExchange(view, index, expected, value);

@@ -7,12 +7,15 @@ import { TopicRingReader, TopicSegment } from './topic-ring.js';
 
 const decode = (src: Buffer, r: { start: number; end: number }) => src.readUInt32LE(r.start);
 
-for (const [ringBytes, readBudget] of [
-  [4096, 3],
-  [4096, 1000],
-  [64 * 1024, 50],
+// A batch above 1: records decoded before one check of the tail, as subscribers read.
+for (const [ringBytes, readBudget, batch] of [
+  [4096, 3, 1],
+  [4096, 1000, 1],
+  [64 * 1024, 50, 1],
+  [4096, 1000, 32],
+  [64 * 1024, 1000, 32],
 ] as const) {
-  test(`a reader (${readBudget} per read) racing a publisher over a ${ringBytes}-byte ring counts every message`, async () => {
+  test(`a reader (${readBudget} per read, batches of ${batch}) racing a publisher over a ${ringBytes}-byte ring counts every message`, async () => {
     const count = 200_000;
     const seg = TopicSegment.create('race', 1, ringBytes);
     try {
@@ -41,11 +44,11 @@ for (const [ringBytes, readBudget] of [
       // Bounded: the worker writes a fixed count; the reader takes what it can meanwhile.
       const deadline = performance.now() + 60_000;
       while (!done && performance.now() < deadline) {
-        r.read(readBudget, decode, deliver);
+        r.read(readBudget, decode, deliver, batch);
         await new Promise((resolve) => setImmediate(resolve));
       }
       await exited;
-      while (r.read(1000, decode, deliver) > 0);
+      while (r.read(1000, decode, deliver, batch) > 0);
       assert.ok(ordered, 'records arrive in publishing order');
       assert.equal(last, count - 1, 'the last record is read');
       assert.equal(got + r.dropped, count, `received ${got} + dropped ${r.dropped}`);
