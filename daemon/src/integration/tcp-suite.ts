@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
+import { tcpInfo, tcpReadEnd } from '@ferry/sdk/internal';
 import {
   type AppHandle,
   backToBaseline,
@@ -23,6 +24,7 @@ import {
   blackholePort,
   closeServer,
   collect,
+  fdOf,
   hasBinary,
   netConnect,
   netServer,
@@ -563,6 +565,35 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
         'listener gone',
       );
       await assert.rejects(netConnect(port), /ECONNREFUSED/);
+      await backToBaseline(d, base, 'ferryd counts back to baseline');
+    });
+
+    test('an SDK app that dies while the node:net client has not read its echo: RST all the same', async () => {
+      // The CI failure of 35e1eb9, made certain: the echo waits unread in the client's kernel
+      // when ferryd's RST lands, which node 20 reported as 'end' (collect() asks the kernel).
+      const base = await d.stats();
+      const srv = await startApp(d.socket, appEnv);
+      const l = await srv.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+      const sock = await netConnect(portOf(l['uri']));
+      const fd = fdOf(sock);
+      const got = collect(sock);
+      sock.pause();
+      sock.write(seededBytes(33, 100_000));
+      await srv.waitFor((e) => e.event === 'accepted');
+      await eventually(async () => tcpInfo(fd).bytesReceived === 100_000, 10_000, 'the whole echo');
+      assert.equal(tcpReadEnd(fd), 'data', 'part of the echo is unread');
+      await srv.kill('SIGKILL');
+      await eventually(async () => tcpInfo(fd).state !== 'ESTABLISHED', 10_000, 'the connection ended');
+      sock.resume();
+      const r = await got;
+      assert.equal(r.bytes, 100_000);
+      if (handoff) assert.match(r.how, /^(end|ECONNRESET)$/);
+      else assert.equal(r.how, 'ECONNRESET');
+      await eventually(
+        async () => (await d.stats())['listeners'] === base['listeners'],
+        10_000,
+        'listener gone',
+      );
       await backToBaseline(d, base, 'ferryd counts back to baseline');
     });
 

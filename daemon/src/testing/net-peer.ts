@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tcpReadEnd } from '@ferry/sdk/internal';
 
 export interface Received {
   bytes: number;
@@ -9,6 +10,25 @@ export interface Received {
   text: string;
   /** 'end' (FIN), or the error code that ended the stream. */
   how: string;
+}
+
+/**
+ * How a stream node:net ended with 'end' really ended: 'end' for a FIN, else the error of the RST
+ * the kernel still holds. node 20's libuv reports an RST that lands behind bytes not yet read as
+ * 'end' (sdk/src/sys/tcp-socket.ts, tcpReadEnd): a client slow to read its echo saw 'end' where
+ * ferryd had reset.
+ */
+function endedHow(sock: Socket): string {
+  const fd = fdOf(sock);
+  if (fd < 0) return 'end';
+  const how = tcpReadEnd(fd);
+  return how === 'fin' || how === 'data' || how === 'open' ? 'end' : how;
+}
+
+/** The descriptor under a node:net socket, or -1 (closed, or not on a descriptor). */
+export function fdOf(sock: Socket): number {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
 /** Collects what a socket receives until FIN, an error or close. */
@@ -32,7 +52,7 @@ export function collect(sock: Socket, opts: { slowMs?: number } = {}): Promise<R
         setTimeout(() => sock.resume(), opts.slowMs);
       }
     });
-    sock.once('end', () => done('end'));
+    sock.once('end', () => done(endedHow(sock)));
     sock.once('error', (err: Error & { code?: string }) => done(err.code ?? 'error'));
     sock.once('close', () => done('close'));
   });

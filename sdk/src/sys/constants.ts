@@ -64,8 +64,10 @@ export const SCM_RIGHTS = 1;
 export const SHUT_RD = 0;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
+export const MSG_PEEK = 0x2;
 export const MSG_CTRUNC = 0x8;
 export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
 export const MSG_NOSIGNAL = 0x4000;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
 /** <linux/socket.h> SOMAXCONN (4096 since Linux 5.4; the kernel clamps to net.core.somaxconn). */

@@ -41,6 +41,7 @@ export {
   tcpInfo,
   tcpLocalAddress,
   tcpNoDelay,
+  tcpReadEnd,
   tcpSocket,
 } from './tcp-socket.js';
 export {

@@ -33,6 +33,7 @@ export const libc = {
   getpeername: lib.func('int getpeername(int fd, void *addr, void *addrlen)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+  recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
   epollCreate1: lib.func('int epoll_create1(int flags)'),
   epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   epollWait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),

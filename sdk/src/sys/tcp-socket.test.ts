@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
-import { close } from './fd.js';
+import { close, read } from './fd.js';
 import {
   isNumericAddress,
   isTcpSocket,
@@ -16,6 +16,7 @@ import {
   tcpInfo,
   tcpLocalAddress,
   tcpNoDelay,
+  tcpReadEnd,
   tcpSocket,
 } from './tcp-socket.js';
 
@@ -110,5 +111,73 @@ describe('bare TCP sockets', () => {
     } finally {
       close(fd);
     }
+  });
+
+  describe('tcpReadEnd: what the next read would say, FIN told apart from RST', () => {
+    /** A bare client descriptor connected to a node:net server, and the server's socket. */
+    async function pair(): Promise<{ fd: number; peer: net.Socket; done: () => void }> {
+      const { server, port, accepted } = await listening('127.0.0.1');
+      const fd = tcpSocket('127.0.0.1');
+      if (!tcpConnect(fd, '127.0.0.1', port)) {
+        while (!tcpConnected(fd, '127.0.0.1', port)) await new Promise((r) => setTimeout(r, 5));
+      }
+      while (accepted.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const done = () => {
+        close(fd);
+        server.close();
+      };
+      return { fd, peer: accepted[0] as net.Socket, done };
+    }
+    async function until(what: () => boolean): Promise<void> {
+      for (let i = 0; i < 1000 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(what(), 'state reached in 5 s');
+    }
+
+    it('open, then data (left queued), then the FIN behind it', async () => {
+      const { fd, peer, done } = await pair();
+      try {
+        assert.equal(tcpReadEnd(fd), 'open');
+        peer.end('abc');
+        await until(() => tcpInfo(fd).state === 'CLOSE_WAIT');
+        assert.equal(tcpReadEnd(fd), 'data');
+        assert.equal(tcpReadEnd(fd), 'data', 'a peek takes nothing');
+        assert.equal(read(fd, new Uint8Array(16)), 3);
+        assert.equal(tcpReadEnd(fd), 'fin');
+      } finally {
+        done();
+      }
+    });
+
+    it('an RST behind unread bytes: data, then ECONNRESET once, then end of stream', async () => {
+      const { fd, peer, done } = await pair();
+      try {
+        peer.write('abc');
+        peer.resetAndDestroy();
+        await until(() => tcpInfo(fd).state === 'CLOSE');
+        assert.equal(tcpReadEnd(fd), 'data');
+        assert.equal(read(fd, new Uint8Array(16)), 3);
+        assert.equal(tcpReadEnd(fd), 'ECONNRESET');
+        assert.equal(tcpReadEnd(fd), 'fin', 'the kernel reports the error once');
+      } finally {
+        done();
+      }
+    });
+
+    it('a FIN followed by an RST is still a FIN', async () => {
+      const { fd, peer, done } = await pair();
+      try {
+        peer.end();
+        await until(() => tcpInfo(fd).state === 'CLOSE_WAIT');
+        peer.resetAndDestroy();
+        await until(() => tcpInfo(fd).state === 'CLOSE');
+        assert.equal(tcpReadEnd(fd), 'fin');
+      } finally {
+        done();
+      }
+    });
+
+    it('a descriptor that is not a socket throws', () => {
+      assert.throws(() => tcpReadEnd(0x7fff_fff0), { code: 'EBADF' });
+    });
   });
 });

@@ -12,6 +12,8 @@ import {
   AF_UNSPEC,
   IPPROTO_TCP,
   LE,
+  MSG_DONTWAIT,
+  MSG_PEEK,
   SO_DOMAIN,
   SO_PROTOCOL,
   SO_TYPE,
@@ -36,7 +38,7 @@ import {
   TCPI_UNACKED,
 } from './constants.js';
 import { libc } from './libc.js';
-import { check, retryEintr, sysError } from './sys-error.js';
+import { check, EAGAIN, errnoName, retryEintr, sysError } from './sys-error.js';
 import { validateFd } from './validate.js';
 
 /** Linux TCP states (include/net/tcp_states.h), by number. */
@@ -78,6 +80,7 @@ const info = new Uint8Array(TCP_INFO_SIZE);
 const infoView = new DataView(info.buffer);
 const lenScratch = new Uint32Array(1);
 const intScratch = new Int32Array(1);
+const peekByte = new Uint8Array(1);
 const addrScratch = new Uint8Array(SOCKADDR_STORAGE_SIZE);
 const addrView = new DataView(addrScratch.buffer);
 /** sockaddr with sa_family AF_UNSPEC: connect() with it dissolves a TCP connection (RST). */
@@ -169,6 +172,29 @@ export function tcpAddresses(fd: number): { local: InetAddress; remote: InetAddr
 export function tcpDisconnect(fd: number): void {
   validateFd(fd);
   check('connect', () => libc.connect(fd, unspec, unspec.length), 'AF_UNSPEC');
+}
+
+/**
+ * What a TCP socket's next read would say, asked with a read that takes nothing (MSG_PEEK,
+ * MSG_DONTWAIT): 'data' (bytes are queued), 'open' (nothing yet), 'fin' (end of stream: the
+ * peer's FIN came, whatever followed it), or the POSIX name of the error an RST left
+ * ('ECONNRESET'). The kernel hands that error out once: the call consumes it, and later reads
+ * say 'fin'.
+ *
+ * Why: node 20's libuv (1.46) takes a short read that comes with POLLHUP for end of stream, and an
+ * RST that arrives behind unread bytes raises POLLHUP; so a node:net socket reports such a reset
+ * as 'end', as if a FIN had come, and the error stays in the kernel. Asked after 'end', the
+ * kernel tells the two apart.
+ */
+export function tcpReadEnd(fd: number): 'data' | 'open' | 'fin' | `E${string}` {
+  validateFd(fd);
+  const r = retryEintr(() => libc.recv(fd, peekByte, 1, MSG_PEEK | MSG_DONTWAIT));
+  if (r > 0) return 'data';
+  if (r === 0) return 'fin';
+  if (r === -EAGAIN) return 'open';
+  // EBADF, ENOTSOCK: not an answer about the connection; the caller's descriptor is wrong.
+  if (r === -constants.errno.EBADF || r === -constants.errno.ENOTSOCK) throw sysError('recv', -r);
+  return errnoName(-r) as `E${string}`;
 }
 
 /** The 16 bytes of a textual IPv6 address (no zone), or null when it is not one. */
