@@ -109,9 +109,24 @@ export class Socket extends Duplex implements SessionOwner {
   #failed = false;
   /** _start() ran: bytes may be delivered ('connect' or 'connection' was emitted). */
   #started = false;
-  /** setTimeout(): idle time in ms (0: off) and its timer, refreshed by reads and writes. */
+  /** setTimeout(): idle time in ms (0: off) and its timer while on, refreshed by reads and writes. */
   #idleMs: number | undefined = undefined;
   #idleTimer: NodeJS.Timeout | null = null;
+  /**
+   * The timer of the last idle period, left scheduled when it ended (its callback then does
+   * nothing) and re-armed by the next setTimeout of the same length: node:http turns a keep-alive
+   * socket's timeout off when a request arrives and on again after its response, so a new Timeout
+   * per request (and the clearTimeout of the old one) was garbage and timer-list work on every
+   * request.
+   */
+  #spareTimer: NodeJS.Timeout | null = null;
+  #spareMs = 0;
+  /**
+   * The stream way's last look armed the read and found nothing, and no event came since: the
+   * peer posts one for anything it writes after the arming (onReadable clears this), so _read
+   * need not look again.
+   */
+  #readArmed = false;
   /** The StreamBase handle node:http's parser may consume (stream-handle.ts); undefined: not made. */
   #handle: StreamHandle | null | undefined = undefined;
   /** Bytes being handed to the handle's reader right now (read, not consumed yet). */
@@ -207,22 +222,45 @@ export class Socket extends Duplex implements SessionOwner {
         `timeout must be a non-negative finite number, got ${String(ms)}`,
       );
     }
+    const prevMs = this.#idleMs ?? 0;
     this.#idleMs = ms;
-    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
-    this.#idleTimer = null;
+    const running = this.#idleTimer;
+    if (running !== null) {
+      // Kept for the next period instead of cleared: its callback sees it is not current.
+      this.#idleTimer = null;
+      this.#keepSpare(running, prevMs);
+    }
     if (ms === 0) {
       if (cb) this.removeListener('timeout', cb);
       return this;
     }
     if (cb) this.once('timeout', cb);
     if (!this.destroyed) {
+      const spare = this.#spareTimer;
+      if (spare !== null && this.#spareMs === ms) {
+        this.#spareTimer = null;
+        // Restarts the period from now, whether the timer is still scheduled or already fired.
+        this.#idleTimer = spare.refresh();
+        return this;
+      }
       // Unref'd, as net's: an idle timeout alone does not keep the process alive.
-      this.#idleTimer = setTimeout(() => {
+      const timer: NodeJS.Timeout = setTimeout(() => {
+        if (this.#idleTimer !== timer) return;
         this.#idleTimer = null;
+        this.#keepSpare(timer, ms);
         if (!this.destroyed) this.emit('timeout');
       }, ms).unref();
+      this.#idleTimer = timer;
     }
     return this;
+  }
+
+  /** Keeps `timer` (made for `ms`) for a later setTimeout(ms); clears the one kept before it. */
+  #keepSpare(timer: NodeJS.Timeout, ms: number): void {
+    const old = this.#spareTimer;
+    if (old !== null && old !== timer) clearTimeout(old);
+    this.#spareTimer = timer;
+    this.#spareMs = ms;
   }
 
   /** Reads and writes restart the idle timer. */
@@ -483,6 +521,7 @@ export class Socket extends Duplex implements SessionOwner {
         this.readableFlowing,
       );
     }
+    this.#readArmed = false;
     if (this.#wantRead && this.#started) this.#pull();
   }
 
@@ -617,7 +656,9 @@ export class Socket extends Duplex implements SessionOwner {
 
   override _read(): void {
     this.#wantRead = true;
-    if (this.#session && this.#started) this.#pull();
+    // Armed and no event since: nothing to read, and onReadable pulls when there is (a reader that
+    // takes each chunk with read(), as undici does, asks again after every chunk it took).
+    if (this.#session && this.#started && !this.#readArmed) this.#pull();
   }
 
   override _write(data: Buffer | string, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -684,6 +725,9 @@ export class Socket extends Duplex implements SessionOwner {
         bufs.push(chunk);
         continue;
       }
+      // node:http's end() writes '' after the body: nothing to encode (a Buffer for it was an
+      // allocation and a zero-fill per response).
+      if (chunk.length === 0) continue;
       // Straight into the fifo while nothing is queued before it (node:http's corked header).
       if (s !== null && bufs.length === 0 && this.#pending === null && this.#staged === 0) {
         const len = byteLengthOf(chunk, encoding);
@@ -762,6 +806,8 @@ export class Socket extends Duplex implements SessionOwner {
     const att = this.#attachment;
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
+    if (this.#spareTimer !== null) clearTimeout(this.#spareTimer);
+    this.#spareTimer = null;
     if (s && att) {
       if (this.#staged > 0) this.#flushStage(s);
       this.#staged = 0;
@@ -910,16 +956,16 @@ export class Socket extends Duplex implements SessionOwner {
         this.#pull();
         return;
       }
-      if (s.readableBytes > 0) {
-        // At most HANDLE_READ_BYTES per readBuffer: JSStream splits a larger view into pieces of
-        // the parser's buffer and emits them all, and once one piece pauses the parser or makes it
-        // let go (an upgrade, a 'data' listener) the next would reach a paused parser (a 400) or
-        // no listener (lost). The mode is checked between pieces, as between a kernel socket's reads.
-        const view = s.readableViews()[0];
-        const n = Math.min(view.length, HANDLE_READ_BYTES);
+      // At most HANDLE_READ_BYTES per readBuffer: JSStream splits a larger view into pieces of
+      // the parser's buffer and emits them all, and once one piece pauses the parser or makes it
+      // let go (an upgrade, a 'data' listener) the next would reach a paused parser (a 400) or
+      // no listener (lost). The mode is checked between pieces, as between a kernel socket's reads.
+      const view = s.readableView(HANDLE_READ_BYTES);
+      const n = view.length;
+      if (n > 0) {
         this.#handing = n;
         try {
-          h.readBuffer(n === view.length ? view : view.subarray(0, n));
+          h.readBuffer(view);
         } finally {
           this.#handing = 0;
           // Read, whatever the parser made of them (a parse error destroys the socket meanwhile).
@@ -999,6 +1045,7 @@ export class Socket extends Duplex implements SessionOwner {
       this.#pullHandle(s, this.#handle);
       return;
     }
+    this.#readArmed = false;
     for (let rounds = 0; rounds < 64; rounds++) {
       const buf = s.read(this.#readChunk);
       if (buf) {
@@ -1014,7 +1061,10 @@ export class Socket extends Duplex implements SessionOwner {
         this.#endRead();
         return;
       }
-      if (!s.armRead()) return;
+      if (!s.armRead()) {
+        this.#readArmed = !this.destroyed && this.#session === s;
+        return;
+      }
     }
     this.#pullSoon();
   }

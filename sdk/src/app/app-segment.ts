@@ -202,6 +202,9 @@ export class AppSegment {
     if (this.poolSlots?.has(slot)) this.onPoolSlot?.(slot);
     const list = this.#slots.get(slot);
     if (!list) return;
-    for (const l of [...list]) l.onSlotEvent();
+    // A slot nearly always has one listener: call it without copying the list (a copy per event
+    // was an allocation on every wake). With more, a copy, as a listener may remove itself.
+    if (list.length === 1) (list[0] as SlotListener).onSlotEvent();
+    else for (const l of [...list]) l.onSlotEvent();
   }
 }

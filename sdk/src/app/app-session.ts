@@ -205,6 +205,11 @@ export class AppSession implements SlotListener {
     return this.#rx.readableViews();
   }
 
+  /** The first of readableViews(), at most `max` bytes of it (empty when nothing is readable). */
+  readableView(max: number): Uint8Array {
+    return this.#rx.readableView(max);
+  }
+
   /** Consumes `n` bytes seen through readableViews(); tells the peer if it waits for space. -1: failed. */
   consume(n: number): number {
     const k = this.#rx.drop(n);

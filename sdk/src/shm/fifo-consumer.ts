@@ -144,6 +144,18 @@ export class FifoConsumer {
     return [this.#data.subarray(pos, this.#size), this.#data.subarray(0, n - first)];
   }
 
+  /**
+   * A zero-copy view of the readable bytes from the head, up to the end of the ring and at most
+   * `max` of them (empty when none): readableViews()' first view without the array, the second
+   * view or a subarray of the first. The same rules: invalid after drop(), aliases shared memory.
+   */
+  readableView(max: number): Uint8Array {
+    const n = this.readable();
+    if (n === 0) return EMPTY;
+    const pos = this.#head & this.#mask;
+    return this.#data.subarray(pos, pos + Math.min(n, this.#size - pos, max));
+  }
+
   /** Stops reading: the producer sees `peerClosed`. */
   close(): void {
     this.#flags |= FIFO_CONS_CLOSED;
