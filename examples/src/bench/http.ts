@@ -6,7 +6,8 @@
  *
  *   node examples/dist/bench/http.js server net|ferry TARGET [--mode M]   prints {"listening":...}
  *   node examples/dist/bench/http.js client net|ferry TARGET --size B --count N [--connections 8]
- *       prints one JSON line: perSecond, cpuUs (the client's own CPU over the requests), p50us...
+ *       prints one JSON line: perSecond, cpuUs (the client's own CPU over the requests), p50us...,
+ *       and the client's garbage collections over the requests (gcMajor, gcMinor, gcPauseUs)
  *
  * TARGET: unix:/path or tcp://127.0.0.1:PORT for net; any SDK URI for ferry (FERRY_SOCKET names
  * the ferryd, FERRY_MODE the wake mode). GET /N answers N bytes; the client reads every body and
@@ -14,6 +15,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type * as net from 'node:net';
+import { type PerformanceEntry, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ferry from '@ferry/sdk';
 import { type Dispatcher, Pool } from 'undici';
@@ -80,6 +82,42 @@ function pool(stack: Stack, target: string, connections: number): Pool {
   return new Pool(`http://${new URL(target).host}`, opts);
 }
 
+/**
+ * Counts this process's garbage collections whose start falls in [from, to) (performance.now()
+ * times): mark-compacts, scavenges and their main-thread pauses. With 64 KiB bodies the client's
+ * CPU per request moves by about 1.5x between runs of one build according to how many
+ * mark-compacts V8 makes (a 64 KiB Buffer per response is external memory, which V8 counts
+ * against the old generation's limit; BENCHMARKS.md, data6), so each run reports them.
+ */
+class GcCounter {
+  #entries: { start: number; kind: number; ms: number }[] = [];
+  #obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0;
+      this.#entries.push({ start: e.startTime, kind, ms: e.duration });
+    }
+  });
+
+  constructor() {
+    this.#obs.observe({ entryTypes: ['gc'] });
+  }
+
+  /** Entries reach the observer asynchronously: call after a turn of the loop. */
+  between(from: number, to: number): { gcMajor: number; gcMinor: number; gcPauseUs: number } {
+    let gcMajor = 0;
+    let gcMinor = 0;
+    let ms = 0;
+    for (const e of this.#entries) {
+      if (e.start < from || e.start >= to) continue;
+      if (e.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gcMajor++;
+      else if (e.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gcMinor++;
+      ms += e.ms;
+    }
+    this.#obs.disconnect();
+    return { gcMajor, gcMinor, gcPauseUs: ms * 1000 };
+  }
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
 }
@@ -92,6 +130,7 @@ async function client(
   connections: number,
 ): Promise<void> {
   const p = pool(stack, target, connections);
+  const gc = new GcCounter();
   const path = `/${size}`;
   const one = async (): Promise<void> => {
     const res = await p.request({ path, method: 'GET' } as Dispatcher.RequestOptions);
@@ -108,9 +147,13 @@ async function client(
   process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`);
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
+  const from = performance.now();
   await runLoops(one, count, connections, lat);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
+  const to = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const gcs = gc.between(from, to);
   lat.sort();
   process.stdout.write(
     `${JSON.stringify({
@@ -118,6 +161,7 @@ async function client(
       cpuUs: cpu.user + cpu.system,
       p50us: percentile(lat, 0.5),
       p99us: percentile(lat, 0.99),
+      ...gcs,
     })}\n`,
   );
   await p.close();

@@ -313,6 +313,14 @@ async function measure(
       cpuUsPerOp: ((res['cpuUs'] ?? Number.NaN) + othersUs) / ops,
       clientUsPerOp: (res['cpuUs'] ?? Number.NaN) / ops,
       serverUsPerOp: (usedUs[0] ?? Number.NaN) / ops,
+      // The HTTP client's mark-compacts per 1,000 requests and main-thread GC pauses per request:
+      // at 64 KiB its CPU per request follows them (http.ts, GcCounter).
+      ...(res['gcMajor'] !== undefined
+        ? {
+            clientMajorGcPerKOp: (res['gcMajor'] * 1000) / ops,
+            clientGcPauseUsPerOp: (res['gcPauseUs'] ?? Number.NaN) / ops,
+          }
+        : {}),
       // The warm-up's connections, made by the fresh server and client of this round: what a
       // process that makes only a few thousand connections in its life sees.
       ...(c.workload === 'cps' && warm && warm.count > 0
@@ -405,6 +413,7 @@ async function main(): Promise<void> {
       ...(c.workload === 'http' || c.workload === 'throughput' || c.workload === 'rate'
         ? ['clientUsPerOp', 'serverUsPerOp']
         : []),
+      ...(c.workload === 'http' ? ['clientMajorGcPerKOp', 'clientGcPauseUsPerOp'] : []),
     ];
     for (const f of fields) {
       const base = metric(UNIX, f);
