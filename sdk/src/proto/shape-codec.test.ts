@@ -411,6 +411,35 @@ test('channel mode in place with little room: never a byte outside [at, end), an
   );
 });
 
+test('a repeated string field written word by word: with the room exact or 1-3 bytes over, it fits and writes nothing past the end', () => {
+  // The last field is the string: its word-sized stores would spill past the body.
+  const v = (i: number) => ({ id: i, ts: 1.7e12 + i, vals: [1, 2, 3], name: 'sensor-7' });
+  for (const name of ['sensor-7', 'ab', 'abcdefghijk', '']) {
+    const w = new ShapeWriter();
+    const reader = new ShapeReader();
+    const big = Buffer.alloc(256);
+    const bigView = new DataView(big.buffer);
+    // The first record defines the shape; the second fills the field's cache; the rest use it.
+    for (let i = 0; i < 3; i++) {
+      const end = w.encode({ ...v(i), name }, big, bigView, 0, 256);
+      assert.deepStrictEqual(reader.decode(big, 0, end), { ...v(i), name });
+    }
+    const size = w.encode({ ...v(3), name }, big, bigView, 0, 256);
+    assert.deepStrictEqual(reader.decode(big, 0, size), { ...v(3), name });
+    for (let over = 0; over <= 3; over++) {
+      const buf = Buffer.alloc(256, 0xab);
+      const at = 8;
+      const got = w.encode({ ...v(4), name }, buf, new DataView(buf.buffer), at, at + size + over);
+      assert.equal(got, at + size, `room ${size + over}: written whole`);
+      assert.ok(
+        buf.subarray(at + size + over).every((b) => b === 0xab),
+        'a byte written after end',
+      );
+      assert.deepStrictEqual(reader.decode(buf, at, got), { ...v(4), name });
+    }
+  }
+});
+
 test('hostile records of a shape already read (its builder and field readers in use): a value or ShapeError, never another throw', () => {
   const w = new ShapeWriter();
   const buf = Buffer.alloc(512);

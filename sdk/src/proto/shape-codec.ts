@@ -290,7 +290,7 @@ export class ShapeWriter {
   #fieldWriter(sample: unknown): FieldWriter {
     switch (typeof sample) {
       case 'number':
-        return (v, pos, depth) => (typeof v === 'number' ? this.#number(v, pos) : this.#value(v, pos, depth));
+        return (sample | 0) === sample ? this.#intField() : this.#floatField();
       case 'string':
         return this.#stringField();
       case 'object':
@@ -304,20 +304,64 @@ export class ShapeWriter {
   }
 
   /**
+   * A number field that first held an int32 (an id, a count): its own closure, so that its feedback
+   * is of integers only (every number field shared one closure site, and with it the feedback of
+   * floats and integers alike), the common encodings written in place. Any other value goes as
+   * #value writes it: the bytes are the same as #number's for every number.
+   */
+  #intField(): FieldWriter {
+    return (v, pos, depth) => {
+      if (typeof v !== 'number' || (v | 0) !== v) return this.#value(v, pos, depth);
+      const buf = this.#buf;
+      if (v >= -32 && v <= 127) {
+        if (pos >= this.#end) throw GIVE_UP;
+        buf[pos] = v & 0xff;
+        return pos + 1;
+      }
+      if (pos + 5 > this.#end) throw GIVE_UP;
+      buf[pos] = 0xd2;
+      this.#view.setInt32(pos + 1, v);
+      return pos + 5;
+    };
+  }
+
+  /** A number field that first held a float64 (a timestamp in ms, a measurement): as #intField. */
+  #floatField(): FieldWriter {
+    return (v, pos, depth) => {
+      if (typeof v !== 'number' || (v | 0) === v) return this.#value(v, pos, depth);
+      if (pos + 9 > this.#end) throw GIVE_UP;
+      this.#buf[pos] = 0xcb;
+      this.#view.setFloat64(pos + 1, v);
+      return pos + 9;
+    };
+  }
+
+  /**
    * A string field: the bytes of its last short ASCII string are kept, so that the same string again
    * (a name, a kind, a unit: usually the very same string object) is a compare and a copy of bytes.
    */
   #stringField(): FieldWriter {
     let last = '';
-    const bytes = new Uint8Array(32);
+    // The fixstr's bytes (its type byte first) as little-endian words, written a word at a time:
+    // the last word may spill up to 3 bytes past the string, which the next field overwrites (or
+    // which lie past the body, before `#end`).
+    const bytes = new Uint8Array(36);
+    const bytesView = new DataView(bytes.buffer);
+    const words = new Uint32Array(9);
     let n = -1;
+    let nWords = 0;
     return (v, pos, depth) => {
       if (typeof v !== 'string') return this.#value(v, pos, depth);
       if (v === last && n >= 0) {
-        if (pos + 1 + n > this.#end) throw GIVE_UP;
-        const buf = this.#buf;
-        buf[pos] = 0xa0 | n;
-        for (let i = 0; i < n; i++) buf[pos + 1 + i] = bytes[i] as number;
+        if (pos + 4 * nWords <= this.#end) {
+          const view = this.#view;
+          for (let i = 0; i < nWords; i++) view.setUint32(pos + 4 * i, words[i] as number, true);
+        } else {
+          // Room for the string but not for the spill: byte by byte.
+          if (pos + 1 + n > this.#end) throw GIVE_UP;
+          const buf = this.#buf;
+          for (let i = 0; i <= n; i++) buf[pos + i] = bytes[i] as number;
+        }
         return pos + 1 + n;
       }
       const end = this.#string(v, pos);
@@ -325,9 +369,13 @@ export class ShapeWriter {
       // Kept only when it went as a fixstr of one byte per character (ASCII).
       if (len === v.length && len < 32) {
         const buf = this.#buf;
-        for (let i = 0; i < len; i++) bytes[i] = buf[pos + 1 + i] as number;
+        bytes.fill(0);
+        for (let i = 0; i <= len; i++) bytes[i] = buf[pos + i] as number;
         last = v;
         n = len;
+        nWords = (len + 4) >>> 2;
+        // Read as little-endian, written as little-endian: the same bytes on any platform.
+        for (let i = 0; i < nWords; i++) words[i] = bytesView.getUint32(4 * i, true);
       }
       return end;
     };
