@@ -2,7 +2,7 @@
 // workspace's dist/ (compiled from src/**/*.test.ts); e2e suites decide for themselves whether
 // a container engine is there. Extra arguments are passed to `node --test`.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const roots = ['sdk/dist', 'daemon/dist', 'examples/dist', 'testcontainers/dist', 'e2e/dist'];
@@ -21,6 +21,17 @@ function walk(dir) {
   }
 }
 for (const r of roots) walk(r);
+// tsc -b never deletes what it emitted for a source that was removed: a stale compiled test would
+// run against the current build and fail (or pass for code that is gone). Each workspace compiles
+// src/ into dist/, so a test whose .test.ts is gone is skipped, and said.
+for (let i = files.length - 1; i >= 0; i--) {
+  const f = files[i];
+  const src = f.replace(/([\\/])dist([\\/])/, '$1src$2').replace(/\.test\.js$/, '.test.ts');
+  if (!existsSync(src)) {
+    console.error(`run-tests: skipping ${f}: its source ${src} is gone (a stale build output; delete it)`);
+    files.splice(i, 1);
+  }
+}
 files.sort();
 const filter = process.env.FERRY_TEST_FILTER;
 const chosen = filter ? files.filter((f) => f.includes(filter)) : files;
