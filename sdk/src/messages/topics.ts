@@ -129,7 +129,7 @@ export class Publisher {
    * the shapes it uses, since a subscriber may start reading anywhere; subscribers reuse what they
    * compiled for a definition they saw before.
    */
-  readonly #shapes = new ShapeWriter({ selfContained: true });
+  readonly #shapes = new ShapeWriter({ selfContained: true, reuseDefinitions: true });
   /** The topic's layout carries shape records (a version-1 topic of an older ferryd does not). */
   readonly #useShapes: boolean;
   #scratch: Buffer | null = null;

@@ -252,6 +252,48 @@ test('self-contained bodies: a reader starting at any body decodes it and every 
   );
 });
 
+test('self-contained with reuseDefinitions (a publisher scratch): the same bytes as without, for any sequence of values', () => {
+  fc.assert(
+    fc.property(fc.array(fc.oneof(record, record, plain.node), { minLength: 1, maxLength: 24 }), (values) => {
+      const expected = selfContainedBodies(values);
+      const w = new ShapeWriter({ selfContained: true, reuseDefinitions: true });
+      const buf = Buffer.alloc(1 << 20);
+      const view = new DataView(buf.buffer);
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (!w.accepts(v)) continue;
+        const end = w.encode(v as object, buf, view, 0, buf.length);
+        const e = expected[i];
+        if (e === null || e === undefined) assert.equal(end, -1);
+        else assert.deepEqual(buf.subarray(0, end), e);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('reuseDefinitions: a body with the shapes of the last one does not copy their definitions again (the caller keeps the buffer)', () => {
+  const w = new ShapeWriter({ selfContained: true, reuseDefinitions: true });
+  const buf = Buffer.alloc(256);
+  const view = new DataView(buf.buffer);
+  const a = { id: 1, name: 'x' };
+  const end = w.encode(a, buf, view, 0, buf.length);
+  assert.equal(buf[0], SHAPE_MARK, 'the body starts with its definition');
+  // The contract's other side: the caller wrote nothing there meanwhile; here we did, to see it.
+  buf[0] = 0;
+  assert.equal(w.encode({ id: 2, name: 'y' }, buf, view, 0, buf.length), end);
+  assert.equal(buf[0], 0, 'the definition was not copied again');
+  // Another shape, then the first again: each is defined anew, and decodes.
+  const reader = new ShapeReader({ selfContained: true });
+  const b = w.encode({ other: true }, buf, view, 0, buf.length);
+  assert.deepEqual(reader.decode(buf, 0, b), { other: true });
+  const c = w.encode({ id: 3, name: 'z' }, buf, view, 0, buf.length);
+  assert.deepEqual(reader.decode(buf, 0, c), { id: 3, name: 'z' });
+  // Another offset in the buffer: copied there.
+  const d = w.encode({ id: 4, name: 'w' }, buf, view, 100, buf.length);
+  assert.deepEqual(reader.decode(buf, 100, d), { id: 4, name: 'w' });
+});
+
 test('self-contained: bodies torn or overwritten mid-read (a lapped topic reader) never poison later decodes', () => {
   fc.assert(
     fc.property(

@@ -138,8 +138,22 @@ export class ShapeWriter {
   #lastShape: WriterShape | null = null;
   #plans = 0;
 
-  constructor(opts: { selfContained?: boolean } = {}) {
+  /**
+   * Self-contained mode, `reuseDefinitions`: the caller passes one private buffer, at one offset,
+   * and writes nothing into it between encodes (a topic publisher's scratch). A body that defines
+   * the same shapes as the last one then finds their definitions already in front of its value
+   * and does not copy them again (a copy per message was 18% of a publisher's encode).
+   */
+  readonly #reuseDefinitions: boolean;
+  /** What the last body placed: its buffer, offset and shapes (reuseDefinitions). */
+  #placedBuf: Buffer | null = null;
+  #placedAt = -1;
+  readonly #placed: WriterShape[] = [];
+  #placedCount = 0;
+
+  constructor(opts: { selfContained?: boolean; reuseDefinitions?: boolean } = {}) {
     this.#selfContained = opts.selfContained === true;
+    this.#reuseDefinitions = this.#selfContained && opts.reuseDefinitions === true;
   }
 
   /** True when `value` is a plain object this writer may try (the caller then calls encode). */
@@ -448,6 +462,7 @@ export class ShapeWriter {
     for (let i = 0; i < this.#nDefs; i++) size += definitionOf(this.#defs[i] as WriterShape).length;
     const buf = this.#buf;
     const shift = at + size - valueAt;
+    if (shift === 0 && this.#reuseDefinitions && this.#samePlaced(buf, at)) return end;
     if (shift !== 0) {
       if (shift > 0) this.#room(end, shift);
       buf.copyWithin(valueAt + shift, valueAt, end);
@@ -459,7 +474,20 @@ export class ShapeWriter {
       p += def.length;
     }
     if (this.#selfContained) this.#defBytes = size;
+    if (this.#reuseDefinitions) {
+      this.#placedBuf = buf;
+      this.#placedAt = at;
+      for (let i = 0; i < this.#nDefs; i++) this.#placed[i] = this.#defs[i] as WriterShape;
+      this.#placedCount = this.#nDefs;
+    }
     return end + shift;
+  }
+
+  /** This body's definitions are the last body's, already at `at` of `buf` (reuseDefinitions). */
+  #samePlaced(buf: Buffer, at: number): boolean {
+    if (buf !== this.#placedBuf || at !== this.#placedAt || this.#nDefs !== this.#placedCount) return false;
+    for (let i = 0; i < this.#nDefs; i++) if (this.#defs[i] !== this.#placed[i]) return false;
+    return true;
   }
 
   #value(v: unknown, pos: number, depth: number): number {
