@@ -109,4 +109,28 @@ describe('a subscriber and a publisher slot being opened', () => {
       seg.release();
     }
   });
+
+  it('arm() with a record already waiting does not touch the wake words; with none it arms', () => {
+    const seg = TopicSegment.create('t', 2, 4096);
+    try {
+      seg.openSlot(0);
+      const sub = subscriberOn(seg);
+      const w = new TopicRingWriter(seg, 0);
+      let armed = 0;
+      const armWake = seg.armWake.bind(seg);
+      seg.armWake = (bit: number) => {
+        armed++;
+        armWake(bit);
+      };
+      w.write(encodePlain(1));
+      assert.equal(sub.arm(), true, 'work: do not sleep');
+      assert.equal(armed, 0, 'and no arming for it');
+      assert.equal(sub.poll(), 1);
+      assert.equal(sub.arm(), false, 'nothing: sleep');
+      assert.equal(armed, 1);
+      assert.ok(seg.wakeNeeded(), 'armed: a publisher sees the bit');
+    } finally {
+      seg.release();
+    }
+  });
 });

@@ -458,12 +458,24 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     // Full: nothing to do until the iterator takes values (it kicks the poll then).
     if (!this.#onMessage && this.bufferedValues >= this.#hwm) return false;
     const seg = this.#link.seg;
+    // Work already there: no arming. The wake words are one line that every subscriber and the
+    // publisher share; a subscriber that keeps up finds its ring empty on one poll and a record
+    // there by the next, and arming then disarming each time was two locked read-modify-writes of
+    // that line per poll.
+    if (this.#hasWork(seg)) return true;
     seg.armWake(this.#link.index);
+    // Armed: look again, or a record published before the bit was seen would wait for the next.
+    if (this.#hasWork(seg)) {
+      seg.disarmWake(this.#link.index);
+      return true;
+    }
+    return false;
+  }
+
+  /** A publisher wrote past a reader, or a slot changed hands. */
+  #hasWork(seg: TopicSegment): boolean {
     for (let i = 0; i < this.#readers.length; i++) {
-      if (seg.slotEpoch(i) !== this.#epochs[i] || this.#readers[i]?.hasData) {
-        seg.disarmWake(this.#link.index);
-        return true;
-      }
+      if (seg.slotEpoch(i) !== this.#epochs[i] || this.#readers[i]?.hasData) return true;
     }
     return false;
   }
