@@ -30,6 +30,7 @@ import {
   netServer,
   runWithInput,
   sha256,
+  tcpConnectionListed,
 } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
 
@@ -430,6 +431,51 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
           await client.ok({ op: 'reset', tag: 'r2' });
           const r = await (got as unknown as Promise<{ how: string; bytes: number }>);
           assert.equal(r.how, 'ECONNRESET');
+        } finally {
+          await closeServer(server);
+        }
+      },
+    );
+
+    outbound(
+      'a remote that resets behind bytes ferryd has not read yet: the app sees ECONNRESET, not an end',
+      async (t) => {
+        if (handoff) {
+          t.skip('handoff: the app reads the kernel socket itself, as node:net does');
+          return;
+        }
+        let remote: Socket | null = null;
+        const { server, port } = await netServer((s) => {
+          remote = s;
+          s.on('error', () => {});
+          s.write(seededBytes(34, 4 * MiB));
+        });
+        try {
+          const uri = `tcp://127.0.0.1:${port}`;
+          await client.ok({ op: 'connect', tag: 'rb', uri, behavior: 'hold', fifoSize: 262_144 });
+          await eventually(async () => remote !== null, 5000, 'the server to accept');
+          const r = remote as unknown as Socket;
+          // The app holds (paused, it takes nothing): ferryd reads its fifo full (256 KiB) and one
+          // 64 KiB read beside it, then stops; once its kernel acknowledged 512 KiB, 192 KiB or more
+          // wait unread there when the RST lands.
+          await eventually(
+            async () => tcpInfo(fdOf(r)).bytesAcked > 512 * 1024,
+            10_000,
+            'bytes unread in ferryd',
+          );
+          const ferrydPort = r.remotePort ?? 0;
+          r.resetAndDestroy();
+          await eventually(
+            async () => !tcpConnectionListed(ferrydPort, port),
+            10_000,
+            "ferryd's socket reset",
+          );
+          await client.ok({ op: 'resume', tag: 'rb' });
+          const ev = await client.waitFor(
+            (e) => (e.event === 'error' || e.event === 'end') && e.tag === 'rb',
+          );
+          assert.equal(ev.event, 'error', 'a reset, not a clean end of stream');
+          assert.equal(ev['code'], 'ECONNRESET');
         } finally {
           await closeServer(server);
         }

@@ -1,6 +1,7 @@
 /** Plain node:net peers for TCP tests: clients and servers that checksum what they receive. */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tcpReadEnd } from '@ferry/sdk/internal';
 
@@ -29,6 +30,20 @@ function endedHow(sock: Socket): string {
 export function fdOf(sock: Socket): number {
   const fd = (sock as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * Whether this network namespace has an IPv4 TCP connection from `localPort` to `remotePort` in any
+ * state but CLOSE (/proc/net/tcp): a socket reset (or closed) leaves the table at once, so this
+ * says when a process's socket saw an RST without asking that process.
+ */
+export function tcpConnectionListed(localPort: number, remotePort: number): boolean {
+  const hex = (port: number) => `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const [, local, remote] = line.trim().split(/\s+/);
+    if (local?.endsWith(hex(localPort)) && remote?.endsWith(hex(remotePort))) return true;
+  }
+  return false;
 }
 
 /** Collects what a socket receives until FIN, an error or close. */

@@ -33,6 +33,8 @@ type Cmd =
   | { op: 'end'; tag: string; data?: string }
   | { op: 'destroy'; tag: string }
   | { op: 'reset'; tag: string }
+  /** A 'hold' socket starts reading (and counting what it reads). */
+  | { op: 'resume'; tag: string }
   | { op: 'stat'; tag: string }
   | { op: 'pingpong'; uri: string; rounds: number; size: number }
   | { op: 'connect-many'; uri: string; count: number; fifoSize?: number }
@@ -85,6 +87,8 @@ function track(tag: string, sock: Socket, behavior: Behavior | 'client'): void {
     });
   } else if (behavior === 'hold') {
     sock.pause();
+    // Counted once 'resume' lets it flow: a listener does not restart a stream paused on purpose.
+    sock.on('data', onData);
   } else {
     sock.on('data', onData);
   }
@@ -173,6 +177,9 @@ async function handle(cmd: Cmd): Promise<Record<string, unknown>> {
     case 'reset':
       // An abort: the peer sees ECONNRESET (destroy() closes with a FIN, as net.Socket's).
       must(cmd.tag).sock.resetAndDestroy();
+      return {};
+    case 'resume':
+      must(cmd.tag).sock.resume();
       return {};
     case 'stat': {
       const t = must(cmd.tag);

@@ -15,6 +15,7 @@ import type { SessionEnd } from '../session/session.js';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
 import { directReadOf, scratchBuffer } from './direct-read.js';
 import { tcpError } from './tcp-errors.js';
+import { resetBehindEnd } from './tcp-read-end.js';
 import { TurnNotice } from './turn-notice.js';
 
 /** Rounds of work per call before yielding to the loop. */
@@ -219,6 +220,16 @@ export class TcpPump implements SlotPump, SessionEnd {
   }
 
   #onEnd(): void {
+    // node may report an RST behind unread bytes as 'end' (tcp-read-end.ts): the app must see a
+    // reset, not a stream that looks whole.
+    const reset = resetBehindEnd(this.raw);
+    if (reset) {
+      this.#fail(reset, false);
+      // The kernel dropped the connection already: closing sends nothing.
+      this.socket.destroy();
+      if (this.raw !== this.socket) this.raw.destroy();
+      return;
+    }
     this.#remoteEnded = true;
     if (!this.#pendingIn) this.#forwardFin();
   }
