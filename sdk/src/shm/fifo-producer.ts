@@ -27,6 +27,8 @@ const POLL_ID = FIFO_POLL_ID_OFFSET / 4;
 const WANT_SPACE = FIFO_WANT_SPACE_OFFSET / 4;
 const WANT_SPACE_BYTES = FIFO_WANT_SPACE_BYTES_OFFSET / 4;
 const EMPTY = new Uint8Array(0);
+/** Encodings in which a string of n characters whose byte length is n has one byte per character. */
+const ONE_BYTE_PER_CHAR: ReadonlySet<string> = new Set(['latin1', 'binary', 'ascii', 'utf8', 'utf-8']);
 
 /**
  * Writes into a fifo. Own state (tail, size, flags) is kept privately and only published; the
@@ -111,9 +113,11 @@ export class FifoProducer {
 
   /**
    * Encodes `str` (`byteLength` bytes in `encoding`, as Buffer.byteLength says) straight into the
-   * ring, with no Buffer in between, when all of it fits in one contiguous run of free space.
-   * Returns the bytes written; 0 when it does not fit so (the caller encodes a Buffer and uses
-   * enqueue()); -1 when the fifo failed or this end already called fin() or reset().
+   * ring, with no Buffer in between, when all of it fits in the free space: in one contiguous run,
+   * or across the ring's end when every character is one byte (latin1, ascii, or utf8 of an ASCII
+   * string), so that the split falls between characters. Returns the bytes written; 0 when it does
+   * not fit so (the caller encodes a Buffer and uses enqueue()); -1 when the fifo failed or this
+   * end already called fin() or reset().
    */
   enqueueString(str: string, encoding: BufferEncoding, byteLength: number): number {
     this.#lent = 0;
@@ -122,11 +126,21 @@ export class FifoProducer {
       if (!this.#loadHead()) return -1;
       if (this.#size - ((this.#tail - this.#head) >>> 0) < byteLength) return 0;
     }
+    if (byteLength === 0) return 0;
     const pos = this.#tail & this.#mask;
-    if (byteLength === 0 || this.#size - pos < byteLength) return 0;
     const d = this.#data;
     this.#text ??= Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-    const n = this.#text.write(str, pos, byteLength, encoding);
+    const first = this.#size - pos;
+    let n: number;
+    if (first >= byteLength) {
+      n = this.#text.write(str, pos, byteLength, encoding);
+    } else {
+      // Across the ring's end (1 write in 16 of 64 KiB into a 1 MiB ring): the alternative is a
+      // Buffer of the whole string and a second copy. Only where bytes and characters coincide.
+      if (byteLength !== str.length || !ONE_BYTE_PER_CHAR.has(encoding)) return 0;
+      n = this.#text.write(str, pos, first, encoding);
+      if (n === first) n += this.#text.write(str.slice(first), 0, byteLength - first, encoding);
+    }
     // Buffer#write stops short only at a character that does not fit, which byteLength excludes.
     if (n !== byteLength) return 0;
     this.#tail = (this.#tail + n) >>> 0;

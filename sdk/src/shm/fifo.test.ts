@@ -57,6 +57,37 @@ test('peek with skip, drop, and zero-copy views across the wrap', () => {
   assert.equal(c.readableViews()[0]?.length, 0);
 });
 
+test("strings across the ring's end are encoded in place when each character is one byte", () => {
+  // A fresh fifo with its tail 200 bytes into the ring and nothing unread: a 100-byte string has
+  // 56 bytes before the ring's end.
+  const at200 = () => {
+    const f = makeFifo(256);
+    assert.equal(f.p.enqueue(bytes(200)), 200);
+    assert.equal(f.c.dequeue(new Uint8Array(256)), 200);
+    return f;
+  };
+  const readAll = (c: FifoConsumer) => {
+    const out = new Uint8Array(256);
+    return Buffer.from(out.subarray(0, c.dequeue(out)));
+  };
+  const latin1 = 'caf\u00e9 \u00ff'.repeat(12).padEnd(100, 'x');
+  const a = at200();
+  assert.equal(a.p.enqueueString(latin1, 'latin1', 100), 100);
+  assert.deepEqual(readAll(a.c), Buffer.from(latin1, 'latin1'));
+  const ascii = 'GET /index.html HTTP/1.1\r\n'.repeat(4).slice(0, 100);
+  for (const enc of ['utf8', 'ascii'] as const) {
+    const f = at200();
+    assert.equal(f.p.enqueueString(ascii, enc, 100), 100, enc);
+    assert.equal(readAll(f.c).toString('latin1'), ascii, enc);
+  }
+  // Where a character may take two bytes the split could fall inside one: left to the caller.
+  const u = at200();
+  assert.equal(u.p.enqueueString('\u00e9'.repeat(50), 'utf8', 100), 0);
+  assert.equal(u.c.readable(), 0, 'nothing published');
+  assert.equal(u.p.enqueueString('\u00e9'.repeat(28), 'utf8', 56), 56, 'up to the end it fits in place');
+  assert.equal(readAll(u.c).toString('utf8'), '\u00e9'.repeat(28));
+});
+
 test('traffic across the u32 index wrap (indices start near 0xFFFFFF00)', () => {
   const size = 256;
   const buf = new SharedArrayBuffer(OFFSET + fifoFootprint(size));
