@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -374,6 +374,17 @@ async function roundTrip(port: number, text: string): Promise<{ text: string; ho
   return { text: r.text, how: r.how };
 }
 
+/** Connections waiting in the accept queue of the IPv4 listening socket on `port` (/proc/net/tcp). */
+function acceptQueue(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // st 0A is LISTEN; for a listening socket rx_queue is its accept backlog.
+    if (f[1]?.endsWith(hex) && f[3] === '0A') return Number.parseInt(f[4]?.split(':')[1] ?? '0', 16);
+  }
+  return -1;
+}
+
 describe('lent listeners (handoff: the app accepts on the kernel socket ferryd lent it)', () => {
   test('the app accepts itself: bytes intact, ferry show lists the figures, not each connection; its death ends the listener and fds return to baseline', async () => {
     const d = await startDaemon();
@@ -428,6 +439,39 @@ describe('lent listeners (handoff: the app accepts on the kernel socket ferryd l
       'fds and listeners back to baseline',
     );
     await assert.rejects(netConnect(port), (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED');
+  });
+
+  test('a burst beyond the window while ferryd is slow to answer: each connection is served once it answers', async () => {
+    const d = await startDaemon();
+    cleanup.push(() => d.stop());
+    const app = await startApp(d.socket, HANDOFF);
+    cleanup.push(() => app.kill());
+    const l = await app.ok({ op: 'listen', uri: 'tcp://127.0.0.1:0', behavior: 'echo' });
+    const port = Number(String(l['uri']).split(':').pop());
+    const window = (await listenerRow(d, l['uri']))?.lent?.window ?? 0;
+    const n = window * 3;
+    // ferryd stopped: the app admits `window` connections, holds the rest and asks for room once
+    // per connection it holds; ferryd answers those notices in order once it runs again. An answer
+    // to an early notice gives less than the later ones asked for (a window below what was
+    // asked is how ferryd says "no room": the limit): it must not reset what the later ones cover.
+    d.proc.kill('SIGSTOP');
+    let socks: Socket[];
+    try {
+      socks = await Promise.all(Array.from({ length: n }, () => netConnect(port)));
+      await eventually(async () => acceptQueue(port) === 0, 10_000, 'the app accepted them all');
+    } finally {
+      d.proc.kill('SIGCONT');
+    }
+    const got = socks.map((s, i) => {
+      const r = collect(s);
+      s.end(`c${i};`);
+      return r;
+    });
+    const results = await Promise.all(got);
+    for (const [i, r] of results.entries())
+      assert.deepEqual({ text: r.text, how: r.how }, { text: `c${i};`, how: 'end' });
+    const row = await listenerRow(d, l['uri']);
+    assert.equal(row?.lent?.refused, 0);
   });
 
   test('maxSessionsPerApp holds exactly: beyond it a connection is reset (as when ferryd accepts), within it it is served, and the window counts against connects', async () => {

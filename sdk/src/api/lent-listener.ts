@@ -67,6 +67,12 @@ export class LentListener {
   #parked: net.Socket[] = [];
   /** open + waiting as the last notice said: a window below it means ferryd had no more room. */
   #askedFor = 0;
+  /**
+   * Notices sent with connections waiting that ferryd has not answered yet (it answers each, in
+   * order). Only the answer to the last one covers every connection held: an earlier answer gives
+   * less than was asked since, which is no sign of the limit.
+   */
+  #unanswered = 0;
 
   /**
    * Opens `fd` (the lent listening socket; ours from now on, closed by close()) and accepts on it.
@@ -190,9 +196,15 @@ export class LentListener {
   readonly #onWindow = (listener: number, window: number, withFd: boolean): void => {
     if (listener !== this.listenerId || withFd || this.#closed) return;
     this.#window = window;
+    if (this.#unanswered > 0) this.#unanswered--;
     const asked = this.#askedFor;
     while (this.#parked.length > 0 && this.#open < this.#window) {
       this.#admit(this.#parked.shift() as net.Socket);
+    }
+    if (this.#parked.length > 0 && this.#unanswered > 0) {
+      // A later notice asked for these: its answer decides. Nothing to say before it comes (a
+      // notice now would ask again for what is asked already, and be answered again).
+      return;
     }
     if (this.#parked.length > 0 && window < asked) {
       for (const inner of this.#parked.splice(0)) {
@@ -200,8 +212,7 @@ export class LentListener {
         inner.resetAndDestroy();
       }
     }
-    // Say at once which window applies now (ferryd counts the larger of the two until then), and
-    // ask again for connections that came after the notice ferryd answered.
+    // Say at once which window applies now (ferryd counts the larger of the two until then).
     this.#report(true);
   };
 
@@ -224,6 +235,7 @@ export class LentListener {
 
   #send(ring: 'soon' | 'lazy'): void {
     this.#askedFor = this.#open + this.#parked.length;
+    if (this.#parked.length > 0) this.#unanswered++;
     noticeAccepts(
       this.#att,
       {
