@@ -5,7 +5,15 @@ import { describe, it } from 'node:test';
 import type { Attachment } from '../app/attachment.js';
 import { encodePlain } from '../proto/message-values.js';
 import { storeRelease } from '../shm/atomics.js';
-import { SLOT_EPOCH, SLOT_GONE, SLOT_LIVE, SLOT_STATE } from '../shm/topic-layout.js';
+import {
+  SLOT_EPOCH,
+  SLOT_GONE,
+  SLOT_LAST,
+  SLOT_LIVE,
+  SLOT_SEQ,
+  SLOT_STATE,
+  SLOT_TAIL,
+} from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { Subscriber } from './topics.js';
 
@@ -90,6 +98,38 @@ describe('a subscriber and a publisher slot being opened', () => {
       sub.poll();
       assert.equal(sub.dropped, lost);
       assert.deepEqual(drops, [lost], "one 'drop', never a negative one");
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('a slot given to a new publisher after its last one left, polled between its new epoch and LIVE: read from the first message, nothing lost or repeated', async () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const sub = subscriberOn(seg);
+      const it = sub[Symbol.asyncIterator]();
+      const w = new TopicRingWriter(seg, 0);
+      w.write(encodePlain({ old: 1 }));
+      assert.equal(sub.poll(), 1);
+      assert.deepEqual(await it.next(), { done: false, value: { old: 1 } });
+      seg.closeSlot(0, SLOT_GONE);
+      // openSlot step by step: indices zeroed, EPOCH bumped, then LIVE. The slot reads GONE, not
+      // FREE, in between: the subscriber takes the new epoch at once, with a reader at the start
+      // of indices already zeroed (which is why they are zeroed before the bump).
+      const slot = seg.slotWord(0);
+      for (const word of [SLOT_TAIL, SLOT_SEQ, SLOT_LAST]) Atomics.store(seg.words, slot + word / 4, 0);
+      Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      assert.equal(sub.poll(), 0);
+      storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
+      const w2 = new TopicRingWriter(seg, 0);
+      w2.write(encodePlain({ v: 1 }));
+      w2.write(encodePlain({ v: 2 }));
+      assert.equal(sub.poll(), 2);
+      assert.deepEqual(await it.next(), { done: false, value: { v: 1 } });
+      assert.deepEqual(await it.next(), { done: false, value: { v: 2 } });
+      assert.equal(sub.poll(), 0, 'nothing read twice');
+      assert.equal(sub.dropped, 0);
     } finally {
       seg.release();
     }

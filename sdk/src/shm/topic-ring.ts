@@ -157,7 +157,13 @@ export class TopicSegment {
     Atomics.store(this.words, TOPIC_END_OFFSET / 4, code);
   }
 
-  /** ferryd: gives slot `i` to a new publisher (zeroed indices, next epoch, live). */
+  /**
+   * ferryd: gives slot `i` to a new publisher (zeroed indices, next epoch, live). The order is
+   * deliberate: a reader that sees the new epoch starts at the ring's start and must find the
+   * indices zeroed already; one that sees it before LIVE looks again if the slot reads FREE (never
+   * given before) and otherwise reads from the start, as after LIVE (messages/topics.test.ts
+   * replays both).
+   */
   openSlot(i: number): void {
     const b = this.#slotWord(i);
     Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
