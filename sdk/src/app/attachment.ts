@@ -143,6 +143,8 @@ export class Attachment extends EventEmitter {
   #polling = false;
   /** performance.now() until which data is expected soon (see pollUntil); 0: none. */
   #pollUntilMs = 0;
+  /** performance.now() until which adaptive does not poll on its own (see sleepUntil). */
+  #sleepUntilMs = 0;
   /** Run once when the data notifier next arms to sleep (see beforeSleep). */
   #beforeSleep: (() => void)[] = [];
   /** Shared memory other than sessions that this attachment's notifier polls (topic readers). */
@@ -189,10 +191,19 @@ export class Attachment extends EventEmitter {
         return pending;
       },
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
-      // While a message channel polls for a frame it expects, waits of this thread that the
-      // machine's run queues do not explain are that round trip's own (sys/run-queue.ts).
-      contended: (now) => this.#runWait.contended(now, now < this.#pollUntilMs),
+      contended: (now) => this.#contended(now),
     });
+  }
+
+  /**
+   * The contention rule as adaptive asks it (true: turns as in interrupt mode). While a message
+   * channel polls for a frame it expects, waits of this thread that the machine's run queues do not
+   * explain are that round trip's own (sys/run-queue.ts); while one chose to sleep for it (and
+   * none polls), adaptive does not poll on its own either (sleepUntil).
+   */
+  #contended(now: number): boolean {
+    if (now < this.#pollUntilMs) return this.#runWait.contended(now, true);
+    return now < this.#sleepUntilMs || this.#runWait.contended(now);
   }
 
   /** Connects to ferryd and runs HELLO; fails with ERR_FERRY_DAEMON_UNREACHABLE when it cannot. */
@@ -408,6 +419,15 @@ export class Attachment extends EventEmitter {
    */
   pollUntil(untilMs: number): void {
     if (untilMs > this.#pollUntilMs) this.#pollUntilMs = untilMs;
+  }
+
+  /**
+   * Adaptive mode: a message channel chose to sleep for a frame it expects (messages/expect-poll.ts):
+   * until `untilMs` (performance.now()) the notifier's turns run as in interrupt mode, unless some
+   * channel asks to poll (pollUntil wins).
+   */
+  sleepUntil(untilMs: number): void {
+    if (untilMs > this.#sleepUntilMs) this.#sleepUntilMs = untilMs;
   }
 
   /**

@@ -11,8 +11,9 @@ function fakeHost(mode: ExpectHost['mode'] = 'adaptive') {
     preemptionCount: 0,
     announced: 0,
     announcements: [] as number[],
-    /** performance.now()-style deadlines asked for with pollUntil. */
+    /** performance.now()-style deadlines asked for with pollUntil, and with sleepUntil. */
     deadlines: [] as number[],
+    sleeps: [] as number[],
     sleepHooks: [] as (() => void)[],
     sleep(): void {
       for (const fn of h.sleepHooks.splice(0)) fn();
@@ -23,6 +24,7 @@ function fakeHost(mode: ExpectHost['mode'] = 'adaptive') {
     wakeups: () => h.wakeupCount,
     preemptions: () => h.preemptionCount,
     pollUntil: (ms) => h.deadlines.push(ms),
+    sleepUntil: (ms) => h.sleeps.push(ms),
     announce: (id) => {
       h.announced = id;
       h.announcements.push(id);
@@ -262,4 +264,27 @@ test('two ends find polling together from both asleep once the machine frees, an
   both = 0;
   for (let i = 0; i < 2000; i++) if (p.roundTrip(true).both) both++;
   assert.ok(both < 60, `both polled in ${both} of 2000 round trips once loaded again`);
+});
+
+test('adaptive: an expectation that chose to sleep keeps the notifier from polling on its own for the window', () => {
+  const { h, host } = fakeHost();
+  const e = new ExpectPoll(WINDOW, host);
+  assert.equal(e.start(100, 5, false, 7), true, 'unmeasured: polls first');
+  assert.deepEqual(h.sleeps, [], 'a poll asks nothing of the kind');
+  e.end(100.3);
+  assert.equal(e.start(200, 6, false, 8), false, 'then sleeping is measured');
+  assert.deepEqual(h.sleeps, [200 + WINDOW]);
+  assert.deepEqual(h.deadlines, [100 + WINDOW], 'and no polling is asked for');
+  h.wakeupCount++;
+  e.end(200.05);
+  // Outside adaptive mode nothing is asked: interrupt never polls, poll always does.
+  for (const mode of ['interrupt', 'poll'] as const) {
+    const o = fakeHost(mode);
+    const x = new ExpectPoll(WINDOW, o.host);
+    for (let id = 1; id <= 20; id++) {
+      x.start(id, id, false, id);
+      x.end(id + 0.1);
+    }
+    assert.deepEqual(o.h.sleeps, [], mode);
+  }
 });

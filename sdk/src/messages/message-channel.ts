@@ -123,6 +123,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       wakeups: () => att.wakeups,
       preemptions: () => att.preemptions,
       pollUntil: (untilMs) => att.pollUntil(untilMs),
+      sleepUntil: (untilMs) => att.sleepUntil(untilMs),
       announce: (id) => {
         if (this.#state !== 'closed') link.session.announcePoll(id);
       },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RunQueue } from './run-queue.js';
-import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait } from './run-wait.js';
+import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RUN_WAIT_FREE, RunWait } from './run-wait.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -211,7 +211,7 @@ test('parseSchedstat reads the run count as a third field when asked, NaN when i
   }
 });
 
-test('RunWait: while the caller expects a frame, a high share counts only on a machine with more runnable tasks than CPUs', () => {
+test('RunWait: while the caller expects a frame, the machine decides (more runnable tasks than CPUs) unless the thread has a core of its own', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
   try {
     const f = fakeSchedstat(dir);
@@ -246,6 +246,25 @@ test('RunWait: while the caller expects a frame, a high share counts only on a m
       t += 1;
     }
     assert.ok(k <= 12, `${k} readings`);
+    // Still loaded, this thread's share reads clear for a while (5% waiting: under the lower
+    // threshold): an expecting caller still does not poll, the machine decides.
+    let j = 0;
+    for (; j < 200 && rw.contended(t); j++) {
+      f.advance(0.05, 0.95);
+      t += 1;
+    }
+    assert.equal(rw.contended(t), false, `share ${rw.share}`);
+    assert.ok(rw.share > RUN_WAIT_FREE);
+    assert.equal(rw.contended(t, true), true, 'loaded machine: an expecting caller sleeps');
+    // A core of its own (real-time priority, an isolated CPU): no wait at all while awake. Polling
+    // pays there whatever else the machine runs.
+    for (let i = 0; i < 5; i++) {
+      f.advance(0, 11);
+      t += 11;
+      rw.contended(t);
+    }
+    assert.ok(rw.share < RUN_WAIT_FREE, `share ${rw.share}`);
+    assert.equal(rw.contended(t, true), false);
     rw.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -35,10 +35,12 @@
 // cannot be read the answer is always "not contended".
 //
 // One exception (contended(now, true)): while the caller polls for a frame it expects (a message
-// channel's reply or next request), a high share counts only if the machine has more runnable
-// tasks than CPUs (run-queue.ts). On an idle VM the two ends of a round trip wait for each other
+// channel's reply or next request), the machine decides: contended while it has more runnable
+// tasks than CPUs (run-queue.ts), unless this thread waited for nothing while awake (share under
+// RUN_WAIT_FREE: a core of its own). On an idle VM the two ends of a round trip wait for each other
 // on one vCPU while awake (share 0.46 in session 5's quiet run) with the other vCPU idle: that
-// wait is their own, and polling is what ends it.
+// wait is their own, and polling is what ends it. On a loaded one a share that read clear for a
+// moment let such polls through, and they cost more than they saved.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { RunQueue } from './run-queue.js';
@@ -56,6 +58,12 @@ const MIN_AWAKE_MS = 2;
 /** Wait share from which the CPU counts as contended, and below which it stops counting so. */
 export const RUN_WAIT_CONTENDED = 0.3;
 export const RUN_WAIT_CLEAR = 0.15;
+/**
+ * A share below this means a core of its own (real-time priority, an isolated CPU: 0.000-0.008 in
+ * msgs7's runs), where polling pays whatever else the machine runs; a loaded machine's shares were
+ * 0.44-0.94.
+ */
+export const RUN_WAIT_FREE = 0.02;
 
 /**
  * The first two decimal fields of schedstat text in `buf[0..n)` (time on CPU, time waiting; ns),
@@ -140,12 +148,13 @@ export class RunWait {
   /**
    * True while this thread, awake, waits for a CPU a large share of the time it could run. Also
    * opens a measuring window when the last reading is SAMPLE_MS old (closing the open one first).
-   * `expecting`: the caller polls for a frame it expects; then only while the machine also has
-   * more runnable tasks than CPUs.
+   * `expecting`: the caller polls for a frame it expects; then the machine decides instead (more
+   * runnable tasks than CPUs), unless this thread's last share says it has a core of its own.
    */
   contended(nowMs: number, expecting = false): boolean {
     const c = this.#measure(nowMs);
-    return c && expecting ? this.runQueue.oversubscribed(nowMs) : c;
+    if (!expecting || this.#fd < 0) return c;
+    return this.runQueue.oversubscribed(nowMs) && !(this.share < RUN_WAIT_FREE);
   }
 
   #measure(nowMs: number): boolean {
