@@ -8,6 +8,7 @@ import type { Session } from '../session/session.js';
 import type { SessionLayer } from '../session/session-layer.js';
 import type { TopicTransport } from '../topics/topic-transport.js';
 import { namespacesView, rulesView } from './policy-view.js';
+import { pooledRows } from './pooled-rows.js';
 import type { ShowTopic } from './show-topics.js';
 
 export { SHOW_TOPICS, type ShowTopic } from './show-topics.js';
@@ -19,9 +20,16 @@ export function snapshot(
   stalls?: StallMonitor,
   observer?: DaemonObserver,
 ): unknown {
+  // Connections on fast-connect pool pairs are counted when ferryd looks (session/fast-pools.ts).
+  if (topic !== 'sessions') layer.pools.sample();
   switch (topic) {
-    case 'sessions':
-      return [...layer.sessions.values()].map((s) => sessionRow(s, observer));
+    case 'sessions': {
+      const rows = [...layer.sessions.values()].map((s) => sessionRow(s, observer));
+      layer.pools.sample((pool, rec, look) => {
+        for (const r of pooledRows(pool, rec, look)) rows.push(r);
+      });
+      return rows;
+    }
     case 'top':
       return {
         now: Date.now(),

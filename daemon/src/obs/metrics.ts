@@ -155,29 +155,46 @@ export function createMetrics(daemon: MetricsSources, observer: DaemonObserver):
     help: 'Cut-through sessions clients opened from a pool, without a connect request (fast connects)',
     registers,
     collect() {
+      layer.pools.sample();
       setCounter(this, {}, layer.counters.fastConnects);
     },
   });
   new Gauge({
     name: 'ferry_fast_connect_pairs_lent',
-    help: 'Fifo pairs lent to clients for fast connects and not taken yet',
+    help: 'Fifo pairs lent to fast-connect pools (free, in use or idle)',
     registers,
     collect() {
       this.set(layer.pools.stats().lentPairs);
     },
   });
 
+  // Connections on fast-connect pool pairs that never enter the table count here when ferryd
+  // samples the pairs: two ends each (session/fast-pools.ts).
+  let pooledOpened = 0;
+  let pooledEnded = 0;
   const opened = new Counter({
     name: 'ferry_sessions_opened_total',
-    help: 'Session ends put in the table, by transport',
+    help: 'Session ends opened (put in the table, or seen on a fast-connect pool pair), by transport',
     labelNames: ['transport'],
     registers,
+    collect() {
+      layer.pools.sample();
+      const n = layer.pools.pooledOpened;
+      if (n > pooledOpened) this.inc({ transport: 'ct' }, 2 * (n - pooledOpened));
+      pooledOpened = n;
+    },
   });
   const closed = new Counter({
     name: 'ferry_sessions_closed_total',
-    help: "Session ends that left the table, by transport and result ('closed', 'reset')",
+    help: "Session ends closed (left the table, or seen done on a pool pair), by transport and result ('closed', 'reset')",
     labelNames: ['transport', 'result'],
     registers,
+    collect() {
+      layer.pools.sample();
+      const n = layer.pools.pooledEnded;
+      if (n > pooledEnded) this.inc({ transport: 'ct', result: 'closed' }, 2 * (n - pooledEnded));
+      pooledEnded = n;
+    },
   });
   const connects = new Counter({
     name: 'ferry_connects_total',

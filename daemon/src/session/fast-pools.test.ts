@@ -18,8 +18,14 @@ import {
   type PoolGrant,
   type PoolRevoke,
   type PoolServe,
+  poolLock,
+  poolReuseWord,
   poolState,
   poolSwap,
+  REUSE_CLIENT_DONE,
+  REUSE_GEN_SHIFT,
+  REUSE_LOCKED,
+  REUSE_SERVER_DONE,
 } from '@ferry/sdk/internal';
 import { App } from '../app/app.js';
 import { type DaemonConfig, defaultConfig } from '../config.js';
@@ -307,4 +313,84 @@ test('growth never lends more pairs than one pool-grant carries', () => {
   for (const g of of(f, f.client, 'pool-grant') as PoolGrant[]) assert.ok(g.pairs.length <= 32);
   assert.ok(f.layer.pools.reservedOf(f.client) <= 32);
   assert.equal(f.layer.counters.poolsGrown, 0, 'already at the cap');
+});
+
+/** Writes a pair's reuse word as the apps would (generation `gen`, flags). */
+function setReuse(f: Fake, grantPair: { fifos: { rxOffset: number } }, gen: number, flags: number): void {
+  new Uint32Array(segBuf(f), grantPair.fifos.rxOffset, 4)[2] = ((gen << REUSE_GEN_SHIFT) | flags) >>> 0;
+}
+
+test('pairs reused in place: ferryd counts each connection when it samples, shows live ones, keeps nothing in its table', () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const a = grant?.pairs[0];
+  assert.ok(a);
+  const sessions = f.layer.sessions.size;
+  const listener = [...f.layer.listeners.values()][0];
+  const acceptedBefore = listener?.accepted ?? 0;
+  poolSwap(segBuf(f), a.fifos.txOffset, POOL_TAKEN);
+  // Five connections on it since; the sixth is live, its client end let go already.
+  setReuse(f, a, 5, REUSE_CLIENT_DONE);
+  const live: number[] = [];
+  f.layer.pools.sample((_pool, rec, look) => {
+    live.push(rec.slot);
+    assert.equal(look.clientDone, true);
+    assert.equal(look.serverDone, false);
+  });
+  assert.deepEqual(live, [a.fifos.slot]);
+  assert.equal(f.layer.counters.fastConnects, 6);
+  assert.equal(listener?.accepted, acceptedBefore + 6);
+  assert.equal(f.layer.pools.pooledEnded, 5);
+  // A second look counts nothing twice; the pair stays reserved, not in the table.
+  f.layer.pools.sample();
+  assert.equal(f.layer.counters.fastConnects, 6);
+  assert.equal(f.layer.sessions.size, sessions);
+  assert.equal(f.layer.pools.reservedOf(f.client), 2);
+  // A count that runs backwards (a scribble) is ignored.
+  setReuse(f, a, 2, 0);
+  f.layer.pools.sample();
+  assert.equal(f.layer.counters.fastConnects, 6);
+});
+
+test('a revoke: an idle pair is voided, a live one enters the table with the ends that let go closed, none reused', () => {
+  const f = setup({ fastConnectPool: 3 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const [serve] = of(f, f.server, 'pool-serve');
+  const [idle, live] = grant?.pairs ?? [];
+  assert.ok(idle && live && serve);
+  poolSwap(segBuf(f), idle.fifos.txOffset, POOL_TAKEN);
+  setReuse(f, idle, 3, REUSE_CLIENT_DONE | REUSE_SERVER_DONE);
+  poolSwap(segBuf(f), live.fifos.txOffset, POOL_TAKEN);
+  setReuse(f, live, 1, REUSE_SERVER_DONE);
+  const before = f.layer.sessions.size;
+  f.layer.policyChanged();
+  assert.equal(f.layer.sessions.size, before + 2, 'only the live connection entered the table');
+  const c = f.layer.sessions.get(live.session);
+  const liveServer = serve.pairs.find((p) => p.fifos.slot === live.fifos.slot);
+  const s = f.layer.sessions.get(liveServer?.session ?? -1);
+  assert.ok(c && s);
+  assert.equal(s.state, 'closed', 'the server had let go: closed in the table');
+  for (const p of [idle, live]) {
+    assert.equal(poolReuseWord(segBuf(f), p.fifos.rxOffset) & REUSE_LOCKED, REUSE_LOCKED, 'locked');
+  }
+  // The server end had let go: not listed as taken (the server must not accept it again).
+  const [revoke] = of(f, f.server, 'pool-revoke') as PoolRevoke[];
+  assert.deepEqual(revoke?.taken, []);
+  assert.equal(f.layer.counters.fastConnects, 4 + 2);
+  assert.equal(f.layer.pools.reservedOf(f.client), 0);
+});
+
+test('a notice naming a pair both ends let go of is refused and voids the pair', () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const a = grant?.pairs[0];
+  assert.ok(a);
+  poolSwap(segBuf(f), a.fifos.txOffset, POOL_TAKEN);
+  setReuse(f, a, 0, REUSE_CLIENT_DONE | REUSE_SERVER_DONE);
+  assert.throws(() => f.layer.close(f.client, a.session), { code: 'ERR_FERRY_SESSION_NOT_FOUND' });
+  assert.equal(f.layer.sessions.has(a.session), false);
+  assert.equal(poolLock(segBuf(f), a.fifos.rxOffset) & REUSE_LOCKED, REUSE_LOCKED, 'locked: never reused');
 });

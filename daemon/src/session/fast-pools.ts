@@ -7,10 +7,15 @@
  * app's death): policy holds as on the ferryd path.
  *
  * Ownership of each pair is decided by its pool word (shm/fifo-pool.ts): the client swaps
- * FREE -> TAKEN, ferryd swaps FREE -> REVOKED; exactly one wins. A pair ferryd lent is reserved
- * (counted against both apps' maxSessionsPerApp) until it is taken, then its two sessions enter the
- * table under the ids reserved for them, at the first notice that names one, or when ferryd revokes
- * the pool. Revoked pairs go back to the segment once both apps have let go of the pool.
+ * FREE -> TAKEN, ferryd swaps FREE -> REVOKED; exactly one wins. A taken pair then serves the same
+ * two apps again and again without ferryd: its reuse word counts generations and says which end
+ * let go of the current one; the client takes it again once both did. A pair ferryd lent stays
+ * reserved (counted as one session of each app against maxSessionsPerApp, free or in use) for as
+ * long as it is in the pool. ferryd learns of the connections afterwards, when it samples the words
+ * (`ferry show`, metrics, a revoke): opens are counted then, and live ones are shown. A pair leaves
+ * the pool when ferryd locks it (a revoke, or a notice naming its reserved ids): its current
+ * generation, if live, enters the table under those ids (once: a locked pair is never reused), and
+ * an idle or free one is voided. Void pairs go back to the segment once both apps let go of the pool.
  */
 import {
   FEATURE,
@@ -19,10 +24,18 @@ import {
   POOL_MAX_PAIRS,
   POOL_MAX_SLOTS,
   POOL_REVOKED,
+  POOL_TAKEN,
   type PoolPair,
   parseUri,
   poolLend,
+  poolLock,
+  poolReuseWord,
+  poolState,
   poolSwap,
+  REUSE_CLIENT_DONE,
+  REUSE_SERVER_DONE,
+  reuseGen,
+  reuseIdle,
 } from '@ferry/sdk/internal';
 import type { App } from '../app/app.js';
 import type { Listener } from '../app/listener-table.js';
@@ -37,10 +50,28 @@ export interface PoolPairRec {
   readonly clientId: number;
   readonly serverId: number;
   readonly port: number;
-  /** Offset of the client's tx fifo (the pool word's home). */
+  /** Offset of the client's tx fifo (the pool word's home) and rx fifo (the reuse word's). */
   readonly clientTx: number;
-  /** lent: free or taken but not yet in the table; open: in the table; revoked: void. */
+  readonly clientRx: number;
+  readonly fifoSize: number;
+  /**
+   * lent: in the pool (free, in use or idle; ferryd's table does not hold it); open: locked, its
+   * last generation in the table; revoked: void.
+   */
   state: 'lent' | 'open' | 'revoked';
+  /** Connections on it ferryd has counted, and of those, how many it counted as ended. */
+  seen: number;
+  ended: number;
+  /** When it entered the table: the server's end had let go already (not listed as taken). */
+  serverDone: boolean;
+}
+
+/** What ferryd's last look at a lent pair found (`FastPools.sample`). */
+export interface PoolPairLook {
+  /** Taken at least once, and not idle: a connection is on it now. */
+  live: boolean;
+  clientDone: boolean;
+  serverDone: boolean;
 }
 
 export class FastPool {
@@ -113,6 +144,8 @@ function growthCap(fastConnectPool: number): number {
 export interface PoolHost {
   readonly config: DaemonConfig;
   readonly counters: {
+    connects: number;
+    accepted: number;
     fastConnects: number;
     poolsGranted: number;
     poolsRevoked: number;
@@ -127,6 +160,8 @@ export interface PoolHost {
   liveSegment(id: number): PairSegment | undefined;
   /** Puts both ends of a taken pair in the table (established cut-through sessions). */
   materialize(pool: FastPool, rec: PoolPairRec): void;
+  /** An end of a pair that entered the table had let go already: as if its close notice came. */
+  closeEnd(app: App, sessionId: number): void;
   /**
    * Reads what the pool's two apps already sent (their close notices go lazily): the fifo pairs of
    * sessions both ends have let go of return to the segment. Messages are handled in order, as if
@@ -146,6 +181,12 @@ export class FastPools {
   /** Lent pairs each app is charged for (as client or as server). */
   readonly #charged = new Map<number, number>();
   #nextPool = 1;
+  /**
+   * Connections on pool pairs that never entered the table, counted when sampled: opened, and of
+   * those ended (for the metrics of session ends opened and closed, which see table sessions).
+   */
+  pooledOpened = 0;
+  pooledEnded = 0;
 
   constructor(host: PoolHost) {
     this.#host = host;
@@ -167,6 +208,55 @@ export class FastPools {
     let live = 0;
     for (const p of this.#byId.values()) if (!p.revoked) live++;
     return { pools: live, lentPairs: lent };
+  }
+
+  /**
+   * Reads every lent pair's words and counts what happened on them since the last look: each new
+   * generation is a fast connect (and an accept of the listener), each finished one an ended
+   * connection. The words are hostile: a count that goes backwards or jumps by 2^23 or more is
+   * ignored (nothing else depends on it). Calls `live` for each pair a connection is on now.
+   */
+  sample(live?: (pool: FastPool, rec: PoolPairRec, look: PoolPairLook) => void): void {
+    for (const pool of this.#byId.values()) {
+      if (pool.revoked) continue;
+      for (const rec of pool.pairs.values()) {
+        if (rec.state !== 'lent') continue;
+        const look = this.#look(pool, rec);
+        if (look.live && live) live(pool, rec, look);
+      }
+    }
+  }
+
+  /** One pair: counts new opens and ends; what it found. */
+  #look(pool: FastPool, rec: PoolPairRec): PoolPairLook {
+    const h = this.#host;
+    const w = pool.seg.fifoHeader(rec.clientTx);
+    const taken = poolState(w.buffer, rec.clientTx - w.base) === POOL_TAKEN;
+    const r = pool.seg.fifoHeader(rec.clientRx);
+    const reuse = poolReuseWord(r.buffer, rec.clientRx - r.base);
+    if (!taken || reuse < 0) return { live: false, clientDone: false, serverDone: false };
+    const opens = reuseGen(reuse) + 1;
+    const idle = reuseIdle(reuse);
+    const ends = idle ? opens : opens - 1;
+    const newOpens = opens - rec.seen;
+    if (newOpens > 0 && newOpens < 0x80_0000) {
+      rec.seen = opens;
+      h.counters.fastConnects += newOpens;
+      h.counters.connects += newOpens;
+      h.counters.accepted += newOpens;
+      pool.listener.accepted += newOpens;
+      this.pooledOpened += newOpens;
+    }
+    const newEnds = Math.min(ends, rec.seen) - rec.ended;
+    if (newEnds > 0 && newEnds < 0x80_0000) {
+      rec.ended += newEnds;
+      this.pooledEnded += newEnds;
+    }
+    return {
+      live: !idle,
+      clientDone: (reuse & REUSE_CLIENT_DONE) !== 0,
+      serverDone: (reuse & REUSE_SERVER_DONE) !== 0,
+    };
   }
 
   /**
@@ -233,16 +323,55 @@ export class FastPools {
     const { pool, rec } = r;
     const own = id === rec.clientId ? pool.client : pool.server;
     if (own !== app) return false;
-    // The client says it took the pair; the word decides. If it is still free, nobody took it:
-    // the notice is a lie (or a bug), and the pair is voided rather than trusted.
-    if (swapRevoked(pool, rec) === POOL_FREE) {
-      this.#void(pool, rec);
-      if (!pool.revoked) this.#topUp(pool);
-      return false;
-    }
-    this.#take(pool, rec);
+    // An app names a pool pair only when ferryd must hold its session (the SDK found it locked, or
+    // could not open it). The words decide: a pair still free was taken by nobody, so the notice is
+    // a lie (or a bug), and the pair is voided rather than trusted; so is one both ends let go of.
+    const entered = this.#lock(pool, rec);
     this.#prune(pool);
     if (!pool.revoked) this.#topUp(pool);
+    return entered;
+  }
+
+  /**
+   * Takes a lent pair out of the pool: free or idle, it is voided; with a connection on it, that
+   * connection enters the table (its ends that let go already are closed there). True when it did.
+   */
+  #lock(pool: FastPool, rec: PoolPairRec): boolean {
+    if (swapRevoked(pool, rec) === POOL_FREE) {
+      this.#void(pool, rec);
+      return false;
+    }
+    const r = pool.seg.fifoHeader(rec.clientRx);
+    const before = poolLock(r.buffer, rec.clientRx - r.base);
+    // Counts every generation up to the one locked (a locked word is never idle: that one counts
+    // as not ended yet).
+    this.#look(pool, rec);
+    if (before >= 0 && reuseIdle(before) && rec.seen > 0) {
+      // Both ends had let go of it: nothing to put in the table.
+      if (rec.ended < rec.seen) {
+        rec.ended++;
+        this.pooledEnded++;
+      }
+      this.#void(pool, rec);
+      return false;
+    }
+    if (rec.seen === 0) {
+      // Not TAKEN by its pool word (a scribble) yet not free: trusted as the notice says, as before.
+      rec.seen = 1;
+      this.#host.counters.fastConnects++;
+      this.#host.counters.connects++;
+      this.#host.counters.accepted++;
+      pool.listener.accepted++;
+    } else {
+      // The connection now on it moves to the table, whose metrics count it from here.
+      this.pooledOpened--;
+    }
+    const clientDone = before >= 0 && (before & REUSE_CLIENT_DONE) !== 0;
+    const serverDone = before >= 0 && (before & REUSE_SERVER_DONE) !== 0;
+    rec.serverDone = serverDone;
+    this.#take(pool, rec);
+    if (clientDone) this.#host.closeEnd(pool.client, rec.clientId);
+    if (serverDone) this.#host.closeEnd(pool.server, rec.serverId);
     return true;
   }
 
@@ -302,13 +431,12 @@ export class FastPools {
     h.counters.poolsRevoked++;
     this.#byClient.get(pool.client.id)?.delete(pool.uri);
     for (const rec of [...pool.pairs.values()]) {
-      if (rec.state !== 'lent') continue;
-      if (swapRevoked(pool, rec) === POOL_FREE) this.#void(pool, rec);
-      else this.#take(pool, rec);
+      if (rec.state === 'lent') this.#lock(pool, rec);
     }
     // Taken pairs whose sessions are still in the table: the server may not have accepted them yet.
     const taken: number[] = [];
-    for (const rec of pool.open.values()) if (h.session(rec.serverId)) taken.push(rec.slot);
+    for (const rec of pool.open.values())
+      if (h.session(rec.serverId) && !rec.serverDone) taken.push(rec.slot);
     pool.open.clear();
     for (const app of new Set([pool.server, pool.client])) {
       if (!h.attached(app)) continue;
@@ -332,7 +460,6 @@ export class FastPools {
     rec.state = 'open';
     pool.pairs.delete(rec.clientId);
     pool.open.set(rec.clientId, rec);
-    this.#host.counters.fastConnects++;
     this.#host.materialize(pool, rec);
   }
 
@@ -426,7 +553,12 @@ export class FastPools {
         serverId: h.reserveSessionId(),
         port: h.clientPort(),
         clientTx,
+        clientRx,
+        fifoSize: size,
         state: 'lent',
+        seen: 0,
+        ended: 0,
+        serverDone: false,
       };
       pool.pairs.set(rec.clientId, rec);
       this.#reserved.set(rec.clientId, { pool, rec });

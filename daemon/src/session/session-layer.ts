@@ -117,6 +117,7 @@ export class SessionLayer implements TransportHost {
       clientPort: () => this.#clientPort(),
       liveSegment: (id) => this.segments.get(id),
       materialize: (pool, rec) => this.#materialize(pool, rec),
+      closeEnd: (app, id) => this.close(app, id),
       reclaim: (pool) => {
         // A channel being read already (the message that asked for this top-up) reads on after it.
         pool.server.channel.drain();
@@ -552,9 +553,7 @@ export class SessionLayer implements TransportHost {
     );
     c.peer = s;
     s.peer = c;
-    pool.listener.accepted++;
-    this.counters.connects++;
-    this.counters.accepted++;
+    // Counted as a connect and an accept when ferryd first saw it taken (FastPools.sample).
     // A pool of an app that is going is revoked first thing in appGone: its sessions loop, which
     // follows, tears these down too.
   }

@@ -409,8 +409,12 @@ async function main(): Promise<void> {
           : ['perSecond']),
       'cpuUsPerOp',
       ...(c.workload === 'cps' && cpsWarmup > 0 ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
-      // Each side's share: for streams and messages the client sends and the server receives.
-      ...(c.workload === 'http' || c.workload === 'throughput' || c.workload === 'rate'
+      // Each side's share: for streams and messages the client sends and the server receives; for
+      // connections, ferryd's is cpuUsPerOp less the two (both ferryd are sampled).
+      ...(c.workload === 'http' ||
+      c.workload === 'throughput' ||
+      c.workload === 'rate' ||
+      c.workload === 'cps'
         ? ['clientUsPerOp', 'serverUsPerOp']
         : []),
       ...(c.workload === 'http' ? ['clientMajorGcPerKOp', 'clientGcPauseUsPerOp'] : []),

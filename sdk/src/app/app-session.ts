@@ -25,10 +25,27 @@ export interface SessionOwner {
   onFailure(err: FerryError): void;
 }
 
+/**
+ * The way back to its pool of a session on a fast-connect pair (app/fast-pools.ts): the pair is
+ * reused in place by the same two apps, and ferryd hears nothing of the session unless it took it
+ * into its table (a reload, a limit, a death).
+ */
+export interface PoolTie {
+  /**
+   * This end let go (after its last write to the fifos): true when the pair went back through
+   * shared memory, so ferryd needs no notice; false when ferryd holds the session (send it as usual).
+   */
+  end(): boolean;
+  /** ferryd holds the session in its table: notices about it (a FIN) go to ferryd as usual. */
+  locked(): boolean;
+}
+
 export class AppSession implements SlotListener {
   readonly id: number;
   readonly slot: number;
   readonly segment: AppSegment;
+  /** Set on a session of a fast-connect pair: how it goes back to the pool. */
+  poolTie: PoolTie | null = null;
   #tx: FifoProducer;
   #rx: FifoConsumer;
   #owner: SessionOwner | null = null;

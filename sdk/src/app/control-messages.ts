@@ -27,6 +27,7 @@ import type {
 } from '../proto/ctrl/messages.js';
 import { FEATURE, PROTO_MIN_VERSION, PROTO_VERSION } from '../proto/ctrl/messages.js';
 import type { SessionUri } from '../proto/uri.js';
+import type { PoolTie } from './app-session.js';
 
 export interface HelloParams {
   name: string;
@@ -219,4 +220,6 @@ export function poolAccepted(
  */
 export interface PoolAccepted extends Accepted {
   readonly ends: { readonly local: SessionUri; readonly remote: SessionUri };
+  /** How the accepted session's pair goes back to its pool (set by fast-pools.ts). */
+  tie?: PoolTie;
 }

@@ -1,7 +1,8 @@
 // Fast-connect pools, the app's side, over a real segment: the client's take and the server's
 // accept through the event queue, and a client (or anything else mapping the segment) that writes
 // the pool words and the queue as it likes: the server accepts only pairs ferryd described, only
-// when the word says taken, and each at most once; revocation and ferryd's loss as the protocol says.
+// when the word says taken, and each generation at most once; a pair reused in place once both ends
+// let go; revocation and ferryd's loss as the protocol says.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -17,11 +18,13 @@ import {
   POOL_REVOKED,
   POOL_TAKEN,
   poolLend,
+  poolLock,
   poolState,
   Segment,
 } from '../shm/index.js';
 import { Doorbell, dup } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
+import { AppSession } from './app-session.js';
 import type { PoolAccepted } from './control-messages.js';
 import { FastPools, type PoolOwner } from './fast-pools.js';
 
@@ -165,11 +168,8 @@ test('a client takes a pair, the server accepts it from the event queue, once', 
     w.client.post(a?.fifos?.slot ?? 0);
     w.server.poll();
     assert.equal(w.accepted.length, 1);
-    assert.deepEqual(
-      w.notices.map((n) => n.t),
-      ['fast-open'],
-    );
-    assert.equal(w.notices[0]?.session, fast.session.id);
+    // ferryd is not told: it reads the pair's words when it samples.
+    assert.deepEqual(w.notices, []);
     fast.session.detach();
   } finally {
     w.close();
@@ -386,21 +386,140 @@ test('scribbles over pool words and the event queue: accepts are only described 
   );
 });
 
-test('fast-open rings ferryd once per top-up: at half the pool, then lazily until the next grant', () => {
-  const w = world(8);
+/** The session the server accepted last, opened from its `accepted` as the listener would. */
+function acceptedSession(w: World): AppSession {
+  const m = w.accepted.at(-1) as PoolAccepted | undefined;
+  assert.ok(m?.fifos);
+  const s = new AppSession(m.session, w.server, m.fifos, 'ct');
+  s.poolTie = m.tie ?? null;
+  return s;
+}
+
+/** One end lets go as endSession does: its last write, detach, then the reuse word. */
+function letGo(s: AppSession, how: 'clean' | 'reset' = 'clean'): boolean {
+  if (how === 'clean') s.stopReading();
+  else s.reset();
+  const tie = s.poolTie;
+  s.detach();
+  assert.ok(tie, 'a pool session has a tie');
+  return tie.end();
+}
+
+test('a pair is reused in place: taken again only once both ends let go, fifos empty, no notice to ferryd', () => {
+  const w = world(1);
   try {
-    const first = { ...grantMsg(w), pairs: w.grant.slice(0, 4) };
-    w.cp.onGrant(first);
-    const taken = [];
-    for (let i = 0; i < 4; i++) taken.push(w.cp.take(URI));
-    // 4 -> 3 lazy, 2 (half) soon, then lazy again: ferryd was asked and will top up.
-    assert.deepEqual(w.rings, ['lazy', 'soon', 'lazy', 'lazy']);
-    // The top-up came: the next time the pool is at half, ferryd is rung again.
-    w.cp.onGrant({ ...grantMsg(w), pairs: w.grant.slice(4, 8) });
-    for (let i = 0; i < 3; i++) taken.push(w.cp.take(URI));
-    assert.deepEqual(w.rings.slice(4), ['lazy', 'soon', 'lazy']);
-    for (const t of taken) t?.session.detach();
+    w.cp.onGrant(grantMsg(w));
+    w.sp.onServe(serveMsg(w), () => w.server);
+    for (let round = 0; round < 3; round++) {
+      const fast = w.cp.take(URI);
+      assert.ok(fast, `round ${round}: taken`);
+      const own = fast.session;
+      assert.equal(own.write(new Uint8Array(100).fill(round + 1)), 100);
+      own.fin();
+      w.server.poll();
+      assert.equal(w.accepted.length, round + 1, 'accepted once per connection');
+      const srv = acceptedSession(w);
+      assert.equal(srv.readableBytes, 100, 'the new connection reads only its own bytes');
+      assert.equal(
+        srv.read(1000)?.every((b) => b === round + 1),
+        true,
+      );
+      assert.equal(letGo(own), true, 'the client let go through shared memory');
+      // The server still holds it: the one pair is not free yet.
+      assert.equal(w.cp.take(URI), null);
+      w.server.poll();
+      assert.equal(w.accepted.length, round + 1, 'no second accept of a held pair');
+      assert.equal(letGo(srv, round === 1 ? 'reset' : 'clean'), true);
+    }
+    assert.deepEqual(w.notices, [], 'ferryd heard nothing');
+    assert.equal(w.cp.taken, 3);
   } finally {
     w.close();
   }
+});
+
+test('a pair ferryd locked is never taken again, and its ends tell ferryd', () => {
+  const w = world(1);
+  try {
+    w.cp.onGrant(grantMsg(w));
+    w.sp.onServe(serveMsg(w), () => w.server);
+    const fast = w.cp.take(URI);
+    assert.ok(fast);
+    w.server.poll();
+    const srv = acceptedSession(w);
+    const pair = w.grant[0];
+    assert.ok(pair);
+    poolLock(w.creator.buffer, pair.fifos.rxOffset);
+    assert.equal(fast.session.poolTie?.locked(), true);
+    assert.equal(letGo(fast.session), false, 'locked: the caller sends its close to ferryd');
+    assert.equal(letGo(srv), false);
+    assert.equal(w.cp.take(URI), null);
+    w.client.post(pair.fifos.slot);
+    w.server.poll();
+    assert.equal(w.accepted.length, 1);
+  } finally {
+    w.close();
+  }
+});
+
+test('scribbles over reuse words while connections come and go: one live accept per pair, nothing throws', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({
+            k: fc.constant('reuse' as const),
+            i: fc.nat(3),
+            v: fc.integer({ min: 0, max: 0xffff_ffff }),
+          }),
+          fc.record({ k: fc.constant('take' as const) }),
+          fc.record({ k: fc.constant('poll' as const) }),
+          fc.record({ k: fc.constant('endClient' as const), i: fc.nat(7) }),
+          fc.record({ k: fc.constant('endServer' as const), i: fc.nat(7) }),
+        ),
+        { maxLength: 80 },
+      ),
+      (ops) => {
+        const w = world(4);
+        const clients: AppSession[] = [];
+        const servers: AppSession[] = [];
+        let seen = 0;
+        try {
+          w.cp.onGrant(grantMsg(w));
+          w.sp.onServe(serveMsg(w), () => w.server);
+          const pollServer = () => {
+            w.server.poll();
+            for (; seen < w.accepted.length; seen++) {
+              const m = w.accepted[seen] as PoolAccepted;
+              assert.ok(m.fifos);
+              const slot = m.fifos.slot;
+              assert.ok(!servers.some((x) => x.slot === slot), `slot ${slot} accepted while held`);
+              const s = new AppSession(m.session, w.server, m.fifos, 'ct');
+              s.poolTie = m.tie ?? null;
+              servers.push(s);
+            }
+          };
+          for (const op of ops) {
+            if (op.k === 'reuse') {
+              const p = w.grant[op.i];
+              if (p) new Uint32Array(w.creator.buffer, p.fifos.rxOffset, 4)[2] = op.v;
+            } else if (op.k === 'take') {
+              const f = w.cp.take(URI);
+              if (f) clients.push(f.session);
+            } else if (op.k === 'poll') pollServer();
+            else {
+              const list = op.k === 'endClient' ? clients : servers;
+              const s = list.splice(op.i % Math.max(1, list.length), 1)[0];
+              if (s) letGo(s);
+            }
+          }
+          pollServer();
+          for (const s of [...clients, ...servers]) s.detach();
+        } finally {
+          w.close();
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

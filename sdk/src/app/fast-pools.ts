@@ -1,9 +1,12 @@
 /**
  * Fast connects, the app's side (docs/control-protocol.md, "Fast connects"). As a client, the
  * attachment keeps the pools ferryd lent it, by the URI it named: a connect there takes a pair
- * (compare-and-swap on its pool word), posts the pair's slot to the server on the event queue, and
- * tells ferryd afterwards. As a server, it keeps the pairs of the pools lent for its listeners, by
- * segment and slot: an event on such a slot whose pool word says TAKEN is a new connection.
+ * (compare-and-swap on its pool word, or, for a pair used before, on its reuse word once both ends
+ * let go of it) and posts the pair's slot to the server on the event queue; ferryd is not told (it
+ * reads the words when it samples). As a server, it keeps the pairs of the pools lent for its
+ * listeners, by segment and slot: an event on such a slot whose words say taken, in a generation it
+ * has not accepted, is a new connection. Each end marks its own let-go in the reuse word when its
+ * session ends, so the same pair serves the next connect without ferryd (shm/fifo-pool.ts).
  *
  * Everything read from shared memory is hostile: the server trusts only the pairs ferryd described
  * (offsets, slots, session ids come from the control channel), and a pool word is only a hint that
@@ -19,11 +22,26 @@ import type {
   PoolServe,
 } from '../proto/ctrl/messages.js';
 import { formatUri, parseUri, type SessionUri } from '../proto/uri.js';
-import { POOL_FREE, POOL_REVOKED, POOL_TAKEN, poolState, poolSwap } from '../shm/index.js';
-import type { AppSegment } from './app-segment.js';
-import { AppSession } from './app-session.js';
 import {
-  fastOpenMessage,
+  POOL_FREE,
+  POOL_REVOKED,
+  POOL_TAKEN,
+  poolEnd,
+  poolLock,
+  poolRetake,
+  poolReuseWord,
+  poolState,
+  poolSwap,
+  REUSE_CLIENT_DONE,
+  REUSE_LOCKED,
+  REUSE_SERVER_DONE,
+  rearmFifo,
+  reuseGen,
+} from '../shm/index.js';
+import type { AppSegment } from './app-segment.js';
+import { AppSession, type PoolTie } from './app-session.js';
+import {
+  type PoolAccepted,
   poolAccepted,
   poolReleaseMessage,
   sessionNoticeMessage,
@@ -45,19 +63,18 @@ interface ClientPool {
   /** The grant's `remoteUri`, parsed once per pool (not once per connect). */
   remote: SessionUri;
   scheme: string;
-  pairs: PoolPair[];
-  /** Most pairs it held at once: below half of it, fast-open rings ferryd at once (a top-up). */
-  most: number;
   /**
-   * ferryd was rung for a top-up and has not granted since: later fast-opens go lazily (ferryd
-   * tops up when it reads the first; ringing it again per connect only wakes it for nothing).
+   * Pairs not in use by this client, oldest let go first: never taken, or taken before and let go
+   * by this end (the server may still hold them: a take skips those for now).
    */
-  asked: boolean;
+  pairs: PoolPair[];
 }
 
 interface ServedPair {
   pool: ServedPool;
   pair: PoolPair;
+  /** The generation of the pair this server accepted last (-1: none): never accepted twice. */
+  lastGen: number;
 }
 
 interface ServedPool {
@@ -123,41 +140,63 @@ export class FastPools {
       } catch {
         return;
       }
-      p = { id: msg.pool, remote, scheme, pairs: [], most: 0, asked: false };
+      p = { id: msg.pool, remote, scheme, pairs: [] };
       this.#clients.set(msg.uri, p);
     }
     for (const pair of msg.pairs) p.pairs.push(pair);
-    p.most = Math.max(p.most, p.pairs.length);
-    p.asked = false;
   }
 
   /**
-   * Takes a pair for `uri` and opens its session (the server hears of it through the event queue,
-   * ferryd through `fast-open`); null when there is none (the caller asks ferryd instead).
+   * Takes a pair for `uri` and opens its session (the server hears of it through the event queue;
+   * ferryd reads the pair's words when it samples); null when there is none free (the caller asks
+   * ferryd instead, which grows the pool).
    */
   take(uri: string): FastSession | null {
     const p = this.#clients.get(uri);
     if (!p) return null;
-    for (let pair = p.pairs.pop(); pair !== undefined; pair = p.pairs.pop()) {
+    // Each pair at most once per call: one the server still holds goes to the back of the line.
+    for (let n = p.pairs.length; n > 0; n--) {
+      const pair = p.pairs.shift();
+      if (pair === undefined) break;
       const seg = this.#owner.segment(pair.fifos.segment);
       if (!seg || seg.deleted || seg.failed) continue;
-      // Whoever swaps first owns the pair: a pair ferryd revoked meanwhile is skipped.
-      if (poolSwap(seg.buffer, pair.fifos.txOffset, POOL_TAKEN) !== POOL_FREE) continue;
+      const f = pair.fifos;
+      const buf = seg.buffer;
+      let gen: number;
+      const word = poolState(buf, f.txOffset);
+      if (word === POOL_FREE) {
+        // Whoever swaps first owns the pair: a pair ferryd revoked meanwhile is skipped.
+        if (poolSwap(buf, f.txOffset, POOL_TAKEN) !== POOL_FREE) continue;
+        gen = reuseGen(poolReuseWord(buf, f.rxOffset));
+      } else if (word === POOL_TAKEN) {
+        const reuse = poolReuseWord(buf, f.rxOffset);
+        if (reuse < 0 || (reuse & REUSE_LOCKED) !== 0) continue;
+        if ((reuse & REUSE_SERVER_DONE) === 0) {
+          // The server has not let go of the last connection on it yet.
+          p.pairs.push(pair);
+          continue;
+        }
+        // Both ends let go: nobody touches the fifos, so this end makes them empty again.
+        gen = poolRetake(buf, f.txOffset, f.rxOffset, () => {
+          rearmFifo(buf, f.txOffset, f.txSize);
+          rearmFifo(buf, f.rxOffset, f.rxSize);
+        });
+        if (gen < 0) continue;
+      } else {
+        continue;
+      }
       let session: AppSession;
       try {
-        session = new AppSession(pair.session, seg, pair.fifos, 'ct');
+        session = new AppSession(pair.session, seg, f, 'ct');
       } catch {
+        // ferryd takes it into its table on this notice and ends it for both sides.
         this.#owner.notify(sessionNoticeMessage('reset', pair.session), 'soon');
         continue;
       }
+      session.poolTie = this.#clientTie(uri, p, pair, seg, gen);
       this.taken++;
       // Rung at the end of the turn: the connect's first bytes, written in this turn, go with it.
-      seg.postSoon(pair.fifos.slot);
-      // Lazily: ferryd needs it only to count and show the session; at once when the pool runs low,
-      // so that ferryd tops it up before it is empty.
-      const low = p.pairs.length * 2 <= p.most && !p.asked;
-      if (low) p.asked = true;
-      this.#owner.notify(fastOpenMessage(pair.session), low ? 'soon' : 'lazy');
+      seg.postSoon(f.slot);
       return {
         session,
         local: { scheme: p.scheme as SessionUri['scheme'], host: '127.0.0.1', port: pair.port },
@@ -165,6 +204,24 @@ export class FastPools {
       };
     }
     return null;
+  }
+
+  /** The client's end of generation `gen` of `pair`: let go in the reuse word, then back in line. */
+  #clientTie(uri: string, p: ClientPool, pair: PoolPair, seg: AppSegment, gen: number): PoolTie {
+    const rx = pair.fifos.rxOffset;
+    return {
+      end: () => {
+        if (this.#clients.get(uri) !== p) {
+          // The pool is gone (revoked: ferryd locked the pair; ferryd lost): never reused again.
+          poolLock(seg.buffer, rx);
+          return false;
+        }
+        if (!poolEnd(seg.buffer, rx, gen, REUSE_CLIENT_DONE)) return false;
+        if (!seg.deleted && !seg.failed) p.pairs.push(pair);
+        return true;
+      },
+      locked: () => (poolReuseWord(seg.buffer, rx) & REUSE_LOCKED) !== 0,
+    };
   }
 
   // ---- server ----
@@ -202,7 +259,7 @@ export class FastPools {
         seg.poolSlots = bySlot;
         seg.onPoolSlot = (slot) => this.#onSlot(seg, slot);
       }
-      const entry = { pool: sp, pair };
+      const entry: ServedPair = { pool: sp, pair, lastGen: -1 };
       bySlot.set(pair.fifos.slot, entry);
       let pend = sp.pending.get(segId);
       if (!pend) {
@@ -219,19 +276,34 @@ export class FastPools {
   #onSlot(seg: AppSegment, slot: number): void {
     const entry = this.#bySegment.get(seg.id)?.get(slot);
     if (!entry || entry.pool.revoked) return;
-    if (poolState(seg.buffer, entry.pair.fifos.rxOffset) !== POOL_TAKEN) return;
-    this.#accept(seg, entry);
+    const gen = this.#takenGen(seg, entry);
+    if (gen >= 0) this.#accept(seg, entry, gen);
   }
 
-  #accept(seg: AppSegment, entry: ServedPair): void {
+  /**
+   * The generation a client took the pair in, when it is one this server has not accepted (and has
+   * not let go of): -1 otherwise. The words are hostile: at most one accept per generation change,
+   * and only of a pair ferryd described.
+   */
+  #takenGen(seg: AppSegment, entry: ServedPair): number {
+    const f = entry.pair.fifos;
+    if (poolState(seg.buffer, f.rxOffset) !== POOL_TAKEN) return -1;
+    const reuse = poolReuseWord(seg.buffer, f.txOffset);
+    if (reuse < 0 || (reuse & REUSE_SERVER_DONE) !== 0) return -1;
+    const gen = reuseGen(reuse);
+    return gen === entry.lastGen ? -1 : gen;
+  }
+
+  #accept(seg: AppSegment, entry: ServedPair, gen: number): void {
     const { pool, pair } = entry;
     const slot = pair.fifos.slot;
     this.#bySegment.get(seg.id)?.delete(slot);
     pool.pending.get(seg.id)?.delete(slot);
     pool.accepted.set(slot, pair.session);
+    entry.lastGen = gen;
     this.acceptedCount++;
     const remote: SessionUri = { scheme: pool.local.scheme, host: '127.0.0.1', port: pair.port };
-    const msg: Accepted = poolAccepted(
+    const msg: PoolAccepted = poolAccepted(
       pool.listener,
       pair.session,
       pair.fifos,
@@ -242,6 +314,7 @@ export class FastPools {
         remote,
       },
     );
+    msg.tie = this.#serverTie(seg, entry, gen);
     if (this.#owner.accept(msg)) return;
     // Nobody listens any more (the server closed meanwhile): reset it, as a closed kernel
     // listener resets the connections in its backlog.
@@ -254,6 +327,37 @@ export class FastPools {
     }
     pool.accepted.delete(slot);
     this.#owner.notify(sessionNoticeMessage('reset', pair.session), 'soon');
+  }
+
+  /** The server's end of generation `gen`: let go in the reuse word, then wait for the next. */
+  #serverTie(seg: AppSegment, entry: ServedPair, gen: number): PoolTie {
+    const tx = entry.pair.fifos.txOffset;
+    return {
+      end: () => {
+        const { pool, pair } = entry;
+        const slot = pair.fifos.slot;
+        if (pool.accepted.get(slot) === pair.session) pool.accepted.delete(slot);
+        if (pool.revoked || this.#served.get(pool.id) !== pool) {
+          // Revoked (ferryd locked it) or ferryd lost: the pair is never reused.
+          poolLock(seg.buffer, tx);
+          return false;
+        }
+        const bySlot = this.#bySegment.get(seg.id);
+        if (!poolEnd(seg.buffer, tx, gen, REUSE_SERVER_DONE)) return false;
+        // Single-threaded: the client's next take of it is seen on a later event, after this.
+        if (bySlot && !seg.deleted) {
+          bySlot.set(slot, entry);
+          let pend = pool.pending.get(seg.id);
+          if (!pend) {
+            pend = new Map();
+            pool.pending.set(seg.id, pend);
+          }
+          pend.set(slot, entry);
+        }
+        return true;
+      },
+      locked: () => (poolReuseWord(seg.buffer, tx) & REUSE_LOCKED) !== 0,
+    };
   }
 
   // ---- both ----
@@ -274,7 +378,8 @@ export class FastPools {
       for (const [segId, pend] of sp.pending) {
         const seg = this.#owner.segment(segId);
         for (const [slot, entry] of pend) {
-          if (seg && sp.taken.has(slot)) this.#accept(seg, entry);
+          const gen = seg && sp.taken.has(slot) ? this.#takenGen(seg, entry) : -1;
+          if (seg && gen >= 0) this.#accept(seg, entry, gen);
           else this.#bySegment.get(segId)?.delete(slot);
         }
       }
@@ -301,7 +406,10 @@ export class FastPools {
         for (const entry of [...pend.values()]) {
           if (!seg) continue;
           if (poolSwap(seg.buffer, entry.pair.fifos.rxOffset, POOL_REVOKED) === POOL_FREE) continue;
-          if (poolState(seg.buffer, entry.pair.fifos.rxOffset) === POOL_TAKEN) this.#accept(seg, entry);
+          // A pair used before: locked, so a client that has not noticed yet cannot take it again.
+          poolLock(seg.buffer, entry.pair.fifos.txOffset);
+          const gen = this.#takenGen(seg, entry);
+          if (gen >= 0) this.#accept(seg, entry, gen);
         }
       }
     }

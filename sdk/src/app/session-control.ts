@@ -29,6 +29,7 @@ import {
   fastOpenMessage,
   type ListenParams,
   listenMessage,
+  type PoolAccepted,
   type SessionNotice,
   sessionNoticeMessage,
   unlistenMessage,
@@ -159,7 +160,10 @@ export function acceptSession(att: Attachment, msg: Accepted): AppSession | null
     return null;
   }
   att.acceptedBy(msg.session);
-  return new AppSession(msg.session, seg, msg.fifos, msg.transport);
+  const s = new AppSession(msg.session, seg, msg.fifos, msg.transport);
+  // A fast connect's pair goes back to its pool when this end lets go (fast-pools.ts).
+  s.poolTie = (msg as Partial<PoolAccepted>).tie ?? null;
+  return s;
 }
 
 /** Starts delivering `session`'s events to `owner`, and routes ferryd's reset of it there too. */
@@ -183,12 +187,14 @@ function flushFins(att: Attachment): void {
   if (!held || held.size === 0) return;
   const list = [...held];
   held.clear();
-  for (const s of list) noticeBound(att, s, 'shutdown', 'lazy');
+  for (const s of list) if (!s.poolTie || s.poolTie.locked()) noticeBound(att, s, 'shutdown', 'lazy');
 }
 
 /** After this end wrote FIN: ferryd hears of it for a cut-through session (one it carries, it reads in the fifo). */
 export function announceFin(att: Attachment, s: AppSession, transport: string | undefined): void {
   if (transport !== 'ct') return;
+  // A pool pair ferryd does not hold: nothing to tell (the peer reads the FIN in the fifo).
+  if (s.poolTie && !s.poolTie.locked()) return;
   let held = heldFins.get(att);
   if (!held) {
     held = new Set();
@@ -214,16 +220,20 @@ export type SessionEnd = 'clean' | 'peer-reset' | 'reset';
 export function endSession(att: Attachment, s: AppSession, how: SessionEnd): void {
   // A FIN notice not sent yet: the close or reset below says it all.
   heldFins.get(att)?.delete(s);
-  if (how === 'clean') {
-    s.stopReading();
-    noticeBound(att, s, 'close', 'lazy');
-  } else if (how === 'peer-reset') {
-    noticeBound(att, s, 'close', 'lazy');
+  if (how === 'clean') s.stopReading();
+  else if (how !== 'peer-reset') s.reset();
+  const tie = s.poolTie;
+  if (tie) {
+    // A pool pair: this end lets go in the pair's reuse word, after its last write (the flags
+    // above) and its detach, and ferryd hears nothing, unless it holds the session in its table.
+    s.poolTie = null;
+    s.detach();
+    if (!tie.end())
+      noticeBound(att, s, how === 'reset' ? 'reset' : 'close', how === 'reset' ? 'soon' : 'lazy');
   } else {
-    s.reset();
-    noticeBound(att, s, 'reset');
+    noticeBound(att, s, how === 'reset' ? 'reset' : 'close', how === 'reset' ? 'soon' : 'lazy');
+    s.detach();
   }
-  s.detach();
   att.offSessionReset(s);
   att.releaseSegmentIfUnused(s.segment);
 }

@@ -26,6 +26,11 @@ export const FIFO_SIZE_OFFSET = 4;
  * ordinary pair. The one word of the static line written after init, only by compare-and-swap.
  */
 export const FIFO_POOL_OFFSET = 8;
+/**
+ * u32 reuse word of a pooled pair (fifo-pool.ts), at the same offset in the client's rx fifo: the
+ * pair's generation and which ends let go of it. 0 for an ordinary pair.
+ */
+export const FIFO_REUSE_OFFSET = 8;
 
 export const FIFO_CONSUMER_LINE = CACHE_LINE;
 /** u32 consumer index: bytes consumed so far. */

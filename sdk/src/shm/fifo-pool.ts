@@ -56,3 +56,93 @@ export function poolState(buf: ArrayBufferLike, fifoOffset: number): number {
   if (v === null) return -1;
   return loadAcquire(v, WORD);
 }
+
+// ---- reuse in place ----
+//
+// A pair lent for fast connects is used again and again by the same two apps without ferryd: its
+// second word, the REUSE word (at FIFO_REUSE_OFFSET of the client's rx fifo, i.e. the server's tx
+// fifo, whose pool word is otherwise unused), holds the pair's generation (bits 8-31, how many
+// times the client took it again after the first) and three flags:
+//   CLIENT_DONE / SERVER_DONE: that end of this generation let go (its last write to either fifo is
+//     before the flag, which is set by compare-and-swap only while the generation is unchanged and
+//     the pair is not LOCKED);
+//   LOCKED: ferryd took this generation into its session table (a reload, a limit, a death, a
+//     notice naming the pair), or the server voided it after ferryd's loss. Terminal: from then on
+//     the ends tell ferryd as for any session, and the pair is never taken again.
+// The client takes a pair back when the pool word says TAKEN and the reuse word says both ends are
+// done and nothing locked it: nobody else touches the fifos then, so it re-arms both headers and
+// swaps (g, both done) -> (g + 1, no flags); a LOCKED set meanwhile makes that swap fail.
+// Everything here is hostile input to every reader: any u32 may be found; the flags and the
+// generation decide nothing that could reach memory ferryd did not describe.
+
+/** This generation's client end let go. */
+export const REUSE_CLIENT_DONE = 1;
+/** This generation's server end let go. */
+export const REUSE_SERVER_DONE = 2;
+/** ferryd (or the server, after ferryd's loss) took the pair out of the reuse cycle. */
+export const REUSE_LOCKED = 4;
+const REUSE_BOTH = REUSE_CLIENT_DONE | REUSE_SERVER_DONE;
+/** Generations are 24 bits, compared only for equality (they wrap). */
+export const REUSE_GEN_SHIFT = 8;
+
+/** The generation in a reuse word. */
+export function reuseGen(word: number): number {
+  return word >>> REUSE_GEN_SHIFT;
+}
+
+/** The reuse word now (-1: bad offset). Hostile: any u32 may come back. */
+export function poolReuseWord(buf: ArrayBufferLike, fifoOffset: number): number {
+  return poolState(buf, fifoOffset);
+}
+
+/**
+ * One end of generation `gen` lets go (`flag`: REUSE_CLIENT_DONE or REUSE_SERVER_DONE). True when
+ * the flag is set: the pair goes back to the pool without ferryd. False when the pair is LOCKED,
+ * has moved to another generation, already has the flag, or the word keeps changing under us (a
+ * hostile peer): the caller then tells ferryd, which takes the session into its table.
+ */
+export function poolEnd(buf: ArrayBufferLike, rxOrTxOffset: number, gen: number, flag: number): boolean {
+  const v = wordView(buf, rxOrTxOffset);
+  if (v === null) return false;
+  for (let i = 0; i < 4; i++) {
+    const w = loadAcquire(v, WORD);
+    if (reuseGen(w) !== gen || (w & (REUSE_LOCKED | flag)) !== 0) return false;
+    if (compareExchange(v, WORD, w, w | flag) === w) return true;
+  }
+  return false;
+}
+
+/** Sets LOCKED and returns the word found before (-1: bad offset). */
+export function poolLock(buf: ArrayBufferLike, fifoOffset: number): number {
+  const v = wordView(buf, fifoOffset);
+  if (v === null) return -1;
+  return Atomics.or(v, WORD, REUSE_LOCKED) >>> 0;
+}
+
+/** True when a reuse word says both ends of its generation let go and nothing locked it. */
+export function reuseIdle(word: number): boolean {
+  return (word & (REUSE_BOTH | REUSE_LOCKED)) === REUSE_BOTH;
+}
+
+/**
+ * The client takes a pooled pair again: `txOffset` is its tx fifo (pool word), `rxOffset` its rx
+ * fifo (reuse word). Only when the pool word says TAKEN and the reuse word says idle: both fifo
+ * headers are re-armed (`rearm`), then the reuse word swaps to the next generation with no flags.
+ * Returns that generation, or -1 (not idle, locked, or lost the swap: the caller skips the pair).
+ */
+export function poolRetake(
+  buf: ArrayBufferLike,
+  txOffset: number,
+  rxOffset: number,
+  rearm: () => void,
+): number {
+  const t = wordView(buf, txOffset);
+  const r = wordView(buf, rxOffset);
+  if (t === null || r === null) return -1;
+  if (loadAcquire(t, WORD) !== POOL_TAKEN) return -1;
+  const w = loadAcquire(r, WORD);
+  if (!reuseIdle(w)) return -1;
+  rearm();
+  const next = ((reuseGen(w) + 1) & 0xff_ffff) << REUSE_GEN_SHIFT;
+  return compareExchange(r, WORD, w, next >>> 0) === w ? reuseGen(next >>> 0) : -1;
+}

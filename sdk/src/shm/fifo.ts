@@ -94,3 +94,21 @@ export function openFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number
 export function fifoCorrupt(detail: string): FerryError {
   return ferryError('ERR_FERRY_FIFO_CORRUPT', detail);
 }
+
+/**
+ * Makes a used fifo empty again for a new session on the same pair (fast-connect reuse,
+ * fifo-pool.ts): the consumer's and the producer's lines are zeroed (indices, flags, wake requests,
+ * the rest); the static line (magic, size, pool words) stays. Only while neither end exists (both
+ * let go, as the pair's reuse word says). False, and nothing written, when the header at `offset`
+ * is not a fifo of `sizeBytes` inside `buf` (its static line is shared memory too).
+ */
+export function rearmFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number): boolean {
+  if (!validFifoSize(sizeBytes) || !isAligned(offset, CACHE_LINE)) return false;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + FIFO_HEADER_BYTES > buf.byteLength)
+    return false;
+  const ctl = new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
+  if (Atomics.load(ctl, FIFO_MAGIC_OFFSET / 4) !== FIFO_MAGIC) return false;
+  if (Atomics.load(ctl, FIFO_SIZE_OFFSET / 4) !== sizeBytes) return false;
+  ctl.fill(0, CACHE_LINE / 4);
+  return true;
+}

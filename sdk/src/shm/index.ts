@@ -8,7 +8,7 @@ export {
   eventQueueFootprint,
   initEventQueue,
 } from './event-queue.js';
-export { fifoFootprint, initFifo, initFifoHeader } from './fifo.js';
+export { fifoFootprint, initFifo, initFifoHeader, rearmFifo } from './fifo.js';
 export { FifoConsumer } from './fifo-consumer.js';
 export { FIFO_HEADER_BYTES, FIFO_MAX_BYTES, FIFO_MIN_BYTES } from './fifo-layout.js';
 export {
@@ -16,9 +16,19 @@ export {
   POOL_NONE,
   POOL_REVOKED,
   POOL_TAKEN,
+  poolEnd,
   poolLend,
+  poolLock,
+  poolRetake,
+  poolReuseWord,
   poolState,
   poolSwap,
+  REUSE_CLIENT_DONE,
+  REUSE_GEN_SHIFT,
+  REUSE_LOCKED,
+  REUSE_SERVER_DONE,
+  reuseGen,
+  reuseIdle,
 } from './fifo-pool.js';
 export { FifoProducer } from './fifo-producer.js';
 export {

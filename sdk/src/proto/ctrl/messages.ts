@@ -25,10 +25,12 @@ export const FEATURE = {
   DATAGRAM: 8,
   /**
    * Fast connects: ferryd lends pairs of apps pools of fifo pairs (`pool-grant`, `pool-serve`),
-   * their pairs packed in a bin. Bit 16 was the same with the pairs as maps: a peer that offers
-   * only 16 gets no pools (its connects go through ferryd), so neither side meets the other format.
+   * their pairs packed in a bin, reused in place by the two apps (a generation and the ends' let-go
+   * in each pair's reuse word) with no `fast-open` or `close` to ferryd. Bit 16 (pairs as maps) and
+   * bit 256 (one pair per connection, `fast-open` and `close` notices) were earlier forms: a peer
+   * that offers only those gets no pools (its connects go through ferryd).
    */
-  FAST_CONNECT: 256,
+  FAST_CONNECT: 512,
   /** `notices`: several one-way session notices in one message (docs/control-protocol.md). */
   NOTICE_BATCH: 32,
   /** Lent listeners: ferryd lends a handoff listener's kernel socket to the app, which accepts
