@@ -60,9 +60,9 @@ interface Result {
   /** Ferry RTT: the client's wait for a CPU while awake, as a share of its awake time (the contention
    *  rule's input, sys/run-wait.ts; whole process life). */
   awakeWaitShare?: number;
-  /** Ferry RTT: the machine's runnable tasks (/proc/loadavg) as the client read them while it polled
-   *  against that rule (sys/run-queue.ts; NaN: never asked); the rule lets such polls on while they
-   *  do not exceed the CPUs. */
+  /** Ferry RTT: the machine's runnable tasks (/proc/loadavg) as the client read them while it
+   *  expected replies (sys/run-queue.ts, at most once per ms; NaN: never read); its polls for them
+   *  are let through while the average does not exceed the CPUs by 0.75. */
   runnableMean?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;

@@ -202,8 +202,8 @@ export class Attachment extends EventEmitter {
    * none polls), adaptive does not poll on its own either (sleepUntil).
    */
   #contended(now: number): boolean {
-    if (now < this.#pollUntilMs) return this.#runWait.contended(now, true);
-    return now < this.#sleepUntilMs || this.#runWait.contended(now);
+    if (now < this.#pollUntilMs) return this.#runWait.contended(now, 'poll');
+    return this.#runWait.contended(now, now < this.#sleepUntilMs ? 'sleep' : 'none');
   }
 
   /** Connects to ferryd and runs HELLO; fails with ERR_FERRY_DAEMON_UNREACHABLE when it cannot. */
@@ -469,7 +469,7 @@ export class Attachment extends EventEmitter {
     contendedTurns: number;
     /** The contention rule's input (sys/run-wait.ts): last decided share, and awake totals. */
     runWait: RunWaitStats & { share: number };
-    /** The machine's runnable tasks, read while a channel polled against that rule (sys/run-queue.ts). */
+    /** The machine's runnable tasks, read while a channel expected frames (sys/run-queue.ts). */
     runQueue: RunQueueStats & { mean: number; cpus: number };
   } {
     const n = this.#notifier;

@@ -231,17 +231,17 @@ test('RunWait: while the caller expects a frame, the machine decides (more runna
     // An idle 2-vCPU machine: the two ends of a round trip, 1-2 runnable tasks. A caller polling
     // for its reply is let poll once the readings show it (a few milliseconds).
     let n = 0;
-    for (; n < 100 && rw.contended(t, true); n++) {
+    for (; n < 100 && rw.contended(t, 'poll'); n++) {
       runnable(1 + (n % 2));
       f.advance(0.5, 0.5);
       t += 1;
     }
     assert.ok(n > 0 && n <= 12, `${n} readings`);
-    assert.equal(rw.contended(t, false), true, 'not expecting a frame: the share alone decides');
+    assert.equal(rw.contended(t, 'none'), true, 'not expecting a frame: the share alone decides');
     // The machine fills up: expecting or not, contended again.
     runnable(6);
     let k = 0;
-    for (; k < 100 && !rw.contended(t, true); k++) {
+    for (; k < 100 && !rw.contended(t, 'poll'); k++) {
       f.advance(0.5, 0.5);
       t += 1;
     }
@@ -255,7 +255,7 @@ test('RunWait: while the caller expects a frame, the machine decides (more runna
     }
     assert.equal(rw.contended(t), false, `share ${rw.share}`);
     assert.ok(rw.share > RUN_WAIT_FREE);
-    assert.equal(rw.contended(t, true), true, 'loaded machine: an expecting caller sleeps');
+    assert.equal(rw.contended(t, 'poll'), true, 'loaded machine: an expecting caller sleeps');
     // A core of its own (real-time priority, an isolated CPU): no wait at all while awake. Polling
     // pays there whatever else the machine runs.
     for (let i = 0; i < 5; i++) {
@@ -264,7 +264,31 @@ test('RunWait: while the caller expects a frame, the machine decides (more runna
       rw.contended(t);
     }
     assert.ok(rw.share < RUN_WAIT_FREE, `share ${rw.share}`);
-    assert.equal(rw.contended(t, true), false);
+    assert.equal(rw.contended(t, 'poll'), false);
+    rw.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('RunWait: a caller that sleeps for its frames keeps the machine read, so its next poll finds the average current', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
+  try {
+    const f = fakeSchedstat(dir);
+    const loadavg = join(dir, 'loadavg');
+    writeFileSync(loadavg, '0.50 0.50 0.50 2/150 777\n');
+    const rw = new RunWait(f.file, new RunQueue(loadavg, 2));
+    // An idle 2-vCPU machine, round trips 0.25 ms apart whose budget sleeps: always contended (the
+    // notifier sleeps), and the run queue is read along the way (at most once per ms).
+    let t = 0;
+    for (let i = 0; i < 200; i++) {
+      t += 0.25;
+      assert.equal(rw.contended(t, 'sleep'), true);
+    }
+    assert.ok(rw.runQueue.stats.samples >= 40, `${rw.runQueue.stats.samples} readings`);
+    // An exploration: its first poll is let through at once.
+    t += 0.25;
+    assert.equal(rw.contended(t, 'poll'), false, `mean ${rw.runQueue.mean}`);
     rw.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -34,13 +34,17 @@
 // window. One pread of a file kept open per reading, parsed without allocating; where the file
 // cannot be read the answer is always "not contended".
 //
-// One exception (contended(now, true)): while the caller polls for a frame it expects (a message
+// One exception (contended(now, 'poll')): while the caller polls for a frame it expects (a message
 // channel's reply or next request), the machine decides: contended while it has more runnable
 // tasks than CPUs (run-queue.ts), unless this thread waited for nothing while awake (share under
 // RUN_WAIT_FREE: a core of its own). On an idle VM the two ends of a round trip wait for each other
 // on one vCPU while awake (share 0.46 in session 5's quiet run) with the other vCPU idle: that
 // wait is their own, and polling is what ends it. On a loaded one a share that read clear for a
-// moment let such polls through, and they cost more than they saved.
+// moment let such polls through, and they cost more than they saved. While it sleeps for one
+// (contended(now, 'sleep')) the answer is always contended, and the machine is still read (at most
+// once per ms): a budget that sleeps polls only to explore, a burst of 4 round trips at ever rarer
+// intervals (up to 1 in 1,024), and the average must be current then, not rebuilt from its start
+// (11 readings, 1 ms apart) within a burst that lasts half a millisecond.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { RunQueue } from './run-queue.js';
@@ -148,12 +152,17 @@ export class RunWait {
   /**
    * True while this thread, awake, waits for a CPU a large share of the time it could run. Also
    * opens a measuring window when the last reading is SAMPLE_MS old (closing the open one first).
-   * `expecting`: the caller polls for a frame it expects; then the machine decides instead (more
+   * `expect`: 'poll', the caller polls for a frame it expects: the machine decides instead (more
    * runnable tasks than CPUs), unless this thread's last share says it has a core of its own.
+   * 'sleep', it chose to sleep for one: contended, and the machine's average is kept current.
    */
-  contended(nowMs: number, expecting = false): boolean {
+  contended(nowMs: number, expect: 'none' | 'poll' | 'sleep' = 'none'): boolean {
+    if (expect === 'sleep') {
+      this.runQueue.oversubscribed(nowMs);
+      return true;
+    }
     const c = this.#measure(nowMs);
-    if (!expecting || this.#fd < 0) return c;
+    if (expect === 'none' || this.#fd < 0) return c;
     return this.runQueue.oversubscribed(nowMs) && !(this.share < RUN_WAIT_FREE);
   }
 
