@@ -294,6 +294,40 @@ test('reuseDefinitions: a body with the shapes of the last one does not copy the
   assert.deepEqual(reader.decode(buf, 100, d), { id: 4, name: 'w' });
 });
 
+test('self-contained, a body like the last one (one definition, one record): decoded alike, and every lie in it still refused', () => {
+  const w = new ShapeWriter({ selfContained: true });
+  const buf = Buffer.alloc(256);
+  const view = new DataView(buf.buffer);
+  const body = (v: object) => Buffer.from(buf.subarray(0, w.encode(v, buf, view, 0, buf.length)));
+  const a1 = body({ id: 1, name: 'sensor-7', vals: [1, 2, 3] });
+  const a2 = body({ id: 2, name: 'sensor-8', vals: [4, 5] });
+  const other = body({ x: 1.5 });
+  const reader = new ShapeReader({ selfContained: true });
+  const decode = (b: Buffer) => reader.decode(b, 0, b.length);
+  assert.deepEqual(decode(a1), { id: 1, name: 'sensor-7', vals: [1, 2, 3] });
+  assert.deepEqual(decode(a2), { id: 2, name: 'sensor-8', vals: [4, 5] });
+  // The record cut short, one byte too many, and a field's bytes changed into a kind not allowed.
+  assert.throws(() => decode(a2.subarray(0, a2.length - 1)), ShapeError);
+  assert.throws(() => decode(Buffer.concat([a2, Buffer.from([0])])), ShapeError);
+  const bad = Buffer.from(a2);
+  bad[bad.length - 3] = 0xc4; // bin8: not in a shape record
+  assert.throws(() => decode(bad), ShapeError);
+  // The same definition bytes under another id: a definition of its own, as decode() reads it.
+  const moved = Buffer.from(a2);
+  moved[2] = (moved[2] as number) + 1;
+  const q = moved.length - (a2.length - a2.indexOf(0xc1, 3));
+  moved[q + 2] = (moved[q + 2] as number) + 1;
+  assert.deepEqual(decode(moved), { id: 2, name: 'sensor-8', vals: [4, 5] });
+  // A record of a shape this body does not define.
+  const stray = Buffer.from(a2);
+  stray[q + 2] = (stray[q + 2] as number) + 7;
+  assert.throws(() => decode(stray), ShapeError);
+  // Other shapes in between, then the first again: all as written.
+  assert.deepEqual(decode(other), { x: 1.5 });
+  assert.deepEqual(decode(a1), { id: 1, name: 'sensor-7', vals: [1, 2, 3] });
+  assert.deepEqual(decode(a2), { id: 2, name: 'sensor-8', vals: [4, 5] });
+});
+
 test('self-contained: bodies torn or overwritten mid-read (a lapped topic reader) never poison later decodes', () => {
   fc.assert(
     fc.property(

@@ -105,6 +105,9 @@ export const MAX_BUILDERS_SHARED = 1024;
 /** Counts builders compiled by every ShapeReader given it (see MAX_BUILDERS_SHARED). */
 export type CompileBudget = { compiled: number };
 
+/** ShapeReader's #decodeLikeLast: the body is not like the last one (decode() reads it whole). */
+const NOT_LIKE_LAST = Symbol('not like the last body');
+
 /** Thrown inside the writer to give up on a value (caught in encode). */
 const GIVE_UP = Symbol('give up');
 const EMPTY = Buffer.alloc(0);
@@ -715,6 +718,15 @@ export class ShapeReader {
     this.#depth = 0;
     const view = this.#view;
     const epoch = ++this.#epoch;
+    if (this.#only !== null) {
+      const v = this.#decodeLikeLast(start, end, epoch);
+      if (v !== NOT_LIKE_LAST) return v;
+      this.#p = start;
+    }
+    this.#only = null;
+    /** Definitions in this body, and the id of the last. */
+    let defs = 0;
+    let lastId = -1;
     while (
       end - this.#p >= 3 &&
       this.#buf[this.#p] === SHAPE_MARK &&
@@ -729,13 +741,67 @@ export class ShapeReader {
       } else if (known !== undefined && this.#same(known)) {
         this.#p += known.def.length;
         known.epoch = epoch;
+        defs++;
+        lastId = id;
         continue;
       }
       const shape = this.#define();
       shape.epoch = epoch;
       this.#shapes[id] = shape;
+      defs++;
+      lastId = id;
     }
+    // A topic's common body: one definition, then one record of that shape (see #decodeLikeLast).
+    const one =
+      this.#selfContained &&
+      defs === 1 &&
+      end - this.#p >= 3 &&
+      this.#buf[this.#p] === SHAPE_MARK &&
+      view.getUint16(this.#p + 1) === lastId;
     const v = this.#value();
+    if (this.#p !== end) throw new ShapeError(`${end - this.#p} bytes after the value`);
+    if (one) {
+      this.#only = this.#shapes[lastId] ?? null;
+      this.#onlyId = lastId;
+    }
+    return v;
+  }
+
+  /**
+   * Self-contained mode: the last body, decoded whole, was one definition and one record of that
+   * shape (a topic's flat messages, nearly all of them). A body with the same definition bytes and
+   * a record of the same id is decoded here in fewer steps, with every check decode() makes on
+   * such a body; anything else returns NOT_LIKE_LAST for decode() to take it from the start.
+   */
+  #only: ReaderShape | null = null;
+  #onlyId = -1;
+
+  #decodeLikeLast(start: number, end: number, epoch: number): unknown {
+    const only = this.#only as ReaderShape;
+    const id = this.#onlyId;
+    const buf = this.#buf;
+    const view = this.#view;
+    if (
+      end - start < 3 ||
+      buf[start] !== SHAPE_MARK ||
+      view.getUint16(start + 1) !== (DEF_FLAG | id) ||
+      this.#shapes[id] !== only
+    ) {
+      return NOT_LIKE_LAST;
+    }
+    this.#p = start + 3;
+    if (!this.#same(only)) return NOT_LIKE_LAST;
+    const q = start + 3 + only.def.length;
+    const build = only.build;
+    if (build === null || end - q < 3 || buf[q] !== SHAPE_MARK || view.getUint16(q + 1) !== id) {
+      return NOT_LIKE_LAST;
+    }
+    only.epoch = epoch;
+    this.#p = q + 3;
+    // As inside #record: this record is depth 1.
+    this.#depth = 1;
+    if (only.keys.length > end - this.#p) throw new ShapeError('truncated record');
+    const v = build();
     if (this.#p !== end) throw new ShapeError(`${end - this.#p} bytes after the value`);
     return v;
   }
