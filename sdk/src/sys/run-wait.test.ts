@@ -271,24 +271,42 @@ test('RunWait: while the caller expects a frame, the machine decides (more runna
   }
 });
 
-test('RunWait: a caller that sleeps for its frames keeps the machine read, so its next poll finds the average current', () => {
+test('RunWait: a caller that sleeps for its frames keeps the machine read, and is contended while it is oversubscribed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
   try {
     const f = fakeSchedstat(dir);
     const loadavg = join(dir, 'loadavg');
-    writeFileSync(loadavg, '0.50 0.50 0.50 2/150 777\n');
+    const runnable = (n: number) => writeFileSync(loadavg, `0.50 0.50 0.50 ${n}/150 777\n`);
+    runnable(2);
     const rw = new RunWait(f.file, new RunQueue(loadavg, 2));
-    // An idle 2-vCPU machine, round trips 0.25 ms apart whose budget sleeps: always contended (the
-    // notifier sleeps), and the run queue is read along the way (at most once per ms).
+    // An idle 2-vCPU machine, round trips 0.25 ms apart whose budget sleeps, no waits while awake:
+    // the share decides as without an expectation (not contended), and the run queue is read along
+    // the way (at most once per ms).
     let t = 0;
+    let contended = 0;
     for (let i = 0; i < 200; i++) {
       t += 0.25;
-      assert.equal(rw.contended(t, 'sleep'), true);
+      if (rw.contended(t, 'sleep')) contended++;
     }
     assert.ok(rw.runQueue.stats.samples >= 40, `${rw.runQueue.stats.samples} readings`);
+    assert.ok(
+      contended <= 60,
+      `${contended} contended turns (0.25 ms apart) while the average left its start`,
+    );
+    assert.equal(rw.contended(t, 'sleep'), false);
     // An exploration: its first poll is let through at once.
     t += 0.25;
     assert.equal(rw.contended(t, 'poll'), false, `mean ${rw.runQueue.mean}`);
+    // The machine fills up; this thread waits a little while awake (5%: the share reads clear): a
+    // sleeping caller is contended (the notifier does not poll on its own after each send).
+    runnable(7);
+    let k = 0;
+    for (; k < 100 && !rw.contended(t, 'sleep'); k++) {
+      f.advance(0.05, 0.95);
+      t += 1;
+    }
+    assert.ok(k > 0 && k <= 12, `${k} readings`);
+    assert.equal(rw.contended(t, 'none'), false, `share ${rw.share}: clear without an expectation`);
     rw.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
