@@ -197,9 +197,9 @@ export class Attachment extends EventEmitter {
 
   /**
    * The contention rule as adaptive asks it (true: turns as in interrupt mode). While a message
-   * channel polls for a frame it expects, waits of this thread that the machine's run queues do not
-   * explain are that round trip's own (sys/run-queue.ts); while one chose to sleep for it (and
-   * none polls), adaptive does not poll on its own either (sleepUntil).
+   * channel polls for a frame it expects, the machine's run queues decide (sys/run-queue.ts: waits
+   * they do not explain are that round trip's own); while one chose to sleep for it (and none
+   * polls), adaptive does not poll on its own either where they say the machine is busy (sleepUntil).
    */
   #contended(now: number): boolean {
     if (now < this.#pollUntilMs) return this.#runWait.contended(now, 'poll');
@@ -423,8 +423,9 @@ export class Attachment extends EventEmitter {
 
   /**
    * Adaptive mode: a message channel chose to sleep for a frame it expects (messages/expect-poll.ts):
-   * until `untilMs` (performance.now()) the notifier's turns run as in interrupt mode, unless some
-   * channel asks to poll (pollUntil wins).
+   * until `untilMs` (performance.now()) the notifier's turns run as in interrupt mode while the
+   * machine has more runnable tasks than CPUs (sys/run-wait.ts, 'sleep'), unless some channel asks
+   * to poll (pollUntil wins).
    */
   sleepUntil(untilMs: number): void {
     if (untilMs > this.#sleepUntilMs) this.#sleepUntilMs = untilMs;

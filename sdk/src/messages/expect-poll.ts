@@ -149,9 +149,10 @@ export class ExpectPoll {
       if (peerPolling) s.sleptPeerPolling++;
       else s.sleptPeerAsleep++;
       // The notifier's own window would poll after this send anyway whenever its contention rule
-      // reads clear: on a loaded machine that made adaptive round trips 15-25% slower and 18% more
-      // costly than interrupt mode's (a spinning process loses the scheduler's favour for sleepers),
-      // and its polls counted as sleeps here. The budget chose sleep: the notifier sleeps.
+      // reads clear: on a loaded machine that made adaptive round trips 15-35% slower than interrupt
+      // mode's (a spinning process loses the scheduler's favour for sleepers), and its polls counted
+      // as sleeps here. The budget chose sleep: on a busy machine the notifier sleeps (on an idle
+      // one, or with a core of its own, its window stays: there it found the frames, sys/run-wait.ts).
       if (mode === 'adaptive') this.#host.sleepUntil(now + this.windowMs);
       this.#unannounce();
     }
