@@ -332,8 +332,10 @@ export function createMetrics(daemon: MetricsSources, observer: DaemonObserver):
     closed.inc({ transport: t, result: 'reset' }, 0);
   }
   const onOpened = (msg: unknown) => {
-    const m = msg as { owner: unknown; session: { transport: string } };
-    if (m.owner === layer) opened.inc({ transport: transport(m.session.transport) });
+    const m = msg as { owner: unknown; session: { transport: string; openCounted?: boolean } };
+    // A fast connect that entered the table after a sample counted it is in the pooled count already.
+    if (m.owner === layer && !m.session.openCounted)
+      opened.inc({ transport: transport(m.session.transport) });
   };
   const onFreed = (msg: unknown) => {
     const m = msg as { owner: unknown; session: { transport: string; state: string } };

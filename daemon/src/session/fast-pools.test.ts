@@ -394,3 +394,20 @@ test('a notice naming a pair both ends let go of is refused and voids the pair',
   assert.equal(f.layer.sessions.has(a.session), false);
   assert.equal(poolLock(segBuf(f), a.fifos.rxOffset) & REUSE_LOCKED, REUSE_LOCKED, 'locked: never reused');
 });
+
+test('a connection sampled, then locked into the table, is marked counted (the metrics count its opening once)', () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const [a, b] = grant?.pairs ?? [];
+  assert.ok(a && b);
+  poolSwap(segBuf(f), a.fifos.txOffset, POOL_TAKEN);
+  f.layer.pools.sample();
+  assert.equal(f.layer.pools.pooledOpened, 1);
+  // b: garbage in its pool word, never counted by a sample: the table counts it when it enters.
+  new Uint32Array(segBuf(f), b.fifos.txOffset, 4)[2] = 77;
+  f.layer.policyChanged();
+  assert.equal(f.layer.sessions.get(a.session)?.openCounted, true);
+  assert.equal(f.layer.sessions.get(b.session)?.openCounted, false);
+  assert.equal(f.layer.pools.pooledOpened, 1, 'not taken back: the metrics saw it');
+});

@@ -158,8 +158,11 @@ export interface PoolHost {
   clientPort(): number;
   /** The segment if it is still in use (ferryd frees a pair only in a live segment). */
   liveSegment(id: number): PairSegment | undefined;
-  /** Puts both ends of a taken pair in the table (established cut-through sessions). */
-  materialize(pool: FastPool, rec: PoolPairRec): void;
+  /**
+   * Puts both ends of a taken pair in the table (established cut-through sessions); `counted`: its
+   * opening is in `pooledOpened` already (the metrics must not count it again).
+   */
+  materialize(pool: FastPool, rec: PoolPairRec, counted: boolean): void;
   /** An end of a pair that entered the table had let go already: as if its close notice came. */
   closeEnd(app: App, sessionId: number): void;
   /**
@@ -355,21 +358,19 @@ export class FastPools {
       this.#void(pool, rec);
       return false;
     }
-    if (rec.seen === 0) {
+    const counted = rec.seen > 0;
+    if (!counted) {
       // Not TAKEN by its pool word (a scribble) yet not free: trusted as the notice says, as before.
       rec.seen = 1;
       this.#host.counters.fastConnects++;
       this.#host.counters.connects++;
       this.#host.counters.accepted++;
       pool.listener.accepted++;
-    } else {
-      // The connection now on it moves to the table, whose metrics count it from here.
-      this.pooledOpened--;
     }
     const clientDone = before >= 0 && (before & REUSE_CLIENT_DONE) !== 0;
     const serverDone = before >= 0 && (before & REUSE_SERVER_DONE) !== 0;
     rec.serverDone = serverDone;
-    this.#take(pool, rec);
+    this.#take(pool, rec, counted);
     if (clientDone) this.#host.closeEnd(pool.client, rec.clientId);
     if (serverDone) this.#host.closeEnd(pool.server, rec.serverId);
     return true;
@@ -455,12 +456,12 @@ export class FastPools {
     this.#maybeFree(pool);
   }
 
-  #take(pool: FastPool, rec: PoolPairRec): void {
+  #take(pool: FastPool, rec: PoolPairRec, counted: boolean): void {
     this.#uncharge(pool, rec);
     rec.state = 'open';
     pool.pairs.delete(rec.clientId);
     pool.open.set(rec.clientId, rec);
-    this.#host.materialize(pool, rec);
+    this.#host.materialize(pool, rec, counted);
   }
 
   /** Forgets a few taken pairs whose sessions have left the table (amortised: a few per connect). */

@@ -95,6 +95,8 @@ export class SessionLayer implements TransportHost {
   readonly log: Logger;
   #nextSession = 1;
   #ephemeralPort = 49152;
+  /** Sessions made now are fast connects the pools' sampling counted already (#materialize). */
+  #openCounted = false;
 
   constructor(
     config: DaemonConfig,
@@ -116,7 +118,7 @@ export class SessionLayer implements TransportHost {
       reserveSessionId: () => this.#nextSession++,
       clientPort: () => this.#clientPort(),
       liveSegment: (id) => this.segments.get(id),
-      materialize: (pool, rec) => this.#materialize(pool, rec),
+      materialize: (pool, rec, counted) => this.#materialize(pool, rec, counted),
       closeEnd: (app, id) => this.close(app, id),
       reclaim: (pool) => {
         // A channel being read already (the message that asked for this top-up) reads on after it.
@@ -524,7 +526,16 @@ export class SessionLayer implements TransportHost {
   }
 
   /** Both ends of a pool pair a client took, under the ids reserved for them, peers of each other. */
-  #materialize(pool: FastPool, rec: PoolPairRec): void {
+  #materialize(pool: FastPool, rec: PoolPairRec, counted: boolean): void {
+    this.#openCounted = counted;
+    try {
+      this.#materializePair(pool, rec);
+    } finally {
+      this.#openCounted = false;
+    }
+  }
+
+  #materializePair(pool: FastPool, rec: PoolPairRec): void {
     const clientSide = pool.seg.sideOf(pool.client.id);
     const serverSide = clientSide === 'a' ? 'b' : 'a';
     const clientUri = pool.clientUri(rec.port);
@@ -720,6 +731,7 @@ export class SessionLayer implements TransportHost {
       listenerId,
       transport,
     });
+    s.openCounted = this.#openCounted;
     this.sessions.set(s.id, s);
     app.sessions.add(s.id);
     if (sessionOpened.hasSubscribers) sessionOpened.publish({ owner: this, session: s });

@@ -52,6 +52,11 @@ export class Session {
   released = false;
   /** The fifo pair went back to the segment. */
   freed = false;
+  /**
+   * A fast connect ferryd counted from its pool pair's words before it entered the table (a lock):
+   * the metrics counted its opening then (session/fast-pools.ts), not again when it is put here.
+   */
+  openCounted = false;
 
   constructor(init: {
     id: number;
