@@ -132,6 +132,32 @@ describe('fast connects', () => {
     await client.ok({ op: 'destroy', tag: 'held' });
   });
 
+  test('pairs are reused in place: many connects on a pool of 2, no growth, no notice, nothing left shown', async () => {
+    const { d, client, uri } = await setup({ fastConnectPool: 2 });
+    await echoOnce(client, uri);
+    await eventually(async () => (await sessionStats(d))['poolsGranted'] === 1, 10_000, 'a pool lent');
+    await eventually(async () => (await d.stats())['sessions'] === 0, 10_000, 'the first session freed');
+    const base = await d.stats();
+    const ctrl = (x: Record<string, unknown>) => x['ctrl'] as Record<string, number>;
+    // One at a time, each let go by both ends before the next (the server's end may close a moment
+    // after the client saw its FIN): the same pairs serve every one.
+    const pooledRows = async () =>
+      ((await d.show('sessions')) as { pooled?: boolean }[]).filter((r) => r.pooled);
+    for (let i = 0; i < 20; i++) {
+      await echoOnce(client, uri, 4096);
+      await eventually(async () => (await pooledRows()).length === 0, 10_000, 'both ends let go');
+    }
+    assert.equal((await fastOf(client)).fastTaken, 20);
+    await eventually(async () => (await sessionStats(d))['fastConnects'] === 20, 10_000, 'counted');
+    const now = await d.stats();
+    const st = now['session'] as Record<string, number>;
+    assert.equal(st['poolsGrown'], 0, 'two pairs were enough');
+    assert.equal(st['poolsGranted'], 1);
+    assert.equal(ctrl(now)['noticesBatched'], ctrl(base)['noticesBatched'], 'no notice reached ferryd');
+    assert.equal(ctrl(now)['badMessages'] ?? 0, ctrl(base)['badMessages'] ?? 0);
+    await backToBaseline(d, base, 'nothing held');
+  });
+
   test('a fast connect needs no ferryd: it works while ferryd is stopped (SIGSTOP)', async () => {
     const { d, client, uri } = await setup();
     await echoOnce(client, uri);
