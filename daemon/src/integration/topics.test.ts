@@ -16,7 +16,7 @@ const PEER = fileURLToPath(new URL('../testing/topic-peer.js', import.meta.url))
 interface TopicRow {
   name: string;
   namespace: string;
-  publishers: { app: number; messages: number }[];
+  publishers: { app: number; messages: number; messagesPerSec: number }[];
   subscribers: { app: number; dropped: number }[];
 }
 
@@ -92,6 +92,7 @@ describe('publish/subscribe', () => {
   test('every subscriber gets every message, in order', async () => {
     const subs = await Promise.all([subscribe('t1'), subscribe('t1'), subscribe('t1')]);
     const pub = await publish('t1');
+    const published = Date.now();
     const n = 2000;
     for (let i = 0; i < n; i++) pub.send({ i, sym: 'X', px: i / 2 });
     for (const s of subs) {
@@ -102,8 +103,12 @@ describe('publish/subscribe', () => {
       );
       assert.equal(s.dropped, 0);
     }
+    const looked = Date.now();
     const row = (await topics()).find((t) => t.name === 't1');
     assert.equal(row?.publishers[0]?.messages, n);
+    // The first look's rate is over the time since the publisher joined, at least looked - published.
+    const rate = row?.publishers[0]?.messagesPerSec ?? Number.NaN;
+    if (looked > published) assert.ok(rate <= (n * 1000) / (looked - published), `${rate} msgs/s`);
     assert.equal(row?.subscribers.length, 3);
     await Promise.all([pub.close(), ...subs.map((s) => s.close())]);
     await eventually(async () => !(await topics()).some((t) => t.name === 't1'));

@@ -259,7 +259,8 @@ export class TopicTransport implements Transport {
       publishers: [...t.publishers.values()].map((p) => {
         const messages = t.seg.slotSeq(p.index);
         const key = `${t.namespace}|${t.name}|${p.sessionId}`;
-        const prev = this.#samples.get(key) ?? { at: now - 1, messages: 0 };
+        // First look: the rate since the publisher joined (not its whole count over a millisecond).
+        const prev = this.#samples.get(key) ?? { at: p.joinedAt ?? now, messages: 0 };
         this.#samples.set(key, { at: now, messages });
         const rate = ((messages - prev.messages) >>> 0) / Math.max(0.001, (now - prev.at) / 1000);
         return {

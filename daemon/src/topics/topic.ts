@@ -28,6 +28,8 @@ export interface TopicMember {
   index: number;
   /** Wakes a member that is not an app (a relay reading the topic for another host). */
   wake?: () => void;
+  /** A publisher: when it was given its slot (ms, Date.now()), for the rate on the first look. */
+  joinedAt?: number;
 }
 
 /** What happens to a subscriber that falls behind (ferryd's `topics.policies`). */
@@ -93,6 +95,7 @@ export class Topic {
   }
 
   addPublisher(m: TopicMember): void {
+    m.joinedAt ??= Date.now();
     this.publishers.set(m.index, m);
     this.seg.openSlot(m.index);
   }
