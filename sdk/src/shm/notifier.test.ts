@@ -275,3 +275,103 @@ test('adaptive: while the CPU is contended it sleeps after the first empty poll,
   assert.ok(state.polls > 7, `polled after the work (${state.polls} polls)`);
   n.stop();
 });
+
+/**
+ * A source whose work comes in chains: after each unit of work, the next comes `replyAfter` polls
+ * later (a peer answering fast), while `chain` lasts; the test delivers it by a ring instead when
+ * the notifier fell asleep first.
+ */
+function chainHarness() {
+  const doorbell = new FakeDoorbell();
+  const st = { pending: 0, polls: 0, done: 0, chain: 0, replyIn: 0, replyAfter: 3 };
+  const n = new Notifier({
+    mode: 'adaptive',
+    doorbell,
+    spinUs: 50,
+    adaptiveIdleUs: 200,
+    preemptedUs: 1e9,
+    poll: () => {
+      st.polls++;
+      if (st.replyIn > 0 && --st.replyIn === 0) st.pending++;
+      if (st.pending === 0) return 0;
+      st.pending--;
+      st.done++;
+      if (st.chain > 0) {
+        st.chain--;
+        st.replyIn = st.replyAfter;
+      }
+      return 1;
+    },
+    arm: () => st.pending > 0,
+  });
+  return { n, doorbell, st };
+}
+
+async function untilAsleep(n: Notifier): Promise<void> {
+  const t0 = performance.now();
+  while (!n.sleeping && performance.now() - t0 < 1000) await new Promise((r) => setImmediate(r));
+  assert.equal(n.sleeping, true);
+}
+
+test('adaptive, window 0: idle stretches probe less and less while probes find nothing, and sleep at their first empty poll', async () => {
+  const { n, doorbell, st } = chainHarness();
+  n.start();
+  // Bursts 5 ms apart: the window goes to 0 after the first.
+  const polls: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    await untilAsleep(n);
+    await sleep(5);
+    const before = st.polls;
+    st.pending = 1;
+    doorbell.ring();
+    await untilAsleep(n);
+    polls.push(st.polls - before);
+  }
+  assert.equal(st.done, 20);
+  assert.equal(n.pollWindowUs, 0);
+  // One poll with the work and one empty poll, except the probes (a clock batch of empty polls),
+  // which came at the 1st, 3rd, 7th and 15th stretch once the window was 0.
+  const cheap = polls.slice(1).filter((k) => k === 2).length;
+  assert.ok(cheap >= 14, `stretches that slept at their first empty poll: ${cheap} of 19 (${polls})`);
+  n.stop();
+});
+
+test('adaptive, window 0: a probe that finds work makes every stretch probe again', async () => {
+  const { n, doorbell, st } = chainHarness();
+  n.start();
+  // Long gaps first: probes find nothing and become rare (every 16th stretch).
+  for (let i = 0; i < 24; i++) {
+    await untilAsleep(n);
+    await sleep(2);
+    st.pending = 1;
+    doorbell.ring();
+  }
+  await untilAsleep(n);
+  // Then a fast peer: each unit of work brings the next 3 polls later, within a probe's batch. A
+  // stretch that skips its probe sleeps and is rung 1 ms later (counted); once a probe caught the
+  // next unit, every stretch probes again and catches it, and the gaps they show reopen the window.
+  st.chain = 60;
+  st.pending = 1;
+  let rings = 0;
+  const ringsAt: number[] = [];
+  doorbell.ring();
+  const t0 = performance.now();
+  while (st.chain > 0 || st.replyIn > 0 || st.pending > 0) {
+    if (performance.now() - t0 > 5000) assert.fail(`chain stuck at ${st.chain}`);
+    if (n.sleeping && st.replyIn > 0) {
+      // The ring comes as late as a wake-up does on a slow VM: the gap it shows is long.
+      await sleep(1);
+      st.replyIn = 0;
+      st.pending++;
+      rings++;
+      ringsAt.push(st.chain);
+      doorbell.ring();
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  // Up to 15 stretches skip before the first probe; after it, a stretch misses only when its
+  // clock batch was cut to 1-2 polls (a batch that took long halves it). Without the reset, 15 of
+  // every 16 stretches would need a ring, and their long gaps would keep the window at 0.
+  assert.ok(rings <= 20, `rings: ${rings} (chain left at each: ${ringsAt})`);
+  n.stop();
+});

@@ -41,6 +41,19 @@ const WAKE_COST_MS = 0.05;
 const MIN_WINDOW_MS = 0.02;
 /** Weight of the newest gap in the gap estimate. */
 const GAP_EWMA = 0.25;
+/**
+ * Adaptive polls after work only while that has recently paid. Each idle stretch (from the first
+ * empty poll after work to the next work or to sleep) polls its window, or one clock batch (a few
+ * us) when the window is 0: a probe that catches work coming sooner than the gaps say (a
+ * ping-pong speeding up again: the window reopens from such short gaps, since a gap measured
+ * across a sleep includes the wake-up). A stretch that slept without finding work makes the next
+ * polling ones rarer, every 2nd, 4th... up to every PROBE_EVERY_MAX-th stretch; one that found
+ * work makes every stretch poll again. The others sleep at their first empty poll (unless busy()).
+ * HTTP 16 B (undici, 8 connections): of ~300 polling stretches per 20,000 requests on either side,
+ * 0-8 found work, while the server's windows (its gaps read short) made 18-58 empty polls per
+ * request (BENCHMARKS.md, wake7).
+ */
+const PROBE_EVERY_MAX = 16;
 
 /**
  * Diagnostics (FERRY_NOTIFIER_TRACE=1): a ring of the last 2^20 sleeps and wakes of this thread's
@@ -141,6 +154,10 @@ export class Notifier {
   #lastContended = false;
   /** Set by yieldTurn(): end the running turn after the current poll. */
   #yield = false;
+  /** Adaptive, window 0: idle stretches per probe, stretches since the last, and one is running. */
+  #probeEvery = 1;
+  #sinceProbe = 0;
+  #probing = false;
 
   constructor(options: NotifierOptions) {
     const { mode, doorbell, poll, arm } = options;
@@ -283,24 +300,41 @@ export class Notifier {
     let now = performance.now();
     const deadline = now + this.#spinMs;
     let empty = 0;
+    /** The idle stretch this turn is in was looked at (probe or not); skip: decide at once. */
+    let stretchSeen = this.#idle;
+    let skip = false;
     do {
       if (this.#poll() > 0) {
         if (this.#idle) this.#learnGap(now - this.#lastWorkMs);
         this.#lastWorkMs = now;
+        stretchSeen = false;
+        skip = false;
+        if (this.#probing) {
+          this.#probing = false;
+          this.#probeEvery = 1;
+        }
         if (this.#yield) break;
       } else {
+        if (!stretchSeen) {
+          stretchSeen = true;
+          skip = adaptive && this.#skipProbe();
+        }
         // Empty polls read the clock once per batch: each reading returns a fresh heap number
         // (performance.now() is not inlined), and reading it after every poll made a spinning
         // process allocate ~30 MB/s: a scavenge every ~50 ms, each 0.5-5 ms and more under load
         // (the p99.9 stalls).
-        if (++empty % this.#clockEvery !== 0) {
+        if (++empty % this.#clockEvery !== 0 && !skip) {
           if (!this.#running) return;
           continue;
         }
         const after = performance.now();
-        const batchUs = (after - now) * 1000;
-        if (batchUs < CLOCK_BATCH_US / 2 && this.#clockEvery < CLOCK_EVERY_MAX) this.#clockEvery *= 2;
-        else if (batchUs > CLOCK_BATCH_US * 2 && this.#clockEvery > 1) this.#clockEvery /= 2;
+        const skipped = skip;
+        if (skip) skip = false;
+        else {
+          const batchUs = (after - now) * 1000;
+          if (batchUs < CLOCK_BATCH_US / 2 && this.#clockEvery < CLOCK_EVERY_MAX) this.#clockEvery *= 2;
+          else if (batchUs > CLOCK_BATCH_US * 2 && this.#clockEvery > 1) this.#clockEvery /= 2;
+        }
         if (!this.#idle) {
           this.#idle = true;
           this.#lastWorkMs = now;
@@ -308,9 +342,16 @@ export class Notifier {
           this.#preempted(after);
         }
         now = after;
-        if (adaptive && this.#idleEnough(now - this.#lastWorkMs, now)) {
+        if (
+          adaptive &&
+          ((skipped && this.#busy?.() !== true) || this.#idleEnough(now - this.#lastWorkMs, now))
+        ) {
           if (!this.#arm()) {
             this.#sleeping = true;
+            if (this.#probing) {
+              this.#probing = false;
+              this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2);
+            }
             if (TRACE !== null) trace(this.#sleepReason(now));
             return;
           }
@@ -321,6 +362,17 @@ export class Notifier {
       now = performance.now();
     } while (now < deadline);
     this.#schedule();
+  }
+
+  /**
+   * An idle stretch starts (the first empty poll after work): true when it should not poll
+   * (PROBE_EVERY_MAX), but arm and sleep at once unless busy().
+   */
+  #skipProbe(): boolean {
+    if (++this.#sinceProbe < this.#probeEvery) return true;
+    this.#sinceProbe = 0;
+    this.#probing = true;
+    return false;
   }
 
   /** The gap between the last burst of work and this one: the next polling window follows it. */
