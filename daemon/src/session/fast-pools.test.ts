@@ -411,3 +411,32 @@ test('a connection sampled, then locked into the table, is marked counted (the m
   assert.equal(f.layer.sessions.get(b.session)?.openCounted, false);
   assert.equal(f.layer.pools.pooledOpened, 1, 'not taken back: the metrics saw it');
 });
+
+test('generations that wrap past 2^24 keep counting (a busy pair wraps in minutes)', () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const a = grant?.pairs[0];
+  assert.ok(a);
+  poolSwap(segBuf(f), a.fifos.txOffset, POOL_TAKEN);
+  // Looked at often enough (each step under 2^23), up to the last generation before the wrap.
+  for (const gen of [0x40_0000, 0x80_0000, 0xc0_0000, 0xff_fff0]) {
+    setReuse(f, a, gen, REUSE_CLIENT_DONE | REUSE_SERVER_DONE);
+    f.layer.pools.sample();
+  }
+  const opened = f.layer.pools.pooledOpened;
+  assert.equal(opened, 0xff_fff1);
+  assert.equal(f.layer.pools.pooledEnded, 0xff_fff1);
+  // 18 connections later the 24-bit generation has wrapped to 2; the third of them is live.
+  setReuse(f, a, 2, 0);
+  const live: number[] = [];
+  f.layer.pools.sample((_pool, rec) => live.push(rec.slot));
+  assert.deepEqual(live, [a.fifos.slot]);
+  assert.equal(f.layer.pools.pooledOpened, opened + 18);
+  assert.equal(f.layer.pools.pooledEnded, opened + 17);
+  // And a scribble backwards across the wrap is still ignored.
+  setReuse(f, a, 0xff_fff0, 0);
+  f.layer.pools.sample();
+  assert.equal(f.layer.pools.pooledOpened, opened + 18);
+  assert.equal(f.layer.pools.pooledEnded, opened + 17);
+});

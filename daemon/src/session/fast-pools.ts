@@ -62,6 +62,12 @@ export interface PoolPairRec {
   /** Connections on it ferryd has counted, and of those, how many it counted as ended. */
   seen: number;
   ended: number;
+  /**
+   * The generation (24 bits, shm/fifo-pool.ts) of the last connection counted in `seen`, -1 before
+   * the first: new opens are the generations since, modulo 2^24, since the words wrap after 2^24
+   * connections on one pair (minutes for a busy pool pair).
+   */
+  gen: number;
   /** When it entered the table: the server's end had let go already (not listed as taken). */
   serverDone: boolean;
 }
@@ -238,20 +244,25 @@ export class FastPools {
     const r = pool.seg.fifoHeader(rec.clientRx);
     const reuse = poolReuseWord(r.buffer, rec.clientRx - r.base);
     if (!taken || reuse < 0) return { live: false, clientDone: false, serverDone: false };
-    const opens = reuseGen(reuse) + 1;
+    const gen = reuseGen(reuse);
     const idle = reuseIdle(reuse);
-    const ends = idle ? opens : opens - 1;
-    const newOpens = opens - rec.seen;
+    // Generations wrap: the distance is taken modulo 2^24 (a full wrap between two looks is not
+    // seen; a scribble backwards reads as a jump of 2^23 or more and is ignored).
+    const newOpens = (gen - rec.gen) & 0xff_ffff;
     if (newOpens > 0 && newOpens < 0x80_0000) {
-      rec.seen = opens;
+      rec.gen = gen;
+      rec.seen += newOpens;
       h.counters.fastConnects += newOpens;
       h.counters.connects += newOpens;
       h.counters.accepted += newOpens;
       pool.listener.accepted += newOpens;
       this.pooledOpened += newOpens;
     }
-    const newEnds = Math.min(ends, rec.seen) - rec.ended;
-    if (newEnds > 0 && newEnds < 0x80_0000) {
+    // Every connection counted has ended but the last, which has if the word is idle in its
+    // generation (not in one a scribble jumped to, which was not counted).
+    const ends = idle && gen === rec.gen ? rec.seen : rec.seen - 1;
+    const newEnds = ends - rec.ended;
+    if (newEnds > 0) {
       rec.ended += newEnds;
       this.pooledEnded += newEnds;
     }
@@ -559,6 +570,7 @@ export class FastPools {
         state: 'lent',
         seen: 0,
         ended: 0,
+        gen: -1,
         serverDone: false,
       };
       pool.pairs.set(rec.clientId, rec);
