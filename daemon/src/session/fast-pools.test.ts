@@ -440,3 +440,57 @@ test('generations that wrap past 2^24 keep counting (a busy pair wraps in minute
   assert.equal(f.layer.pools.pooledOpened, opened + 18);
   assert.equal(f.layer.pools.pooledEnded, opened + 17);
 });
+
+test('hostile pool and reuse words: samples, notices and a revoke never throw, and the revoke leaves nothing lent', () => {
+  let seed = 0x2545f491;
+  const rnd = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const interesting = [
+    0,
+    REUSE_CLIENT_DONE,
+    REUSE_SERVER_DONE,
+    REUSE_LOCKED,
+    REUSE_CLIENT_DONE | REUSE_SERVER_DONE,
+    REUSE_LOCKED | REUSE_CLIENT_DONE | REUSE_SERVER_DONE,
+    REUSE_LOCKED | REUSE_SERVER_DONE,
+  ];
+  for (let round = 0; round < 40; round++) {
+    const f = setup({ fastConnectPool: 6 });
+    f.layer.connect(f.client, connectReq(f.uri));
+    const [grant] = of(f, f.client, 'pool-grant');
+    assert.ok(grant);
+    const buf = segBuf(f);
+    for (const p of grant.pairs) {
+      // Pool word: free, taken, revoked, or anything; reuse word: any flags, generation, or garbage.
+      const pw = [POOL_FREE, POOL_TAKEN, POOL_TAKEN, POOL_REVOKED, rnd()][rnd() % 5] as number;
+      new Uint32Array(buf, p.fifos.txOffset, 4)[2] = pw;
+      const flags = interesting[rnd() % interesting.length] as number;
+      const reuse = rnd() % 4 === 0 ? rnd() : (((rnd() % 5) << REUSE_GEN_SHIFT) | flags) >>> 0;
+      new Uint32Array(buf, p.fifos.rxOffset, 4)[2] = reuse;
+    }
+    f.layer.pools.sample(() => {});
+    const named = grant.pairs[rnd() % grant.pairs.length];
+    assert.ok(named);
+    // A notice naming a pair (the app says ferryd must hold it): taken in, or refused, never thrown past.
+    try {
+      f.layer.close(f.client, named.session);
+    } catch (e) {
+      assert.equal((e as { code?: string }).code, 'ERR_FERRY_SESSION_NOT_FOUND');
+    }
+    f.layer.policyChanged();
+    assert.equal(f.layer.pools.reservedOf(f.client), 0, `round ${round}: nothing lent after the revoke`);
+    assert.equal(f.layer.pools.reservedOf(f.server), 0);
+    for (const p of grant.pairs) {
+      const w = poolReuseWord(buf, p.fifos.rxOffset);
+      const pool = poolState(buf, p.fifos.txOffset);
+      assert.ok(pool === POOL_REVOKED || (w & REUSE_LOCKED) !== 0, `round ${round}: a pair left reusable`);
+    }
+    // Both apps going after it tears down what entered the table, without a throw.
+    f.layer.appGone(f.client);
+    f.layer.appGone(f.server);
+  }
+});
