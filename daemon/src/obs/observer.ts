@@ -12,6 +12,13 @@ import { sessionFreed, sessionOpened } from './events.js';
 import { TrafficLedger } from './traffic.js';
 
 export const SAMPLE_INTERVAL_MS = 250;
+/**
+ * Every this many samples (10 s), the fast-connect pools' words are read too (FastPools.sample):
+ * ferryd counts a pair's connections by the distance between two looks at its 24-bit generation,
+ * which stops being readable once a pair served 2^23 connections between looks (minutes on a busy
+ * pair); scrapes and `ferry show` look too, but nothing guarantees either comes.
+ */
+export const POOL_SAMPLE_EVERY = 40;
 
 /** What ferryd's end of a session it carries counts (tcp-pump.ts, udp-relay.ts). */
 interface EndCounts {
@@ -39,6 +46,7 @@ export class DaemonObserver {
   #carriedRetired = new Map<string, CarriedTotals>();
   #layer: SessionLayer;
   #timer: NodeJS.Timeout | null = null;
+  #ticks = 0;
   #onOpened = (msg: unknown) => {
     const { owner, session } = msg as { owner: unknown; session: Session };
     if (owner !== this.#layer) return;
@@ -71,8 +79,17 @@ export class DaemonObserver {
 
   start(intervalMs = SAMPLE_INTERVAL_MS): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => this.traffic.sample(), intervalMs);
+    this.#timer = setInterval(() => this.tick(), intervalMs);
     this.#timer.unref();
+  }
+
+  /** One sample (the timer's): the traffic meters, and the pools' words every POOL_SAMPLE_EVERY. */
+  tick(): void {
+    this.traffic.sample();
+    if (++this.#ticks >= POOL_SAMPLE_EVERY) {
+      this.#ticks = 0;
+      this.#layer.pools.sample();
+    }
   }
 
   stop(): void {

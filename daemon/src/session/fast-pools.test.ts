@@ -30,6 +30,7 @@ import {
 import { App } from '../app/app.js';
 import { type DaemonConfig, defaultConfig } from '../config.js';
 import { silentLogger } from '../log/logger.js';
+import { DaemonObserver, POOL_SAMPLE_EVERY } from '../obs/observer.js';
 import { SessionLayer } from './session-layer.js';
 
 interface Fake {
@@ -492,5 +493,29 @@ test('hostile pool and reuse words: samples, notices and a revoke never throw, a
     // Both apps going after it tears down what entered the table, without a throw.
     f.layer.appGone(f.client);
     f.layer.appGone(f.server);
+  }
+});
+
+test("ferryd's own sampling timer reads the pools' words: counts stay exact with no scrape and no ferry show across wraps", () => {
+  const f = setup({ fastConnectPool: 2 });
+  f.layer.connect(f.client, connectReq(f.uri));
+  const [grant] = of(f, f.client, 'pool-grant');
+  const a = grant?.pairs[0];
+  assert.ok(a);
+  const observer = new DaemonObserver(f.layer);
+  try {
+    poolSwap(segBuf(f), a.fifos.txOffset, POOL_TAKEN);
+    // 0x60_0000 connections between two of its pool samples, three times: past 2^24 in all, each
+    // step under the 2^23 a look can read.
+    let total = 0;
+    for (let step = 1; step <= 3; step++) {
+      total += 0x60_0000;
+      setReuse(f, a, (total - 1) & 0xff_ffff, REUSE_CLIENT_DONE | REUSE_SERVER_DONE);
+      for (let i = 0; i < POOL_SAMPLE_EVERY; i++) observer.tick();
+      assert.equal(f.layer.pools.pooledOpened, total, `step ${step}`);
+      assert.equal(f.layer.pools.pooledEnded, total);
+    }
+  } finally {
+    observer.stop();
   }
 });
