@@ -9,9 +9,10 @@ import {
   connect as tlsConnect,
   createServer as tlsCreateServer,
 } from 'node:tls';
+import { tcpInfo } from '@ferry/sdk/internal';
 import { makeTestCerts, type TestCerts } from '../test-kit/test-certs.js';
 import { type AppHandle, type DaemonHandle, eventually, startApp, startDaemon } from '../testing/harness.js';
-import { collect, hasBinary, sha256 } from '../testing/net-peer.js';
+import { collect, fdOf, hasBinary, sha256, tcpConnectionListed } from '../testing/net-peer.js';
 import { seededBytes } from '../testing/seeded.js';
 
 const MiB = 1024 * 1024;
@@ -345,6 +346,55 @@ describe('SDK clients to tls:// servers', () => {
       }
     } finally {
       await closeServer(server);
+    }
+  });
+
+  test('a node:tls server that resets behind bytes ferryd has not read: ECONNRESET, not an end', async () => {
+    let raw: Socket | null = null;
+    let conn: TLSSocket | null = null;
+    const { server, port } = await nodeTlsServer(certs.cert, certs.key, (s) => {
+      s.on('error', () => {});
+      conn = s;
+      raw = (s as unknown as { _parent: Socket })._parent;
+      s.write(seededBytes(44, 4 * MiB));
+    });
+    try {
+      const uri = `tls://localhost:${port}`;
+      await client.ok({
+        op: 'connect',
+        tag: 'rb',
+        uri,
+        tls: { ca: certs.ca },
+        behavior: 'hold',
+        fifoSize: 262_144,
+      });
+      await eventually(async () => raw !== null, 5000, 'the server to accept');
+      const r = raw as unknown as Socket;
+      // The app holds: ferryd fills its fifo and stops reading. Once the remote's kernel holds
+      // bytes it may not send (ferryd's window is shut) and nothing more is acknowledged over a
+      // few polls, ferryd's kernel is full of bytes it has not read.
+      let acked = -1;
+      let still = 0;
+      await eventually(
+        async () => {
+          const info = tcpInfo(fdOf(r));
+          still = info.notSentBytes > 0 && info.bytesAcked === acked ? still + 1 : 0;
+          acked = info.bytesAcked;
+          return still >= 4;
+        },
+        20_000,
+        "ferryd's window shut",
+      );
+      const ferrydPort = r.remotePort ?? 0;
+      r.resetAndDestroy();
+      await eventually(async () => !tcpConnectionListed(ferrydPort, port), 10_000, "ferryd's socket reset");
+      await client.ok({ op: 'resume', tag: 'rb' });
+      const ev = await client.waitFor((e) => (e.event === 'error' || e.event === 'end') && e.tag === 'rb');
+      assert.equal(ev.event, 'error', 'a reset, not a clean end of stream');
+      assert.equal(ev['code'], 'ECONNRESET');
+    } finally {
+      (conn as TLSSocket | null)?.destroy();
+      await close(server);
     }
   });
 
