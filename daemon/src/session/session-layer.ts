@@ -277,7 +277,10 @@ export class SessionLayer implements TransportHost {
     for (const t of this.transports.values()) t.policyChanged?.();
   }
 
-  /** A client took a pool pair (`fast-open`): its session and the server's enter the table. */
+  /**
+   * `fast-open`: of a lent socket, or of a fast-connect pair (which the SDK no longer sends; it
+   * locks the pair, whose live connection enters the table, as any notice naming it does).
+   */
   fastOpen(app: App, sessionId: number): void {
     if (this.sessions.get(sessionId)?.appId === app.id) return;
     if (!this.pools.open(app, sessionId) && !this.#lentTransport()?.fastOpen?.(app, sessionId)) {
@@ -702,7 +705,8 @@ export class SessionLayer implements TransportHost {
   }
 
   #own(app: App, sessionId: number): Session {
-    // The first notice about a session from a pool may come before the client's fast-open.
+    // A notice naming a fast-connect pair's reserved id (the SDK sends one only for a pair it found
+    // locked or could not open) locks the pair: its live connection enters the table first.
     if (!this.sessions.has(sessionId)) this.pools.open(app, sessionId);
     const s = this.sessions.get(sessionId);
     if (!s || s.appId !== app.id) throw ferryError('ERR_FERRY_SESSION_NOT_FOUND', `session ${sessionId}`);
