@@ -85,6 +85,25 @@ test("setTimeout(0) then setTimeout(ms) per request makes one Timeout, not one p
   s.destroy();
 });
 
+test("after a 'timeout', activity arms the idle timer again, as net.Socket's (and silence does not)", async () => {
+  const s = await open();
+  let timeouts = 0;
+  s.on('timeout', () => timeouts++);
+  s.on('data', () => {});
+  s.setTimeout(30);
+  await sleep(90);
+  assert.equal(timeouts, 1);
+  // Silence after it: no second one (the timer is not periodic).
+  await sleep(90);
+  assert.equal(timeouts, 1);
+  // A write (and the echo read back) is activity: net.Socket refreshes its timer on it, which
+  // runs out again after 30 ms of silence.
+  s.write('x');
+  await sleep(150);
+  assert.equal(timeouts, 2);
+  s.destroy();
+});
+
 test("a reader that takes each chunk with read() on 'readable' (undici's way) gets every reply and the FIN", async () => {
   const s = await open();
   let got = '';

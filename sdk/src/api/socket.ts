@@ -243,11 +243,11 @@ export class Socket extends Duplex implements SessionOwner {
         this.#idleTimer = spare.refresh();
         return this;
       }
-      // Unref'd, as net's: an idle timeout alone does not keep the process alive.
+      // Unref'd, as net's: an idle timeout alone does not keep the process alive. Once it ran out
+      // it stays the idle timer, as net's does: the next read or write arms it again (#active), so
+      // a socket that was active after a 'timeout' gets another one after the same idle time.
       const timer: NodeJS.Timeout = setTimeout(() => {
         if (this.#idleTimer !== timer) return;
-        this.#idleTimer = null;
-        this.#keepSpare(timer, ms);
         if (!this.destroyed) this.emit('timeout');
       }, ms).unref();
       this.#idleTimer = timer;
