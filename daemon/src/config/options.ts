@@ -123,9 +123,11 @@ Largest fifo a connect gets.
     doc: `
 Fifo pairs ferryd lends a client for each listener it has connected to by cut-through, so that its
 next connects there need no round trip through ferryd (fast connects, docs/control-protocol.md). The
-pairs have the default fifo size, sit in the segment the two apps already share, and count against
-both apps' \`maxSessionsPerApp\` until used. A pool that runs dry (the client had to ask ferryd)
-doubles, up to 4x this (32 pairs at most). 0 turns fast connects off. A reload revokes every pool.
+pairs have the default fifo size, sit in the segment the two apps already share, are reused in place
+by the two apps connection after connection, and each counts as a session of both apps against
+\`maxSessionsPerApp\` while the pool lives. A pool whose pairs are all in use (the client had to ask
+ferryd) doubles, up to 4x this (32 pairs at most). 0 turns fast connects off. A reload revokes every
+pool.
 `,
   },
   maxApps: {

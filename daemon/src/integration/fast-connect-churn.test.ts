@@ -78,8 +78,11 @@ test('a reload that denies the service, in the middle of fast-connect churn', as
     reloaded = true;
   };
   let reloading: Promise<void> | null = null;
+  // At least `total` connects, and on until some were made after the reload was seen: fast connects
+  // reuse their pairs without ferryd now, and may all be done before a reload lands otherwise.
+  const lateWanted = 40;
   const worker = async () => {
-    while (started < total && Date.now() < deadline) {
+    while ((started < total || afterReload < lateWanted) && Date.now() < deadline) {
       started++;
       const late = reloaded;
       if (late) afterReload++;
@@ -91,7 +94,7 @@ test('a reload that denies the service, in the middle of fast-connect churn', as
   };
   await Promise.all(Array.from({ length: 8 }, worker));
   await reloading;
-  assert.equal(results.length, total, 'every connect finished within the time bound');
+  assert.ok(results.length >= total, 'every connect finished within the time bound');
   assert.ok(afterReload > 0, 'connects were made after the reload');
   for (const r of results) {
     if (r.late) {
