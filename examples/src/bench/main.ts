@@ -6,12 +6,13 @@
  * Every measurement is a fresh server and client process pair (`ferry perf`), so a spinning
  * poll-mode app never runs beside another measurement. Bounded: fixed counts and a timeout each.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuUsOf } from './proc-cpu.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 const HTTP = fileURLToPath(new URL('./http.js', import.meta.url));
@@ -197,28 +198,6 @@ function lineReader(p: ChildProcess): (timeoutMs: number) => Promise<string> {
       waiter = check;
       check();
     });
-}
-
-/** Clock ticks per second of /proc/PID/stat's utime and stime. */
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU time (user + system, every thread) a process has used so far, in us; 0 once it is gone. */
-function cpuUsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may itself contain them.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
-  } catch {
-    return 0;
-  }
 }
 
 /** Units of work a run's CPU time is divided by: MiB for streams, else messages or connections. */

@@ -11,7 +11,7 @@
 // (p50, p99), 1 MiB binary payloads one way (Ferry: the loan API), publish/subscribe to 1, 2, 4 and
 // 8 subscribers (publisher's rate and each subscriber's).
 
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connectMessages, createMessageServer, publish, ReceivedLoan, subscribe } from '@ferry/sdk/messages';
 import { Packr, PackrStream, Unpackr, UnpackrStream } from 'msgpackr';
+import { cpuUsOf } from './proc-cpu.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -480,25 +481,6 @@ async function roundTrips(n: number, ask: (v: unknown) => Promise<unknown>): Pro
 }
 
 // ---------------------------------------------------------------- driver
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function cpuUsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
 
 function child(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   return fork(SELF, args, { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -11,13 +11,14 @@
 // loses), subscriber CPU per message, and for Ferry the CPU per message of ferryd A (reads the
 // rings, writes the stream) and ferryd B (reads the stream, writes its local ring).
 
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuUsOf } from './proc-cpu.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 const ROLES = fileURLToPath(new URL('./messages.js', import.meta.url));
@@ -37,26 +38,6 @@ const median = (a: number[]): number => {
   const s = a.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
   return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1] as number);
 };
-
-/** Clock ticks per second of /proc/PID/stat's times. */
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU time of process `pid` so far, in us (0 when it is gone). */
-function cpuUs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -124,8 +105,8 @@ async function measure(
     const results = subs.map(
       (s) => message(s, 300_000) as Promise<{ received: number; rate: number; cpuUs: number }>,
     );
-    const a0 = cpuUs(daemons?.a.pid);
-    const b0 = cpuUs(daemons?.b.pid);
+    const a0 = cpuUsOf(daemons?.a.pid);
+    const b0 = cpuUsOf(daemons?.b.pid);
     pub.send('go');
     const p = (await message(pub, 300_000)) as { rate: number };
     const r = await Promise.all(results);
@@ -136,8 +117,8 @@ async function measure(
       subRate: median(r.map((x) => x.rate)),
       received: median(r.map((x) => x.received / n)),
       subCpuUsPerMsg: median(r.map((x) => x.cpuUs / Math.max(1, x.received))),
-      ferrydAUsPerMsg: daemons ? (cpuUs(daemons.a.pid) - a0) / total : 0,
-      ferrydBUsPerMsg: daemons ? (cpuUs(daemons.b.pid) - b0) / total : 0,
+      ferrydAUsPerMsg: daemons ? (cpuUsOf(daemons.a.pid) - a0) / total : 0,
+      ferrydBUsPerMsg: daemons ? (cpuUsOf(daemons.b.pid) - b0) / total : 0,
     };
   } finally {
     pub.kill('SIGKILL');
