@@ -23,7 +23,8 @@ export const FIFO_MAGIC_OFFSET = 0;
 export const FIFO_SIZE_OFFSET = 4;
 /**
  * u32 pool word of a pair lent for fast connects (fifo-pool.ts), in the client's tx fifo: 0 for an
- * ordinary pair. The one word of the static line written after init, only by compare-and-swap.
+ * ordinary pair. Written after init only by compare-and-swap; the reuse word below is the static
+ * line's only other word written after init.
  */
 export const FIFO_POOL_OFFSET = 8;
 /**
