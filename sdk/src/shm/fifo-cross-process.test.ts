@@ -3,18 +3,30 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { after, test } from 'node:test';
 import { close, Doorbell, recvMsg, ring, socketpair } from '../sys/index.js';
 import { fifoFootprint, initFifo } from './fifo.js';
+import {
+  FIFO_CONS_FLAGS_OFFSET,
+  FIFO_HEAD_OFFSET,
+  FIFO_HEADER_BYTES,
+  FIFO_PROD_FLAGS_OFFSET,
+  FIFO_TAIL_OFFSET,
+  FIFO_WANT_DATA_OFFSET,
+  FIFO_WANT_SPACE_OFFSET,
+} from './fifo-layout.js';
 import { FifoProducer } from './fifo-producer.js';
 import { Notifier, type NotifyMode } from './notifier.js';
 import { Segment } from './segment.js';
 import { type StressResult, StressWriter } from './stress-traffic.js';
 
-// Sized so each mode finishes in a few seconds on a quiet 2-core VM; the cap only guards against
-// hangs, and is generous because poll mode spins in both processes and crawls when the machine is
-// loaded (a 20 s cap failed with other work on the same 2 vCPUs).
+// Sized so each mode finishes in a few seconds on a quiet 2-core VM. The guard is against hangs
+// only: a mode fails when neither index of the fifo moved for STALL_MS, never for being slow. Poll
+// mode spins in both processes and crawls when the machine is loaded: a cap on the whole run failed
+// at 20 s, then ran up to 88 s of 120 s at load 15.
 const MESSAGES = 2_000_000;
-const TIME_CAP_MS = 120_000;
+const STALL_MS = 60_000;
 const FIFO_BYTES = 64 * 1024;
 const SEGMENT_BYTES = 1 << 20;
+const HEAD = FIFO_HEAD_OFFSET / 4;
+const TAIL = FIFO_TAIL_OFFSET / 4;
 
 const children = new Set<ChildProcess>();
 after(() => {
@@ -28,6 +40,7 @@ async function runMode(mode: NotifyMode, seed: number) {
   let childRingFd = -1;
   let notifier: Notifier | null = null;
   let child: ChildProcess | null = null;
+  let watch: NodeJS.Timeout | undefined;
   try {
     const offset = segment.alloc(fifoFootprint(FIFO_BYTES));
     initFifo(segment.buffer, offset, FIFO_BYTES);
@@ -43,11 +56,21 @@ async function runMode(mode: NotifyMode, seed: number) {
     close(theirs);
 
     const t0 = performance.now();
+    const ctl = new Uint32Array(segment.buffer, offset, FIFO_HEADER_BYTES / 4);
     const result = await new Promise<StressResult & { wakeups: number }>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${mode}: no result within ${TIME_CAP_MS} ms`)),
-        TIME_CAP_MS,
-      );
+      let head = ctl[HEAD];
+      let tail = ctl[TAIL];
+      let movedMs = performance.now();
+      watch = setInterval(() => {
+        const now = performance.now();
+        if (ctl[HEAD] !== head || ctl[TAIL] !== tail) {
+          head = ctl[HEAD];
+          tail = ctl[TAIL];
+          movedMs = now;
+        } else if (now - movedMs >= STALL_MS) {
+          reject(new Error(`${mode}: nothing moved for ${STALL_MS} ms: ${fifoState(ctl, notifier)}`));
+        }
+      }, 1000);
       proc.on('exit', (code) => reject(new Error(`${mode}: child exited early with ${code}`)));
       proc.on('message', (m: { type: string; result?: StressResult & { wakeups: number } }) => {
         if (m.type === 'ready') {
@@ -56,7 +79,6 @@ async function runMode(mode: NotifyMode, seed: number) {
           if (childRingFd < 0) return reject(new Error('no doorbell fd from the child'));
           notifier = startProducer(mode, doorbell, producer, writer, childRingFd);
         } else if (m.type === 'result' && m.result) {
-          clearTimeout(timer);
           resolve(m.result);
         }
       });
@@ -64,6 +86,7 @@ async function runMode(mode: NotifyMode, seed: number) {
     const elapsedMs = performance.now() - t0;
     return { sent: writer.result, received: result, elapsedMs };
   } finally {
+    clearInterval(watch);
     (notifier as Notifier | null)?.stop();
     if (child) {
       child.kill('SIGKILL');
@@ -74,6 +97,16 @@ async function runMode(mode: NotifyMode, seed: number) {
     doorbell.close();
     segment.release();
   }
+}
+
+/** The fifo's shared words and the producer's notifier, for a stalled run's message. */
+function fifoState(ctl: Uint32Array, notifier: Notifier | null): string {
+  const w = (off: number) => ctl[off / 4];
+  return (
+    `head ${w(FIFO_HEAD_OFFSET)} tail ${w(FIFO_TAIL_OFFSET)} consFlags ${w(FIFO_CONS_FLAGS_OFFSET)} ` +
+    `wantData ${w(FIFO_WANT_DATA_OFFSET)} prodFlags ${w(FIFO_PROD_FLAGS_OFFSET)} ` +
+    `wantSpace ${w(FIFO_WANT_SPACE_OFFSET)} producer ${notifier === null ? 'not started' : notifier.sleeping ? 'asleep' : 'awake'}`
+  );
 }
 
 function startProducer(

@@ -2,22 +2,23 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { FifoConsumer } from './fifo-consumer.js';
+import { SpinGuard } from './spin-guard.js';
 import { StressReader } from './stress-traffic.js';
 
-const { buf, offset, sizeBytes, timeLimitMs } = workerData as {
+const { buf, offset, sizeBytes, stallMs } = workerData as {
   buf: SharedArrayBuffer;
   offset: number;
   sizeBytes: number;
-  timeLimitMs: number;
+  stallMs: number;
 };
 const consumer = new FifoConsumer(buf, offset, sizeBytes);
 const reader = new StressReader(consumer);
-const deadline = performance.now() + timeLimitMs;
+const guard = new SpinGuard(stallMs);
 let timedOut = false;
 for (;;) {
-  reader.receive(1024);
+  const got = reader.receive(1024);
   if (reader.result.error !== null || consumer.fin) break;
-  if (performance.now() > deadline) {
+  if (!guard.step(got > 0)) {
     timedOut = true;
     break;
   }
