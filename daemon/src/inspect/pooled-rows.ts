@@ -6,7 +6,7 @@
  * bytes read from its fifo headers; fields only the table knows (age, idle time) are null.
  */
 import { checkFifoProbe, emptyFifoProbe, fifoHeaderView, readFifoProbe } from '@ferry/sdk/internal';
-import type { FastPool, PoolPairLook, PoolPairRec } from '../session/fast-pools.js';
+import type { FastPool, FastPools, PoolPairLook, PoolPairRec } from '../session/fast-pools.js';
 
 /** Bytes through one fifo header (its tail and head), and its fill; null if the header is broken. */
 function fifoFigures(
@@ -71,4 +71,18 @@ export function pooledRows(pool: FastPool, rec: PoolPairRec, look: PoolPairLook)
     );
   }
   return rows;
+}
+
+/**
+ * Samples the pools and counts the ends `pooledRows` would list, by app id: `ferry show apps` and
+ * `stats.sessions` add them to the table's sessions, so every view counts the same connections.
+ */
+export function pooledEndsByApp(pools: FastPools): Map<number, number> {
+  const ends = new Map<number, number>();
+  const add = (app: number) => ends.set(app, (ends.get(app) ?? 0) + 1);
+  pools.sample((pool, _rec, look) => {
+    if (!look.clientDone) add(pool.client.id);
+    if (!look.serverDone) add(pool.server.id);
+  });
+  return ends;
 }

@@ -8,7 +8,7 @@ import type { Session } from '../session/session.js';
 import type { SessionLayer } from '../session/session-layer.js';
 import type { TopicTransport } from '../topics/topic-transport.js';
 import { namespacesView, rulesView } from './policy-view.js';
-import { pooledRows } from './pooled-rows.js';
+import { pooledEndsByApp, pooledRows } from './pooled-rows.js';
 import type { ShowTopic } from './show-topics.js';
 
 export { SHOW_TOPICS, type ShowTopic } from './show-topics.js';
@@ -20,8 +20,11 @@ export function snapshot(
   stalls?: StallMonitor,
   observer?: DaemonObserver,
 ): unknown {
-  // Connections on fast-connect pool pairs are counted when ferryd looks (session/fast-pools.ts).
-  if (topic !== 'sessions') layer.pools.sample();
+  // Connections on fast-connect pool pairs are counted when ferryd looks (session/fast-pools.ts);
+  // the live ones are not in the table, but are sessions like the table's for every view.
+  const pooled = topic === 'sessions' ? new Map<number, number>() : pooledEndsByApp(layer.pools);
+  let pooledEnds = 0;
+  for (const n of pooled.values()) pooledEnds += n;
   switch (topic) {
     case 'sessions': {
       const rows = [...layer.sessions.values()].map((s) => sessionRow(s, observer));
@@ -50,7 +53,7 @@ export function snapshot(
         pid: a.creds.pid,
         uid: a.creds.uid,
         gid: a.creds.gid,
-        sessions: a.sessions.size,
+        sessions: a.sessions.size + (pooled.get(a.id) ?? 0),
         listeners: a.listeners.size,
         segments: a.segments.size,
         badMessages: a.badMessages,
@@ -84,7 +87,7 @@ export function snapshot(
       return {
         apps: server.apps.size,
         pendingChannels: server.pending.size,
-        sessions: layer.sessions.size,
+        sessions: layer.sessions.size + pooledEnds,
         segments: layer.segments.size,
         segmentBytes: layer.segments.totalBytes,
         listeners: layer.listeners.size,

@@ -129,6 +129,23 @@ describe('fast connects', () => {
       10_000,
       'both ends shown with their bytes',
     );
+    // Every view counts the same session ends: stats.sessions and each app's sessions in ferry show
+    // apps include the two live pooled ends the rows list (the table holds neither).
+    let seen = '';
+    await eventually(
+      async () => {
+        const rows = (await d.show('sessions')) as { pooled?: boolean }[];
+        const total = (await d.stats())['sessions'];
+        const apps = (await d.show('apps')) as { sessions: number }[];
+        const byApps = apps.reduce((n, a) => n + a.sessions, 0);
+        seen = `rows ${rows.length} (pooled ${rows.filter((x) => x.pooled).length}), stats ${total}, apps ${byApps}`;
+        return rows.filter((x) => x.pooled).length === 2 && total === rows.length && byApps === rows.length;
+      },
+      10_000,
+      'the same count in every view',
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${seen}`);
+    });
     await client.ok({ op: 'destroy', tag: 'held' });
   });
 
