@@ -65,8 +65,9 @@ export class RelayOut {
     for (let i = 0; i < seg.maxPubs; i++) {
       // A FREE slot's epoch is 0 (never given out), whatever a slot being opened shows already.
       const free = seg.slotState(i) === SLOT_FREE;
-      this.#epochs.push(free ? 0 : seg.slotEpoch(i));
-      this.#readers.push(free ? null : new TopicRingReader(seg, i, 'newest'));
+      const epoch = free ? 0 : seg.slotEpoch(i);
+      this.#epochs.push(epoch);
+      this.#readers.push(free ? null : new TopicRingReader(seg, i, 'newest', epoch));
       this.#reported.push(0);
       this.#decoders.push(undefined);
     }
@@ -125,7 +126,7 @@ export class RelayOut {
         }
         this.#epochs[i] = epoch;
         this.#reported[i] = 0;
-        this.#readers[i] = new TopicRingReader(seg, i, 'start');
+        this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
         this.#decoders[i] = undefined;
       }
       const r = this.#readers[i];

@@ -174,3 +174,52 @@ describe('a subscriber and a publisher slot being opened', () => {
     }
   });
 });
+
+/**
+ * A subscriber whose poll loads slot 0's EPOCH and then loses its CPU: meanwhile ferryd takes the
+ * slot from its publisher and gives it to a new one, which writes `write`'s records. Replayed by
+ * running those steps inside the poll's one load of EPOCH, after the value is read.
+ */
+function takeoverAfterEpochLoad(seg: TopicSegment, write: (w: TopicRingWriter) => void): void {
+  const slotEpoch = seg.slotEpoch.bind(seg);
+  seg.slotEpoch = (i: number) => {
+    const epoch = slotEpoch(i);
+    seg.slotEpoch = slotEpoch;
+    seg.closeSlot(0, SLOT_GONE);
+    seg.openSlot(0);
+    write(new TopicRingWriter(seg, 0));
+    return epoch;
+  };
+}
+
+describe('a subscriber descheduled between a slot’s EPOCH and its ring', () => {
+  for (const [what, olds, news] of [
+    ['the new publisher wrote past where the old one stopped', 2, 4],
+    ['the new publisher wrote less than the old one (the reader sees a lap)', 6, 2],
+  ] as const) {
+    it(`${what}: each of its messages is delivered once, nothing counted lost`, () => {
+      const seg = TopicSegment.create('t', 1, 4096);
+      try {
+        seg.openSlot(0);
+        const got: unknown[] = [];
+        const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+        const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+        const w = new TopicRingWriter(seg, 0);
+        // Records of one size for both publishers (16 bytes each), so the old reader's position
+        // falls on a record boundary of the new one's: what it read there would decode cleanly.
+        for (let i = 1; i <= olds; i++) w.write(encodePlain({ o: i }));
+        assert.equal(sub.poll(), olds);
+        got.length = 0;
+        takeoverAfterEpochLoad(seg, (w2) => {
+          for (let i = 1; i <= news; i++) w2.write(encodePlain({ n: i }));
+        });
+        for (let polls = 0; polls < 4; polls++) sub.poll();
+        const want = Array.from({ length: news }, (_, i) => ({ n: i + 1 }));
+        assert.deepEqual(got, want);
+        assert.equal(sub.dropped, 0);
+      } finally {
+        seg.release();
+      }
+    });
+  }
+});

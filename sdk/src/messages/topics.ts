@@ -322,8 +322,9 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       // A FREE slot was never given to a publisher: its epoch is 0, whatever EPOCH reads now (a
       // slot being opened meanwhile has it bumped already; poll() then reads it from the start).
       const free = seg.slotState(i) === SLOT_FREE;
-      this.#epochs.push(free ? 0 : seg.slotEpoch(i));
-      this.#readers.push(free ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest'));
+      const epoch = free ? 0 : seg.slotEpoch(i);
+      this.#epochs.push(epoch);
+      this.#readers.push(free ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest', epoch));
       this.#decoders.push(slotDecoder());
     }
     link.att.ref();
@@ -402,7 +403,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         // the previous one's reader lost stays counted).
         this.#epochs[i] = epoch;
         this.#retiredDrops += this.#readers[i]?.dropped ?? 0;
-        this.#readers[i] = new TopicRingReader(seg, i, 'start');
+        this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
         this.#decoders[i] = slotDecoder();
       }
       const r = this.#readers[i];

@@ -20,7 +20,7 @@ for (const [ringBytes, readBudget, batch] of [
     const seg = TopicSegment.create('race', 1, ringBytes);
     try {
       seg.openSlot(0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       const worker = new Worker(new URL('./topic-ring-writer-child.js', import.meta.url), {
         workerData: { fd: seg.fd, count },
       });

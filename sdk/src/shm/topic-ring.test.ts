@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { dup } from '../sys/fd.js';
-import { SLOT_LIVE, TOPIC_VERSION_OFFSET } from './topic-layout.js';
+import { SLOT_GONE, SLOT_LIVE, TOPIC_VERSION_OFFSET } from './topic-layout.js';
 import { TopicRingReader, TopicRingWriter, TopicSegment } from './topic-ring.js';
 
 const decode = (src: Buffer, r: { start: number; end: number }) => src.readUInt32LE(r.start);
@@ -21,7 +21,7 @@ describe('topic ring', () => {
       seg.openSlot(0);
       assert.equal(seg.slotState(0), SLOT_LIVE);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       const got: unknown[] = [];
       for (let i = 0; i < 10_000; i++) {
         w.write(Buffer.concat([u32(i), Buffer.alloc(i % 50)]));
@@ -43,7 +43,7 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       const scratch = Buffer.alloc(1024);
       const words = new Uint32Array(scratch.buffer, scratch.byteOffset, scratch.length / 4);
       const sent: string[] = [];
@@ -73,7 +73,7 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       let next = 0;
       // 8 records of 16 bytes each (a u32 payload), at 0, 16, ..., 112.
       for (let i = 0; i < 8; i++) w.write(u32(next++));
@@ -104,7 +104,7 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       const got: unknown[] = [];
       for (let i = 0; i < 5000; i++) {
         const len = 4 + (i % 61);
@@ -169,13 +169,13 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'newest');
+      const r = new TopicRingReader(seg, 0, 'newest', seg.slotEpoch(0));
       for (let i = 0; i < 1000; i++) w.write(u32(i));
       const got: number[] = [];
       r.read(1000, decode, (v) => got.push(v as number));
       assert.deepEqual(got, [999]);
       assert.equal(r.dropped, 999);
-      const last = new TopicRingReader(seg, 0, 'last');
+      const last = new TopicRingReader(seg, 0, 'last', seg.slotEpoch(0));
       const again: number[] = [];
       last.read(10, decode, (v) => again.push(v as number));
       assert.deepEqual(again, [999], "'last' starts with the newest record");
@@ -192,7 +192,7 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       let next = 0;
       w.write(u32(next++));
       // Each of the first three decodes: the publisher writes more than half the ring meanwhile.
@@ -217,7 +217,7 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       w.write(u32(1));
       w.write(u32(2), 5);
       w.write(u32(3));
@@ -237,7 +237,7 @@ describe('topic ring', () => {
     try {
       seg.openSlot(0);
       const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start');
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
       w.write(u32(1));
       w.write(u32(2));
       let n = 0;
@@ -266,7 +266,7 @@ describe('topic ring', () => {
           try {
             seg.openSlot(0);
             const w = new TopicRingWriter(seg, 0);
-            const r = new TopicRingReader(seg, 0, 'start');
+            const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
             for (let i = 0; i < 50; i++) w.write(u32(i));
             const ring = seg.ring(0);
             for (const [off, v] of scribbles) ring.writeUInt32LE(v, off & ~3);
@@ -295,5 +295,52 @@ describe('topic ring', () => {
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('a topic ring reader and its slot given to another publisher', () => {
+  it('a batch during which the slot changed hands is delivered to nobody, and the reader reads no more', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const w = new TopicRingWriter(seg, 0);
+      for (let i = 0; i < 4; i++) w.write(u32(i));
+      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+      const got: unknown[] = [];
+      let first = true;
+      // The reader loses its CPU after decoding its first record: ferryd gives the slot to a new
+      // publisher, which writes records of the same size over the old ones. Without the epoch
+      // check the rest of the batch (the new publisher's 101-103) passes the tail check.
+      const decodeThenTakeover = (src: Buffer, range: { start: number; end: number }) => {
+        const v = decode(src, range);
+        if (first) {
+          first = false;
+          seg.closeSlot(0, SLOT_GONE);
+          seg.openSlot(0);
+          const w2 = new TopicRingWriter(seg, 0);
+          for (let i = 100; i < 104; i++) w2.write(u32(i));
+        }
+        return v;
+      };
+      assert.equal(
+        r.read(100, decodeThenTakeover, (v) => got.push(v), 32),
+        0,
+      );
+      assert.equal(
+        r.read(100, decode, (v) => got.push(v), 32),
+        0,
+        'stale: reads no more',
+      );
+      assert.equal(got.length, 0, 'nothing delivered');
+      assert.equal(r.dropped, 0);
+      const fresh = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+      assert.equal(
+        fresh.read(100, decode, (v) => got.push(v), 32),
+        4,
+      );
+      assert.deepEqual(got, [100, 101, 102, 103]);
+    } finally {
+      seg.release();
+    }
   });
 });

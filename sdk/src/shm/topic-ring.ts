@@ -427,9 +427,19 @@ export class TopicRingReader {
   #resync = false;
   /** Messages this reader lost to laps. */
   dropped = 0;
+  /** The slot's EPOCH this reader reads for: the ring holds another publisher's records once it changes. */
+  readonly #epoch: number;
+  /** The slot went to another publisher: this reader delivers nothing more (its owner replaces it). */
+  #stale = false;
 
-  /** `from`: 'start' (a publisher that came after us), 'newest' (the next message), 'last' (the newest one). */
-  constructor(seg: TopicSegment, slot: number, from: 'start' | 'newest' | 'last') {
+  /**
+   * `from`: 'start' (a publisher that came after us), 'newest' (the next message), 'last' (the
+   * newest one). `epoch`: the slot's EPOCH as the owner read it before making this reader (the
+   * one it compares on each poll), not read here: a reader that took a newer epoch than its owner
+   * holds would deliver records the owner's next reader, made for that epoch, delivers again.
+   */
+  constructor(seg: TopicSegment, slot: number, from: 'start' | 'newest' | 'last', epoch: number) {
+    this.#epoch = epoch;
     this.#w = seg.words;
     this.#ring = seg.ring(slot);
     this.#view = new DataView(this.#ring.buffer, this.#ring.byteOffset, this.#ring.length);
@@ -482,6 +492,7 @@ export class TopicRingReader {
     const seqs = this.#seqs;
     const starts = this.#starts;
     const most = Math.max(1, Math.min(batch, READ_BATCH_MAX));
+    if (this.#stale) return 0;
     let tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
     while (n < max) {
       const behind = (tail - this.#pos) >>> 0;
@@ -548,6 +559,17 @@ export class TopicRingReader {
       // seqlock check, once for the batch: a record was intact only if the writer is still within
       // half a ring of where it starts; the records overwritten meanwhile are a prefix.
       const after = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
+      // The same check for the slot's owner, after the tail: ferryd zeroes the indices and bumps
+      // EPOCH before the new publisher gets the slot, and that publisher writes records only
+      // after, so a batch that read any of its bytes (or its tail) sees the new epoch here. The
+      // batch is then another publisher's records (or the ring's start read as this one's):
+      // delivered now, they would be delivered again by the reader the owner makes for the new
+      // epoch on its next poll. Nothing of it is delivered or counted lost.
+      if (Atomics.load(this.#w, this.#base + SLOT_EPOCH / 4) !== this.#epoch) {
+        for (let j = 0; j < k; j++) values[j] = undefined;
+        this.#stale = true;
+        break;
+      }
       let first = 0;
       while (first < k && (after - (starts[first] as number)) >>> 0 > half) first++;
       for (let j = first; j < k; j++) {
