@@ -15,7 +15,11 @@ for (const mode of ['poll', 'adaptive'] as NotifyMode[]) {
       mode,
       doorbell: { onRing: () => {} },
       spinUs: 100_000,
-      adaptiveIdleUs: 100_000,
+      // Adaptive must not go to sleep before the third poll (nothing would wake it): the longest
+      // idle window there is, and no preemption check, which a loaded machine tripped (an empty
+      // poll over 100 us: asleep after 2 polls, 'yields 0 !== 1' after 5 s, at load 12).
+      adaptiveIdleUs: 10_000_000,
+      preemptedUs: 1e9,
       poll: () => {
         polls++;
         if (polls === 3) {

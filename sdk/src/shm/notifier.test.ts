@@ -3,6 +3,29 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Notifier, type NotifyMode } from './notifier.js';
 
+/** One turn of the event loop (setImmediate callbacks queued before this one run first). */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Runs `fn` with performance.now (the notifier's clock) replaced by one that moves 1 us per reading
+ * and when `advance` says: what a test checks then follows from its polls, not from the load.
+ */
+async function withFakeClock(fn: (advance: (ms: number) => void) => Promise<void>): Promise<void> {
+  const realNow = performance.now;
+  let ms = 0;
+  performance.now = () => {
+    ms += 0.001;
+    return ms;
+  };
+  try {
+    await fn((d) => {
+      ms += d;
+    });
+  } finally {
+    performance.now = realNow;
+  }
+}
+
 class FakeDoorbell {
   #cbs: Array<() => void> = [];
   onRing(cb: () => void): void {
@@ -69,7 +92,8 @@ test('poll: never arms and does not starve the event loop', async () => {
     }, 5);
   });
   state.pending = 7;
-  await sleep(5);
+  // Loop turns until the work is done (bounded), not a 5 ms timer a loaded machine can outlast.
+  for (let i = 0; i < 1000 && state.done < 7; i++) await turn();
   n.stop();
   assert.equal(state.arms, 0);
   assert.equal(state.done, 7);
@@ -81,21 +105,32 @@ test('poll: never arms and does not starve the event loop', async () => {
 });
 
 test('adaptive: polls while busy, arms and sleeps after idle, wakes on ring', async () => {
-  const { n, doorbell, state } = harness('adaptive', { spinUs: 50, adaptiveIdleUs: 2000, preemptedUs: 1e9 });
-  state.pending = 4;
-  n.start();
-  await sleep(1);
-  assert.equal(state.done, 4);
-  assert.equal(state.arms, 0, 'still polling inside the idle window');
-  const t0 = performance.now();
-  while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);
-  assert.equal(n.sleeping, true);
-  assert.ok(state.arms >= 1);
-  state.pending = 2;
-  doorbell.ring();
-  await sleep(5);
-  assert.equal(state.done, 6);
-  n.stop();
+  // The notifier's clock advances 1 us per reading, so its idle window passes after a fixed number
+  // of polls however loaded the machine is. With the real clock this waited 1 ms and expected the
+  // work done: a first turn preempted past its 50 us spin left the last unit to the next loop turn,
+  // after that timer (3 !== 4, once in 20 runs of the other shm tests at load 7).
+  await withFakeClock(async () => {
+    const { n, doorbell, state } = harness('adaptive', {
+      spinUs: 50,
+      adaptiveIdleUs: 2000,
+      preemptedUs: 1e9,
+    });
+    state.pending = 4;
+    n.start();
+    await turn();
+    assert.equal(state.done, 4, 'one turn does it all (3 a poll)');
+    assert.equal(state.arms, 0, 'still polling inside the idle window');
+    for (let i = 0; i < 1000 && !n.sleeping; i++) await turn();
+    assert.equal(n.sleeping, true);
+    assert.ok(state.arms >= 1);
+    const asleepAt = performance.now();
+    assert.ok(asleepAt >= 2, `asleep at ${asleepAt} ms on its clock: not before the 2 ms idle window`);
+    state.pending = 2;
+    doorbell.ring();
+    assert.equal(state.done, 6, 'the ring polls at once');
+    assert.equal(n.wakeups, 1);
+    n.stop();
+  });
 });
 
 test('arm returning true prevents sleep (work that raced the arming is not lost)', async () => {
@@ -117,7 +152,9 @@ test('arm returning true prevents sleep (work that raced the arming is not lost)
     },
   });
   n.start();
-  await sleep(10);
+  // One loop turn, not a timer: a process held off its CPU past a 10 ms sleep ran the timer before
+  // the notifier's first turn (sleeping false, 2 runs in 4 at load 12).
+  await turn();
   assert.equal(pending, 0, 'the racing work was polled without a ring');
   assert.equal(n.sleeping, true);
   n.stop();
@@ -178,39 +215,39 @@ test('adaptive: busy() keeps polling past the idle window, bounded by adaptiveBu
 });
 
 test('adaptive: stops polling at once when an empty poll shows the CPU was lost, even while busy', async () => {
-  const doorbell = new FakeDoorbell();
-  let arms = 0;
-  let slow = false;
-  const n = new Notifier({
-    mode: 'adaptive',
-    doorbell,
-    poll: () => {
-      // Stands for a preemption: an empty poll that took 2 ms of wall time.
-      if (slow) {
-        const t = performance.now();
-        while (performance.now() - t < 2);
-      }
-      return 0;
-    },
-    arm: () => {
-      arms++;
-      return false;
-    },
-    busy: () => true,
-    spinUs: 50,
-    adaptiveIdleUs: 200,
-    adaptiveBusyUs: 1_000_000,
+  // On the fake clock a slow poll is 2 ms added to it, and the 2 ms backoff that follows lasts until
+  // the test has looked: with the real clock, a test held off its CPU for 2 ms after the notifier
+  // went to sleep found the backoff over ('no polling during the backoff', 200 !== 0, at load 9).
+  await withFakeClock(async (advance) => {
+    const doorbell = new FakeDoorbell();
+    let arms = 0;
+    let slow = false;
+    const n = new Notifier({
+      mode: 'adaptive',
+      doorbell,
+      poll: () => {
+        // Stands for a preemption: an empty poll that took 2 ms.
+        if (slow) advance(2);
+        return 0;
+      },
+      arm: () => {
+        arms++;
+        return false;
+      },
+      busy: () => true,
+      spinUs: 50,
+      adaptiveIdleUs: 200,
+      adaptiveBusyUs: 1_000_000,
+    });
+    n.start();
+    slow = true;
+    for (let i = 0; i < 1000 && !n.sleeping; i++) await turn();
+    assert.equal(n.sleeping, true, 'sleeps although a write is blocked');
+    assert.ok(n.preemptions >= 1);
+    assert.equal(n.pollWindowUs, 0, 'no polling during the backoff');
+    assert.ok(arms >= 1);
+    n.stop();
   });
-  n.start();
-  slow = true;
-  const t0 = performance.now();
-  // Looked at every loop turn, not every millisecond: the first backoff lasts only 2 ms.
-  while (!n.sleeping && performance.now() - t0 < 1000) await new Promise((r) => setImmediate(r));
-  assert.equal(n.sleeping, true, 'sleeps although a write is blocked');
-  assert.ok(n.preemptions >= 1);
-  assert.equal(n.pollWindowUs, 0, 'no polling during the backoff');
-  assert.ok(arms >= 1);
-  n.stop();
 });
 
 test('adaptive: polls only as long as gaps between bursts suggest; not at all when they are long', async () => {
