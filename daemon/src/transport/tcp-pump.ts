@@ -14,6 +14,7 @@ import { type FerryError, FifoConsumer, type FifoPairRef, FifoProducer } from '@
 import type { SessionEnd } from '../session/session.js';
 import type { DaemonSegment, SlotPump } from './daemon-end.js';
 import { directReadOf, scratchBuffer } from './direct-read.js';
+import { resetSocket } from './reset-socket.js';
 import { tcpError } from './tcp-errors.js';
 import { resetBehindEnd } from './tcp-read-end.js';
 import { TurnNotice } from './turn-notice.js';
@@ -373,9 +374,13 @@ export class TcpPump implements SlotPump, SessionEnd {
     this.#finish();
   }
 
-  /** RST to the remote: through the kernel socket (a TLS socket cannot send one). */
+  /**
+   * RST to the remote: through the kernel socket (a TLS socket cannot send one). After the app's
+   * FIN went out as end(), a reset may be refused while the shutdown is pending: then the socket is
+   * closed instead (reset-socket.ts), or ferryd would keep its descriptor for good.
+   */
   #resetSocket(): void {
-    if (!this.raw.destroyed) this.raw.resetAndDestroy();
+    resetSocket(this.raw);
     if (this.socket !== this.raw && !this.socket.destroyed) this.socket.destroy();
   }
 
