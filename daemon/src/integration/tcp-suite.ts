@@ -499,6 +499,23 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
   });
 
   describe('failures and limits', () => {
+    /**
+     * After an SDK app with a listener and a node:net client died: how the client's connection
+     * ended, then ferryd dropping the listener. Relay: ferryd resets. Handoff: the app's
+     * descriptors closed with it, ferryd's duplicate goes with the app, and the kernel ends the
+     * connection as for any process that died: FIN, or RST when bytes were left unread.
+     */
+    const diedWithListener = async (how: string, base: Record<string, unknown>): Promise<void> => {
+      if (handoff) assert.match(how, /^(end|ECONNRESET)$/);
+      else assert.equal(how, 'ECONNRESET');
+      // Once ferryd has seen the app go, the port is closed. (Before, the kernel may still complete
+      // a handshake on the listening socket ferryd holds: lent or not, it closes it then.)
+      await eventually(
+        async () => (await d.stats())['listeners'] === base['listeners'],
+        10_000,
+        'listener gone',
+      );
+    };
     outbound(
       'a remote server that vanishes mid-transfer: the SDK client gets ECONNRESET, ferryd returns to baseline',
       async () => {
@@ -598,18 +615,7 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
       await srv.waitFor((e) => e.event === 'accepted');
       await srv.kill('SIGKILL');
       const r = await got;
-      // Relay: ferryd resets. Handoff: the app's descriptors closed with it, ferryd's duplicate
-      // goes with the app, and the kernel ends the connection as for any process that died: FIN,
-      // or RST when bytes were left unread.
-      if (handoff) assert.match(r.how, /^(end|ECONNRESET)$/);
-      else assert.equal(r.how, 'ECONNRESET');
-      // Once ferryd has seen the app go, the port is closed. (Before, the kernel may still complete
-      // a handshake on the listening socket ferryd holds: lent or not, it closes it then.)
-      await eventually(
-        async () => (await d.stats())['listeners'] === base['listeners'],
-        10_000,
-        'listener gone',
-      );
+      await diedWithListener(r.how, base);
       await assert.rejects(netConnect(port), /ECONNREFUSED/);
       await backToBaseline(d, base, 'ferryd counts back to baseline');
     });
@@ -633,13 +639,7 @@ export function tcpSuite(mode: TcpMode, opts: TcpSuiteOptions = {}): void {
       sock.resume();
       const r = await got;
       assert.equal(r.bytes, 100_000);
-      if (handoff) assert.match(r.how, /^(end|ECONNRESET)$/);
-      else assert.equal(r.how, 'ECONNRESET');
-      await eventually(
-        async () => (await d.stats())['listeners'] === base['listeners'],
-        10_000,
-        'listener gone',
-      );
+      await diedWithListener(r.how, base);
       await backToBaseline(d, base, 'ferryd counts back to baseline');
     });
 

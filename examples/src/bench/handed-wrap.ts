@@ -10,6 +10,7 @@
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import { tcpConnect, tcpConnected, tcpInfo, tcpSocket, wrapTcpFd } from '@ferry/sdk/internal';
+import { upperMedian as median } from './median.js';
 
 const { values } = parseArgs({
   options: { batches: { type: 'string', default: '20' }, batch: { type: 'string', default: '100' } },
@@ -54,7 +55,6 @@ for (let b = 0; b < batches; b++) {
   }
 }
 server.close();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 for (const [name, xs] of Object.entries(samples)) {
   console.log(
     `${name.padEnd(20)} median ${median(xs).toFixed(2)} us per wrap (${xs.length} batches of ${batch})`,

@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createMemif, type Memif } from '@ferry/sdk/memif';
+import { upperMedian } from './median.js';
 
 const { values } = parseArgs({
   options: {
@@ -218,7 +219,7 @@ async function main(): Promise<void> {
       results.set(key, [...(results.get(key) ?? []), one]);
     }
   }
-  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
+  const median = (a: number[]) => upperMedian(a, 0);
   const table = [...results].map(([k, v]) => {
     const txNs = median(v.map((x) => x.txNs));
     const rxNs = median(v.map((x) => x.rxNs));

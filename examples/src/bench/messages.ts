@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connectMessages, createMessageServer, publish, ReceivedLoan, subscribe } from '@ferry/sdk/messages';
 import { Packr, PackrStream, Unpackr, UnpackrStream } from 'msgpackr';
+import { median as medianOf } from './median.js';
 import { cpuUsOf } from './proc-cpu.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
@@ -559,12 +560,8 @@ async function measure(
   }
 }
 
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
+/** Over the finite samples only (a round that failed reports NaN). */
+const median = (xs: number[]): number => medianOf(xs.filter((x) => Number.isFinite(x)));
 
 async function zmqAvailable(): Promise<string | null> {
   try {

@@ -33,6 +33,7 @@ import {
   Segment,
   socketpair,
 } from '@ferry/sdk/internal';
+import { median } from './median.js';
 
 type Kind = 'stream' | 'msgs';
 type Transport = 'fifo-poll' | 'fifo-adaptive' | 'socket-zero-copy' | 'socket-data' | 'unix';
@@ -288,12 +289,6 @@ function runCase(transport: Transport, kind: Kind): Promise<CaseResult> {
   if (transport === 'socket-data') return runSocket('data', kind);
   return runFifo(transport === 'fifo-poll' ? 'poll' : 'adaptive', kind);
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 const onlyArg = argv.indexOf('--only');
 const only = onlyArg >= 0 ? (argv[onlyArg + 1] ?? '') : '';

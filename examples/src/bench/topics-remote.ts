@@ -13,11 +13,11 @@
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../unmodified/procs.js';
 import { cpuUsOf } from './proc-cpu.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
@@ -38,14 +38,6 @@ const median = (a: number[]): number => {
   const s = a.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
   return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1] as number);
 };
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function message(p: ChildProcess, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createDatagramSocket } from '@ferry/sdk';
+import { upperMedian } from './median.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
@@ -183,10 +184,7 @@ async function measure(v: Variant, workload: 'rtt' | 'rate', count: number, base
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
-}
+const median = (xs: number[]): number => upperMedian(xs, 0);
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -23,6 +23,7 @@ import {
   setNonBlocking,
   socketpair,
 } from '@ferry/sdk/internal';
+import { upperMedian as median } from './median.js';
 
 const MECHANISMS = ['doorbell', 'net-socketpair', 'poller-eventfd', 'poller-seqpacket'] as const;
 type Mechanism = (typeof MECHANISMS)[number];
@@ -239,11 +240,6 @@ async function openSession(mech: Mechanism): Promise<Session> {
     throw err;
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
