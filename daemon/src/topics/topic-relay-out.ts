@@ -124,8 +124,13 @@ export class RelayOut {
           more = true;
           continue;
         }
+        // What the previous publisher wrote that this relay had not read is gone: forwarded as a
+        // gap before the new publisher's first record (known only when the slot changed hands once).
+        const old = this.#readers[i];
+        const unread =
+          old && epoch === ((this.#epochs[i] as number) + 1) >>> 0 ? old.unreadBefore(seg.slotPrevSeq(i)) : 0;
         this.#epochs[i] = epoch;
-        this.#reported[i] = 0;
+        this.#reported[i] = -unread;
         this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
         this.#decoders[i] = undefined;
       }

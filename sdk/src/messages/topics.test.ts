@@ -13,6 +13,7 @@ import {
   SLOT_SEQ,
   SLOT_STATE,
   SLOT_TAIL,
+  TOPIC_POLICY,
 } from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { Subscriber } from './topics.js';
@@ -222,4 +223,65 @@ describe('a subscriber descheduled between a slot’s EPOCH and its ring', () =>
       }
     });
   }
+});
+
+describe('a subscriber and a publisher that left before it was read to the end', () => {
+  it('what the previous publisher wrote and the subscriber had not read is counted lost once the slot changes hands', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const got: unknown[] = [];
+      const drops: number[] = [];
+      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      sub.on('drop', (n: number) => drops.push(n));
+      const w = new TopicRingWriter(seg, 0);
+      w.write(encodePlain({ o: 1 }));
+      assert.equal(sub.poll(), 1);
+      for (let i = 2; i <= 4; i++) w.write(encodePlain({ o: i }));
+      // The publisher leaves and ferryd gives its slot to the next before the subscriber polls:
+      // the indices are zeroed, so the old publisher's last three cannot be read any more.
+      seg.closeSlot(0, SLOT_GONE);
+      seg.openSlot(0);
+      new TopicRingWriter(seg, 0).write(encodePlain({ n: 1 }));
+      sub.poll();
+      assert.deepEqual(got, [{ o: 1 }, { n: 1 }]);
+      assert.equal(sub.dropped, 3);
+      assert.deepEqual(drops, [3]);
+      // A slot that changes hands after the subscriber read everything counts nothing.
+      seg.closeSlot(0, SLOT_GONE);
+      seg.openSlot(0);
+      new TopicRingWriter(seg, 0).write(encodePlain({ m: 1 }));
+      sub.poll();
+      assert.deepEqual(got.at(-1), { m: 1 });
+      assert.equal(sub.dropped, 3);
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('policy disconnect: the subscriber ends after what it had read, with nothing of the next publisher', () => {
+    const seg = TopicSegment.create('t', 1, 4096, TOPIC_POLICY.DISCONNECT);
+    let ended = false;
+    try {
+      seg.openSlot(0);
+      const got: unknown[] = [];
+      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const w = new TopicRingWriter(seg, 0);
+      w.write(encodePlain({ o: 1 }));
+      assert.equal(sub.poll(), 1);
+      w.write(encodePlain({ o: 2 }));
+      seg.closeSlot(0, SLOT_GONE);
+      seg.openSlot(0);
+      new TopicRingWriter(seg, 0).write(encodePlain({ n: 1 }));
+      sub.poll();
+      ended = sub.error !== null;
+      assert.equal(sub.error?.code, 'ERR_FERRY_SLOW_SUBSCRIBER');
+      assert.deepEqual(got, [{ o: 1 }]);
+    } finally {
+      // An ended subscription released the segment (its link's) already.
+      if (!ended) seg.release();
+    }
+  });
 });

@@ -400,11 +400,18 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         // slot unread for good (its epoch never changes again): look again on the next poll.
         if (seg.slotState(i) === SLOT_FREE) continue;
         // A publisher took this slot after we subscribed: read it from its first message (what
-        // the previous one's reader lost stays counted).
+        // the previous one's reader lost stays counted). The previous publisher's messages it had
+        // not read when ferryd gave the slot away are gone with the zeroed indices: counted lost
+        // (known only when the slot changed hands once since the last poll).
+        const old = this.#readers[i];
+        const unread =
+          old && epoch === ((this.#epochs[i] as number) + 1) >>> 0 ? old.unreadBefore(seg.slotPrevSeq(i)) : 0;
         this.#epochs[i] = epoch;
-        this.#retiredDrops += this.#readers[i]?.dropped ?? 0;
+        this.#retiredDrops += (old?.dropped ?? 0) + unread;
         this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
         this.#decoders[i] = slotDecoder();
+        // Policy disconnect: nothing after a loss is delivered (the check below ends it).
+        if (unread > 0 && seg.policy === TOPIC_POLICY.DISCONNECT) break;
       }
       const r = this.#readers[i];
       if (!r) continue;

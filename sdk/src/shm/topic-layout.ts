@@ -9,7 +9,9 @@
 // Drops (4 lines): u32 per subscriber bit, the messages it lost, written by that subscriber only.
 // Publisher slot i, two lines at SLOTS_OFFSET + i * SLOT_BYTES:
 //   line a, written by ferryd only: STATE (0 free, 1 live, 2 gone), EPOCH (+1 each time the slot is
-//     given to a publisher; TAIL/SEQ/LAST are zeroed before).
+//     given to a publisher; TAIL/SEQ/LAST are zeroed before), PREV_SEQ (the SEQ the slot's previous
+//     publisher had reached, kept before SEQ is zeroed: a reader that had not read all of it counts
+//     the rest lost; 0 from a ferryd older than the word, read as nothing to count).
 //   line b, written by that slot's publisher only: TAIL (bytes written, free-running u32), SEQ
 //     (messages written), LAST (position of the newest record).
 // Ring i: RING_BYTES at ringOffset(i). Records are [u32 length][u32 seq] then the payload, padded
@@ -49,6 +51,7 @@ export const TOPIC_SLOTS_OFFSET = 6 * CACHE_LINE;
 export const TOPIC_SLOT_BYTES = 2 * CACHE_LINE;
 export const SLOT_STATE = 0;
 export const SLOT_EPOCH = 4;
+export const SLOT_PREV_SEQ = 8;
 export const SLOT_TAIL = CACHE_LINE;
 export const SLOT_SEQ = CACHE_LINE + 4;
 export const SLOT_LAST = CACHE_LINE + 8;

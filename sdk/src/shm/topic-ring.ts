@@ -17,6 +17,7 @@ import {
   SLOT_EPOCH,
   SLOT_LAST,
   SLOT_LIVE,
+  SLOT_PREV_SEQ,
   SLOT_SEQ,
   SLOT_STATE,
   SLOT_TAIL,
@@ -166,6 +167,9 @@ export class TopicSegment {
    */
   openSlot(i: number): void {
     const b = this.#slotWord(i);
+    // What the previous publisher wrote in all, before it is zeroed: readers that had not read
+    // it all count the rest lost (prevSeq) rather than lose it silently.
+    Atomics.store(this.words, b + SLOT_PREV_SEQ / 4, Atomics.load(this.words, b + SLOT_SEQ / 4));
     Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
     Atomics.store(this.words, b + SLOT_SEQ / 4, 0);
     Atomics.store(this.words, b + SLOT_LAST / 4, 0);
@@ -185,6 +189,11 @@ export class TopicSegment {
 
   slotEpoch(i: number): number {
     return Atomics.load(this.words, this.#slotWord(i) + SLOT_EPOCH / 4);
+  }
+
+  /** The SEQ slot `i`'s previous publisher had reached when ferryd gave the slot to the current one. */
+  slotPrevSeq(i: number): number {
+    return Atomics.load(this.words, this.#slotWord(i) + SLOT_PREV_SEQ / 4);
   }
 
   /** Messages written through slot `i` so far (for `ferry show topics`). */
@@ -460,6 +469,16 @@ export class TopicRingReader {
       this.#pos = tail;
       this.#expect = seq;
     }
+  }
+
+  /**
+   * Messages of its publisher this reader neither delivered nor counted, had that publisher
+   * written `seq` in all (the slot's PREV_SEQ once ferryd gave it to the next one): 0 when `seq`
+   * is not ahead of what it expected next (an older ferryd's 0, a hostile value behind it).
+   */
+  unreadBefore(seq: number): number {
+    const n = (seq - this.#expect) | 0;
+    return Math.max(n, 0);
   }
 
   /** True when the publisher wrote past this reader's position. */
