@@ -285,3 +285,46 @@ describe('a subscriber and a publisher that left before it was read to the end',
     }
   });
 });
+
+describe('a subscriber polled while ferryd is opening a slot its old publisher filled to near 2^32', () => {
+  it('polled right after openSlot zeroes TAIL, it delivers nothing twice', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    const store = Atomics.store;
+    try {
+      seg.openSlot(0);
+      const slot = seg.slotWord(0);
+      // The old publisher has written 4 GiB less 64 bytes (TAIL is a free-running u32): its
+      // newest record then sits within a quarter ring below 2^32, where a TAIL of 0 is "just
+      // ahead" of it.
+      Atomics.store(seg.words, slot + SLOT_TAIL / 4, 2 ** 32 - 64);
+      Atomics.store(seg.words, slot + SLOT_SEQ / 4, 100);
+      const got: unknown[] = [];
+      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const w = new TopicRingWriter(seg, 0);
+      w.write(encodePlain({ o: 1 }));
+      w.write(encodePlain({ o: 2 }));
+      assert.equal(sub.poll(), 2);
+      seg.closeSlot(0, SLOT_GONE);
+      // openSlot, with the subscriber's poll run right after its store of TAIL = 0 (before the
+      // epoch is bumped: the epoch check cannot tell).
+      let polled = false;
+      Atomics.store = ((view: Uint32Array, index: number, value: number) => {
+        const r = store(view, index, value);
+        if (!polled && view === seg.words && index === slot + SLOT_TAIL / 4 && value === 0) {
+          polled = true;
+          sub.poll();
+        }
+        return r;
+      }) as typeof Atomics.store;
+      seg.openSlot(0);
+      Atomics.store = store;
+      assert.ok(polled);
+      sub.poll();
+      assert.deepEqual(got, [{ o: 1 }, { o: 2 }]);
+    } finally {
+      Atomics.store = store;
+      seg.release();
+    }
+  });
+});

@@ -170,9 +170,13 @@ export class TopicSegment {
     // What the previous publisher wrote in all, before it is zeroed: readers that had not read
     // it all count the rest lost (prevSeq) rather than lose it silently.
     Atomics.store(this.words, b + SLOT_PREV_SEQ / 4, Atomics.load(this.words, b + SLOT_SEQ / 4));
-    Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
-    Atomics.store(this.words, b + SLOT_SEQ / 4, 0);
+    // TAIL last of the three: a reader that sees it zeroed sees LAST and SEQ zeroed too. Zeroed
+    // first, it could be read with the old publisher's LAST, which a lap then jumps to; once the
+    // old TAIL neared 2^32, a TAIL of 0 lies just ahead of that LAST and the reader delivered the
+    // old newest record again (before the epoch changes, so the epoch check cannot tell).
     Atomics.store(this.words, b + SLOT_LAST / 4, 0);
+    Atomics.store(this.words, b + SLOT_SEQ / 4, 0);
+    Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
     Atomics.add(this.words, b + SLOT_EPOCH / 4, 1);
     // store-release: state last, so a reader that sees LIVE sees the zeroed indices and new epoch.
     storeRelease(this.words, b + SLOT_STATE / 4, SLOT_LIVE);
@@ -579,8 +583,8 @@ export class TopicRingReader {
       // half a ring of where it starts; the records overwritten meanwhile are a prefix.
       const after = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
       // The same check for the slot's owner, after the tail: ferryd zeroes the indices and bumps
-      // EPOCH before the new publisher gets the slot, and that publisher writes records only
-      // after, so a batch that read any of its bytes (or its tail) sees the new epoch here. The
+      // EPOCH before the new publisher gets the slot, and that publisher writes records (bytes,
+      // then its TAIL) only after, so a batch that read any of them sees the new epoch here. The
       // batch is then another publisher's records (or the ring's start read as this one's):
       // delivered now, they would be delivered again by the reader the owner makes for the new
       // epoch on its next poll. Nothing of it is delivered or counted lost.
