@@ -66,7 +66,9 @@ test('interrupt: drains, arms, sleeps, wakes on ring', async () => {
   const { n, doorbell, state } = harness('interrupt');
   state.pending = 10;
   n.start();
-  await sleep(20);
+  // One loop turn (its setImmediate runs after the notifier's), not a 20 ms timer: started from the
+  // check phase, a process held off its CPU for 20 ms runs that timer before the notifier's turn.
+  await turn();
   assert.equal(state.done, 10);
   assert.equal(n.sleeping, true);
   const polls = state.polls;
@@ -81,27 +83,66 @@ test('interrupt: drains, arms, sleeps, wakes on ring', async () => {
 });
 
 test('poll: never arms and does not starve the event loop', async () => {
-  const { n, state } = harness('poll', { spinUs: 200 });
-  n.start();
-  let timerFired = 0;
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    setTimeout(() => {
-      timerFired = performance.now() - t0;
-      resolve();
-    }, 5);
+  // Starving the loop is read in polls, not in a timer's delay: this asserted a 5 ms timer ran
+  // within 100 ms, which a loaded machine outlasts ('timer delayed 131 ms' at load 13). On the fake
+  // clock a turn ends after spinUs (200) readings, at most CLOCK_EVERY_MAX (64) polls each; a
+  // setImmediate of the test's, run between the notifier's turns, counts the polls in one turn. A
+  // notifier that never yields is stopped at a million polls in one turn, so the test fails, not hangs.
+  await withFakeClock(async () => {
+    const doorbell = new FakeDoorbell();
+    const state = { pending: 0, done: 0, arms: 0, polls: 0 };
+    let sinceTick = 0;
+    let mostInOneTurn = 0;
+    let ticks = 0;
+    let starved = false;
+    const n: Notifier = new Notifier({
+      mode: 'poll',
+      doorbell,
+      spinUs: 200,
+      poll: () => {
+        state.polls++;
+        if (++sinceTick > 1_000_000) {
+          starved = true;
+          n.stop();
+        }
+        const k = Math.min(state.pending, 3);
+        state.pending -= k;
+        state.done += k;
+        return k;
+      },
+      arm: () => {
+        state.arms++;
+        return false;
+      },
+    });
+    let ticking = true;
+    const tick = (): void => {
+      ticks++;
+      mostInOneTurn = Math.max(mostInOneTurn, sinceTick);
+      sinceTick = 0;
+      if (ticking) setImmediate(tick);
+    };
+    n.start();
+    setImmediate(tick);
+    // A timer runs while it polls (the loop reaches its timers phase).
+    await sleep(5);
+    state.pending = 7;
+    for (let i = 0; i < 1000 && state.done < 7; i++) await turn();
+    ticking = false;
+    n.stop();
+    assert.equal(starved, false, 'a turn polled a million times without yielding');
+    assert.equal(state.arms, 0);
+    assert.equal(state.done, 7);
+    assert.ok(ticks >= 2, `the loop turned while it polled (${ticks} ticks)`);
+    assert.ok(
+      mostInOneTurn <= 200 * 64,
+      `a turn polled ${mostInOneTurn} times: longer than spinUs on its clock`,
+    );
+    assert.ok(state.polls > 100, 'it polled');
+    const polls = state.polls;
+    await sleep(10);
+    assert.equal(state.polls, polls, 'stop() stops');
   });
-  state.pending = 7;
-  // Loop turns until the work is done (bounded), not a 5 ms timer a loaded machine can outlast.
-  for (let i = 0; i < 1000 && state.done < 7; i++) await turn();
-  n.stop();
-  assert.equal(state.arms, 0);
-  assert.equal(state.done, 7);
-  assert.ok(timerFired < 100, `timer delayed ${timerFired} ms`);
-  assert.ok(state.polls > 100, 'it polled');
-  const polls = state.polls;
-  await sleep(10);
-  assert.equal(state.polls, polls, 'stop() stops');
 });
 
 test('adaptive: polls while busy, arms and sleeps after idle, wakes on ring', async () => {
@@ -164,54 +205,62 @@ test('arm returning true prevents sleep (work that raced the arming is not lost)
 });
 
 test('adaptive: busy() keeps polling past the idle window, bounded by adaptiveBusyUs', async () => {
-  const doorbell = new FakeDoorbell();
-  let busy = true;
-  let arms = 0;
-  const n = new Notifier({
-    mode: 'adaptive',
-    doorbell,
-    poll: () => 0,
-    arm: () => {
-      arms++;
-      return false;
-    },
-    busy: () => busy,
-    spinUs: 50,
-    adaptiveIdleUs: 100,
-    adaptiveBusyUs: 200_000,
-    // A loaded machine preempts us while polling, which (rightly) stops the polling: not tested here.
-    preemptedUs: 1e9,
+  // On the fake clock, and loop turns instead of timers: with the real clock a test held off its
+  // CPU for longer than adaptiveBusyUs (200 ms) during its 20 ms sleep saw the bound, not busy().
+  await withFakeClock(async () => {
+    const doorbell = new FakeDoorbell();
+    let busy = true;
+    let arms = 0;
+    const n = new Notifier({
+      mode: 'adaptive',
+      doorbell,
+      poll: () => 0,
+      arm: () => {
+        arms++;
+        return false;
+      },
+      busy: () => busy,
+      spinUs: 50,
+      adaptiveIdleUs: 100,
+      adaptiveBusyUs: 200_000,
+      preemptedUs: 1e9,
+    });
+    const t0 = performance.now();
+    n.start();
+    // Ten idle windows (1 ms on its clock, about 20 turns of 50 us).
+    for (let i = 0; i < 1000 && performance.now() - t0 < 1; i++) await turn();
+    assert.ok(performance.now() - t0 >= 1, 'polled past the idle window');
+    assert.equal(arms, 0, 'blocked writes keep the notifier polling');
+    assert.equal(n.sleeping, false);
+    busy = false;
+    for (let i = 0; i < 1000 && !n.sleeping; i++) await turn();
+    assert.equal(n.sleeping, true, 'sleeps once nothing waits on the peer');
+    n.stop();
+    // Still busy: the bound applies, so a peer that never drains cannot keep us spinning.
+    let armed = 0;
+    const m = new Notifier({
+      mode: 'adaptive',
+      doorbell,
+      poll: () => 0,
+      arm: () => {
+        armed++;
+        return false;
+      },
+      busy: () => true,
+      spinUs: 50,
+      adaptiveIdleUs: 100,
+      adaptiveBusyUs: 2000,
+      preemptedUs: 1e9,
+    });
+    const t1 = performance.now();
+    m.start();
+    for (let i = 0; i < 1000 && !m.sleeping; i++) await turn();
+    assert.equal(m.sleeping, true);
+    assert.ok(armed >= 1);
+    const asleepAfter = performance.now() - t1;
+    assert.ok(asleepAfter >= 2, `asleep after ${asleepAfter} ms on its clock: before the 2 ms bound`);
+    m.stop();
   });
-  n.start();
-  await sleep(20);
-  assert.equal(arms, 0, 'blocked writes keep the notifier polling');
-  assert.equal(n.sleeping, false);
-  busy = false;
-  const t0 = performance.now();
-  while (!n.sleeping && performance.now() - t0 < 1000) await sleep(1);
-  assert.equal(n.sleeping, true, 'sleeps once nothing waits on the peer');
-  n.stop();
-  // Still busy: the bound applies, so a peer that never drains cannot keep us spinning.
-  let armed = 0;
-  const m = new Notifier({
-    mode: 'adaptive',
-    doorbell,
-    poll: () => 0,
-    arm: () => {
-      armed++;
-      return false;
-    },
-    busy: () => true,
-    spinUs: 50,
-    adaptiveIdleUs: 100,
-    adaptiveBusyUs: 2000,
-  });
-  m.start();
-  const t1 = performance.now();
-  while (!m.sleeping && performance.now() - t1 < 1000) await sleep(1);
-  assert.equal(m.sleeping, true);
-  assert.ok(armed >= 1);
-  m.stop();
 });
 
 test('adaptive: stops polling at once when an empty poll shows the CPU was lost, even while busy', async () => {
@@ -290,7 +339,8 @@ test('adaptive: while the CPU is contended it sleeps after the first empty poll,
     contended: () => contended,
   });
   n.start();
-  await sleep(20);
+  // One loop turn, not a 20 ms timer the loop may reach first (as in the interrupt test).
+  await turn();
   assert.equal(state.done, 4);
   assert.equal(n.sleeping, true);
   assert.ok(n.contendedTurns >= 1);
@@ -344,9 +394,9 @@ function chainHarness() {
   return { n, doorbell, st };
 }
 
+/** Loop turns until `n` sleeps (bounded in turns: the fake clock's milliseconds are not time). */
 async function untilAsleep(n: Notifier): Promise<void> {
-  const t0 = performance.now();
-  while (!n.sleeping && performance.now() - t0 < 1000) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 100_000 && !n.sleeping; i++) await turn();
   assert.equal(n.sleeping, true);
 }
 
@@ -374,41 +424,47 @@ test('adaptive, window 0: idle stretches probe less and less while probes find n
 });
 
 test('adaptive, window 0: a probe that finds work makes every stretch probe again', async () => {
-  const { n, doorbell, st } = chainHarness();
-  n.start();
-  // Long gaps first: probes find nothing and become rare (every 16th stretch).
-  for (let i = 0; i < 24; i++) {
-    await untilAsleep(n);
-    await sleep(2);
-    st.pending = 1;
-    doorbell.ring();
-  }
-  await untilAsleep(n);
-  // Then a fast peer: each unit of work brings the next 3 polls later, within a probe's batch. A
-  // stretch that skips its probe sleeps and is rung 1 ms later (counted); once a probe caught the
-  // next unit, every stretch probes again and catches it, and the gaps they show reopen the window.
-  st.chain = 60;
-  st.pending = 1;
-  let rings = 0;
-  const ringsAt: number[] = [];
-  doorbell.ring();
-  const t0 = performance.now();
-  while (st.chain > 0 || st.replyIn > 0 || st.pending > 0) {
-    if (performance.now() - t0 > 5000) assert.fail(`chain stuck at ${st.chain}`);
-    if (n.sleeping && st.replyIn > 0) {
-      // The ring comes as late as a wake-up does on a slow VM: the gap it shows is long.
-      await sleep(1);
-      st.replyIn = 0;
-      st.pending++;
-      rings++;
-      ringsAt.push(st.chain);
+  // On the fake clock, where every clock batch takes 1 us a reading and so grows to 64 polls: with
+  // the real clock, batches a loaded machine slowed were halved to 1-2 polls, too few to catch a
+  // reply 3 polls later, and the rings counted followed from the load.
+  await withFakeClock(async (advance) => {
+    const { n, doorbell, st } = chainHarness();
+    n.start();
+    // Long gaps first (2 ms on its clock): probes find nothing and become rare (every 16th stretch).
+    for (let i = 0; i < 24; i++) {
+      await untilAsleep(n);
+      advance(2);
+      st.pending = 1;
       doorbell.ring();
     }
-    await new Promise((r) => setImmediate(r));
-  }
-  // Up to 15 stretches skip before the first probe; after it, a stretch misses only when its
-  // clock batch was cut to 1-2 polls (a batch that took long halves it). Without the reset, 15 of
-  // every 16 stretches would need a ring, and their long gaps would keep the window at 0.
-  assert.ok(rings <= 20, `rings: ${rings} (chain left at each: ${ringsAt})`);
-  n.stop();
+    await untilAsleep(n);
+    assert.equal(n.pollWindowUs, 0, 'long gaps: window 0');
+    // Then a fast peer: each unit of work brings the next 3 polls later, within a probe's batch. A
+    // stretch that skips its probe sleeps and is rung 1 ms later (counted); once a probe caught the
+    // next unit, every stretch probes again and catches it (here 7 rings: 5 before the first probe,
+    // 2 where a stretch began at the end of a clock batch and slept 1-2 polls into it).
+    st.chain = 60;
+    st.pending = 1;
+    let rings = 0;
+    const ringsAt: number[] = [];
+    doorbell.ring();
+    for (let i = 0; st.chain > 0 || st.replyIn > 0 || st.pending > 0; i++) {
+      if (i > 100_000) assert.fail(`chain stuck at ${st.chain}`);
+      if (n.sleeping && st.replyIn > 0) {
+        // The ring comes as late as a wake-up does on a slow VM: the gap it shows is long.
+        advance(1);
+        st.replyIn = 0;
+        st.pending++;
+        rings++;
+        ringsAt.push(st.chain);
+        doorbell.ring();
+      }
+      await turn();
+    }
+    // Up to 15 stretches skip before the first probe; after it, each stretch probes, and misses only
+    // when it began at a clock batch's end. Without the reset, 15 of every 16 stretches would need a ring, and their long gaps
+    // would keep the window at 0.
+    assert.ok(rings <= 16, `rings: ${rings} (chain left at each: ${ringsAt})`);
+    n.stop();
+  });
 });
