@@ -88,6 +88,8 @@ export function snapshot(
         apps: server.apps.size,
         pendingChannels: server.pending.size,
         sessions: layer.sessions.size + pooledEnds,
+        // The part of `sessions` that is live pooled ends: the table holds the rest.
+        pooledSessions: pooledEnds,
         segments: layer.segments.size,
         segmentBytes: layer.segments.totalBytes,
         listeners: layer.listeners.size,
