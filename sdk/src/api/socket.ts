@@ -790,10 +790,14 @@ export class Socket extends Duplex implements SessionOwner {
     // notice; a session ferryd carries (tcp, tls) it sees in the fifo it reads, so no message is sent.
     const att = this.#attachment;
     if (att) announceFin(att, s, this.transport);
-    // Done from the event loop, as net.Socket's shutdown completes: 'finish' comes a turn later, so
-    // that a write right after end() (ERR_STREAM_WRITE_AFTER_END) destroys the socket before it
-    // finishes, and 'finish' never comes then, as in net.
-    setImmediate(cb);
+    // Done on the next tick, not a loop turn later as net.Socket's shutdown: a write right after
+    // end() (ERR_STREAM_WRITE_AFTER_END) still destroys the socket before it finishes, so 'finish'
+    // never comes then, as in net; but end()'s callback must come before the check phase. http2
+    // (and tls) wrap a non-native socket in node's JSStreamSocket, whose shutdown waits for our
+    // end() callback and asserts (ERR_INTERNAL_ASSERTION, an uncaught crash) if its native owner
+    // writes meanwhile: an http2 session's scheduled write (a native immediate, queued before
+    // ours) did when the peer's FIN made the wrapper end. A native socket just fails such a write.
+    process.nextTick(cb);
   }
 
   /**
