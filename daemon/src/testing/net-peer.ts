@@ -1,7 +1,7 @@
 /** Plain node:net peers for TCP tests: clients and servers that checksum what they receive. */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tcpReadEnd } from '@ferry/sdk/internal';
 
@@ -173,4 +173,31 @@ export async function blackholePort(): Promise<{ port: number; stop: () => void 
     });
   });
   return { port, stop: () => p.kill('SIGKILL') };
+}
+
+/** Socket descriptors this process holds (a socket whose handle node dropped stays counted). */
+export function socketFds(): number {
+  let n = 0;
+  for (const f of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
+    } catch {
+      // The directory's own descriptor, gone by now.
+    }
+  }
+  return n;
+}
+
+/** A connected kernel TCP pair on 127.0.0.1, both ends half-open capable. */
+export async function tcpPair(): Promise<{ server: Server; client: Socket; accepted: Socket }> {
+  let accepted: Socket | undefined;
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    accepted = s;
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await new Promise<void>((resolve) => client.once('connect', resolve));
+  while (!accepted) await new Promise((r) => setImmediate(r));
+  return { server, client, accepted };
 }

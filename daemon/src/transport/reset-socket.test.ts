@@ -1,34 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { test } from 'node:test';
+import { socketFds, tcpPair } from '../testing/net-peer.js';
 import { resetSocket } from './reset-socket.js';
-
-/** Socket descriptors this process holds (a socket whose handle node dropped stays counted). */
-function socketFds(): number {
-  let n = 0;
-  for (const f of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
-    } catch {
-      // The directory's own descriptor, gone by now.
-    }
-  }
-  return n;
-}
-
-async function pair(): Promise<{ server: Server; client: Socket; accepted: Socket }> {
-  let accepted: Socket | undefined;
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    accepted = s;
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await new Promise<void>((resolve) => client.once('connect', resolve));
-  while (!accepted) await new Promise((r) => setImmediate(r));
-  return { server, client, accepted };
-}
 
 /** 'close', or the first 'error' (a socket whose reset failed never closes). */
 function closeOrError(s: Socket): Promise<Error | null> {
@@ -40,7 +14,7 @@ function closeOrError(s: Socket): Promise<Error | null> {
 
 test('a socket whose shutdown is pending (end() just called) is closed, not leaked', async () => {
   const before = socketFds();
-  const { server, client, accepted } = await pair();
+  const { server, client, accepted } = await tcpPair();
   accepted.on('error', () => {});
   const peerEnded = new Promise<void>((resolve) => accepted.once('end', resolve));
   accepted.resume();
@@ -59,7 +33,7 @@ test('a socket whose shutdown is pending (end() just called) is closed, not leak
 });
 
 test('a socket that has not ended is reset: the remote sees ECONNRESET', async () => {
-  const { server, client, accepted } = await pair();
+  const { server, client, accepted } = await tcpPair();
   const seen = new Promise<string | undefined>((resolve) => {
     accepted.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
     accepted.once('end', () => resolve('end'));

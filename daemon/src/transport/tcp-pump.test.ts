@@ -3,40 +3,17 @@
  * stand-in for the pair segment (a buffer, and the event posts counted).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { FifoProducer, fifoFootprint, initFifo } from '@ferry/sdk/internal';
+import { socketFds, tcpPair } from '../testing/net-peer.js';
 import type { DaemonSegment } from './daemon-end.js';
 import { TcpPump } from './tcp-pump.js';
-
-/** Socket descriptors this process holds (a socket whose handle node dropped stays counted). */
-function socketFds(): number {
-  let n = 0;
-  for (const f of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) n++;
-    } catch {
-      // The directory's own descriptor, gone by now.
-    }
-  }
-  return n;
-}
 
 const SIZE = 4096;
 
 test('an app that sent FIN and then died leaves no socket open: the kernel socket closes', async () => {
   const before = socketFds();
-  let remote: Socket | undefined;
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    remote = s;
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  const sock = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await new Promise<void>((resolve) => sock.once('connect', resolve));
-  while (!remote) await new Promise((r) => setImmediate(r));
-  const peer = remote;
+  const { server, client: sock, accepted: peer } = await tcpPair();
   peer.on('error', () => {});
   const remoteGot: Buffer[] = [];
   peer.on('data', (c: Buffer) => remoteGot.push(c));
