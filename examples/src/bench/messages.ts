@@ -66,6 +66,13 @@ interface Result {
    *  expected replies (sys/run-queue.ts, at most once per ms; NaN: never read); its polls for them
    *  are let through while the average does not exceed the CPUs by 0.75. */
   runnableMean?: number;
+  /** Ferry RTT: the client's wait for a CPU while it polled for replies, as a share of that time
+   *  (sys/poll-contention.ts; NaN: never polled), and the share of its decisions that found the
+   *  polls contended (they are vetoed then, for a pause). */
+  pollWaitShare?: number;
+  pollContendedShare?: number;
+  /** Ferry RTT: the client's polling time measured for that share, in µs per round trip. */
+  pollUsPerRtt?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
 }
@@ -372,6 +379,12 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
         runnableMean: (({ runnableSum, samples }) => +(runnableSum / samples).toFixed(2))(
           ch.roundTripStats.notifier.runQueue,
         ),
+        pollWaitShare: (({ pollWaitedMs, pollMs }) => +(pollWaitedMs / pollMs).toFixed(3))(
+          ch.roundTripStats.notifier.polling,
+        ),
+        pollContendedShare: (({ contendedDecisions, decisions }) =>
+          +(contendedDecisions / decisions).toFixed(3))(ch.roundTripStats.notifier.polling),
+        pollUsPerRtt: +((1000 * ch.roundTripStats.notifier.polling.pollMs) / chosen).toFixed(2),
       };
     }
     const warm = warmupOf(workload, n);
@@ -724,6 +737,9 @@ async function main(): Promise<void> {
               contendedPerRtt: +median(s.map((r) => r.contendedPerRtt ?? Number.NaN)).toFixed(3),
               awakeWaitShare: +median(s.map((r) => r.awakeWaitShare ?? Number.NaN)).toFixed(3),
               runnableMean: +median(s.map((r) => r.runnableMean ?? Number.NaN)).toFixed(2),
+              pollWaitShare: +median(s.map((r) => r.pollWaitShare ?? Number.NaN)).toFixed(3),
+              pollContendedShare: +median(s.map((r) => r.pollContendedShare ?? Number.NaN)).toFixed(3),
+              pollUsPerRtt: +median(s.map((r) => r.pollUsPerRtt ?? Number.NaN)).toFixed(2),
             }
           : {}),
         // Timed part only, by process: what a message costs each side once running.

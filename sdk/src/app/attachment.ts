@@ -28,6 +28,7 @@ import {
   close,
   connectUnix,
   Doorbell,
+  type PollContentionStats,
   type RunQueueStats,
   RunWait,
   type RunWaitStats,
@@ -472,6 +473,8 @@ export class Attachment extends EventEmitter {
     runWait: RunWaitStats & { share: number };
     /** The machine's runnable tasks, read while a channel expected frames (sys/run-queue.ts). */
     runQueue: RunQueueStats & { mean: number; cpus: number };
+    /** The waits while polling for expected frames, which gate those polls (sys/poll-contention.ts). */
+    polling: PollContentionStats & { share: number };
   } {
     const n = this.#notifier;
     const rw = this.#runWait;
@@ -481,6 +484,7 @@ export class Attachment extends EventEmitter {
       contendedTurns: n.contendedTurns,
       runWait: { ...rw.stats, share: rw.share },
       runQueue: { ...rw.runQueue.stats, mean: rw.runQueue.mean, cpus: rw.runQueue.cpus },
+      polling: { ...rw.polling.stats, share: rw.polling.share },
     };
   }
 

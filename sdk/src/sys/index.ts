@@ -23,6 +23,15 @@ export {
 export { Mapping, mappingStats } from './mapping.js';
 export { addSeals, fstatSize, ftruncate, getSeals, memfdCreate, SEAL } from './memfd.js';
 export { type RecvResult, recvMsg, sendMsg } from './msg.js';
+export {
+  MIN_POLL_MS,
+  POLL_WAIT_CLEAR,
+  POLL_WAIT_CONTENDED,
+  PollContention,
+  type PollContentionStats,
+  RETRY_MAX_MS,
+  RETRY_MIN_MS,
+} from './poll-contention.js';
 export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './poller.js';
 export { parseRunnable, RUN_QUEUE_CLEAR, RUN_QUEUE_OVER, RunQueue, type RunQueueStats } from './run-queue.js';
 export { RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RUN_WAIT_FREE, RunWait, type RunWaitStats } from './run-wait.js';

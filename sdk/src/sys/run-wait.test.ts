@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RunQueue } from './run-queue.js';
-import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RUN_WAIT_FREE, RunWait } from './run-wait.js';
+import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait } from './run-wait.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -211,60 +211,52 @@ test('parseSchedstat reads the run count as a third field when asked, NaN when i
   }
 });
 
-test('RunWait: while the caller expects a frame, the machine decides (more runnable tasks than CPUs) unless the thread has a core of its own', () => {
+test("RunWait: while the caller polls for a frame, its own waits while polling decide, not the machine's run queue", () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
   try {
     const f = fakeSchedstat(dir);
     const loadavg = join(dir, 'loadavg');
     const runnable = (n: number) => writeFileSync(loadavg, `0.50 0.50 0.50 ${n}/150 777\n`);
-    runnable(2);
+    // A quiet 2-vCPU machine read as oversubscribed: both ends of a ping-pong polling, plus a helper
+    // thread of theirs, ferryd or the bench's parent (session 6's quiet run: 3.34 on average).
+    runnable(4);
     const rw = new RunWait(f.file, new RunQueue(loadavg, 2));
     let t = 0;
+    // Half of each awake window (between sleeps) waiting for a CPU: the share says contended.
     rw.contended(t);
-    // Half of each awake window waiting for a CPU: the share says contended.
     for (let i = 0; i < 3; i++) {
       f.advance(5.5, 5.5);
       t += 11;
       rw.contended(t);
     }
     assert.equal(rw.contended(t), true, `share ${rw.share}`);
-    // An idle 2-vCPU machine: the two ends of a round trip, 1-2 runnable tasks. A caller polling
-    // for its reply is let poll once the readings show it (a few milliseconds).
-    let n = 0;
-    for (; n < 100 && rw.contended(t, 'poll'); n++) {
-      runnable(1 + (n % 2));
-      f.advance(0.5, 0.5);
+    // The caller polls for its reply; while polling it waits for a CPU 2% of the time (its own
+    // helper threads): polls go on, whatever the run queue and the sleeping share say.
+    let vetoed = 0;
+    for (let i = 0; i < 50; i++) {
+      if (rw.contended(t, 'poll')) vetoed++;
+      f.advance(0.02, 0.98);
       t += 1;
     }
-    assert.ok(n > 0 && n <= 12, `${n} readings`);
-    assert.equal(rw.contended(t, 'none'), true, 'not expecting a frame: the share alone decides');
-    // The machine fills up: expecting or not, contended again.
-    runnable(6);
+    assert.equal(vetoed, 0);
+    assert.ok(rw.polling.stats.decisions >= 20, `${rw.polling.stats.decisions} decisions`);
+    assert.ok(rw.polling.share < 0.05, `polling share ${rw.polling.share}`);
+    assert.ok(rw.runQueue.stats.samples === 0, 'the run queue is not read for polls');
+    // Another task takes the CPU half of the time while it polls: vetoed within a decision.
     let k = 0;
-    for (; k < 100 && !rw.contended(t, 'poll'); k++) {
+    for (; k < 50 && !rw.contended(t, 'poll'); k++) {
       f.advance(0.5, 0.5);
       t += 1;
     }
-    assert.ok(k <= 12, `${k} readings`);
-    // Still loaded, this thread's share reads clear for a while (5% waiting: under the lower
-    // threshold): an expecting caller still does not poll, the machine decides.
-    let j = 0;
-    for (; j < 200 && rw.contended(t); j++) {
-      f.advance(0.05, 0.95);
+    assert.ok(k >= 1 && k <= 4, `${k} windows`);
+    // Polls stay vetoed for the pause; the windows meanwhile (the thread sleeps for its frames, and
+    // its wake-ups land beside the peer) do not count as polling.
+    for (let i = 0; i < 10; i++) {
+      f.advance(0, 1);
       t += 1;
+      assert.equal(rw.contended(t, 'poll'), true, `${i} ms into the pause`);
     }
-    assert.equal(rw.contended(t), false, `share ${rw.share}`);
-    assert.ok(rw.share > RUN_WAIT_FREE);
-    assert.equal(rw.contended(t, 'poll'), true, 'loaded machine: an expecting caller sleeps');
-    // A core of its own (real-time priority, an isolated CPU): no wait at all while awake. Polling
-    // pays there whatever else the machine runs.
-    for (let i = 0; i < 5; i++) {
-      f.advance(0, 11);
-      t += 11;
-      rw.contended(t);
-    }
-    assert.ok(rw.share < RUN_WAIT_FREE, `share ${rw.share}`);
-    assert.equal(rw.contended(t, 'poll'), false);
+    assert.equal(rw.polling.contended(t + 16), false, 'then a probe');
     rw.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

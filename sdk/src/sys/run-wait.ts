@@ -35,21 +35,18 @@
 // cannot be read the answer is always "not contended".
 //
 // One exception (contended(now, 'poll')): while the caller polls for a frame it expects (a message
-// channel's reply or next request), the machine decides: contended while it has more runnable
-// tasks than CPUs (run-queue.ts), unless this thread waited for nothing while awake (share under
-// RUN_WAIT_FREE: a core of its own). On an idle VM the two ends of a round trip wait for each other
-// on one vCPU while awake (share 0.46 in session 5's quiet run) with the other vCPU idle: that
-// wait is their own, and polling is what ends it. On a loaded one a share that read clear for a
-// moment let such polls through, and they cost more than they saved. While it sleeps for one
-// (contended(now, 'sleep')) the same machine test is added to the share's: the notifier's own window
+// channel's reply or next request), its waits while polling decide (poll-contention.ts): a thread
+// that spins and waits for a CPU lost it to another task that wanted it. Windows opened on those
+// turns are taken every POLL_SAMPLE_MS and fed there too. Before session 7 the machine's run queue
+// decided there (run-queue.ts), which counts the round trip's own threads: on a quiet 2-vCPU VM it
+// read 3.34 runnable tasks and vetoed two thirds of the polls. While it sleeps for one
+// (contended(now, 'sleep')) the machine test is added to the share's: the notifier's own window
 // must not poll after each send on a loaded machine, but on an idle one, or with a core of its own,
 // it stays as it was (with real-time main threads it found 80-99% of the frames while the budgets
-// chose to sleep for half of them). The machine is read on those turns too (at most once per ms): a
-// budget that sleeps polls only to explore, a burst of 4 round trips at ever rarer intervals (up to
-// 1 in 1,024), and the average must be current then, not rebuilt from its start (11 readings, 1 ms
-// apart) within a burst that lasts half a millisecond.
+// chose to sleep for half of them). The machine is read on those turns (at most once per ms).
 
 import { closeSync, openSync, readSync } from 'node:fs';
+import { PollContention } from './poll-contention.js';
 import { RunQueue } from './run-queue.js';
 
 /**
@@ -60,6 +57,8 @@ import { RunQueue } from './run-queue.js';
  */
 const SAMPLE_MS = 10;
 const SAMPLE_CONTENDED_MS = 1;
+/** While the caller polls for an expected frame, a window opens this often (ms). */
+const POLL_SAMPLE_MS = 1;
 /** Time (ms) the windows must cover to change the answer. */
 const MIN_AWAKE_MS = 2;
 /** Wait share from which the CPU counts as contended, and below which it stops counting so. */
@@ -134,8 +133,12 @@ export class RunWait {
   /** Wait share of the last decision (NaN before the first). */
   share = Number.NaN;
   readonly stats: RunWaitStats = { awakeMs: 0, awakeWaitedMs: 0, windows: 0, decisions: 0, dropped: 0 };
-  /** Read only while an expecting caller finds the share high (see contended). */
+  /** Read while a caller sleeps for an expected frame (see contended). */
   readonly runQueue: RunQueue;
+  /** Fed the windows opened while the caller polled for an expected frame (see contended). */
+  readonly polling = new PollContention();
+  /** The open window was opened on a turn that polled for an expected frame. */
+  #pollWindow = false;
 
   /** `path` and `runQueue` for tests; by default the calling thread's schedstat and /proc/loadavg. */
   constructor(path?: string, runQueue?: RunQueue) {
@@ -155,22 +158,21 @@ export class RunWait {
   /**
    * True while this thread, awake, waits for a CPU a large share of the time it could run. Also
    * opens a measuring window when the last reading is SAMPLE_MS old (closing the open one first).
-   * `expect`: 'poll', the caller polls for a frame it expects: the machine decides instead (more
-   * runnable tasks than CPUs), unless this thread's last share says it has a core of its own.
-   * 'sleep', it chose to sleep for one: contended also while the machine is oversubscribed (unless
-   * this thread has a core of its own), and the machine's average is kept current.
+   * `expect`: 'poll', the caller polls for a frame it expects: its waits while polling decide
+   * instead (poll-contention.ts). 'sleep', it chose to sleep for one: contended also while the
+   * machine is oversubscribed (unless this thread has a core of its own), and the machine's
+   * average is kept current.
    */
   contended(nowMs: number, expect: 'none' | 'poll' | 'sleep' = 'none'): boolean {
-    const c = this.#measure(nowMs);
+    const c = this.#measure(nowMs, expect === 'poll');
     if (expect === 'none' || this.#fd < 0) return c;
-    const busy = this.runQueue.oversubscribed(nowMs) && !(this.share < RUN_WAIT_FREE);
-    return expect === 'poll' ? busy : c || busy;
+    if (expect === 'poll') return this.polling.contended(nowMs);
+    return c || (this.runQueue.oversubscribed(nowMs) && !(this.share < RUN_WAIT_FREE));
   }
 
-  #measure(nowMs: number): boolean {
-    if (this.#fd < 0 || nowMs - this.#lastMs < (this.#contended ? SAMPLE_CONTENDED_MS : SAMPLE_MS)) {
-      return this.#contended;
-    }
+  #measure(nowMs: number, poll: boolean): boolean {
+    const period = poll ? POLL_SAMPLE_MS : this.#contended ? SAMPLE_CONTENDED_MS : SAMPLE_MS;
+    if (this.#fd < 0 || nowMs - this.#lastMs < period) return this.#contended;
     if (!this.#read(this.#now)) {
       this.close();
       return false;
@@ -179,6 +181,9 @@ export class RunWait {
     this.#lastMs = nowMs;
     this.#base.set(this.#now);
     this.#open = true;
+    // Only a window in which the thread may poll measures polling: a vetoed one sleeps for its
+    // frame, and its wake-ups land beside the peer that rang (not the contention asked about).
+    this.#pollWindow = poll && !this.polling.contended(nowMs);
     return this.#contended;
   }
 
@@ -215,6 +220,7 @@ export class RunWait {
       this.stats.dropped++;
       return;
     }
+    if (this.#pollWindow) this.polling.add(ms, waitedMs, nowMs);
     this.stats.windows++;
     this.stats.awakeMs += ms;
     this.stats.awakeWaitedMs += waitedMs;
