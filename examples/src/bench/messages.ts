@@ -5,7 +5,7 @@
 // path (client, server, ferryd).
 //
 //   npm run bench:messages -- [--rounds 5] [--scale 1] [--case oneway,rtt,bulk,pubsub] [--json]
-//     [--variants net,zmq,ferry,ferry-interrupt] [--warmup 20000] [--pace-ns 0]
+//     [--variants net,zmq,ferry,ferry-interrupt(,ferry-poll)] [--warmup 20000] [--pace-ns 0]
 //
 // Cases: one-way small objects ({ id, ts, name, vals: [1, 2, 3] }), request/response round trips
 // (p50, p99), 1 MiB binary payloads one way (Ferry: the loan API), publish/subscribe to 1, 2, 4 and
@@ -27,14 +27,15 @@ const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.
 const SELF = fileURLToPath(import.meta.url);
 
 type Variant = 'net' | 'zmq' | 'ferry';
-/** What the table shows: Ferry in its default (adaptive) mode and in interrupt mode (never spins). */
-type Shown = Variant | 'ferry-interrupt';
+/** What the table shows: Ferry in its default (adaptive) mode and in interrupt mode (never spins);
+ *  on request poll mode (always spins: the floor adaptive can reach; ferryd stays adaptive). */
+type Shown = Variant | 'ferry-interrupt' | 'ferry-poll';
 
 /** The processes' variant and environment for a shown variant. */
 function runAs(v: Shown, env: NodeJS.ProcessEnv): { variant: Variant; env: NodeJS.ProcessEnv } {
-  return v === 'ferry-interrupt'
-    ? { variant: 'ferry', env: { ...env, FERRY_MODE: 'interrupt' } }
-    : { variant: v, env };
+  if (v === 'ferry-interrupt') return { variant: 'ferry', env: { ...env, FERRY_MODE: 'interrupt' } };
+  if (v === 'ferry-poll') return { variant: 'ferry', env: { ...env, FERRY_MODE: 'poll' } };
+  return { variant: v, env };
 }
 type Workload = 'oneway' | 'rtt' | 'bulk';
 const BULK_BYTES = 1024 * 1024;
@@ -496,8 +497,15 @@ async function roundTrips(n: number, ask: (v: unknown) => Promise<unknown>): Pro
 
 // ---------------------------------------------------------------- driver
 
+/** Node flags for the client and server processes (NODE_OPTIONS refuses --cpu-prof): profiling. */
+const CHILD_EXEC_ARGV = (process.env['FERRY_BENCH_CHILD_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+
 function child(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return fork(SELF, args, { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(SELF, args, {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [...process.execArgv, ...CHILD_EXEC_ARGV],
+  });
 }
 
 /** CPU per operation, whole and over the timed part by process (us). */
@@ -569,7 +577,8 @@ async function measure(
       daemonUsPerOp: mark ? ((after[1] ?? 0) - (mark[1] ?? 0)) / n : Number.NaN,
     };
   } finally {
-    server.kill('SIGKILL');
+    // Profiled children write their profile on exit (SIGTERM makes them exit, see main).
+    server.kill(CHILD_EXEC_ARGV.length > 0 ? 'SIGTERM' : 'SIGKILL');
   }
 }
 
@@ -587,6 +596,7 @@ async function zmqAvailable(): Promise<string | null> {
 
 async function main(): Promise<void> {
   const role = process.argv[2];
+  if (role !== undefined && CHILD_EXEC_ARGV.length > 0) process.on('SIGTERM', () => process.exit(0));
   if (role === 'server') {
     await serve(process.argv[3] as Variant, process.argv[4] as Workload, process.argv[5] ?? '');
     return;
