@@ -76,6 +76,11 @@ interface Result {
   pollUsPerRtt?: number;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
+  /** Ferry one-way and bulk: the receiver's wake-ups from sleep and turns taken as in interrupt
+   *  mode (contended) per 1,000 messages (warm-up included), and its wait share while awake. */
+  rxWakesPerKMsg?: number;
+  rxContendedPerKMsg?: number;
+  rxAwakeWaitShare?: number;
 }
 
 /** CPU at the start of the timed part; the parent is told so it can read the server's there too. */
@@ -102,8 +107,15 @@ async function serve(variant: Variant, workload: Workload, target: string): Prom
         count++;
       },
       // 'rtt-stats': how this side waited for each next request (MessageChannel.roundTripStats).
+      // 'rx-stats': the receiver's notifier counters (wake-ups, contended turns, its wait share).
       onRequest: (v, ctx) =>
-        v === 'count' ? count : v === 'rtt-stats' ? ctx.channel.roundTripStats.request : v,
+        v === 'count'
+          ? count
+          : v === 'rtt-stats'
+            ? ctx.channel.roundTripStats.request
+            : v === 'rx-stats'
+              ? ctx.channel.roundTripStats.notifier
+              : v,
     }).listen(target);
     await server.ready();
     process.send?.({ target: server.uri });
@@ -406,8 +418,16 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
       }
     }
     const got = await ch.request('count');
+    const rate = (n / (performance.now() - t0)) * 1000;
     if (got !== n + warm) throw new Error(`server counted ${String(got)} of ${n + warm}`);
-    return { rate: (n / (performance.now() - t0)) * 1000 };
+    const rx = (await ch.request('rx-stats')) as typeof ch.roundTripStats.notifier;
+    const perK = (x: number) => +((1000 * x) / (n + warm)).toFixed(3);
+    return {
+      rate,
+      rxWakesPerKMsg: perK(rx.wakeups),
+      rxContendedPerKMsg: perK(rx.contendedTurns),
+      rxAwakeWaitShare: +(rx.runWait.awakeWaitedMs / rx.runWait.awakeMs).toFixed(3),
+    };
   } finally {
     await ch.close();
   }
@@ -753,6 +773,13 @@ async function main(): Promise<void> {
             }
           : {}),
         // Timed part only, by process: what a message costs each side once running.
+        ...(w !== 'rtt' && s.some((r) => r.rxWakesPerKMsg !== undefined)
+          ? {
+              rxWakesPerKMsg: +median(s.map((r) => r.rxWakesPerKMsg ?? Number.NaN)).toFixed(3),
+              rxContendedPerKMsg: +median(s.map((r) => r.rxContendedPerKMsg ?? Number.NaN)).toFixed(3),
+              rxAwakeWaitShare: +median(s.map((r) => r.rxAwakeWaitShare ?? Number.NaN)).toFixed(3),
+            }
+          : {}),
         clientUs: +median(s.map((r) => r.clientUsPerOp)).toFixed(2),
         serverUs: +median(s.map((r) => r.serverUsPerOp)).toFixed(2),
         daemonUs: +median(s.map((r) => r.daemonUsPerOp)).toFixed(2),
