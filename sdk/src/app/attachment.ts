@@ -188,7 +188,9 @@ export class Attachment extends EventEmitter {
       arm: () => {
         const pending = this.#armSegments();
         // About to sleep: the wait that comes with the wake-up is not contention (sys/run-wait.ts).
-        if (!pending) this.#runWait.asleep(performance.now());
+        // No clock reading here: asleep() reads it only when a window is open (adaptive opens
+        // them; interrupt mode never does, and each reading was a call on every sleep).
+        if (!pending) this.#runWait.asleep();
         return pending;
       },
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
