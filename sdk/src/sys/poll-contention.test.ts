@@ -67,3 +67,20 @@ test('PollContention: contended above the threshold, clear only below the lower 
   assert.equal(p.contended(t + RETRY_MIN_MS), false);
   assert.equal(p.stats.contendedDecisions, 23);
 });
+
+test('PollContention: after a busy start, a probe that finds only our own helpers clears at once', () => {
+  const p = new PollContention();
+  // Start-up: compiler threads and the connect take half of the poller's CPU.
+  p.add(MIN_POLL_MS, MIN_POLL_MS * 0.5, 0);
+  assert.equal(p.contended(0), true);
+  // The first probe after the pause: helper threads of both processes take 15% (under what a
+  // third CPU-bound task would take): polls go on from here, with no longer pause to sit out.
+  const t = RETRY_MIN_MS;
+  assert.equal(p.contended(t), false);
+  p.add(MIN_POLL_MS, MIN_POLL_MS * 0.15, t);
+  assert.equal(p.contended(t), false, `share ${p.share}`);
+  assert.equal(p.contended(t + 10 * RETRY_MAX_MS), false);
+  // Favoured processes on a loaded machine (0.196 read this session): not vetoed by this gate.
+  p.add(MIN_POLL_MS, MIN_POLL_MS * 0.196, t + 1);
+  assert.equal(p.contended(t + 1), false);
+});
