@@ -13,7 +13,10 @@
 //     publisher had reached, kept before SEQ is zeroed: a reader that had not read all of it counts
 //     the rest lost; 0 from a ferryd older than the word, read as nothing to count).
 //   line b, written by that slot's publisher only: TAIL (bytes written, free-running u32), SEQ
-//     (messages written), LAST (position of the newest record).
+//     (messages written), LAST (position of the newest record), MARKS (8 words: for each eighth
+//     of the ring, the position of the first record the publisher started in it or after it on
+//     its latest pass; a lapped reader resumes at the oldest one still safe to read, zeroed by
+//     ferryd with the rest of the line).
 // Ring i: RING_BYTES at ringOffset(i). Records are [u32 length][u32 seq] then the payload, padded
 // to 8; a length of PAD_RECORD skips to the ring's end. A record never wraps and is at most a
 // quarter of the ring, so a writer is never more than half a ring ahead of what it published.
@@ -55,6 +58,9 @@ export const SLOT_PREV_SEQ = 8;
 export const SLOT_TAIL = CACHE_LINE;
 export const SLOT_SEQ = CACHE_LINE + 4;
 export const SLOT_LAST = CACHE_LINE + 8;
+/** TOPIC_SLOT_MARKS u32 record positions, one per eighth of the ring (see TopicRingReader's lap). */
+export const SLOT_MARKS = CACHE_LINE + 16;
+export const TOPIC_SLOT_MARKS = 8;
 
 export const SLOT_FREE = 0;
 export const SLOT_LIVE = 1;

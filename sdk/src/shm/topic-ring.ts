@@ -17,6 +17,7 @@ import {
   SLOT_EPOCH,
   SLOT_LAST,
   SLOT_LIVE,
+  SLOT_MARKS,
   SLOT_PREV_SEQ,
   SLOT_SEQ,
   SLOT_STATE,
@@ -36,6 +37,7 @@ import {
   TOPIC_RECORD_HEADER,
   TOPIC_RING_BYTES_OFFSET,
   TOPIC_SLOT_BYTES,
+  TOPIC_SLOT_MARKS,
   TOPIC_SLOTS_OFFSET,
   TOPIC_VERSION,
   TOPIC_VERSION_OFFSET,
@@ -176,6 +178,9 @@ export class TopicSegment {
     // old newest record again (before the epoch changes, so the epoch check cannot tell).
     Atomics.store(this.words, b + SLOT_LAST / 4, 0);
     Atomics.store(this.words, b + SLOT_SEQ / 4, 0);
+    // The previous publisher's marks point into its own records: a lapped reader of the next one
+    // must not resume there (0, the next publisher's first record, is right while its tail is low).
+    for (let j = 0; j < TOPIC_SLOT_MARKS; j++) Atomics.store(this.words, b + SLOT_MARKS / 4 + j, 0);
     Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
     Atomics.add(this.words, b + SLOT_EPOCH / 4, 1);
     // store-release: state last, so a reader that sees LIVE sees the zeroed indices and new epoch.
@@ -298,6 +303,9 @@ export class TopicRingWriter {
   readonly maxPayload: number;
   #tail = 0;
   #seq = 0;
+  /** log2 of an eighth of the ring, and where the eighth after the last marked one begins. */
+  readonly #markShift: number;
+  #markNext = 0;
 
   constructor(seg: TopicSegment, slot: number) {
     this.#w = seg.words;
@@ -311,6 +319,9 @@ export class TopicRingWriter {
     // A slot is handed over zeroed (openSlot); start from what it says anyway.
     this.#tail = Atomics.load(this.#w, this.#base + SLOT_TAIL / 4);
     this.#seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
+    this.#markShift = Math.log2(seg.ringBytes / TOPIC_SLOT_MARKS);
+    // The next record marks the eighth it starts in.
+    this.#markNext = (this.#tail >>> this.#markShift) << this.#markShift;
   }
 
   get published(): number {
@@ -415,12 +426,29 @@ export class TopicRingWriter {
     const start = this.#tail;
     this.#tail = (this.#tail + size) >>> 0;
     this.#seq = (this.#seq + 1) >>> 0;
+    // The first record started in (or after) each eighth of the ring: where a lapped reader can
+    // resume. A compare per record; stores only when an eighth is entered.
+    if (((start - this.#markNext) | 0) >= 0) this.#mark(start);
     // LAST and SEQ are read after a load-acquire of TAIL (a lapped reader, a new one, ferryd's
     // counters), which the store-release below orders after them: one fence per record, not three.
     storeRelaxed(this.#w, this.#base + SLOT_LAST / 4, start);
     storeRelaxed(this.#w, this.#base + SLOT_SEQ / 4, this.#seq);
     // store-release: the tail last (paired with the readers' load-acquire of TAIL), after the bytes.
     storeRelease(this.#w, this.#base + SLOT_TAIL / 4, this.#tail);
+  }
+
+  /**
+   * `start` begins a record in a new eighth of the ring: it becomes that eighth's mark, and that
+   * of every eighth passed over since the last mark (by a large record or a PAD), so no mark is
+   * ever older than a pass of the ring. Plain stores, ordered by the tail's store-release.
+   */
+  #mark(start: number): void {
+    const shift = this.#markShift;
+    const passed = Math.min(TOPIC_SLOT_MARKS, 1 + (((start - this.#markNext) >>> 0) >>> shift));
+    const e = start >>> shift;
+    const marks = this.#base + SLOT_MARKS / 4;
+    for (let i = 0; i < passed; i++) this.#w[marks + ((e - i) & (TOPIC_SLOT_MARKS - 1))] = start;
+    this.#markNext = ((e + 1) << shift) >>> 0;
   }
 }
 
@@ -634,13 +662,38 @@ export class TopicRingReader {
   readonly #starts = new Uint32Array(READ_BATCH_MAX);
 
   /**
-   * Lapped: jump to the newest record the writer published. What was lost is counted from the
-   * sequence number of the next record read (the counters read here may already be newer than
-   * the record LAST points at: the publisher does not wait).
+   * Lapped (or the record at the position is broken): resume at the oldest record that is still
+   * safe to read, so only what was overwritten is lost (lose-oldest), not the half ring still
+   * intact behind the tail. That is the oldest of the publisher's marks (a record start per eighth
+   * of the ring) at most 3/8 of a ring behind the tail (an eighth short of being overwritten: room
+   * to read on while the publisher writes), and ahead of where this reader stands unless it was
+   * lapped, so nothing is delivered twice. Marks are checked as hostile: 8-aligned, within that
+   * reach, and then read like any record. Without one, the newest record, or the tail. What was
+   * lost is counted from the sequence number of the next record read (the counters read here may
+   * already be newer than the record they point at: the publisher does not wait).
    */
   #lapped(): void {
-    const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
-    const last = Atomics.load(this.#w, this.#base + SLOT_LAST / 4);
+    const w = this.#w;
+    const tail = loadAcquire(w, this.#base + SLOT_TAIL / 4);
+    const behind = (tail - this.#pos) >>> 0;
+    const lapped = behind > this.#size / 2;
+    const reach = (this.#size / 8) * 3;
+    const marks = this.#base + SLOT_MARKS / 4;
+    let best = -1;
+    let bestBehind = -1;
+    for (let j = 0; j < TOPIC_SLOT_MARKS; j++) {
+      const m = Atomics.load(w, marks + j);
+      const d = (tail - m) >>> 0;
+      if ((m & 7) === 0 && d <= reach && d > bestBehind && (lapped || d < behind)) {
+        best = m;
+        bestBehind = d;
+      }
+    }
+    if (bestBehind >= 0) {
+      this.#pos = best;
+      return;
+    }
+    const last = Atomics.load(w, this.#base + SLOT_LAST / 4);
     // Start at the newest record only if it is still well within reach, else wait at the tail.
     this.#pos = (tail - last) >>> 0 <= this.#size / 4 ? last : tail;
   }
