@@ -301,22 +301,29 @@ export class CtrlServer {
       this.counters.noticeBatches++;
       this.counters.noticesBatched += msg.ops.length >> 1;
     }
-    const reply = isAppRequest(msg) ? handleRequest(layer, app, msg, socketFd) : null;
-    if (reply instanceof Promise) {
-      // Answered later (kernel bind, TCP connect): only if the app is still there to hear it.
-      void reply.then((r) => {
-        if (this.apps.get(app.id) === app) this.#reply(app, msg, r);
-      });
-      return;
+    // The reply goes out before the work the handler left for after it (SessionLayer.afterReply;
+    // a reply that comes later, from a promise, goes after it: only replies sent now need this).
+    layer.beginRequest();
+    try {
+      const reply = isAppRequest(msg) ? handleRequest(layer, app, msg, socketFd) : null;
+      if (reply instanceof Promise) {
+        // Answered later (kernel bind, TCP connect): only if the app is still there to hear it.
+        void reply.then((r) => {
+          if (this.apps.get(app.id) === app) this.#reply(app, msg, r);
+        });
+        return;
+      }
+      if (reply) this.#reply(app, msg, reply);
+      else
+        app.send({
+          t: 'error',
+          id: msg.id,
+          st: statusOf('ERR_FERRY_PROTO_UNKNOWN_MSG'),
+          err: `'${msg.t}' is not a request`,
+        });
+    } finally {
+      layer.endRequest();
     }
-    if (reply) this.#reply(app, msg, reply);
-    else
-      app.send({
-        t: 'error',
-        id: msg.id,
-        st: statusOf('ERR_FERRY_PROTO_UNKNOWN_MSG'),
-        err: `'${msg.t}' is not a request`,
-      });
   }
 
   #reply(app: App, msg: CtrlMessage, reply: CtrlMessage): void {

@@ -177,6 +177,8 @@ export interface PoolHost {
    * they had been read a moment earlier.
    */
   reclaim(pool: FastPool): void;
+  /** Runs `fn` once the reply of the request being handled went out (SessionLayer.afterReply). */
+  afterReply(fn: () => void): void;
   session(id: number): Session | undefined;
 }
 
@@ -512,7 +514,9 @@ export class FastPools {
   /**
    * Lends pairs up to the pool size, within both apps' session headroom. When the segment has no
    * room left, most of it is often held by connections both apps closed whose close notices ferryd
-   * has not read yet (they are sent lazily): it reads them and tries once more.
+   * has not read yet (they are sent lazily): it reads them and tries once more, after the reply of
+   * the request under way (the connect that asked for this top-up): what it reads may be the death
+   * of the server, which resets that connect's session, and the client must have its reply first.
    */
   #topUp(pool: FastPool, reclaim = true): void {
     if (pool.filling) return;
@@ -524,9 +528,12 @@ export class FastPools {
       pool.filling = false;
     }
     if (!short || !reclaim || pool.revoked) return;
-    this.#host.counters.poolReclaims++;
-    this.#host.reclaim(pool);
-    if (!pool.revoked) this.#topUp(pool, false);
+    this.#host.afterReply(() => {
+      if (pool.revoked) return;
+      this.#host.counters.poolReclaims++;
+      this.#host.reclaim(pool);
+      if (!pool.revoked) this.#topUp(pool, false);
+    });
   }
 
   /** One top-up; true when the segment ran out of room before the pool was full. */

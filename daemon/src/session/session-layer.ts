@@ -97,6 +97,11 @@ export class SessionLayer implements TransportHost {
   #ephemeralPort = 49152;
   /** Sessions made now are fast connects the pools' sampling counted already (#materialize). */
   #openCounted = false;
+  /**
+   * Work left for after the reply of each request being handled, innermost last: a request read
+   * from another app's channel while one is handled (a channel drained inside it) has its own.
+   */
+  readonly #afterReply: (() => void)[][] = [];
 
   constructor(
     config: DaemonConfig,
@@ -120,6 +125,7 @@ export class SessionLayer implements TransportHost {
       liveSegment: (id) => this.segments.get(id),
       materialize: (pool, rec, counted) => this.#materialize(pool, rec, counted),
       closeEnd: (app, id) => this.close(app, id),
+      afterReply: (fn) => this.afterReply(fn),
       reclaim: (pool) => {
         // A channel being read already (the message that asked for this top-up) reads on after it.
         pool.server.channel.drain();
@@ -131,6 +137,42 @@ export class SessionLayer implements TransportHost {
   }
 
   // ---- requests ----
+
+  /**
+   * The ctrl server is about to handle an app's request; endRequest() once its reply went out
+   * (or, for one answered later, once the handler returned).
+   */
+  beginRequest(): void {
+    this.#afterReply.push([]);
+  }
+
+  /** The reply of the request begun last went out: the work it left for after it runs now. */
+  endRequest(): void {
+    const left = this.#afterReply.pop();
+    if (!left) return;
+    for (const fn of left) {
+      try {
+        fn();
+      } catch (err) {
+        // Inside the request it would have failed the request; after its reply, no app is
+        // waiting for the outcome, and the channel being read must read on.
+        this.log.error(`work after a reply failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` after the reply of the request being handled (at once outside one). For work that
+   * reads other apps' channels: a message read there can end a session the reply opens (its
+   * server's death resets it and deletes its segment), and a client must hear of a session
+   * before any reset of it; told first, it dropped the reset of a session it did not know and
+   * then bound the session (a socket never told its peer died) or found its segment gone.
+   */
+  afterReply(fn: () => void): void {
+    const top = this.#afterReply.at(-1);
+    if (top) top.push(fn);
+    else fn();
+  }
 
   /**
    * A listen: a cut-through listener and the transport's own (a kernel listener on the same
