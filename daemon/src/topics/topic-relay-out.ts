@@ -124,11 +124,15 @@ export class RelayOut {
           more = true;
           continue;
         }
-        // What the previous publisher wrote that this relay had not read is gone: forwarded as a
-        // gap before the new publisher's first record (known only when the slot changed hands once).
+        // What the previous publisher wrote that this relay had not read is gone (and all that any
+        // publisher the slot had in between wrote): forwarded as a gap before the new publisher's
+        // first record.
         const old = this.#readers[i];
-        const unread =
-          old && epoch === ((this.#epochs[i] as number) + 1) >>> 0 ? old.unreadBefore(seg.slotPrevSeq(i)) : 0;
+        const unread = old ? old.unreadAtHandover(epoch) : 0;
+        if (unread < 0) {
+          more = true;
+          continue;
+        }
         this.#epochs[i] = epoch;
         this.#reported[i] = -unread;
         this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);

@@ -260,6 +260,35 @@ describe('a subscriber and a publisher that left before it was read to the end',
     }
   });
 
+  it('a slot that changed hands twice between two polls: the middle publisher’s messages are counted lost too', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const got: unknown[] = [];
+      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const a = new TopicRingWriter(seg, 0);
+      a.write(encodePlain({ a: 1 }));
+      assert.equal(sub.poll(), 1);
+      a.write(encodePlain({ a: 2 }));
+      a.write(encodePlain({ a: 3 }));
+      // A leaves with 2 unread; B gets the slot, writes 5 and leaves; C gets it: all before the
+      // subscriber polls again. The epoch moved by two: PREV_SEQ alone knows only B's count.
+      seg.closeSlot(0, SLOT_GONE);
+      seg.openSlot(0);
+      const b = new TopicRingWriter(seg, 0);
+      for (let i = 1; i <= 5; i++) b.write(encodePlain({ b: i }));
+      seg.closeSlot(0, SLOT_GONE);
+      seg.openSlot(0);
+      new TopicRingWriter(seg, 0).write(encodePlain({ c: 1 }));
+      sub.poll();
+      assert.deepEqual(got, [{ a: 1 }, { c: 1 }]);
+      assert.equal(sub.dropped, 2 + 5, "A's two unread and B's five");
+    } finally {
+      seg.release();
+    }
+  });
+
   it('policy disconnect: the subscriber ends after what it had read, with nothing of the next publisher', () => {
     const seg = TopicSegment.create('t', 1, 4096, TOPIC_POLICY.DISCONNECT);
     let ended = false;

@@ -401,11 +401,12 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         if (seg.slotState(i) === SLOT_FREE) continue;
         // A publisher took this slot after we subscribed: read it from its first message (what
         // the previous one's reader lost stays counted). The previous publisher's messages it had
-        // not read when ferryd gave the slot away are gone with the zeroed indices: counted lost
-        // (known only when the slot changed hands once since the last poll).
+        // not read when ferryd gave the slot away are gone with the zeroed indices, and so are all
+        // those of any publisher the slot had in between: counted lost.
         const old = this.#readers[i];
-        const unread =
-          old && epoch === ((this.#epochs[i] as number) + 1) >>> 0 ? old.unreadBefore(seg.slotPrevSeq(i)) : 0;
+        const unread = old ? old.unreadAtHandover(epoch) : 0;
+        // Given away again while we looked: take it on the next poll.
+        if (unread < 0) continue;
         this.#epochs[i] = epoch;
         this.#retiredDrops += (old?.dropped ?? 0) + unread;
         this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);

@@ -11,7 +11,10 @@
 //   line a, written by ferryd only: STATE (0 free, 1 live, 2 gone), EPOCH (+1 each time the slot is
 //     given to a publisher; TAIL/SEQ/LAST are zeroed before), PREV_SEQ (the SEQ the slot's previous
 //     publisher had reached, kept before SEQ is zeroed: a reader that had not read all of it counts
-//     the rest lost; 0 from a ferryd older than the word, read as nothing to count).
+//     the rest lost; 0 from a ferryd older than the word, read as nothing to count), SEQ_BEFORE
+//     (the SEQs of all the slot's previous publishers added up, u32 wrapping: a reader whose
+//     publisher's slot changed hands more than once between two looks counts the messages of the
+//     publishers in between too; 0 from an older ferryd).
 //   line b, written by that slot's publisher only: TAIL (bytes written, free-running u32), SEQ
 //     (messages written), LAST (position of the newest record), MARKS (8 words: for each eighth
 //     of the ring, the position of the first record the publisher started in it or after it on
@@ -55,6 +58,7 @@ export const TOPIC_SLOT_BYTES = 2 * CACHE_LINE;
 export const SLOT_STATE = 0;
 export const SLOT_EPOCH = 4;
 export const SLOT_PREV_SEQ = 8;
+export const SLOT_SEQ_BEFORE = 12;
 export const SLOT_TAIL = CACHE_LINE;
 export const SLOT_SEQ = CACHE_LINE + 4;
 export const SLOT_LAST = CACHE_LINE + 8;

@@ -20,6 +20,7 @@ import {
   SLOT_MARKS,
   SLOT_PREV_SEQ,
   SLOT_SEQ,
+  SLOT_SEQ_BEFORE,
   SLOT_STATE,
   SLOT_TAIL,
   TOPIC_DROPS_OFFSET,
@@ -171,7 +172,15 @@ export class TopicSegment {
     const b = this.#slotWord(i);
     // What the previous publisher wrote in all, before it is zeroed: readers that had not read
     // it all count the rest lost (prevSeq) rather than lose it silently.
-    Atomics.store(this.words, b + SLOT_PREV_SEQ / 4, Atomics.load(this.words, b + SLOT_SEQ / 4));
+    const seq = Atomics.load(this.words, b + SLOT_SEQ / 4);
+    Atomics.store(this.words, b + SLOT_PREV_SEQ / 4, seq);
+    // And what all publishers of the slot wrote before this one: a reader that missed more than one
+    // hand-over counts the messages of the publishers in between as well.
+    Atomics.store(
+      this.words,
+      b + SLOT_SEQ_BEFORE / 4,
+      (Atomics.load(this.words, b + SLOT_SEQ_BEFORE / 4) + seq) >>> 0,
+    );
     // TAIL last of the three: a reader that sees it zeroed sees LAST and SEQ zeroed too. Zeroed
     // first, it could be read with the old publisher's LAST, which a lap then jumps to; once the
     // old TAIL neared 2^32, a TAIL of 0 lies just ahead of that LAST and the reader delivered the
@@ -472,6 +481,8 @@ export class TopicRingReader {
   readonly #epoch: number;
   /** The slot went to another publisher: this reader delivers nothing more (its owner replaces it). */
   #stale = false;
+  /** The slot's SEQ_BEFORE when this reader was made: its publisher's messages are counted from it. */
+  readonly #seqBefore: number;
 
   /**
    * `from`: 'start' (a publisher that came after us), 'newest' (the next message), 'last' (the
@@ -488,6 +499,7 @@ export class TopicRingReader {
     this.#size = seg.ringBytes;
     this.#mask = seg.ringBytes - 1;
     this.#maxPayload = topicMaxPayload(seg.ringBytes);
+    this.#seqBefore = Atomics.load(this.#w, this.#base + SLOT_SEQ_BEFORE / 4);
     const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
     const seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
     if (from === 'start') {
@@ -511,6 +523,22 @@ export class TopicRingReader {
   unreadBefore(seq: number): number {
     const n = (seq - this.#expect) | 0;
     return Math.max(n, 0);
+  }
+
+  /**
+   * The slot's EPOCH reads `epoch`, not this reader's: ferryd gave the slot away (once or more).
+   * Returns the messages of this reader's publisher, and of every publisher the slot had between it
+   * and the current one, that this reader neither delivered nor counted (from SEQ_BEFORE; from
+   * PREV_SEQ alone when the slot changed hands once, as an older ferryd without SEQ_BEFORE allows),
+   * or -1 when the slot changed hands again while they were read: look again on the next poll.
+   */
+  unreadAtHandover(epoch: number): number {
+    const before = Atomics.load(this.#w, this.#base + SLOT_SEQ_BEFORE / 4);
+    const prev = Atomics.load(this.#w, this.#base + SLOT_PREV_SEQ / 4);
+    // ferryd writes both before it bumps EPOCH: unchanged, they belong to `epoch`.
+    if (Atomics.load(this.#w, this.#base + SLOT_EPOCH / 4) !== epoch) return -1;
+    const all = this.unreadBefore((before - this.#seqBefore) >>> 0);
+    return epoch === (this.#epoch + 1) >>> 0 ? Math.max(all, this.unreadBefore(prev)) : all;
   }
 
   /** True when the publisher wrote past this reader's position. */
