@@ -64,8 +64,9 @@ interface Result {
    *  rule's input, sys/run-wait.ts; whole process life). */
   awakeWaitShare?: number;
   /** Ferry RTT: the machine's runnable tasks (/proc/loadavg) as the client read them while it
-   *  expected replies (sys/run-queue.ts, at most once per ms; NaN: never read); its polls for them
-   *  are let through while the average does not exceed the CPUs by 0.75. */
+   *  slept for replies (sys/run-queue.ts, at most once per ms; NaN: never read); above the CPUs by
+   *  0.75 the notifier does not poll on its own then. Polls for replies are gated by
+   *  pollWaitShare instead (since msgs11). */
   runnableMean?: number;
   /** Ferry RTT: the client's wait for a CPU while it polled for replies, as a share of that time
    *  (sys/poll-contention.ts; NaN: never polled), and the share of its decisions that found the
