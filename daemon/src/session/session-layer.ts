@@ -249,7 +249,15 @@ export class SessionLayer implements TransportHost {
         .then((opened) => this.#reply(req.id, opened));
     }
     this.checkSessionLimit(client);
-    if (this.atSessionLimit(server, client)) {
+    const full = this.atSessionLimit(server, client);
+    // Those checks may have read other apps' channels: the server may have left (its detach, or
+    // the end of a dead one) or closed the listener meanwhile. Nothing is opened to it then: its
+    // end would never be reset, nor the segment announced or freed.
+    if (!this.attached(server) || this.listeners.get(l.id) !== l) {
+      this.counters.refused++;
+      throw ferryError('ECONNREFUSED', `${formatUri(uri)}: the listener went away`);
+    }
+    if (full) {
       this.counters.refused++;
       throw ferryError('ECONNREFUSED', `listener's app has reached its session limit`);
     }
@@ -683,6 +691,8 @@ export class SessionLayer implements TransportHost {
     }
     if (requester) owners.delete(requester);
     for (const a of owners) a.channel.drain();
+    // What was read may be `app` leaving: nothing is opened for it then (as if at its limit).
+    if (!this.attached(app)) return true;
     return app.sessions.size + app.lentReserved >= max;
   }
 
