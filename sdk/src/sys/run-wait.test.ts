@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RunQueue } from './run-queue.js';
-import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RunWait } from './run-wait.js';
+import { parseSchedstat, RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RUN_WAIT_FREE, RunWait } from './run-wait.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -211,7 +211,7 @@ test('parseSchedstat reads the run count as a third field when asked, NaN when i
   }
 });
 
-test("RunWait: while the caller polls for a frame, its own waits while polling decide, not the machine's run queue", () => {
+test('RunWait: a poll for an expected frame is vetoed only when its waits while polling and the machine both say contended', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
   try {
     const f = fakeSchedstat(dir);
@@ -241,22 +241,58 @@ test("RunWait: while the caller polls for a frame, its own waits while polling d
     assert.equal(vetoed, 0);
     assert.ok(rw.polling.stats.decisions >= 20, `${rw.polling.stats.decisions} decisions`);
     assert.ok(rw.polling.share < 0.05, `polling share ${rw.polling.share}`);
-    assert.ok(rw.runQueue.stats.samples === 0, 'the run queue is not read for polls');
-    // Another task takes the CPU half of the time while it polls: vetoed within a decision.
+    // Another task takes the CPU half of the time while it polls, on a machine with more runnable
+    // tasks than CPUs: vetoed within a few windows.
     let k = 0;
     for (; k < 50 && !rw.contended(t, 'poll'); k++) {
       f.advance(0.5, 0.5);
       t += 1;
     }
-    assert.ok(k >= 1 && k <= 4, `${k} windows`);
+    assert.ok(k >= 1 && k <= 12, `${k} windows`);
     // Polls stay vetoed for the pause; the windows meanwhile (the thread sleeps for its frames, and
     // its wake-ups land beside the peer) do not count as polling.
+    const decisions = rw.polling.stats.decisions;
     for (let i = 0; i < 10; i++) {
-      f.advance(0, 1);
+      f.advance(0.3, 0.7);
       t += 1;
       assert.equal(rw.contended(t, 'poll'), true, `${i} ms into the pause`);
     }
-    assert.equal(rw.polling.contended(t + 16), false, 'then a probe');
+    assert.equal(rw.polling.stats.decisions, decisions);
+    // The machine empties (1-2 runnable: the round trip alone): polls go through, although the last
+    // waits while polling read contended.
+    runnable(2);
+    let m = 0;
+    for (; m < 50 && rw.contended(t, 'poll'); m++) {
+      f.advance(0.3, 0.7);
+      t += 1;
+    }
+    assert.ok(m >= 1 && m <= 12, `${m} readings of the machine`);
+    rw.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('RunWait: with a core of its own (no waits while awake) a poll is never vetoed, whatever the machine runs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
+  try {
+    const f = fakeSchedstat(dir);
+    const loadavg = join(dir, 'loadavg');
+    writeFileSync(loadavg, '9.00 9.00 9.00 12/300 777\n');
+    const rw = new RunWait(f.file, new RunQueue(loadavg, 2));
+    let t = 0;
+    rw.contended(t);
+    // Waits while polling (a probe caught a busy moment), but the awake share is ~0 (real-time
+    // priority, an isolated CPU: 0.000-0.008 in msgs7's runs).
+    for (let i = 0; i < 5; i++) {
+      f.advance(0, 11);
+      t += 11;
+      rw.contended(t);
+    }
+    assert.ok(rw.share < RUN_WAIT_FREE, `share ${rw.share}`);
+    rw.polling.add(2, 1, t);
+    assert.equal(rw.polling.contended(t), true);
+    assert.equal(rw.contended(t, 'poll'), false);
     rw.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

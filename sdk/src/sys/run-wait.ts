@@ -35,11 +35,12 @@
 // cannot be read the answer is always "not contended".
 //
 // One exception (contended(now, 'poll')): while the caller polls for a frame it expects (a message
-// channel's reply or next request), its waits while polling decide (poll-contention.ts): a thread
-// that spins and waits for a CPU lost it to another task that wanted it. Windows opened on those
-// turns are taken every POLL_SAMPLE_MS and fed there too. Before session 7 the machine's run queue
-// decided there (run-queue.ts), which counts the round trip's own threads: on a quiet 2-vCPU VM it
-// read 3.34 runnable tasks and vetoed two thirds of the polls. While it sleeps for one
+// channel's reply or next request), its waits while polling (poll-contention.ts: a thread that
+// spins and waits for a CPU lost it to another task that wanted it; windows opened on those turns
+// every POLL_SAMPLE_MS are fed there) and the machine (run-queue.ts, with this thread's share
+// under RUN_WAIT_FREE as "a core of its own") must both say contended. The machine alone decided
+// in session 6, and it counts the round trip's own threads: on a quiet 2-vCPU VM it read 3.34
+// runnable tasks and vetoed two thirds of the polls. While it sleeps for one
 // (contended(now, 'sleep')) the machine test is added to the share's: the notifier's own window
 // must not poll after each send on a loaded machine, but on an idle one, or with a core of its own,
 // it stays as it was (with real-time main threads it found 80-99% of the frames while the budgets
@@ -158,16 +159,25 @@ export class RunWait {
   /**
    * True while this thread, awake, waits for a CPU a large share of the time it could run. Also
    * opens a measuring window when the last reading is SAMPLE_MS old (closing the open one first).
-   * `expect`: 'poll', the caller polls for a frame it expects: its waits while polling decide
-   * instead (poll-contention.ts). 'sleep', it chose to sleep for one: contended also while the
-   * machine is oversubscribed (unless this thread has a core of its own), and the machine's
-   * average is kept current.
+   * `expect`: 'poll', the caller polls for a frame it expects: contended only when its waits
+   * while polling say so (poll-contention.ts) and the machine is oversubscribed and this thread
+   * has no core of its own (the rule before, which the first now overrides when clear). 'sleep',
+   * it chose to sleep for one: contended also while the machine is oversubscribed (unless this
+   * thread has a core of its own), and the machine's average is kept current.
    */
   contended(nowMs: number, expect: 'none' | 'poll' | 'sleep' = 'none'): boolean {
     const c = this.#measure(nowMs, expect === 'poll');
     if (expect === 'none' || this.#fd < 0) return c;
-    if (expect === 'poll') return this.polling.contended(nowMs);
-    return c || (this.runQueue.oversubscribed(nowMs) && !(this.share < RUN_WAIT_FREE));
+    const busy = this.runQueue.oversubscribed(nowMs) && !(this.share < RUN_WAIT_FREE);
+    if (expect === 'sleep') return c || busy;
+    // Every signal must agree before a poll is vetoed: the run queue counts our own threads on an
+    // idle machine, and the waits while polling include the peer woken onto our CPU while the other
+    // is busy (0.18-0.63 with this session's processes favoured on a machine at load 10). Polls let
+    // through that do not pay are the budget's to stop (preempted ones count as its worst sample).
+    const vetoed = busy && this.polling.contended(nowMs);
+    // A vetoed turn sleeps for its frame: what follows is not polling.
+    if (vetoed) this.#pollWindow = false;
+    return vetoed;
   }
 
   #measure(nowMs: number, poll: boolean): boolean {
@@ -181,9 +191,9 @@ export class RunWait {
     this.#lastMs = nowMs;
     this.#base.set(this.#now);
     this.#open = true;
-    // Only a window in which the thread may poll measures polling: a vetoed one sleeps for its
-    // frame, and its wake-ups land beside the peer that rang (not the contention asked about).
-    this.#pollWindow = poll && !this.polling.contended(nowMs);
+    // Only a window in which the thread may poll measures polling (see contended): a vetoed one
+    // sleeps for its frame, and its wake-ups land beside the peer that rang.
+    this.#pollWindow = poll;
     return this.#contended;
   }
 
