@@ -20,6 +20,8 @@ import {
   poolLend,
   poolLock,
   poolState,
+  REUSE_GEN_SHIFT,
+  REUSE_LOCKED,
   Segment,
 } from '../shm/index.js';
 import { Doorbell, dup } from '../sys/index.js';
@@ -457,6 +459,47 @@ test('a pair ferryd locked is never taken again, and its ends tell ferryd', () =
     w.client.post(pair.fifos.slot);
     w.server.poll();
     assert.equal(w.accepted.length, 1);
+  } finally {
+    w.close();
+  }
+});
+
+test('a generation whose reuse word says locked is accepted only when ferryd lists it at revoke', () => {
+  const w = world(2);
+  try {
+    w.cp.onGrant(grantMsg(w));
+    w.sp.onServe(serveMsg(w), () => w.server);
+    // One connection on a pair; both ends let go; then ferryd locks it (a notice named it: void).
+    const first = w.cp.take(URI);
+    assert.ok(first);
+    w.server.poll();
+    assert.equal(w.accepted.length, 1);
+    assert.equal(letGo(first.session), true);
+    assert.equal(letGo(acceptedSession(w)), true);
+    const p0 = w.grant.find((p) => p.session === first.session.id);
+    assert.ok(p0);
+    poolLock(w.creator.buffer, p0.fifos.rxOffset);
+    // A hostile client moves the word to the next generation, the lock left set, and posts.
+    const words = new Uint32Array(w.creator.buffer, p0.fifos.rxOffset, 4);
+    words[2] = ((((words[2] ?? 0) >>> REUSE_GEN_SHIFT) + 1) << REUSE_GEN_SHIFT) | REUSE_LOCKED;
+    w.client.post(p0.fifos.slot);
+    w.server.poll();
+    assert.equal(w.accepted.length, 1, 'a locked generation is no connection');
+    // Another pair: taken, then locked by ferryd's revoke before the server saw its event; the
+    // event is not an accept, ferryd's list of taken pairs is.
+    const second = w.cp.take(URI);
+    assert.ok(second);
+    const p1 = w.grant.find((p) => p.session === second.session.id);
+    assert.ok(p1 && p1 !== p0);
+    poolLock(w.creator.buffer, p1.fifos.rxOffset);
+    w.server.poll();
+    assert.equal(w.accepted.length, 1);
+    w.sp.onRevoke({ t: 'pool-revoke', id: 0, pool: 7, taken: [p1.fifos.slot] });
+    assert.deepEqual(
+      w.accepted.map((m) => m.fifos?.slot),
+      [p0.fifos.slot, p1.fifos.slot],
+    );
+    second.session.detach();
   } finally {
     w.close();
   }

@@ -276,20 +276,24 @@ export class FastPools {
   #onSlot(seg: AppSegment, slot: number): void {
     const entry = this.#bySegment.get(seg.id)?.get(slot);
     if (!entry || entry.pool.revoked) return;
-    const gen = this.#takenGen(seg, entry);
+    const gen = this.#takenGen(seg, entry, false);
     if (gen >= 0) this.#accept(seg, entry, gen);
   }
 
   /**
    * The generation a client took the pair in, when it is one this server has not accepted (and has
    * not let go of): -1 otherwise. The words are hostile: at most one accept per generation change,
-   * and only of a pair ferryd described.
+   * and only of a pair ferryd described. A LOCKED word counts only with `locked` (ferryd listed the
+   * pair at revoke, or this server locked it itself after ferryd's loss): on an event it is refused,
+   * since ferryd took that pair out of the reuse cycle and a client moving it to a new generation
+   * would open a session ferryd neither counts nor will ever reset.
    */
-  #takenGen(seg: AppSegment, entry: ServedPair): number {
+  #takenGen(seg: AppSegment, entry: ServedPair, locked: boolean): number {
     const f = entry.pair.fifos;
     if (poolState(seg.buffer, f.rxOffset) !== POOL_TAKEN) return -1;
     const reuse = poolReuseWord(seg.buffer, f.txOffset);
     if (reuse < 0 || (reuse & REUSE_SERVER_DONE) !== 0) return -1;
+    if (!locked && (reuse & REUSE_LOCKED) !== 0) return -1;
     const gen = reuseGen(reuse);
     return gen === entry.lastGen ? -1 : gen;
   }
@@ -378,7 +382,7 @@ export class FastPools {
       for (const [segId, pend] of sp.pending) {
         const seg = this.#owner.segment(segId);
         for (const [slot, entry] of pend) {
-          const gen = seg && sp.taken.has(slot) ? this.#takenGen(seg, entry) : -1;
+          const gen = seg && sp.taken.has(slot) ? this.#takenGen(seg, entry, true) : -1;
           if (seg && gen >= 0) this.#accept(seg, entry, gen);
           else this.#bySegment.get(segId)?.delete(slot);
         }
@@ -408,7 +412,7 @@ export class FastPools {
           if (poolSwap(seg.buffer, entry.pair.fifos.rxOffset, POOL_REVOKED) === POOL_FREE) continue;
           // A pair used before: locked, so a client that has not noticed yet cannot take it again.
           poolLock(seg.buffer, entry.pair.fifos.txOffset);
-          const gen = this.#takenGen(seg, entry);
+          const gen = this.#takenGen(seg, entry, true);
           if (gen >= 0) this.#accept(seg, entry, gen);
         }
       }
