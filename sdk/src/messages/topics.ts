@@ -283,6 +283,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
   readonly #hwm: number;
   readonly #onMessage: ((v: unknown) => void) | undefined;
   readonly #inbox: ValueInbox;
+  /** The topic's policy is disconnect (ferryd writes it before anyone maps the segment). */
+  readonly #disconnect: boolean;
   #closed = false;
   #reported = 0;
   /**
@@ -316,6 +318,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       ended: () => this.#error ?? this.#closed,
     });
     const seg = link.seg;
+    this.#disconnect = seg.policy === TOPIC_POLICY.DISCONNECT;
     this.#readers = [];
     this.#epochs = [];
     for (let i = 0; i < seg.maxPubs; i++) {
@@ -392,6 +395,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       return 0;
     }
     let n = 0;
+    /** A reader counted a loss, or one was retired: the total is summed and reported then only. */
+    let lossSeen = false;
     for (let i = 0; i < this.#readers.length; i++) {
       const epoch = seg.slotEpoch(i);
       if (epoch !== this.#epochs[i]) {
@@ -412,27 +417,33 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
         this.#decoders[i] = slotDecoder();
         // Policy disconnect: nothing after a loss is delivered (the check below ends it).
-        if (unread > 0 && seg.policy === TOPIC_POLICY.DISCONNECT) break;
+        lossSeen = true;
+        if (unread > 0 && this.#disconnect) break;
       }
       const r = this.#readers[i];
       if (!r) continue;
       const room = this.#onMessage ? 256 : this.#hwm - this.bufferedValues;
       if (room <= 0) break;
-      if (seg.policy === TOPIC_POLICY.DISCONNECT) {
+      const before = r.dropped;
+      if (this.#disconnect) {
         this.#current = r;
-        this.#currentDropped = r.dropped;
+        this.#currentDropped = before;
         n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliverUnlapped, READ_BATCH);
-        if (r.dropped !== this.#currentDropped) break;
       } else {
         n += r.read(Math.min(room, 256), this.#decoders[i] as Decode, this.#deliver, READ_BATCH);
       }
+      if (r.dropped !== before) {
+        lossSeen = true;
+        if (this.#disconnect) break;
+      }
     }
+    if (!lossSeen) return n;
     const dropped = this.dropped;
     if (dropped !== this.#reported) {
       const lost = dropped - this.#reported;
       this.#reported = dropped;
       seg.setDrops(this.#link.index, dropped);
-      if (seg.policy === TOPIC_POLICY.DISCONNECT) {
+      if (this.#disconnect) {
         this.#end(
           ferryError(
             'ERR_FERRY_SLOW_SUBSCRIBER',
