@@ -209,14 +209,27 @@ describe('ferry perf server|client --json', () => {
       const listening = String((await firstJsonLine(server, 'perf server'))['listening']);
       const chart = join(dir, 'rtt.svg');
       const args = ['perf', 'client', '--uri', listening, '--workload', 'rtt', '--count', '120'];
+      const fromUs = Number(process.hrtime.bigint()) / 1000;
       const { code, lines } = await runJsonLines(
-        [...args, '--warmup', '250', '--json', '--chart', chart],
+        [...args, '--warmup', '250', '--json', '--chart', chart, '--slowest', '5'],
         env,
       );
+      const toUs = Number(process.hrtime.bigint()) / 1000;
       assert.equal(code, 0);
       assert.deepEqual(lines[0], { phase: 'start' });
       assert.equal(lines.length, 2);
       assert.equal(lines[1]?.['count'], 120);
+      // --slowest: the 5 slowest measured round trips, slowest first, started on this clock
+      // (CLOCK_MONOTONIC) while the client ran; the slowest of 120 is the p99.9.
+      const slowest = lines[1]?.['slowest'] as { index: number; atUs: number; us: number }[];
+      assert.equal(slowest.length, 5);
+      assert.equal(slowest[0]?.us, lines[1]?.['p999us']);
+      for (let i = 0; i < slowest.length; i++) {
+        const s = slowest[i] as { index: number; atUs: number; us: number };
+        assert.ok(s.index >= 0 && s.index < 120, `index ${s.index}`);
+        assert.ok(s.atUs > fromUs && s.atUs + s.us < toUs, `started at ${s.atUs}, not in ${fromUs}..${toUs}`);
+        if (i > 0) assert.ok(s.us <= (slowest[i - 1] as { us: number }).us);
+      }
       // The histogram holds the measured round trips, not the warm-up's.
       const svg = readFileSync(chart, 'utf8');
       const counts = [...svg.matchAll(/class="bar"[^>]*data-count="(\d+)"/g)].map((m) => Number(m[1]));

@@ -14,7 +14,7 @@ export const PERF_HELP = `Usage:
   ferry perf server --uri URI [--stack ferry|net] [--mode interrupt|poll|adaptive]
   ferry perf client --uri URI --workload throughput|rate|rtt|cps [--count N] [--size B]
                     [--concurrency C] [--stack ferry|net] [--mode M] [--fifo-size B] [--json]
-                    [--progress] [--chart FILE.svg] [--warmup N]
+                    [--progress] [--chart FILE.svg] [--warmup N] [--slowest N]
 
 URI is any URI the SDK takes (tcp://127.0.0.1:5000); with --stack net, unix:/path or tcp://host:port.
 Defaults: throughput 1 GiB in 256 KiB writes; rate 1,000,000 x 64 B; rtt 20,000 x 64 B; cps 5,000
@@ -23,6 +23,8 @@ Progress goes to stderr (in place on a terminal; --progress: a line a second any
 --chart writes an SVG: throughput over time (100 ms steps), and the RTT histogram for rtt.
 --warmup N (rtt, cps): N round trips (rtt) or connections (cps) first, left out of every figure;
 with --json a line {"phase":"start"} says when the measured part starts.
+--slowest N (rtt): the N slowest round trips in the result, each with its start on CLOCK_MONOTONIC
+(us), to line up with a scheduler trace (examples/dist/bench/main.js --sched-trace).
 `;
 
 /** What the progress and the chart count, per workload. */
@@ -58,6 +60,7 @@ export async function perfMain(args: string[]): Promise<number> {
       progress: { type: 'boolean', default: false },
       chart: { type: 'string' },
       warmup: { type: 'string', default: '0' },
+      slowest: { type: 'string', default: '0' },
     },
   });
   if ((role !== 'server' && role !== 'client') || !values.uri) {
@@ -70,7 +73,14 @@ export async function perfMain(args: string[]): Promise<number> {
     return 2;
   }
   let fifo: number | undefined;
-  let nums: { count?: number; size?: number; concurrency: number; timeoutMs: number; warmup: number };
+  let nums: {
+    count?: number;
+    size?: number;
+    concurrency: number;
+    timeoutMs: number;
+    warmup: number;
+    slowest: number;
+  };
   try {
     fifo =
       values['fifo-size'] === undefined ? undefined : cliInt('fifo-size', values['fifo-size'], 0, 2 ** 30);
@@ -80,6 +90,7 @@ export async function perfMain(args: string[]): Promise<number> {
       concurrency: cliInt('concurrency', values.concurrency, 1, 100_000),
       timeoutMs: cliInt('timeout-ms', values['timeout-ms'], 1, 24 * 3_600_000),
       warmup: cliInt('warmup', values.warmup, 0, 2 ** 40),
+      slowest: cliInt('slowest', values.slowest, 0, 100_000),
     };
   } catch (err) {
     process.stderr.write(`ferry perf: ${(err as Error).message}\n`);
@@ -118,6 +129,13 @@ export async function perfMain(args: string[]): Promise<number> {
     tty,
   );
   let rtt: readonly number[] = [];
+  // process.stdout is made, and first written to, here rather than by the phase line when the
+  // warm-up ends: that first write invalidated optimized stream code the round trips run (V8
+  // deoptimized #pull and onStreamRead for "code dependencies"), and the measured part began by
+  // compiling it again on V8's worker threads, which take a CPU from the client or the server
+  // (--trace-deopt; BENCHMARKS.md, "tail1, session 7"). An empty write takes the same path.
+  const stdout = values.json ? process.stdout : null;
+  stdout?.write('');
   recorder.start();
   const r = await runPerf(stack, {
     workload,
@@ -131,8 +149,9 @@ export async function perfMain(args: string[]): Promise<number> {
       rtt = s;
     },
     warmup: nums.warmup,
+    slowest: nums.slowest,
     ...(values.json && nums.warmup > 0
-      ? { onMeasureStart: () => process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`) }
+      ? { onMeasureStart: () => stdout?.write(`${JSON.stringify({ phase: 'start' })}\n`) }
       : {}),
   }).finally(() => recorder.stop());
   if (values.chart) {

@@ -31,6 +31,21 @@ export interface PerfOptions {
   warmup?: number;
   /** Called when the measured part starts (after the warm-up). */
   onMeasureStart?: () => void;
+  /**
+   * rtt: report this many of the slowest measured round trips with when each started (CLOCK_MONOTONIC,
+   * the clock of process.hrtime and of a tracefs instance set to `mono`), so that a trace of the
+   * scheduler can say what ran while each waited. Default 0.
+   */
+  slowest?: number;
+}
+
+/** One of the slowest round trips (PerfOptions.slowest). */
+export interface SlowRoundTrip {
+  /** Its index among the measured round trips. */
+  index: number;
+  /** When it started, in us of CLOCK_MONOTONIC. */
+  atUs: number;
+  us: number;
 }
 
 export interface PerfResult {
@@ -53,6 +68,8 @@ export interface PerfResult {
    * process's CPU), so that a fresh process's cost can be told from the steady state's.
    */
   warmup?: { count: number; seconds: number; cpuUs: number };
+  /** rtt with PerfOptions.slowest: the slowest round trips, slowest first. */
+  slowest?: SlowRoundTrip[];
 }
 
 async function connected(s: Duplex): Promise<void> {
@@ -100,46 +117,72 @@ async function sinkRun(stack: Stack, o: PerfOptions, msgBytes: number, total: nu
   return secs;
 }
 
-/** The measured round trips (us) and the seconds they took, after `o.warmup` unmeasured ones. */
-async function rttRun(stack: Stack, o: PerfOptions): Promise<{ samples: number[]; secs: number }> {
+/** rtt: the end of the run while the warm-up goes on (a number, as the index it becomes). */
+const NOT_YET = 2 ** 52;
+
+/**
+ * The measured round trips (us) and the seconds they took, after at least `o.warmup` unmeasured ones.
+ *
+ * The warm-up runs the very code the measured part runs, with no branch between them in the round
+ * trip's own code: every round trip is timed and recorded, and the warm-up's are dropped at the end.
+ * The switch is made by a timer (every ms until the warm-up is done). A branch taken for the first
+ * time in optimized code deoptimizes it, and when the switch was in the round trip's handler, the
+ * measured part began by compiling the handler and all it had inlined (the SDK's write path) again,
+ * on V8's worker threads, which took a CPU from the client or the server: 4-16 TurboFan jobs of up
+ * to 27 ms each after even 100,000 warm-up round trips (--trace-opt; BENCHMARKS.md, tail1, session 7).
+ */
+async function rttRun(
+  stack: Stack,
+  o: PerfOptions,
+): Promise<{ samples: number[]; starts: number[] | null; secs: number }> {
   const s = stack.connect(o.target);
   await connected(s);
   const msg = Buffer.alloc(o.size, 0x33);
   s.write(perfHeader(PERF_MODE.ECHO, 0));
   const samples: number[] = [];
-  let warm = Math.max(0, Math.floor(o.warmup ?? 0));
+  // Start times (us, CLOCK_MONOTONIC) only when asked: a number array of doubles, no allocation each.
+  const starts: number[] | null = (o.slowest ?? 0) > 0 ? [] : null;
+  const warm = Math.max(0, Math.floor(o.warmup ?? 0));
   let got = 0;
   let t0 = 0n;
+  /** Index of the first measured round trip, and one past the last. */
+  let first = 0;
+  let end = warm === 0 ? o.count : NOT_YET;
   let start = process.hrtime.bigint();
   if (warm === 0) o.onMeasureStart?.();
+  let phase: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
+    if (warm > 0) {
+      phase = setInterval(() => {
+        if (samples.length < warm) return;
+        clearInterval(phase);
+        first = samples.length;
+        end = first + o.count;
+        o.onMeasureStart?.();
+        start = process.hrtime.bigint();
+      }, 1);
+    }
     s.on('data', (d: Buffer) => {
       got += d.length;
       if (got < o.size) return;
       got -= o.size;
-      if (warm > 0) {
-        if (--warm === 0) {
-          o.onMeasureStart?.();
-          start = process.hrtime.bigint();
-        }
-      } else {
-        samples.push(Number(process.hrtime.bigint() - t0) / 1000);
-        o.onProgress?.(1);
-        if (samples.length >= o.count) {
-          resolve();
-          return;
-        }
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+      starts?.push(Number(t0) / 1000);
+      o.onProgress?.(1);
+      if (samples.length >= end) {
+        resolve();
+        return;
       }
       t0 = process.hrtime.bigint();
       s.write(msg);
     });
     t0 = process.hrtime.bigint();
     s.write(msg);
-  });
+  }).finally(() => clearInterval(phase));
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   s.end();
-  return { samples, secs };
+  return { samples: samples.slice(first), starts: starts?.slice(first) ?? null, secs };
 }
 
 async function oneConnection(stack: Stack, o: PerfOptions, req: Buffer): Promise<void> {
@@ -178,6 +221,15 @@ async function cpsRun(stack: Stack, o: PerfOptions): Promise<number> {
   const start = process.hrtime.bigint();
   await connections(stack, o, req, o.count, true);
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** The `n` slowest round trips, slowest first. */
+export function slowestOf(samples: readonly number[], starts: readonly number[], n: number): SlowRoundTrip[] {
+  const idx = Array.from(samples, (_, i) => i);
+  idx.sort((a, b) => (samples[b] as number) - (samples[a] as number));
+  return idx
+    .slice(0, Math.max(0, n))
+    .map((i) => ({ index: i, atUs: starts[i] as number, us: samples[i] as number }));
 }
 
 function pct(sorted: number[], p: number): number {
@@ -220,8 +272,9 @@ async function runWorkload(stack: Stack, o: PerfOptions): Promise<Omit<PerfResul
       return { ...base, seconds: secs, perSecond: o.count / secs };
     }
     case 'rtt': {
-      const { samples, secs } = await withTimeout(rttRun(stack, o), o.timeoutMs, 'rtt');
+      const { samples, starts, secs } = await withTimeout(rttRun(stack, o), o.timeoutMs, 'rtt');
       o.onRttSamples?.(samples);
+      const slowest = starts ? slowestOf(samples, starts, o.slowest ?? 0) : undefined;
       samples.sort((a, b) => a - b);
       return {
         ...base,
@@ -230,6 +283,7 @@ async function runWorkload(stack: Stack, o: PerfOptions): Promise<Omit<PerfResul
         p50us: pct(samples, 0.5),
         p99us: pct(samples, 0.99),
         p999us: pct(samples, 0.999),
+        ...(slowest ? { slowest } : {}),
       };
     }
     case 'cps': {

@@ -7,13 +7,21 @@
  * poll-mode app never runs beside another measurement. Bounded: fixed counts and a timeout each.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median as medianOf } from './median.js';
 import { cpuUsOf } from './proc-cpu.js';
+import {
+  activity,
+  describeIntervals,
+  describeThread,
+  SchedTrace,
+  type Trace,
+  threadsOf,
+} from './sched-trace.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 const HTTP = fileURLToPath(new URL('./http.js', import.meta.url));
@@ -122,8 +130,15 @@ function cases(scale: number): Case[] {
   ];
 }
 
-/** Unmeasured round trips before an RTT case's measured ones. */
-const RTT_WARMUP = 2_000;
+/**
+ * Unmeasured round trips before an RTT case's measured ones. V8 goes on compiling the round trip's
+ * code (TurboFan, on its worker threads) long after the first few thousand: after 2,000 the client
+ * still ran 38-41 compile jobs during the 10,000 measured round trips, Ferry's server's helper
+ * threads 34-57 ms of CPU, and each job takes a CPU from the client or the server on 2 vCPUs: the
+ * p99.9 measured the JIT (BENCHMARKS.md, tail1, session 7). After 20,000, the server's helper
+ * threads ran ~0.1 ms and the client's few remaining jobs are rare paths (a fifo's wrap).
+ */
+const RTT_WARMUP = 20_000;
 /**
  * Unmeasured connections before a connections/s case's measured ones, for every variant alike: each
  * round starts a fresh server and client, and their first connections compile the code (over Ferry
@@ -214,6 +229,8 @@ async function measure(
   port: number,
   daemons: ChildProcess[],
   cpsWarmup: number,
+  rttWarmup: number,
+  schedTrace?: { file: string; round: number },
 ): Promise<Record<string, number>> {
   const env = {
     ...process.env,
@@ -225,7 +242,7 @@ async function measure(
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
   const rtt = c.workload === 'rtt';
-  const warmup = rtt ? RTT_WARMUP : c.workload === 'cps' ? cpsWarmup : 0;
+  const warmup = rtt ? rttWarmup : c.workload === 'cps' ? cpsWarmup : 0;
   const server = http
     ? run(['server', v.stack, uri], serverEnv, HTTP)
     : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
@@ -235,6 +252,7 @@ async function measure(
     // without its start-up): every process of the path, whether the variant uses ferryd or not.
     const others = [server, ...daemons];
     const before = others.map((p) => cpuUsOf(p.pid));
+    const tracing = rtt && schedTrace ? SchedTrace.start(`ferry-bench-${process.pid}`) : null;
     const client = http
       ? run(
           ['client', v.stack, uri, '--size', String(c.size), '--count', String(c.count)].concat([
@@ -267,11 +285,14 @@ async function measure(
             // HTTP client's warm-up): the first ones compile the code on both sides, 10-100x slower
             // than the rest (round trips: they were the p99.9 of a run of 10,000 on their own).
             ...(warmup > 0 ? ['--warmup', String(warmup)] : []),
+            ...(tracing ? ['--slowest', String(SCHED_SLOWEST)] : []),
           ],
           env,
         );
     const next = lineReader(client);
     let warmUs = 0;
+    let roles = new Map<number, string>();
+    let measuredFromUs = 0;
     if (http || warmup > 0) {
       // The HTTP, RTT and cps clients say when their warm-up is over: sample the others from there.
       await next(130_000);
@@ -280,14 +301,33 @@ async function measure(
         warmUs += now - (before[i] ?? 0);
         before[i] = now;
       });
+      if (tracing) {
+        roles = threadRoles({ client, server, ferryd: daemons[0], 'ferryd B': daemons[1] });
+        measuredFromUs = Number(process.hrtime.bigint()) / 1000;
+      }
     }
-    const res = JSON.parse(await next(130_000)) as Record<string, number> & {
+    let trace: Trace | null = null;
+    const res = JSON.parse(
+      await next(130_000).finally(() => {
+        trace = tracing?.stop() ?? null;
+      }),
+    ) as Record<string, number> & {
       warmup?: { count: number; seconds: number; cpuUs: number };
+      slowest?: { index: number; atUs: number; us: number }[];
     };
+    if (trace && schedTrace) {
+      // The measured round trips only: not the client's sorting and printing after them.
+      const seconds = typeof res['seconds'] === 'number' ? res['seconds'] : Number.POSITIVE_INFINITY;
+      const window = {
+        from: measuredFromUs,
+        to: Math.min(Number(process.hrtime.bigint()) / 1000, measuredFromUs + seconds * 1e6),
+      };
+      writeSchedReport(schedTrace, c, v, res, trace, roles, client, server, window);
+    }
     const usedUs = others.map((p, i) => cpuUsOf(p.pid) - (before[i] ?? 0));
     const othersUs = usedUs.reduce((a, b) => a + b, 0);
     const ops = opsOf(c);
-    const { warmup: warm, ...figures } = res;
+    const { warmup: warm, slowest: _slowest, ...figures } = res;
     return {
       ...figures,
       cpuUsPerOp: ((res['cpuUs'] ?? Number.NaN) + othersUs) / ops,
@@ -316,6 +356,101 @@ async function measure(
   }
 }
 
+/** Slow round trips described per RTT measurement with --sched-trace. */
+const SCHED_SLOWEST = 20;
+
+/** Each thread of the given processes (and of this bench) by role: "client main", "server thread"... */
+function threadRoles(procs: Record<string, ChildProcess | undefined>): Map<number, string> {
+  const roles = new Map<number, string>();
+  const all: [string, number | undefined][] = [
+    ['bench', process.pid],
+    ...Object.entries(procs).map(([k, p]): [string, number | undefined] => [k, p?.pid]),
+  ];
+  for (const [name, pid] of all) {
+    if (pid === undefined) continue;
+    // Node names none of its threads: their order of creation tells them apart (V8's workers first).
+    const tids = threadsOf(pid).sort((a, b) => a - b);
+    tids.forEach((tid, i) => {
+      roles.set(tid, tid === pid ? `${name} main` : `${name} thread #${i}`);
+    });
+  }
+  return roles;
+}
+
+/**
+ * One JSON line per RTT measurement: its percentiles and, for each of its slowest round trips, what
+ * the client's and the server's main threads did meanwhile (ran, waited for a CPU, slept) and which
+ * other threads held the CPUs; then the same totals over all of them.
+ */
+function writeSchedReport(
+  st: { file: string; round: number },
+  c: Case,
+  v: Variant,
+  res: Record<string, unknown> & { slowest?: { index: number; atUs: number; us: number }[] },
+  trace: Trace,
+  roles: Map<number, string>,
+  client: ChildProcess,
+  server: ChildProcess,
+  window: { from: number; to: number },
+): void {
+  const names = new Map<number, string>();
+  const label = (tid: number, comm: string): string => {
+    const known = roles.get(tid);
+    if (known) return known;
+    let n = names.get(tid);
+    if (n === undefined) {
+      n = describeThread(tid, comm);
+      names.set(tid, n);
+    }
+    return n;
+  };
+  const slow = res.slowest ?? [];
+  const reports = describeIntervals(
+    trace,
+    slow,
+    { client: client.pid ?? -1, server: server.pid ?? -1 },
+    label,
+  );
+  const totals = new Map<string, number>();
+  const states = { client: { run: 0, wait: 0, sleep: 0 }, server: { run: 0, wait: 0, sleep: 0 } };
+  for (const r of reports) {
+    for (const o of r.others) totals.set(o.who, (totals.get(o.who) ?? 0) + o.us);
+    for (const side of ['client', 'server'] as const) {
+      const w = r.watched[side];
+      if (!w) continue;
+      states[side].run += w.run;
+      states[side].wait += w.wait;
+      states[side].sleep += w.sleep;
+    }
+  }
+  const line = {
+    case: c.name,
+    variant: v.label,
+    round: st.round,
+    p50us: res['p50us'],
+    p99us: res['p99us'],
+    p999us: res['p999us'],
+    loadavg: loadavg(),
+    events: trace.switches.length + trace.wakeups.length,
+    lost: trace.lost,
+    // Every run of the round trip's own other threads while measured (the main threads left out).
+    ours: activity(trace, window.from, window.to, (tid) =>
+      tid === client.pid || tid === server.pid ? undefined : roles.get(tid),
+    ),
+    totals: { ...states, others: Object.fromEntries([...totals].sort((a, b) => b[1] - a[1]).slice(0, 12)) },
+    slowest: slow.map((s, i) => ({ ...s, ...reports[i], others: reports[i]?.others.slice(0, 5) })),
+  };
+  appendFileSync(st.file, `${JSON.stringify(line)}\n`);
+}
+
+function loadavg(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'latin1').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return '';
+  }
+}
+
 /** No samples read as 0, as this bench always reported them. */
 const median = (xs: number[]): number => medianOf(xs, 0);
 
@@ -331,11 +466,23 @@ async function main(): Promise<void> {
       case: { type: 'string' },
       /** Unmeasured connections before each connections/s measurement (default CPS_WARMUP). */
       'cps-warmup': { type: 'string' },
+      /** Unmeasured round trips before each RTT measurement (default RTT_WARMUP). */
+      'rtt-warmup': { type: 'string' },
+      /**
+       * RTT cases: trace the scheduler (tracefs, root) during each measurement and append, to this
+       * file, what ran while each of the slowest round trips waited (sched-trace.ts).
+       */
+      'sched-trace': { type: 'string' },
     },
   });
   const cpsWarmup = Number(values['cps-warmup'] ?? CPS_WARMUP);
   if (!Number.isSafeInteger(cpsWarmup) || cpsWarmup < 0) {
     process.stderr.write(`bench: --cps-warmup must be a whole number >= 0, got ${values['cps-warmup']}\n`);
+    process.exit(2);
+  }
+  const rttWarmup = Number(values['rtt-warmup'] ?? RTT_WARMUP);
+  if (!Number.isSafeInteger(rttWarmup) || rttWarmup < 0) {
+    process.stderr.write(`bench: --rtt-warmup must be a whole number >= 0, got ${values['rtt-warmup']}\n`);
     process.exit(2);
   }
   const rounds = Number(values.rounds);
@@ -361,7 +508,17 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const c of all) {
         for (const v of r % 2 ? [...c.variants].reverse() : c.variants) {
-          const res = await measure(c, v, dir, sockets, port++, [daemon, daemonB], cpsWarmup);
+          const res = await measure(
+            c,
+            v,
+            dir,
+            sockets,
+            port++,
+            [daemon, daemonB],
+            cpsWarmup,
+            rttWarmup,
+            values['sched-trace'] ? { file: values['sched-trace'], round: r } : undefined,
+          );
           const key = `${c.name}|${v.label}`;
           samples.set(key, [...(samples.get(key) ?? []), res]);
           if (!values.json) process.stderr.write('.');
