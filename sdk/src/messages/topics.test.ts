@@ -13,9 +13,12 @@ import {
   SLOT_SEQ,
   SLOT_STATE,
   SLOT_TAIL,
+  TOPIC_FLAGS_OFFSET,
+  TOPIC_OPENS_OFFSET,
   TOPIC_POLICY,
 } from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
+import { dup } from '../sys/fd.js';
 import { Subscriber } from './topics.js';
 
 /** Just what a Subscriber asks of its attachment; notices go nowhere. */
@@ -37,6 +40,69 @@ function subscriberOn(seg: TopicSegment): Subscriber {
   return new Subscriber('t', { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] }, {});
 }
 
+describe('a subscriber and OPENS (slots given to publishers, kept by ferryd)', () => {
+  it('while OPENS is unchanged a poll loads no EPOCH; a slot given away bumps it and is read from its first message', () => {
+    const seg = TopicSegment.create('t', 8, 4096);
+    try {
+      const got: unknown[] = [];
+      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      let loads = 0;
+      const slotEpoch = seg.slotEpoch.bind(seg);
+      seg.slotEpoch = (i: number) => {
+        loads++;
+        return slotEpoch(i);
+      };
+      seg.openSlot(3);
+      new TopicRingWriter(seg, 3).write(encodePlain({ v: 1 }));
+      assert.equal(sub.poll(), 1);
+      assert.equal(loads, 8, 'OPENS moved: every slot looked at once');
+      loads = 0;
+      for (let k = 0; k < 5; k++) sub.poll();
+      assert.equal(sub.arm(), false);
+      assert.equal(loads, 0, 'OPENS unchanged: no EPOCH loaded');
+      seg.closeSlot(3, SLOT_GONE);
+      seg.openSlot(3);
+      new TopicRingWriter(seg, 3).write(encodePlain({ v: 2 }));
+      assert.equal(sub.arm(), true, 'a slot given away is work');
+      assert.equal(sub.poll(), 1);
+      assert.deepEqual(got, [{ v: 1 }, { v: 2 }]);
+      assert.equal(sub.dropped, 0);
+    } finally {
+      seg.release();
+    }
+  });
+
+  it('a segment of a ferryd that does not keep OPENS (no flag): every poll looks at every EPOCH', () => {
+    const made = TopicSegment.create('t', 2, 4096);
+    made.words[TOPIC_FLAGS_OFFSET / 4] = 0;
+    const seg = TopicSegment.attach(dup(made.fd));
+    try {
+      assert.equal(seg.tracksOpens, false);
+      const got: unknown[] = [];
+      const sub = new Subscriber(
+        't',
+        { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] },
+        {
+          onMessage: (v) => got.push(v),
+        },
+      );
+      sub.poll();
+      // Such a ferryd's openSlot: EPOCH and LIVE, OPENS untouched.
+      const slot = seg.slotWord(1);
+      Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
+      new TopicRingWriter(seg, 1).write(encodePlain({ v: 'old ferryd' }));
+      assert.equal(sub.arm(), true);
+      assert.equal(sub.poll(), 1);
+      assert.deepEqual(got, [{ v: 'old ferryd' }]);
+    } finally {
+      seg.release();
+      made.release();
+    }
+  });
+});
+
 describe('a subscriber and a publisher slot being opened', () => {
   it('polled between the slot’s new epoch and its LIVE state, it still reads the new publisher from its first message', async () => {
     const seg = TopicSegment.create('t', 2, 4096);
@@ -46,6 +112,7 @@ describe('a subscriber and a publisher slot being opened', () => {
       // may poll in between (CI: ferryd lost its CPU right there while the test process polled).
       const slot = seg.slotWord(0);
       Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       assert.equal(sub.poll(), 0);
       assert.equal(sub.arm(), true, 'a slot still being opened is work pending, not a reason to sleep');
       storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
@@ -68,6 +135,7 @@ describe('a subscriber and a publisher slot being opened', () => {
     try {
       const slot = seg.slotWord(0);
       Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       const sub = subscriberOn(seg);
       storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
       const w = new TopicRingWriter(seg, 0);
@@ -121,6 +189,7 @@ describe('a subscriber and a publisher slot being opened', () => {
       const slot = seg.slotWord(0);
       for (const word of [SLOT_TAIL, SLOT_SEQ, SLOT_LAST]) Atomics.store(seg.words, slot + word / 4, 0);
       Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
+      Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       assert.equal(sub.poll(), 0);
       storeRelease(seg.words, slot + SLOT_STATE / 4, SLOT_LIVE);
       const w2 = new TopicRingWriter(seg, 0);
@@ -177,20 +246,34 @@ describe('a subscriber and a publisher slot being opened', () => {
 });
 
 /**
- * A subscriber whose poll loads slot 0's EPOCH and then loses its CPU: meanwhile ferryd takes the
- * slot from its publisher and gives it to a new one, which writes `write`'s records. Replayed by
- * running those steps inside the poll's one load of EPOCH, after the value is read.
+ * A subscriber whose poll loads slot 0's EPOCH (or OPENS, which it loads first, and then skips the
+ * EPOCHs when it reads as before) and then loses its CPU: meanwhile ferryd takes the slot from its
+ * publisher and gives it to a new one, which writes `write`'s records. Replayed by running those
+ * steps inside the poll's first load of either, after the value is read.
  */
 function takeoverAfterEpochLoad(seg: TopicSegment, write: (w: TopicRingWriter) => void): void {
   const slotEpoch = seg.slotEpoch.bind(seg);
-  seg.slotEpoch = (i: number) => {
-    const epoch = slotEpoch(i);
-    seg.slotEpoch = slotEpoch;
+  let done = false;
+  const takeover = () => {
+    if (done) return;
+    done = true;
     seg.closeSlot(0, SLOT_GONE);
     seg.openSlot(0);
     write(new TopicRingWriter(seg, 0));
+  };
+  seg.slotEpoch = (i: number) => {
+    const epoch = slotEpoch(i);
+    takeover();
     return epoch;
   };
+  Object.defineProperty(seg, 'opens', {
+    configurable: true,
+    get: () => {
+      const opens = Atomics.load(seg.words, TOPIC_OPENS_OFFSET / 4);
+      takeover();
+      return opens;
+    },
+  });
 }
 
 describe('a subscriber descheduled between a slot’s EPOCH and its ring', () => {

@@ -397,13 +397,23 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     let n = 0;
     /** A reader counted a loss, or one was retired: the total is summed and reported then only. */
     let lossSeen = false;
-    for (let i = 0; i < this.#readers.length; i++) {
-      const epoch = seg.slotEpoch(i);
-      if (epoch !== this.#epochs[i]) {
+    /** Policy disconnect lost messages at a hand-over: nothing more is read (the check below ends it). */
+    let stop = false;
+    // Slots change hands only where ferryd bumps OPENS (after the slot's EPOCH): while it reads as
+    // at the last look that took every slot's EPOCH, the EPOCHs are not looked at (a load each).
+    const opens = seg.tracksOpens ? seg.opens : -1;
+    if (opens < 0 || opens !== this.#opensSeen) {
+      let settled = true;
+      for (let i = 0; i < this.#readers.length; i++) {
+        const epoch = seg.slotEpoch(i);
+        if (epoch === this.#epochs[i]) continue;
         // ferryd bumps a slot's EPOCH before it marks it LIVE: a new epoch on a slot still FREE is
         // a publisher being given it right now. Taking that epoch with no reader would leave the
         // slot unread for good (its epoch never changes again): look again on the next poll.
-        if (seg.slotState(i) === SLOT_FREE) continue;
+        if (seg.slotState(i) === SLOT_FREE) {
+          settled = false;
+          continue;
+        }
         // A publisher took this slot after we subscribed: read it from its first message (what
         // the previous one's reader lost stays counted). The previous publisher's messages it had
         // not read when ferryd gave the slot away are gone with the zeroed indices, and so are all
@@ -411,15 +421,24 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         const old = this.#readers[i];
         const unread = old ? old.unreadAtHandover(epoch) : 0;
         // Given away again while we looked: take it on the next poll.
-        if (unread < 0) continue;
+        if (unread < 0) {
+          settled = false;
+          continue;
+        }
         this.#epochs[i] = epoch;
         this.#retiredDrops += (old?.dropped ?? 0) + unread;
         this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
         this.#decoders[i] = slotDecoder();
-        // Policy disconnect: nothing after a loss is delivered (the check below ends it).
         lossSeen = true;
-        if (unread > 0 && this.#disconnect) break;
+        if (unread > 0 && this.#disconnect) {
+          stop = true;
+          settled = false;
+          break;
+        }
       }
+      if (settled) this.#opensSeen = opens;
+    }
+    for (let i = 0; i < this.#readers.length && !stop; i++) {
       const r = this.#readers[i];
       if (!r) continue;
       const room = this.#onMessage ? 256 : this.#hwm - this.bufferedValues;
@@ -494,11 +513,17 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
 
   /** A publisher wrote past a reader, or a slot changed hands. */
   #hasWork(seg: TopicSegment): boolean {
+    // As in poll(): no slot changed hands while OPENS reads as at the last complete look.
+    const opens = seg.tracksOpens ? seg.opens : -1;
+    const look = opens < 0 || opens !== this.#opensSeen;
     for (let i = 0; i < this.#readers.length; i++) {
-      if (seg.slotEpoch(i) !== this.#epochs[i] || this.#readers[i]?.hasData) return true;
+      if ((look && seg.slotEpoch(i) !== this.#epochs[i]) || this.#readers[i]?.hasData) return true;
     }
     return false;
   }
+
+  /** OPENS as of the last poll that took every slot's EPOCH (-1: none yet). */
+  #opensSeen = -1;
 
   #push(value: unknown): void {
     if (this.#onMessage) {

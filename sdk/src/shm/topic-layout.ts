@@ -2,7 +2,8 @@
 // ring per publisher slot and the wake words of its subscribers.
 //
 // Header line 0 (written by ferryd only): magic, version, slot counts, ring size, the slow-subscriber
-//   policy (static), and END (0 while the topic lives; set once when ferryd ends it).
+//   policy (static), END (0 while the topic lives; set once when ferryd ends it), OPENS (slots
+//   given to publishers so far) and FLAGS (static: TOPIC_FLAG_OPENS when OPENS is kept).
 // Header line 1 (wake): PENDING: a publisher sets it (CAS 0 -> 1) before ringing ferryd's topic
 //   doorbell, ferryd clears it; WAKE0/WAKE1: subscriber i sets bit i before it sleeps, ferryd clears
 //   the bits it wakes (exchange).
@@ -41,6 +42,15 @@ export const TOPIC_RING_BYTES_OFFSET = 16;
 export const TOPIC_POLICY_OFFSET = 20;
 /** 0 while the topic lives; ferryd ends a topic for all its members with a TOPIC_END code. */
 export const TOPIC_END_OFFSET = 24;
+/**
+ * OPENS: +1 each time ferryd gives a slot to a publisher (after its EPOCH): a subscriber that sees
+ * it unchanged since its last look at every slot's EPOCH skips that look (a word per poll, not one
+ * per slot). Kept only when FLAGS has TOPIC_FLAG_OPENS (an older ferryd's segment reads 0 there:
+ * its subscribers look at every EPOCH each time).
+ */
+export const TOPIC_OPENS_OFFSET = 28;
+export const TOPIC_FLAGS_OFFSET = 32;
+export const TOPIC_FLAG_OPENS = 1;
 
 /** lose-oldest: a lapped subscriber skips ahead and counts; disconnect: it ends instead. */
 export const TOPIC_POLICY = { LOSE_OLDEST: 0, DISCONNECT: 1 } as const;

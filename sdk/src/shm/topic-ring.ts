@@ -25,6 +25,8 @@ import {
   SLOT_TAIL,
   TOPIC_DROPS_OFFSET,
   TOPIC_END_OFFSET,
+  TOPIC_FLAG_OPENS,
+  TOPIC_FLAGS_OFFSET,
   TOPIC_MAGIC,
   TOPIC_MAGIC_OFFSET,
   TOPIC_MAX_PUBS_OFFSET,
@@ -33,6 +35,7 @@ import {
   TOPIC_MAX_SUBS_OFFSET,
   TOPIC_MIN_RING_BYTES,
   TOPIC_MIN_VERSION,
+  TOPIC_OPENS_OFFSET,
   TOPIC_PENDING_OFFSET,
   TOPIC_POLICY_OFFSET,
   TOPIC_RECORD_HEADER,
@@ -79,6 +82,15 @@ export class TopicSegment {
     this.ringBytes = ringBytes;
     this.sizeBytes = size;
     this.words = new Uint32Array(mapping.buffer);
+    this.tracksOpens = ((this.words[TOPIC_FLAGS_OFFSET / 4] ?? 0) & TOPIC_FLAG_OPENS) !== 0;
+  }
+
+  /** ferryd keeps OPENS (TOPIC_FLAG_OPENS): a reader may skip its look at each slot's EPOCH while it is unchanged. */
+  readonly tracksOpens: boolean;
+
+  /** Slots given to publishers so far (0 unless tracksOpens). */
+  get opens(): number {
+    return Atomics.load(this.words, TOPIC_OPENS_OFFSET / 4);
   }
 
   /** ferryd: a fresh sealed topic segment. */
@@ -96,6 +108,7 @@ export class TopicSegment {
       w[TOPIC_MAX_SUBS_OFFSET / 4] = TOPIC_MAX_SUBS;
       w[TOPIC_RING_BYTES_OFFSET / 4] = ringBytes;
       w[TOPIC_POLICY_OFFSET / 4] = policy;
+      w[TOPIC_FLAGS_OFFSET / 4] = TOPIC_FLAG_OPENS;
       Atomics.store(w, TOPIC_MAGIC_OFFSET / 4, TOPIC_MAGIC);
       addSeals(fd, SEGMENT_REQUIRED_SEALS);
       return new TopicSegment(fd, mapping, maxPubs, ringBytes, size, TOPIC_VERSION);
@@ -192,6 +205,8 @@ export class TopicSegment {
     for (let j = 0; j < TOPIC_SLOT_MARKS; j++) Atomics.store(this.words, b + SLOT_MARKS / 4 + j, 0);
     Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
     Atomics.add(this.words, b + SLOT_EPOCH / 4, 1);
+    // After EPOCH: a reader that saw OPENS unchanged and skipped the EPOCHs sees this one's next time.
+    Atomics.add(this.words, TOPIC_OPENS_OFFSET / 4, 1);
     // store-release: state last, so a reader that sees LIVE sees the zeroed indices and new epoch.
     storeRelease(this.words, b + SLOT_STATE / 4, SLOT_LIVE);
   }
