@@ -1,6 +1,6 @@
 /** `ferry perf server|client`: VPP echo-test style tools over the SDK or node:net. */
 
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { NotifyMode } from '@ferry/sdk';
 import { cliInt } from '../cli-numbers.js';
@@ -129,13 +129,15 @@ export async function perfMain(args: string[]): Promise<number> {
     tty,
   );
   let rtt: readonly number[] = [];
-  // process.stdout is made, and first written to, here rather than by the phase line when the
-  // warm-up ends: that first write invalidated optimized stream code the round trips run (V8
-  // deoptimized #pull and onStreamRead for "code dependencies"), and the measured part began by
-  // compiling it again on V8's worker threads, which take a CPU from the client or the server
-  // (--trace-deopt; BENCHMARKS.md, "tail1, session 7"). An empty write takes the same path.
-  const stdout = values.json ? process.stdout : null;
-  stdout?.write('');
+  // The phase line goes straight to fd 1 (writeSync), not through process.stdout: a stream write
+  // there, when the warm-up ends, ran the stream code the round trips run with another receiver
+  // (stdout is a net.Socket too: node:net's Socket._write, writeOrBuffer, onwrite were compiled
+  // again during the measured part) or invalidated it (Ferry's #pull and onStreamRead were
+  // deoptimized for "code dependencies" by the first write); the compile jobs run on V8's worker
+  // threads and take a CPU from the client or the server (BENCHMARKS.md, tail1, session 7).
+  const phaseLine = (): void => {
+    writeSync(1, `${JSON.stringify({ phase: 'start' })}\n`);
+  };
   recorder.start();
   const r = await runPerf(stack, {
     workload,
@@ -151,7 +153,7 @@ export async function perfMain(args: string[]): Promise<number> {
     warmup: nums.warmup,
     slowest: nums.slowest,
     ...(values.json && nums.warmup > 0
-      ? { onMeasureStart: () => stdout?.write(`${JSON.stringify({ phase: 'start' })}\n`) }
+      ? { onMeasureStart: phaseLine }
       : {}),
   }).finally(() => recorder.stop());
   if (values.chart) {
