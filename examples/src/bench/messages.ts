@@ -529,6 +529,18 @@ function child(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   });
 }
 
+/** Resolves when `p` has exited, or after `ms`. */
+function exited(p: ChildProcess, ms: number): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    p.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** CPU per operation, whole and over the timed part by process (us). */
 interface Measured {
   cpuUsPerOp: number;
@@ -587,6 +599,9 @@ async function measure(
     const res = (await message(c, 300_000, (m) => !(m as { mark?: boolean })?.mark)) as Result;
     const after = [cpuUsOf(server.pid), cpuUsOf(daemon.pid)];
     const others = (after[0] ?? 0) - (before[0] ?? 0) + ((after[1] ?? 0) - (before[1] ?? 0));
+    // A profiled client exits by itself once its channel closes, then writes its profile: a
+    // SIGTERM then (its handlers already gone) would kill it half way through the write.
+    if (CHILD_EXEC_ARGV.length > 0) await exited(c, 30_000);
     c.kill();
     const mark = atMark as number[] | null;
     return {
