@@ -109,6 +109,9 @@ export interface HandedFd {
 /** How often orphan segments check that their peer app is still alive (ferryd cannot tell us). */
 const ORPHAN_PROBE_MS = 500;
 
+/** session-resets of sessions not known yet kept for a reply that may follow (see #earlyResets). */
+const EARLY_RESETS = 64;
+
 export class Attachment extends EventEmitter {
   readonly options: AttachOptions;
   /** Segments of the current ferryd, by its ids. */
@@ -130,6 +133,14 @@ export class Attachment extends EventEmitter {
    * a segment-del in the same drain cannot unmap it, and a session-reset is kept for them.
    */
   #unclaimed = new Map<number, { seg: AppSegment | undefined; reset: FerryError | null }>();
+  /**
+   * session-resets for ids this app does not know yet, oldest first (at most EARLY_RESETS): a
+   * connect-reply that comes after the reset of its own session takes it, so the socket fails
+   * instead of waiting for a peer that is gone. ferryd sends a reply before any reset of its session;
+   * this keeps the SDK safe if one ever does not. One ferryd never reuses a session id; cleared when
+   * ferryd is lost (the next one numbers afresh).
+   */
+  #earlyResets = new Map<number, FerryError>();
   #nextId = 1;
   #refs = 0;
   #state: AttachmentState = 'away';
@@ -662,7 +673,9 @@ export class Attachment extends EventEmitter {
         if (msg.t === 'connect-reply' && msg.fifos) {
           const seg = this.segments.get(msg.fifos.segment);
           if (seg) seg.pins++;
-          this.#unclaimed.set(msg.session, { seg, reset: null });
+          const early = this.#earlyResets.get(msg.session) ?? null;
+          if (early) this.#earlyResets.delete(msg.session);
+          this.#unclaimed.set(msg.session, { seg, reset: early });
         }
         p.resolve(msg as DaemonMessage);
       }
@@ -723,6 +736,13 @@ export class Attachment extends EventEmitter {
         else {
           const c = this.#unclaimed.get(msg.session);
           if (c) c.reset = errorFromWire(msg.st, msg.err);
+          else {
+            if (this.#earlyResets.size >= EARLY_RESETS) {
+              const oldest = this.#earlyResets.keys().next();
+              if (!oldest.done) this.#earlyResets.delete(oldest.value);
+            }
+            this.#earlyResets.set(msg.session, errorFromWire(msg.st, msg.err));
+          }
         }
         return;
       }
@@ -806,7 +826,8 @@ export class Attachment extends EventEmitter {
     this.#pending.clear();
     // A failed reattach attempt, or our own close(): nothing more to do.
     if (ch !== this.#channel || this.#state !== 'attached') return;
-    // Notices for this ferryd's sessions mean nothing to the next one.
+    // Notices for this ferryd's sessions mean nothing to the next one (nor its resets to us).
+    this.#earlyResets.clear();
     this.#batch = [];
     this.#batchSoon = false;
     this.#channel = null;

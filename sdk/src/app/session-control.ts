@@ -130,7 +130,7 @@ export function noticeBound(
 /**
  * Takes the session of a connect-reply (its segment was pinned when the reply arrived, and any
  * session-reset ferryd sent before now was kept). A reply without a usable segment is reset and
- * throws ERR_FERRY_PROTO_MALFORMED; when `abandon(reset)` says nobody wants it any more (timed
+ * throws its reset if it had one, else ERR_FERRY_PROTO_MALFORMED; when `abandon(reset)` says nobody wants it any more (timed
  * out, destroyed, reset), it is reset and let go and `session` is null.
  */
 export function claimConnected(
@@ -142,7 +142,8 @@ export function claimConnected(
   if (!reply.fifos || !seg) {
     noticeSession(att, 'reset', reply.session);
     if (seg) att.releaseSegmentIfUnused(seg);
-    throw ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
+    // Reset already (its server gone, its segment let go with it): that is the failure to report.
+    throw reset ?? ferryError('ERR_FERRY_PROTO_MALFORMED', 'connect reply names no usable segment');
   }
   if (abandon(reset)) {
     if (!seg.orphaned) noticeSession(att, 'reset', reply.session);
