@@ -468,3 +468,41 @@ test('adaptive, window 0: a probe that finds work makes every stretch probe agai
     n.stop();
   });
 });
+
+test('adaptive: a polling stretch that finds nothing makes the next one shorter, down to 20 us', async () => {
+  // HTTP 16 B (BENCHMARKS.md, wake8): the server's gaps read short (a client turn's requests land a
+  // few us apart), so its windows were 40-80 us, yet 97% of its polling stretches found nothing:
+  // rarer (1 in 16), each still polled its whole window. On the fake clock (1 us per reading).
+  await withFakeClock(async (advance) => {
+    const { n, doorbell, st } = chainHarness();
+    n.start();
+    // The first stretch polls the longest window (adaptiveIdleUs, 200 us: no gaps seen yet).
+    await untilAsleep(n);
+    const perUs = st.polls / 200;
+    /** Polls of the stretch after one unit of work that comes `gapMs` after the last sleep. */
+    const cycle = async (gapMs: number): Promise<number> => {
+      await untilAsleep(n);
+      advance(gapMs);
+      const before = st.polls;
+      st.pending = 1;
+      doorbell.ring();
+      await untilAsleep(n);
+      return st.polls - before;
+    };
+    // Gaps of 30 us: the window is about 3 x 30 us; nothing ever comes within it.
+    const polls: number[] = [];
+    for (let i = 0; i < 200; i++) polls.push(await cycle(0.03));
+    assert.ok(n.pollWindowUs >= 50, `window ${n.pollWindowUs} us`);
+    // Stretches that polled (the skipped ones make one poll with the work and one empty).
+    const polled = polls.filter((k) => k > 2);
+    assert.ok(polled.length >= 8, `polling stretches: ${polled.length}`);
+    const last = polled.slice(-3);
+    // 20 us, and a clock batch of slack; the window would take about 90.
+    const most = 30 * perUs;
+    assert.ok(
+      last.every((k) => k <= most),
+      `later stretches: ${last} polls, at most ${most.toFixed(0)} (${perUs.toFixed(1)} a us; window ${n.pollWindowUs.toFixed(0)} us)`,
+    );
+    n.stop();
+  });
+});

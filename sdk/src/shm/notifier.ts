@@ -158,6 +158,15 @@ export class Notifier {
   #probeEvery = 1;
   #sinceProbe = 0;
   #probing = false;
+  /**
+   * Adaptive: the longest a polling stretch polls now (ms), whatever its window. One that slept
+   * without finding work sets it to half what it polled (MIN_WINDOW_MS at least); one that finds
+   * work lifts it. Rarer stretches alone did not bound their cost: HTTP 16 B's server read gaps of
+   * 30-60 us (a client turn's requests land a few us apart), so each stretch that polled took a
+   * window of 40-80 us, and 97% of them found nothing (BENCHMARKS.md, wake8). The floor keeps
+   * replies that come within MIN_WINDOW_MS (a fast ping-pong) found, so polling can pay again.
+   */
+  #probeMs = Number.POSITIVE_INFINITY;
 
   constructor(options: NotifierOptions) {
     const { mode, doorbell, poll, arm } = options;
@@ -312,6 +321,7 @@ export class Notifier {
         if (this.#probing) {
           this.#probing = false;
           this.#probeEvery = 1;
+          this.#probeMs = Number.POSITIVE_INFINITY;
         }
         if (this.#yield) break;
       } else {
@@ -344,13 +354,16 @@ export class Notifier {
         now = after;
         if (
           adaptive &&
-          ((skipped && this.#busy?.() !== true) || this.#idleEnough(now - this.#lastWorkMs, now))
+          (((skipped || (this.#probing && now - this.#lastWorkMs >= this.#probeMs)) &&
+            this.#busy?.() !== true) ||
+            this.#idleEnough(now - this.#lastWorkMs, now))
         ) {
           if (!this.#arm()) {
             this.#sleeping = true;
             if (this.#probing) {
               this.#probing = false;
               this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2);
+              this.#probeMs = Math.max(MIN_WINDOW_MS, (now - this.#lastWorkMs) / 2);
             }
             if (TRACE !== null) trace(this.#sleepReason(now));
             return;
