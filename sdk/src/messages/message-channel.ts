@@ -64,9 +64,23 @@ type State = 'open' | 'closing' | 'closed';
  */
 const EXPECT_POLL_MS = 0.2;
 
-interface Serving {
-  controller: AbortController | null;
-  cancelled: boolean;
+/** A request being served: its context for onRequest and its state, in one object per request. */
+class Serving implements RequestContext {
+  readonly channel: MessageChannel;
+  readonly id: number;
+  controller: AbortController | null = null;
+  cancelled = false;
+
+  constructor(channel: MessageChannel, id: number) {
+    this.channel = channel;
+    this.id = id;
+  }
+
+  /** Made on first use: most handlers never look at it. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
 }
 
 export class MessageChannel extends EventEmitter implements SessionOwner, AsyncIterable<unknown> {
@@ -540,19 +554,11 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
       return;
     }
     if (this.#serving.size === 0) this.#requestPoll.end(performance.now());
-    const serving: Serving = { controller: null, cancelled: false };
+    const serving = new Serving(this, id);
     this.#serving.set(id, serving);
-    const ctx: RequestContext = {
-      channel: this,
-      id,
-      get signal() {
-        serving.controller ??= new AbortController();
-        return serving.controller.signal;
-      },
-    };
     let result: unknown;
     try {
-      result = handler(value, ctx);
+      result = handler(value, serving);
     } catch (err) {
       this.#finishServing(id, serving, err, true);
       return;

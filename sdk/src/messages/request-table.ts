@@ -6,21 +6,21 @@
 import { type FerryError, ferryError } from '../errors.js';
 
 interface Pending {
+  id: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-  /** A request with its own timeout has its own timer; the default one shares buckets. */
+  /** A request with its own timeout has its own timer. */
   timer: NodeJS.Timeout | null;
-  bucket: number;
+  /** A request with the channel's default timeout: when it expires (performance.now() ms), else 0. */
+  deadline: number;
   signal: AbortSignal | null;
   onAbort: (() => void) | null;
+  /** Left the table (the deadline queue skips it). */
+  done: boolean;
 }
 
-/**
- * Requests with the channel's default timeout share one timer: their deadlines fall into buckets
- * of BUCKET_MS, created in time order, so the table's first bucket is always the next to expire and
- * a request costs a Set insertion rather than a setTimeout. A timeout fires up to BUCKET_MS late.
- */
-const BUCKET_MS = 10;
+/** Slots the table starts with (a power of two); it doubles when half of them are in use. */
+const INITIAL_SLOTS = 64;
 
 /** An AbortSignal's abort as Node reports it (AbortError, code ABORT_ERR, the reason as cause). */
 export function abortError(signal: AbortSignal): Error {
@@ -33,11 +33,28 @@ export function abortError(signal: AbortSignal): Error {
 export class RequestTable {
   readonly #defaultTimeoutMs: number;
   readonly #onCancel: (id: number) => void;
-  #pending = new Map<number, Pending>();
-  #buckets = new Map<number, Set<number>>();
+  /**
+   * Pending requests by `id & #mask`: a request costs an array store, not a Map entry. An id whose
+   * slot is taken (a request still pending from ids ago) is skipped when ids are handed out, and
+   * the table doubles before it is half full, so that few are skipped.
+   */
+  #slots: (Pending | undefined)[] = new Array(INITIAL_SLOTS).fill(undefined);
+  #mask = INITIAL_SLOTS - 1;
+  #size = 0;
+  /**
+   * Requests with the default timeout in the order they were made, which is their deadlines'
+   * order (the same timeout from a monotonic clock): one timer, armed for the first deadline, serves
+   * them all, and a request costs an array push rather than a setTimeout. Entries that left the table
+   * are dropped from the front as they leave, and swept out when they outnumber the pending ones.
+   */
+  #queue: Pending[] = [];
+  #queueHead = 0;
   #timer: NodeJS.Timeout | null = null;
   #nextId = 1;
-  /** Ids wrapped past 2^32 once: any id may have been issued, so a reply to an unknown one is late. */
+  /**
+   * Ids wrapped past 2^32 once: any id may have been issued, so a reply to an unknown one is late.
+   * (An id skipped for a held slot is below #nextId: a reply to it counts as late, not unknown.)
+   */
   #wrapped = false;
   #late = 0;
 
@@ -48,7 +65,7 @@ export class RequestTable {
   }
 
   get size(): number {
-    return this.#pending.size;
+    return this.#size;
   }
 
   /** Replies that came after their request timed out or was aborted (dropped). */
@@ -65,30 +82,32 @@ export class RequestTable {
     signal: AbortSignal | undefined,
   ): { id: number; promise: Promise<unknown> } {
     if (signal?.aborted) throw abortError(signal);
+    if (this.#size * 2 >= this.#slots.length) this.#grow();
     const id = this.#allocId();
     let entry!: Pending;
     const promise = new Promise<unknown>((resolve, reject) => {
-      entry = { resolve, reject, timer: null, bucket: 0, signal: null, onAbort: null };
+      entry = { id, resolve, reject, timer: null, deadline: 0, signal: null, onAbort: null, done: false };
     });
     const ms = timeoutMs ?? this.#defaultTimeoutMs;
     if (ms > 0 && ms < Number.POSITIVE_INFINITY) {
-      if (ms === this.#defaultTimeoutMs) this.#addToBucket(entry, id, ms);
+      if (ms === this.#defaultTimeoutMs) this.#enqueue(entry, ms);
       else {
-        entry.timer = setTimeout(() => this.#expire(id, ms), ms);
+        entry.timer = setTimeout(() => this.#expire(entry, ms), ms);
         entry.timer.unref();
       }
     }
     if (signal) {
       entry.signal = signal;
       entry.onAbort = () => {
-        if (this.#take(id)) {
+        if (this.#take(entry)) {
           entry.reject(abortError(signal));
           this.#onCancel(id);
         }
       };
       signal.addEventListener('abort', entry.onAbort, { once: true });
     }
-    this.#pending.set(id, entry);
+    this.#slots[id & this.#mask] = entry;
+    this.#size++;
     return { id, promise };
   }
 
@@ -97,12 +116,13 @@ export class RequestTable {
    * aborted (the reply is dropped); 'unknown' when no such id was ever issued (a broken peer).
    */
   settle(id: number, value: unknown, failed: boolean): 'ok' | 'late' | 'unknown' {
-    const entry = this.#take(id);
-    if (!entry) {
+    const entry = this.#slots[id & this.#mask];
+    if (entry === undefined || entry.id !== id) {
       if (!this.#wrapped && id >= this.#nextId) return 'unknown';
       this.#late++;
       return 'late';
     }
+    this.#take(entry);
     if (failed) entry.reject(value as Error);
     else entry.resolve(value);
     return 'ok';
@@ -110,13 +130,14 @@ export class RequestTable {
 
   /** Rejects one request that could not be sent (nothing of it reached the peer). */
   fail(id: number, err: Error): void {
-    this.#take(id)?.reject(err);
+    const entry = this.#slots[id & this.#mask];
+    if (entry !== undefined && entry.id === id && this.#take(entry)) entry.reject(err);
   }
 
   /** Rejects every pending request with `err` (the channel closed or failed). */
   rejectAll(err: FerryError): void {
-    const all = [...this.#pending.keys()];
-    for (const id of all) this.#take(id)?.reject(err);
+    const all = this.#slots.filter((e): e is Pending => e !== undefined).sort((a, b) => a.id - b.id);
+    for (const entry of all) if (this.#take(entry)) entry.reject(err);
   }
 
   #allocId(): number {
@@ -128,63 +149,88 @@ export class RequestTable {
       } else {
         this.#nextId = id + 1;
       }
-      // After a wrap, ids still in flight (a request that never times out) are skipped.
-      if (!this.#pending.has(id)) return id;
+      // A slot still held (a request pending since many ids ago) skips its id. Fewer than half
+      // the slots are held, so this ends.
+      if (this.#slots[id & this.#mask] === undefined) return id;
     }
   }
 
-  #take(id: number): Pending | null {
-    const entry = this.#pending.get(id);
-    if (!entry) return null;
-    this.#pending.delete(id);
+  /** Twice the slots: two pending ids apart in the old mask stay apart in the new one. */
+  #grow(): void {
+    const slots: (Pending | undefined)[] = new Array(this.#slots.length * 2).fill(undefined);
+    const mask = slots.length - 1;
+    for (const e of this.#slots) if (e !== undefined) slots[e.id & mask] = e;
+    this.#slots = slots;
+    this.#mask = mask;
+  }
+
+  /** Takes the entry out of the table; false when it already left. */
+  #take(entry: Pending): boolean {
+    if (entry.done) return false;
+    entry.done = true;
+    this.#slots[entry.id & this.#mask] = undefined;
+    this.#size--;
     if (entry.timer !== null) clearTimeout(entry.timer);
-    if (entry.bucket !== 0) {
-      const set = this.#buckets.get(entry.bucket);
-      if (set) {
-        set.delete(id);
-        if (set.size === 0) this.#buckets.delete(entry.bucket);
-      }
-    }
+    if (entry.deadline !== 0) this.#dropLeft();
     if (entry.signal && entry.onAbort) entry.signal.removeEventListener('abort', entry.onAbort);
-    return entry;
+    return true;
   }
 
-  #expire(id: number, ms: number): void {
-    const entry = this.#take(id);
-    if (!entry) return;
+  #expire(entry: Pending, ms: number): void {
+    if (!this.#take(entry)) return;
     entry.reject(ferryError('ETIMEDOUT', `no reply in ${ms} ms`));
-    this.#onCancel(id);
+    this.#onCancel(entry.id);
   }
 
-  #addToBucket(entry: Pending, id: number, ms: number): void {
-    const key = Math.ceil((performance.now() + ms) / BUCKET_MS);
-    entry.bucket = key;
-    let set = this.#buckets.get(key);
-    if (!set) {
-      set = new Set();
-      this.#buckets.set(key, set);
+  #enqueue(entry: Pending, ms: number): void {
+    entry.deadline = performance.now() + ms;
+    this.#queue.push(entry);
+    if (this.#timer === null) this.#arm(entry.deadline);
+  }
+
+  /** Drops the entries that left the table from the queue's front; sweeps it when they pile up. */
+  #dropLeft(): void {
+    const q = this.#queue;
+    let head = this.#queueHead;
+    while (head < q.length && (q[head] as Pending).done) head++;
+    if (head === q.length) {
+      q.length = 0;
+      head = 0;
+    } else if (q.length - head > 2 * this.#size + 64) {
+      // Requests answered out of order behind one still pending: keep the pending only.
+      this.#queue = q.slice(head).filter((e) => !e.done);
+      head = 0;
     }
-    set.add(id);
-    if (this.#timer === null) this.#armBuckets();
+    this.#queueHead = head;
   }
 
-  #armBuckets(): void {
-    const first = this.#buckets.keys().next();
-    if (first.done) return;
-    const delay = Math.max(0, first.value * BUCKET_MS - performance.now());
-    this.#timer = setTimeout(this.#onBucketTimer, delay);
+  #arm(deadline: number): void {
+    const delay = Math.max(0, deadline - performance.now());
+    this.#timer = setTimeout(this.#onTimer, delay);
     // A pending request keeps the process alive through the channel, not through this timer.
     this.#timer.unref();
   }
 
-  readonly #onBucketTimer = (): void => {
+  readonly #onTimer = (): void => {
     this.#timer = null;
     const now = performance.now();
-    for (const [key, set] of this.#buckets) {
-      if (key * BUCKET_MS > now) break;
-      for (const id of [...set]) this.#expire(id, this.#defaultTimeoutMs);
-      this.#buckets.delete(key);
+    const ms = this.#defaultTimeoutMs;
+    // Expiring rejects promises (whose continuations run later) and sends CANCELs; the queue
+    // may change meanwhile, so each step reads it afresh.
+    for (;;) {
+      const q = this.#queue;
+      const head = this.#queueHead;
+      if (head >= q.length) return;
+      const e = q[head] as Pending;
+      if (!e.done && e.deadline > now) {
+        this.#arm(e.deadline);
+        return;
+      }
+      if (e.done) {
+        this.#queueHead = head + 1;
+        continue;
+      }
+      this.#expire(e, ms);
     }
-    this.#armBuckets();
   };
 }
