@@ -152,9 +152,7 @@ export async function perfMain(args: string[]): Promise<number> {
     },
     warmup: nums.warmup,
     slowest: nums.slowest,
-    ...(values.json && nums.warmup > 0
-      ? { onMeasureStart: phaseLine }
-      : {}),
+    ...(values.json && nums.warmup > 0 ? { onMeasureStart: phaseLine } : {}),
   }).finally(() => recorder.stop());
   if (values.chart) {
     const title = `ferry perf ${r.workload} (${r.stack}, ${r.target})`;
