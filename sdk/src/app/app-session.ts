@@ -222,6 +222,11 @@ export class AppSession implements SlotListener {
     return this.#rx.readableViews();
   }
 
+  /** The rx fifo's whole data ring, which readableViews() are views of. */
+  get rxRing(): Uint8Array {
+    return this.#rx.ring;
+  }
+
   /** The first of readableViews(), at most `max` bytes of it (empty when nothing is readable). */
   readableView(max: number): Uint8Array {
     return this.#rx.readableView(max);

@@ -133,3 +133,120 @@ test('a frame across the ring end is read through a copy, and the frames after i
   );
   assert.equal(src.consumed, bytes.length);
 });
+
+/**
+ * A fifo as FifoConsumer lays it out: the stream written into a ring of `size` bytes from `start`
+ * (wrapping), made readable `visible` bytes at a time, with the ring itself as rxRing: the reader
+ * then reads through one Buffer over the ring at the views' offsets.
+ */
+class RingSource implements FrameSource {
+  readonly rxRing: Buffer;
+  readonly rxSize: number;
+  consumed = 0;
+  visible = 0;
+  readonly #start: number;
+  readonly #total: number;
+  constructor(stream: Buffer, size: number, start: number) {
+    // Guard bytes either side: a read outside the ring would see 0xee.
+    const mem = Buffer.alloc(size + 64, 0xee);
+    this.rxRing = mem.subarray(32, 32 + size);
+    this.rxSize = size;
+    this.#start = start;
+    this.#total = stream.length;
+    for (let i = 0; i < stream.length; i++) this.rxRing[(start + i) % size] = stream[i] as number;
+  }
+  get readableBytes(): number {
+    return Math.min(this.visible, this.#total) - this.consumed;
+  }
+  readableViews(): [Uint8Array] | [Uint8Array, Uint8Array] {
+    const n = this.readableBytes;
+    const pos = (this.#start + this.consumed) % this.rxSize;
+    const first = this.rxSize - pos;
+    if (n <= first) return [this.rxRing.subarray(pos, pos + n)];
+    return [this.rxRing.subarray(pos, this.rxSize), this.rxRing.subarray(0, n - first)];
+  }
+  consume(n: number): number {
+    this.consumed += n;
+    return n;
+  }
+}
+
+/** HELLO, then requests and messages alternating (ids 1..n), with strings of varied lengths. */
+function mixedFrames(n: number): Buffer {
+  const sink = new LogSink();
+  const w = new FrameWriter(sink, {
+    maxBodyBytes: 1 << 20,
+    maxQueuedBytes: 1 << 20,
+    defer: () => {},
+    onDrain: () => {},
+    onError: (err) => assert.fail(err),
+  });
+  w.writeValue(MSG_KIND.HELLO, 0, { v: MSG_PROTO_VERSION, maxBytes: 1 << 20, shapes: 1 });
+  w.enableShapes();
+  for (let i = 1; i <= n; i++) {
+    const v = { id: i, ts: 1.7e12 + i, name: 'x'.repeat(i % 40), vals: [i, 2, 3] };
+    w.writeValue(i % 2 === 0 ? MSG_KIND.MESSAGE : MSG_KIND.REQUEST, i % 2 === 0 ? 0 : i, v);
+  }
+  w.flush();
+  return Buffer.from(sink.log);
+}
+
+test('read through the ring at every wrap point and in pieces: every value whole, in order', () => {
+  const stream = mixedFrames(60);
+  // The whole stream fits the ring (it is never consumed to make room).
+  const size = 2 ** Math.ceil(Math.log2(stream.length + 1));
+  // Start positions that put the ring's end at many places in the stream (headers, bodies, gaps).
+  for (let start = size - stream.length; start < size; start += 13) {
+    for (const step of [7, 100, size]) {
+      const src = new RingSource(stream, size, start);
+      const got: [number, number][] = [];
+      const handler: FrameHandler = {
+        onFrame: (kind, id, value) => {
+          if (kind === MSG_KIND.REQUEST) got.push([id, (value as { id: number }).id]);
+          else if (kind === MSG_KIND.MESSAGE) got.push([0, (value as { id: number }).id]);
+        },
+        onMessage: (value) => got.push([0, (value as { id: number }).id]),
+        onLoan: () => assert.fail('no loans here'),
+        onFailure: (err) => assert.fail(err),
+      };
+      const reader = new FrameReader(src, handler, { maxBodyBytes: 1 << 20, paused: () => false });
+      while (src.consumed < stream.length) {
+        src.visible += step;
+        const r = reader.pull();
+        assert.ok(r === 'empty' || r === 'partial', `start ${start} step ${step}: ${r}`);
+      }
+      assert.deepEqual(
+        got,
+        Array.from({ length: 60 }, (_, k) => [(k + 1) % 2 === 0 ? 0 : k + 1, k + 1]),
+        `start ${start} step ${step}`,
+      );
+    }
+  }
+});
+
+test('through the ring, a hostile frame (a length past the limit, an undecodable body) fails cleanly', () => {
+  const stream = mixedFrames(4);
+  const helloBytes = frameBytes(stream.readUInt32LE(0));
+  for (const corrupt of ['length', 'body'] as const) {
+    const bad = Buffer.from(stream);
+    if (corrupt === 'length') bad.writeUInt32LE(1 << 24, helloBytes);
+    else bad.fill(0xc1, helloBytes + MSG_HEADER_BYTES, helloBytes + MSG_HEADER_BYTES + 8);
+    const size = 1 << 12;
+    const src = new RingSource(bad, size, size - helloBytes - 10);
+    src.visible = bad.length;
+    const failures: string[] = [];
+    const reader = new FrameReader(
+      src,
+      {
+        onFrame: () => {},
+        onMessage: () => {},
+        onLoan: () => {},
+        onFailure: (err) => failures.push(err.code),
+      },
+      { maxBodyBytes: 1 << 16, paused: () => false },
+    );
+    assert.equal(reader.pull(), 'failed', corrupt);
+    assert.equal(failures.length, 1, corrupt);
+    assert.match(failures[0] as string, /^(ERR_FERRY_MSG_|EMSGSIZE$)/, corrupt);
+  }
+});

@@ -23,6 +23,12 @@ export interface FrameSource {
   /** Bytes readable now. */
   readonly readableBytes: number;
   readonly rxSize: number;
+  /**
+   * The whole rx ring, which readableViews() are views of: the reader decodes through one Buffer
+   * and DataView over it for the channel's life rather than new ones on every pull (without it,
+   * views of each pull's bytes).
+   */
+  readonly rxRing?: Uint8Array;
 }
 
 /** A LOAN frame's payload as the reader hands it over. */
@@ -100,6 +106,14 @@ export class FrameReader {
   #stopped = false;
   /** Frames one pull() may take (1 while takeHello() looks for the HELLO). */
   #maxFrames = Number.POSITIVE_INFINITY;
+  /**
+   * A Buffer and a DataView over the source's whole rx ring (null until first used, or without
+   * one): each pull reads its frames through them at the views' offsets in the ring. The decoders
+   * keep per-source state (msgpackr's view, the shape reader's DataView) that a new view per pull
+   * made them rebuild on every round trip, besides the pull's own Buffer and DataView.
+   */
+  #ring: Buffer | null = null;
+  #ringView: DataView | null = null;
 
   constructor(src: FrameSource, handler: FrameHandler, opts: FrameReaderOptions) {
     this.#src = src;
@@ -147,19 +161,48 @@ export class FrameReader {
   pull(): PullResult {
     if (this.#failed) return 'failed';
     const raw = this.#src.readableViews();
+    const r0 = raw[0];
     // Buffers over the same bytes (no copy): msgpackr hands out binary values of its source's kind.
-    const v0 = asBuffer(raw[0]);
+    // Offsets in v0 are base0 + offsets from the fifo's head.
+    let v0 = this.#ringOf(r0);
+    let base0 = 0;
+    if (v0 === null) v0 = asBuffer(r0);
+    else base0 = r0.byteOffset - v0.byteOffset;
     let off = this.#ahead;
     if (this.#fastOk()) {
-      off = this.#messages(v0, off);
-      if (off < 0) return 'failed';
-      if (off === v0.length && raw.length === 1) {
+      const o = this.#messages(v0, base0 + off, base0 + r0.length);
+      if (o < 0) return 'failed';
+      off = o - base0;
+      if (off === r0.length && raw.length === 1) {
         this.#ahead = off;
         this.#consumeFree();
         return this.#failed ? 'failed' : 'empty';
       }
     }
-    return this.#pullFrom(raw, v0, off);
+    return this.#pullFrom(raw, v0, base0, off);
+  }
+
+  /** The Buffer over the whole rx ring when `v` lies in it (an empty fifo's view does not), else null. */
+  #ringOf(v: Uint8Array): Buffer | null {
+    let ring = this.#ring;
+    if (ring === null) {
+      const r = this.#src.rxRing;
+      if (r === undefined) return null;
+      ring = Buffer.from(r.buffer, r.byteOffset, r.length);
+      this.#ring = ring;
+      this.#ringView = new DataView(r.buffer, r.byteOffset, r.length);
+    }
+    return v.buffer === ring.buffer &&
+      v.byteOffset >= ring.byteOffset &&
+      v.byteOffset + v.length <= ring.byteOffset + ring.length
+      ? ring
+      : null;
+  }
+
+  /** A DataView over `v` (the ring's, made once, when `v` is the ring). */
+  #viewOf(v: Buffer): DataView {
+    if (v === this.#ring) return this.#ringView as DataView;
+    return new DataView(v.buffer, v.byteOffset, v.length);
   }
 
   /** MESSAGE frames may go through #messages: nothing is being gathered, the HELLO was read. */
@@ -169,17 +212,17 @@ export class FrameReader {
 
   /**
    * The common frames, in one small loop: MESSAGE frames (kind 2, flags and reserved 0 in the same
-   * word, id and aux 0) lying whole in `v` (the fifo's first view, or its second past the ring's
-   * end), from `off`. Returns where it stopped (at anything
+   * word, id and aux 0) lying whole in `v` before `len` (the fifo's first view, or its second past
+   * the ring's end), from `off`. Returns where it stopped (at anything
    * else, which #pullFrom handles), or -1 when the reader failed. Kept apart from #pullFrom so that
    * the rarer paths (the ring's wrap, requests, loans, large frames) do not sit in the code this loop
    * is compiled into: their first use after it was optimised would throw it away, and its
    * recompilation (decoder inlined) is what a short burst pays most for.
    */
-  #messages(v: Buffer, off: number): number {
-    const len = v.length;
+  #messages(v: Buffer, from: number, len: number): number {
+    let off = from;
     if (len - off < MSG_HEADER_BYTES) return off;
-    const view = new DataView(v.buffer, v.byteOffset, len);
+    const view = this.#viewOf(v);
     const maxBody = this.#opts.maxBodyBytes;
     while (len - off >= MSG_HEADER_BYTES) {
       if (this.#stopped || this.#opts.paused()) break;
@@ -206,23 +249,35 @@ export class FrameReader {
   }
 
   /** Every other frame, from `off` (see pull()). */
-  #pullFrom(raw: [Uint8Array] | [Uint8Array, Uint8Array], v0: Buffer, from: number): PullResult {
-    const v1 = raw.length === 2 ? asBuffer(raw[1]) : null;
-    const views = v1 === null ? [v0] : [v0, v1];
-    const total = v0.length + (v1 === null ? 0 : v1.length);
+  #pullFrom(
+    raw: [Uint8Array] | [Uint8Array, Uint8Array],
+    v0: Buffer,
+    base0: number,
+    from: number,
+  ): PullResult {
+    // `raw` (head-relative) for copies across the wrap; v0 and v1 (at base0, base1) to read in place.
+    const r1 = raw.length === 2 ? raw[1] : null;
+    let v1: Buffer | null = null;
+    let base1 = 0;
+    if (r1 !== null) {
+      v1 = this.#ringOf(r1);
+      if (v1 === null) v1 = asBuffer(r1);
+      else base1 = r1.byteOffset - v1.byteOffset;
+    }
+    const len0 = raw[0].length;
+    const total = len0 + (r1 === null ? 0 : r1.length);
     let off = from;
     let result: PullResult = 'empty';
     let view0: DataView | null = null;
     let view1: DataView | null = null;
-    const len0 = v0.length;
     let frames = 0;
     while (off < total) {
-      if (v1 !== null && off >= len0 && this.#fastOk()) {
+      if (v1 !== null && r1 !== null && off >= len0 && this.#fastOk()) {
         // Past the ring's end, MESSAGE frames lie whole in the second view: the fast loop takes them
         // too (a reader behind by a full ring finds half its frames there, on every wrap).
-        const o = this.#messages(v1, off - len0);
+        const o = this.#messages(v1, base1 + off - len0, base1 + r1.length);
         if (o < 0) return 'failed';
-        off = len0 + o;
+        off = len0 + o - base1;
         if (off >= total) break;
       }
       if (this.#stopped || frames >= this.#maxFrames) break;
@@ -232,7 +287,7 @@ export class FrameReader {
       }
       const g = this.#gathering;
       if (g !== null) {
-        off += this.#gather(g, views, off, total - off);
+        off += this.#gather(g, raw, off, total - off);
         if (g.left > 0) {
           result = 'partial';
           break;
@@ -248,16 +303,16 @@ export class FrameReader {
       let hv: DataView;
       let ho: number;
       if (off + MSG_HEADER_BYTES <= len0) {
-        view0 ??= new DataView(v0.buffer, v0.byteOffset, v0.length);
+        view0 ??= this.#viewOf(v0);
         hv = view0;
-        ho = off;
+        ho = base0 + off;
       } else if (v1 !== null && off >= len0) {
         // Past the ring's end: frames there lie whole in the second view, read in place too.
-        view1 ??= new DataView(v1.buffer, v1.byteOffset, v1.length);
+        view1 ??= this.#viewOf(v1);
         hv = view1;
-        ho = off - len0;
+        ho = base1 + off - len0;
       } else {
-        copyOut(views, off, this.#hdrBytes);
+        copyOut(raw, off, this.#hdrBytes);
         hv = this.#hdrView;
         ho = 0;
       }
@@ -294,7 +349,7 @@ export class FrameReader {
       const end = start + h.bodyBytes;
       off += size;
       frames++;
-      if (!this.#frame(h, views, start, end, off - size)) return 'failed';
+      if (!this.#frame(h, raw, v0, base0, v1, base1, start, end, off - size)) return 'failed';
     }
     this.#ahead = off;
     this.#consumeFree();
@@ -314,8 +369,22 @@ export class FrameReader {
     this.#held = [];
   }
 
-  /** Handles one complete frame lying at [start, end) of the views; false when the reader failed. */
-  #frame(h: MessageHeader, views: Uint8Array[], start: number, end: number, frameStart: number): boolean {
+  /**
+   * Handles one complete frame lying at [start, end) of the views (offsets from the fifo's head: in
+   * v0 at base0 + offset, in v1 at base1 + offset - the first view's length); false when the
+   * reader failed.
+   */
+  #frame(
+    h: MessageHeader,
+    views: Uint8Array[],
+    v0: Buffer,
+    base0: number,
+    v1: Buffer | null,
+    base1: number,
+    start: number,
+    end: number,
+    frameStart: number,
+  ): boolean {
     const kind = h.kind;
     switch (kind) {
       case MSG_KIND.PAD:
@@ -328,15 +397,15 @@ export class FrameReader {
         this.#handler.onFrame(kind, h.id, undefined);
         return !this.#failed;
       case MSG_KIND.LOAN:
-        return this.#loan(h, views, start, end, frameStart);
+        return this.#loan(h, views, v0, base0, start, end, frameStart);
       default: {
         if (end === start)
           return !this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', `empty body in a kind ${kind} frame`));
-        const v0 = views[0] as Uint8Array;
-        const len0 = v0.length;
+        const len0 = (views[0] as Uint8Array).length;
         let value: unknown;
-        if (end <= len0) value = this.#decode(v0, start, end);
-        else if (start >= len0) value = this.#decode(views[1] as Uint8Array, start - len0, end - len0);
+        if (end <= len0) value = this.#decode(v0, base0 + start, base0 + end);
+        else if (start >= len0 && v1 !== null)
+          value = this.#decode(v1, base1 + start - len0, base1 + end - len0);
         else value = this.#decode(this.#copy(views, start, end), 0, end - start);
         if (this.#failed) return false;
         return this.#deliver(kind, h.id, value);
@@ -353,21 +422,34 @@ export class FrameReader {
     return !this.#failed;
   }
 
-  #loan(h: MessageHeader, views: Uint8Array[], start: number, end: number, frameStart: number): boolean {
-    const v0 = views[0] as Uint8Array;
+  #loan(
+    h: MessageHeader,
+    views: Uint8Array[],
+    v0: Buffer,
+    base0: number,
+    start: number,
+    end: number,
+    frameStart: number,
+  ): boolean {
+    const len0 = (views[0] as Uint8Array).length;
     const payloadEnd = start + h.aux;
     let meta: unknown;
     if (end > payloadEnd) {
       meta =
-        end <= v0.length
-          ? this.#decode(v0, payloadEnd, end, this.#metaDec)
+        end <= len0
+          ? this.#decode(v0, base0 + payloadEnd, base0 + end, this.#metaDec)
           : this.#decode(this.#copy(views, payloadEnd, end), 0, end - payloadEnd, this.#metaDec);
       if (this.#failed) return false;
     }
     const token = this.#nextToken++;
-    if (payloadEnd <= v0.length) {
+    if (payloadEnd <= len0) {
       this.#held.push({ token, start: frameStart, released: false });
-      this.#handler.onLoan({ bytes: v0.subarray(start, payloadEnd), meta, held: true, token });
+      this.#handler.onLoan({
+        bytes: v0.subarray(base0 + start, base0 + payloadEnd),
+        meta,
+        held: true,
+        token,
+      });
     } else {
       // Wraps the ring's end (only frames relayed by ferryd can): hand over a copy.
       this.#handler.onLoan({

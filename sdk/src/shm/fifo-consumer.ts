@@ -135,6 +135,11 @@ export class FifoConsumer {
    * The views alias shared memory the producer can still write (a hostile one may): copy
    * before parsing anything whose validity you check. They are invalid after drop().
    */
+  /** The whole data ring, which readableViews() are views of (aliases shared memory). */
+  get ring(): Uint8Array {
+    return this.#data;
+  }
+
   readableViews(): [Uint8Array] | [Uint8Array, Uint8Array] {
     const n = this.readable();
     if (n === 0) return [EMPTY];
