@@ -172,13 +172,15 @@ async function client(variant: Variant, workload: Workload, target: string, n: n
 /**
  * One-way messages sent (and counted by the server) before the timed part, by every variant alike
  * (`--warmup`, default 20,000; 0 for none): the figure is then each variant's steady rate, not
- * mostly its JIT warming up (at 90,000 messages, a third of Ferry's CPU per message was that), as
- * the RTT case's 1,000 warm-up round trips do.
+ * mostly its JIT warming up (at 90,000 messages, a third of Ferry's CPU per message was that).
+ * Round trips likewise (see roundTrips), not capped at the timed count.
  */
 function warmupOf(workload: Workload, n: number): number {
-  if (workload !== 'oneway') return 0;
+  if (workload === 'bulk') return 0;
   const w = Number(process.env['BENCH_WARMUP'] ?? 20_000);
-  return Number.isFinite(w) && w > 0 ? Math.min(Math.round(w), n) : 0;
+  if (!(Number.isFinite(w) && w > 0)) return 0;
+  // Round trips: the whole warm-up whatever n (see roundTrips).
+  return workload === 'rtt' ? Math.round(w) : Math.min(Math.round(w), n);
 }
 
 function payload(workload: Workload, i: number, bulk: Buffer): unknown {
@@ -510,16 +512,25 @@ async function zmqClient(workload: Workload, target: string, n: number): Promise
   }
 }
 
+/**
+ * `n` timed round trips after `--warmup` untimed ones (default 20,000) of the same loop, every
+ * variant alike: a warm-up in a loop of its own (1,000 round trips until session 7) left the timed
+ * loop to be compiled while it was timed, and its p50 and p99 measured the JIT as much as the
+ * transport (tail1 found p99 0.6-2.8 ms fall to 31-77 us with this warm-up).
+ */
 async function roundTrips(n: number, ask: (v: unknown) => Promise<unknown>): Promise<Omit<Result, 'cpuUs'>> {
-  const warm = Math.min(1000, n);
-  for (let i = 0; i < warm; i++) await ask(smallObject(i));
+  const warm = warmupOf('rtt', n);
   const us: number[] = new Array(n);
-  markTimedStart();
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
+  let t0 = 0;
+  for (let k = 0; k < warm + n; k++) {
+    if (k === warm) {
+      markTimedStart();
+      t0 = performance.now();
+    }
     const a = performance.now();
-    await ask(smallObject(i));
-    us[i] = (performance.now() - a) * 1000;
+    await ask(smallObject(k));
+    const d = (performance.now() - a) * 1000;
+    if (k >= warm) us[k - warm] = d;
   }
   const rate = (n / (performance.now() - t0)) * 1000;
   us.sort((a, b) => a - b);
