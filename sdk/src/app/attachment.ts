@@ -32,7 +32,6 @@ import {
   type RunQueueStats,
   RunWait,
   type RunWaitStats,
-  schedYield,
   unixSocket,
 } from '../sys/index.js';
 import { AppSegment } from './app-segment.js';
@@ -207,7 +206,6 @@ export class Attachment extends EventEmitter {
       },
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
       contended: (now) => this.#contended(now),
-      yieldCpu: schedYield,
     });
   }
 

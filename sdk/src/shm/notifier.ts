@@ -108,11 +108,6 @@ export interface NotifierOptions {
    * does. Given the clock (ms). Absent: never.
    */
   contended?: (nowMs: number) => boolean;
-  /**
-   * Adaptive: gives this thread's CPU to whatever else waits for it, now (sched_yield). Called once
-   * per idle stretch that has polled YIELD_AFTER_US without work. Absent: never.
-   */
-  yieldCpu?: () => void;
   spinUs?: number;
   adaptiveIdleUs?: number;
   adaptiveBusyUs?: number;
@@ -129,17 +124,6 @@ export interface NotifierOptions {
 const CLOCK_BATCH_US = 8;
 const CLOCK_EVERY_MAX = 64;
 
-/**
- * Adaptive: an idle stretch that has polled this long (ms) without work gives its CPU away once
- * (yieldCpu). Why: a ring wakes the peer onto the ringer's CPU when no core is idle, and there it
- * waits behind the ringer's spin. Traced (BENCHMARKS.md, tail1, session 7): round trips at adaptive's
- * p99, 30 us against interrupt's 14, were the client spinning 25 us while the server it had just
- * woken waited 23 us for a CPU, the other vCPU busy. A reply in a ping-pong comes within a few us
- * when both sides run (p50 6-7 us a round trip), so a stretch this long is already a late one; the
- * yield costs ~0.2 us and returns at once when nothing else waits.
- */
-const YIELD_AFTER_MS = 0.01;
-
 /** Runs `poll` on the event loop according to `mode`; never blocks the loop for long. */
 export class Notifier {
   readonly #mode: NotifyMode;
@@ -149,10 +133,6 @@ export class Notifier {
   readonly #arm: () => boolean;
   readonly #busy: (() => boolean) | undefined;
   readonly #contended: ((nowMs: number) => boolean) | undefined;
-  readonly #yieldCpu: (() => void) | undefined;
-  /** Adaptive: this idle stretch gave its CPU away already; times it did. */
-  #yielded = false;
-  #cpuYields = 0;
   readonly #spinMs: number;
   readonly #idleMs: number;
   readonly #busyMs: number;
@@ -211,7 +191,6 @@ export class Notifier {
     this.#arm = arm;
     this.#busy = options.busy;
     this.#contended = options.contended;
-    this.#yieldCpu = options.yieldCpu;
     this.#spinMs = spinUs / 1000;
     this.#idleMs = idleUs / 1000;
     this.#busyMs = busyUs / 1000;
@@ -259,11 +238,6 @@ export class Notifier {
   }
 
   /** Adaptive: times polling was cut short because the process lost its CPU meanwhile. */
-  /** Adaptive: idle stretches that gave their CPU away (yieldCpu). */
-  get cpuYields(): number {
-    return this.#cpuYields;
-  }
-
   get preemptions(): number {
     return this.#preemptions;
   }
@@ -344,7 +318,6 @@ export class Notifier {
         this.#lastWorkMs = now;
         stretchSeen = false;
         skip = false;
-        this.#yielded = false;
         if (this.#probing) {
           this.#probing = false;
           this.#probeEvery = 1;
@@ -396,16 +369,6 @@ export class Notifier {
             return;
           }
           this.#lastWorkMs = now;
-        } else if (
-          adaptive &&
-          !this.#yielded &&
-          this.#yieldCpu !== undefined &&
-          now - this.#lastWorkMs >= YIELD_AFTER_MS
-        ) {
-          // Polling on: let a peer we woke onto this CPU run first (YIELD_AFTER_MS).
-          this.#yielded = true;
-          this.#cpuYields++;
-          this.#yieldCpu();
         }
       }
       if (!this.#running) return;

@@ -35,7 +35,6 @@ export {
 export { type FdCallback, type FdEvents, type FdInterest, FdPoller } from './poller.js';
 export { parseRunnable, RUN_QUEUE_CLEAR, RUN_QUEUE_OVER, RunQueue, type RunQueueStats } from './run-queue.js';
 export { RUN_WAIT_CLEAR, RUN_WAIT_CONTENDED, RUN_WAIT_FREE, RunWait, type RunWaitStats } from './run-wait.js';
-export { schedYield } from './sched-yield.js';
 export { errnoName } from './sys-error.js';
 export {
   type InetAddress,

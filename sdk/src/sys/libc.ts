@@ -38,7 +38,6 @@ export const libc = {
   epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   epollWait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
   mallopt: lib.func('int mallopt(int param, int value)'),
-  schedYield: lib.func('int sched_yield(void)'),
 } as const;
 
 /** errno of the last call made through koffi on this thread; read it before any other call. */
