@@ -2,9 +2,21 @@
 // timers, aborts, and many requests in flight.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ferryError } from '../errors.js';
 import { RequestTable } from './request-table.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Whether the object behind `ref` was collected (after the current job, which keeps it alive). */
+async function collected(ref: WeakRef<object>): Promise<boolean> {
+  await nextTurn();
+  gc();
+  return ref.deref() === undefined;
+}
 
 function table(defaultMs = 0) {
   const cancelled: number[] = [];
@@ -121,14 +133,37 @@ describe('RequestTable', () => {
     const { t, cancelled } = table(200);
     const stuck = t.add(undefined, undefined);
     const o = outcome(stuck.promise);
+    let first: WeakRef<object> | null = null;
     for (let i = 0; i < 20_000; i++) {
       const r = t.add(undefined, undefined);
-      t.settle(r.id, i, false);
+      const reply = { i };
+      first ??= new WeakRef(reply);
+      t.settle(r.id, reply, false);
     }
     assert.equal(t.size, 1);
+    // The answered requests behind the stuck one were swept out (their replies with them).
+    assert.ok(first && (await collected(first)), 'the first reply is still held');
     const r = await o;
     assert.equal((r.v as { code?: string }).code, 'ETIMEDOUT');
     assert.deepEqual(cancelled, [stuck.id]);
+  });
+
+  it('pipelined requests (the queue never empties) do not keep the answered ones, nor their replies', async () => {
+    const { t } = table(30_000);
+    const inFlight = [t.add(undefined, undefined), t.add(undefined, undefined)];
+    let first: WeakRef<object> | null = null;
+    for (let i = 0; i < 20_000; i++) {
+      const oldest = inFlight.shift();
+      assert.ok(oldest);
+      const reply = { i };
+      first ??= new WeakRef(reply);
+      assert.equal(t.settle(oldest.id, reply, false), 'ok');
+      inFlight.push(t.add(undefined, undefined));
+    }
+    assert.equal(t.size, 2);
+    assert.ok(first && (await collected(first)), 'the first reply is still held by the deadline queue');
+    t.rejectAll(ferryError('ECONNRESET', 'done'));
+    for (const r of inFlight) await assert.rejects(r.promise, { code: 'ECONNRESET' });
   });
 
   it('a timeout of its own, an abort, and an already aborted signal', async () => {

@@ -21,6 +21,8 @@ interface Pending {
 
 /** Slots the table starts with (a power of two); it doubles when half of them are in use. */
 const INITIAL_SLOTS = 64;
+/** Entries that left the deadline queue's front before the array is cut down to the rest. */
+const QUEUE_COMPACT_MIN = 256;
 
 /** An AbortSignal's abort as Node reports it (AbortError, code ABORT_ERR, the reason as cause). */
 export function abortError(signal: AbortSignal): Error {
@@ -201,7 +203,21 @@ export class RequestTable {
       this.#queue = q.slice(head).filter((e) => !e.done);
       head = 0;
     }
-    this.#queueHead = head;
+    this.#setHead(head);
+  }
+
+  /**
+   * The queue's front is now at `head`. The entries before it left the table but are still in the
+   * array, each holding its promise's resolvers (and through them the reply): while requests are
+   * pipelined the queue never empties, so they are cut off once they are most of the array.
+   */
+  #setHead(head: number): void {
+    if (head >= QUEUE_COMPACT_MIN && head * 2 >= this.#queue.length) {
+      this.#queue.splice(0, head);
+      this.#queueHead = 0;
+    } else {
+      this.#queueHead = head;
+    }
   }
 
   #arm(deadline: number): void {
@@ -227,7 +243,7 @@ export class RequestTable {
         return;
       }
       if (e.done) {
-        this.#queueHead = head + 1;
+        this.#setHead(head + 1);
         continue;
       }
       this.#expire(e, ms);
