@@ -130,16 +130,16 @@ export class FifoConsumer {
     return k;
   }
 
-  /**
-   * Zero-copy views of every readable byte (two when the data wraps); call drop() when done.
-   * The views alias shared memory the producer can still write (a hostile one may): copy
-   * before parsing anything whose validity you check. They are invalid after drop().
-   */
   /** The whole data ring, which readableViews() are views of (aliases shared memory). */
   get ring(): Uint8Array {
     return this.#data;
   }
 
+  /**
+   * Zero-copy views of every readable byte (two when the data wraps); call drop() when done.
+   * The views alias shared memory the producer can still write (a hostile one may): copy
+   * before parsing anything whose validity you check. They are invalid after drop().
+   */
   readableViews(): [Uint8Array] | [Uint8Array, Uint8Array] {
     const n = this.readable();
     if (n === 0) return [EMPTY];

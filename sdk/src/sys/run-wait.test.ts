@@ -171,8 +171,15 @@ test('RunWait: readings that go backwards or exceed the window are dropped, garb
 });
 
 test('RunWait: an unreadable or malformed source is never contended', () => {
-  const missing = new RunWait('/nonexistent/ferry/schedstat');
-  assert.equal(missing.contended(1e6), false);
+  // A loaded machine's run queue (a missing loadavg reads as oversubscribed): a poll for an
+  // expected frame, or a sleep for one, is still not contended without this thread's schedstat.
+  const missing = new RunWait('/nonexistent/ferry/schedstat', new RunQueue('/nonexistent/ferry/loadavg', 2));
+  for (let t = 0; t < 50; t += 2) {
+    assert.equal(missing.contended(1e6 + t), false);
+    assert.equal(missing.contended(1e6 + t + 1, 'poll'), false);
+    assert.equal(missing.contended(1e6 + t + 1, 'sleep'), false);
+  }
+  assert.equal(missing.polling.stats.decisions, 0);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-runwait-'));
   try {
     const file = join(dir, 'schedstat');
