@@ -6,6 +6,7 @@
  *
  *   node examples/dist/bench/http.js server net|ferry TARGET [--mode M]   prints {"listening":...}
  *   node examples/dist/bench/http.js client net|ferry TARGET --size B --count N [--connections 8]
+ *       [--warmup N]   N unmeasured requests first (default 10,000): the measured ones run warm
  *       prints one JSON line: perSecond, cpuUs (the client's own CPU over the requests), p50us...,
  *       and the client's garbage collections over the requests (gcMajor, gcMinor, gcPauseUs)
  *
@@ -128,6 +129,7 @@ async function client(
   size: number,
   count: number,
   connections: number,
+  warmup: number,
 ): Promise<void> {
   const p = pool(stack, target, connections);
   const gc = new GcCounter();
@@ -139,9 +141,9 @@ async function client(
     if (res.statusCode !== 200 || got !== size)
       throw new Error(`status ${res.statusCode}, ${got} of ${size} B`);
   };
-  // Warm-up: every connection opened, JIT warm.
-  const warm = Math.min(count, Math.max(connections * 50, 500));
-  await runLoops(one, warm, connections, null);
+  // Warm-up: every connection opened, and node:http, undici and the socket glue compiled (at least
+  // 50 requests per connection, so that every connection is open even with a small --warmup).
+  await runLoops(one, Math.max(warmup, connections * 50), connections, null);
   const lat = new Float64Array(count);
   // Tells the harness that the measured part starts (it samples the server's CPU from here).
   process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`);
@@ -194,6 +196,7 @@ async function main(): Promise<void> {
       size: { type: 'string', default: '16' },
       count: { type: 'string', default: '20000' },
       connections: { type: 'string', default: '8' },
+      warmup: { type: 'string', default: '10000' },
       'timeout-ms': { type: 'string', default: '120000' },
     },
   });
@@ -207,7 +210,12 @@ async function main(): Promise<void> {
     process.stderr.write('http bench client: timed out\n');
     process.exit(1);
   }, Number(values['timeout-ms'])).unref();
-  await client(stack, target, Number(values.size), Number(values.count), Number(values.connections));
+  const warmup = Number(values.warmup);
+  if (!Number.isSafeInteger(warmup) || warmup < 0) {
+    process.stderr.write(`http bench client: --warmup must be a whole number >= 0, got ${values.warmup}\n`);
+    process.exit(2);
+  }
+  await client(stack, target, Number(values.size), Number(values.count), Number(values.connections), warmup);
 }
 
 await main();

@@ -150,6 +150,29 @@ const RTT_WARMUP = 20_000;
  * (freshPerSecond, freshCpuUsPerOp): what a process that makes few connections in its life sees.
  */
 const CPS_WARMUP = 10_000;
+/**
+ * Unmeasured HTTP requests before an HTTP case's measured ones, every stack alike. With 500 (the
+ * earlier warm-up) every stack's CPU per request in the measured 20,000 was 40-45% higher and its
+ * req/s a third lower than after 10,000 (tail1, session 7): the measured part was compiling
+ * node:http, undici and our socket glue. A keep-alive server runs warm; the measured part should too.
+ */
+const HTTP_WARMUP = 10_000;
+
+interface Warmups {
+  cps: number;
+  rtt: number;
+  http: number;
+}
+
+/** A whole number >= 0 from an option, or the default; anything else exits with usage status 2. */
+function wholeOption(text: string | undefined, fallback: number, name: string): number {
+  const n = Number(text ?? fallback);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    process.stderr.write(`bench: --${name} must be a whole number >= 0, got ${text}\n`);
+    process.exit(2);
+  }
+  return n;
+}
 
 function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
   return spawn(process.execPath, [...nodeFlags(), script, ...args], {
@@ -228,8 +251,7 @@ async function measure(
   sockets: { a: string; b: string },
   port: number,
   daemons: ChildProcess[],
-  cpsWarmup: number,
-  rttWarmup: number,
+  warmups: Warmups,
   schedTrace?: { file: string; round: number },
 ): Promise<Record<string, number>> {
   const env = {
@@ -242,7 +264,7 @@ async function measure(
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
   const rtt = c.workload === 'rtt';
-  const warmup = rtt ? rttWarmup : c.workload === 'cps' ? cpsWarmup : 0;
+  const warmup = rtt ? warmups.rtt : c.workload === 'cps' ? warmups.cps : 0;
   const server = http
     ? run(['server', v.stack, uri], serverEnv, HTTP)
     : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
@@ -258,6 +280,8 @@ async function measure(
           ['client', v.stack, uri, '--size', String(c.size), '--count', String(c.count)].concat([
             '--connections',
             String(c.concurrency ?? 8),
+            '--warmup',
+            String(warmups.http),
           ]),
           env,
           HTTP,
@@ -468,6 +492,8 @@ async function main(): Promise<void> {
       'cps-warmup': { type: 'string' },
       /** Unmeasured round trips before each RTT measurement (default RTT_WARMUP). */
       'rtt-warmup': { type: 'string' },
+      /** Unmeasured requests before each HTTP measurement (default HTTP_WARMUP). */
+      'http-warmup': { type: 'string' },
       /**
        * RTT cases: trace the scheduler (tracefs, root) during each measurement and append, to this
        * file, what ran while each of the slowest round trips waited (sched-trace.ts).
@@ -475,16 +501,11 @@ async function main(): Promise<void> {
       'sched-trace': { type: 'string' },
     },
   });
-  const cpsWarmup = Number(values['cps-warmup'] ?? CPS_WARMUP);
-  if (!Number.isSafeInteger(cpsWarmup) || cpsWarmup < 0) {
-    process.stderr.write(`bench: --cps-warmup must be a whole number >= 0, got ${values['cps-warmup']}\n`);
-    process.exit(2);
-  }
-  const rttWarmup = Number(values['rtt-warmup'] ?? RTT_WARMUP);
-  if (!Number.isSafeInteger(rttWarmup) || rttWarmup < 0) {
-    process.stderr.write(`bench: --rtt-warmup must be a whole number >= 0, got ${values['rtt-warmup']}\n`);
-    process.exit(2);
-  }
+  const warmups: Warmups = {
+    cps: wholeOption(values['cps-warmup'], CPS_WARMUP, 'cps-warmup'),
+    rtt: wholeOption(values['rtt-warmup'], RTT_WARMUP, 'rtt-warmup'),
+    http: wholeOption(values['http-warmup'], HTTP_WARMUP, 'http-warmup'),
+  };
   const rounds = Number(values.rounds);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   const sockets = { a: join(dir, 'ferryd-a.sock'), b: join(dir, 'ferryd-b.sock') };
@@ -515,8 +536,7 @@ async function main(): Promise<void> {
             sockets,
             port++,
             [daemon, daemonB],
-            cpsWarmup,
-            rttWarmup,
+            warmups,
             values['sched-trace'] ? { file: values['sched-trace'], round: r } : undefined,
           );
           const key = `${c.name}|${v.label}`;
@@ -542,7 +562,7 @@ async function main(): Promise<void> {
           ? ['gbps']
           : ['perSecond']),
       'cpuUsPerOp',
-      ...(c.workload === 'cps' && cpsWarmup > 0 ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
+      ...(c.workload === 'cps' && warmups.cps > 0 ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
       // Each side's share: for streams and messages the client sends and the server receives; for
       // connections, ferryd's is cpuUsPerOp less the two (both ferryd are sampled).
       ...(c.workload === 'http' ||
@@ -571,7 +591,7 @@ async function main(): Promise<void> {
     }
   }
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ rounds, results: report })}\n`);
+    process.stdout.write(`${JSON.stringify({ rounds, warmups, results: report })}\n`);
     return;
   }
   process.stdout.write(
@@ -579,7 +599,7 @@ async function main(): Promise<void> {
       `("ferry remote": SDK app -> ferryd A -> TCP -> ferryd B -> SDK app; compare it with x tcp;\n` +
       ` "remote handoff": both ferryd decide and connect, the apps get the kernel sockets)\n` +
       `(cpuUsPerOp: CPU us of client + server + both ferryd per MiB, message, round trip or connection)\n` +
-      `(connections/s: perSecond and cpuUsPerOp after ${cpsWarmup} warm-up connections; fresh*: those warm-up\n` +
+      `(connections/s: perSecond and cpuUsPerOp after ${warmups.cps} warm-up connections; fresh*: those warm-up\n` +
       ` connections themselves, made by the round's fresh server and client)\n\n`,
   );
   process.stdout.write(
