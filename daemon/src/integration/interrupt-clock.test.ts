@@ -7,26 +7,20 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { connect, createServer, type Server, type Socket } from '@ferry/sdk';
+import { connect, type Server, type Socket } from '@ferry/sdk';
 import { type DaemonHandle, startDaemon } from '../testing/harness.js';
+import { listenEcho } from '../testing/sdk-echo-server.js';
 
 let d: DaemonHandle;
 let echo: Server;
 let uri = '';
-const accepted: Socket[] = [];
+let accepted: Socket[] = [];
 
 before(async () => {
   d = await startDaemon();
   process.env['FERRY_SOCKET'] = d.socket;
   process.env['FERRY_MODE'] = 'interrupt';
-  echo = createServer((s) => {
-    accepted.push(s);
-    s.on('error', () => {});
-    s.on('data', (b: Buffer) => s.write(b));
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((resolve) => echo.listen('tcp://127.0.0.1:0', resolve));
-  uri = echo.address()?.uri ?? '';
+  ({ server: echo, uri, accepted } = await listenEcho());
 });
 
 after(async () => {

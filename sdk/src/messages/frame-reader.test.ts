@@ -29,9 +29,8 @@ class LogSink implements FrameSink {
   }
 }
 
-/** A HELLO saying the reader takes shape records, then `n` of the bench's objects, as frames. */
-function framesOf(n: number): { bytes: Buffer; sizes: number[] } {
-  const sink = new LogSink();
+/** A writer into `sink` that has written a HELLO saying the reader takes shape records. */
+function helloWriter(sink: LogSink): FrameWriter {
   const w = new FrameWriter(sink, {
     maxBodyBytes: 1 << 20,
     maxQueuedBytes: 1 << 20,
@@ -41,6 +40,13 @@ function framesOf(n: number): { bytes: Buffer; sizes: number[] } {
   });
   w.writeValue(MSG_KIND.HELLO, 0, { v: MSG_PROTO_VERSION, maxBytes: 1 << 20, shapes: 1 });
   w.enableShapes();
+  return w;
+}
+
+/** A HELLO saying the reader takes shape records, then `n` of the bench's objects, as frames. */
+function framesOf(n: number): { bytes: Buffer; sizes: number[] } {
+  const sink = new LogSink();
+  const w = helloWriter(sink);
   for (let i = 0; i < n; i++)
     w.writeValue(MSG_KIND.MESSAGE, 0, { id: i, ts: 1.7e12 + i, name: 'sensor-7', vals: [1, 2, 3] });
   w.flush();
@@ -174,15 +180,7 @@ class RingSource implements FrameSource {
 /** HELLO, then requests and messages alternating (ids 1..n), with strings of varied lengths. */
 function mixedFrames(n: number): Buffer {
   const sink = new LogSink();
-  const w = new FrameWriter(sink, {
-    maxBodyBytes: 1 << 20,
-    maxQueuedBytes: 1 << 20,
-    defer: () => {},
-    onDrain: () => {},
-    onError: (err) => assert.fail(err),
-  });
-  w.writeValue(MSG_KIND.HELLO, 0, { v: MSG_PROTO_VERSION, maxBytes: 1 << 20, shapes: 1 });
-  w.enableShapes();
+  const w = helloWriter(sink);
   for (let i = 1; i <= n; i++) {
     const v = { id: i, ts: 1.7e12 + i, name: 'x'.repeat(i % 40), vals: [i, 2, 3] };
     w.writeValue(i % 2 === 0 ? MSG_KIND.MESSAGE : MSG_KIND.REQUEST, i % 2 === 0 ? 0 : i, v);
