@@ -62,6 +62,17 @@ async function counts(d: DaemonHandle): Promise<string> {
   return JSON.stringify({ sessions: s['sessions'], segments: s['segments'], listeners: s['listeners'] });
 }
 
+/** Waits (bounded) until ferryd holds no session, segment or listener. */
+async function nothingHeld(d: DaemonHandle): Promise<void> {
+  await eventually(
+    async () => (await counts(d)) === JSON.stringify({ sessions: 0, segments: 0, listeners: 0 }),
+    10_000,
+    'ferryd holds no session, segment or listener',
+  ).catch(async (e: Error) => {
+    throw new Error(`${e.message}: ${await counts(d)}`);
+  });
+}
+
 test('the connect-reply comes before the session-reset and segment-del of the server that left during the connect', async () => {
   const d = await daemon();
   const uri = await leavingServer(d);
@@ -85,13 +96,7 @@ test('the connect-reply comes before the session-reset and segment-del of the se
   // The client lets go as an app does: ferryd keeps nothing of the server.
   cli.send({ t: 'close', id: 0, session: reply.session });
   cli.send({ t: 'segment-released', id: 0, segment: seg });
-  await eventually(
-    async () => (await counts(d)) === JSON.stringify({ sessions: 0, segments: 0, listeners: 0 }),
-    10_000,
-    'ferryd holds no session, segment or listener',
-  ).catch(async (e: Error) => {
-    throw new Error(`${e.message}: ${await counts(d)}`);
-  });
+  await nothingHeld(d);
   cli.close();
 });
 
@@ -111,11 +116,5 @@ test('an SDK client connecting while the server leaves gets a clear error and le
   } else {
     assert.ok(['ECONNREFUSED', 'ECONNRESET'].includes(String(r['code'])), JSON.stringify(r));
   }
-  await eventually(
-    async () => (await counts(d)) === JSON.stringify({ sessions: 0, segments: 0, listeners: 0 }),
-    10_000,
-    'ferryd holds no session, segment or listener',
-  ).catch(async (e: Error) => {
-    throw new Error(`${e.message}: ${await counts(d)}`);
-  });
+  await nothingHeld(d);
 });
