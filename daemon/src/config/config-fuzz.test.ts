@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { crossCheck, defaultConfig } from '../config.js';
 import { decide } from '../policy/rules.js';
 import { OPTION_NAMES } from './options.js';
-import { validateFile } from './validate.js';
+import { checkValues, validateFile } from './validate.js';
 
 const ctx = { env: { SOME_TOKEN: 'a-token-from-env' }, baseDir: '/nonexistent' };
 const keys = [...OPTION_NAMES, 'bogus'];
@@ -93,5 +93,18 @@ describe('configuration checker under random input', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('a value zod cannot compare (a length without a prototype) is a reported problem, not a throw', () => {
+    // fast-check found it (seed -1389200544): zod's length check ran on the object and threw
+    // "Cannot convert object to primitive value" out of safeParse.
+    const hostile = { socket: { length: Object.create(null) } };
+    const file = validateFile(hostile, ctx);
+    assert.deepEqual(file.values, {});
+    assert.equal(file.errors.length, 1);
+    assert.match(file.errors[0] ?? '', /^\$: expected plain JSON values .*could not read/);
+    const inCode = checkValues({ socket: hostile.socket }, ['socket']);
+    assert.equal(inCode.length, 1);
+    assert.match(inCode[0] ?? '', /^\$\.socket: expected plain JSON values/);
   });
 });

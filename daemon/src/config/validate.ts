@@ -49,11 +49,30 @@ export function issueLines(issues: readonly z.core.$ZodIssue[]): string[] {
   return lines;
 }
 
+/**
+ * zod's safeParse can still throw: its length checks run on any input with a `length` property,
+ * and comparing one that is an object without a prototype (`{ length: Object.create(null) }`, which
+ * fast-check makes and code that builds a configuration could) throws a TypeError. A document the
+ * checker cannot read is a problem with the document, reported like any other.
+ */
+function safeParse(schema: z.ZodType, input: unknown): z.ZodSafeParseResult<unknown> | { thrown: string } {
+  try {
+    return schema.safeParse(input, { reportInput: true });
+  } catch (err) {
+    return { thrown: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+const unreadable = (at: string, why: string) =>
+  `${at}: expected plain JSON values (objects, arrays, strings, numbers, booleans, null); the checker could not read this one (${why})`;
+
 export function validateFile(doc: unknown, ctx: ValidateContext): Validated {
-  const r = fileSchema(ctx).safeParse(doc, { reportInput: true });
+  const r = safeParse(fileSchema(ctx), doc);
+  if ('thrown' in r) return { values: {}, errors: [unreadable('$', r.thrown)] };
   if (!r.success) return { values: {}, errors: issueLines(r.error.issues) };
   const values: Record<string, unknown> = {};
-  for (const k of OPTION_NAMES) if (r.data[k] !== undefined) values[k] = r.data[k];
+  const data = r.data as Record<string, unknown>;
+  for (const k of OPTION_NAMES) if (data[k] !== undefined) values[k] = data[k];
   return { values: values as Partial<OptionValues>, errors: [] };
 }
 
@@ -62,8 +81,10 @@ export function checkValues(c: Partial<Record<OptionName, unknown>>, names: read
   const ctx: ValidateContext = { env: {}, baseDir: '/' };
   const errors: string[] = [];
   for (const k of names) {
-    const r = OPTIONS[k].schema(ctx).safeParse(c[k], { reportInput: true });
-    if (!r.success) errors.push(...issueLines(r.error.issues.map((i) => ({ ...i, path: [k, ...i.path] }))));
+    const r = safeParse(OPTIONS[k].schema(ctx), c[k]);
+    if ('thrown' in r) errors.push(unreadable(`$.${k}`, r.thrown));
+    else if (!r.success)
+      errors.push(...issueLines(r.error.issues.map((i) => ({ ...i, path: [k, ...i.path] }))));
   }
   return errors;
 }
