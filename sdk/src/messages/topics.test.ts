@@ -2,6 +2,7 @@
 // publisher slot that a subscriber in another process can observe, replayed step by step.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { Attachment } from '../app/attachment.js';
 import { encodePlain } from '../proto/message-values.js';
 import { storeRelease } from '../shm/atomics.js';
@@ -10,7 +11,9 @@ import {
   SLOT_GONE,
   SLOT_LAST,
   SLOT_LIVE,
+  SLOT_PREV_SEQ,
   SLOT_SEQ,
+  SLOT_SEQ_BEFORE,
   SLOT_STATE,
   SLOT_TAIL,
   TOPIC_FLAGS_OFFSET,
@@ -438,5 +441,84 @@ describe('a subscriber polled while ferryd is opening a slot its old publisher f
       Atomics.store = store;
       seg.release();
     }
+  });
+});
+
+describe('a subscriber and hostile slot words', () => {
+  it('garbage in OPENS, FLAGS and the slots’ STATE, EPOCH, PREV_SEQ and SEQ_BEFORE never makes a poll throw or loop', () => {
+    // A topic member writing the words ferryd owns: what the subscriber delivers and counts may be
+    // wrong (a garbage EPOCH reads as a hand-over, and the slot is read again from its start), but
+    // a poll returns, delivers at most two rings' worth of records, and the subscriber at worst ends.
+    const words = [
+      TOPIC_OPENS_OFFSET / 4,
+      TOPIC_FLAGS_OFFSET / 4,
+      ...[0, 1].flatMap((slot) =>
+        [SLOT_STATE, SLOT_EPOCH, SLOT_PREV_SEQ, SLOT_SEQ_BEFORE].map((o) => ({ slot, o })),
+      ),
+    ];
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('write' as const), slot: fc.nat(1), n: fc.integer({ min: 1, max: 40 }) }),
+      fc.record({
+        t: fc.constant('scribble' as const),
+        w: fc.nat(words.length - 1),
+        // Small values, the edges of u32, anything.
+        v: fc.oneof(fc.nat(8), fc.constantFrom(0x7fff_ffff, 0x8000_0000, 0xffff_ffff), fc.nat(0xffff_ffff)),
+      }),
+      fc.record({ t: fc.constant('reopen' as const), slot: fc.nat(1) }),
+      fc.record({ t: fc.constant('poll' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 40 }), fc.boolean(), (ops, disconnect) => {
+        const seg = TopicSegment.create(
+          't',
+          2,
+          4096,
+          disconnect ? TOPIC_POLICY.DISCONNECT : TOPIC_POLICY.LOSE_OLDEST,
+        );
+        seg.openSlot(0);
+        seg.openSlot(1);
+        let got = 0;
+        let polled = 0;
+        const sub = new Subscriber(
+          't',
+          { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] },
+          { onMessage: () => got++ },
+        );
+        const writers = [new TopicRingWriter(seg, 0), new TopicRingWriter(seg, 1)];
+        try {
+          for (const o of ops) {
+            if (o.t === 'write') {
+              for (let i = 0; i < o.n; i++) (writers[o.slot] as TopicRingWriter).write(encodePlain({ i }));
+            } else if (o.t === 'scribble') {
+              const w = words[o.w] as number | { slot: number; o: number };
+              const at = typeof w === 'number' ? w : seg.slotWord(w.slot) + w.o / 4;
+              Atomics.store(seg.words, at, o.v);
+            } else if (o.t === 'reopen') {
+              seg.closeSlot(o.slot, SLOT_GONE);
+              seg.openSlot(o.slot);
+              writers[o.slot] = new TopicRingWriter(seg, o.slot);
+            } else {
+              const n = sub.poll();
+              // Records are 8 bytes at least: a 4 KiB ring holds at most 512 of them.
+              assert.ok(Number.isInteger(n) && n >= 0 && n <= 2 * 512, `poll returned ${n}`);
+              polled += n;
+            }
+            if (sub.error !== null) {
+              // Ended (disconnect): it let go of the segment, which nothing may touch now.
+              assert.equal(sub.error.code, 'ERR_FERRY_SLOW_SUBSCRIBER');
+              break;
+            }
+          }
+          if (sub.error === null) polled += sub.poll();
+          // A poll counts the records it took, delivered or (disconnect, lapped) not.
+          assert.ok(got <= polled, `${got} delivered, ${polled} counted by the polls`);
+          assert.ok(Number.isFinite(sub.dropped) && sub.dropped >= 0, `dropped ${sub.dropped}`);
+        } finally {
+          // An ended subscription released the segment (its link's) already.
+          if (sub.error === null) seg.release();
+        }
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
