@@ -89,19 +89,42 @@ export function netConnect(port: number, allowHalfOpen = false): Promise<Socket>
   });
 }
 
+/** The connections of each server netServer made that are still open (see closeServer). */
+const serverConns = new WeakMap<Server, Set<Socket>>();
+
 /** A node:net server on 127.0.0.1 (kernel-picked port); each connection goes to `onConn`. */
 export async function netServer(
   onConn: (s: Socket) => void,
   allowHalfOpen = false,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer({ allowHalfOpen }, onConn);
+  const conns = new Set<Socket>();
+  serverConns.set(server, conns);
+  server.on('connection', (s: Socket) => {
+    conns.add(s);
+    s.once('close', () => conns.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();
   return { server, port: typeof addr === 'object' && addr ? addr.port : 0 };
 }
 
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+/**
+ * Closes `server` once its connections have ended. A netServer connection still open after
+ * `graceMs` is destroyed: in a test's finally after a failed wait the peer may never let go, and
+ * server.close() would then hold the file until run-tests' 300 s timeout, which hid the failure
+ * (tcp.test "a remote that resets behind bytes...": 'test timed out after 300000ms', no error).
+ */
+export function closeServer(server: Server, graceMs = 5000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      for (const s of serverConns.get(server) ?? []) s.destroy();
+    }, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** True when `bin` can be run (found on PATH). */
