@@ -38,12 +38,22 @@ export function fdOf(sock: Socket): number {
  * says when a process's socket saw an RST without asking that process.
  */
 export function tcpConnectionListed(localPort: number, remotePort: number): boolean {
+  return tcpRxQueue(localPort, remotePort) !== null;
+}
+
+/**
+ * Bytes the kernel holds unread for the IPv4 loopback TCP connection localPort -> remotePort, in
+ * whichever process owns it (/proc/net/tcp's rx_queue: received and not yet read), or null when no
+ * such connection is listed.
+ */
+export function tcpRxQueue(localPort: number, remotePort: number): number | null {
   const hex = (port: number) => `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const [, local, remote] = line.trim().split(/\s+/);
-    if (local?.endsWith(hex(localPort)) && remote?.endsWith(hex(remotePort))) return true;
+    const [, local, remote, , queues] = line.trim().split(/\s+/);
+    if (local?.endsWith(hex(localPort)) && remote?.endsWith(hex(remotePort)))
+      return Number.parseInt(queues?.split(':')[1] ?? '0', 16);
   }
-  return false;
+  return null;
 }
 
 /** Collects what a socket receives until FIN, an error or close. */
