@@ -17,7 +17,6 @@ import {
   RELAY_KIND,
   relayRecordBytes,
   SHAPE_MARK,
-  SLOT_FREE,
   TopicRingReader,
   writeRelayRecordHeader,
 } from '@ferry/sdk/internal';
@@ -63,11 +62,9 @@ export class RelayOut {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const seg = topic.seg;
     for (let i = 0; i < seg.maxPubs; i++) {
-      // A FREE slot's epoch is 0 (never given out), whatever a slot being opened shows already.
-      const free = seg.slotState(i) === SLOT_FREE;
-      const epoch = free ? 0 : seg.slotEpoch(i);
-      this.#epochs.push(epoch);
-      this.#readers.push(free ? null : new TopicRingReader(seg, i, 'newest', epoch));
+      const reader = TopicRingReader.join(seg, i, 'newest');
+      this.#epochs.push(reader?.epoch ?? 0);
+      this.#readers.push(reader);
       this.#reported.push(0);
       this.#decoders.push(undefined);
     }
@@ -118,17 +115,10 @@ export class RelayOut {
     for (let i = 0; i < this.#readers.length; i++) {
       const epoch = seg.slotEpoch(i);
       if (epoch !== this.#epochs[i]) {
-        // A new epoch on a slot still FREE: the slot is being opened (EPOCH is bumped before
-        // STATE); look again on the next drain rather than keep the epoch with no reader.
-        if (seg.slotState(i) === SLOT_FREE) {
-          more = true;
-          continue;
-        }
         // What the previous publisher wrote that this relay had not read is gone (and all that any
         // publisher the slot had in between wrote): forwarded as a gap before the new publisher's
-        // first record.
-        const old = this.#readers[i];
-        const unread = old ? old.unreadAtHandover(epoch) : 0;
+        // first record. Still being opened, or given away again meanwhile: the next drain looks.
+        const unread = TopicRingReader.unreadAtSwitch(seg, i, epoch, this.#readers[i]);
         if (unread < 0) {
           more = true;
           continue;

@@ -17,7 +17,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import { createTopicDecoder, encodePlain } from '../proto/message-values.js';
 import { ShapeWriter } from '../proto/shape-codec.js';
 import { parseUri } from '../proto/uri.js';
-import { SLOT_FREE, TOPIC_END, TOPIC_POLICY } from '../shm/topic-layout.js';
+import { TOPIC_END, TOPIC_POLICY } from '../shm/topic-layout.js';
 import { TopicRingReader, TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { close, ring } from '../sys/index.js';
 import { ValueInbox } from './value-inbox.js';
@@ -322,12 +322,9 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
     this.#readers = [];
     this.#epochs = [];
     for (let i = 0; i < seg.maxPubs; i++) {
-      // A FREE slot was never given to a publisher: its epoch is 0, whatever EPOCH reads now (a
-      // slot being opened meanwhile has it bumped already; poll() then reads it from the start).
-      const free = seg.slotState(i) === SLOT_FREE;
-      const epoch = free ? 0 : seg.slotEpoch(i);
-      this.#epochs.push(epoch);
-      this.#readers.push(free ? null : new TopicRingReader(seg, i, opts.last ? 'last' : 'newest', epoch));
+      const reader = TopicRingReader.join(seg, i, opts.last ? 'last' : 'newest');
+      this.#epochs.push(reader?.epoch ?? 0);
+      this.#readers.push(reader);
       this.#decoders.push(slotDecoder());
     }
     link.att.ref();
@@ -407,20 +404,13 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
       for (let i = 0; i < this.#readers.length; i++) {
         const epoch = seg.slotEpoch(i);
         if (epoch === this.#epochs[i]) continue;
-        // ferryd bumps a slot's EPOCH before it marks it LIVE: a new epoch on a slot still FREE is
-        // a publisher being given it right now. Taking that epoch with no reader would leave the
-        // slot unread for good (its epoch never changes again): look again on the next poll.
-        if (seg.slotState(i) === SLOT_FREE) {
-          settled = false;
-          continue;
-        }
         // A publisher took this slot after we subscribed: read it from its first message (what
         // the previous one's reader lost stays counted). The previous publisher's messages it had
         // not read when ferryd gave the slot away are gone with the zeroed indices, and so are all
         // those of any publisher the slot had in between: counted lost.
         const old = this.#readers[i];
-        const unread = old ? old.unreadAtHandover(epoch) : 0;
-        // Given away again while we looked: take it on the next poll.
+        const unread = TopicRingReader.unreadAtSwitch(seg, i, epoch, old);
+        // Still being opened, or given away again while we looked: take it on the next poll.
         if (unread < 0) {
           settled = false;
           continue;

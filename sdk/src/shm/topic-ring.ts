@@ -15,6 +15,7 @@ import { SEGMENT_REQUIRED_SEALS } from './segment.js';
 import {
   PAD_RECORD,
   SLOT_EPOCH,
+  SLOT_FREE,
   SLOT_LAST,
   SLOT_LIVE,
   SLOT_MARKS,
@@ -538,6 +539,41 @@ export class TopicRingReader {
   unreadBefore(seq: number): number {
     const n = (seq - this.#expect) | 0;
     return Math.max(n, 0);
+  }
+
+  /**
+   * Slot `slot`'s reader for a subscriber joining now, or null while the slot is FREE: a FREE slot
+   * was never given to a publisher, so its epoch for this subscriber is 0 whatever EPOCH reads (a
+   * slot being opened meanwhile has it bumped already; the owner's next poll then reads it from its
+   * start, as a publisher that came after the subscriber).
+   */
+  static join(seg: TopicSegment, slot: number, from: 'newest' | 'last'): TopicRingReader | null {
+    return seg.slotState(slot) === SLOT_FREE
+      ? null
+      : new TopicRingReader(seg, slot, from, seg.slotEpoch(slot));
+  }
+
+  /**
+   * Slot `slot`'s EPOCH reads `epoch`, not the one its owner holds (`old`'s, or 0 with no reader):
+   * the messages of earlier publishers that `old` neither delivered nor counted (0 without one),
+   * after which the owner takes `epoch` with a reader from the slot's start; or -1 when the owner
+   * must look again on its next poll: the slot is still FREE (ferryd bumps EPOCH before it marks
+   * the slot LIVE: taking that epoch with no reader would leave the slot unread for good, its epoch
+   * never changing again), or it changed hands again while the counts were read.
+   */
+  static unreadAtSwitch(
+    seg: TopicSegment,
+    slot: number,
+    epoch: number,
+    old: TopicRingReader | null | undefined,
+  ): number {
+    if (seg.slotState(slot) === SLOT_FREE) return -1;
+    return old ? old.unreadAtHandover(epoch) : 0;
+  }
+
+  /** The slot's EPOCH this reader reads for. */
+  get epoch(): number {
+    return this.#epoch;
   }
 
   /**
