@@ -20,6 +20,7 @@ import { type PerformanceEntry, PerformanceObserver, constants as perfConstants 
 import { parseArgs } from 'node:util';
 import * as ferry from '@ferry/sdk';
 import { type Dispatcher, Pool } from 'undici';
+import { wholeOption } from './whole-option.js';
 
 type Stack = 'net' | 'ferry';
 
@@ -210,11 +211,7 @@ async function main(): Promise<void> {
     process.stderr.write('http bench client: timed out\n');
     process.exit(1);
   }, Number(values['timeout-ms'])).unref();
-  const warmup = Number(values.warmup);
-  if (!Number.isSafeInteger(warmup) || warmup < 0) {
-    process.stderr.write(`http bench client: --warmup must be a whole number >= 0, got ${values.warmup}\n`);
-    process.exit(2);
-  }
+  const warmup = wholeOption(values.warmup, 10_000, 'warmup', 'http bench client');
   await client(stack, target, Number(values.size), Number(values.count), Number(values.connections), warmup);
 }
 

@@ -22,6 +22,7 @@ import {
   type Trace,
   threadsOf,
 } from './sched-trace.js';
+import { wholeOption } from './whole-option.js';
 
 const FERRY = fileURLToPath(new URL('../../../daemon/bin/ferry.js', import.meta.url));
 const HTTP = fileURLToPath(new URL('./http.js', import.meta.url));
@@ -162,16 +163,6 @@ interface Warmups {
   cps: number;
   rtt: number;
   http: number;
-}
-
-/** A whole number >= 0 from an option, or the default; anything else exits with usage status 2. */
-function wholeOption(text: string | undefined, fallback: number, name: string): number {
-  const n = Number(text ?? fallback);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    process.stderr.write(`bench: --${name} must be a whole number >= 0, got ${text}\n`);
-    process.exit(2);
-  }
-  return n;
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
