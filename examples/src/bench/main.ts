@@ -19,6 +19,7 @@ import {
   describeIntervals,
   describeThread,
   SchedTrace,
+  sweepStale,
   type Trace,
   threadsOf,
 } from './sched-trace.js';
@@ -265,6 +266,7 @@ async function measure(
     // without its start-up): every process of the path, whether the variant uses ferryd or not.
     const others = [server, ...daemons];
     const before = others.map((p) => cpuUsOf(p.pid));
+    if (rtt && schedTrace) sweepStale('ferry-bench-');
     const tracing = rtt && schedTrace ? SchedTrace.start(`ferry-bench-${process.pid}`) : null;
     const client = http
       ? run(

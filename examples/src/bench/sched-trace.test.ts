@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { activity, describeIntervals, parseTrace, runSpans, threadStates } from './sched-trace.js';
+import {
+  activity,
+  describeIntervals,
+  parseTrace,
+  runSpans,
+  sweepStale,
+  threadStates,
+} from './sched-trace.js';
 
 // A made-up trace of 2 CPUs (times in seconds, as tracefs prints them): the client (100) spins on
 // CPU 0 until a V8 helper of its own (102) preempts it; the server (200) sleeps on CPU 1, is woken,
@@ -92,4 +103,22 @@ test('activity counts the runs and time of labelled threads inside a window only
     tid === 102 ? 'helper' : tid === 300 ? 'x' : undefined,
   );
   assert.deepEqual(a, { helper: { runs: 1, us: 610 }, x: { runs: 1, us: 50 } });
+});
+
+test('sweepStale removes instances of dead processes only', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-sweep-'));
+  try {
+    // A pid that is certainly gone: a child that has exited and been reaped.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    assert.ok(dead !== undefined && dead > 0);
+    const names = [`ferry-bench-${dead}`, `ferry-bench-${process.pid}`, `ferry-bench-${process.ppid}`];
+    for (const n of [...names, 'ferry-bench-x', 'other-1']) mkdirSync(join(dir, n));
+    assert.deepEqual(sweepStale('ferry-bench-', dir), [`ferry-bench-${dead}`]);
+    assert.equal(existsSync(join(dir, `ferry-bench-${dead}`)), false);
+    for (const n of names.slice(1)) assert.equal(existsSync(join(dir, n)), true, n);
+    assert.equal(existsSync(join(dir, 'ferry-bench-x')), true);
+    assert.deepEqual(sweepStale('ferry-bench-', join(dir, 'missing')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -45,6 +45,60 @@ export interface Trace {
   lost: boolean;
 }
 
+/** Instances this process has started and not yet removed (removed on a signal too). */
+const live = new Set<SchedTrace>();
+let signalsHooked = false;
+
+/**
+ * Removes our live instances on SIGINT/SIGTERM, then dies of the signal as it would have: an
+ * instance left behind keeps its 64 MiB-per-CPU buffer until someone removes it by hand.
+ */
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const t of live) t.discard();
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
+/**
+ * Removes instances named `<prefix><pid>` whose process is gone (killed with SIGKILL, say, which no
+ * handler sees). Returns the names removed.
+ */
+export function sweepStale(prefix: string, instances = INSTANCES): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(instances);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    try {
+      rmdirSync(join(instances, name));
+      removed.push(name);
+    } catch {
+      // Busy or gone.
+    }
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class SchedTrace {
   readonly #dir: string;
 
@@ -63,6 +117,8 @@ export class SchedTrace {
       );
     }
     const t = new SchedTrace(dir);
+    live.add(t);
+    hookSignals();
     try {
       t.#write('trace_clock', 'mono');
       t.#write('buffer_size_kb', String(bufferKbPerCpu));
@@ -87,11 +143,17 @@ export class SchedTrace {
     }
   }
 
+  /** Stops recording and removes the instance without reading it. */
+  discard(): void {
+    this.#remove();
+  }
+
   #write(file: string, value: string): void {
     writeFileSync(join(this.#dir, file), value);
   }
 
   #remove(): void {
+    live.delete(this);
     try {
       this.#write('tracing_on', '0');
     } catch {
