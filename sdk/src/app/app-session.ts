@@ -170,6 +170,11 @@ export class AppSession implements SlotListener {
     return got;
   }
 
+  /** The tx fifo's whole data ring, which reserve() returns views of. */
+  get txRing(): Uint8Array {
+    return this.#tx.ring;
+  }
+
   /**
    * Zero-copy write: the contiguous free space at the tail of the tx fifo (at most `maxBytes`), to
    * fill in place and publish with commit(). Empty when full or failed. A write() or fin() in

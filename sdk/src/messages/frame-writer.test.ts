@@ -164,3 +164,90 @@ test('frames waiting on a fifo whose reader closed its end wait (no retry every 
     w.discard();
   }
 });
+
+/**
+ * A ring fifo of `size` bytes inside a larger memory (guard bytes either side), with its ring as
+ * txRing: reservations are views of the ring, from the tail up to the head or the ring's end.
+ */
+class RingSink implements FrameSink {
+  readonly mem: Buffer;
+  readonly txRing: Buffer;
+  readonly txSize: number;
+  head: number;
+  tail: number;
+  #lent = 0;
+  constructor(size: number, head: number, tail: number) {
+    this.mem = Buffer.alloc(size + 64, 0xee);
+    this.txRing = this.mem.subarray(32, 32 + size);
+    this.txSize = size;
+    this.head = head;
+    this.tail = tail;
+  }
+  get writableBytes(): number {
+    return this.txSize - (this.tail - this.head);
+  }
+  reserve(): Uint8Array {
+    const pos = this.tail % this.txSize;
+    this.#lent = Math.min(this.writableBytes, this.txSize - pos);
+    return this.txRing.subarray(pos, pos + this.#lent);
+  }
+  commit(n: number): number {
+    if (n > this.#lent) return -1;
+    this.#lent = 0;
+    this.tail += n;
+    return n;
+  }
+  write(chunk: Uint8Array): number {
+    this.#lent = 0;
+    const n = Math.min(this.writableBytes, chunk.length);
+    for (let i = 0; i < n; i++) this.txRing[(this.tail + i) % this.txSize] = chunk[i] as number;
+    this.tail += n;
+    return n;
+  }
+  waitForSpace(): boolean {
+    return false;
+  }
+  peerStoppedReading = false;
+}
+
+test('through the whole tx ring, nothing is written outside the reservation: unread bytes and the memory around the ring stay as they were', () => {
+  const size = 16384;
+  // The reservation is [1000, 5096): the fifo's free space ends at the head, not at the ring's end.
+  const start = 1000;
+  const head = start + 4096;
+  const sink = new RingSink(size, head, size + start);
+  // Unread bytes: [head, size) and [0, start) of the ring.
+  for (let i = head; i < size + start; i++) sink.txRing[i % size] = 0xab;
+  const intact = (what: string) => {
+    for (let i = 0; i < 32; i++) {
+      assert.equal(sink.mem[i], 0xee, `${what}: the guard before the ring`);
+      assert.equal(sink.mem[32 + size + i], 0xee, `${what}: the guard after the ring`);
+    }
+    for (let i = head; i < size + start; i++) {
+      if (sink.txRing[i % size] !== 0xab) assert.fail(`${what}: unread byte ${i % size} was overwritten`);
+    }
+  };
+  const w = writerOn(sink);
+  w.enableShapes();
+  // A shape record (in place, through the ring's Buffer), then values too large for what is left of
+  // the reservation: a shape record with a long string field, and a msgpackr string (msgpackr is
+  // given fifo space when 2.3 KiB or more is left: a target bounded by the ring's end instead of the
+  // reservation's would let either write over the unread bytes).
+  const small = { id: 1, name: 'sensor-7', vals: [1, 2, 3] };
+  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, small), true);
+  intact('a small record');
+  const firstEnd = sink.tail;
+  assert.ok(firstEnd > size + start, 'the first frame went into the ring at once');
+  w.writeValue(MSG_KIND.REQUEST, 7, { id: 2, name: 'y'.repeat(4200), vals: [] });
+  intact('a record larger than the reservation');
+  w.writeValue(MSG_KIND.MESSAGE, 0, 'x'.repeat(4500));
+  intact('a msgpackr string larger than the reservation');
+  // What went in: the small record's frame whole, at the reservation's start.
+  const at = start;
+  const body = sink.txRing.readUInt32LE(at);
+  assert.equal(sink.txRing.readUInt32LE(at + 4), MSG_KIND.MESSAGE);
+  assert.equal(firstEnd - (size + start), frameBytes(body));
+  assert.equal(sink.txRing[at + MSG_HEADER_BYTES], 0xc1, 'a shape record');
+  assert.ok(w.queuedBytes > 0, 'what did not fit waits');
+  w.discard();
+});

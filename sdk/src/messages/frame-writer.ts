@@ -28,6 +28,12 @@ export interface FrameSink {
   waitForSpace(): boolean;
   /** The reader closed its end: it will make no more room. */
   readonly peerStoppedReading: boolean;
+  /**
+   * The whole tx ring, which reserve() returns views of: the writer encodes through one Buffer and
+   * DataView over it for the channel's life rather than new ones per reservation (without it, over
+   * each reservation).
+   */
+  readonly txRing?: Uint8Array;
 }
 
 export interface FrameWriterOptions {
@@ -71,10 +77,19 @@ export class FrameWriter implements LoanWriter {
   readonly #sink: FrameSink;
   readonly #opts: FrameWriterOptions;
   #enc = new ValueEncoder();
-  /** Reservation being filled; bytes [0, #used) hold frames not yet committed. */
-  #resv: Uint8Array | null = null;
+  /**
+   * Reservation being filled: the fifo space [#resvStart, #resvEnd) of #resv (the Buffer over the
+   * whole ring, or over the reservation alone), of which [#resvStart, #used) holds frames not yet
+   * committed.
+   */
+  #resv: Buffer | null = null;
   #resvView: DataView | null = null;
+  #resvStart = 0;
+  #resvEnd = 0;
   #used = 0;
+  /** The Buffer and DataView over the tx ring (FrameSink.txRing), made once. */
+  #ring: Buffer | null = null;
+  #ringView: DataView | null = null;
   /** Frame bytes (headers and padding included) waiting for fifo space, in order. */
   #queue: Uint8Array[] = objectQueue();
   #queued = 0;
@@ -116,11 +131,16 @@ export class FrameWriter implements LoanWriter {
     // throw away the code it is inlined into (send's, with the encoder: the costliest to redo).
     // A reservation is held only while nothing is queued, no loan is open and the writer works.
     const resv = this.#resv;
-    if (resv !== null && this.#turnOpen && !this.#needReset && resv.length - this.#used >= MIN_RESERVATION) {
+    if (
+      resv !== null &&
+      this.#turnOpen &&
+      !this.#needReset &&
+      this.#resvEnd - this.#used >= MIN_RESERVATION
+    ) {
       const at = this.#used;
       let end: number;
       try {
-        end = this.#enc.encodeShapeInPlace(value, MSG_HEADER_BYTES, resv, at);
+        end = this.#enc.encodeShapeInPlace(value, MSG_HEADER_BYTES, resv, at, this.#resvEnd);
       } catch (err) {
         this.#resetEncoder();
         throw err;
@@ -130,7 +150,7 @@ export class FrameWriter implements LoanWriter {
         if (body > this.#opts.maxBodyBytes) this.#refuseSize(body);
         writeMessageHeader(this.#resvView as DataView, at, kind, body, id, 0);
         this.#used = at + frameBytes(body);
-        if (this.#used >= COMMIT_BYTES) this.#commitStaged();
+        if (this.#used - this.#resvStart >= COMMIT_BYTES) this.#commitStaged();
         return true;
       }
       return this.#writeGeneral(kind, id, value, true);
@@ -149,13 +169,13 @@ export class FrameWriter implements LoanWriter {
       return false;
     }
     let resv = this.#resv;
-    if (resv === null || resv.length - this.#used < MIN_RESERVATION) {
+    if (resv === null || this.#resvEnd - this.#used < MIN_RESERVATION) {
       resv = this.#reserve();
       // A fresh space may hold what did not fit the last one's end.
       shapeTried = false;
     }
     const at = this.#used;
-    const out = this.#encode(value, resv, at, shapeTried);
+    const out = this.#encode(value, resv, at, shapeTried, this.#resvEnd);
     if (out === resv) {
       const body = this.#enc.endInSpace - at - MSG_HEADER_BYTES;
       writeMessageHeader(this.#resvView as DataView, at, kind, body, id, 0);
@@ -325,13 +345,21 @@ export class FrameWriter implements LoanWriter {
     this.#queued = 0;
     this.#resv = null;
     this.#resvView = null;
+    this.#resvStart = 0;
+    this.#resvEnd = 0;
     this.#used = 0;
   }
 
-  #encode(value: unknown, space: Uint8Array | null, at: number, shapeTried = false): Uint8Array {
+  #encode(
+    value: unknown,
+    space: Uint8Array | null,
+    at: number,
+    shapeTried = false,
+    end = space === null ? 0 : space.length,
+  ): Uint8Array {
     let out: Uint8Array;
     try {
-      out = this.#enc.encode(value, MSG_HEADER_BYTES, space, at, shapeTried);
+      out = this.#enc.encode(value, MSG_HEADER_BYTES, space, at, shapeTried, end);
     } catch (err) {
       this.#resetEncoder();
       throw err;
@@ -450,17 +478,47 @@ export class FrameWriter implements LoanWriter {
     }
   }
 
-  #reserve(): Uint8Array | null {
+  #reserve(): Buffer | null {
     this.#commitStaged();
     const view = this.#sink.reserve();
     // Whole 8-byte units only: frames are padded to 8 and must end inside the reservation.
     const len = view.length & ~7;
     if (len < MIN_RESERVATION) return null;
-    // A Buffer over the same bytes: msgpackr writes long strings with Buffer's utf8Write.
-    const resv = Buffer.from(view.buffer, view.byteOffset, len);
-    this.#resv = resv;
-    this.#resvView = new DataView(resv.buffer, resv.byteOffset, resv.length);
-    return resv;
+    const ring = this.#ringOf(view);
+    if (ring !== null) {
+      // The ring's Buffer at the reservation's offset: a round trip's frames are each the first of
+      // their turn, and a Buffer and DataView (and the encoder's own DataView) made per reservation
+      // were most of what a reply cost beyond its encoding.
+      this.#resv = ring;
+      this.#resvView = this.#ringView;
+      this.#resvStart = view.byteOffset - ring.byteOffset;
+    } else {
+      // A Buffer over the same bytes: msgpackr writes long strings with Buffer's utf8Write.
+      const resv = Buffer.from(view.buffer, view.byteOffset, len);
+      this.#resv = resv;
+      this.#resvView = new DataView(resv.buffer, resv.byteOffset, resv.length);
+      this.#resvStart = 0;
+    }
+    this.#resvEnd = this.#resvStart + len;
+    this.#used = this.#resvStart;
+    return this.#resv;
+  }
+
+  /** The Buffer over the whole tx ring when `v` lies in it, else null. */
+  #ringOf(v: Uint8Array): Buffer | null {
+    let ring = this.#ring;
+    if (ring === null) {
+      const r = this.#sink.txRing;
+      if (r === undefined) return null;
+      ring = Buffer.from(r.buffer, r.byteOffset, r.length);
+      this.#ring = ring;
+      this.#ringView = new DataView(r.buffer, r.byteOffset, r.length);
+    }
+    return v.buffer === ring.buffer &&
+      v.byteOffset >= ring.byteOffset &&
+      v.byteOffset + v.length <= ring.byteOffset + ring.length
+      ? ring
+      : null;
   }
 
   /** A frame was placed in the reservation: publish now, at the turn's end, or when enough is staged. */
@@ -469,7 +527,7 @@ export class FrameWriter implements LoanWriter {
       this.#turnOpen = true;
       this.#opts.defer(this.#endTurn);
       this.#commitStaged();
-    } else if (this.#used >= COMMIT_BYTES) {
+    } else if (this.#used - this.#resvStart >= COMMIT_BYTES) {
       this.#commitStaged();
     }
   }
@@ -482,12 +540,14 @@ export class FrameWriter implements LoanWriter {
   };
 
   #commitStaged(): void {
-    const used = this.#used;
+    const used = this.#used - this.#resvStart;
     if (used > 0 && this.#sink.commit(used) !== used) {
       this.#fail(ferryError('ERR_FERRY_FIFO_CORRUPT', 'tx fifo refused a commit'));
     }
     this.#resv = null;
     this.#resvView = null;
+    this.#resvStart = 0;
+    this.#resvEnd = 0;
     this.#used = 0;
   }
 

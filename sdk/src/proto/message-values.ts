@@ -111,6 +111,8 @@ export class ValueEncoder {
    * owns until its next encode() (copy it to keep it longer). `at` must be a multiple of 8.
    * Throws what msgpackr throws for a value it cannot encode: the encoder's record state is then
    * unknown and the caller must use a fresh encoder (and tell the reader, see MSG_KIND.RESET).
+   * `end` (default: the space's length): nothing is written at or past it (a space may be a whole
+   * fifo ring, of which only [at, end) is free).
    */
   encode(
     value: unknown,
@@ -118,10 +120,11 @@ export class ValueEncoder {
     space: Uint8Array | null,
     at: number,
     shapeTried = false,
+    end = space === null ? 0 : space.length,
   ): Uint8Array {
     const shapes = this.#shapes;
     if (!shapeTried && shapes?.accepts(value)) {
-      const out = this.#encodeShape(shapes, value as object, reserve, space, at);
+      const out = this.#encodeShape(shapes, value as object, reserve, space, at, end);
       if (out !== null) return out;
     }
     const packr = this.#packr;
@@ -129,8 +132,8 @@ export class ValueEncoder {
     // msgpackr refuses to start within ~2 KiB of its target's end and allocates a new target as large
     // as the old one: near the end of the space, encode into the spare instead.
     let target: Uint8Array | null = null;
-    if (space !== null && space.length - at >= MIN_SPACE_BYTES) {
-      target = this.#packrViewOf(space);
+    if (space !== null && end - at >= MIN_SPACE_BYTES) {
+      target = this.#packrViewOf(space, end);
       packr.useBuffer(target);
       packr.position = at;
     } else {
@@ -161,36 +164,40 @@ export class ValueEncoder {
    * optimised code that handles them back to the interpreter (measured: deopts at the first request
    * after a burst of shape records). One per space.
    */
-  #packrViewOf(space: Uint8Array): Uint8Array {
-    if (space !== this.#packrFor) {
+  #packrViewOf(space: Uint8Array, end: number): Uint8Array {
+    // msgpackr writes up to its target's end: the target ends at `end` (offsets stay the space's).
+    if (space !== this.#packrFor || end !== this.#packrEnd) {
       this.#packrFor = space;
-      this.#packrView = Buffer.from(space.buffer, space.byteOffset, space.length);
+      this.#packrEnd = end;
+      this.#packrView = Buffer.from(space.buffer, space.byteOffset, end);
     }
     return this.#packrView as Uint8Array;
   }
 
   #packrFor: Uint8Array | null = null;
+  #packrEnd = 0;
   #packrView: Uint8Array | null = null;
 
   /**
    * The shape-record half of encode() alone, in place: where the encoding (after `reserve` bytes)
    * ends in `space`, or -1 when `value` is not a shape record or did not fit (then nothing is
    * defined; encode() with `shapeTried` does the rest). Throws what a getter of the value throws.
+   * Nothing is written at or past `end`.
    */
-  encodeShapeInPlace(value: unknown, reserve: number, space: Uint8Array, at: number): number {
+  encodeShapeInPlace(
+    value: unknown,
+    reserve: number,
+    space: Uint8Array,
+    at: number,
+    end = space.length,
+  ): number {
     const shapes = this.#shapes;
     if (shapes === null || !shapes.accepts(value)) return -1;
     if (space !== this.#space) {
       this.#space = space;
       this.#spaceView = new DataView(space.buffer, space.byteOffset, space.length);
     }
-    return shapes.encode(
-      value as object,
-      space as Buffer,
-      this.#spaceView as DataView,
-      at + reserve,
-      space.length,
-    );
+    return shapes.encode(value as object, space as Buffer, this.#spaceView as DataView, at + reserve, end);
   }
 
   /** True when `out` lies in the encoder's spare buffer (it is overwritten by the next encode). */
@@ -214,19 +221,14 @@ export class ValueEncoder {
     reserve: number,
     space: Uint8Array | null,
     at: number,
+    spaceEnd: number,
   ): Uint8Array | null {
     if (space !== null) {
       if (space !== this.#space) {
         this.#space = space;
         this.#spaceView = new DataView(space.buffer, space.byteOffset, space.length);
       }
-      const end = shapes.encode(
-        value,
-        space as Buffer,
-        this.#spaceView as DataView,
-        at + reserve,
-        space.length,
-      );
+      const end = shapes.encode(value, space as Buffer, this.#spaceView as DataView, at + reserve, spaceEnd);
       if (end >= 0) {
         this.endInSpace = end;
         return space;

@@ -182,6 +182,11 @@ export class FifoProducer {
     return len;
   }
 
+  /** The whole data ring, which writableView() returns views of (aliases shared memory). */
+  get ring(): Uint8Array {
+    return this.#data;
+  }
+
   /**
    * The free space from the tail up to the head or the ring's end, whichever comes first (at most
    * `maxBytes`), for a writer that fills it in place (a kernel read): write into it, then commit()
