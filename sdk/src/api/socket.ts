@@ -814,6 +814,7 @@ export class Socket extends Duplex implements SessionOwner {
     this.#spareTimer = null;
     if (s && att) {
       if (this.#staged > 0) this.#flushStage(s);
+      s.tellDeferred();
       this.#staged = 0;
       let how: SessionEnd = 'clean';
       if (this.#peerReset) how = 'peer-reset';
@@ -884,12 +885,17 @@ export class Socket extends Duplex implements SessionOwner {
     }
   }
 
-  /** Publishes staged bytes; true when none are left (false: the fifo is full, or failed). */
+  /**
+   * Publishes staged bytes; true when none are left (false: the fifo is full, or failed). Inside a
+   * batch (a full stage in the middle of a tick) the reader is told at the batch's end (#flushTick)
+   * or once a quarter of the fifo went by (AppSession.writeDeferred), not at every flush.
+   */
   #flushStage(s: AppSession): boolean {
     const stage = this.#stage;
     const k = this.#staged;
     if (stage === null || k === 0) return true;
-    const n = s.write(stage.subarray(0, k));
+    const chunk = stage.subarray(0, k);
+    const n = this.#flushScheduled ? s.writeDeferred(chunk) : s.write(chunk);
     if (n === k) {
       this.#staged = 0;
       return true;
@@ -904,7 +910,11 @@ export class Socket extends Duplex implements SessionOwner {
   readonly #flushTick = (): void => {
     this.#flushScheduled = false;
     const s = this.#session;
-    if (s === null || this.#staged === 0 || this.#flushStage(s)) return;
+    if (s === null) return;
+    const flushed = this.#staged === 0 || this.#flushStage(s);
+    // The batch's deferred flushes: the reader hears of them now (waitForSpace below tells it too).
+    s.tellDeferred();
+    if (flushed) return;
     // Full fifo and no pending write to carry the stage: ask for space; onWritable flushes.
     if (this.#pending === null && s.waitForSpace()) {
       this.#flushScheduled = true;

@@ -82,11 +82,40 @@ export class AppSession implements SlotListener {
 
   /** Writes since holdPosts() that have not told the peer yet; -1: posts are not held. */
   #heldWrites = -1;
+  /** Bytes writeDeferred() published that the peer was not told of yet (see tellDeferred). */
+  #untold = 0;
 
   /** After bytes were published: tell the peer now if it asked, or once the held writes end. */
   #wrote(): void {
     if (this.#heldWrites >= 0) this.#heldWrites++;
-    else if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    else this.#tell();
+  }
+
+  /** Tells the peer of everything published so far, if it asked (a sleeping reader armed). */
+  #tell(): void {
+    this.#untold = 0;
+    if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
+  }
+
+  /**
+   * As write(), but a reader that sleeps is told only once a quarter of the fifo went by untold,
+   * or at tellDeferred(): for a writer that batches many small writes in one tick (the Socket's
+   * stage), whose reader otherwise caught up, slept and was rung again at every 16 KiB flush (a
+   * ring is a system call in the writer and a wake-up in the reader). The bytes are visible at
+   * once to a reader that polls. The caller must call tellDeferred() before the tick ends.
+   */
+  writeDeferred(chunk: Uint8Array): number {
+    const n = this.#tx.enqueue(chunk);
+    if (n > 0) {
+      this.#untold += n;
+      if (this.#untold >= this.#tx.sizeBytes >>> 2) this.#wrote();
+    }
+    return n;
+  }
+
+  /** Tells the peer of the bytes writeDeferred() published, if any and if it asked. */
+  tellDeferred(): void {
+    if (this.#untold > 0) this.#wrote();
   }
 
   /**
@@ -103,7 +132,7 @@ export class AppSession implements SlotListener {
   releasePosts(): void {
     const n = this.#heldWrites;
     this.#heldWrites = -1;
-    if (n > 0 && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+    if (n > 0) this.#tell();
   }
 
   /**
@@ -128,6 +157,7 @@ export class AppSession implements SlotListener {
   waitForSpace(): boolean {
     // The reader must hear of what is in the fifo before this end waits for it to make room.
     if (this.#heldWrites > 0) this.releasePosts();
+    if (this.#untold > 0) this.#tell();
     if (this.#tx.armSpace(this.#spaceWanted)) return true;
     this.#waitingSpace = true;
     return false;
