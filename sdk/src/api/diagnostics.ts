@@ -84,6 +84,11 @@ export function traceConnect(socket: TracedSocket, uri: string, run: () => Promi
   return p;
 }
 
+/** Whether a message channel's request is traced now (a caller can then skip making `run`). */
+export function requestTraced(): boolean {
+  return traceActive(requestTrace);
+}
+
 /** A message channel's request, traced when anyone listens. */
 export function traceRequest<T>(channelObj: unknown, request: unknown, run: () => Promise<T>): Promise<T> {
   if (!traceActive(requestTrace)) return run();

@@ -166,6 +166,20 @@ describe('RequestTable', () => {
     for (const r of inFlight) await assert.rejects(r.promise, { code: 'ECONNRESET' });
   });
 
+  it('one request at a time (the queue empties after each) keeps neither the answered ones nor their replies', async () => {
+    const { t } = table(30_000);
+    let first: WeakRef<object> | null = null;
+    for (let i = 0; i < 20_000; i++) {
+      const r = t.add(undefined, undefined);
+      const reply = { i };
+      first ??= new WeakRef(reply);
+      assert.equal(t.settle(r.id, reply, false), 'ok');
+      assert.deepEqual(await r.promise, { i });
+    }
+    assert.equal(t.size, 0);
+    assert.ok(first && (await collected(first)), 'the first reply is still held by the deadline queue');
+  });
+
   it('a timeout of its own, an abort, and an already aborted signal', async () => {
     const { t, cancelled } = table(60_000);
     const own = t.add(15, undefined);

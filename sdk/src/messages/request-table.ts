@@ -7,6 +7,7 @@ import { type FerryError, ferryError } from '../errors.js';
 
 interface Pending {
   id: number;
+  promise: Promise<unknown>;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   /** A request with its own timeout has its own timer. */
@@ -17,6 +18,21 @@ interface Pending {
   onAbort: (() => void) | null;
   /** Left the table (the deadline queue skips it). */
   done: boolean;
+}
+
+/** Stand-ins an entry holds for the moment between its making and its promise's (one shape). */
+const NO_PROMISE: Promise<unknown> = Promise.resolve();
+const noop = (): void => {};
+
+/**
+ * One executor for every request's promise: it leaves the resolvers here for add() to take at once
+ * (a closure per request, over the entry, cost a function and a context).
+ */
+let lastResolve: (v: unknown) => void = noop;
+let lastReject: (e: Error) => void = noop;
+function takeResolvers(resolve: (v: unknown) => void, reject: (e: Error) => void): void {
+  lastResolve = resolve;
+  lastReject = reject;
 }
 
 /** Slots the table starts with (a power of two); it doubles when half of them are in use. */
@@ -76,23 +92,36 @@ export class RequestTable {
   }
 
   /**
-   * Registers a request and returns its id and promise. `timeoutMs` 0 or Infinity: none. Throws
-   * the abort error synchronously when `signal` is already aborted (nothing was registered).
+   * Registers a request and returns its id and promise (in the table's own entry: no object more
+   * per request). `timeoutMs` 0 or Infinity: none. `now`: performance.now() if the caller read it
+   * (the default timeout's deadline counts from it). Throws the abort error synchronously when
+   * `signal` is already aborted (nothing was registered).
    */
   add(
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
-  ): { id: number; promise: Promise<unknown> } {
+    now?: number,
+  ): { readonly id: number; readonly promise: Promise<unknown> } {
     if (signal?.aborted) throw abortError(signal);
     if (this.#size * 2 >= this.#slots.length) this.#grow();
     const id = this.#allocId();
-    let entry!: Pending;
-    const promise = new Promise<unknown>((resolve, reject) => {
-      entry = { id, resolve, reject, timer: null, deadline: 0, signal: null, onAbort: null, done: false };
-    });
+    const entry: Pending = {
+      id,
+      promise: NO_PROMISE,
+      resolve: noop,
+      reject: noop,
+      timer: null,
+      deadline: 0,
+      signal: null,
+      onAbort: null,
+      done: false,
+    };
+    entry.promise = new Promise<unknown>(takeResolvers);
+    entry.resolve = lastResolve;
+    entry.reject = lastReject;
     const ms = timeoutMs ?? this.#defaultTimeoutMs;
     if (ms > 0 && ms < Number.POSITIVE_INFINITY) {
-      if (ms === this.#defaultTimeoutMs) this.#enqueue(entry, ms);
+      if (ms === this.#defaultTimeoutMs) this.#enqueue(entry, ms, now ?? performance.now());
       else {
         entry.timer = setTimeout(() => this.#expire(entry, ms), ms);
         entry.timer.unref();
@@ -110,7 +139,7 @@ export class RequestTable {
     }
     this.#slots[id & this.#mask] = entry;
     this.#size++;
-    return { id, promise };
+    return entry;
   }
 
   /**
@@ -184,8 +213,8 @@ export class RequestTable {
     this.#onCancel(entry.id);
   }
 
-  #enqueue(entry: Pending, ms: number): void {
-    entry.deadline = performance.now() + ms;
+  #enqueue(entry: Pending, ms: number, now: number): void {
+    entry.deadline = now + ms;
     this.#queue.push(entry);
     if (this.#timer === null) this.#arm(entry.deadline);
   }
@@ -195,10 +224,9 @@ export class RequestTable {
     const q = this.#queue;
     let head = this.#queueHead;
     while (head < q.length && (q[head] as Pending).done) head++;
-    if (head === q.length) {
-      q.length = 0;
-      head = 0;
-    } else if (q.length - head > 2 * this.#size + 64) {
+    // Emptied, the array is kept (cut down in #setHead): `length = 0` gave up its backing store,
+    // which the next request's push allocated again, on every round trip.
+    if (head < q.length && q.length - head > 2 * this.#size + 64) {
       // Requests answered out of order behind one still pending: keep the pending only.
       this.#queue = q.slice(head).filter((e) => !e.done);
       head = 0;
