@@ -4,14 +4,15 @@
  * over Ferry sockets (cut-through when both attach to the same ferryd). undici reaches Ferry
  * through its `connect` option, which returns an SDK socket: neither library is modified.
  *
- *   node examples/dist/bench/http.js server net|ferry TARGET [--mode M]   prints {"listening":...}
- *   node examples/dist/bench/http.js client net|ferry TARGET --size B --count N [--connections 8]
+ *   node examples/dist/bench/http.js server net|ferry|ferry-http TARGET [--mode M]   prints {"listening":...}
+ *   node examples/dist/bench/http.js client net|ferry|ferry-http TARGET --size B --count N [--connections 8]
  *       [--warmup N]   N unmeasured requests first (default 10,000): the measured ones run warm
  *       prints one JSON line: perSecond, cpuUs (the client's own CPU over the requests), p50us...,
  *       and the client's garbage collections over the requests (gcMajor, gcMinor, gcPauseUs)
  *
- * TARGET: unix:/path or tcp://127.0.0.1:PORT for net; any SDK URI for ferry (FERRY_SOCKET names
- * the ferryd, FERRY_MODE the wake mode). GET /N answers N bytes; the client reads every body and
+ * TARGET: unix:/path or tcp://127.0.0.1:PORT for net; any SDK URI for ferry; tcp://HOST:PORT for
+ * ferry-http (undici's origin is http://HOST:PORT). FERRY_SOCKET names the ferryd, FERRY_MODE the
+ * wake mode. GET /N answers N bytes; the client reads every body and
  * checks its length. Bounded: a fixed count and --timeout-ms.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -19,10 +20,16 @@ import type * as net from 'node:net';
 import { type PerformanceEntry, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ferry from '@ferry/sdk';
+import { ferryConnector, listenThroughFerry } from '@ferry/sdk/http';
 import { type Dispatcher, Pool } from 'undici';
 import { wholeOption } from './whole-option.js';
 
-type Stack = 'net' | 'ferry';
+/**
+ * net: node:net; ferry: SDK sockets handed to node:http and undici as they are; ferry-http: the
+ * `@ferry/sdk/http` glue an app would use (listenThroughFerry, ferryConnector: net.Sockets over
+ * SDK sockets).
+ */
+type Stack = 'net' | 'ferry' | 'ferry-http';
 
 const MAX_BODY = 16 * 1024 * 1024;
 
@@ -48,6 +55,8 @@ async function serve(stack: Stack, target: string): Promise<void> {
   if (stack === 'net') {
     http.listen(netPath(target));
     await new Promise<void>((resolve) => http.once('listening', resolve));
+  } else if (stack === 'ferry-http') {
+    await new Promise<void>((resolve) => listenThroughFerry(http, target, {}, resolve));
   } else {
     // node:http speaks HTTP over any net.Socket-shaped stream: hand it each Ferry socket.
     const srv = ferry.createServer((s) => {
@@ -64,6 +73,11 @@ async function serve(stack: Stack, target: string): Promise<void> {
 
 function pool(stack: Stack, target: string, connections: number): Pool {
   const opts: Pool.Options = { connections, pipelining: 1, keepAliveTimeout: 60_000 };
+  if (stack === 'ferry-http') {
+    // The origin's host and port become the session URI (tcp://host:port), as for any app.
+    opts.connect = ferryConnector() as unknown as NonNullable<Pool.Options['connect']>;
+    return new Pool(`http://${new URL(target).host}`, opts);
+  }
   if (stack === 'ferry') {
     // undici calls connect() for each of its connections and speaks HTTP over what it returns.
     opts.connect = (_o, cb) => {
@@ -202,8 +216,12 @@ async function main(): Promise<void> {
     },
   });
   const [role, stack, target] = positionals as [string, Stack, string];
-  if ((role !== 'server' && role !== 'client') || (stack !== 'net' && stack !== 'ferry') || !target) {
-    process.stderr.write('usage: http.js server|client net|ferry TARGET [--size B --count N]\n');
+  if (
+    (role !== 'server' && role !== 'client') ||
+    (stack !== 'net' && stack !== 'ferry' && stack !== 'ferry-http') ||
+    !target
+  ) {
+    process.stderr.write('usage: http.js server|client net|ferry|ferry-http TARGET [--size B --count N]\n');
     process.exit(2);
   }
   if (role === 'server') return serve(stack, target);
