@@ -214,6 +214,16 @@ export class AppSession implements SlotListener {
     return this.#tx.writableView(maxBytes);
   }
 
+  /** reserve() as a length, without the view: the space starts at txRing[txTailOffset] (0: none). */
+  lend(maxBytes?: number): number {
+    return this.#tx.lend(maxBytes);
+  }
+
+  /** Where the tx fifo's tail is in txRing. */
+  get txTailOffset(): number {
+    return this.#tx.tailOffset;
+  }
+
   /**
    * Publishes the first `n` bytes of the last reserve(); -1 if refused. The peer is told at once if
    * it asked, or with `endOfTick`, once at the end of this tick whatever the commits made in it: a
@@ -260,6 +270,11 @@ export class AppSession implements SlotListener {
   /** The rx fifo's whole data ring, which readableViews() are views of. */
   get rxRing(): Uint8Array {
     return this.#rx.ring;
+  }
+
+  /** Where the rx fifo's readable bytes start in rxRing. */
+  get rxHeadOffset(): number {
+    return this.#rx.headOffset;
   }
 
   /** The first of readableViews(), at most `max` bytes of it (empty when nothing is readable). */

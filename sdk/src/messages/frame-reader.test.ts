@@ -150,14 +150,14 @@ class RingSource implements FrameSource {
   readonly rxSize: number;
   consumed = 0;
   visible = 0;
-  readonly #start: number;
+  protected readonly start: number;
   readonly #total: number;
   constructor(stream: Buffer, size: number, start: number) {
     // Guard bytes either side: a read outside the ring would see 0xee.
     const mem = Buffer.alloc(size + 64, 0xee);
     this.rxRing = mem.subarray(32, 32 + size);
     this.rxSize = size;
-    this.#start = start;
+    this.start = start;
     this.#total = stream.length;
     for (let i = 0; i < stream.length; i++) this.rxRing[(start + i) % size] = stream[i] as number;
   }
@@ -166,7 +166,7 @@ class RingSource implements FrameSource {
   }
   readableViews(): [Uint8Array] | [Uint8Array, Uint8Array] {
     const n = this.readableBytes;
-    const pos = (this.#start + this.consumed) % this.rxSize;
+    const pos = (this.start + this.consumed) % this.rxSize;
     const first = this.rxSize - pos;
     if (n <= first) return [this.rxRing.subarray(pos, pos + n)];
     return [this.rxRing.subarray(pos, this.rxSize), this.rxRing.subarray(0, n - first)];
@@ -174,6 +174,13 @@ class RingSource implements FrameSource {
   consume(n: number): number {
     this.consumed += n;
     return n;
+  }
+}
+
+/** As AppSession: where the readable bytes start in the ring (the reader then makes no views). */
+class OffsetRingSource extends RingSource {
+  get rxHeadOffset(): number {
+    return (this.start + this.consumed) % this.rxSize;
   }
 }
 
@@ -189,62 +196,64 @@ function mixedFrames(n: number): Buffer {
   return Buffer.from(sink.log);
 }
 
-test('read through the ring at every wrap point and in pieces: every value whole, in order', () => {
-  const stream = mixedFrames(60);
-  // The whole stream fits the ring (it is never consumed to make room).
-  const size = 2 ** Math.ceil(Math.log2(stream.length + 1));
-  // Start positions that put the ring's end at many places in the stream (headers, bodies, gaps).
-  for (let start = size - stream.length; start < size; start += 13) {
-    for (const step of [7, 100, size]) {
-      const src = new RingSource(stream, size, start);
-      const got: [number, number][] = [];
-      const handler: FrameHandler = {
-        onFrame: (kind, id, value) => {
-          if (kind === MSG_KIND.REQUEST) got.push([id, (value as { id: number }).id]);
-          else if (kind === MSG_KIND.MESSAGE) got.push([0, (value as { id: number }).id]);
-        },
-        onMessage: (value) => got.push([0, (value as { id: number }).id]),
-        onLoan: () => assert.fail('no loans here'),
-        onFailure: (err) => assert.fail(err),
-      };
-      const reader = new FrameReader(src, handler, { maxBodyBytes: 1 << 20, paused: () => false });
-      while (src.consumed < stream.length) {
-        src.visible += step;
-        const r = reader.pull();
-        assert.ok(r === 'empty' || r === 'partial', `start ${start} step ${step}: ${r}`);
+for (const Source of [RingSource, OffsetRingSource]) {
+  test(`read through the ring at every wrap point and in pieces: every value whole, in order (${Source.name})`, () => {
+    const stream = mixedFrames(60);
+    // The whole stream fits the ring (it is never consumed to make room).
+    const size = 2 ** Math.ceil(Math.log2(stream.length + 1));
+    // Start positions that put the ring's end at many places in the stream (headers, bodies, gaps).
+    for (let start = size - stream.length; start < size; start += 13) {
+      for (const step of [7, 100, size]) {
+        const src = new Source(stream, size, start);
+        const got: [number, number][] = [];
+        const handler: FrameHandler = {
+          onFrame: (kind, id, value) => {
+            if (kind === MSG_KIND.REQUEST) got.push([id, (value as { id: number }).id]);
+            else if (kind === MSG_KIND.MESSAGE) got.push([0, (value as { id: number }).id]);
+          },
+          onMessage: (value) => got.push([0, (value as { id: number }).id]),
+          onLoan: () => assert.fail('no loans here'),
+          onFailure: (err) => assert.fail(err),
+        };
+        const reader = new FrameReader(src, handler, { maxBodyBytes: 1 << 20, paused: () => false });
+        while (src.consumed < stream.length) {
+          src.visible += step;
+          const r = reader.pull();
+          assert.ok(r === 'empty' || r === 'partial', `start ${start} step ${step}: ${r}`);
+        }
+        assert.deepEqual(
+          got,
+          Array.from({ length: 60 }, (_, k) => [(k + 1) % 2 === 0 ? 0 : k + 1, k + 1]),
+          `start ${start} step ${step}`,
+        );
       }
-      assert.deepEqual(
-        got,
-        Array.from({ length: 60 }, (_, k) => [(k + 1) % 2 === 0 ? 0 : k + 1, k + 1]),
-        `start ${start} step ${step}`,
-      );
     }
-  }
-});
+  });
 
-test('through the ring, a hostile frame (a length past the limit, an undecodable body) fails cleanly', () => {
-  const stream = mixedFrames(4);
-  const helloBytes = frameBytes(stream.readUInt32LE(0));
-  for (const corrupt of ['length', 'body'] as const) {
-    const bad = Buffer.from(stream);
-    if (corrupt === 'length') bad.writeUInt32LE(1 << 24, helloBytes);
-    else bad.fill(0xc1, helloBytes + MSG_HEADER_BYTES, helloBytes + MSG_HEADER_BYTES + 8);
-    const size = 1 << 12;
-    const src = new RingSource(bad, size, size - helloBytes - 10);
-    src.visible = bad.length;
-    const failures: string[] = [];
-    const reader = new FrameReader(
-      src,
-      {
-        onFrame: () => {},
-        onMessage: () => {},
-        onLoan: () => {},
-        onFailure: (err) => failures.push(err.code),
-      },
-      { maxBodyBytes: 1 << 16, paused: () => false },
-    );
-    assert.equal(reader.pull(), 'failed', corrupt);
-    assert.equal(failures.length, 1, corrupt);
-    assert.match(failures[0] as string, /^(ERR_FERRY_MSG_|EMSGSIZE$)/, corrupt);
-  }
-});
+  test(`through the ring, a hostile frame (a length past the limit, an undecodable body) fails cleanly (${Source.name})`, () => {
+    const stream = mixedFrames(4);
+    const helloBytes = frameBytes(stream.readUInt32LE(0));
+    for (const corrupt of ['length', 'body'] as const) {
+      const bad = Buffer.from(stream);
+      if (corrupt === 'length') bad.writeUInt32LE(1 << 24, helloBytes);
+      else bad.fill(0xc1, helloBytes + MSG_HEADER_BYTES, helloBytes + MSG_HEADER_BYTES + 8);
+      const size = 1 << 12;
+      const src = new Source(bad, size, size - helloBytes - 10);
+      src.visible = bad.length;
+      const failures: string[] = [];
+      const reader = new FrameReader(
+        src,
+        {
+          onFrame: () => {},
+          onMessage: () => {},
+          onLoan: () => {},
+          onFailure: (err) => failures.push(err.code),
+        },
+        { maxBodyBytes: 1 << 16, paused: () => false },
+      );
+      assert.equal(reader.pull(), 'failed', corrupt);
+      assert.equal(failures.length, 1, corrupt);
+      assert.match(failures[0] as string, /^(ERR_FERRY_MSG_|EMSGSIZE$)/, corrupt);
+    }
+  });
+}

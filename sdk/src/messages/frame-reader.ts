@@ -29,6 +29,11 @@ export interface FrameSource {
    * views of each pull's bytes).
    */
   readonly rxRing?: Uint8Array;
+  /**
+   * With rxRing: where the readable bytes (readableBytes of them) start in it. The reader then
+   * makes no views while they lie in one run (readableViews() is for the wrap, and for copies).
+   */
+  readonly rxHeadOffset?: number;
 }
 
 /** A LOAN frame's payload as the reader hands it over. */
@@ -160,7 +165,28 @@ export class FrameReader {
    */
   pull(): PullResult {
     if (this.#failed) return 'failed';
-    const raw = this.#src.readableViews();
+    const src = this.#src;
+    if (src.rxHeadOffset !== undefined && this.#ringBuffer() !== null) {
+      const ring = this.#ring as Buffer;
+      const n = src.readableBytes;
+      const pos = src.rxHeadOffset;
+      // One run of the ring (the common case): read in place at its offsets, no view made.
+      if (pos + n <= ring.length) {
+        let off = this.#ahead;
+        if (this.#fastOk()) {
+          const o = this.#messages(ring, pos + off, pos + n);
+          if (o < 0) return 'failed';
+          off = o - pos;
+          if (off === n) {
+            this.#ahead = off;
+            this.#consumeFree();
+            return this.#failed ? 'failed' : 'empty';
+          }
+        }
+        return this.#pullFrom(null, ring, pos, n, off);
+      }
+    }
+    const raw = src.readableViews();
     const r0 = raw[0];
     // Buffers over the same bytes (no copy): msgpackr hands out binary values of its source's kind.
     // Offsets in v0 are base0 + offsets from the fifo's head.
@@ -179,11 +205,11 @@ export class FrameReader {
         return this.#failed ? 'failed' : 'empty';
       }
     }
-    return this.#pullFrom(raw, v0, base0, off);
+    return this.#pullFrom(raw, v0, base0, r0.length, off);
   }
 
-  /** The Buffer over the whole rx ring when `v` lies in it (an empty fifo's view does not), else null. */
-  #ringOf(v: Uint8Array): Buffer | null {
+  /** The Buffer over the whole rx ring (null without FrameSource.rxRing), made on first use. */
+  #ringBuffer(): Buffer | null {
     let ring = this.#ring;
     if (ring === null) {
       const r = this.#src.rxRing;
@@ -192,6 +218,13 @@ export class FrameReader {
       this.#ring = ring;
       this.#ringView = new DataView(r.buffer, r.byteOffset, r.length);
     }
+    return ring;
+  }
+
+  /** The Buffer over the whole rx ring when `v` lies in it (an empty fifo's view does not), else null. */
+  #ringOf(v: Uint8Array): Buffer | null {
+    const ring = this.#ringBuffer();
+    if (ring === null) return null;
     return v.buffer === ring.buffer &&
       v.byteOffset >= ring.byteOffset &&
       v.byteOffset + v.length <= ring.byteOffset + ring.length
@@ -248,15 +281,19 @@ export class FrameReader {
     return off;
   }
 
-  /** Every other frame, from `off` (see pull()). */
+  /**
+   * Every other frame, from `off` (see pull()): the readable bytes are v0's [base0, base0 + len0),
+   * then `raw`'s second view if any; `raw` null: they are that one run (views made only to copy).
+   */
   #pullFrom(
-    raw: [Uint8Array] | [Uint8Array, Uint8Array],
+    raw: [Uint8Array] | [Uint8Array, Uint8Array] | null,
     v0: Buffer,
     base0: number,
+    len0: number,
     from: number,
   ): PullResult {
     // `raw` (head-relative) for copies across the wrap; v0 and v1 (at base0, base1) to read in place.
-    const r1 = raw.length === 2 ? raw[1] : null;
+    const r1 = raw !== null && raw.length === 2 ? raw[1] : null;
     let v1: Buffer | null = null;
     let base1 = 0;
     if (r1 !== null) {
@@ -264,7 +301,6 @@ export class FrameReader {
       if (v1 === null) v1 = asBuffer(r1);
       else base1 = r1.byteOffset - v1.byteOffset;
     }
-    const len0 = raw[0].length;
     const total = len0 + (r1 === null ? 0 : r1.length);
     let off = from;
     let result: PullResult = 'empty';
@@ -287,7 +323,7 @@ export class FrameReader {
       }
       const g = this.#gathering;
       if (g !== null) {
-        off += this.#gather(g, raw, off, total - off);
+        off += this.#gather(g, this.#viewsOf(raw, v0, base0, len0), off, total - off);
         if (g.left > 0) {
           result = 'partial';
           break;
@@ -312,7 +348,7 @@ export class FrameReader {
         hv = view1;
         ho = base1 + off - len0;
       } else {
-        copyOut(raw, off, this.#hdrBytes);
+        copyOut(this.#viewsOf(raw, v0, base0, len0), off, this.#hdrBytes);
         hv = this.#hdrView;
         ho = 0;
       }
@@ -349,7 +385,7 @@ export class FrameReader {
       const end = start + h.bodyBytes;
       off += size;
       frames++;
-      if (!this.#frame(h, raw, v0, base0, v1, base1, start, end, off - size)) return 'failed';
+      if (!this.#frame(h, raw, v0, base0, len0, v1, base1, start, end, off - size)) return 'failed';
     }
     this.#ahead = off;
     this.#consumeFree();
@@ -376,9 +412,10 @@ export class FrameReader {
    */
   #frame(
     h: MessageHeader,
-    views: Uint8Array[],
+    views: Uint8Array[] | null,
     v0: Buffer,
     base0: number,
+    len0: number,
     v1: Buffer | null,
     base1: number,
     start: number,
@@ -397,16 +434,16 @@ export class FrameReader {
         this.#handler.onFrame(kind, h.id, undefined);
         return !this.#failed;
       case MSG_KIND.LOAN:
-        return this.#loan(h, views, v0, base0, start, end, frameStart);
+        return this.#loan(h, views, v0, base0, len0, start, end, frameStart);
       default: {
         if (end === start)
           return !this.#fail(ferryError('ERR_FERRY_MSG_MALFORMED', `empty body in a kind ${kind} frame`));
-        const len0 = (views[0] as Uint8Array).length;
         let value: unknown;
         if (end <= len0) value = this.#decode(v0, base0 + start, base0 + end);
         else if (start >= len0 && v1 !== null)
           value = this.#decode(v1, base1 + start - len0, base1 + end - len0);
-        else value = this.#decode(this.#copy(views, start, end), 0, end - start);
+        else
+          value = this.#decode(this.#copy(this.#viewsOf(views, v0, base0, len0), start, end), 0, end - start);
         if (this.#failed) return false;
         return this.#deliver(kind, h.id, value);
       }
@@ -424,21 +461,26 @@ export class FrameReader {
 
   #loan(
     h: MessageHeader,
-    views: Uint8Array[],
+    raw: Uint8Array[] | null,
     v0: Buffer,
     base0: number,
+    len0: number,
     start: number,
     end: number,
     frameStart: number,
   ): boolean {
-    const len0 = (views[0] as Uint8Array).length;
     const payloadEnd = start + h.aux;
     let meta: unknown;
     if (end > payloadEnd) {
       meta =
         end <= len0
           ? this.#decode(v0, base0 + payloadEnd, base0 + end, this.#metaDec)
-          : this.#decode(this.#copy(views, payloadEnd, end), 0, end - payloadEnd, this.#metaDec);
+          : this.#decode(
+              this.#copy(this.#viewsOf(raw, v0, base0, len0), payloadEnd, end),
+              0,
+              end - payloadEnd,
+              this.#metaDec,
+            );
       if (this.#failed) return false;
     }
     const token = this.#nextToken++;
@@ -453,7 +495,7 @@ export class FrameReader {
     } else {
       // Wraps the ring's end (only frames relayed by ferryd can): hand over a copy.
       this.#handler.onLoan({
-        bytes: Buffer.from(this.#copy(views, start, payloadEnd)),
+        bytes: Buffer.from(this.#copy(this.#viewsOf(raw, v0, base0, len0), start, payloadEnd)),
         meta,
         held: false,
         token,
@@ -505,6 +547,11 @@ export class FrameReader {
       );
       return undefined;
     }
+  }
+
+  /** `raw`, or the one run v0[base0, base0 + len0) as views when there is no `raw`. */
+  #viewsOf(raw: Uint8Array[] | null, v0: Buffer, base0: number, len0: number): Uint8Array[] {
+    return raw ?? [v0.subarray(base0, base0 + len0)];
   }
 
   /** The bytes [start, end) of the views in one contiguous array (a reused scratch). */

@@ -167,7 +167,8 @@ test('frames waiting on a fifo whose reader closed its end wait (no retry every 
 
 /**
  * A ring fifo of `size` bytes inside a larger memory (guard bytes either side), with its ring as
- * txRing: reservations are views of the ring, from the tail up to the head or the ring's end.
+ * txRing: reservations are views of the ring (or, with lend(), lengths from txTailOffset), from the
+ * tail up to the head or the ring's end.
  */
 class RingSink implements FrameSink {
   readonly mem: Buffer;
@@ -191,6 +192,13 @@ class RingSink implements FrameSink {
     this.#lent = Math.min(this.writableBytes, this.txSize - pos);
     return this.txRing.subarray(pos, pos + this.#lent);
   }
+  lendOne(): number {
+    this.reserve();
+    return this.#lent;
+  }
+  get txTailOffset(): number {
+    return this.tail % this.txSize;
+  }
   commit(n: number): number {
     if (n > this.#lent) return -1;
     this.#lent = 0;
@@ -210,44 +218,47 @@ class RingSink implements FrameSink {
   peerStoppedReading = false;
 }
 
-test('through the whole tx ring, nothing is written outside the reservation: unread bytes and the memory around the ring stay as they were', () => {
-  const size = 16384;
-  // The reservation is [1000, 5096): the fifo's free space ends at the head, not at the ring's end.
-  const start = 1000;
-  const head = start + 4096;
-  const sink = new RingSink(size, head, size + start);
-  // Unread bytes: [head, size) and [0, start) of the ring.
-  for (let i = head; i < size + start; i++) sink.txRing[i % size] = 0xab;
-  const intact = (what: string) => {
-    for (let i = 0; i < 32; i++) {
-      assert.equal(sink.mem[i], 0xee, `${what}: the guard before the ring`);
-      assert.equal(sink.mem[32 + size + i], 0xee, `${what}: the guard after the ring`);
-    }
-    for (let i = head; i < size + start; i++) {
-      if (sink.txRing[i % size] !== 0xab) assert.fail(`${what}: unread byte ${i % size} was overwritten`);
-    }
-  };
-  const w = writerOn(sink);
-  w.enableShapes();
-  // A shape record (in place, through the ring's Buffer), then values too large for what is left of
-  // the reservation: a shape record with a long string field, and a msgpackr string (msgpackr is
-  // given fifo space when 2.3 KiB or more is left: a target bounded by the ring's end instead of the
-  // reservation's would let either write over the unread bytes).
-  const small = { id: 1, name: 'sensor-7', vals: [1, 2, 3] };
-  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, small), true);
-  intact('a small record');
-  const firstEnd = sink.tail;
-  assert.ok(firstEnd > size + start, 'the first frame went into the ring at once');
-  w.writeValue(MSG_KIND.REQUEST, 7, { id: 2, name: 'y'.repeat(4200), vals: [] });
-  intact('a record larger than the reservation');
-  w.writeValue(MSG_KIND.MESSAGE, 0, 'x'.repeat(4500));
-  intact('a msgpackr string larger than the reservation');
-  // What went in: the small record's frame whole, at the reservation's start.
-  const at = start;
-  const body = sink.txRing.readUInt32LE(at);
-  assert.equal(sink.txRing.readUInt32LE(at + 4), MSG_KIND.MESSAGE);
-  assert.equal(firstEnd - (size + start), frameBytes(body));
-  assert.equal(sink.txRing[at + MSG_HEADER_BYTES], 0xc1, 'a shape record');
-  assert.ok(w.queuedBytes > 0, 'what did not fit waits');
-  w.discard();
-});
+for (const lends of [false, true]) {
+  test(`through the whole tx ring, nothing is written outside the reservation: unread bytes and the memory around the ring stay as they were (${lends ? 'lend()' : 'reserve() views'})`, () => {
+    const size = 16384;
+    // The reservation is [1000, 5096): the fifo's free space ends at the head, not at the ring's end.
+    const start = 1000;
+    const head = start + 4096;
+    const sink = new RingSink(size, head, size + start);
+    if (lends) (sink as FrameSink & { lend?: () => number }).lend = () => sink.lendOne();
+    // Unread bytes: [head, size) and [0, start) of the ring.
+    for (let i = head; i < size + start; i++) sink.txRing[i % size] = 0xab;
+    const intact = (what: string) => {
+      for (let i = 0; i < 32; i++) {
+        assert.equal(sink.mem[i], 0xee, `${what}: the guard before the ring`);
+        assert.equal(sink.mem[32 + size + i], 0xee, `${what}: the guard after the ring`);
+      }
+      for (let i = head; i < size + start; i++) {
+        if (sink.txRing[i % size] !== 0xab) assert.fail(`${what}: unread byte ${i % size} was overwritten`);
+      }
+    };
+    const w = writerOn(sink);
+    w.enableShapes();
+    // A shape record (in place, through the ring's Buffer), then values too large for what is left of
+    // the reservation: a shape record with a long string field, and a msgpackr string (msgpackr is
+    // given fifo space when 2.3 KiB or more is left: a target bounded by the ring's end instead of the
+    // reservation's would let either write over the unread bytes).
+    const small = { id: 1, name: 'sensor-7', vals: [1, 2, 3] };
+    assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, small), true);
+    intact('a small record');
+    const firstEnd = sink.tail;
+    assert.ok(firstEnd > size + start, 'the first frame went into the ring at once');
+    w.writeValue(MSG_KIND.REQUEST, 7, { id: 2, name: 'y'.repeat(4200), vals: [] });
+    intact('a record larger than the reservation');
+    w.writeValue(MSG_KIND.MESSAGE, 0, 'x'.repeat(4500));
+    intact('a msgpackr string larger than the reservation');
+    // What went in: the small record's frame whole, at the reservation's start.
+    const at = start;
+    const body = sink.txRing.readUInt32LE(at);
+    assert.equal(sink.txRing.readUInt32LE(at + 4), MSG_KIND.MESSAGE);
+    assert.equal(firstEnd - (size + start), frameBytes(body));
+    assert.equal(sink.txRing[at + MSG_HEADER_BYTES], 0xc1, 'a shape record');
+    assert.ok(w.queuedBytes > 0, 'what did not fit waits');
+    w.discard();
+  });
+}

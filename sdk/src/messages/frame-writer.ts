@@ -34,6 +34,9 @@ export interface FrameSink {
    * each reservation).
    */
   readonly txRing?: Uint8Array;
+  /** With txRing: reserve() as a length, its space from txRing[txTailOffset] (no view is made). */
+  lend?(): number;
+  readonly txTailOffset?: number;
 }
 
 export interface FrameWriterOptions {
@@ -480,15 +483,26 @@ export class FrameWriter implements LoanWriter {
 
   #reserve(): Buffer | null {
     this.#commitStaged();
-    const view = this.#sink.reserve();
+    const sink = this.#sink;
+    if (sink.lend !== undefined && this.#ringBuffer() !== null) {
+      const len = sink.lend() & ~7;
+      if (len < MIN_RESERVATION) return null;
+      // The ring's Buffer at the reservation's offset: a round trip's frames are each the first of
+      // their turn, and a view, a Buffer and DataViews made per reservation were most of what a
+      // reply cost beyond its encoding.
+      this.#resv = this.#ring;
+      this.#resvView = this.#ringView;
+      this.#resvStart = sink.txTailOffset ?? 0;
+      this.#resvEnd = this.#resvStart + len;
+      this.#used = this.#resvStart;
+      return this.#resv;
+    }
+    const view = sink.reserve();
     // Whole 8-byte units only: frames are padded to 8 and must end inside the reservation.
     const len = view.length & ~7;
     if (len < MIN_RESERVATION) return null;
     const ring = this.#ringOf(view);
     if (ring !== null) {
-      // The ring's Buffer at the reservation's offset: a round trip's frames are each the first of
-      // their turn, and a Buffer and DataView (and the encoder's own DataView) made per reservation
-      // were most of what a reply cost beyond its encoding.
       this.#resv = ring;
       this.#resvView = this.#ringView;
       this.#resvStart = view.byteOffset - ring.byteOffset;
@@ -504,8 +518,8 @@ export class FrameWriter implements LoanWriter {
     return this.#resv;
   }
 
-  /** The Buffer over the whole tx ring when `v` lies in it, else null. */
-  #ringOf(v: Uint8Array): Buffer | null {
+  /** The Buffer over the whole tx ring (null without FrameSink.txRing), made on first use. */
+  #ringBuffer(): Buffer | null {
     let ring = this.#ring;
     if (ring === null) {
       const r = this.#sink.txRing;
@@ -514,6 +528,13 @@ export class FrameWriter implements LoanWriter {
       this.#ring = ring;
       this.#ringView = new DataView(r.buffer, r.byteOffset, r.length);
     }
+    return ring;
+  }
+
+  /** The Buffer over the whole tx ring when `v` lies in it, else null. */
+  #ringOf(v: Uint8Array): Buffer | null {
+    const ring = this.#ringBuffer();
+    if (ring === null) return null;
     return v.buffer === ring.buffer &&
       v.byteOffset >= ring.byteOffset &&
       v.byteOffset + v.length <= ring.byteOffset + ring.length

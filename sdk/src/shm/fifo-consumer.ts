@@ -135,6 +135,11 @@ export class FifoConsumer {
     return this.#data;
   }
 
+  /** Where the head is in ring(): the readable bytes (readable() of them) start there. */
+  get headOffset(): number {
+    return this.#head & this.#mask;
+  }
+
   /**
    * Zero-copy views of every readable byte (two when the data wraps); call drop() when done.
    * The views alias shared memory the producer can still write (a hostile one may): copy

@@ -194,13 +194,29 @@ export class FifoProducer {
    * bytes before commit(); an enqueue or commit invalidates the view (a later commit fails).
    */
   writableView(maxBytes = this.#size): Uint8Array {
+    const n = this.lend(maxBytes);
+    if (n === 0) return EMPTY;
+    const pos = this.#tail & this.#mask;
+    return this.#data.subarray(pos, pos + n);
+  }
+
+  /**
+   * writableView() without the view (a writer that keeps its own over ring()): lends the same
+   * space, from ring()[tailOffset], and returns its length (0: none). The same rules follow.
+   */
+  lend(maxBytes = this.#size): number {
     this.#lent = 0;
-    if (this.#error !== null || this.#flags !== 0 || !this.#loadHead()) return EMPTY;
+    if (this.#error !== null || this.#flags !== 0 || !this.#loadHead()) return 0;
     const pos = this.#tail & this.#mask;
     const n = Math.min(this.#size - ((this.#tail - this.#head) >>> 0), this.#size - pos, maxBytes);
-    if (!(n >= 1)) return EMPTY;
+    if (!(n >= 1)) return 0;
     this.#lent = Math.floor(n);
-    return this.#data.subarray(pos, pos + this.#lent);
+    return this.#lent;
+  }
+
+  /** Where the tail is in ring(): the next byte written goes there. */
+  get tailOffset(): number {
+    return this.#tail & this.#mask;
   }
 
   /**
