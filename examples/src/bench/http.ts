@@ -8,13 +8,15 @@
  *   node examples/dist/bench/http.js client net|ferry|ferry-http TARGET --size B --count N [--connections 8]
  *       [--warmup N]   N unmeasured requests first (default 10,000): the measured ones run warm
  *       prints one JSON line: perSecond, cpuUs (the client's own CPU over the requests), p50us...,
- *       and the client's garbage collections over the requests (gcMajor, gcMinor, gcPauseUs)
+ *       the client's garbage collections over the requests (gcMajor, gcMinor, gcPauseUs), and its
+ *       main thread's sleeps and preemptions over them (sleeps, preemptions: context switches)
  *
  * TARGET: unix:/path or tcp://127.0.0.1:PORT for net; any SDK URI for ferry; tcp://HOST:PORT for
  * ferry-http (undici's origin is http://HOST:PORT). FERRY_SOCKET names the ferryd, FERRY_MODE the
  * wake mode. GET /N answers N bytes; the client reads every body and
  * checks its length. Bounded: a fixed count and --timeout-ms.
  */
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type * as net from 'node:net';
 import { type PerformanceEntry, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
@@ -134,6 +136,24 @@ class GcCounter {
   }
 }
 
+/**
+ * The main thread's context switches so far (/proc/thread-self/status): voluntary ones are its
+ * sleeps (the event loop waiting for a wake), involuntary ones its preemptions (a woken peer or
+ * another task taking its vCPU). The client is what limits this workload's rate (BENCHMARKS.md,
+ * http10), and how often it sleeps or is preempted per request is where its transport costs it.
+ * null where the kernel does not say.
+ */
+function mainThreadSwitches(): { voluntary: number; involuntary: number } | null {
+  try {
+    const text = readFileSync('/proc/thread-self/status', 'latin1');
+    const v = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(text);
+    const n = /^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(text);
+    return v && n ? { voluntary: Number(v[1]), involuntary: Number(n[1]) } : null;
+  } catch {
+    return null;
+  }
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
 }
@@ -162,12 +182,14 @@ async function client(
   const lat = new Float64Array(count);
   // Tells the harness that the measured part starts (it samples the server's CPU from here).
   process.stdout.write(`${JSON.stringify({ phase: 'start' })}\n`);
+  const sw0 = mainThreadSwitches();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const from = performance.now();
   await runLoops(one, count, connections, lat);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
+  const sw1 = mainThreadSwitches();
   const to = performance.now();
   await new Promise((resolve) => setTimeout(resolve, 20));
   const gcs = gc.between(from, to);
@@ -179,6 +201,9 @@ async function client(
       p50us: percentile(lat, 0.5),
       p99us: percentile(lat, 0.99),
       ...gcs,
+      ...(sw0 && sw1
+        ? { sleeps: sw1.voluntary - sw0.voluntary, preemptions: sw1.involuntary - sw0.involuntary }
+        : {}),
     })}\n`,
   );
   await p.close();

@@ -358,6 +358,14 @@ async function measure(
             clientGcPauseUsPerOp: (res['gcPauseUs'] ?? Number.NaN) / ops,
           }
         : {}),
+      // The HTTP client's main thread: sleeps and preemptions per 1,000 requests (http.ts). The
+      // client limits the rate, and its wakes are what its transport costs it (BENCHMARKS.md, http10).
+      ...(res['sleeps'] !== undefined
+        ? {
+            clientSleepsPerKOp: (res['sleeps'] * 1000) / ops,
+            clientPreemptionsPerKOp: ((res['preemptions'] ?? Number.NaN) * 1000) / ops,
+          }
+        : {}),
       // The warm-up's connections, made by the fresh server and client of this round: what a
       // process that makes only a few thousand connections in its life sees.
       ...(c.workload === 'cps' && warm && warm.count > 0
@@ -564,7 +572,9 @@ async function main(): Promise<void> {
       c.workload === 'cps'
         ? ['clientUsPerOp', 'serverUsPerOp']
         : []),
-      ...(c.workload === 'http' ? ['clientMajorGcPerKOp', 'clientGcPauseUsPerOp'] : []),
+      ...(c.workload === 'http'
+        ? ['clientMajorGcPerKOp', 'clientGcPauseUsPerOp', 'clientSleepsPerKOp', 'clientPreemptionsPerKOp']
+        : []),
     ];
     for (const f of fields) {
       const base = metric(UNIX, f);
