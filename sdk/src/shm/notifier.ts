@@ -7,7 +7,8 @@
 // adaptiveIdleUs = 200: the longest adaptive polls after the last work before arming (about eight
 // wake costs). Within it, adaptive learns how long to poll: three times the recent gap between a
 // burst of work and the next (an EWMA; at least 20 us), and not at all when that gap is longer than
-// a wake costs (50 us): polling across it would burn more CPU than the ring and wake it saves. A poll of nothing that takes far
+// a wake costs (measured: shm/wake-cost.ts, 5-50 us): polling across it would burn more CPU than the
+// ring and wake it saves. A poll of nothing that takes far
 // longer than a poll (the process lost its CPU: no idle core, or the peer runs on ours) means the
 // polling steals CPU someone needs: adaptive then sleeps at once and only rings wake it, for a
 // backoff that doubles while it keeps happening. adaptiveBusyUs = 2000: while `busy()` says local
@@ -16,6 +17,7 @@
 // that wakes us, measured at tens of us on a VM) and us a wake, on every fifo-full cycle of a stream.
 
 import { FerryError } from '../errors.js';
+import { processWakeCost, type WakeCost } from './wake-cost.js';
 
 export const NOTIFY_MODE = { INTERRUPT: 'interrupt', POLL: 'poll', ADAPTIVE: 'adaptive' } as const;
 export type NotifyMode = (typeof NOTIFY_MODE)[keyof typeof NOTIFY_MODE];
@@ -30,13 +32,6 @@ export const NOTIFIER_DEFAULT_PREEMPTED_US = 100;
 /** First and largest time (ms) adaptive stops polling after it was preempted while polling. */
 const BACKOFF_MIN_MS = 2;
 const BACKOFF_MAX_MS = 256;
-/**
- * About what a wake costs (the peer's ring plus our trip through the kernel and the event loop),
- * in ms: adaptive polls only while the gaps between bursts of work are shorter than this. On a
- * loaded machine a wake from sleep takes longer than this, so the gaps measured across sleeps keep
- * adaptive asleep; on a quiet one they fall below it and polling resumes.
- */
-const WAKE_COST_MS = 0.05;
 /** Shortest polling window (ms) once polling pays: a little longer than the gaps seen. */
 const MIN_WINDOW_MS = 0.02;
 /** Weight of the newest gap in the gap estimate. */
@@ -90,6 +85,8 @@ function trace(code: number): void {
 
 export interface DoorbellLike {
   onRing(cb: () => void): void;
+  /** In an onRing callback: ms since the peer rang, when known (else NaN or absent). */
+  readonly ringAgeMs?: number;
 }
 
 export interface NotifierOptions {
@@ -113,6 +110,11 @@ export interface NotifierOptions {
   adaptiveBusyUs?: number;
   /** Adaptive: an empty poll slower than this (us) means the process lost its CPU. Default 100. */
   preemptedUs?: number;
+  /**
+   * What a wake costs (adaptive polls only across gaps shorter than it); fed with this notifier's
+   * wakes from sleep. Default: the process's (shm/wake-cost.ts).
+   */
+  wakeCost?: WakeCost;
 }
 
 /**
@@ -137,6 +139,7 @@ export class Notifier {
   readonly #idleMs: number;
   readonly #busyMs: number;
   readonly #preemptedMs: number;
+  readonly #wakeCost: WakeCost;
   #running = false;
   #scheduled = false;
   #sleeping = false;
@@ -198,6 +201,9 @@ export class Notifier {
     if (!(this.#preemptedMs > 0)) {
       throw new FerryError('ERR_OUT_OF_RANGE', `preemptedUs must be positive, got ${options.preemptedUs}`);
     }
+    const wakeCost = options.wakeCost ?? processWakeCost;
+    this.#wakeCost = wakeCost;
+    const adaptive = mode === NOTIFY_MODE.ADAPTIVE;
     doorbell.onRing(() => {
       if (!this.#running) return;
       if (!this.#sleeping || this.#scheduled) {
@@ -206,6 +212,13 @@ export class Notifier {
       }
       // Woken from sleep: work right here, in the doorbell's read callback, rather than one more
       // hop through setImmediate (a socket's bytes are handled in its read callback too).
+      // Only wakes from sleep measure a wake: a ring that came while this loop was busy waited
+      // for that work too. Only adaptive uses the estimate; the others read no clock on a wake.
+      // (WakeCost drops the NaN of an unstamped ring.)
+      if (adaptive) {
+        const age = doorbell.ringAgeMs;
+        if (age !== undefined) wakeCost.sample(age);
+      }
       this.#wakeups++;
       trace(TRACE_CODE.WOKEN);
       this.#sleeping = false;
@@ -413,14 +426,14 @@ export class Notifier {
     }
     if (this.#gapMs === 0) return this.#idleMs;
     // Polling across a gap longer than a wake costs more CPU than the wake it saves.
-    if (this.#gapMs > WAKE_COST_MS) return 0;
+    if (this.#gapMs > this.#wakeCost.ms) return 0;
     return Math.min(this.#idleMs, Math.max(MIN_WINDOW_MS, 3 * this.#gapMs));
   }
 
   #sleepReason(now: number): number {
     if (now < this.#backoffUntilMs) return TRACE_CODE.BACKOFF;
     if (this.#lastContended) return TRACE_CODE.CONTENDED;
-    return this.#gapMs > WAKE_COST_MS ? TRACE_CODE.GAP_LONG : TRACE_CODE.WINDOW_EXPIRED;
+    return this.#gapMs > this.#wakeCost.ms ? TRACE_CODE.GAP_LONG : TRACE_CODE.WINDOW_EXPIRED;
   }
 
   #idleEnough(idleMs: number, now: number): boolean {
