@@ -180,6 +180,22 @@ describe('RequestTable', () => {
     assert.ok(first && (await collected(first)), 'the first reply is still held by the deadline queue');
   });
 
+  it('an answered request, once its table is left, keeps no reply alive (nor does the module)', async () => {
+    // No default timeout: the table holds no deadline queue, and once answered nothing of the
+    // request should hold its reply but the caller's promise.
+    const { t } = table(0);
+    let ref: WeakRef<object> | null = null;
+    await (async () => {
+      const r = t.add(undefined, undefined);
+      const reply = { big: new Uint8Array(1 << 20) };
+      ref = new WeakRef(reply);
+      assert.equal(t.settle(r.id, reply, false), 'ok');
+      assert.equal(await r.promise, reply);
+    })();
+    assert.equal(t.size, 0);
+    assert.ok(ref && (await collected(ref)), 'the last reply is still held');
+  });
+
   it('a timeout of its own, an abort, and an already aborted signal', async () => {
     const { t, cancelled } = table(60_000);
     const own = t.add(15, undefined);

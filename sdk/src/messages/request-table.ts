@@ -119,6 +119,9 @@ export class RequestTable {
     entry.promise = new Promise<unknown>(takeResolvers);
     entry.resolve = lastResolve;
     entry.reject = lastReject;
+    // Left here they would hold this promise, and through it its reply, until the next request.
+    lastResolve = noop;
+    lastReject = noop;
     const ms = timeoutMs ?? this.#defaultTimeoutMs;
     if (ms > 0 && ms < Number.POSITIVE_INFINITY) {
       if (ms === this.#defaultTimeoutMs) this.#enqueue(entry, ms, now ?? performance.now());
