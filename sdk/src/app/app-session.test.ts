@@ -88,3 +88,36 @@ test('held posts are told before the writer waits for space (no sleeping pair wi
   session.releasePosts();
   assert.deepEqual(posts, [3, 3]);
 });
+
+test('deferred writes: a sleeping reader is told once a quarter of the fifo went by untold, and at tellDeferred()', () => {
+  const { session, posts, peer } = makeSession();
+  const chunk = new Uint8Array(16 * 1024).fill(0x62);
+  assert.equal(peer.armData(), false);
+  assert.equal(session.writeDeferred(chunk), chunk.length);
+  assert.deepEqual(posts, [], 'an eighth of the fifo: not told yet');
+  assert.equal(peer.readable(), chunk.length, 'the bytes are visible at once');
+  assert.equal(session.writeDeferred(chunk), chunk.length);
+  assert.deepEqual(posts, [3], 'a quarter of the fifo went by: told');
+  session.tellDeferred();
+  assert.deepEqual(posts, [3], 'nothing left untold: no second post');
+
+  // The end of the writer's batch tells what went untold.
+  peer.drop(peer.readable());
+  posts.length = 0;
+  assert.equal(peer.armData(), false);
+  assert.equal(session.writeDeferred(chunk.subarray(0, 64)), 64);
+  assert.deepEqual(posts, []);
+  session.tellDeferred();
+  assert.deepEqual(posts, [3], 'told at the end of the batch');
+
+  // Inside held posts, deferred writes are told when the posts are released.
+  peer.drop(peer.readable());
+  posts.length = 0;
+  assert.equal(peer.armData(), false);
+  session.holdPosts();
+  session.writeDeferred(new Uint8Array(SIZE / 2));
+  session.tellDeferred();
+  assert.deepEqual(posts, [], 'nothing told while held');
+  session.releasePosts();
+  assert.deepEqual(posts, [3]);
+});
