@@ -202,3 +202,44 @@ test('the first write of a tick finds the fifo nearly full: the rest waits in th
     pauseAccepted = false;
   }
 });
+
+test('after fast writes, cork(), end() and destroy() send the next write through Writable', async () => {
+  const o = await open();
+  const { s } = o;
+  assert.equal(s.write(Buffer.from('a')), true);
+  assert.equal(s.write(Buffer.from('b')), true);
+  assert.equal(viaWritable, 0, 'both fast');
+  s.cork();
+  s.write(Buffer.from('c'));
+  assert.equal(viaWritable, 1, 'corked right after fast writes');
+  assert.equal(s.writableLength, 1, 'held by the cork');
+  s.uncork();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.write(Buffer.from('d')), true);
+  assert.equal(viaWritable, 1, 'idle again: fast');
+  let err: unknown;
+  s.on('error', (e) => (err = e));
+  const ended = once(o.peer, 'end');
+  s.end();
+  // Right after end(), without a callback: the kind of write the fast path takes without looking
+  // at Writable again. It must fail as Writable fails it, and never reach the peer.
+  s.write(Buffer.from('x'));
+  assert.equal(viaWritable, 2, 'after end()');
+  await ended;
+  assert.equal(o.got().toString('latin1'), 'abcd');
+  assert.equal((err as { code?: string } | undefined)?.code, 'ERR_STREAM_WRITE_AFTER_END');
+
+  s.destroy();
+
+  const o2 = await open();
+  viaWritable = 0;
+  assert.equal(o2.s.write(Buffer.from('e')), true);
+  assert.equal(viaWritable, 0, 'fast');
+  o2.s.on('error', () => {});
+  o2.s.destroy();
+  let err2: unknown;
+  o2.s.write(Buffer.from('y'), (e) => (err2 = e));
+  assert.equal(viaWritable, 1, 'after destroy()');
+  await new Promise((r) => setImmediate(r));
+  assert.equal((err2 as { code?: string } | undefined)?.code, 'ERR_STREAM_DESTROYED');
+});

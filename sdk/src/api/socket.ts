@@ -90,6 +90,11 @@ export class Socket extends Duplex implements SessionOwner {
   #stage: Buffer | null = null;
   #staged = 0;
   #flushScheduled = false;
+  /**
+   * Writable's state was idle at the last full look (#fastIdle) and nothing that can change that
+   * was called since: the write fallback, cork(), end() or destroy() clear it.
+   */
+  #writableIdle = false;
   /** The newest batch of fast-path write callbacks still to be called (see #fastDone). */
   #fastCbs: FastCallbacks | null = null;
   #onread: OnReadOptions | null = null;
@@ -579,23 +584,35 @@ export class Socket extends Duplex implements SessionOwner {
           return this.#fastDone(cb);
       }
     }
+    this.#writableIdle = false;
     return super.write(chunk, encoding as BufferEncoding, cb);
   }
 
   /** Writable has nothing queued, in flight or pending to order after, and may be written to. */
   #fastIdle(cb: ((err?: Error | null) => void) | undefined): boolean {
+    if (this.#writableIdle && cb === undefined) return true;
     const st = writableState(this);
-    return (
-      st.length === 0 &&
-      st.corked === 0 &&
-      !st.writing &&
-      !st.ending &&
-      !st.destroyed &&
-      st.errored === null &&
-      // A callback Writable will call on a later tick, for a write made earlier in this one, must
-      // come before this write's: let Writable order them.
-      (cb === undefined || st.afterWriteTickInfo === null)
-    );
+    const idle =
+      st.length === 0 && st.corked === 0 && !st.writing && !st.ending && !st.destroyed && st.errored === null;
+    this.#writableIdle = idle;
+    // A callback Writable will call on a later tick, for a write made earlier in this one, must
+    // come before this write's: let Writable order them.
+    return idle && (cb === undefined || st.afterWriteTickInfo === null);
+  }
+
+  override cork(): void {
+    this.#writableIdle = false;
+    super.cork();
+  }
+
+  override end(...args: unknown[]): this {
+    this.#writableIdle = false;
+    return (Duplex.prototype.end as (...a: unknown[]) => this).apply(this, args);
+  }
+
+  override destroy(...args: unknown[]): this {
+    this.#writableIdle = false;
+    return (Duplex.prototype.destroy as (...a: unknown[]) => this).apply(this, args);
   }
 
   /** The rest of what Writable does for a write that completed at once. */
