@@ -15,6 +15,7 @@ import {
 } from '../proto/message-frame.js';
 import { createPlainDecoder, createValueDecoder, unpackrView } from '../proto/message-values.js';
 import { type CompileBudget, SHAPE_MARK, ShapeReader } from '../proto/shape-codec.js';
+import { RingAccess } from './ring-access.js';
 
 /** What the reader needs of a session (AppSession has it). */
 export interface FrameSource {
@@ -117,8 +118,7 @@ export class FrameReader {
    * keep per-source state (msgpackr's view, the shape reader's DataView) that a new view per pull
    * made them rebuild on every round trip, besides the pull's own Buffer and DataView.
    */
-  #ring: Buffer | null = null;
-  #ringView: DataView | null = null;
+  #ring: RingAccess | null = null;
 
   constructor(src: FrameSource, handler: FrameHandler, opts: FrameReaderOptions) {
     this.#src = src;
@@ -166,10 +166,11 @@ export class FrameReader {
   pull(): PullResult {
     if (this.#failed) return 'failed';
     const src = this.#src;
-    if (src.rxHeadOffset !== undefined && this.#ringBuffer() !== null) {
-      const ring = this.#ring as Buffer;
+    const pos = src.rxHeadOffset;
+    const ra = pos === undefined ? null : this.#ringAccess();
+    if (ra !== null && pos !== undefined) {
+      const ring = ra.buf;
       const n = src.readableBytes;
-      const pos = src.rxHeadOffset;
       // One run of the ring (the common case): read in place at its offsets, no view made.
       if (pos + n <= ring.length) {
         let off = this.#ahead;
@@ -208,33 +209,21 @@ export class FrameReader {
     return this.#pullFrom(raw, v0, base0, r0.length, off);
   }
 
-  /** The Buffer over the whole rx ring (null without FrameSource.rxRing), made on first use. */
-  #ringBuffer(): Buffer | null {
-    let ring = this.#ring;
-    if (ring === null) {
-      const r = this.#src.rxRing;
-      if (r === undefined) return null;
-      ring = Buffer.from(r.buffer, r.byteOffset, r.length);
-      this.#ring = ring;
-      this.#ringView = new DataView(r.buffer, r.byteOffset, r.length);
-    }
-    return ring;
+  /** The Buffer and DataView over the whole rx ring (null without FrameSource.rxRing), made on first use. */
+  #ringAccess(): RingAccess | null {
+    if (this.#ring === null && this.#src.rxRing !== undefined) this.#ring = new RingAccess(this.#src.rxRing);
+    return this.#ring;
   }
 
   /** The Buffer over the whole rx ring when `v` lies in it (an empty fifo's view does not), else null. */
   #ringOf(v: Uint8Array): Buffer | null {
-    const ring = this.#ringBuffer();
-    if (ring === null) return null;
-    return v.buffer === ring.buffer &&
-      v.byteOffset >= ring.byteOffset &&
-      v.byteOffset + v.length <= ring.byteOffset + ring.length
-      ? ring
-      : null;
+    return this.#ringAccess()?.of(v) ?? null;
   }
 
   /** A DataView over `v` (the ring's, made once, when `v` is the ring). */
   #viewOf(v: Buffer): DataView {
-    if (v === this.#ring) return this.#ringView as DataView;
+    const ra = this.#ring;
+    if (ra !== null && v === ra.buf) return ra.view;
     return new DataView(v.buffer, v.byteOffset, v.length);
   }
 

@@ -12,6 +12,7 @@ import {
 } from '../proto/message-frame.js';
 import { encodePlain, ValueEncoder } from '../proto/message-values.js';
 import { type LoanWriter, OutgoingLoan } from './loan.js';
+import { RingAccess } from './ring-access.js';
 
 /** What the writer needs of a session (AppSession has it). */
 export interface FrameSink {
@@ -91,8 +92,7 @@ export class FrameWriter implements LoanWriter {
   #resvEnd = 0;
   #used = 0;
   /** The Buffer and DataView over the tx ring (FrameSink.txRing), made once. */
-  #ring: Buffer | null = null;
-  #ringView: DataView | null = null;
+  #ring: RingAccess | null = null;
   /** Frame bytes (headers and padding included) waiting for fifo space, in order. */
   #queue: Uint8Array[] = objectQueue();
   #queued = 0;
@@ -484,14 +484,15 @@ export class FrameWriter implements LoanWriter {
   #reserve(): Buffer | null {
     this.#commitStaged();
     const sink = this.#sink;
-    if (sink.lend !== undefined && this.#ringBuffer() !== null) {
+    const ra = sink.lend === undefined ? null : this.#ringAccess();
+    if (ra !== null && sink.lend !== undefined) {
       const len = sink.lend() & ~7;
       if (len < MIN_RESERVATION) return null;
       // The ring's Buffer at the reservation's offset: a round trip's frames are each the first of
       // their turn, and a view, a Buffer and DataViews made per reservation were most of what a
       // reply cost beyond its encoding.
-      this.#resv = this.#ring;
-      this.#resvView = this.#ringView;
+      this.#resv = ra.buf;
+      this.#resvView = ra.view;
       this.#resvStart = sink.txTailOffset ?? 0;
       this.#resvEnd = this.#resvStart + len;
       this.#used = this.#resvStart;
@@ -501,10 +502,11 @@ export class FrameWriter implements LoanWriter {
     // Whole 8-byte units only: frames are padded to 8 and must end inside the reservation.
     const len = view.length & ~7;
     if (len < MIN_RESERVATION) return null;
-    const ring = this.#ringOf(view);
-    if (ring !== null) {
+    const wr = this.#ringAccess();
+    const ring = wr === null ? null : wr.of(view);
+    if (wr !== null && ring !== null) {
       this.#resv = ring;
-      this.#resvView = this.#ringView;
+      this.#resvView = wr.view;
       this.#resvStart = view.byteOffset - ring.byteOffset;
     } else {
       // A Buffer over the same bytes: msgpackr writes long strings with Buffer's utf8Write.
@@ -518,28 +520,11 @@ export class FrameWriter implements LoanWriter {
     return this.#resv;
   }
 
-  /** The Buffer over the whole tx ring (null without FrameSink.txRing), made on first use. */
-  #ringBuffer(): Buffer | null {
-    let ring = this.#ring;
-    if (ring === null) {
-      const r = this.#sink.txRing;
-      if (r === undefined) return null;
-      ring = Buffer.from(r.buffer, r.byteOffset, r.length);
-      this.#ring = ring;
-      this.#ringView = new DataView(r.buffer, r.byteOffset, r.length);
-    }
-    return ring;
-  }
-
-  /** The Buffer over the whole tx ring when `v` lies in it, else null. */
-  #ringOf(v: Uint8Array): Buffer | null {
-    const ring = this.#ringBuffer();
-    if (ring === null) return null;
-    return v.buffer === ring.buffer &&
-      v.byteOffset >= ring.byteOffset &&
-      v.byteOffset + v.length <= ring.byteOffset + ring.length
-      ? ring
-      : null;
+  /** The Buffer and DataView over the whole tx ring (null without FrameSink.txRing), made on first use. */
+  #ringAccess(): RingAccess | null {
+    if (this.#ring === null && this.#sink.txRing !== undefined)
+      this.#ring = new RingAccess(this.#sink.txRing);
+    return this.#ring;
   }
 
   /** A frame was placed in the reservation: publish now, at the turn's end, or when enough is staged. */
