@@ -5,6 +5,7 @@
 import { basename } from 'node:path';
 import { Attachment } from '../app/attachment.js';
 import type { FerryError } from '../errors.js';
+import { ferryEnv } from './ferry-env.js';
 import { ferrydEvents } from './ferryd-events.js';
 import { type AttachmentOptions, resolveMode, resolveReattachTimeout, resolveSocketPath } from './options.js';
 
@@ -12,19 +13,27 @@ const live = new Map<string, Promise<Attachment>>();
 /** The attachments of `live` that are attached (or reattaching), by the same key. */
 const ready = new Map<string, Attachment>();
 
+/** The last key readyAttachment made, and what it was made of (every fast connect asks). */
+let lastKey = { socket: '', mode: '', namespace: '', key: '' };
+
 /** The attachment `getAttachment(opts)` would give, when it is there already; else null. */
 export function readyAttachment(opts: AttachmentOptions): Attachment | null {
   const socket = resolveSocketPath(opts.socket);
   const mode = resolveMode(opts.mode);
-  const namespace = opts.namespace ?? process.env['FERRY_NAMESPACE'] ?? 'default';
-  return ready.get(`${socket}|${mode}|${namespace}`) ?? null;
+  const namespace = opts.namespace ?? ferryEnv().namespace ?? 'default';
+  const k = lastKey;
+  // A key string built per connect was a concatenation and a hash of a fresh string each time.
+  if (k.socket !== socket || k.mode !== mode || k.namespace !== namespace) {
+    lastKey = { socket, mode, namespace, key: `${socket}|${mode}|${namespace}` };
+  }
+  return ready.get(lastKey.key) ?? null;
 }
 
 export function getAttachment(opts: AttachmentOptions): Promise<Attachment> {
   const socket = resolveSocketPath(opts.socket);
   const mode = resolveMode(opts.mode);
   // A token alone (no namespace) applies to 'default'; env values fill in what options leave out.
-  const namespace = opts.namespace ?? process.env['FERRY_NAMESPACE'] ?? 'default';
+  const namespace = opts.namespace ?? ferryEnv().namespace ?? 'default';
   const token = opts.token ?? process.env['FERRY_TOKEN'] ?? '';
   const key = `${socket}|${mode}|${namespace}`;
   const existing = live.get(key);

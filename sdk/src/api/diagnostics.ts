@@ -50,15 +50,23 @@ function traceActive(tc: typeof connectTrace | typeof requestTrace): boolean {
   );
 }
 
+/** True when anyone listens to a connect's channels (then every connect goes through traceConnect). */
+export function connectObserved(): boolean {
+  return (
+    traceActive(connectTrace) ||
+    connectStart.hasSubscribers ||
+    connectOk.hasSubscribers ||
+    connectError.hasSubscribers
+  );
+}
+
 /**
  * Runs connect's asynchronous part (`run`: ask ferryd, attach the session) and reports it on the
  * channels above. The returned promise is `run()`'s.
  */
 export function traceConnect(socket: TracedSocket, uri: string, run: () => Promise<void>): Promise<void> {
+  if (!connectObserved()) return run();
   const tracing = traceActive(connectTrace);
-  if (!tracing && !connectStart.hasSubscribers && !connectOk.hasSubscribers && !connectError.hasSubscribers) {
-    return run();
-  }
   const start = performance.now();
   if (connectStart.hasSubscribers) connectStart.publish({ socket, uri });
   let settled = false;

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { ferryError } from '../errors.js';
 import type { NotifyMode, TlsOptions } from '../proto/ctrl/messages.js';
+import { ferryEnv } from './ferry-env.js';
 
 export interface AttachmentOptions {
   /** ferryd's control socket: a path or '@name' (abstract). Default: $FERRY_SOCKET, else
@@ -132,14 +133,14 @@ let lastRuntimeSocket = '';
 
 /**
  * The daemon socket: the option, else $FERRY_SOCKET, else under $XDG_RUNTIME_DIR. The environment
- * is read on every call (an app or test may change it between connects); only the path join is
- * remembered, for the same $XDG_RUNTIME_DIR string.
+ * is read once per loop turn (ferry-env.ts: an app or test may change it between connects); the
+ * path join is remembered for the same $XDG_RUNTIME_DIR string.
  */
 export function resolveSocketPath(opt?: string): string {
   if (opt) return opt;
-  const env = process.env['FERRY_SOCKET'];
-  if (env) return env;
-  const rt = process.env['XDG_RUNTIME_DIR'];
+  const env = ferryEnv();
+  if (env.socket) return env.socket;
+  const rt = env.runtimeDir;
   if (!rt) return '/run/ferry/ferryd.sock';
   if (rt !== lastRuntimeDir) {
     lastRuntimeSocket = join(rt, 'ferry', 'ferryd.sock');
@@ -149,7 +150,7 @@ export function resolveSocketPath(opt?: string): string {
 }
 
 export function resolveMode(opt?: NotifyMode): NotifyMode {
-  const m = opt ?? (process.env['FERRY_MODE'] as NotifyMode | undefined) ?? 'adaptive';
+  const m = opt ?? (ferryEnv().mode as NotifyMode | undefined) ?? 'adaptive';
   if (!MODES.includes(m)) {
     throw ferryError('ERR_INVALID_ARG_VALUE', `mode must be one of ${MODES.join(', ')}, got '${String(m)}'`);
   }
@@ -164,7 +165,7 @@ export const DEFAULT_TCP_MODE: (typeof TCP_MODES)[number] = 'relay';
 export function resolveHandoff(opt: boolean | undefined, uri: string): boolean {
   if (!uri.startsWith('tcp://')) return false;
   if (opt !== undefined) return opt;
-  const env = process.env['FERRY_TCP_MODE'] || DEFAULT_TCP_MODE;
+  const env = ferryEnv().tcpMode || DEFAULT_TCP_MODE;
   if (!(TCP_MODES as readonly string[]).includes(env)) {
     throw ferryError('ERR_INVALID_ARG_VALUE', `FERRY_TCP_MODE must be 'handoff' or 'relay', got '${env}'`);
   }

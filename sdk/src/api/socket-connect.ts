@@ -9,7 +9,7 @@ import { ferryError } from '../errors.js';
 import type { ConnectReply } from '../proto/ctrl/messages.js';
 import type { SessionUri } from '../proto/uri.js';
 import { getAttachment, readyAttachment } from './attachments.js';
-import { type TracedSocket, traceConnect } from './diagnostics.js';
+import { connectObserved, type TracedSocket, traceConnect } from './diagnostics.js';
 import { type ConnectOptions, resolveUri, tlsWire } from './options.js';
 
 /**
@@ -74,8 +74,61 @@ export function startConnect<S extends Connectable>(
 ): void {
   const uri = resolveUri(opts);
   sock.connecting = true;
-  const timeoutMs = opts.connectTimeout ?? 10_000;
   if (opts.timeout !== undefined) sock.setTimeout(opts.timeout);
+  // A fast connect (a pair ferryd lent for this URI, taken without asking it) is possible with the
+  // default fifo sizes and no TLS options, as the pool's pairs were lent for. When the attachment is
+  // up and holds pairs for the URI, the session comes within this turn: no timer (one is armed if
+  // the take fails after all).
+  const mayFast = takeHanded === null && !opts.tls && !opts.rxFifoSize && !opts.txFifoSize;
+  const ready = mayFast ? readyAttachment(opts) : null;
+  const onHand = ready !== null && ready.pools.available(uri) > 0;
+  if (onHand && !connectObserved()) {
+    // A warm client's connect, unobserved: the take and the events come in a microtask, as after
+    // the await in connectAsked (so 'connect' never comes before connect() has returned), without
+    // its async function, promises, timer closures or trace: those were a sixth of what a fast
+    // connect allocated (BENCHMARKS.md, conn9).
+    queueMicrotask(() => {
+      try {
+        if (!sock.destroyed && takeFast(sock, ready, uri)) return;
+      } catch (err) {
+        sock.connecting = false;
+        if (!sock.destroyed) sock.destroy(err as Error);
+        return;
+      }
+      connectAsked(sock, opts, uri, takeHanded, ready, mayFast, false);
+    });
+    return;
+  }
+  connectAsked(sock, opts, uri, takeHanded, ready, mayFast, !onHand);
+}
+
+/** Connects `sock` on a pair `att` holds for `uri`, without asking ferryd; false: none on hand. */
+function takeFast(sock: Connectable, att: Attachment, uri: string): boolean {
+  const fast = att.pools.take(uri);
+  if (!fast) return false;
+  sock._attach(att, fast.session, fast.local, fast.remote, 'ct');
+  sock.emit('connect');
+  sock.onWritable();
+  sock.emit('ready');
+  sock._start();
+  return true;
+}
+
+/**
+ * startConnect's way through the attachment's promise: a fast connect after all when a pair is on
+ * hand by then, else a lent socket (handoff) or a request to ferryd. `armNow`: the connect timer
+ * starts at once (else only once no pair was on hand).
+ */
+function connectAsked<S extends Connectable>(
+  sock: S,
+  opts: ConnectOptions,
+  uri: string,
+  takeHanded: TakeHanded<S> | null,
+  ready: Attachment | null,
+  mayFast: boolean,
+  armNow: boolean,
+): void {
+  const timeoutMs = opts.connectTimeout ?? 10_000;
   let timedOut = false;
   let timer: NodeJS.Timeout | null = null;
   const arm = () => {
@@ -84,24 +137,12 @@ export function startConnect<S extends Connectable>(
       sock.destroy(ferryError('ETIMEDOUT', `connect to ${uri} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
   };
-  // A fast connect (a pair ferryd lent for this URI, taken without asking it) is possible with the
-  // default fifo sizes and no TLS options, as the pool's pairs were lent for. When the attachment is
-  // up and holds pairs for the URI, the session comes within this turn: no timer (one is armed if
-  // the take fails after all).
-  const mayFast = takeHanded === null && !opts.tls && !opts.rxFifoSize && !opts.txFifoSize;
-  const ready = mayFast ? readyAttachment(opts) : null;
-  if (ready === null || ready.pools.available(uri) === 0) arm();
+  if (armNow) arm();
   traceConnect(sock, uri, async () => {
     // Awaited either way, so 'connect' never comes before connect() has returned.
     const att = await (ready ?? getAttachment(opts));
-    const fast = mayFast && !sock.destroyed && !timedOut ? att.pools.take(uri) : null;
-    if (fast) {
+    if (mayFast && !sock.destroyed && !timedOut && takeFast(sock, att, uri)) {
       if (timer) clearTimeout(timer);
-      sock._attach(att, fast.session, fast.local, fast.remote, 'ct');
-      sock.emit('connect');
-      sock.onWritable();
-      sock.emit('ready');
-      sock._start();
       return;
     }
     if (!timer && !sock.destroyed) arm();

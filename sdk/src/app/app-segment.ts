@@ -66,23 +66,33 @@ export class AppSegment {
   }
 
   get sessionCount(): number {
-    let n = 0;
-    for (const l of this.#slots.values()) n += l.length;
-    return n;
+    return this.#listeners;
   }
+
+  /** Listeners across all slots (sessionCount). */
+  #listeners = 0;
 
   add(slot: number, l: SlotListener): void {
     const list = this.#slots.get(slot);
     if (list) list.push(l);
     else this.#slots.set(slot, [l]);
+    this.#listeners++;
   }
 
+  /**
+   * An emptied slot keeps its (empty) list: a fast-connect pair's slot serves one session after
+   * another, and deleting and setting the map entry with a new array per session was garbage and
+   * rehashing on every connection.
+   */
   remove(slot: number, l: SlotListener): void {
     const list = this.#slots.get(slot);
     if (!list) return;
     const i = list.indexOf(l);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.#slots.delete(slot);
+    if (i < 0) return;
+    // pop() for the last one (nearly always the only one): splice makes an array of what it removed.
+    if (i === list.length - 1) list.pop();
+    else list.splice(i, 1);
+    this.#listeners--;
   }
 
   /** Tells the peer that `slot` has news; rings its doorbell only if it sleeps (coalesced). */
@@ -201,7 +211,7 @@ export class AppSegment {
     // sits on the same slot: both are told).
     if (this.poolSlots?.has(slot)) this.onPoolSlot?.(slot);
     const list = this.#slots.get(slot);
-    if (!list) return;
+    if (list === undefined || list.length === 0) return;
     // A slot nearly always has one listener: call it without copying the list (a copy per event
     // was an allocation on every wake). With more, a copy, as a listener may remove itself.
     if (list.length === 1) (list[0] as SlotListener).onSlotEvent();

@@ -6,7 +6,7 @@
 import { debuglog } from 'node:util';
 import { type FerryError, ferryError } from '../errors.js';
 import type { FifoPairRef } from '../proto/ctrl/messages.js';
-import { FifoConsumer, FifoProducer } from '../shm/index.js';
+import { FifoConsumer, type FifoMemory, FifoProducer } from '../shm/index.js';
 import { LARGE_READ_BYTES, tuneMallocForLargeReads } from '../sys/index.js';
 import type { AppSegment, SlotListener } from './app-segment.js';
 
@@ -40,6 +40,12 @@ export interface PoolTie {
   locked(): boolean;
 }
 
+/** The views of a session's two fifos, kept for the next session on the same pair (FifoMemory). */
+export interface PairMemory {
+  readonly tx: FifoMemory;
+  readonly rx: FifoMemory;
+}
+
 export class AppSession implements SlotListener {
   readonly id: number;
   readonly slot: number;
@@ -52,14 +58,23 @@ export class AppSession implements SlotListener {
   #waitingSpace = false;
   #closed = false;
 
-  /** `transport` other than 'ct' means ferryd is the other party (it carries the session). */
-  constructor(id: number, segment: AppSegment, ref: FifoPairRef, transport = 'ct') {
+  /**
+   * `transport` other than 'ct' means ferryd is the other party (it carries the session). `mem`:
+   * the fifos' views from an earlier session on the same pair (a reused fast-connect pair).
+   */
+  constructor(
+    id: number,
+    segment: AppSegment,
+    ref: FifoPairRef,
+    transport = 'ct',
+    mem: PairMemory | null = null,
+  ) {
     this.id = id;
     if (transport !== 'ct') segment.daemonPeer = true;
     this.slot = ref.slot;
     this.segment = segment;
-    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize);
-    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize);
+    this.#tx = new FifoProducer(segment.buffer, ref.txOffset, ref.txSize, mem?.tx ?? null);
+    this.#rx = new FifoConsumer(segment.buffer, ref.rxOffset, ref.rxSize, mem?.rx ?? null);
   }
 
   /** Attaches the owner and looks once: the peer may have written before we were told of it. */
@@ -238,17 +253,21 @@ export class AppSession implements SlotListener {
       if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
     } else if (!this.#notifyScheduled) {
       this.#notifyScheduled = true;
+      this.#notifyAfterCommits ??= () => {
+        this.#notifyScheduled = false;
+        if (!this.#closed && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+      };
       process.nextTick(this.#notifyAfterCommits);
     }
     return r;
   }
 
   #notifyScheduled = false;
-  /** After the tick's commits: the consumer's arming pairs with the tail stores already made. */
-  readonly #notifyAfterCommits = (): void => {
-    this.#notifyScheduled = false;
-    if (!this.#closed && this.#tx.notifyNeeded()) this.segment.post(this.slot);
-  };
+  /**
+   * After the tick's commits: the consumer's arming pairs with the tail stores already made. Made at
+   * the first commit: a closure per session was garbage for every short connection that never commits.
+   */
+  #notifyAfterCommits: (() => void) | null = null;
 
   /** Bytes the tx fifo can take now (0 when full or failed). */
   get writableBytes(): number {

@@ -27,7 +27,7 @@ import type {
 } from '../proto/ctrl/messages.js';
 import { FEATURE, PROTO_MIN_VERSION, PROTO_VERSION } from '../proto/ctrl/messages.js';
 import type { SessionUri } from '../proto/uri.js';
-import type { PoolTie } from './app-session.js';
+import type { PairMemory, PoolTie } from './app-session.js';
 
 export interface HelloParams {
   name: string;
@@ -222,4 +222,6 @@ export interface PoolAccepted extends Accepted {
   readonly ends: { readonly local: SessionUri; readonly remote: SessionUri };
   /** How the accepted session's pair goes back to its pool (set by fast-pools.ts). */
   tie?: PoolTie;
+  /** The pair's fifo views, kept by the pool across its sessions (set by fast-pools.ts). */
+  memory?: PairMemory | null;
 }

@@ -16,6 +16,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import type {
   Accepted,
   AppRequest,
+  FifoPairRef,
   PoolGrant,
   PoolPair,
   PoolRevoke,
@@ -23,23 +24,25 @@ import type {
 } from '../proto/ctrl/messages.js';
 import { formatUri, parseUri, type SessionUri } from '../proto/uri.js';
 import {
+  fifoMemory,
   POOL_FREE,
   POOL_REVOKED,
   POOL_TAKEN,
-  poolEnd,
+  poolEndAt,
   poolLock,
-  poolRetake,
-  poolReuseWord,
-  poolState,
+  poolLockAt,
+  poolRetakeAt,
+  poolStateAt,
   poolSwap,
+  poolSwapAt,
   REUSE_CLIENT_DONE,
   REUSE_LOCKED,
   REUSE_SERVER_DONE,
-  rearmFifo,
+  rearmFifoAt,
   reuseGen,
 } from '../shm/index.js';
 import type { AppSegment } from './app-segment.js';
-import { AppSession, type PoolTie } from './app-session.js';
+import { AppSession, type PairMemory, type PoolTie } from './app-session.js';
 import {
   type PoolAccepted,
   poolAccepted,
@@ -67,7 +70,20 @@ interface ClientPool {
    * Pairs not in use by this client, oldest let go first: never taken, or taken before and let go
    * by this end (the server may still hold them: a take skips those for now).
    */
-  pairs: PoolPair[];
+  pairs: ClientPair[];
+}
+
+interface ClientPair {
+  pair: PoolPair;
+  /** This end of each session on it (the pair's port on 127.0.0.1), made once. */
+  local: SessionUri;
+  /** Its fifos' views, made at its first take and kept while the pair is this client's. */
+  mem: PairMemory | null;
+  /** Re-arms both fifos before a take of the pair again (made with `mem`). */
+  rearm: (() => void) | null;
+  /** The generation this client took last, and the tie of its session (one at a time per pair). */
+  gen: number;
+  tie: PoolTie | null;
 }
 
 interface ServedPair {
@@ -75,6 +91,27 @@ interface ServedPair {
   pair: PoolPair;
   /** The generation of the pair this server accepted last (-1: none): never accepted twice. */
   lastGen: number;
+  /** Its fifos' views, made at the first look and kept with the entry (the words and the session's). */
+  mem: PairMemory | null;
+  /** The client's end of each session on it (the pair's port on 127.0.0.1), parsed and formatted once. */
+  remote: SessionUri;
+  remoteUri: string;
+  /** The tie of the session accepted last (one at a time per pair), made with `mem`. */
+  tie: PoolTie | null;
+  /** The accept announced for it, the same for each session on the pair: made once with `tie`. */
+  msg: PoolAccepted | null;
+}
+
+/**
+ * The views of a pair's two fifos in `buf` (the pool and reuse words are in their headers), kept
+ * by the pair's entry: `kept` when it is still of `buf`, else made anew; null when the pair cannot
+ * be there (ferryd placed it: never for a pair ferryd lent).
+ */
+function pairMemory(kept: PairMemory | null, buf: ArrayBufferLike, f: FifoPairRef): PairMemory | null {
+  if (kept !== null && kept.tx.ctl.buffer === buf) return kept;
+  const tx = fifoMemory(buf, f.txOffset, f.txSize);
+  const rx = fifoMemory(buf, f.rxOffset, f.rxSize);
+  return tx !== null && rx !== null ? { tx, rx } : null;
 }
 
 interface ServedPool {
@@ -143,7 +180,11 @@ export class FastPools {
       p = { id: msg.pool, remote, scheme, pairs: [] };
       this.#clients.set(msg.uri, p);
     }
-    for (const pair of msg.pairs) p.pairs.push(pair);
+    const scheme = p.scheme as SessionUri['scheme'];
+    for (const pair of msg.pairs) {
+      const local: SessionUri = { scheme, host: '127.0.0.1', port: pair.port };
+      p.pairs.push({ pair, local, mem: null, rearm: null, gen: -1, tie: null });
+    }
   }
 
   /**
@@ -156,72 +197,82 @@ export class FastPools {
     if (!p) return null;
     // Each pair at most once per call: one the server still holds goes to the back of the line.
     for (let n = p.pairs.length; n > 0; n--) {
-      const pair = p.pairs.shift();
-      if (pair === undefined) break;
+      const cp = p.pairs.shift();
+      if (cp === undefined) break;
+      const pair = cp.pair;
       const seg = this.#owner.segment(pair.fifos.segment);
       if (!seg || seg.deleted || seg.failed) continue;
       const f = pair.fifos;
-      const buf = seg.buffer;
+      const mem = pairMemory(cp.mem, seg.buffer, f);
+      if (mem === null) continue;
+      if (cp.mem !== mem) {
+        cp.mem = mem;
+        cp.tie = null;
+        cp.rearm = () => {
+          rearmFifoAt(mem.tx.ctl, f.txSize);
+          rearmFifoAt(mem.rx.ctl, f.rxSize);
+        };
+      }
       let gen: number;
-      const word = poolState(buf, f.txOffset);
+      const word = poolStateAt(mem.tx.ctl);
       if (word === POOL_FREE) {
         // Whoever swaps first owns the pair: a pair ferryd revoked meanwhile is skipped.
-        if (poolSwap(buf, f.txOffset, POOL_TAKEN) !== POOL_FREE) continue;
-        gen = reuseGen(poolReuseWord(buf, f.rxOffset));
+        if (poolSwapAt(mem.tx.ctl, POOL_TAKEN) !== POOL_FREE) continue;
+        gen = reuseGen(poolStateAt(mem.rx.ctl));
       } else if (word === POOL_TAKEN) {
-        const reuse = poolReuseWord(buf, f.rxOffset);
-        if (reuse < 0 || (reuse & REUSE_LOCKED) !== 0) continue;
+        const reuse = poolStateAt(mem.rx.ctl);
+        if ((reuse & REUSE_LOCKED) !== 0) continue;
         if ((reuse & REUSE_SERVER_DONE) === 0) {
           // The server has not let go of the last connection on it yet.
-          p.pairs.push(pair);
+          p.pairs.push(cp);
           continue;
         }
         // Both ends let go: nobody touches the fifos, so this end makes them empty again.
-        gen = poolRetake(buf, f.txOffset, f.rxOffset, () => {
-          rearmFifo(buf, f.txOffset, f.txSize);
-          rearmFifo(buf, f.rxOffset, f.rxSize);
-        });
+        gen = poolRetakeAt(mem.tx.ctl, mem.rx.ctl, cp.rearm as () => void);
         if (gen < 0) continue;
       } else {
         continue;
       }
       let session: AppSession;
       try {
-        session = new AppSession(pair.session, seg, f, 'ct');
+        session = new AppSession(pair.session, seg, f, 'ct', mem);
       } catch {
         // ferryd takes it into its table on this notice and ends it for both sides.
         this.#owner.notify(sessionNoticeMessage('reset', pair.session), 'soon');
         continue;
       }
-      session.poolTie = this.#clientTie(uri, p, pair, seg, gen);
+      session.poolTie = this.#clientTie(uri, p, cp, seg, gen);
       this.taken++;
       // Rung at the end of the turn: the connect's first bytes, written in this turn, go with it.
       seg.postSoon(f.slot);
-      return {
-        session,
-        local: { scheme: p.scheme as SessionUri['scheme'], host: '127.0.0.1', port: pair.port },
-        remote: p.remote,
-      };
+      return { session, local: cp.local, remote: p.remote };
     }
     return null;
   }
 
-  /** The client's end of generation `gen` of `pair`: let go in the reuse word, then back in line. */
-  #clientTie(uri: string, p: ClientPool, pair: PoolPair, seg: AppSegment, gen: number): PoolTie {
-    const rx = pair.fifos.rxOffset;
-    return {
+  /**
+   * The client's end of generation `gen` of `cp`: let go in the reuse word, then back in line. One
+   * tie per pair, made at its first take: the pair is taken again only after this end let go.
+   */
+  #clientTie(uri: string, p: ClientPool, cp: ClientPair, seg: AppSegment, gen: number): PoolTie {
+    cp.gen = gen;
+    if (cp.tie !== null) return cp.tie;
+    // Taken: its views are made (take), and kept for the pair's life.
+    const rx = (cp.mem as PairMemory).rx.ctl;
+    cp.tie = {
       end: () => {
         if (this.#clients.get(uri) !== p) {
           // The pool is gone (revoked: ferryd locked the pair; ferryd lost): never reused again.
-          poolLock(seg.buffer, rx);
+          poolLockAt(rx);
           return false;
         }
-        if (!poolEnd(seg.buffer, rx, gen, REUSE_CLIENT_DONE)) return false;
-        if (!seg.deleted && !seg.failed) p.pairs.push(pair);
+        if (!poolEndAt(rx, cp.gen, REUSE_CLIENT_DONE)) return false;
+        if (!seg.deleted && !seg.failed) p.pairs.push(cp);
         return true;
       },
-      locked: () => (poolReuseWord(seg.buffer, rx) & REUSE_LOCKED) !== 0,
+      locked: () => (poolStateAt(rx) & REUSE_LOCKED) !== 0,
     };
+    return cp.tie;
   }
 
   // ---- server ----
@@ -259,7 +310,17 @@ export class FastPools {
         seg.poolSlots = bySlot;
         seg.onPoolSlot = (slot) => this.#onSlot(seg, slot);
       }
-      const entry: ServedPair = { pool: sp, pair, lastGen: -1 };
+      const remote: SessionUri = { scheme: sp.local.scheme, host: '127.0.0.1', port: pair.port };
+      const entry: ServedPair = {
+        pool: sp,
+        pair,
+        lastGen: -1,
+        mem: null,
+        remote,
+        remoteUri: formatUri(remote),
+        tie: null,
+        msg: null,
+      };
       bySlot.set(pair.fifos.slot, entry);
       let pend = sp.pending.get(segId);
       if (!pend) {
@@ -289,10 +350,15 @@ export class FastPools {
    * would open a session ferryd neither counts nor will ever reset.
    */
   #takenGen(seg: AppSegment, entry: ServedPair, locked: boolean): number {
-    const f = entry.pair.fifos;
-    if (poolState(seg.buffer, f.rxOffset) !== POOL_TAKEN) return -1;
-    const reuse = poolReuseWord(seg.buffer, f.txOffset);
-    if (reuse < 0 || (reuse & REUSE_SERVER_DONE) !== 0) return -1;
+    const mem = pairMemory(entry.mem, seg.buffer, entry.pair.fifos);
+    if (mem === null) return -1;
+    if (entry.mem !== mem) {
+      entry.mem = mem;
+      entry.tie = null;
+    }
+    if (poolStateAt(mem.rx.ctl) !== POOL_TAKEN) return -1;
+    const reuse = poolStateAt(mem.tx.ctl);
+    if ((reuse & REUSE_SERVER_DONE) !== 0) return -1;
     if (!locked && (reuse & REUSE_LOCKED) !== 0) return -1;
     const gen = reuseGen(reuse);
     return gen === entry.lastGen ? -1 : gen;
@@ -306,24 +372,23 @@ export class FastPools {
     pool.accepted.set(slot, pair.session);
     entry.lastGen = gen;
     this.acceptedCount++;
-    const remote: SessionUri = { scheme: pool.local.scheme, host: '127.0.0.1', port: pair.port };
-    const msg: PoolAccepted = poolAccepted(
-      pool.listener,
-      pair.session,
-      pair.fifos,
-      pool.localUri,
-      formatUri(remote),
-      {
+    const tie = this.#serverTie(seg, entry);
+    let msg = entry.msg;
+    if (msg === null || msg.tie !== tie) {
+      // Nothing keeps or changes an accepted message (its readers take fields): one per pair.
+      msg = poolAccepted(pool.listener, pair.session, pair.fifos, pool.localUri, entry.remoteUri, {
         local: pool.local,
-        remote,
-      },
-    );
-    msg.tie = this.#serverTie(seg, entry, gen);
+        remote: entry.remote,
+      });
+      msg.tie = tie;
+      msg.memory = entry.mem;
+      entry.msg = msg;
+    }
     if (this.#owner.accept(msg)) return;
     // Nobody listens any more (the server closed meanwhile): reset it, as a closed kernel
     // listener resets the connections in its backlog.
     try {
-      const s = new AppSession(pair.session, seg, pair.fifos, 'ct');
+      const s = new AppSession(pair.session, seg, pair.fifos, 'ct', entry.mem);
       s.reset();
       s.detach();
     } catch {
@@ -333,21 +398,26 @@ export class FastPools {
     this.#owner.notify(sessionNoticeMessage('reset', pair.session), 'soon');
   }
 
-  /** The server's end of generation `gen`: let go in the reuse word, then wait for the next. */
-  #serverTie(seg: AppSegment, entry: ServedPair, gen: number): PoolTie {
-    const tx = entry.pair.fifos.txOffset;
-    return {
+  /**
+   * The server's end of generation `entry.lastGen`: let go in the reuse word, then wait for the next.
+   * One tie per pair, made at its first accept: the next is accepted only after this end let go.
+   */
+  #serverTie(seg: AppSegment, entry: ServedPair): PoolTie {
+    if (entry.tie !== null) return entry.tie;
+    // Accepted: its views are made (#takenGen), and kept for the entry's life.
+    const tx = (entry.mem as PairMemory).tx.ctl;
+    entry.tie = {
       end: () => {
         const { pool, pair } = entry;
         const slot = pair.fifos.slot;
         if (pool.accepted.get(slot) === pair.session) pool.accepted.delete(slot);
         if (pool.revoked || this.#served.get(pool.id) !== pool) {
           // Revoked (ferryd locked it) or ferryd lost: the pair is never reused.
-          poolLock(seg.buffer, tx);
+          poolLockAt(tx);
           return false;
         }
         const bySlot = this.#bySegment.get(seg.id);
-        if (!poolEnd(seg.buffer, tx, gen, REUSE_SERVER_DONE)) return false;
+        if (!poolEndAt(tx, entry.lastGen, REUSE_SERVER_DONE)) return false;
         // Single-threaded: the client's next take of it is seen on a later event, after this.
         if (bySlot && !seg.deleted) {
           bySlot.set(slot, entry);
@@ -360,8 +430,9 @@ export class FastPools {
         }
         return true;
       },
-      locked: () => (poolReuseWord(seg.buffer, tx) & REUSE_LOCKED) !== 0,
+      locked: () => (poolStateAt(tx) & REUSE_LOCKED) !== 0,
     };
+    return entry.tie;
   }
 
   // ---- both ----
@@ -431,7 +502,7 @@ export class FastPools {
   /** A segment went away: nothing of it can be taken or accepted any more. */
   dropSegment(segId: number): void {
     this.#bySegment.delete(segId);
-    for (const p of this.#clients.values()) p.pairs = p.pairs.filter((x) => x.fifos.segment !== segId);
+    for (const p of this.#clients.values()) p.pairs = p.pairs.filter((x) => x.pair.fifos.segment !== segId);
     for (const sp of this.#served.values()) sp.pending.delete(segId);
   }
 }

@@ -161,9 +161,10 @@ export function acceptSession(att: Attachment, msg: Accepted): AppSession | null
     return null;
   }
   att.acceptedBy(msg.session);
-  const s = new AppSession(msg.session, seg, msg.fifos, msg.transport);
+  const pooled = msg as Partial<PoolAccepted>;
+  const s = new AppSession(msg.session, seg, msg.fifos, msg.transport, pooled.memory ?? null);
   // A fast connect's pair goes back to its pool when this end lets go (fast-pools.ts).
-  s.poolTie = (msg as Partial<PoolAccepted>).tie ?? null;
+  s.poolTie = pooled.tie ?? null;
   return s;
 }
 

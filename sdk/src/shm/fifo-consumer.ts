@@ -2,7 +2,7 @@
 
 import type { FerryError } from '../errors.js';
 import { compareExchange, loadAcquire, storeRelease } from './atomics.js';
-import { fifoCorrupt, openFifo } from './fifo.js';
+import { type FifoMemory, fifoCorrupt, openFifo } from './fifo.js';
 import {
   FIFO_CONS_CLOSED,
   FIFO_CONS_FLAGS_OFFSET,
@@ -44,8 +44,9 @@ export class FifoConsumer {
   #flags = 0;
   #error: FerryError | null = null;
 
-  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
-    const v = openFifo(buf, offset, sizeBytes);
+  /** `mem`: this fifo's views, kept from an earlier end of it (FifoMemory); made anew otherwise. */
+  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number, mem: FifoMemory | null = null) {
+    const v = openFifo(buf, offset, sizeBytes, mem);
     this.#ctl = v.ctl;
     this.#data = v.data;
     this.#size = v.sizeBytes;
@@ -57,6 +58,11 @@ export class FifoConsumer {
 
   get sizeBytes(): number {
     return this.#size;
+  }
+
+  /** The views this end works through, for a later end of the same fifo (FifoMemory). */
+  get memory(): FifoMemory {
+    return { ctl: this.#ctl, data: this.#data };
   }
 
   /** ERR_FERRY_FIFO_CORRUPT once the producer's index broke the rules, else null. */

@@ -22,11 +22,18 @@ export const POOL_REVOKED = 3;
 
 const WORD = FIFO_POOL_OFFSET / 4;
 
-function wordView(buf: ArrayBufferLike, fifoOffset: number): Uint32Array | null {
+/**
+ * The header words of the fifo at `fifoOffset` (null: not a place a fifo header can be). The
+ * functions below that take such a view (`...At`) let an app that reuses a pair keep the view for
+ * the pair's life: a typed array made per look (11 per fast connect on the client, 7 on the server)
+ * was a tenth of a connection's JavaScript, and garbage.
+ */
+export function poolWords(buf: ArrayBufferLike, fifoOffset: number): Uint32Array | null {
   if (!Number.isSafeInteger(fifoOffset) || fifoOffset < 0 || !isAligned(fifoOffset, CACHE_LINE)) return null;
   if (fifoOffset + FIFO_HEADER_BYTES > buf.byteLength) return null;
   return new Uint32Array(buf, fifoOffset, FIFO_HEADER_BYTES / 4);
 }
+const wordView = poolWords;
 
 /** ferryd lends the pair whose client tx fifo is at `fifoOffset` (after initFifo). */
 export function poolLend(buf: ArrayBufferLike, fifoOffset: number): boolean {
@@ -46,15 +53,23 @@ export function poolSwap(
   to: typeof POOL_TAKEN | typeof POOL_REVOKED,
 ): number {
   const v = wordView(buf, fifoOffset);
-  if (v === null) return -1;
-  return compareExchange(v, WORD, POOL_FREE, to);
+  return v === null ? -1 : poolSwapAt(v, to);
+}
+
+/** poolSwap on the header words of the client's tx fifo (poolWords). */
+export function poolSwapAt(words: Uint32Array, to: typeof POOL_TAKEN | typeof POOL_REVOKED): number {
+  return compareExchange(words, WORD, POOL_FREE, to);
 }
 
 /** The pool word now (-1: bad offset). Hostile: any u32 may come back. */
 export function poolState(buf: ArrayBufferLike, fifoOffset: number): number {
   const v = wordView(buf, fifoOffset);
-  if (v === null) return -1;
-  return loadAcquire(v, WORD);
+  return v === null ? -1 : poolStateAt(v);
+}
+
+/** The pool word (client's tx fifo) or reuse word (client's rx fifo) in a fifo's header words. */
+export function poolStateAt(words: Uint32Array): number {
+  return loadAcquire(words, WORD);
 }
 
 // ---- reuse in place ----
@@ -103,7 +118,11 @@ export function poolReuseWord(buf: ArrayBufferLike, fifoOffset: number): number 
  */
 export function poolEnd(buf: ArrayBufferLike, rxOrTxOffset: number, gen: number, flag: number): boolean {
   const v = wordView(buf, rxOrTxOffset);
-  if (v === null) return false;
+  return v !== null && poolEndAt(v, gen, flag);
+}
+
+/** poolEnd on the header words of the fifo that holds the reuse word (poolWords). */
+export function poolEndAt(v: Uint32Array, gen: number, flag: number): boolean {
   for (let i = 0; i < 4; i++) {
     const w = loadAcquire(v, WORD);
     if (reuseGen(w) !== gen || (w & (REUSE_LOCKED | flag)) !== 0) return false;
@@ -115,8 +134,12 @@ export function poolEnd(buf: ArrayBufferLike, rxOrTxOffset: number, gen: number,
 /** Sets LOCKED and returns the word found before (-1: bad offset). */
 export function poolLock(buf: ArrayBufferLike, fifoOffset: number): number {
   const v = wordView(buf, fifoOffset);
-  if (v === null) return -1;
-  return Atomics.or(v, WORD, REUSE_LOCKED) >>> 0;
+  return v === null ? -1 : poolLockAt(v);
+}
+
+/** poolLock on a fifo's header words (poolWords). */
+export function poolLockAt(words: Uint32Array): number {
+  return Atomics.or(words, WORD, REUSE_LOCKED) >>> 0;
 }
 
 /** True when a reuse word says both ends of its generation let go and nothing locked it. */
@@ -139,6 +162,11 @@ export function poolRetake(
   const t = wordView(buf, txOffset);
   const r = wordView(buf, rxOffset);
   if (t === null || r === null) return -1;
+  return poolRetakeAt(t, r, rearm);
+}
+
+/** poolRetake on the header words of the client's tx fifo (`t`) and rx fifo (`r`). */
+export function poolRetakeAt(t: Uint32Array, r: Uint32Array, rearm: () => void): number {
   if (loadAcquire(t, WORD) !== POOL_TAKEN) return -1;
   const w = loadAcquire(r, WORD);
   if (!reuseIdle(w)) return -1;

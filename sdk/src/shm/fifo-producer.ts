@@ -2,7 +2,7 @@
 
 import type { FerryError } from '../errors.js';
 import { compareExchange, loadAcquire, storeRelease } from './atomics.js';
-import { fifoCorrupt, openFifo } from './fifo.js';
+import { type FifoMemory, fifoCorrupt, openFifo } from './fifo.js';
 import {
   FIFO_CONS_CLOSED,
   FIFO_CONS_FLAGS_OFFSET,
@@ -50,8 +50,9 @@ export class FifoProducer {
   /** A Buffer over the data ring, made on the first string write (Buffer#write encodes in place). */
   #text: Buffer | null = null;
 
-  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number) {
-    const v = openFifo(buf, offset, sizeBytes);
+  /** `mem`: this fifo's views, kept from an earlier end of it (FifoMemory); made anew otherwise. */
+  constructor(buf: ArrayBufferLike, offset: number, sizeBytes: number, mem: FifoMemory | null = null) {
+    const v = openFifo(buf, offset, sizeBytes, mem);
     this.#ctl = v.ctl;
     this.#data = v.data;
     this.#size = v.sizeBytes;
@@ -63,6 +64,11 @@ export class FifoProducer {
 
   get sizeBytes(): number {
     return this.#size;
+  }
+
+  /** The views this end works through, for a later end of the same fifo (FifoMemory). */
+  get memory(): FifoMemory {
+    return { ctl: this.#ctl, data: this.#data };
   }
 
   /** ERR_FERRY_FIFO_CORRUPT once the consumer's index broke the rules, else null. */

@@ -68,17 +68,52 @@ export interface FifoViews {
 }
 
 /**
- * Validates a fifo the control plane placed at `offset` with `sizeBytes` of data and builds the
- * views. Throws ERR_FERRY_SHM_BAD_LAYOUT: this runs once per end, never on the hot path.
+ * A fifo's two views, its header words and its data ring, as openFifo makes them: kept by an end
+ * that opens the same fifo again and again (a fast-connect pair reused in place by the same two
+ * apps), which then makes no typed array per session.
  */
-export function openFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number): FifoViews {
+export interface FifoMemory {
+  readonly ctl: Uint32Array;
+  readonly data: Uint8Array;
+}
+
+/**
+ * The views of a fifo of `sizeBytes` at `offset` in `buf`, checked only for fitting there (its
+ * header's contents are checked by each openFifo); null when it cannot be a fifo.
+ */
+export function fifoMemory(buf: ArrayBufferLike, offset: number, sizeBytes: number): FifoMemory | null {
+  if (!validFifoSize(sizeBytes) || !Number.isSafeInteger(offset) || offset < 0) return null;
+  if (!isAligned(offset, CACHE_LINE) || offset + FIFO_HEADER_BYTES + sizeBytes > buf.byteLength) return null;
+  return {
+    ctl: new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4),
+    data: new Uint8Array(buf, offset + FIFO_DATA_OFFSET, sizeBytes),
+  };
+}
+
+/** True when `mem` holds the views of the fifo of `sizeBytes` at `offset` in `buf`. */
+function isMemoryOf(mem: FifoMemory, buf: ArrayBufferLike, offset: number, sizeBytes: number): boolean {
+  return mem.ctl.buffer === buf && mem.ctl.byteOffset === offset && mem.data.byteLength === sizeBytes;
+}
+
+/**
+ * Validates a fifo the control plane placed at `offset` with `sizeBytes` of data and builds the
+ * views (or takes `mem`'s, made for this fifo before). Throws ERR_FERRY_SHM_BAD_LAYOUT: this runs
+ * once per end, never on the hot path.
+ */
+export function openFifo(
+  buf: ArrayBufferLike,
+  offset: number,
+  sizeBytes: number,
+  mem: FifoMemory | null = null,
+): FifoViews {
   const bad = (detail: string) => ferryError('ERR_FERRY_SHM_BAD_LAYOUT', `fifo at ${offset}: ${detail}`);
   if (!validFifoSize(sizeBytes)) throw bad(`size ${sizeBytes} is not a power of two >= 64`);
   if (!isAligned(offset, CACHE_LINE)) throw bad('offset is not cache-line aligned');
   if (offset + FIFO_HEADER_BYTES + sizeBytes > buf.byteLength) {
     throw bad(`footprint ${FIFO_HEADER_BYTES + sizeBytes} exceeds the ${buf.byteLength}-byte buffer`);
   }
-  const ctl = new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
+  const kept = mem !== null && isMemoryOf(mem, buf, offset, sizeBytes) ? mem : null;
+  const ctl = kept?.ctl ?? new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
   const magic = Atomics.load(ctl, FIFO_MAGIC_OFFSET / 4);
   if (magic !== FIFO_MAGIC) throw bad(`magic 0x${magic.toString(16)}`);
   const shared = Atomics.load(ctl, FIFO_SIZE_OFFSET / 4);
@@ -86,7 +121,7 @@ export function openFifo(buf: ArrayBufferLike, offset: number, sizeBytes: number
   const head = Atomics.load(ctl, FIFO_HEAD_OFFSET / 4);
   const tail = Atomics.load(ctl, FIFO_TAIL_OFFSET / 4);
   if ((tail - head) >>> 0 > sizeBytes) throw bad(`indices head ${head} tail ${tail} are inconsistent`);
-  const data = new Uint8Array(buf, offset + FIFO_DATA_OFFSET, sizeBytes);
+  const data = kept?.data ?? new Uint8Array(buf, offset + FIFO_DATA_OFFSET, sizeBytes);
   return { ctl, data, sizeBytes, head, tail };
 }
 
@@ -106,7 +141,12 @@ export function rearmFifo(buf: ArrayBufferLike, offset: number, sizeBytes: numbe
   if (!validFifoSize(sizeBytes) || !isAligned(offset, CACHE_LINE)) return false;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + FIFO_HEADER_BYTES > buf.byteLength)
     return false;
-  const ctl = new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4);
+  return rearmFifoAt(new Uint32Array(buf, offset, FIFO_HEADER_BYTES / 4), sizeBytes);
+}
+
+/** rearmFifo on a fifo's header words (FifoMemory's `ctl`). */
+export function rearmFifoAt(ctl: Uint32Array, sizeBytes: number): boolean {
+  if (ctl.length !== FIFO_HEADER_BYTES / 4) return false;
   if (Atomics.load(ctl, FIFO_MAGIC_OFFSET / 4) !== FIFO_MAGIC) return false;
   if (Atomics.load(ctl, FIFO_SIZE_OFFSET / 4) !== sizeBytes) return false;
   ctl.fill(0, CACHE_LINE / 4);

@@ -8,7 +8,15 @@ export {
   eventQueueFootprint,
   initEventQueue,
 } from './event-queue.js';
-export { fifoFootprint, initFifo, initFifoHeader, rearmFifo } from './fifo.js';
+export {
+  type FifoMemory,
+  fifoFootprint,
+  fifoMemory,
+  initFifo,
+  initFifoHeader,
+  rearmFifo,
+  rearmFifoAt,
+} from './fifo.js';
 export { FifoConsumer } from './fifo-consumer.js';
 export { FIFO_HEADER_BYTES, FIFO_MAX_BYTES, FIFO_MIN_BYTES } from './fifo-layout.js';
 export {
@@ -17,12 +25,18 @@ export {
   POOL_REVOKED,
   POOL_TAKEN,
   poolEnd,
+  poolEndAt,
   poolLend,
   poolLock,
+  poolLockAt,
   poolRetake,
+  poolRetakeAt,
   poolReuseWord,
   poolState,
+  poolStateAt,
   poolSwap,
+  poolSwapAt,
+  poolWords,
   REUSE_CLIENT_DONE,
   REUSE_GEN_SHIFT,
   REUSE_LOCKED,
