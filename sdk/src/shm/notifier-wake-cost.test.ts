@@ -4,43 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Notifier } from './notifier.js';
+import { FakeDoorbell, untilAsleep, withFakeClock } from './testing/notifier-fakes.js';
 import { WakeCost } from './wake-cost.js';
 
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** performance.now() moves 1 us per reading and when `advance` says (as in notifier.test.ts). */
-async function withFakeClock(fn: (advance: (ms: number) => void) => Promise<void>): Promise<void> {
-  const realNow = performance.now;
-  let ms = 0;
-  performance.now = () => {
-    ms += 0.001;
-    return ms;
-  };
-  try {
-    await fn((d) => {
-      ms += d;
-    });
-  } finally {
-    performance.now = realNow;
-  }
-}
-
-/** A doorbell whose rings say how long ago they were rung (what sys/doorbell.ts reads from stamps). */
-class StampedDoorbell {
-  #cbs: Array<() => void> = [];
-  ringAgeMs = Number.NaN;
-  onRing(cb: () => void): void {
-    this.#cbs.push(cb);
-  }
-  ring(ageMs: number): void {
-    this.ringAgeMs = ageMs;
-    for (const cb of this.#cbs) cb();
-    this.ringAgeMs = Number.NaN;
-  }
-}
-
 function harness(wakeCost: WakeCost) {
-  const doorbell = new StampedDoorbell();
+  const doorbell = new FakeDoorbell();
   const st = { pending: 0, polls: 0, done: 0 };
   const n = new Notifier({
     mode: 'adaptive',
@@ -59,11 +27,6 @@ function harness(wakeCost: WakeCost) {
     arm: () => st.pending > 0,
   });
   return { n, doorbell, st };
-}
-
-async function untilAsleep(n: Notifier): Promise<void> {
-  for (let i = 0; i < 100_000 && !n.sleeping; i++) await turn();
-  assert.equal(n.sleeping, true);
 }
 
 test('only a wake from sleep is a sample: a ring while awake waited for other work too', async () => {
@@ -92,7 +55,7 @@ test('only a wake from sleep is a sample: a ring while awake waited for other wo
 
 test('interrupt mode reads no wake cost (it never uses one): its wakes are not samples', async () => {
   const cost = new WakeCost();
-  const doorbell = new StampedDoorbell();
+  const doorbell = new FakeDoorbell();
   let pending = 0;
   let done = 0;
   const n = new Notifier({

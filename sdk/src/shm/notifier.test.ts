@@ -2,39 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Notifier, type NotifyMode } from './notifier.js';
-
-/** One turn of the event loop (setImmediate callbacks queued before this one run first). */
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * Runs `fn` with performance.now (the notifier's clock) replaced by one that moves 1 us per reading
- * and when `advance` says: what a test checks then follows from its polls, not from the load.
- */
-async function withFakeClock(fn: (advance: (ms: number) => void) => Promise<void>): Promise<void> {
-  const realNow = performance.now;
-  let ms = 0;
-  performance.now = () => {
-    ms += 0.001;
-    return ms;
-  };
-  try {
-    await fn((d) => {
-      ms += d;
-    });
-  } finally {
-    performance.now = realNow;
-  }
-}
-
-class FakeDoorbell {
-  #cbs: Array<() => void> = [];
-  onRing(cb: () => void): void {
-    this.#cbs.push(cb);
-  }
-  ring(): void {
-    for (const cb of this.#cbs) cb();
-  }
-}
+import { FakeDoorbell, turn, untilAsleep, withFakeClock } from './testing/notifier-fakes.js';
 
 /** A fake source: `pending` units of work; arm() is true when work is pending. */
 function harness(
@@ -392,12 +360,6 @@ function chainHarness() {
     arm: () => st.pending > 0,
   });
   return { n, doorbell, st };
-}
-
-/** Loop turns until `n` sleeps (bounded in turns: the fake clock's milliseconds are not time). */
-async function untilAsleep(n: Notifier): Promise<void> {
-  for (let i = 0; i < 100_000 && !n.sleeping; i++) await turn();
-  assert.equal(n.sleeping, true);
 }
 
 test('adaptive, window 0: idle stretches probe less and less while probes find nothing, and sleep at their first empty poll', async () => {
