@@ -262,3 +262,33 @@ for (const lends of [false, true]) {
     w.discard();
   });
 }
+
+test('a sink that lends without saying where its tail is gets its frames through reserve() views, at the tail, not at the ring start', () => {
+  const size = 16384;
+  // An empty fifo whose tail (and head) sit 1000 bytes into the ring.
+  const ring = new RingSink(size, 1000, 1000);
+  const sink: FrameSink = {
+    reserve: () => ring.reserve(),
+    commit: (n) => ring.commit(n),
+    get writableBytes() {
+      return ring.writableBytes;
+    },
+    txSize: size,
+    write: (c) => ring.write(c),
+    waitForSpace: () => false,
+    peerStoppedReading: false,
+    txRing: ring.txRing,
+    // lend() without txTailOffset: the offset of what it lends is unknown.
+    lend: () => ring.lendOne(),
+  };
+  const w = writerOn(sink);
+  assert.equal(w.writeValue(MSG_KIND.MESSAGE, 0, 'hello'), true);
+  assert.equal(ring.tail - 1000, frameBytes(ring.txRing.readUInt32LE(1000)), 'one frame, committed');
+  assert.equal(ring.txRing.readUInt32LE(1004), MSG_KIND.MESSAGE, 'the frame lies at the tail');
+  for (let i = 0; i < 64; i++) assert.equal(ring.txRing[i], 0xee, `ring byte ${i} untouched`);
+  const body = ring.txRing.readUInt32LE(1000);
+  assert.equal(
+    unpack(ring.txRing.subarray(1000 + MSG_HEADER_BYTES, 1000 + MSG_HEADER_BYTES + body)),
+    'hello',
+  );
+});

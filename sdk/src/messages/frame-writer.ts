@@ -35,7 +35,10 @@ export interface FrameSink {
    * each reservation).
    */
   readonly txRing?: Uint8Array;
-  /** With txRing: reserve() as a length, its space from txRing[txTailOffset] (no view is made). */
+  /**
+   * With txRing and txTailOffset: reserve() as a length, its space from txRing[txTailOffset] (no
+   * view is made). A sink without both gets reserve() calls.
+   */
   lend?(): number;
   readonly txTailOffset?: number;
 }
@@ -484,8 +487,10 @@ export class FrameWriter implements LoanWriter {
   #reserve(): Buffer | null {
     this.#commitStaged();
     const sink = this.#sink;
-    const ra = sink.lend === undefined ? null : this.#ringAccess();
-    if (ra !== null && sink.lend !== undefined) {
+    // Lent space is usable only where the sink says it starts: without txTailOffset, views.
+    const at = sink.txTailOffset;
+    const ra = sink.lend === undefined || at === undefined ? null : this.#ringAccess();
+    if (ra !== null && sink.lend !== undefined && at !== undefined) {
       const len = sink.lend() & ~7;
       if (len < MIN_RESERVATION) return null;
       // The ring's Buffer at the reservation's offset: a round trip's frames are each the first of
@@ -493,7 +498,7 @@ export class FrameWriter implements LoanWriter {
       // reply cost beyond its encoding.
       this.#resv = ra.buf;
       this.#resvView = ra.view;
-      this.#resvStart = sink.txTailOffset ?? 0;
+      this.#resvStart = at;
       this.#resvEnd = this.#resvStart + len;
       this.#used = this.#resvStart;
       return this.#resv;
