@@ -21,8 +21,9 @@ Defaults: throughput 1 GiB in 256 KiB writes; rate 1,000,000 x 64 B; rtt 20,000 
 connections, 64 B each, concurrency 8.
 Progress goes to stderr (in place on a terminal; --progress: a line a second anywhere).
 --chart writes an SVG: throughput over time (100 ms steps), and the RTT histogram for rtt.
---warmup N (rtt, cps): N round trips (rtt) or connections (cps) first, left out of every figure;
-with --json a line {"phase":"start"} says when the measured part starts.
+--warmup N: N round trips (rtt), connections (cps), messages (rate) or bytes (throughput) first,
+left out of every figure (rate and throughput send them over a connection of their own); with
+--json a line {"phase":"start"} says when the measured part starts.
 --slowest N (rtt): the N slowest round trips in the result, each with its start on CLOCK_MONOTONIC
 (us), to line up with a scheduler trace (examples/dist/bench/main.js --sched-trace).
 `;

@@ -24,8 +24,9 @@ export interface PerfOptions {
   onRttSamples?: (samplesUs: readonly number[]) => void;
   /**
    * rtt: round trips made first on the same connection; cps: connections made first, the same
-   * way as the measured ones. Left out of every figure (time, CPU, percentiles): the first ones
-   * compile the code on both sides (and, over Ferry, attach and take the first pool) and are
+   * way as the measured ones; rate: messages (throughput: bytes) sent first over a connection of
+   * their own, to the same server. Left out of every figure (time, CPU, percentiles): the first
+   * ones compile the code on both sides (and, over Ferry, attach and take the first pool) and are
    * several times slower than the steady state a long-running app sees. Default 0.
    */
   warmup?: number;
@@ -115,6 +116,20 @@ async function sinkRun(stack: Stack, o: PerfOptions, msgBytes: number, total: nu
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   s.destroy();
   return secs;
+}
+
+/**
+ * throughput / rate: `o.warmup` units (bytes / messages of `unitBytes`) first, on a connection of
+ * their own and unreported, then the measured `count` units on a fresh one. Seconds of the latter.
+ */
+async function sinkWarmRun(stack: Stack, o: PerfOptions, count: number, unitBytes: number): Promise<number> {
+  const warm = Math.max(0, Math.floor(o.warmup ?? 0));
+  if (warm > 0) {
+    const { onProgress: _unreported, ...quiet } = o;
+    await sinkRun(stack, quiet, o.size, warm * unitBytes);
+  }
+  o.onMeasureStart?.();
+  return sinkRun(stack, o, o.size, count * unitBytes);
 }
 
 /** rtt: the end of the run while the warm-up goes on (a number, as the index it becomes). */
@@ -245,7 +260,7 @@ export async function runPerf(stack: Stack, o: PerfOptions): Promise<PerfResult>
     ...o,
     onMeasureStart: () => {
       const used = process.cpuUsage(cpu0);
-      if (warmCount > 0 && warmup === undefined && (o.workload === 'rtt' || o.workload === 'cps')) {
+      if (warmCount > 0 && warmup === undefined) {
         warmup = {
           count: warmCount,
           seconds: Number(process.hrtime.bigint() - t0) / 1e9,
@@ -264,11 +279,11 @@ async function runWorkload(stack: Stack, o: PerfOptions): Promise<Omit<PerfResul
   const base = { stack: stack.name, workload: o.workload, target: o.target, count: o.count, size: o.size };
   switch (o.workload) {
     case 'throughput': {
-      const secs = await withTimeout(sinkRun(stack, o, o.size, o.count), o.timeoutMs, 'throughput');
+      const secs = await withTimeout(sinkWarmRun(stack, o, o.count, 1), o.timeoutMs, 'throughput');
       return { ...base, seconds: secs, perSecond: o.count / secs, gbps: o.count / secs / 1e9 };
     }
     case 'rate': {
-      const secs = await withTimeout(sinkRun(stack, o, o.size, o.count * o.size), o.timeoutMs, 'rate');
+      const secs = await withTimeout(sinkWarmRun(stack, o, o.count, o.size), o.timeoutMs, 'rate');
       return { ...base, seconds: secs, perSecond: o.count / secs };
     }
     case 'rtt': {

@@ -160,10 +160,23 @@ const CPS_WARMUP = 10_000;
  */
 const HTTP_WARMUP = 10_000;
 
+/**
+ * 64 B messages sent before the measured ones, over a connection of their own to the same server,
+ * every stack alike. The measured 500,000 were mostly a fresh process warming up: the sender's
+ * first 30,000 writes took 10-12 ms of its ~53 ms main-thread CPU and V8's compile threads as much
+ * again, while warm the same client sent 10.1 M/s (data8, session 8). An app that streams small
+ * messages runs warm; the measured part should too.
+ */
+const RATE_WARMUP = 200_000;
+/** Bytes streamed (in the case's writes) before the measured GiB, for the same reason. */
+const STREAM_WARMUP = 256 * 1024 * 1024;
+
 interface Warmups {
   cps: number;
   rtt: number;
   http: number;
+  rate: number;
+  stream: number;
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv, script = FERRY): ChildProcess {
@@ -256,7 +269,13 @@ async function measure(
   const uri = v.net === 'unix' ? `unix:${join(dir, `net-${port}.sock`)}` : `tcp://127.0.0.1:${port}`;
   const http = c.workload === 'http';
   const rtt = c.workload === 'rtt';
-  const warmup = rtt ? warmups.rtt : c.workload === 'cps' ? warmups.cps : 0;
+  const warmup = {
+    rtt: warmups.rtt,
+    cps: warmups.cps,
+    rate: warmups.rate,
+    throughput: warmups.stream,
+    http: 0,
+  }[c.workload];
   const server = http
     ? run(['server', v.stack, uri], serverEnv, HTTP)
     : run(['perf', 'server', '--uri', uri, '--stack', v.stack], serverEnv);
@@ -311,7 +330,7 @@ async function measure(
     let roles = new Map<number, string>();
     let measuredFromUs = 0;
     if (http || warmup > 0) {
-      // The HTTP, RTT and cps clients say when their warm-up is over: sample the others from there.
+      // The clients say when their warm-up is over: sample the others from there.
       await next(130_000);
       others.forEach((p, i) => {
         const now = cpuUsOf(p.pid);
@@ -366,9 +385,10 @@ async function measure(
             clientPreemptionsPerKOp: ((res['preemptions'] ?? Number.NaN) * 1000) / ops,
           }
         : {}),
-      // The warm-up's connections, made by the fresh server and client of this round: what a
-      // process that makes only a few thousand connections in its life sees.
-      ...(c.workload === 'cps' && warm && warm.count > 0
+      // The warm-up's connections (or 64 B messages), made by the fresh server and client of this
+      // round: what a process that makes only a few thousand connections (or sends a few hundred
+      // thousand messages) in its life sees. Its time includes the first connect.
+      ...((c.workload === 'cps' || c.workload === 'rate') && warm && warm.count > 0
         ? {
             freshPerSecond: warm.count / warm.seconds,
             freshCpuUsPerOp: (warm.cpuUs + warmUs) / warm.count,
@@ -495,6 +515,10 @@ async function main(): Promise<void> {
       'rtt-warmup': { type: 'string' },
       /** Unmeasured requests before each HTTP measurement (default HTTP_WARMUP). */
       'http-warmup': { type: 'string' },
+      /** Unmeasured messages before each 64 B messages/s measurement (default RATE_WARMUP). */
+      'rate-warmup': { type: 'string' },
+      /** Unmeasured bytes before each stream measurement (default STREAM_WARMUP). */
+      'stream-warmup': { type: 'string' },
       /**
        * RTT cases: trace the scheduler (tracefs, root) during each measurement and append, to this
        * file, what ran while each of the slowest round trips waited (sched-trace.ts).
@@ -506,6 +530,8 @@ async function main(): Promise<void> {
     cps: wholeOption(values['cps-warmup'], CPS_WARMUP, 'cps-warmup'),
     rtt: wholeOption(values['rtt-warmup'], RTT_WARMUP, 'rtt-warmup'),
     http: wholeOption(values['http-warmup'], HTTP_WARMUP, 'http-warmup'),
+    rate: wholeOption(values['rate-warmup'], RATE_WARMUP, 'rate-warmup'),
+    stream: wholeOption(values['stream-warmup'], STREAM_WARMUP, 'stream-warmup'),
   };
   const rounds = Number(values.rounds);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
@@ -563,7 +589,9 @@ async function main(): Promise<void> {
           ? ['gbps']
           : ['perSecond']),
       'cpuUsPerOp',
-      ...(c.workload === 'cps' && warmups.cps > 0 ? ['freshPerSecond', 'freshCpuUsPerOp'] : []),
+      ...((c.workload === 'cps' && warmups.cps > 0) || (c.workload === 'rate' && warmups.rate > 0)
+        ? ['freshPerSecond', 'freshCpuUsPerOp']
+        : []),
       // Each side's share: for streams and messages the client sends and the server receives; for
       // connections, ferryd's is cpuUsPerOp less the two (both ferryd are sampled).
       ...(c.workload === 'http' ||
@@ -603,7 +631,9 @@ async function main(): Promise<void> {
       ` "remote handoff": both ferryd decide and connect, the apps get the kernel sockets)\n` +
       `(cpuUsPerOp: CPU us of client + server + both ferryd per MiB, message, round trip or connection)\n` +
       `(connections/s: perSecond and cpuUsPerOp after ${warmups.cps} warm-up connections; fresh*: those warm-up\n` +
-      ` connections themselves, made by the round's fresh server and client)\n\n`,
+      ` connections themselves, made by the round's fresh server and client)\n` +
+      `(64 B messages/s after ${warmups.rate} warm-up messages, stream after ${warmups.stream} warm-up bytes, each on a\n` +
+      ` connection of its own; fresh*: the warm-up messages themselves)\n\n`,
   );
   process.stdout.write(
     `${'case'.padEnd(44)} ${'metric'.padEnd(10)} ${'variant'.padEnd(22)} ${'median'.padStart(12)} ${'x unix'.padStart(8)} ${'x tcp'.padStart(8)}\n`,
