@@ -7,18 +7,21 @@
 //
 // How: the doorbell carries the ringer's clock in some rings (sys/doorbell.ts); a notifier woken
 // from sleep by one passes how long it took (ring to its callback) here. The latency estimate
-// tracks the QUANTILE (a quarter) of those wakes: each sample above it raises it by a small factor,
-// each one below lowers it by a factor three times as large, which settles where a quarter of the
-// samples lie below. A wake costs COST_PER_LATENCY times it: the woken side waits that long, and
-// both sides spend about as much CPU again (the ringer's write, the sleeper's epoll_wait in and out
-// and its read of the pipe). Twice the lower quartile lands where measurements put the constant:
+// tracks the median of those wakes (each sample above it raises it by a small factor, each one
+// below lowers it by as much). A wake costs COST_PER_LATENCY times it: the woken side waits that
+// long, and both sides spend about as much CPU again (the ringer's write, the sleeper's epoll_wait
+// in and out and its read of the pipe). Twice a wake lands where measurements put the constant:
 // 10 us on the fast kernel of session 7 (unix RTT p50 13.8 us: two wakes and node:net's work, so a
 // wake of ~5 us), 50 us on the VMs.
 //
-// Why a quartile and not the fastest wakes: on a loaded machine most wakes wait behind other work
-// (HTTP 16 B at load 8-15: p5 10-18 us, p25 50-75, p50 85-110), and that wait is part of what a
-// sleep costs there. A minimum of each 16 wakes read 20-40 us there, adaptive polled less than the
-// old rule, and the HTTP client spent 3-4 us more CPU per request (BENCHMARKS.md, wake10).
+// Why the median and not the fastest wakes (nor the lower quartile): the wakes that count are the
+// slower ones. On a loaded machine most wait behind other work (HTTP 16 B at load 8-15: p5 10-18
+// us, p25 50-75, p50 85-110), and that wait is part of what a sleep costs there; on an idle VM
+// the wakes after short sleeps are fast and those after longer ones land on halted vCPUs (unix RTT
+// p50 70-90 us while Ferry's wakes read p5 3-8, p25 11-18, p50 20-38). The fastest of each 16 read
+// 20-40 us on the loaded machine and the HTTP client spent ~3 us more CPU per request than with
+// the constant; the lower quartile read 38 us on the idle VM, the median 42-50 (BENCHMARKS.md,
+// wake10).
 //
 // The estimate starts at, and never exceeds, WAKE_COST_MAX_MS (the old constant): where wakes are
 // slow, or the machine so loaded that they are, adaptive behaves as it always did (and
@@ -34,12 +37,10 @@ export const WAKE_COST_MIN_MS = 0.005;
 const SAMPLE_MAX_MS = 10;
 /** What a wake costs, in wake latencies. */
 const COST_PER_LATENCY = 2;
-/** The share of wakes faster than the latency estimate, once settled. */
-const QUANTILE = 0.25;
-/** Step size (in log terms) of the estimate per sample. */
-const STEP = 0.1;
-const UP = 1 + STEP * QUANTILE;
-const DOWN = 1 - STEP * (1 - QUANTILE);
+/** The factor by which each sample moves the latency estimate towards it. */
+const STEP = 0.05;
+const UP = 1 + STEP;
+const DOWN = 1 - STEP;
 const LATENCY_MIN_MS = WAKE_COST_MIN_MS / COST_PER_LATENCY;
 const LATENCY_MAX_MS = WAKE_COST_MAX_MS / COST_PER_LATENCY;
 
