@@ -198,19 +198,13 @@ export {
   type SegmentWindow,
 } from './shm/index.js';
 export {
-  SLOT_EPOCH,
   SLOT_FREE,
   SLOT_GONE,
   SLOT_LIVE,
-  SLOT_PREV_SEQ,
-  SLOT_SEQ_BEFORE,
-  SLOT_STATE,
   TOPIC_END,
-  TOPIC_FLAGS_OFFSET,
   TOPIC_MAX_RING_BYTES,
   TOPIC_MAX_SUBS,
   TOPIC_MIN_RING_BYTES,
-  TOPIC_OPENS_OFFSET,
   TOPIC_POLICY,
   TOPIC_WAKE0_OFFSET,
 } from './shm/topic-layout.js';

@@ -10,14 +10,9 @@ import {
   encodePlain,
   RELAY_KIND,
   RelayDecoder,
-  SLOT_EPOCH,
-  SLOT_PREV_SEQ,
-  SLOT_SEQ_BEFORE,
-  SLOT_STATE,
-  TOPIC_FLAGS_OFFSET,
-  TOPIC_OPENS_OFFSET,
   TopicRingWriter,
 } from '@ferry/sdk/internal';
+import { runScribbleOp, scribblePrograms } from '@ferry/sdk/testing/topics';
 import fc from 'fast-check';
 import { Topic } from './topic.js';
 import { RelayOut } from './topic-relay-out.js';
@@ -76,71 +71,47 @@ describe('a topic relay and hostile slot words', () => {
     // A topic member can write the words ferryd owns; the relay runs inside ferryd, where a throw
     // would take down every app's daemon. What it forwards may be wrong (garbage says anything),
     // but it keeps running or says BYE, and its stream stays well framed.
-    const words = [
-      TOPIC_OPENS_OFFSET / 4,
-      TOPIC_FLAGS_OFFSET / 4,
-      ...[0, 1].flatMap((slot) =>
-        [SLOT_STATE, SLOT_EPOCH, SLOT_PREV_SEQ, SLOT_SEQ_BEFORE].map((o) => ({ slot, o })),
-      ),
-    ];
-    const op = fc.oneof(
-      fc.record({ t: fc.constant('write' as const), slot: fc.nat(1), n: fc.integer({ min: 1, max: 40 }) }),
-      fc.record({
-        t: fc.constant('scribble' as const),
-        w: fc.nat(words.length - 1),
-        v: fc.oneof(fc.nat(8), fc.constantFrom(0x7fff_ffff, 0x8000_0000, 0xffff_ffff), fc.nat(0xffff_ffff)),
-      }),
-      fc.record({ t: fc.constant('reopen' as const), slot: fc.nat(1) }),
-      fc.record({ t: fc.constant('turn' as const) }),
-    );
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(op, { minLength: 1, maxLength: 30 }),
-        fc.boolean(),
-        async (ops, disconnect) => {
-          const topic = new Topic('ns', 't', 4096, {
-            slow: disconnect ? 'disconnect' : 'lose-oldest',
-            maxLagBytes: 1 << 20,
-          });
-          try {
-            const seg = topic.seg;
-            let session = 1;
-            const writers: TopicRingWriter[] = [];
-            for (const slot of [0, 1]) {
-              topic.addPublisher({ app: null, sessionId: session++, index: slot });
-              writers[slot] = new TopicRingWriter(seg, slot);
-            }
-            const { socket, chunks } = keepingSocket();
-            let closed = false;
-            new RelayOut(topic, socket, 0, true, () => {
-              closed = true;
-            });
-            for (const o of ops) {
-              if (o.t === 'write') {
-                for (let i = 0; i < o.n; i++) (writers[o.slot] as TopicRingWriter).write(encodePlain({ i }));
-              } else if (o.t === 'scribble') {
-                const w = words[o.w] as number | { slot: number; o: number };
-                Atomics.store(seg.words, typeof w === 'number' ? w : seg.slotWord(w.slot) + w.o / 4, o.v);
-              } else if (o.t === 'reopen') {
-                topic.removePublisher(o.slot);
-                topic.addPublisher({ app: null, sessionId: session++, index: o.slot });
-                writers[o.slot] = new TopicRingWriter(seg, o.slot);
-              } else {
-                await turn();
-              }
-            }
-            for (let i = 0; i < 4; i++) await turn();
-            const frames = new RelayDecoder(1 << 20).push(Buffer.concat(chunks));
-            assert.ok(
-              frames.every((f) => f.kind === RELAY_KIND.RECORD),
-              'only records (a BYE goes by end())',
-            );
-            if (!disconnect) assert.equal(closed, false, 'lose-oldest: the relay goes on');
-          } finally {
-            topic.release();
+      fc.asyncProperty(scribblePrograms('turn', 30), fc.boolean(), async (ops, disconnect) => {
+        const topic = new Topic('ns', 't', 4096, {
+          slow: disconnect ? 'disconnect' : 'lose-oldest',
+          maxLagBytes: 1 << 20,
+        });
+        try {
+          const seg = topic.seg;
+          let session = 1;
+          const writers: TopicRingWriter[] = [];
+          for (const slot of [0, 1]) {
+            topic.addPublisher({ app: null, sessionId: session++, index: slot });
+            writers[slot] = new TopicRingWriter(seg, slot);
           }
-        },
-      ),
+          const { socket, chunks } = keepingSocket();
+          let closed = false;
+          new RelayOut(topic, socket, 0, true, () => {
+            closed = true;
+          });
+          for (const o of ops) {
+            if (o.t === 'turn') {
+              await turn();
+            } else {
+              runScribbleOp(seg, writers, o, (slot) => {
+                topic.removePublisher(slot);
+                topic.addPublisher({ app: null, sessionId: session++, index: slot });
+                return new TopicRingWriter(seg, slot);
+              });
+            }
+          }
+          for (let i = 0; i < 4; i++) await turn();
+          const frames = new RelayDecoder(1 << 20).push(Buffer.concat(chunks));
+          assert.ok(
+            frames.every((f) => f.kind === RELAY_KIND.RECORD),
+            'only records (a BYE goes by end())',
+          );
+          if (!disconnect) assert.equal(closed, false, 'lose-oldest: the relay goes on');
+        } finally {
+          topic.release();
+        }
+      }),
       { numRuns: 600 },
     );
   });

@@ -11,9 +11,7 @@ import {
   SLOT_GONE,
   SLOT_LAST,
   SLOT_LIVE,
-  SLOT_PREV_SEQ,
   SLOT_SEQ,
-  SLOT_SEQ_BEFORE,
   SLOT_STATE,
   SLOT_TAIL,
   TOPIC_FLAGS_OFFSET,
@@ -22,6 +20,7 @@ import {
 } from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { dup } from '../sys/fd.js';
+import { runScribbleOp, scribblePrograms } from './testing/topic-scribbles.js';
 import { Subscriber } from './topics.js';
 
 /** Just what a Subscriber asks of its attachment; notices go nowhere. */
@@ -449,26 +448,8 @@ describe('a subscriber and hostile slot words', () => {
     // A topic member writing the words ferryd owns: what the subscriber delivers and counts may be
     // wrong (a garbage EPOCH reads as a hand-over, and the slot is read again from its start), but
     // a poll returns, delivers at most two rings' worth of records, and the subscriber at worst ends.
-    const words = [
-      TOPIC_OPENS_OFFSET / 4,
-      TOPIC_FLAGS_OFFSET / 4,
-      ...[0, 1].flatMap((slot) =>
-        [SLOT_STATE, SLOT_EPOCH, SLOT_PREV_SEQ, SLOT_SEQ_BEFORE].map((o) => ({ slot, o })),
-      ),
-    ];
-    const op = fc.oneof(
-      fc.record({ t: fc.constant('write' as const), slot: fc.nat(1), n: fc.integer({ min: 1, max: 40 }) }),
-      fc.record({
-        t: fc.constant('scribble' as const),
-        w: fc.nat(words.length - 1),
-        // Small values, the edges of u32, anything.
-        v: fc.oneof(fc.nat(8), fc.constantFrom(0x7fff_ffff, 0x8000_0000, 0xffff_ffff), fc.nat(0xffff_ffff)),
-      }),
-      fc.record({ t: fc.constant('reopen' as const), slot: fc.nat(1) }),
-      fc.record({ t: fc.constant('poll' as const) }),
-    );
     fc.assert(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 40 }), fc.boolean(), (ops, disconnect) => {
+      fc.property(scribblePrograms('poll', 40), fc.boolean(), (ops, disconnect) => {
         const seg = TopicSegment.create(
           't',
           2,
@@ -487,21 +468,17 @@ describe('a subscriber and hostile slot words', () => {
         const writers = [new TopicRingWriter(seg, 0), new TopicRingWriter(seg, 1)];
         try {
           for (const o of ops) {
-            if (o.t === 'write') {
-              for (let i = 0; i < o.n; i++) (writers[o.slot] as TopicRingWriter).write(encodePlain({ i }));
-            } else if (o.t === 'scribble') {
-              const w = words[o.w] as number | { slot: number; o: number };
-              const at = typeof w === 'number' ? w : seg.slotWord(w.slot) + w.o / 4;
-              Atomics.store(seg.words, at, o.v);
-            } else if (o.t === 'reopen') {
-              seg.closeSlot(o.slot, SLOT_GONE);
-              seg.openSlot(o.slot);
-              writers[o.slot] = new TopicRingWriter(seg, o.slot);
-            } else {
+            if (o.t === 'poll') {
               const n = sub.poll();
               // Records are 8 bytes at least: a 4 KiB ring holds at most 512 of them.
               assert.ok(Number.isInteger(n) && n >= 0 && n <= 2 * 512, `poll returned ${n}`);
               polled += n;
+            } else {
+              runScribbleOp(seg, writers, o, (slot) => {
+                seg.closeSlot(slot, SLOT_GONE);
+                seg.openSlot(slot);
+                return new TopicRingWriter(seg, slot);
+              });
             }
             if (sub.error !== null) {
               // Ended (disconnect): it let go of the segment, which nothing may touch now.
