@@ -118,14 +118,14 @@ export class RelayOut {
         // What the previous publisher wrote that this relay had not read is gone (and all that any
         // publisher the slot had in between wrote): forwarded as a gap before the new publisher's
         // first record. Still being opened, or given away again meanwhile: the next drain looks.
-        const unread = TopicRingReader.unreadAtSwitch(seg, i, epoch, this.#readers[i]);
-        if (unread < 0) {
+        const next = TopicRingReader.takeOver(seg, i, epoch, this.#readers[i]);
+        if (next === null) {
           more = true;
           continue;
         }
         this.#epochs[i] = epoch;
-        this.#reported[i] = -unread;
-        this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
+        this.#reported[i] = -next.unread;
+        this.#readers[i] = next.reader;
         this.#decoders[i] = undefined;
       }
       const r = this.#readers[i];

@@ -110,9 +110,11 @@ describe('a subscriber and a publisher slot being opened', () => {
     const seg = TopicSegment.create('t', 2, 4096);
     try {
       const sub = subscriberOn(seg);
-      // ferryd's openSlot bumps EPOCH, then stores STATE = LIVE. A subscriber in another process
-      // may poll in between (CI: ferryd lost its CPU right there while the test process polled).
+      // ferryd's openSlot bumps EPOCH (inside OPENS's odd bracket), then stores STATE = LIVE. A
+      // subscriber in another process may poll in between (CI: ferryd lost its CPU right there
+      // while the test process polled).
       const slot = seg.slotWord(0);
+      Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
       Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       assert.equal(sub.poll(), 0);
@@ -136,6 +138,7 @@ describe('a subscriber and a publisher slot being opened', () => {
     const seg = TopicSegment.create('t', 2, 4096);
     try {
       const slot = seg.slotWord(0);
+      Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
       Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       const sub = subscriberOn(seg);
@@ -185,10 +188,11 @@ describe('a subscriber and a publisher slot being opened', () => {
       assert.equal(sub.poll(), 1);
       assert.deepEqual(await it.next(), { done: false, value: { old: 1 } });
       seg.closeSlot(0, SLOT_GONE);
-      // openSlot step by step: indices zeroed, EPOCH bumped, then LIVE. The slot reads GONE, not
-      // FREE, in between: the subscriber takes the new epoch at once, with a reader at the start
-      // of indices already zeroed (which is why they are zeroed before the bump).
+      // openSlot step by step: OPENS odd, indices zeroed, EPOCH bumped, OPENS even, then LIVE. The
+      // slot reads GONE, not FREE, in between: the subscriber takes the new epoch at once, with a
+      // reader at the start of indices already zeroed (which is why they are zeroed before the bump).
       const slot = seg.slotWord(0);
+      Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
       for (const word of [SLOT_TAIL, SLOT_SEQ, SLOT_LAST]) Atomics.store(seg.words, slot + word / 4, 0);
       Atomics.add(seg.words, slot + SLOT_EPOCH / 4, 1);
       Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
@@ -498,4 +502,120 @@ describe('a subscriber and hostile slot words', () => {
       { numRuns: 1000 },
     );
   });
+});
+
+/**
+ * Every message of every publisher a slot had is delivered once or counted lost once, never both
+ * and never neither: what a subscriber's dropped count and its values must add up to.
+ */
+function assertAccounted(got: unknown[], dropped: number, written: number): void {
+  const seen = new Set(got.map((v) => JSON.stringify(v)));
+  assert.equal(seen.size, got.length, `delivered twice: ${JSON.stringify(got)}`);
+  assert.equal(got.length + dropped, written, `${got.length} delivered + ${dropped} lost`);
+}
+
+/** A slot hand-over as ferryd makes it, and `n` messages from the new publisher (tagged `p`). */
+function handOver(seg: TopicSegment, p: string, n: number): void {
+  seg.closeSlot(0, SLOT_GONE);
+  seg.openSlot(0);
+  const w = new TopicRingWriter(seg, 0);
+  for (let i = 1; i <= n; i++) w.write(encodePlain({ [p]: i }));
+}
+
+/**
+ * A subscriber of slot 0 whose publisher A wrote 5 messages (the subscriber read 2) before ferryd
+ * gave the slot to B, which wrote 2 the subscriber has not seen.
+ */
+function readTwoOfA(seg: TopicSegment): { sub: Subscriber; got: unknown[] } {
+  seg.openSlot(0);
+  const got: unknown[] = [];
+  const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+  const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+  const a = new TopicRingWriter(seg, 0);
+  for (let i = 1; i <= 2; i++) a.write(encodePlain({ a: i }));
+  assert.equal(sub.poll(), 2);
+  for (let i = 3; i <= 5; i++) a.write(encodePlain({ a: i }));
+  handOver(seg, 'b', 2);
+  return { sub, got };
+}
+
+describe('a subscriber and hand-overs racing its poll (SEQ_BEFORE and PREV_SEQ)', () => {
+  // Every point a poll can lose its CPU at: ferryd runs whole hand-overs after the poll's k-th load
+  // of a word of the slot's line a or the header (where it decides whether and how a slot changed
+  // hands), for each k the poll has.
+  for (let k = 0; k < 24; k++) {
+    it(`two hand-overs after the poll's load ${k}: nothing counted twice or missed`, () => {
+      const seg = TopicSegment.create('t', 1, 4096);
+      const load = Atomics.load;
+      try {
+        const { sub, got } = readTwoOfA(seg);
+        const lineA = seg.slotWord(0);
+        let loads = 0;
+        let fired = false;
+        const fire = () => {
+          fired = true;
+          handOver(seg, 'c', 1);
+          handOver(seg, 'd', 1);
+        };
+        Atomics.load = ((view: Uint32Array, index: number) => {
+          const v = load(view, index);
+          const watched = index < 16 || (index >= lineA && index < lineA + 16);
+          if (!fired && view === seg.words && watched && loads++ === k) fire();
+          return v;
+        }) as typeof Atomics.load;
+        sub.poll();
+        Atomics.load = load;
+        if (!fired) fire();
+        for (let polls = 0; polls < 4; polls++) sub.poll();
+        assertAccounted(got, sub.dropped, 5 + 2 + 1 + 1);
+      } finally {
+        Atomics.load = load;
+        seg.release();
+      }
+    });
+  }
+
+  // The other way round: the poll runs inside ferryd's hand-over, after its k-th store (17 of
+  // them at least: closeSlot's, then openSlot's counts, indices, marks, EPOCH, OPENS, STATE).
+  for (let k = 0; k < 17; k++) {
+    it(`a poll after ferryd's store ${k} of a hand-over: nothing counted twice or missed`, () => {
+      const seg = TopicSegment.create('t', 1, 4096);
+      const store = Atomics.store;
+      const add = Atomics.add;
+      try {
+        const { sub, got } = readTwoOfA(seg);
+        // Then ferryd gives the slot to C, with the poll inside.
+        let stores = 0;
+        let polled = false;
+        const after = () => {
+          if (!polled && stores++ === k) {
+            polled = true;
+            sub.poll();
+          }
+        };
+        Atomics.store = ((view: Uint32Array, index: number, value: number) => {
+          const r = store(view, index, value);
+          if (view === seg.words) after();
+          return r;
+        }) as typeof Atomics.store;
+        Atomics.add = ((view: Uint32Array, index: number, value: number) => {
+          const r = add(view, index, value);
+          if (view === seg.words) after();
+          return r;
+        }) as typeof Atomics.add;
+        seg.closeSlot(0, SLOT_GONE);
+        seg.openSlot(0);
+        Atomics.store = store;
+        Atomics.add = add;
+        assert.ok(polled);
+        new TopicRingWriter(seg, 0).write(encodePlain({ c: 1 }));
+        for (let polls = 0; polls < 4; polls++) sub.poll();
+        assertAccounted(got, sub.dropped, 5 + 2 + 1);
+      } finally {
+        Atomics.store = store;
+        Atomics.add = add;
+        seg.release();
+      }
+    });
+  }
 });

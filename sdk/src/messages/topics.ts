@@ -409,15 +409,16 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         // not read when ferryd gave the slot away are gone with the zeroed indices, and so are all
         // those of any publisher the slot had in between: counted lost.
         const old = this.#readers[i];
-        const unread = TopicRingReader.unreadAtSwitch(seg, i, epoch, old);
+        const next = TopicRingReader.takeOver(seg, i, epoch, old);
         // Still being opened, or given away again while we looked: take it on the next poll.
-        if (unread < 0) {
+        if (next === null) {
           settled = false;
           continue;
         }
+        const unread = next.unread;
         this.#epochs[i] = epoch;
         this.#retiredDrops += (old?.dropped ?? 0) + unread;
-        this.#readers[i] = new TopicRingReader(seg, i, 'start', epoch);
+        this.#readers[i] = next.reader;
         this.#decoders[i] = slotDecoder();
         lossSeen = true;
         if (unread > 0 && this.#disconnect) {

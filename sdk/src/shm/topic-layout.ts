@@ -2,8 +2,10 @@
 // ring per publisher slot and the wake words of its subscribers.
 //
 // Header line 0 (written by ferryd only): magic, version, slot counts, ring size, the slow-subscriber
-//   policy (static), END (0 while the topic lives; set once when ferryd ends it), OPENS (slots
-//   given to publishers so far) and FLAGS (static: TOPIC_FLAG_OPENS when OPENS is kept).
+//   policy (static), END (0 while the topic lives; set once when ferryd ends it), OPENS (bumped
+//   when a slot is given to a publisher: once after its EPOCH, and with TOPIC_FLAG_OPENS_BRACKET
+//   once more before its counts, odd while a hand-over is under way) and FLAGS (static:
+//   TOPIC_FLAG_OPENS when OPENS is kept, TOPIC_FLAG_OPENS_BRACKET).
 // Header line 1 (wake): PENDING: a publisher sets it (CAS 0 -> 1) before ringing ferryd's topic
 //   doorbell, ferryd clears it; WAKE0/WAKE1: subscriber i sets bit i before it sleeps, ferryd clears
 //   the bits it wakes (exchange).
@@ -43,14 +45,22 @@ export const TOPIC_POLICY_OFFSET = 20;
 /** 0 while the topic lives; ferryd ends a topic for all its members with a TOPIC_END code. */
 export const TOPIC_END_OFFSET = 24;
 /**
- * OPENS: +1 each time ferryd gives a slot to a publisher (after its EPOCH): a subscriber that sees
- * it unchanged since its last look at every slot's EPOCH skips that look (a word per poll, not one
- * per slot). Kept only when FLAGS has TOPIC_FLAG_OPENS (an older ferryd's segment reads 0 there:
- * its subscribers look at every EPOCH each time).
+ * OPENS: +1 each time ferryd gives a slot to a publisher (after its EPOCH; with
+ * TOPIC_FLAG_OPENS_BRACKET +1 before its counts too): a subscriber that sees it unchanged since its
+ * last look at every slot's EPOCH skips that look (a word per poll, not one per slot). Kept only
+ * when FLAGS has TOPIC_FLAG_OPENS (an older ferryd's segment reads 0 there: its subscribers look
+ * at every EPOCH each time).
  */
 export const TOPIC_OPENS_OFFSET = 28;
 export const TOPIC_FLAGS_OFFSET = 32;
 export const TOPIC_FLAG_OPENS = 1;
+/**
+ * ferryd bumps OPENS twice per hand-over, before it writes the slot's PREV_SEQ and SEQ_BEFORE and
+ * after its EPOCH, so OPENS is odd while a hand-over is under way: a reader that finds it even and
+ * unchanged around its reads of those counts knows they are the current epoch's, not the next
+ * hand-over's half written (ferryd writes them before it bumps EPOCH, so EPOCH alone cannot tell).
+ */
+export const TOPIC_FLAG_OPENS_BRACKET = 2;
 
 /** lose-oldest: a lapped subscriber skips ahead and counts; disconnect: it ends instead. */
 export const TOPIC_POLICY = { LOSE_OLDEST: 0, DISCONNECT: 1 } as const;

@@ -27,6 +27,7 @@ import {
   TOPIC_DROPS_OFFSET,
   TOPIC_END_OFFSET,
   TOPIC_FLAG_OPENS,
+  TOPIC_FLAG_OPENS_BRACKET,
   TOPIC_FLAGS_OFFSET,
   TOPIC_MAGIC,
   TOPIC_MAGIC_OFFSET,
@@ -83,8 +84,13 @@ export class TopicSegment {
     this.ringBytes = ringBytes;
     this.sizeBytes = size;
     this.words = new Uint32Array(mapping.buffer);
-    this.tracksOpens = ((this.words[TOPIC_FLAGS_OFFSET / 4] ?? 0) & TOPIC_FLAG_OPENS) !== 0;
+    const flags = this.words[TOPIC_FLAGS_OFFSET / 4] ?? 0;
+    this.tracksOpens = (flags & TOPIC_FLAG_OPENS) !== 0;
+    this.bracketsOpens = (flags & TOPIC_FLAG_OPENS_BRACKET) !== 0;
   }
+
+  /** OPENS is odd while ferryd is giving a slot away (TOPIC_FLAG_OPENS_BRACKET; 0 from an older ferryd). */
+  readonly bracketsOpens: boolean;
 
   /** ferryd keeps OPENS (TOPIC_FLAG_OPENS): a reader may skip its look at each slot's EPOCH while it is unchanged. */
   readonly tracksOpens: boolean;
@@ -109,7 +115,7 @@ export class TopicSegment {
       w[TOPIC_MAX_SUBS_OFFSET / 4] = TOPIC_MAX_SUBS;
       w[TOPIC_RING_BYTES_OFFSET / 4] = ringBytes;
       w[TOPIC_POLICY_OFFSET / 4] = policy;
-      w[TOPIC_FLAGS_OFFSET / 4] = TOPIC_FLAG_OPENS;
+      w[TOPIC_FLAGS_OFFSET / 4] = TOPIC_FLAG_OPENS | TOPIC_FLAG_OPENS_BRACKET;
       Atomics.store(w, TOPIC_MAGIC_OFFSET / 4, TOPIC_MAGIC);
       addSeals(fd, SEGMENT_REQUIRED_SEALS);
       return new TopicSegment(fd, mapping, maxPubs, ringBytes, size, TOPIC_VERSION);
@@ -184,6 +190,10 @@ export class TopicSegment {
    */
   openSlot(i: number): void {
     const b = this.#slotWord(i);
+    // OPENS odd first: a reader of the counts below that finds it even and unchanged around its
+    // reads knows no hand-over wrote them meanwhile (slotCounts). Every Atomics op here is
+    // sequentially consistent, so this bump is seen before any of the stores after it.
+    if (this.bracketsOpens) Atomics.add(this.words, TOPIC_OPENS_OFFSET / 4, 1);
     // What the previous publisher wrote in all, before it is zeroed: readers that had not read
     // it all count the rest lost (prevSeq) rather than lose it silently.
     const seq = Atomics.load(this.words, b + SLOT_SEQ / 4);
@@ -206,7 +216,8 @@ export class TopicSegment {
     for (let j = 0; j < TOPIC_SLOT_MARKS; j++) Atomics.store(this.words, b + SLOT_MARKS / 4 + j, 0);
     Atomics.store(this.words, b + SLOT_TAIL / 4, 0);
     Atomics.add(this.words, b + SLOT_EPOCH / 4, 1);
-    // After EPOCH: a reader that saw OPENS unchanged and skipped the EPOCHs sees this one's next time.
+    // After EPOCH: a reader that saw OPENS unchanged and skipped the EPOCHs sees this one's next
+    // time (and with the bracket, OPENS is even again: the counts are this epoch's).
     Atomics.add(this.words, TOPIC_OPENS_OFFSET / 4, 1);
     // store-release: state last, so a reader that sees LIVE sees the zeroed indices and new epoch.
     storeRelease(this.words, b + SLOT_STATE / 4, SLOT_LIVE);
@@ -228,6 +239,26 @@ export class TopicSegment {
   /** The SEQ slot `i`'s previous publisher had reached when ferryd gave the slot to the current one. */
   slotPrevSeq(i: number): number {
     return Atomics.load(this.words, this.#slotWord(i) + SLOT_PREV_SEQ / 4);
+  }
+
+  /**
+   * Slot `i`'s SEQ_BEFORE and PREV_SEQ as ferryd wrote them when it gave the slot to epoch `epoch`'s
+   * publisher, or null when they may be another hand-over's: ferryd writes them before it bumps
+   * EPOCH, so an EPOCH that reads `epoch` after them does not say they are its counts; they may be
+   * the next hand-over's, half done. With TOPIC_FLAG_OPENS_BRACKET, OPENS even and unchanged around
+   * the reads says no hand-over was under way or began meanwhile. An older ferryd's segment has
+   * only the EPOCH check (a reader of it may count a hand-over under way: what it always did).
+   */
+  slotCounts(i: number, epoch: number): { seqBefore: number; prevSeq: number } | null {
+    const w = this.words;
+    const b = this.#slotWord(i);
+    const opens = this.bracketsOpens ? Atomics.load(w, TOPIC_OPENS_OFFSET / 4) : 0;
+    if ((opens & 1) !== 0) return null;
+    const seqBefore = Atomics.load(w, b + SLOT_SEQ_BEFORE / 4);
+    const prevSeq = Atomics.load(w, b + SLOT_PREV_SEQ / 4);
+    if (Atomics.load(w, b + SLOT_EPOCH / 4) !== epoch) return null;
+    if (this.bracketsOpens && Atomics.load(w, TOPIC_OPENS_OFFSET / 4) !== opens) return null;
+    return { seqBefore, prevSeq };
   }
 
   /** Messages written through slot `i` so far (for `ferry show topics`). */
@@ -497,17 +528,35 @@ export class TopicRingReader {
   readonly #epoch: number;
   /** The slot went to another publisher: this reader delivers nothing more (its owner replaces it). */
   #stale = false;
-  /** The slot's SEQ_BEFORE when this reader was made: its publisher's messages are counted from it. */
-  readonly #seqBefore: number;
+  /**
+   * The slot's SEQ_BEFORE as ferryd wrote it for this reader's epoch: at a later hand-over, its
+   * publisher's messages and those of any publisher in between are counted from it. Known once a
+   * consistent read of it was had (TopicSegment.slotCounts), which a reader joining while a
+   * hand-over is under way has not yet: it tries again on each read while its epoch lasts.
+   */
+  #seqBefore = 0;
+  #seqBeforeKnown = false;
+  readonly #seg: TopicSegment;
+  readonly #slot: number;
 
   /**
    * `from`: 'start' (a publisher that came after us), 'newest' (the next message), 'last' (the
    * newest one). `epoch`: the slot's EPOCH as the owner read it before making this reader (the
    * one it compares on each poll), not read here: a reader that took a newer epoch than its owner
    * holds would deliver records the owner's next reader, made for that epoch, delivers again.
+   * `seqBefore`: the slot's SEQ_BEFORE for `epoch` when the owner read it consistently (takeOver);
+   * without it the reader reads it itself.
    */
-  constructor(seg: TopicSegment, slot: number, from: 'start' | 'newest' | 'last', epoch: number) {
+  constructor(
+    seg: TopicSegment,
+    slot: number,
+    from: 'start' | 'newest' | 'last',
+    epoch: number,
+    seqBefore?: number,
+  ) {
     this.#epoch = epoch;
+    this.#seg = seg;
+    this.#slot = slot;
     this.#w = seg.words;
     this.#ring = seg.ring(slot);
     this.#view = new DataView(this.#ring.buffer, this.#ring.byteOffset, this.#ring.length);
@@ -515,7 +564,11 @@ export class TopicRingReader {
     this.#size = seg.ringBytes;
     this.#mask = seg.ringBytes - 1;
     this.#maxPayload = topicMaxPayload(seg.ringBytes);
-    this.#seqBefore = Atomics.load(this.#w, this.#base + SLOT_SEQ_BEFORE / 4);
+    if (seqBefore === undefined) this.#learnSeqBefore();
+    else {
+      this.#seqBefore = seqBefore;
+      this.#seqBeforeKnown = true;
+    }
     const tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
     const seq = Atomics.load(this.#w, this.#base + SLOT_SEQ / 4);
     if (from === 'start') {
@@ -555,20 +608,26 @@ export class TopicRingReader {
 
   /**
    * Slot `slot`'s EPOCH reads `epoch`, not the one its owner holds (`old`'s, or 0 with no reader):
-   * the messages of earlier publishers that `old` neither delivered nor counted (0 without one),
-   * after which the owner takes `epoch` with a reader from the slot's start; or -1 when the owner
-   * must look again on its next poll: the slot is still FREE (ferryd bumps EPOCH before it marks
-   * the slot LIVE: taking that epoch with no reader would leave the slot unread for good, its epoch
-   * never changing again), or it changed hands again while the counts were read.
+   * the owner's reader for `epoch`, from the slot's start, and `unread`, the messages of earlier
+   * publishers that `old` neither delivered nor counted (0 without one). Null when the owner must
+   * look again on its next poll: the slot is still FREE (ferryd bumps EPOCH before it marks the slot
+   * LIVE: taking that epoch with no reader would leave the slot unread for good, its epoch never
+   * changing again), or the slot's counts cannot be read as `epoch`'s yet (a hand-over under way,
+   * or one made while they were read: TopicSegment.slotCounts). The new reader gets the counts of
+   * the same read, not its own later one, which a hand-over in between would make the next
+   * epoch's (its publisher's messages then left out of the count at its own hand-over).
    */
-  static unreadAtSwitch(
+  static takeOver(
     seg: TopicSegment,
     slot: number,
     epoch: number,
     old: TopicRingReader | null | undefined,
-  ): number {
-    if (seg.slotState(slot) === SLOT_FREE) return -1;
-    return old ? old.unreadAtHandover(epoch) : 0;
+  ): { reader: TopicRingReader; unread: number } | null {
+    if (seg.slotState(slot) === SLOT_FREE) return null;
+    const counts = seg.slotCounts(slot, epoch);
+    if (counts === null) return null;
+    const unread = old ? old.#unreadAtHandover(epoch, counts.seqBefore, counts.prevSeq) : 0;
+    return { reader: new TopicRingReader(seg, slot, 'start', epoch, counts.seqBefore), unread };
   }
 
   /** The slot's EPOCH this reader reads for. */
@@ -577,19 +636,23 @@ export class TopicRingReader {
   }
 
   /**
-   * The slot's EPOCH reads `epoch`, not this reader's: ferryd gave the slot away (once or more).
-   * Returns the messages of this reader's publisher, and of every publisher the slot had between it
-   * and the current one, that this reader neither delivered nor counted (from SEQ_BEFORE; from
-   * PREV_SEQ alone when the slot changed hands once, as an older ferryd without SEQ_BEFORE allows),
-   * or -1 when the slot changed hands again while they were read: look again on the next poll.
+   * The slot went from this reader's epoch to `epoch` (once or more), whose counts are `seqBefore`
+   * and `prevSeq`: the messages of this reader's publisher, and of every publisher the slot had
+   * between it and the current one, that this reader neither delivered nor counted (from
+   * SEQ_BEFORE; from PREV_SEQ alone when the slot changed hands once, as an older ferryd without
+   * SEQ_BEFORE allows, or when this reader never had a consistent read of its own SEQ_BEFORE).
    */
-  unreadAtHandover(epoch: number): number {
-    const before = Atomics.load(this.#w, this.#base + SLOT_SEQ_BEFORE / 4);
-    const prev = Atomics.load(this.#w, this.#base + SLOT_PREV_SEQ / 4);
-    // ferryd writes both before it bumps EPOCH: unchanged, they belong to `epoch`.
-    if (Atomics.load(this.#w, this.#base + SLOT_EPOCH / 4) !== epoch) return -1;
-    const all = this.unreadBefore((before - this.#seqBefore) >>> 0);
-    return epoch === (this.#epoch + 1) >>> 0 ? Math.max(all, this.unreadBefore(prev)) : all;
+  #unreadAtHandover(epoch: number, seqBefore: number, prevSeq: number): number {
+    const all = this.#seqBeforeKnown ? this.unreadBefore((seqBefore - this.#seqBefore) >>> 0) : 0;
+    return epoch === (this.#epoch + 1) >>> 0 ? Math.max(all, this.unreadBefore(prevSeq)) : all;
+  }
+
+  /** Reads the slot's SEQ_BEFORE for this reader's epoch, if it can be read as that epoch's now. */
+  #learnSeqBefore(): void {
+    const counts = this.#seg.slotCounts(this.#slot, this.#epoch);
+    if (counts === null) return;
+    this.#seqBefore = counts.seqBefore;
+    this.#seqBeforeKnown = true;
   }
 
   /** True when the publisher wrote past this reader's position. */
@@ -623,6 +686,7 @@ export class TopicRingReader {
     const starts = this.#starts;
     const most = Math.max(1, Math.min(batch, READ_BATCH_MAX));
     if (this.#stale) return 0;
+    if (!this.#seqBeforeKnown) this.#learnSeqBefore();
     let tail = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
     while (n < max) {
       const behind = (tail - this.#pos) >>> 0;
