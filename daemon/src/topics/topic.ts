@@ -120,8 +120,13 @@ export class Topic {
 
   /** ferryd published into the topic itself (an import): wake the sleeping subscribers. */
   published(): void {
+    // Atomics loads, not plain reads: a subscriber sets its bit and then looks at the tails, and
+    // ferryd stores a tail and then looks at the bits; each must see the other's store. On arm64
+    // a plain read may be performed before the tail's store-release (which orders only what
+    // precedes it) and miss a bit set meanwhile: that subscriber would sleep with a record
+    // waiting. An Atomics.load is ordered after it. (On x86 the store is a locked xchg already.)
     const w = this.seg.words;
-    if (w[TOPIC_WAKE_WORD] !== 0 || w[TOPIC_WAKE_WORD + 1] !== 0) this.#wake();
+    if ((Atomics.load(w, TOPIC_WAKE_WORD) | Atomics.load(w, TOPIC_WAKE_WORD + 1)) !== 0) this.#wake();
   }
 
   /** Ends the topic for its subscribers (TOPIC_END code) and wakes them all to notice. */

@@ -29,3 +29,33 @@ export function storeRelaxed(view: Uint32Array, index: number, value: number): v
 export function compareExchange(view: Uint32Array, index: number, expected: number, value: number): number {
   return Atomics.compareExchange(view, index, expected, value);
 }
+
+/**
+ * x86 keeps loads in order with earlier loads and stores in order with earlier stores (TSO), and
+ * V8 keeps the program's order of typed-array accesses and Atomics calls: there, the seqlocks below
+ * need nothing beyond their Atomics loads and stores.
+ */
+const TSO = process.arch === 'x64' || process.arch === 'ia32';
+
+/** A word no other thread or process touches: fence()'s read-modify-write orders, it shares nothing. */
+const FENCE_WORD = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Orders the plain accesses on either side of it, where an acquire or a release alone does not,
+ * for the seqlocks of the topic rings:
+ * - a reader's plain reads of records, then its Atomics load of the tail that says whether they
+ *   were overwritten meanwhile: on arm64 V8's Atomics.load is an LDAR, which orders only what
+ *   comes after it, so an earlier plain read may be performed after it and see a newer record
+ *   than the tail it checks against (a torn record delivered);
+ * - a writer's store-release of the tail, then its plain stores of the next record over old ones:
+ *   an STLR orders only what comes before it, so those stores may be seen before the tail that
+ *   tells readers to stop trusting the old records.
+ * A read-modify-write in between (LDAXR/STLXR, or LDADDAL with LSE) does: an acquire after an
+ * STLR, and an LDAR after a release, are ordered after it (arm64's release and acquire are RCsc),
+ * and its own acquire and release order the plain accesses beyond it. On x86 (TSO) it is skipped:
+ * a locked instruction there would cost ~20 cycles per call for nothing. (Not testable on this
+ * x86 machine; the reasoning is V8's arm64 mapping of Atomics.load/store/add to LDAR/STLR/RMW.)
+ */
+export function fence(): void {
+  if (!TSO) Atomics.add(FENCE_WORD, 0, 0);
+}

@@ -9,7 +9,7 @@
 
 import { ferryError } from '../errors.js';
 import { addSeals, close, fstatSize, ftruncate, getSeals, Mapping, memfdCreate } from '../sys/index.js';
-import { loadAcquire, storeRelaxed, storeRelease } from './atomics.js';
+import { fence, loadAcquire, storeRelaxed, storeRelease } from './atomics.js';
 import { isPowerOfTwo } from './layout.js';
 import { SEGMENT_REQUIRED_SEALS } from './segment.js';
 import {
@@ -491,6 +491,10 @@ export class TopicRingWriter {
     storeRelaxed(this.#w, this.#base + SLOT_SEQ / 4, this.#seq);
     // store-release: the tail last (paired with the readers' load-acquire of TAIL), after the bytes.
     storeRelease(this.#w, this.#base + SLOT_TAIL / 4, this.#tail);
+    // The next record's bytes go over old records that readers check against this tail: off x86
+    // they could be seen before it (a release orders only what precedes it), and a reader would
+    // take an overwritten record for intact. Nothing on x86.
+    fence();
   }
 
   /**
@@ -751,7 +755,10 @@ export class TopicRingReader {
         k++;
       }
       // seqlock check, once for the batch: a record was intact only if the writer is still within
-      // half a ring of where it starts; the records overwritten meanwhile are a prefix.
+      // half a ring of where it starts; the records overwritten meanwhile are a prefix. The
+      // batch's reads are plain: off x86 a load-acquire alone would not keep them before the
+      // tail and EPOCH loads that vouch for them (fence(); nothing on x86).
+      fence();
       const after = loadAcquire(this.#w, this.#base + SLOT_TAIL / 4);
       // The same check for the slot's owner, after the tail: ferryd zeroes the indices and bumps
       // EPOCH before the new publisher gets the slot, and that publisher writes records (bytes,
