@@ -15,6 +15,7 @@ import {
   type MessageServer,
 } from '@ferry/sdk/messages';
 import fc from 'fast-check';
+import { childInbox, kill9, type PeerMessage } from '../testing/child-inbox.js';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
 
 const PEER = fileURLToPath(new URL('../testing/message-peer.js', import.meta.url));
@@ -36,28 +37,9 @@ after(async () => {
   await d.stop();
 });
 
-function spawnPeer(args: string[]): { proc: ChildProcess; next: () => Promise<Record<string, unknown>> } {
+function spawnPeer(args: string[]): { proc: ChildProcess; next: () => Promise<PeerMessage> } {
   const proc = fork(PEER, args, { env: { ...process.env, FERRY_SOCKET: d.socket }, stdio: 'inherit' });
-  const inbox: Record<string, unknown>[] = [];
-  const waiters: ((m: Record<string, unknown>) => void)[] = [];
-  proc.on('message', (m: Record<string, unknown>) => {
-    const w = waiters.shift();
-    if (w) w(m);
-    else inbox.push(m);
-  });
-  const next = () => {
-    const m = inbox.shift();
-    return m ? Promise.resolve(m) : new Promise<Record<string, unknown>>((r) => waiters.push(r));
-  };
-  return { proc, next };
-}
-
-function kill9(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    proc.once('exit', () => resolve());
-    proc.kill('SIGKILL');
-  });
+  return { proc, next: childInbox(proc) };
 }
 
 async function sessionCount(): Promise<number> {

@@ -5,10 +5,11 @@
  * topics`, and topics kept apart by namespace.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { publish, type Subscriber, subscribe } from '@ferry/sdk/messages';
+import { childInbox, kill9 } from '../testing/child-inbox.js';
 import { type DaemonHandle, eventually, startDaemon } from '../testing/harness.js';
 
 const PEER = fileURLToPath(new URL('../testing/topic-peer.js', import.meta.url));
@@ -62,30 +63,13 @@ function peer(args: string[], env: Record<string, string> = {}) {
     env: { ...process.env, FERRY_SOCKET: d.socket, ...env },
     stdio: 'inherit',
   });
-  const inbox: Record<string, unknown>[] = [];
-  const waiters: ((m: Record<string, unknown>) => void)[] = [];
-  proc.on('message', (m: Record<string, unknown>) => {
-    const w = waiters.shift();
-    if (w) w(m);
-    else inbox.push(m);
-  });
-  const next = () => {
-    const m = inbox.shift();
-    if (m) return Promise.resolve(m);
-    return within(
-      new Promise<Record<string, unknown>>((r) => waiters.push(r)),
+  const next = childInbox(proc, (waiting) =>
+    within(
+      waiting,
       () => `topic peer '${args.join(' ')}' (exit ${String(proc.exitCode ?? proc.signalCode)})`,
-    );
-  };
+    ),
+  );
   return { proc, next };
-}
-
-function kill9(p: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.once('exit', () => resolve());
-    p.kill('SIGKILL');
-  });
 }
 
 describe('publish/subscribe', () => {

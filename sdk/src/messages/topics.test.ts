@@ -42,13 +42,18 @@ function subscriberOn(seg: TopicSegment): Subscriber {
   return new Subscriber('t', { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] }, {});
 }
 
+/** A subscriber of `seg` (wake bit 0) that puts each value it takes into `got`. */
+function collectingSubscriber(seg: TopicSegment): { sub: Subscriber; got: unknown[] } {
+  const got: unknown[] = [];
+  const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
+  return { sub: new Subscriber('t', link, { onMessage: (v) => got.push(v) }), got };
+}
+
 describe('a subscriber and OPENS (slots given to publishers, kept by ferryd)', () => {
   it('while OPENS is unchanged a poll loads no EPOCH; a slot given away bumps it and is read from its first message', () => {
     const seg = TopicSegment.create('t', 8, 4096);
     try {
-      const got: unknown[] = [];
-      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const { sub, got } = collectingSubscriber(seg);
       let loads = 0;
       const slotEpoch = seg.slotEpoch.bind(seg);
       seg.slotEpoch = (i: number) => {
@@ -291,9 +296,7 @@ describe('a subscriber descheduled between a slot’s EPOCH and its ring', () =>
       const seg = TopicSegment.create('t', 1, 4096);
       try {
         seg.openSlot(0);
-        const got: unknown[] = [];
-        const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-        const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+        const { sub, got } = collectingSubscriber(seg);
         const w = new TopicRingWriter(seg, 0);
         // Records of one size for both publishers (16 bytes each), so the old reader's position
         // falls on a record boundary of the new one's: what it read there would decode cleanly.
@@ -319,10 +322,8 @@ describe('a subscriber and a publisher that left before it was read to the end',
     const seg = TopicSegment.create('t', 1, 4096);
     try {
       seg.openSlot(0);
-      const got: unknown[] = [];
+      const { sub, got } = collectingSubscriber(seg);
       const drops: number[] = [];
-      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
       sub.on('drop', (n: number) => drops.push(n));
       const w = new TopicRingWriter(seg, 0);
       w.write(encodePlain({ o: 1 }));
@@ -353,9 +354,7 @@ describe('a subscriber and a publisher that left before it was read to the end',
     const seg = TopicSegment.create('t', 1, 4096);
     try {
       seg.openSlot(0);
-      const got: unknown[] = [];
-      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const { sub, got } = collectingSubscriber(seg);
       const a = new TopicRingWriter(seg, 0);
       a.write(encodePlain({ a: 1 }));
       assert.equal(sub.poll(), 1);
@@ -383,9 +382,7 @@ describe('a subscriber and a publisher that left before it was read to the end',
     let ended = false;
     try {
       seg.openSlot(0);
-      const got: unknown[] = [];
-      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const { sub, got } = collectingSubscriber(seg);
       const w = new TopicRingWriter(seg, 0);
       w.write(encodePlain({ o: 1 }));
       assert.equal(sub.poll(), 1);
@@ -416,9 +413,7 @@ describe('a subscriber polled while ferryd is opening a slot its old publisher f
       // ahead" of it.
       Atomics.store(seg.words, slot + SLOT_TAIL / 4, 2 ** 32 - 64);
       Atomics.store(seg.words, slot + SLOT_SEQ / 4, 100);
-      const got: unknown[] = [];
-      const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-      const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+      const { sub, got } = collectingSubscriber(seg);
       const w = new TopicRingWriter(seg, 0);
       w.write(encodePlain({ o: 1 }));
       w.write(encodePlain({ o: 2 }));
@@ -528,9 +523,7 @@ function handOver(seg: TopicSegment, p: string, n: number): void {
  */
 function readTwoOfA(seg: TopicSegment): { sub: Subscriber; got: unknown[] } {
   seg.openSlot(0);
-  const got: unknown[] = [];
-  const link = { att: fakeAttachment(), session: 1, seg, index: 0, fds: [] };
-  const sub = new Subscriber('t', link, { onMessage: (v) => got.push(v) });
+  const { sub, got } = collectingSubscriber(seg);
   const a = new TopicRingWriter(seg, 0);
   for (let i = 1; i <= 2; i++) a.write(encodePlain({ a: i }));
   assert.equal(sub.poll(), 2);

@@ -14,6 +14,20 @@ function u32(n: number): Uint8Array {
   return b;
 }
 
+/**
+ * Runs `body` with a fresh one-slot topic segment (a 4 KiB ring) whose slot is open, its writer and
+ * a reader from its start; the segment is released after.
+ */
+function withRing(body: (seg: TopicSegment, w: TopicRingWriter, r: TopicRingReader) => void): void {
+  const seg = TopicSegment.create('t', 1, 4096);
+  try {
+    seg.openSlot(0);
+    body(seg, new TopicRingWriter(seg, 0), new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0)));
+  } finally {
+    seg.release();
+  }
+}
+
 describe('topic ring', () => {
   it('a reader gets every record in order, across many wraps', () => {
     const seg = TopicSegment.create('t', 2, 4096);
@@ -39,11 +53,7 @@ describe('topic ring', () => {
   });
 
   it('writeWords: payloads copied a word at a time (and larger ones whole) arrive byte for byte, across wraps, in batches', () => {
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((_seg, w, r) => {
       const scratch = Buffer.alloc(1024);
       const words = new Uint32Array(scratch.buffer, scratch.byteOffset, scratch.length / 4);
       const sent: string[] = [];
@@ -63,17 +73,11 @@ describe('topic ring', () => {
       r.read(1000, hex, (v) => got.push(v as string), 32);
       assert.equal(r.dropped, 0);
       assert.deepEqual(got, sent);
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('a batch whose first records were overwritten meanwhile delivers the rest and counts the loss exactly', () => {
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((seg, w, r) => {
       let next = 0;
       // 8 records of 16 bytes each (a u32 payload), at 0, 16, ..., 112.
       for (let i = 0; i < 8; i++) w.write(u32(next++));
@@ -94,17 +98,11 @@ describe('topic ring', () => {
       assert.equal(r.dropped, 1, 'only the overwritten record is lost');
       assert.equal(got.length + r.dropped, next, `${got.length} received + ${r.dropped} lost`);
       for (let i = 1; i < got.length; i++) assert.equal(got[i], (got[i - 1] as number) + 1);
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('records filled in place (reserve, commitReserved) mixed with copied ones: every one in order, across wraps', () => {
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((_seg, w, r) => {
       const got: unknown[] = [];
       for (let i = 0; i < 5000; i++) {
         const len = 4 + (i % 61);
@@ -125,9 +123,7 @@ describe('topic ring', () => {
         Array.from({ length: 5000 }, (_, i) => i),
       );
       assert.equal(r.dropped, 0);
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('commitReserved refuses more than was reserved, a second commit, and a commit after write()', () => {
@@ -199,11 +195,7 @@ describe('topic ring', () => {
         fc.array(fc.integer({ min: 4, max: 1016 }), { minLength: 20, maxLength: 200 }),
         fc.nat(50),
         (sizes, readAfter) => {
-          const seg = TopicSegment.create('t', 1, 4096);
-          try {
-            seg.openSlot(0);
-            const w = new TopicRingWriter(seg, 0);
-            const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+          withRing((_seg, w, r) => {
             const got: number[] = [];
             // Payload: its number, then filler; sizes up to a quarter of the ring (1016 + 8).
             const payload = (i: number, n: number) => Buffer.concat([u32(i), Buffer.alloc(n - 4, 0xab)]);
@@ -216,9 +208,7 @@ describe('topic ring', () => {
             for (let i = 1; i < got.length; i++)
               assert.ok((got[i] as number) > (got[i - 1] as number), 'no record twice, in order');
             assert.equal(got.length + r.dropped, sizes.length, `${got.length} received + ${r.dropped} lost`);
-          } finally {
-            seg.release();
-          }
+          });
         },
       ),
       { numRuns: 300 },
@@ -226,11 +216,7 @@ describe('topic ring', () => {
   });
 
   it('a broken record ahead of a reader that was not lapped never sends it back to records it delivered', () => {
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((seg, w, r) => {
       // Past a few eighths of the ring (marks behind the reader), then read everything.
       for (let i = 0; i < 100; i++) w.write(u32(i));
       const got: number[] = [];
@@ -243,20 +229,14 @@ describe('topic ring', () => {
       for (let i = 1; i < got.length; i++)
         assert.ok((got[i] as number) > (got[i - 1] as number), `no record twice: ${got.slice(-5)}`);
       assert.equal(got.at(-1), 101);
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('a reader lapped three times within one read, by a publisher that then stops, still gets the newest record and counts the rest', () => {
     // A reader that loses its CPU mid-decode (a loaded machine) is lapped again and again while the
     // publisher writes on. That is no reason to give up on the ring: once the publisher stops, its
     // last message must still arrive (CI: a relay never forwarded the last record of a burst).
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((_seg, w, r) => {
       let next = 0;
       w.write(u32(next++));
       // Each of the first three decodes: the publisher writes more than half the ring meanwhile.
@@ -271,17 +251,11 @@ describe('topic ring', () => {
       assert.equal(got.at(-1), next - 1, 'the last message published arrives');
       assert.equal(got.length + r.dropped, next, `${got.length} received + ${r.dropped} lost`);
       for (let i = 1; i < got.length; i++) assert.ok((got[i] as number) > (got[i - 1] as number));
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('a gap written by a relay (write with skip) is counted as lost, exactly', () => {
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((seg, w, r) => {
       w.write(u32(1));
       w.write(u32(2), 5);
       w.write(u32(3));
@@ -291,17 +265,11 @@ describe('topic ring', () => {
       assert.deepEqual(got, [1, 2, 3, 4]);
       assert.equal(r.dropped, 7);
       assert.equal(seg.slotSeq(0), 11, 'the skipped numbers count as messages of the slot');
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('a decode that throws is a lap, not an error', () => {
-    const seg = TopicSegment.create('t', 1, 4096);
-    try {
-      seg.openSlot(0);
-      const w = new TopicRingWriter(seg, 0);
-      const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+    withRing((_seg, w, r) => {
       w.write(u32(1));
       w.write(u32(2));
       let n = 0;
@@ -314,9 +282,7 @@ describe('topic ring', () => {
         () => {},
       );
       assert.ok(r.dropped >= 1);
-    } finally {
-      seg.release();
-    }
+    });
   });
 
   it('a ring scribbled at random never makes a reader throw, loop or read out of range', () => {
@@ -326,11 +292,7 @@ describe('topic ring', () => {
         fc.array(fc.tuple(fc.nat(11), fc.nat(0xffff_ffff)), { maxLength: 6 }),
         fc.constantFrom(1, 32),
         (scribbles, ctl, batch) => {
-          const seg = TopicSegment.create('t', 1, 4096);
-          try {
-            seg.openSlot(0);
-            const w = new TopicRingWriter(seg, 0);
-            const r = new TopicRingReader(seg, 0, 'start', seg.slotEpoch(0));
+          withRing((seg, w, r) => {
             for (let i = 0; i < 50; i++) w.write(u32(i));
             const ring = seg.ring(0);
             for (const [off, v] of scribbles) ring.writeUInt32LE(v, off & ~3);
@@ -352,9 +314,7 @@ describe('topic ring', () => {
             assert.equal(outOfRange, 0, 'every range handed to decode lies in the ring');
             assert.equal(n, delivered);
             assert.ok(n <= 10_000);
-          } finally {
-            seg.release();
-          }
+          });
         },
       ),
       { numRuns: 400 },
