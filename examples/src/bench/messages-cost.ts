@@ -6,8 +6,13 @@
  * --heap the bytes allocated (V8's sampling heap profiler, collected objects included: a figure
  * the machine's load does not move). Not a latency: two processes are messages.js's RTT case.
  *
- *   node examples/dist/bench/messages-cost.js [--mode poll|adaptive|interrupt] [--n 150000]
- *     [--warmup 30000] [--rounds 3] [--heap] [--json]
+ *   node examples/dist/bench/messages-cost.js [--case rtt|oneway] [--mode poll|adaptive|interrupt]
+ *     [--n 150000] [--warmup 30000] [--rounds 3] [--heap] [--json]
+ *
+ * `--case oneway`: the client sends n one-way messages (messages.js's object, waiting on ready()
+ * when the fifo is full) and the server counts them; per message, the sender's and the receiver's
+ * JS work together (encode, frame, commit, pull, decode, deliver), without the other process's
+ * scheduling that makes messages.js's one-way rate move ±30% on a loaded machine.
  *
  * The default mode is poll (the notifier spins, so a round trip never sleeps); in adaptive or
  * interrupt mode a round trip in one process also pays the doorbell and its wake. With --heap the
@@ -49,6 +54,7 @@ interface Round {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      case: { type: 'string', default: 'rtt' },
       mode: { type: 'string', default: 'poll' },
       n: { type: 'string' },
       warmup: { type: 'string' },
@@ -62,7 +68,12 @@ async function main(): Promise<void> {
     process.stderr.write(`messages-cost: --mode must be poll, adaptive or interrupt, got ${mode}\n`);
     process.exit(2);
   }
-  const n = Math.max(1, wholeOption(values.n, 150_000, 'n', 'messages-cost'));
+  const kind = String(values.case);
+  if (kind !== 'rtt' && kind !== 'oneway') {
+    process.stderr.write(`messages-cost: --case must be rtt or oneway, got ${kind}\n`);
+    process.exit(2);
+  }
+  const n = Math.max(1, wholeOption(values.n, kind === 'oneway' ? 1_000_000 : 150_000, 'n', 'messages-cost'));
   const warmup = wholeOption(values.warmup, 30_000, 'warmup', 'messages-cost');
   const rounds = Math.max(1, wholeOption(values.rounds, 3, 'rounds', 'messages-cost'));
   // Read when the SDK attaches (below), after ferryd is up.
@@ -70,7 +81,16 @@ async function main(): Promise<void> {
   const daemon = await startDaemon();
   process.env['FERRY_SOCKET'] = daemon.socket;
   const { connectMessages, createMessageServer } = await import('@ferry/sdk/messages');
-  const server = createMessageServer({ onRequest: (v) => v }).listen('tcp://127.0.0.1:0');
+  // One-way: the server counts, and resolves `arrived` once `awaited` messages are in.
+  let received = 0;
+  let awaited = 0;
+  let arrived: () => void = () => {};
+  const server = createMessageServer({
+    onRequest: (v) => v,
+    onMessage: () => {
+      if (++received === awaited) arrived();
+    },
+  }).listen('tcp://127.0.0.1:0');
   const out: Round[] = [];
   try {
     await server.ready();
@@ -79,9 +99,18 @@ async function main(): Promise<void> {
     const ch = await connectMessages(uri);
     // One loop for the warm-up and the timed part, as messages.js's RTT case (its code is compiled
     // by the time it is timed).
-    const loop = async (count: number, from: number): Promise<void> => {
+    const roundTrips = async (count: number, from: number): Promise<void> => {
       for (let i = 0; i < count; i++) await ch.request(smallObject(from + i));
     };
+    const oneWay = async (count: number, from: number): Promise<void> => {
+      const all = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      awaited = received + count;
+      for (let i = 0; i < count; i++) if (!ch.send(smallObject(from + i))) await ch.ready();
+      await all;
+    };
+    const loop = kind === 'oneway' ? oneWay : roundTrips;
     await loop(warmup, 0);
     for (let r = 0; r < rounds; r++) {
       let session: Session | null = null;
@@ -122,15 +151,18 @@ async function main(): Promise<void> {
   }
   const med = (k: keyof Round) =>
     median(out.map((x) => x[k] ?? Number.NaN).filter((x) => Number.isFinite(x)));
+  const per = kind === 'oneway' ? 'Msg' : 'Rtt';
   const summary = {
+    case: kind,
     mode,
     n,
     warmup,
     rounds,
-    mainUsPerRtt: med('mainUs'),
-    cpuUsPerRtt: med('cpuUs'),
-    wallUsPerRtt: med('wallUs'),
-    ...(values.heap ? { bytesPerRtt: med('bytes') } : {}),
+    // Per round trip (rtt) or per message (oneway).
+    [`mainUsPer${per}`]: med('mainUs'),
+    [`cpuUsPer${per}`]: med('cpuUs'),
+    [`wallUsPer${per}`]: med('wallUs'),
+    ...(values.heap ? { [`bytesPer${per}`]: med('bytes') } : {}),
     load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   };
   if (values.json) console.log(JSON.stringify({ summary, rounds: out }));

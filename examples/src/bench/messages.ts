@@ -6,15 +6,18 @@
 //
 //   npm run bench:messages -- [--rounds 5] [--scale 1] [--case oneway,rtt,bulk,pubsub] [--json]
 //     [--variants net,zmq,ferry,ferry-interrupt(,ferry-poll)] [--warmup 20000] [--pace-ns 0]
+//     [--pin] [--rtt-detail]
 //
+// --pin: client and server each on a vCPU of its own (see pinSelf). --rtt-detail: each round's
+// line (without --json) carries both ends' expectation counters and poll budgets (`detail`).
 // Cases: one-way small objects ({ id, ts, name, vals: [1, 2, 3] }), request/response round trips
 // (p50, p99), 1 MiB binary payloads one way (Ferry: the loan API), publish/subscribe to 1, 2, 4 and
 // 8 subscribers (publisher's rate and each subscriber's).
 
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -62,6 +65,8 @@ interface Result {
   /** Ferry RTT: share of awaited replies the client chose to poll for; its notifier's turns taken
    *  as in interrupt mode (contended, sys/run-wait.ts) per round trip. */
   replyPollChoice?: number;
+  /** Ferry RTT: the same over the timed round trips only (the p50 and p99 are theirs). */
+  timedReplyPollChoice?: number;
   contendedPerRtt?: number;
   /** Ferry RTT: the client's wait for a CPU while awake, as a share of its awake time (the contention
    *  rule's input, sys/run-wait.ts; whole process life). */
@@ -78,6 +83,8 @@ interface Result {
   pollContendedShare?: number;
   /** Ferry RTT: the client's polling time measured for that share, in µs per round trip. */
   pollUsPerRtt?: number;
+  /** --rtt-detail: the raw counters (see rttDetail). */
+  detail?: string;
   /** The client's CPU over the timed part only (after connect and warm-up). */
   loopCpuUs?: number | undefined;
   /** Ferry one-way and bulk: the receiver's wake-ups from sleep and turns taken as in interrupt
@@ -394,8 +401,20 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
   const bulk = Buffer.alloc(BULK_BYTES, 0x5a);
   try {
     if (workload === 'rtt') {
-      const r = await roundTrips(n, (v) => ch.request(v));
+      let atTimed: ExpectCounts | null = null;
+      const r = await roundTrips(
+        n,
+        (v) => ch.request(v),
+        () => {
+          atTimed = { ...ch.roundTripStats.reply };
+        },
+      );
       const reply = ch.roundTripStats.reply;
+      const t0 = atTimed as ExpectCounts | null;
+      const timedPolled =
+        t0 === null
+          ? Number.NaN
+          : reply.polledPeerPolling + reply.polledPeerAsleep - t0.polledPeerPolling - t0.polledPeerAsleep;
       const request = (await ch.request('rtt-stats')) as typeof reply;
       const share = (s: typeof reply) => +(s.foundPolling / (s.foundPolling + s.foundWoken)).toFixed(3);
       const polled = reply.polledPeerPolling + reply.polledPeerAsleep;
@@ -405,6 +424,7 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
         replyFoundPolling: share(reply),
         requestFoundPolling: share(request),
         replyPollChoice: +(polled / chosen).toFixed(3),
+        timedReplyPollChoice: +(timedPolled / n).toFixed(3),
         contendedPerRtt: +(ch.roundTripStats.notifier.contendedTurns / chosen).toFixed(3),
         awakeWaitShare: (({ awakeWaitedMs, awakeMs }) => +(awakeWaitedMs / awakeMs).toFixed(3))(
           ch.roundTripStats.notifier.runWait,
@@ -418,6 +438,7 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
         pollContendedShare: (({ contendedDecisions, decisions }) =>
           +(contendedDecisions / decisions).toFixed(3))(ch.roundTripStats.notifier.polling),
         pollUsPerRtt: +((1000 * ch.roundTripStats.notifier.polling.pollMs) / chosen).toFixed(2),
+        ...(process.env['BENCH_RTT_DETAIL'] === '1' ? { detail: rttDetail(ch.roundTripStats, request) } : {}),
       };
     }
     const warm = warmupOf(workload, n);
@@ -451,6 +472,23 @@ async function ferryClient(workload: Workload, target: string, n: number): Promi
   } finally {
     await ch.close();
   }
+}
+
+/** Polled and slept expectations by the peer's state (MessageChannel.roundTripStats). */
+interface ExpectCounts {
+  polledPeerPolling: number;
+  polledPeerAsleep: number;
+  sleptPeerPolling: number;
+  sleptPeerAsleep: number;
+}
+
+/** --rtt-detail: both ends' expectation counters and budgets, and the client's notifier counts. */
+function rttDetail(
+  stats: { reply: object; notifier: { preemptions: number; wakeups: number; contendedTurns: number } },
+  request: object,
+): string {
+  const { preemptions, wakeups, contendedTurns } = stats.notifier;
+  return JSON.stringify({ reply: stats.reply, request, preemptions, wakeups, contendedTurns });
 }
 
 async function netClient(workload: Workload, target: string, n: number): Promise<Omit<Result, 'cpuUs'>> {
@@ -525,12 +563,17 @@ async function zmqClient(workload: Workload, target: string, n: number): Promise
  * loop to be compiled while it was timed, and its p50 and p99 measured the JIT as much as the
  * transport (tail1 found p99 0.6-2.8 ms fall to 31-77 us with this warm-up).
  */
-async function roundTrips(n: number, ask: (v: unknown) => Promise<unknown>): Promise<Omit<Result, 'cpuUs'>> {
+async function roundTrips(
+  n: number,
+  ask: (v: unknown) => Promise<unknown>,
+  onTimed?: () => void,
+): Promise<Omit<Result, 'cpuUs'>> {
   const warm = warmupOf('rtt', n);
   const us: number[] = new Array(n);
   let t0 = 0;
   for (let k = 0; k < warm + n; k++) {
     if (k === warm) {
+      onTimed?.();
       markTimedStart();
       t0 = performance.now();
     }
@@ -555,6 +598,20 @@ function child(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [...process.execArgv, ...CHILD_EXEC_ARGV],
   });
+}
+
+/**
+ * `--pin`: the client on CPU 0 and the server on CPU 1, every thread (taskset -a): each end then
+ * has a vCPU the other never takes. Without it, on a machine with no idle vCPU the scheduler puts
+ * the end woken by a ring on the ringer's vCPU (wake9), where a polling ringer holds it off
+ * (msgs14): the setting tells that placement from the rest.
+ */
+function pinSelf(role: 'client' | 'server'): void {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', role === 'client' ? '0' : '1', String(process.pid)], {
+    stdio: 'ignore',
+  });
+  if (r.status !== 0)
+    process.stderr.write(`--pin: taskset failed (${r.error?.message ?? r.status}), not pinned\n`);
 }
 
 /** Resolves when `p` has exited, or after `ms`. */
@@ -660,6 +717,7 @@ async function zmqAvailable(): Promise<string | null> {
 
 async function main(): Promise<void> {
   const role = process.argv[2];
+  if (process.env['BENCH_PIN'] === '1' && (role === 'client' || role === 'server')) pinSelf(role);
   if (role !== undefined && CHILD_EXEC_ARGV.length > 0) process.on('SIGTERM', () => process.exit(0));
   if (role === 'server') {
     await serve(process.argv[3] as Variant, process.argv[4] as Workload, process.argv[5] ?? '');
@@ -692,8 +750,15 @@ async function main(): Promise<void> {
       variants: { type: 'string', default: 'net,zmq,ferry,ferry-interrupt' },
       warmup: { type: 'string', default: '20000' },
       'pace-ns': { type: 'string', default: '0' },
+      pin: { type: 'boolean', default: false },
+      'rtt-detail': { type: 'boolean', default: false },
     },
   });
+  if (values.pin) {
+    if (availableParallelism() < 2) throw new Error('--pin needs 2 CPUs');
+    process.env['BENCH_PIN'] = '1';
+  }
+  if (values['rtt-detail']) process.env['BENCH_RTT_DETAIL'] = '1';
   const rounds = Number(values.rounds);
   const scale = Number(values.scale);
   const all = String(values.case).split(',');
@@ -808,6 +873,7 @@ async function main(): Promise<void> {
               replyFoundPolling: +median(s.map((r) => r.replyFoundPolling ?? Number.NaN)).toFixed(3),
               requestFoundPolling: +median(s.map((r) => r.requestFoundPolling ?? Number.NaN)).toFixed(3),
               replyPollChoice: +median(s.map((r) => r.replyPollChoice ?? Number.NaN)).toFixed(3),
+              timedReplyPollChoice: +median(s.map((r) => r.timedReplyPollChoice ?? Number.NaN)).toFixed(3),
               contendedPerRtt: +median(s.map((r) => r.contendedPerRtt ?? Number.NaN)).toFixed(3),
               awakeWaitShare: +median(s.map((r) => r.awakeWaitShare ?? Number.NaN)).toFixed(3),
               runnableMean: +median(s.map((r) => r.runnableMean ?? Number.NaN)).toFixed(2),

@@ -64,6 +64,13 @@ test('a poll is announced with its id, asks the notifier for at most the window,
   assert.equal(e.active, false);
   e.end(401);
   assert.equal(e.stats.foundPolling + e.stats.foundWoken, 3, 'end() after stop() is ignored');
+  // The budget of a peer that did not announce took all four choices; the other none.
+  const b = e.budgetStats;
+  assert.equal(b.peerAsleep.polled, 3);
+  assert.equal(b.peerAsleep.slept, 1);
+  assert.equal(b.peerPolling.polled + b.peerPolling.slept, 0);
+  b.peerAsleep.polled = 99;
+  assert.equal(e.budgetStats.peerAsleep.polled, 3, 'a copy: the caller cannot move the counts');
 });
 
 test('interrupt mode never polls nor announces; poll mode always polls and says so', () => {

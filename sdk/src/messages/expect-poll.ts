@@ -118,6 +118,11 @@ export class ExpectPoll {
     return { peerAsleep: this.#budgets[0].averages, peerPolling: this.#budgets[1].averages };
   }
 
+  /** The budgets' counts by the peer's state (diagnostics). */
+  get budgetStats(): { peerAsleep: PollBudget['stats']; peerPolling: PollBudget['stats'] } {
+    return { peerAsleep: { ...this.#budgets[0].stats }, peerPolling: { ...this.#budgets[1].stats } };
+  }
+
   /**
    * A frame is expected from `now`. `peerPolling`: the peer announced it polls for what we just
    * sent (read before sending it). `key` picks explorations (both ends pass request ids, so theirs

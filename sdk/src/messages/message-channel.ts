@@ -211,15 +211,15 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
    * counts of the attachment's notifier (shared by every session of the attachment).
    */
   get roundTripStats(): {
-    reply: ExpectStats & { averages: ExpectPoll['averages'] };
-    request: ExpectStats & { averages: ExpectPoll['averages'] };
+    reply: ExpectStats & { averages: ExpectPoll['averages']; budgets: ExpectPoll['budgetStats'] };
+    request: ExpectStats & { averages: ExpectPoll['averages']; budgets: ExpectPoll['budgetStats'] };
     notifier: Attachment['notifierStats'];
   } {
     const r = this.#replyPoll;
     const q = this.#requestPoll;
     return {
-      reply: { ...r.stats, averages: r.averages },
-      request: { ...q.stats, averages: q.averages },
+      reply: { ...r.stats, averages: r.averages, budgets: r.budgetStats },
+      request: { ...q.stats, averages: q.averages, budgets: q.budgetStats },
       notifier: this.#link.att.notifierStats,
     };
   }
