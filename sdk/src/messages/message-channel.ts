@@ -345,13 +345,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
   }
 
   [Symbol.asyncIterator](): AsyncIterator<unknown> {
-    return {
-      next: () => this.#inbox.next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
+    return this.#inbox.iterator(() => this.close());
   }
 
   /**
@@ -361,15 +355,7 @@ export class MessageChannel extends EventEmitter implements SessionOwner, AsyncI
    * channel. Use one of the two iterators at a time.
    */
   batches(): AsyncIterableIterator<unknown[]> {
-    const it: AsyncIterableIterator<unknown[]> = {
-      next: () => this.#inbox.nextBatch(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]: () => it,
-    };
-    return it;
+    return this.#inbox.batchIterator(() => this.close());
   }
 
   // ---- SessionOwner upcalls ----

@@ -536,25 +536,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
    * leaving the loop leaves the topic. Use one of the two iterators at a time.
    */
   batches(): AsyncIterableIterator<unknown[]> {
-    const it: AsyncIterableIterator<unknown[]> = {
-      next: () => this.#inbox.nextBatch(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]: () => it,
-    };
-    return it;
+    return this.#inbox.batchIterator(() => this.close());
   }
 
   [Symbol.asyncIterator](): AsyncIterator<unknown> {
-    return {
-      next: () => this.#inbox.next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
+    return this.#inbox.iterator(() => this.close());
   }
 
   /** Leaves the topic; a pending iteration ends. */

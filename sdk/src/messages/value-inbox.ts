@@ -111,6 +111,21 @@ export class ValueInbox {
     );
   }
 
+  /** The owner's value iterator (one value per step); leaving the loop early runs `leave`. */
+  iterator(leave: () => Promise<void>): AsyncIterator<unknown> {
+    return { next: () => this.next(), return: () => returned(leave) };
+  }
+
+  /** The owner's batches() iterator (every buffered value per step); leaving early runs `leave`. */
+  batchIterator(leave: () => Promise<void>): AsyncIterableIterator<unknown[]> {
+    const it: AsyncIterableIterator<unknown[]> = {
+      next: () => this.nextBatch(),
+      return: () => returned(leave),
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
   /** Ends every pending step: with `err` thrown, or done when null. Buffered values stay. */
   endWaiters(err: Error | null): void {
     for (const w of this.#waiters.splice(0)) {
@@ -118,4 +133,10 @@ export class ValueInbox {
       else w.resolve({ done: true, value: undefined });
     }
   }
+}
+
+/** An iterator's return(): the owner leaves (closes), then the loop is done. */
+async function returned(leave: () => Promise<void>): Promise<IteratorReturnResult<undefined>> {
+  await leave();
+  return { done: true, value: undefined };
 }
