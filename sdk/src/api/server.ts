@@ -37,6 +37,15 @@ export class Server extends EventEmitter {
   #relistenWaiters: ((listenerId: number) => void)[] = [];
   #uri = '';
   #connections = new Set<Socket>();
+  /**
+   * Each tracked socket's 'close' listener, called with the socket as `this`: made once, where a
+   * closure and once()'s wrapper per accepted connection were garbage on every accept.
+   */
+  readonly #untrack = ((server: Server) =>
+    function untrack(this: Socket): void {
+      server.#connections.delete(this);
+      server.#maybeClosed();
+    })(this);
   #closing = false;
   /** The kernel socket ferryd lent this listener (handoff mode): the app accepts on it itself. */
   #lent: LentListener | null = null;
@@ -254,10 +263,8 @@ export class Server extends EventEmitter {
       return;
     }
     this.#connections.add(sock);
-    sock.once('close', () => {
-      this.#connections.delete(sock);
-      this.#maybeClosed();
-    });
+    // 'close' comes once per socket: one listener of the server's for all of them.
+    sock.on('close', this.#untrack);
     const paused = this.#opts.pauseOnConnect === true;
     if (paused) sock.pause();
     publishAccepted(this, sock);

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fifoFootprint, initFifo } from '../shm/fifo.js';
 import { FifoConsumer } from '../shm/fifo-consumer.js';
+import { FifoProducer } from '../shm/fifo-producer.js';
 import type { AppSegment } from './app-segment.js';
 import { AppSession, type SessionOwner } from './app-session.js';
 
 const SIZE = 128 * 1024;
 
 /** A session over two fifos in a plain buffer; the segment only counts posts. */
-function makeSession() {
+function makeSession(daemonPeer = false) {
   const txOffset = 64;
   const rxOffset = txOffset + fifoFootprint(SIZE);
   const buffer = new SharedArrayBuffer(rxOffset + fifoFootprint(SIZE));
@@ -17,11 +18,14 @@ function makeSession() {
   const posts: number[] = [];
   const segment = {
     buffer,
-    daemonPeer: false,
+    daemonPeer,
     add() {},
     remove() {},
     post(slot: number) {
       posts.push(slot);
+    },
+    postSoon(slot: number) {
+      posts.push(-slot);
     },
   } as unknown as AppSegment;
   const session = new AppSession(1, segment, {
@@ -36,7 +40,9 @@ function makeSession() {
   session.open(owner);
   // The peer's end of our tx fifo, asleep (armed) as a reader that waits for data.
   const peer = new FifoConsumer(buffer, txOffset, SIZE);
-  return { session, posts, peer };
+  // The peer's end of our rx fifo.
+  const peerTx = new FifoProducer(buffer, rxOffset, SIZE);
+  return { session, posts, peer, peerTx };
 }
 
 test('held posts: a header and a body written together ring a sleeping reader once, after the body', () => {
@@ -120,4 +126,23 @@ test('deferred writes: a sleeping reader is told once a quarter of the fifo went
   assert.deepEqual(posts, [], 'nothing told while held');
   session.releasePosts();
   assert.deepEqual(posts, [3]);
+});
+
+test('a full close tells a peer app only while it may still write (no FIN from it yet); ferryd always', () => {
+  // postSoon is recorded as -slot.
+  const open = makeSession();
+  open.session.stopReading();
+  assert.deepEqual(open.posts, [-3], 'the peer may write on: it must hear of the close (EPIPE)');
+  assert.equal(open.peer.readable(), 0);
+
+  const finished = makeSession();
+  finished.peerTx.fin();
+  finished.session.stopReading();
+  assert.deepEqual(finished.posts, [], 'the peer sent FIN: nothing it does depends on our close');
+  assert.equal(finished.peerTx.peerClosed, true, 'the close is still in the fifo for the peer to see');
+
+  const carried = makeSession(true);
+  carried.peerTx.fin();
+  carried.session.stopReading();
+  assert.deepEqual(carried.posts, [-3], 'ferryd, as the peer of a session it carries, is told');
 });

@@ -366,7 +366,11 @@ export class AppSession implements SlotListener {
   /** Stops reading (full close); the peer's further writes fail with EPIPE. */
   stopReading(): void {
     this.#rx.close();
-    this.segment.postSoon(this.slot);
+    // A peer app that sent FIN writes no more, so it has nothing to learn from this close (its
+    // writes cannot fail, it waits for no space): no event, which was a third of the events of a
+    // short connection and a wake of the peer for nothing when it came alone. ferryd, as the peer
+    // of sessions it carries, is still told.
+    if (!this.#rx.finSet || this.segment.daemonPeer) this.segment.postSoon(this.slot);
   }
 
   /** Detaches from the segment; the fifos belong to ferryd again once it hears close. */
