@@ -12,7 +12,7 @@ import {
   RelayDecoder,
   TopicRingWriter,
 } from '@ferry/sdk/internal';
-import { runScribbleOp, scribblePrograms } from '@ferry/sdk/testing/topics';
+import { leaveOpensOdd, runScribbleOp, scribblePrograms } from '@ferry/sdk/testing/topics';
 import fc from 'fast-check';
 import { Topic } from './topic.js';
 import { RelayOut } from './topic-relay-out.js';
@@ -60,6 +60,33 @@ describe('a topic relay and a publisher slot given to another publisher', () => 
         { gap: 0, value: { o: 1 } },
         { gap: 3, value: { n: 1 } },
       ]);
+    } finally {
+      topic.release();
+    }
+  });
+});
+
+describe('a topic relay and an OPENS left odd', () => {
+  it('ferryd’s relay takes a new publisher over at once: no hand-over can be under way while it runs', async () => {
+    const topic = new Topic('ns', 't', 4096, { slow: 'lose-oldest', maxLagBytes: 1 << 20 });
+    try {
+      topic.addPublisher({ app: null, sessionId: 1, index: 0 });
+      const { socket, chunks } = keepingSocket();
+      new RelayOut(topic, socket, 0, true, () => {});
+      new TopicRingWriter(topic.seg, 0).write(encodePlain({ o: 1 }));
+      await turn();
+      // A member leaves OPENS odd, as if ferryd were giving a slot away for good.
+      leaveOpensOdd(topic.seg);
+      topic.removePublisher(0);
+      topic.addPublisher({ app: null, sessionId: 2, index: 0 });
+      new TopicRingWriter(topic.seg, 0).write(encodePlain({ n: 1 }));
+      await turn();
+      await turn();
+      const decode = createTopicDecoder();
+      const values = new RelayDecoder(4096)
+        .push(Buffer.concat(chunks))
+        .flatMap((f) => (f.kind === RELAY_KIND.RECORD ? [decode(f.payload)] : []));
+      assert.deepEqual(values, [{ o: 1 }, { n: 1 }]);
     } finally {
       topic.release();
     }

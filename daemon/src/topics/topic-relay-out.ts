@@ -118,7 +118,9 @@ export class RelayOut {
         // What the previous publisher wrote that this relay had not read is gone (and all that any
         // publisher the slot had in between wrote): forwarded as a gap before the new publisher's
         // first record. Still being opened, or given away again meanwhile: the next drain looks.
-        const next = TopicRingReader.takeOver(seg, i, epoch, this.#readers[i]);
+        // OPENS is not waited for: ferryd's hand-overs run on this thread, never during this
+        // drain, so an odd one was left by a member and would stop the relay for good.
+        const next = TopicRingReader.takeOver(seg, i, epoch, this.#readers[i], false);
         if (next === null) {
           more = true;
           continue;

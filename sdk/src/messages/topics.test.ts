@@ -20,7 +20,7 @@ import {
 } from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { dup } from '../sys/fd.js';
-import { runScribbleOp, scribblePrograms } from './testing/topic-scribbles.js';
+import { leaveOpensOdd, runScribbleOp, scribblePrograms } from './testing/topic-scribbles.js';
 import { Subscriber } from './topics.js';
 
 /** Just what a Subscriber asks of its attachment; notices go nowhere. */
@@ -611,4 +611,29 @@ describe('a subscriber and hand-overs racing its poll (SEQ_BEFORE and PREV_SEQ)'
       }
     });
   }
+});
+
+describe('a subscriber and an OPENS left odd (a member scribbling ferryd’s word)', () => {
+  it('a new publisher is still read, after a bounded number of polls that wait for the hand-over to end', () => {
+    const seg = TopicSegment.create('t', 1, 4096);
+    try {
+      seg.openSlot(0);
+      const { sub, got } = collectingSubscriber(seg);
+      new TopicRingWriter(seg, 0).write(encodePlain({ a: 1 }));
+      assert.equal(sub.poll(), 1);
+      leaveOpensOdd(seg);
+      handOver(seg, 'b', 1);
+      let polls = 0;
+      while (got.length < 2 && polls < 100_000) {
+        sub.poll();
+        polls++;
+      }
+      assert.deepEqual(got, [{ a: 1 }, { b: 1 }]);
+      // It waits (OPENS_PATIENCE, 1,024 polls) for a hand-over that may be under way, then reads.
+      assert.ok(polls > 100 && polls <= 2_000, `${polls} polls`);
+      assert.equal(sub.dropped, 0);
+    } finally {
+      seg.release();
+    }
+  });
 });

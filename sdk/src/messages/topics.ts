@@ -107,6 +107,16 @@ export async function subscribe(name: string, opts: SubscribeOptions = {}): Prom
  */
 const READ_BATCH = 32;
 
+/**
+ * Polls in a row a subscriber waits for a hand-over that looks under way (OPENS odd) before it
+ * takes the slot's counts without that check: ferryd's hand-over is a few stores, so only a ferryd
+ * that lost its CPU in the middle keeps it odd for long, or a member that wrote OPENS (which would
+ * otherwise keep every later publisher unread and the subscriber polling for good). Past it the
+ * counts may be the next hand-over's, as before TOPIC_FLAG_OPENS_BRACKET: a lost count may be
+ * wrong, nothing worse.
+ */
+const OPENS_PATIENCE = 1024;
+
 /** Within one turn, sleeping subscribers are woken at least every this many messages. */
 const WAKE_EVERY = 64;
 /**
@@ -409,7 +419,7 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
         // not read when ferryd gave the slot away are gone with the zeroed indices, and so are all
         // those of any publisher the slot had in between: counted lost.
         const old = this.#readers[i];
-        const next = TopicRingReader.takeOver(seg, i, epoch, old);
+        const next = TopicRingReader.takeOver(seg, i, epoch, old, this.#unsettled < OPENS_PATIENCE);
         // Still being opened, or given away again while we looked: take it on the next poll.
         if (next === null) {
           settled = false;
@@ -427,7 +437,12 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
           break;
         }
       }
-      if (settled) this.#opensSeen = opens;
+      if (settled) {
+        this.#opensSeen = opens;
+        this.#unsettled = 0;
+      } else {
+        this.#unsettled++;
+      }
     }
     for (let i = 0; i < this.#readers.length && !stop; i++) {
       const r = this.#readers[i];
@@ -515,6 +530,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<unknown>, 
 
   /** OPENS as of the last poll that took every slot's EPOCH (-1: none yet). */
   #opensSeen = -1;
+  /** Polls in a row that left a slot's hand-over to the next one (OPENS_PATIENCE). */
+  #unsettled = 0;
 
   #push(value: unknown): void {
     if (this.#onMessage) {

@@ -247,17 +247,20 @@ export class TopicSegment {
    * EPOCH, so an EPOCH that reads `epoch` after them does not say they are its counts; they may be
    * the next hand-over's, half done. With TOPIC_FLAG_OPENS_BRACKET, OPENS even and unchanged around
    * the reads says no hand-over was under way or began meanwhile. An older ferryd's segment has
-   * only the EPOCH check (a reader of it may count a hand-over under way: what it always did).
+   * only the EPOCH check (a reader of it may count a hand-over under way: what it always did), and
+   * so does a reader with `trustOpens` false: ferryd's own (no hand-over can be under way while
+   * its thread reads), or one that waited long enough for an OPENS a member may have left odd.
    */
-  slotCounts(i: number, epoch: number): { seqBefore: number; prevSeq: number } | null {
+  slotCounts(i: number, epoch: number, trustOpens = true): { seqBefore: number; prevSeq: number } | null {
     const w = this.words;
     const b = this.#slotWord(i);
-    const opens = this.bracketsOpens ? Atomics.load(w, TOPIC_OPENS_OFFSET / 4) : 0;
+    const bracket = trustOpens && this.bracketsOpens;
+    const opens = bracket ? Atomics.load(w, TOPIC_OPENS_OFFSET / 4) : 0;
     if ((opens & 1) !== 0) return null;
     const seqBefore = Atomics.load(w, b + SLOT_SEQ_BEFORE / 4);
     const prevSeq = Atomics.load(w, b + SLOT_PREV_SEQ / 4);
     if (Atomics.load(w, b + SLOT_EPOCH / 4) !== epoch) return null;
-    if (this.bracketsOpens && Atomics.load(w, TOPIC_OPENS_OFFSET / 4) !== opens) return null;
+    if (bracket && Atomics.load(w, TOPIC_OPENS_OFFSET / 4) !== opens) return null;
     return { seqBefore, prevSeq };
   }
 
@@ -620,15 +623,17 @@ export class TopicRingReader {
    * or one made while they were read: TopicSegment.slotCounts). The new reader gets the counts of
    * the same read, not its own later one, which a hand-over in between would make the next
    * epoch's (its publisher's messages then left out of the count at its own hand-over).
+   * `trustOpens`: as slotCounts' (false: an odd OPENS is not waited for).
    */
   static takeOver(
     seg: TopicSegment,
     slot: number,
     epoch: number,
     old: TopicRingReader | null | undefined,
+    trustOpens = true,
   ): { reader: TopicRingReader; unread: number } | null {
     if (seg.slotState(slot) === SLOT_FREE) return null;
-    const counts = seg.slotCounts(slot, epoch);
+    const counts = seg.slotCounts(slot, epoch, trustOpens);
     if (counts === null) return null;
     const unread = old ? old.#unreadAtHandover(epoch, counts.seqBefore, counts.prevSeq) : 0;
     return { reader: new TopicRingReader(seg, slot, 'start', epoch, counts.seqBefore), unread };

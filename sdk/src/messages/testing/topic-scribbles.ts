@@ -73,3 +73,8 @@ export function runScribbleOp(
     Atomics.store(seg.words, typeof w === 'number' ? w : seg.slotWord(w.slot) + w.o / 4, op.v);
   }
 }
+
+/** A member adds 1 to OPENS: odd for good, every later hand-over looks under way to a reader that trusts it. */
+export function leaveOpensOdd(seg: TopicSegment): void {
+  Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
+}
