@@ -12,8 +12,13 @@ import {
   RelayDecoder,
   TopicRingWriter,
 } from '@ferry/sdk/internal';
-import { leaveOpensOdd, runScribbleOp, scribblePrograms } from '@ferry/sdk/testing/topics';
 import fc from 'fast-check';
+// The SDK's topic test-kit, by path: test helpers are not in its package, nor among its exports.
+import {
+  leaveOpensOdd,
+  runScribbleOp,
+  scribblePrograms,
+} from '../../../sdk/dist/messages/testing/topic-scribbles.js';
 import { Topic } from './topic.js';
 import { RelayOut } from './topic-relay-out.js';
 

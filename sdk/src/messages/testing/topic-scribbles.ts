@@ -2,8 +2,8 @@
 // in messages/, ferryd's relay in daemon/src/topics): any topic member maps the segment writable
 // and can scribble over the words only ferryd should write. Both tests run the same random
 // programs of writes, scribbles and hand-overs, each with one op of its own (a poll, a loop turn).
-// Daemon tests import this as `@ferry/sdk/testing/topics` (test-only: dist/**/testing is not
-// published).
+// Daemon tests import it by path (sdk/dist/messages/testing/): test helpers are neither in the
+// SDK's package nor among its exports.
 import fc from 'fast-check';
 import { encodePlain } from '../../proto/message-values.js';
 import {
