@@ -5,7 +5,7 @@
 // path (client, server, ferryd).
 //
 //   npm run bench:messages -- [--rounds 5] [--scale 1] [--case oneway,rtt,bulk,pubsub] [--json]
-//     [--variants net,zmq,ferry,ferry-interrupt(,ferry-poll)] [--warmup 20000] [--pace-ns 0]
+//     [--variants net,zmq,ferry,ferry-interrupt(,ferry-poll)] [--warmup 20000] [--oneway-warmup 100000] [--pace-ns 0]
 //     [--pin] [--rtt-detail]
 //
 // --pin: client and server each on a vCPU of its own (see pinSelf). --rtt-detail: each round's
@@ -181,13 +181,20 @@ async function client(variant: Variant, workload: Workload, target: string, n: n
 
 /**
  * One-way messages sent (and counted by the server) before the timed part, by every variant alike
- * (`--warmup`, default 20,000; 0 for none): the figure is then each variant's steady rate, not
+ * (`--oneway-warmup`, default 100,000; round trips `--warmup`, default 20,000; 0 for none): the figure is then each variant's steady rate, not
  * mostly its JIT warming up (at 90,000 messages, a third of Ferry's CPU per message was that).
  * Round trips likewise (see roundTrips), not capped at the timed count.
  */
 function warmupOf(workload: Workload, n: number): number {
   if (workload === 'bulk') return 0;
-  const w = Number(process.env['BENCH_WARMUP'] ?? 20_000);
+  // One-way has its own, larger default: 20,000 small messages (~960 KB) never filled the 1 MiB
+  // fifo, so the ring's first wrap and the receiver's recompiles after it (11-28 ms, msgs14) fell
+  // inside a timed part of ~80 ms at 3.7 M/s. 100,000 wraps it about four times.
+  const w = Number(
+    (workload === 'oneway' ? process.env['BENCH_ONEWAY_WARMUP'] : undefined) ??
+      process.env['BENCH_WARMUP'] ??
+      20_000,
+  );
   if (!(Number.isFinite(w) && w > 0)) return 0;
   // Round trips: the whole warm-up whatever n (see roundTrips).
   return workload === 'rtt' ? Math.round(w) : Math.min(Math.round(w), n);
@@ -222,7 +229,7 @@ async function pubsubPublisher(variant: Variant, target: string, n: number): Pro
   }
   process.send?.({ ready: true });
   await new Promise((r) => process.once('message', r));
-  // Warm-up (--warmup, as one-way's; every variant alike): messages with an earlier ts, which the
+  // Warm-up (--warmup, as round trips'; every variant alike): messages with an earlier ts, which the
   // subscribers receive but do not count, then a pause in which they catch up; the timed part
   // is then each side's steady cost, not mostly its JIT warming up. Their ids run from 0 as the
   // timed ones do: numbered below 0 (negative ints, a kind the timed part never sends), the
@@ -749,6 +756,7 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       variants: { type: 'string', default: 'net,zmq,ferry,ferry-interrupt' },
       warmup: { type: 'string', default: '20000' },
+      'oneway-warmup': { type: 'string', default: '100000' },
       'pace-ns': { type: 'string', default: '0' },
       pin: { type: 'boolean', default: false },
       'rtt-detail': { type: 'boolean', default: false },
@@ -769,6 +777,11 @@ async function main(): Promise<void> {
     throw new Error(`--warmup must be a whole number of messages, got '${values.warmup}'`);
   }
   process.env['BENCH_WARMUP'] = String(warmup);
+  const onewayWarmup = Number(values['oneway-warmup']);
+  if (!Number.isInteger(onewayWarmup) || onewayWarmup < 0) {
+    throw new Error(`--oneway-warmup must be a whole number of messages, got '${values['oneway-warmup']}'`);
+  }
+  process.env['BENCH_ONEWAY_WARMUP'] = String(onewayWarmup);
   const paceNs = Number(values['pace-ns']);
   if (!Number.isFinite(paceNs) || paceNs < 0) {
     throw new Error(`--pace-ns must be a number of nanoseconds >= 0, got '${values['pace-ns']}'`);
