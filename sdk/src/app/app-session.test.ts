@@ -146,3 +146,22 @@ test('a full close tells a peer app only while it may still write (no FIN from i
   carried.session.stopReading();
   assert.deepEqual(carried.posts, [-3], 'ferryd, as the peer of a session it carries, is told');
 });
+
+test('a commit that tells the reader tells it of the deferred bytes too: no second post for them', async () => {
+  const { session, posts, peer } = makeSession();
+  for (const endOfTick of [false, true]) {
+    posts.length = 0;
+    assert.equal(peer.armData(), false);
+    assert.equal(session.writeDeferred(new Uint8Array(64)), 64);
+    const view = session.reserve(32);
+    assert.equal(session.commit(view.length, endOfTick), 32);
+    if (endOfTick) await new Promise<void>((resolve) => process.nextTick(resolve));
+    assert.deepEqual(posts, [3], 'the commit rings the sleeping reader');
+    // The reader reads all of it (the deferred bytes included) and sleeps again.
+    assert.equal(peer.readable(), 96);
+    peer.drop(96);
+    assert.equal(peer.armData(), false);
+    session.tellDeferred();
+    assert.deepEqual(posts, [3], 'the deferred bytes were told with the commit: no wake for nothing');
+  }
+});

@@ -249,13 +249,14 @@ export class AppSession implements SlotListener {
   commit(n: number, endOfTick = false): number {
     const r = this.#tx.commit(n);
     if (r <= 0) return r;
-    if (!endOfTick) {
-      if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
-    } else if (!this.#notifyScheduled) {
+    // #tell(): its post covers every byte published so far, writeDeferred()'s untold ones too, so
+    // they are marked told (a tellDeferred() after it rang a reader that had read them all).
+    if (!endOfTick) this.#tell();
+    else if (!this.#notifyScheduled) {
       this.#notifyScheduled = true;
       this.#notifyAfterCommits ??= () => {
         this.#notifyScheduled = false;
-        if (!this.#closed && this.#tx.notifyNeeded()) this.segment.post(this.slot);
+        if (!this.#closed) this.#tell();
       };
       process.nextTick(this.#notifyAfterCommits);
     }
