@@ -107,3 +107,25 @@ async function sendInTicks(s: Socket, payload: Buffer): Promise<void> {
   assert.equal(r['bytes'], payload.length);
   assert.equal(r['sha256'], createHash('sha256').update(payload).digest('hex'));
 }
+
+test('staged writes that reserve() published in a batch, with nothing committed, reach a sleeping reader at the end of the tick', async () => {
+  const s = connect({ uri: sinkUri });
+  s.on('error', () => {});
+  await once(s, 'connect');
+  try {
+    // A first write read in full: the reader (interrupt mode) is then asleep, armed for data.
+    s.write(Buffer.alloc(64, 1));
+    assert.equal((await nextReport(10_000, '64 bytes read', (m) => Number(m['got']) >= 64))['error'], undefined);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // One tick: an empty write opens the batch without telling the reader, the small writes are
+    // staged, and reserve() publishes the stage deferred (AppSession.writeDeferred). Nothing is
+    // committed: only the end of the batch (Socket#flushTick's tellDeferred) can wake the reader.
+    s.write(Buffer.alloc(0));
+    for (let i = 0; i < 10; i++) s.write(Buffer.alloc(64, 2));
+    assert.ok(s.reserve(64) !== null);
+    const r = await nextReport(10_000, '704 bytes read', (m) => Number(m['got']) >= 704);
+    assert.equal(r['error'], undefined);
+  } finally {
+    s.destroy();
+  }
+});

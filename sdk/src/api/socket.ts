@@ -930,6 +930,8 @@ export class Socket extends Duplex implements SessionOwner {
     if (s === null) return;
     const flushed = this.#staged === 0 || this.#flushStage(s);
     // The batch's deferred flushes: the reader hears of them now (waitForSpace below tells it too).
+    // Not only a safety net: a reserve() in the batch publishes the stage deferred and leaves it
+    // empty, so the flush above writes nothing that would tell (small-writes-wake.test.ts).
     s.tellDeferred();
     if (flushed) return;
     // Full fifo and no pending write to carry the stage: ask for space; onWritable flushes.
