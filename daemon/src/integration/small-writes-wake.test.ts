@@ -115,7 +115,10 @@ test('staged writes that reserve() published in a batch, with nothing committed,
   try {
     // A first write read in full: the reader (interrupt mode) is then asleep, armed for data.
     s.write(Buffer.alloc(64, 1));
-    assert.equal((await nextReport(10_000, '64 bytes read', (m) => Number(m['got']) >= 64))['error'], undefined);
+    assert.equal(
+      (await nextReport(10_000, '64 bytes read', (m) => Number(m['got']) >= 64))['error'],
+      undefined,
+    );
     await new Promise((resolve) => setTimeout(resolve, 50));
     // One tick: an empty write opens the batch without telling the reader, the small writes are
     // staged, and reserve() publishes the stage deferred (AppSession.writeDeferred). Nothing is
