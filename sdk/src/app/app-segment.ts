@@ -18,6 +18,19 @@ export interface SlotListener {
   onSegmentFailure(err: FerryError): void;
 }
 
+let sent = 0;
+/**
+ * How often this process sent anything to a peer (a post, or bytes published whether or not the
+ * peer asked to be told): only its changes mean something (Notifier's posts).
+ */
+export function processSends(): number {
+  return sent;
+}
+/** Counts a send for processSends(). */
+export function noteSent(): void {
+  sent++;
+}
+
 /** Segments with a ring deferred by postSoon (rung at exit if the process leaves first). */
 const pendingRings = new Set<AppSegment>();
 let exitHooked = false;
@@ -99,6 +112,7 @@ export class AppSegment {
   post(slot: number): void {
     this.#tx.push(slot);
     this.posts++;
+    sent++;
     if (this.#tx.wakeNeeded()) {
       this.rings++;
       if (debug.enabled) debug('segment %d: post slot %d, ring', this.id, slot);
@@ -116,6 +130,7 @@ export class AppSegment {
   postSoon(slot: number): void {
     this.#tx.push(slot);
     this.posts++;
+    sent++;
     if (this.#ringScheduled) return;
     this.#ringScheduled = true;
     if (!exitHooked) {
@@ -169,6 +184,14 @@ export class AppSegment {
       return 1;
     }
     return r;
+  }
+
+  /**
+   * The peer armed its wake flag on our queue and nothing has rung it since: it sleeps and posts
+   * nothing until rung (Notifier.peersAsleep). A read only; post() still claims the ring.
+   */
+  get peerAsleep(): boolean {
+    return this.#tx.consumerArmed;
   }
 
   /** Asks to be woken; true when events are already waiting (do not sleep). */

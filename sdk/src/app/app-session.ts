@@ -8,7 +8,7 @@ import { type FerryError, ferryError } from '../errors.js';
 import type { FifoPairRef } from '../proto/ctrl/messages.js';
 import { FifoConsumer, type FifoMemory, FifoProducer } from '../shm/index.js';
 import { LARGE_READ_BYTES, tuneMallocForLargeReads } from '../sys/index.js';
-import type { AppSegment, SlotListener } from './app-segment.js';
+import { type AppSegment, noteSent, type SlotListener } from './app-segment.js';
 
 const debug = debuglog('ferry');
 
@@ -109,6 +109,7 @@ export class AppSession implements SlotListener {
   /** Tells the peer of everything published so far, if it asked (a sleeping reader armed). */
   #tell(): void {
     this.#untold = 0;
+    noteSent();
     if (this.#tx.notifyNeeded()) this.segment.post(this.slot);
   }
 
@@ -249,6 +250,8 @@ export class AppSession implements SlotListener {
   commit(n: number, endOfTick = false): number {
     const r = this.#tx.commit(n);
     if (r <= 0) return r;
+    // Sent now, told at the end of the tick (#tell() notes the other case itself).
+    if (endOfTick) noteSent();
     // #tell(): its post covers every byte published so far, writeDeferred()'s untold ones too, so
     // they are marked told (a tellDeferred() after it rang a reader that had read them all).
     if (!endOfTick) this.#tell();

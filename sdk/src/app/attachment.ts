@@ -24,6 +24,7 @@ import type {
 import { FEATURE, NOTICE_OP, NOTICES_MAX } from '../proto/ctrl/messages.js';
 import { errorFromWire } from '../proto/ctrl/status.js';
 import { Notifier } from '../shm/index.js';
+import { type WakeSwitches, wakeSwitches } from '../shm/wake-switches.js';
 import {
   close,
   connectUnix,
@@ -34,7 +35,7 @@ import {
   type RunWaitStats,
   unixSocket,
 } from '../sys/index.js';
-import { AppSegment } from './app-segment.js';
+import { AppSegment, processSends } from './app-segment.js';
 import {
   fastOpenMessage,
   helloMessage,
@@ -188,7 +189,7 @@ export class Attachment extends EventEmitter {
   /** Unconnected sockets ferryd lent for handoff connects (lent-sockets.ts). */
   readonly lentSockets = new LentSocketPools((msg, ring) => this.notify(msg, ring));
 
-  private constructor(options: AttachOptions, doorbell: Doorbell) {
+  private constructor(options: AttachOptions, doorbell: Doorbell, switches: WakeSwitches) {
     super();
     this.options = options;
     this.#doorbell = doorbell;
@@ -206,7 +207,23 @@ export class Attachment extends EventEmitter {
       },
       busy: () => (this.#pollUntilMs > 0 && this.#expectingData()) || this.#writesBlocked(),
       contended: (now) => this.#contended(now),
+      ...(switches.peerGate ? { peersAsleep: () => this.#peersAsleep() } : {}),
+      yieldBeforeWindow: switches.yieldBeforeWindow,
+      posts: processSends,
     });
+  }
+
+  /**
+   * Every app this notifier hears from sleeps (see Notifier.peersAsleep). Only segments of the
+   * current ferryd count; orphans and extra pollers (topic readers: no peer flag to read) make it
+   * false.
+   */
+  #peersAsleep(): boolean {
+    if (this.#orphans.size > 0 || this.#pollers.size > 0) return false;
+    const segs = this.#segs();
+    if (segs.length === 0) return false;
+    for (let i = 0; i < segs.length; i++) if (!(segs[i] as AppSegment).peerAsleep) return false;
+    return true;
   }
 
   /**
@@ -225,7 +242,8 @@ export class Attachment extends EventEmitter {
     // The data doorbell lives as long as the attachment: peers of every generation ring it, and
     // each new ferryd gets its write end again. (We keep our own copy of the write end, so its
     // read end never reports 'end'; ferryd's death is seen on the control wake pipe instead.)
-    const att = new Attachment(options, Doorbell.create({ unref: true }));
+    const switches = wakeSwitches();
+    const att = new Attachment(options, Doorbell.create({ unref: true }), switches);
     try {
       await att.#hello();
     } catch (err) {

@@ -134,6 +134,14 @@ export class EventQueueProducer {
     return compareExchange(this.#ctl, WANT_WAKE, 1, 0) === 1;
   }
 
+  /**
+   * The consumer armed its wake flag and nothing has rung it since: it sleeps (or is about to), so
+   * it posts nothing back until rung. A read, not a claim: wakeNeeded() still decides the ring.
+   */
+  get consumerArmed(): boolean {
+    return Atomics.load(this.#ctl, WANT_WAKE) === 1;
+  }
+
   #loadHead(): boolean {
     // load-acquire: consumer-owned head (paired with its store-release after reading entries).
     const head = loadAcquire(this.#ctl, HEAD);

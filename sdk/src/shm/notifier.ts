@@ -115,6 +115,21 @@ export interface NotifierOptions {
    * wakes from sleep. Default: the process's (shm/wake-cost.ts).
    */
   wakeCost?: WakeCost;
+  /**
+   * Adaptive: true when every peer that could post to this notifier sleeps (armed its own wake
+   * flag, and nothing rang it since): an idle stretch then stops polling, since nothing can come
+   * until this side posts. Absent: never (shm/wake-switches.ts, FERRY_ADAPTIVE_PEER_GATE).
+   */
+  peersAsleep?: () => boolean;
+  /**
+   * Adaptive: after a turn that found work, end the turn before polling a window, so that what
+   * the work scheduled for later in the loop runs first (FERRY_ADAPTIVE_YIELD). A yield after
+   * which nothing was posted (`posts` did not move before the next turn: a stream's reader, whose
+   * work queues nothing) makes the next ones rarer, as failed probes do.
+   */
+  yieldBeforeWindow?: boolean;
+  /** What this process posted to peers so far (a count; only its changes are read). */
+  posts?: () => number;
 }
 
 /**
@@ -140,6 +155,13 @@ export class Notifier {
   readonly #busyMs: number;
   readonly #preemptedMs: number;
   readonly #wakeCost: WakeCost;
+  readonly #peersAsleep: (() => boolean) | undefined;
+  readonly #yieldBeforeWindow: boolean;
+  readonly #posts: () => number;
+  /** Yields: one per #yieldEvery stretches, stretches since the last, posts at the last (-1: none). */
+  #yieldEvery = 1;
+  #sinceYield = 0;
+  #yieldPosts = -1;
   #running = false;
   #scheduled = false;
   #sleeping = false;
@@ -203,6 +225,9 @@ export class Notifier {
     }
     const wakeCost = options.wakeCost ?? processWakeCost;
     this.#wakeCost = wakeCost;
+    this.#peersAsleep = options.peersAsleep;
+    this.#yieldBeforeWindow = options.yieldBeforeWindow === true;
+    this.#posts = options.posts ?? (() => 0);
     const adaptive = mode === NOTIFY_MODE.ADAPTIVE;
     doorbell.onRing(() => {
       if (!this.#running) return;
@@ -293,6 +318,12 @@ export class Notifier {
     this.#scheduled = false;
     this.#yield = false;
     if (!this.#running) return;
+    if (this.#yieldPosts >= 0) {
+      // The turn after a yield: did what ran in between send anything? If not, it needed no yield.
+      this.#yieldEvery =
+        this.#posts() !== this.#yieldPosts ? 1 : Math.min(PROBE_EVERY_MAX, this.#yieldEvery * 2);
+      this.#yieldPosts = -1;
+    }
     if (this.#mode === NOTIFY_MODE.INTERRUPT) this.#interruptTurn();
     else if (this.#mode === NOTIFY_MODE.ADAPTIVE && this.#contended?.(performance.now()) === true) {
       // No idle core: a turn as in interrupt mode (arm after the first empty poll).
@@ -325,8 +356,10 @@ export class Notifier {
     /** The idle stretch this turn is in was looked at (probe or not); skip: decide at once. */
     let stretchSeen = this.#idle;
     let skip = false;
+    let worked = false;
     do {
       if (this.#poll() > 0) {
+        worked = true;
         if (this.#idle) this.#learnGap(now - this.#lastWorkMs);
         this.#lastWorkMs = now;
         stretchSeen = false;
@@ -341,6 +374,21 @@ export class Notifier {
         if (!stretchSeen) {
           stretchSeen = true;
           skip = adaptive && this.#skipProbe();
+          if (
+            adaptive &&
+            worked &&
+            !skip &&
+            this.#yieldBeforeWindow &&
+            ++this.#sinceYield >= this.#yieldEvery
+          ) {
+            // The window polls from the next turn, after what this turn's work queued (setImmediate).
+            this.#sinceYield = 0;
+            this.#yieldPosts = this.#posts();
+            this.#idle = true;
+            this.#lastWorkMs = now;
+            this.#schedule();
+            return;
+          }
         }
         // Empty polls read the clock once per batch: each reading returns a fresh heap number
         // (performance.now() is not inlined), and reading it after every poll made a spinning
@@ -365,15 +413,18 @@ export class Notifier {
           this.#preempted(after);
         }
         now = after;
+        // Every peer sleeps: nothing can come before this side posts (not the window's failure).
+        const gated = adaptive && !skipped && this.#peersAsleep?.() === true;
         if (
           adaptive &&
-          (((skipped || (this.#probing && now - this.#lastWorkMs >= this.#probeMs)) &&
+          (((skipped || gated || (this.#probing && now - this.#lastWorkMs >= this.#probeMs)) &&
             this.#busy?.() !== true) ||
             this.#idleEnough(now - this.#lastWorkMs, now))
         ) {
           if (!this.#arm()) {
             this.#sleeping = true;
-            if (this.#probing) {
+            if (gated) this.#probing = false;
+            else if (this.#probing) {
               this.#probing = false;
               this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2);
               this.#probeMs = Math.max(MIN_WINDOW_MS, (now - this.#lastWorkMs) / 2);
