@@ -10,6 +10,7 @@ import {
   encodePlain,
   RELAY_KIND,
   RelayDecoder,
+  TOPIC_WAKE0_OFFSET,
   TopicRingWriter,
 } from '@ferry/sdk/internal';
 import fc from 'fast-check';
@@ -17,6 +18,7 @@ import fc from 'fast-check';
 import {
   leaveOpensOdd,
   runScribbleOp,
+  scribbleFreeEpoch,
   scribblePrograms,
 } from '../../../sdk/dist/messages/testing/topic-scribbles.js';
 import { Topic } from './topic.js';
@@ -146,5 +148,37 @@ describe('a topic relay and hostile slot words', () => {
       }),
       { numRuns: 600 },
     );
+  });
+});
+
+describe('a topic relay and the EPOCH of a slot never given', () => {
+  it('ferryd’s relay takes it (its hand-overs run on ferryd’s thread: no opening is under way) and sleeps, not draining for good', async () => {
+    const topic = new Topic('ns', 't', 4096, { slow: 'lose-oldest', maxLagBytes: 1 << 20 });
+    try {
+      topic.addPublisher({ app: null, sessionId: 1, index: 0 });
+      const { socket, chunks } = keepingSocket();
+      new RelayOut(topic, socket, 0, true, () => {});
+      new TopicRingWriter(topic.seg, 0).write(encodePlain({ o: 1 }));
+      await turn();
+      // A member writes slot 1's EPOCH (slot 1 was never given), and the relay is woken.
+      scribbleFreeEpoch(topic.seg, 1);
+      topic.published();
+      for (let i = 0; i < 8; i++) await turn();
+      const asleep = (Atomics.load(topic.seg.words, TOPIC_WAKE0_OFFSET / 4) & 1) !== 0;
+      assert.ok(asleep, 'the relay armed its wake bit (it was rescheduling its drain every turn)');
+      // ferryd gives slot 1 to a publisher: the relay forwards its first record.
+      topic.addPublisher({ app: null, sessionId: 2, index: 1 });
+      new TopicRingWriter(topic.seg, 1).write(encodePlain({ n: 1 }));
+      topic.published();
+      await turn();
+      await turn();
+      const decode = createTopicDecoder();
+      const values = new RelayDecoder(4096)
+        .push(Buffer.concat(chunks))
+        .flatMap((f) => (f.kind === RELAY_KIND.RECORD ? [decode(f.payload)] : []));
+      assert.deepEqual(values, [{ o: 1 }, { n: 1 }]);
+    } finally {
+      topic.release();
+    }
   });
 });

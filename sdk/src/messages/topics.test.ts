@@ -20,7 +20,12 @@ import {
 } from '../shm/topic-layout.js';
 import { TopicRingWriter, TopicSegment } from '../shm/topic-ring.js';
 import { dup } from '../sys/fd.js';
-import { leaveOpensOdd, runScribbleOp, scribblePrograms } from './testing/topic-scribbles.js';
+import {
+  leaveOpensOdd,
+  runScribbleOp,
+  scribbleFreeEpoch,
+  scribblePrograms,
+} from './testing/topic-scribbles.js';
 import { Subscriber } from './topics.js';
 
 /** Just what a Subscriber asks of its attachment; notices go nowhere. */
@@ -631,6 +636,39 @@ describe('a subscriber and an OPENS left odd (a member scribbling ferryd’s wor
       assert.deepEqual(got, [{ a: 1 }, { b: 1 }]);
       // It waits (OPENS_PATIENCE, 1,024 polls) for a hand-over that may be under way, then reads.
       assert.ok(polls > 100 && polls <= 2_000, `${polls} polls`);
+      assert.equal(sub.dropped, 0);
+    } finally {
+      seg.release();
+    }
+  });
+});
+
+describe('a subscriber and the EPOCH of a slot never given (a member scribbling ferryd’s word)', () => {
+  it('it sleeps again after a bounded number of polls, and still reads a publisher the slot gets later', () => {
+    const seg = TopicSegment.create('t', 2, 4096);
+    try {
+      seg.openSlot(0);
+      const { sub, got } = collectingSubscriber(seg);
+      new TopicRingWriter(seg, 0).write(encodePlain({ a: 1 }));
+      assert.equal(sub.poll(), 1);
+      scribbleFreeEpoch(seg, 1);
+      // A slot FREE with a new EPOCH is one ferryd is opening (it marks it LIVE next), and that is
+      // waited for, up to OPENS_PATIENCE polls; a FREE slot waited for without end kept arm()
+      // finding work, and the subscriber polled for good.
+      let polls = 0;
+      let slept = false;
+      while (!slept && polls < 100_000) {
+        sub.poll();
+        polls++;
+        slept = !sub.arm();
+      }
+      assert.ok(slept, `still polling after ${polls} polls`);
+      assert.ok(polls <= 2_000, `${polls} polls`);
+      // ferryd gives the slot to a publisher now: read from its first message.
+      seg.openSlot(1);
+      new TopicRingWriter(seg, 1).write(encodePlain({ b: 1 }));
+      for (let i = 0; i < 4; i++) sub.poll();
+      assert.deepEqual(got, [{ a: 1 }, { b: 1 }]);
       assert.equal(sub.dropped, 0);
     } finally {
       seg.release();

@@ -108,12 +108,12 @@ export async function subscribe(name: string, opts: SubscribeOptions = {}): Prom
 const READ_BATCH = 32;
 
 /**
- * Polls in a row a subscriber waits for a hand-over that looks under way (OPENS odd) before it
- * takes the slot's counts without that check: ferryd's hand-over is a few stores, so only a ferryd
- * that lost its CPU in the middle keeps it odd for long, or a member that wrote OPENS (which would
- * otherwise keep every later publisher unread and the subscriber polling for good). Past it the
- * counts may be the next hand-over's, as before TOPIC_FLAG_OPENS_BRACKET: a lost count may be
- * wrong, nothing worse.
+ * Polls in a row a subscriber waits for a hand-over that looks under way (OPENS odd, or a slot
+ * still FREE with a new EPOCH) before it takes the slot and its counts without that check:
+ * ferryd's hand-over is a few stores, so only a ferryd that lost its CPU in the middle keeps it so
+ * for long, or a member that wrote OPENS or EPOCH (which would otherwise keep every later
+ * publisher unread, or the subscriber polling, for good). Past it the counts may be the next
+ * hand-over's, as before TOPIC_FLAG_OPENS_BRACKET: a lost count may be wrong, nothing worse.
  */
 const OPENS_PATIENCE = 1024;
 

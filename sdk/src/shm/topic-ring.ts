@@ -623,7 +623,11 @@ export class TopicRingReader {
    * or one made while they were read: TopicSegment.slotCounts). The new reader gets the counts of
    * the same read, not its own later one, which a hand-over in between would make the next
    * epoch's (its publisher's messages then left out of the count at its own hand-over).
-   * `trustOpens`: as slotCounts' (false: an odd OPENS is not waited for).
+   * `trustOpens`: as slotCounts' (false: an odd OPENS is not waited for), and a FREE slot is not
+   * waited for either: it is taken, read from its start once ferryd marks it LIVE. ferryd's own
+   * reader (no opening can be under way while it runs) and a subscriber that waited
+   * OPENS_PATIENCE polls would otherwise look at a FREE slot whose EPOCH a member scribbled on
+   * every poll for good (ferryd's relay rescheduled its drain every turn, a subscriber never slept).
    */
   static takeOver(
     seg: TopicSegment,
@@ -632,7 +636,7 @@ export class TopicRingReader {
     old: TopicRingReader | null | undefined,
     trustOpens = true,
   ): { reader: TopicRingReader; unread: number } | null {
-    if (seg.slotState(slot) === SLOT_FREE) return null;
+    if (trustOpens && seg.slotState(slot) === SLOT_FREE) return null;
     const counts = seg.slotCounts(slot, epoch, trustOpens);
     if (counts === null) return null;
     const unread = old ? old.#unreadAtHandover(epoch, counts.seqBefore, counts.prevSeq) : 0;

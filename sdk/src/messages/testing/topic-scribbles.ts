@@ -78,3 +78,12 @@ export function runScribbleOp(
 export function leaveOpensOdd(seg: TopicSegment): void {
   Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 1);
 }
+
+/**
+ * A member adds 1 to the EPOCH of slot `slot`, which ferryd never gave to a publisher (FREE), and
+ * 2 to OPENS (even: no hand-over looks under way), so that readers look at every slot's EPOCH.
+ */
+export function scribbleFreeEpoch(seg: TopicSegment, slot: number): void {
+  Atomics.add(seg.words, seg.slotWord(slot) + SLOT_EPOCH / 4, 1);
+  Atomics.add(seg.words, TOPIC_OPENS_OFFSET / 4, 2);
+}
