@@ -250,7 +250,8 @@ export class AppSession implements SlotListener {
   commit(n: number, endOfTick = false): number {
     const r = this.#tx.commit(n);
     if (r <= 0) return r;
-    // Sent now, told at the end of the tick (#tell() notes the other case itself).
+    // Sent now, told at the end of the tick (whose #tell() notes it again: only changes of the
+    // count are read; without endOfTick, #tell() notes it).
     if (endOfTick) noteSent();
     // #tell(): its post covers every byte published so far, writeDeferred()'s untold ones too, so
     // they are marked told (a tellDeferred() after it rang a reader that had read them all).
