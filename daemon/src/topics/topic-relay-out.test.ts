@@ -41,16 +41,33 @@ function keepingSocket(): { socket: Socket; chunks: Buffer[] } {
   return { socket: s as unknown as Socket, chunks };
 }
 
+/**
+ * A relay (wake bit 0) of `topic`, whose publisher in slot 0 wrote { o: 1 }, which the relay has
+ * forwarded: the socket's chunks, and that publisher's writer.
+ */
+async function relayAfterFirstRecord(topic: Topic): Promise<{ chunks: Buffer[]; w: TopicRingWriter }> {
+  topic.addPublisher({ app: null, sessionId: 1, index: 0 });
+  const { socket, chunks } = keepingSocket();
+  new RelayOut(topic, socket, 0, true, () => {});
+  const w = new TopicRingWriter(topic.seg, 0);
+  w.write(encodePlain({ o: 1 }));
+  await turn();
+  return { chunks, w };
+}
+
+/** The values of the RECORD frames in what the relay wrote. */
+function relayedValues(chunks: Buffer[]): unknown[] {
+  const decode = createTopicDecoder();
+  return new RelayDecoder(4096)
+    .push(Buffer.concat(chunks))
+    .flatMap((f) => (f.kind === RELAY_KIND.RECORD ? [decode(f.payload)] : []));
+}
+
 describe('a topic relay and a publisher slot given to another publisher', () => {
   it('what the previous publisher wrote and the relay had not read goes as a gap before the next one’s first record', async () => {
     const topic = new Topic('ns', 't', 4096, { slow: 'lose-oldest', maxLagBytes: 1 << 20 });
     try {
-      topic.addPublisher({ app: null, sessionId: 1, index: 0 });
-      const { socket, chunks } = keepingSocket();
-      new RelayOut(topic, socket, 0, true, () => {});
-      const w = new TopicRingWriter(topic.seg, 0);
-      w.write(encodePlain({ o: 1 }));
-      await turn();
+      const { chunks, w } = await relayAfterFirstRecord(topic);
       // Three more, then the publisher leaves and the next takes its slot before the relay drains.
       for (let i = 2; i <= 4; i++) w.write(encodePlain({ o: i }));
       topic.removePublisher(0);
@@ -77,11 +94,7 @@ describe('a topic relay and an OPENS left odd', () => {
   it('ferryd’s relay takes a new publisher over at once: no hand-over can be under way while it runs', async () => {
     const topic = new Topic('ns', 't', 4096, { slow: 'lose-oldest', maxLagBytes: 1 << 20 });
     try {
-      topic.addPublisher({ app: null, sessionId: 1, index: 0 });
-      const { socket, chunks } = keepingSocket();
-      new RelayOut(topic, socket, 0, true, () => {});
-      new TopicRingWriter(topic.seg, 0).write(encodePlain({ o: 1 }));
-      await turn();
+      const { chunks } = await relayAfterFirstRecord(topic);
       // A member leaves OPENS odd, as if ferryd were giving a slot away for good.
       leaveOpensOdd(topic.seg);
       topic.removePublisher(0);
@@ -89,11 +102,7 @@ describe('a topic relay and an OPENS left odd', () => {
       new TopicRingWriter(topic.seg, 0).write(encodePlain({ n: 1 }));
       await turn();
       await turn();
-      const decode = createTopicDecoder();
-      const values = new RelayDecoder(4096)
-        .push(Buffer.concat(chunks))
-        .flatMap((f) => (f.kind === RELAY_KIND.RECORD ? [decode(f.payload)] : []));
-      assert.deepEqual(values, [{ o: 1 }, { n: 1 }]);
+      assert.deepEqual(relayedValues(chunks), [{ o: 1 }, { n: 1 }]);
     } finally {
       topic.release();
     }
@@ -155,11 +164,7 @@ describe('a topic relay and the EPOCH of a slot never given', () => {
   it('ferryd’s relay takes it (its hand-overs run on ferryd’s thread: no opening is under way) and sleeps, not draining for good', async () => {
     const topic = new Topic('ns', 't', 4096, { slow: 'lose-oldest', maxLagBytes: 1 << 20 });
     try {
-      topic.addPublisher({ app: null, sessionId: 1, index: 0 });
-      const { socket, chunks } = keepingSocket();
-      new RelayOut(topic, socket, 0, true, () => {});
-      new TopicRingWriter(topic.seg, 0).write(encodePlain({ o: 1 }));
-      await turn();
+      const { chunks } = await relayAfterFirstRecord(topic);
       // A member writes slot 1's EPOCH (slot 1 was never given), and the relay is woken.
       scribbleFreeEpoch(topic.seg, 1);
       topic.published();
@@ -172,11 +177,7 @@ describe('a topic relay and the EPOCH of a slot never given', () => {
       topic.published();
       await turn();
       await turn();
-      const decode = createTopicDecoder();
-      const values = new RelayDecoder(4096)
-        .push(Buffer.concat(chunks))
-        .flatMap((f) => (f.kind === RELAY_KIND.RECORD ? [decode(f.payload)] : []));
-      assert.deepEqual(values, [{ o: 1 }, { n: 1 }]);
+      assert.deepEqual(relayedValues(chunks), [{ o: 1 }, { n: 1 }]);
     } finally {
       topic.release();
     }
