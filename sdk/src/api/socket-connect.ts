@@ -102,8 +102,11 @@ export function startConnect<S extends Connectable>(
   connectAsked(sock, opts, uri, takeHanded, ready, mayFast, !onHand);
 }
 
-/** Connects `sock` on a pair `att` holds for `uri`, without asking ferryd; false: none on hand. */
-function takeFast(sock: Connectable, att: Attachment, uri: string): boolean {
+/**
+ * Connects `sock` on a pair `att` holds for `uri`, without asking ferryd; false: none on hand.
+ * Exported for its test.
+ */
+export function takeFast(sock: Connectable, att: Attachment, uri: string): boolean {
   const fast = att.pools.take(uri);
   if (!fast) return false;
   sock._attach(att, fast.session, fast.local, fast.remote, 'ct');
@@ -111,6 +114,12 @@ function takeFast(sock: Connectable, att: Attachment, uri: string): boolean {
   sock.onWritable();
   sock.emit('ready');
   sock._start();
+  // take() posted the open with its ring deferred to the end of the loop turn; the first bytes are
+  // in the fifo now, so a sleeping server is rung at once (only if it still sleeps). Deferred, a
+  // server on the other vCPU started on a turn's connects only after the client's whole turn
+  // (session 8's quiet run: client 69% busy, server 63%). Where the two share a loaded vCPU the
+  // early ring costs more wakes than it saves (BENCHMARKS.md, conn10).
+  fast.session.segment.ringPendingNow();
   return true;
 }
 
