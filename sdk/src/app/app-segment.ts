@@ -162,7 +162,10 @@ export class AppSegment {
     }
   };
 
-  /** Rings now what postSoon deferred (the process is exiting: no later turn). */
+  /**
+   * Rings now what postSoon deferred, if the peer still sleeps: at exit (no later turn), and at a
+   * fast connect once its first bytes are in the fifo (socket-connect.ts takeFast).
+   */
   ringPendingNow(): void {
     this.#ringLater();
   }
