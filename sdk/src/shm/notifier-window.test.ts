@@ -185,8 +185,8 @@ test('interrupt and poll modes ignore both switches', async () => {
   }
 });
 
-test('the switches: off unless set, 0 or 1, anything else a clear error', () => {
-  assert.deepEqual(parseWakeSwitches({}), { peerGate: false, yieldBeforeWindow: false });
+test('the switches: the yield on and the gate off unless set, 0 or 1, anything else a clear error', () => {
+  assert.deepEqual(parseWakeSwitches({}), { peerGate: false, yieldBeforeWindow: true });
   assert.deepEqual(parseWakeSwitches({ FERRY_ADAPTIVE_PEER_GATE: '1', FERRY_ADAPTIVE_YIELD: '0' }), {
     peerGate: true,
     yieldBeforeWindow: false,
