@@ -9,6 +9,15 @@ import { FakeDoorbell, untilAsleep, withFakeClock } from './testing/notifier-fak
 import { WakeCost } from './wake-cost.js';
 import { parseWakeSwitches } from './wake-switches.js';
 
+/** Starts the notifier on the fake clock, lets it run until it sleeps, and stops it. */
+async function runUntilAsleep(n: Notifier): Promise<void> {
+  await withFakeClock(async () => {
+    n.start();
+    await untilAsleep(n);
+    n.stop();
+  });
+}
+
 /**
  * Work arrives at the first poll; handling it queues a setImmediate (as undici queues the write of
  * its next request) which makes the peer's answer available at once. Returns the poll count when
@@ -40,11 +49,7 @@ async function afterWork(yieldBeforeWindow: boolean) {
     },
     arm: () => st.pending > 0,
   });
-  await withFakeClock(async () => {
-    n.start();
-    await untilAsleep(n);
-    n.stop();
-  });
+  await runUntilAsleep(n);
   return { ...st, wakeups: n.wakeups };
 }
 
@@ -139,11 +144,7 @@ async function pollsBeforeSleep(asleep: boolean, busy: boolean): Promise<number>
     },
     arm: () => st.pending > 0,
   });
-  await withFakeClock(async () => {
-    n.start();
-    await untilAsleep(n);
-    n.stop();
-  });
+  await runUntilAsleep(n);
   return st.polls - st.atWork;
 }
 
